@@ -1,0 +1,38 @@
+#include "common/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static _Thread_local char last_detail[1024];
+
+const char *qr_strerror(int code)
+{
+    switch (code) {
+    case QR_OK: return "success";
+    case QR_ENOMEM: return "out of memory";
+    case QR_EIO: return "input/output error";
+    case QR_EFORMAT: return "malformed or corrupt data";
+    case QR_EUNSUPPORTED: return "not supported";
+    case QR_EINVAL: return "invalid argument";
+    case QR_ELIMIT: return "limit exceeded";
+    case QR_ENOTFOUND: return "not found";
+    case QR_EBACKEND: return "compute backend error";
+    case QR_EMISMATCH: return "mismatch";
+    case QR_EINTERNAL: return "internal error";
+    case QR_ECANCELED: return "canceled";
+    default: return "unknown error";
+    }
+}
+
+int qr_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_detail, sizeof last_detail, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *qr_last_error(void) { return last_detail; }
+
+void qr_clear_error(void) { last_detail[0] = '\0'; }

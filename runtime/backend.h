@@ -1,0 +1,135 @@
+/* The compute backend interface: a small function table that model code is
+ * written against once (runtime/models), implemented by runtime/cpu (the
+ * reference, always built) and runtime/cuda (device buffers + one stream).
+ *
+ * Model of execution
+ * - A qr_backend is one device plus one in-order queue (a CUDA stream). Ops
+ *   are enqueued in call order and may run asynchronously; qr_be_sync() waits
+ *   for all of them. Data crosses host<->device only through upload/download
+ *   (which are ordered with the queue) and through the small host arrays some
+ *   ops take (token ids, positions, sequence descriptors), which the backend
+ *   copies before the call returns, so the caller may reuse them at once.
+ * - Tensors are 2-D and row-major: rows x cols, row i at data + i*row_bytes.
+ *   3-D quantities use column groups: Q (n_tok, n_head*head_dim) is row = token,
+ *   head h at columns [h*head_dim, (h+1)*head_dim).
+ * - Activations are QR_F32 on the CPU backend; a backend may choose another
+ *   activation type (be->act_dtype) and model code only allocates activations
+ *   through qr_be_tensor_alloc(be, act_dtype, ...), never touching their bytes.
+ * - Weights (qr_be_weight) are read-only after load and may be shared by many
+ *   request states; each request owns its activation and KV-cache tensors.
+ * - Every op returns 0 or a negative QR_E* code (with qr_fail detail); shapes
+ *   are checked by the backend and a mismatch is QR_EINVAL, never a crash.
+ */
+#ifndef QR_RUNTIME_BACKEND_H
+#define QR_RUNTIME_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/dtype.h"
+
+typedef struct qr_backend qr_backend;
+
+typedef struct qr_tensor {
+    void *data;        /* backend memory: host pointer (cpu) or device pointer (cuda) */
+    float *scale;      /* QR_I8 only: per-row f32 scales, in backend memory, rows entries */
+    qr_dtype dtype;    /* QR_F32/F16/BF16/I8/I32 */
+    int64_t rows, cols;
+    size_t row_bytes;  /* stride between rows; >= cols * element size */
+    bool owned;        /* data (and scale) were allocated by the backend and are freed by qr_be_tensor_free */
+} qr_tensor;
+
+/* One sequence inside a batched attention call. Query rows q_start..q_start+n_q-1
+ * of Q belong to it; it attends to key/value rows kv_start..kv_start+n_kv-1 of K
+ * and V. With causal attention, query row i (0-based inside the sequence) sits
+ * at absolute position q_pos0 + i and sees keys j (0-based) with j <= q_pos0 + i.
+ * For the encoder: n_kv = n_q = the sequence's real length (padding excluded),
+ * q_pos0 = 0, not causal. For decode over a KV cache: K/V are the cache, the
+ * sequence's slot starts at kv_start, n_kv = cached length after this step. */
+typedef struct qr_attn_seq {
+    int32_t q_start, n_q, q_pos0;
+    int32_t kv_start, n_kv;
+} qr_attn_seq;
+
+typedef enum { QR_POOL_MEAN = 0, QR_POOL_CLS, QR_POOL_LAST } qr_pool_mode;
+
+typedef struct qr_backend_ops {
+    const char *name; /* "cpu", "cuda" */
+
+    /* --- memory --- */
+    int (*tensor_alloc)(qr_backend *be, qr_dtype dt, int64_t rows, int64_t cols, qr_tensor *out);
+    void (*tensor_free)(qr_backend *be, qr_tensor *t);
+    /* Copies host f32 (rows x cols, dense) into t at row offset row0 (t must be QR_F32
+     * or the backend's act type, converting as needed). */
+    int (*upload)(qr_backend *be, qr_tensor *t, int64_t row0, const float *src, int64_t rows);
+    /* Copies rows row0..row0+rows-1 of t into host f32 dst (dense), converting as needed. */
+    int (*download)(qr_backend *be, const qr_tensor *t, int64_t row0, float *dst, int64_t rows);
+    int (*sync)(qr_backend *be);
+
+    /* Makes a weight tensor of type `want` (F32/F16/BF16/I8) from host data of
+     * type `src_dt` (rows x cols, dense; any storage type incl. GGUF blocks).
+     * The CPU backend may alias `src` without copying when want == src_dt and
+     * src outlives the tensor (mmap'd weights); flag `may_alias` says so. */
+    int (*weight_load)(qr_backend *be, const void *src, qr_dtype src_dt, int64_t rows, int64_t cols,
+                       qr_dtype want, bool may_alias, qr_tensor *out);
+
+    /* --- ops (y/out tensors are preallocated by the caller) --- */
+    /* out(n, d) = table[ids[i]] rows (ids on host, n entries, each < table.rows). */
+    int (*embed)(qr_backend *be, const qr_tensor *table, const int32_t *ids, int64_t n, qr_tensor *out);
+    /* y(n, out) = x(n, in) . W(out, in)^T + bias(out) (bias may be NULL; 1 x out, f32).
+     * W may be F32/F16/BF16/I8; accumulation is f32. */
+    int (*matmul)(qr_backend *be, const qr_tensor *x, const qr_tensor *w, const qr_tensor *bias, qr_tensor *y);
+    /* y += x, same shape. */
+    int (*add)(qr_backend *be, qr_tensor *y, const qr_tensor *x);
+    /* out = LayerNorm(x) * gamma + beta over each row (gamma/beta: 1 x cols f32). out may be x. */
+    int (*layernorm)(qr_backend *be, const qr_tensor *x, const qr_tensor *gamma, const qr_tensor *beta,
+                     float eps, qr_tensor *out);
+    /* out = x / sqrt(mean(x^2) + eps) * w over each row. out may be x. */
+    int (*rmsnorm)(qr_backend *be, const qr_tensor *x, const qr_tensor *w, float eps, qr_tensor *out);
+    /* In-place rotary embedding on x (n, n_head*head_dim), HF "half rotation"
+     * (rotate_half: pairs (i, i + head_dim/2)). pos: n host positions; inv_freq:
+     * head_dim/2 host floats (already including any rope scaling). */
+    int (*rope)(qr_backend *be, qr_tensor *x, int n_head, int head_dim, const int32_t *pos,
+                const float *inv_freq);
+    /* In-place exact GELU (erf form) on x. */
+    int (*gelu)(qr_backend *be, qr_tensor *x);
+    /* gate(n, f) = silu(gate) * up, in place. */
+    int (*silu_mul)(qr_backend *be, qr_tensor *gate, const qr_tensor *up);
+    /* Scaled dot-product attention, batched over sequences (descriptors on host).
+     * q (n_q_total, n_head*hd), k/v (n_kv_rows, n_kv_head*hd), out like q.
+     * Grouped-query: head h uses kv head h / (n_head / n_kv_head). */
+    int (*attention)(qr_backend *be, const qr_tensor *q, const qr_tensor *k, const qr_tensor *v,
+                     const qr_attn_seq *seqs, int n_seq, int n_head, int n_kv_head, int head_dim,
+                     float scale, bool causal, qr_tensor *out);
+    /* dst[dst_idx[i]] = src[src_idx[i]] for i < n (row copies; NULL index = identity).
+     * Used to write K/V into a cache and to gather last-token rows. */
+    int (*copy_rows)(qr_backend *be, const qr_tensor *src, const int32_t *src_idx, qr_tensor *dst,
+                     const int32_t *dst_idx, int64_t n);
+    /* out(n_seq, d): pooling over each sequence's rows of x (seqs use q_start/n_q). */
+    int (*pool)(qr_backend *be, const qr_tensor *x, const qr_attn_seq *seqs, int n_seq, qr_pool_mode mode,
+                qr_tensor *out);
+    /* Each row scaled to unit L2 norm (rows of norm 0 left as zeros). */
+    int (*l2norm)(qr_backend *be, qr_tensor *x);
+
+    void (*destroy)(qr_backend *be);
+} qr_backend_ops;
+
+/* Every backend struct begins with this header. */
+struct qr_backend {
+    const qr_backend_ops *ops;
+    qr_dtype act_dtype; /* activation type this backend computes in */
+};
+
+/* Creates the CPU backend with n_threads workers (0 = all online cores). */
+int qr_backend_cpu_create(int n_threads, qr_backend **out);
+/* Destroys any backend; NULL is fine. */
+void qr_backend_destroy(qr_backend *be);
+
+/* Convenience wrappers so model code reads as calls, not table lookups. */
+static inline int qr_be_tensor_alloc(qr_backend *be, qr_dtype dt, int64_t r, int64_t c, qr_tensor *o)
+{ return be->ops->tensor_alloc(be, dt, r, c, o); }
+static inline void qr_be_tensor_free(qr_backend *be, qr_tensor *t) { if (t) be->ops->tensor_free(be, t); }
+static inline int qr_be_sync(qr_backend *be) { return be->ops->sync(be); }
+
+#endif

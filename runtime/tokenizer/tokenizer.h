@@ -1,0 +1,45 @@
+/* Tokenizers, exact to the Hugging Face `tokenizers` library:
+ * WordPiece (BERT), byte-level BPE (GPT-2, Llama-3, Qwen2), SentencePiece-style
+ * BPE with byte fallback (Llama-2, Mistral, TinyLlama), loaded from
+ * tokenizer.json or from a GGUF vocabulary (tokenizer.ggml.model = bert,
+ * gpt2, llama). A loaded tokenizer is read-only and safe to share between
+ * threads. */
+#ifndef QR_RUNTIME_TOKENIZER_H
+#define QR_RUNTIME_TOKENIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/weights/gguf.h"
+
+typedef struct qr_tokenizer qr_tokenizer;
+
+/* Loads tokenizer.json (path to the file). */
+int qr_tokenizer_load_json(const char *path, qr_tokenizer **out);
+/* Loads the vocabulary embedded in a GGUF file. */
+int qr_tokenizer_load_gguf(const qr_gguf *g, qr_tokenizer **out);
+/* Model directory (tokenizer.json inside) or .gguf file. */
+int qr_tokenizer_load(const char *model_path, qr_tokenizer **out);
+void qr_tokenizer_free(qr_tokenizer *t);
+
+/* Encodes len bytes of text. add_special applies the post-processor
+ * (BERT [CLS] .. [SEP], Llama BOS, ...). *ids is malloc'd (caller frees),
+ * *n_ids its length. Invalid UTF-8 is handled as documented in tokenizer.c. */
+int qr_tokenize(const qr_tokenizer *t, const char *text, size_t len, bool add_special,
+                int32_t **ids, size_t *n_ids);
+/* Decodes ids to UTF-8 text (*out malloc'd, NUL-terminated). */
+int qr_detokenize(const qr_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, char **out);
+
+int32_t qr_tokenizer_n_vocab(const qr_tokenizer *t);
+/* Special ids, -1 when the tokenizer has none. */
+int32_t qr_tokenizer_bos(const qr_tokenizer *t);
+int32_t qr_tokenizer_eos(const qr_tokenizer *t);
+int32_t qr_tokenizer_pad(const qr_tokenizer *t);
+/* Id of an exact token string (added/special tokens included), -1 if absent. */
+int32_t qr_tokenizer_find(const qr_tokenizer *t, const char *token);
+/* The raw vocabulary string of id (borrowed), NULL if out of range. */
+const char *qr_tokenizer_piece(const qr_tokenizer *t, int32_t id);
+bool qr_tokenizer_is_special(const qr_tokenizer *t, int32_t id);
+
+#endif

@@ -1,0 +1,53 @@
+/* One view over the tensors of a model, whatever the files: a Hugging Face
+ * directory (model.safetensors, or shards listed by model.safetensors.index.json)
+ * or a GGUF file. All data is memory-mapped and read-only; the source must
+ * outlive every pointer taken from it. */
+#ifndef QR_RUNTIME_WEIGHTS_H
+#define QR_RUNTIME_WEIGHTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/dtype.h"
+#include "runtime/weights/gguf.h"
+
+typedef struct qr_wsrc qr_wsrc;
+
+typedef struct {
+    const char *name;  /* as stored in the file (HF names or GGUF names) */
+    const char *file;  /* the file holding it, for error messages */
+    qr_dtype dtype;
+    int n_dims;
+    int64_t shape[4];  /* outermost first (torch order) */
+    const void *data;  /* into the mapping */
+    size_t nbytes;
+} qr_wtensor;
+
+/* path: a model directory (with *.safetensors), a single .safetensors file, or
+ * a .gguf file. Use qr_model_resolve() first for HF ids and ollama: names. */
+int qr_wsrc_open(const char *path, qr_wsrc **out);
+void qr_wsrc_close(qr_wsrc *s);
+/* NULL unless the source is a GGUF file. Borrowed from s. */
+const qr_gguf *qr_wsrc_gguf(const qr_wsrc *s);
+size_t qr_wsrc_count(const qr_wsrc *s);
+const qr_wtensor *qr_wsrc_at(const qr_wsrc *s, size_t i);
+/* NULL if absent. Borrowed from s. */
+const qr_wtensor *qr_wsrc_find(const qr_wsrc *s, const char *name);
+/* Total bytes of tensor data. */
+uint64_t qr_wsrc_bytes(const qr_wsrc *s);
+
+/* Dequantizes/converts n elements of storage type t at src into f32 dst
+ * (n a multiple of the block size). */
+int qr_convert_to_f32(qr_dtype t, const void *src, int64_t n, float *dst);
+
+/* Resolves a user's model argument to a local path, never touching the
+ * network: an existing directory or file; a Hugging Face id ORG/NAME[@rev]
+ * looked up in $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub
+ * (models--ORG--NAME/snapshots/<rev from refs/main>); or ollama:NAME[:TAG]
+ * through the Ollama store's manifest to its GGUF blob ($OLLAMA_MODELS or
+ * ~/.ollama/models). On failure QR_ENOTFOUND with a detail that says what is
+ * missing and how to fetch it on a login node. *out is malloc'd; caller frees. */
+int qr_model_resolve(const char *arg, char **out);
+
+#endif

@@ -1,0 +1,64 @@
+/* Minimal assertion helpers for quire's unit tests. Each test program counts
+ * its checks, prints failures with file:line, ends with "N passed, N failed"
+ * and exits non-zero if any failed (meson reads the exit code). */
+#ifndef QR_TEST_H
+#define QR_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int qr_test_pass, qr_test_fail;
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (cond) {                                                                   \
+            qr_test_pass++;                                                           \
+        } else {                                                                      \
+            qr_test_fail++;                                                           \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                             \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                  \
+    do {                                                                      \
+        if (cond) {                                                           \
+            qr_test_pass++;                                                   \
+        } else {                                                              \
+            qr_test_fail++;                                                   \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                     \
+            fputc('\n', stderr);                                              \
+        }                                                                     \
+    } while (0)
+
+#define CHECK_INT(a, b) CHECK_MSG((long long)(a) == (long long)(b), "%lld != %lld", (long long)(a), (long long)(b))
+#define CHECK_NEAR(a, b, tol) \
+    CHECK_MSG(fabs((double)(a) - (double)(b)) <= (tol), "%.9g vs %.9g (tol %.3g)", (double)(a), (double)(b), (double)(tol))
+/* A library call that must succeed; prints qr_last_error() otherwise. */
+#define CHECK_OK(expr)                                                                      \
+    do {                                                                                    \
+        int rc_ = (expr);                                                                   \
+        CHECK_MSG(rc_ == 0, "%s -> %d (%s: %s)", #expr, rc_, qr_strerror(rc_), qr_last_error()); \
+    } while (0)
+
+static inline int qr_test_done(void)
+{
+    printf("%d passed, %d failed\n", qr_test_pass, qr_test_fail);
+    return qr_test_fail ? 1 : 0;
+}
+
+/* Path under ../shared (QUIRE_SHARED) or tests/fixtures (QUIRE_FIXTURES). */
+static inline const char *qr_test_path(const char *envvar, const char *rel)
+{
+    static char buf[8][4096];
+    static int slot;
+    const char *base = getenv(envvar);
+    char *b = buf[slot++ & 7];
+    snprintf(b, sizeof buf[0], "%s/%s", base ? base : ".", rel);
+    return b;
+}
+#define SHARED(rel) qr_test_path("QUIRE_SHARED", rel)
+#define FIXTURE(rel) qr_test_path("QUIRE_FIXTURES", rel)
+
+#endif
