@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages quire builds and tests with (idempotent; needs root or sudo).
 set -euo pipefail
-pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libpcre2-dev libopenblas-dev)
+pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libpcre2-dev libopenblas-dev libutf8proc-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
