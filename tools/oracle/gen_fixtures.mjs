@@ -1,0 +1,145 @@
+// Writes quire's tokenizer oracle fixtures with the Hugging Face `tokenizers`
+// library (npm package, Rust core) as the independent reference.
+//
+//   cd tools/oracle && npm ci && node gen_fixtures.mjs [N]
+//
+// Output, under tests/fixtures/tokenizer/oracle/:
+//   corpus.jsonl     one JSON string per line (the text to encode), N lines
+//   NAME.ids         line i: ids of corpus[i] with addSpecialTokens=false, each id as exactly
+//                    3 characters of the base64 alphabet A-Za-z0-9+/ (6 bits each, most
+//                    significant first: id = c0*4096 + c1*64 + c2), no separators; this keeps
+//                    the fixtures small (ids < 262144)
+//   NAME.dec         line i (for the first N_DEC strings): decode(ids of line i,
+//                    skipSpecialTokens=false): "=" when it equals corpus[i] exactly,
+//                    otherwise the decoded text as a JSON string
+//   manifest.json    per tokenizer: where tokenizer.json lives, the ids the post-processor
+//                    adds with addSpecialTokens=true (prefix/suffix, checked on every string
+//                    here; any string where that does not hold is listed in full under
+//                    "special_exceptions"), and what was overridden (truncation/padding).
+//
+// MiniLM's tokenizer.json enables truncation and padding to 128; both are
+// disabled for every tokenizer here so the ids are complete and unpadded.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import tokenizers from 'tokenizers';
+import { makeCorpus } from './corpus.mjs';
+
+const { Tokenizer } = tokenizers;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+const shared = path.resolve(root, '..', 'shared');
+const outDir = path.join(root, 'tests', 'fixtures', 'tokenizer', 'oracle');
+const N = parseInt(process.argv[2] || '10000', 10);
+const N_DEC = Math.min(N, 2000);
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const packIds = (ids) => ids.map((v) => {
+    if (v < 0 || v >= 262144) throw new Error(`id ${v} does not fit 3 base64 digits`);
+    return B64[v >> 12] + B64[(v >> 6) & 63] + B64[v & 63];
+}).join('');
+const version = createRequire(import.meta.url)('tokenizers/package.json').version;
+
+// base: "shared" (QUIRE_SHARED) or "fixtures" (QUIRE_FIXTURES), as the C test resolves them.
+const TOKENIZERS = [
+    { name: 'minilm', base: 'shared', rel: 'models/all-MiniLM-L6-v2-tokenizer/tokenizer.json' },
+    { name: 'qwen2.5', base: 'shared', rel: 'models/qwen2.5-tokenizer/tokenizer.json' },
+    { name: 'llama3', base: 'shared', rel: 'models/llama3-tokenizer/tokenizer.json' },
+    { name: 'llama2', base: 'fixtures', rel: 'tokenizer/llama2-tokenizer.json' },
+];
+
+const resolve = (t) => path.join(t.base === 'shared' ? shared : path.join(root, 'tests', 'fixtures'), t.rel);
+
+async function encodeAll(tok, texts, addSpecialTokens) {
+    const out = [];
+    const B = 512;
+    for (let i = 0; i < texts.length; i += B) {
+        const encs = await tok.encodeBatch(texts.slice(i, i + B), { addSpecialTokens });
+        for (const e of encs) out.push(e.getIds());
+    }
+    return out;
+}
+
+function findSubarray(hay, needle) {
+    for (let i = 0; i + needle.length <= hay.length; i++) {
+        let ok = true;
+        for (let j = 0; j < needle.length && ok; j++) ok = hay[i + j] === needle[j];
+        if (ok) return i;
+    }
+    return -1;
+}
+
+async function main() {
+    fs.mkdirSync(outDir, { recursive: true });
+    const corpus = makeCorpus(N);
+    fs.writeFileSync(path.join(outDir, 'corpus.jsonl'), corpus.map((s) => JSON.stringify(s)).join('\n') + '\n');
+
+    const manifest = {
+        generator: 'tools/oracle/gen_fixtures.mjs',
+        reference: `tokenizers (npm) ${version}`,
+        n_strings: corpus.length,
+        tokenizers: [],
+    };
+    for (const t of TOKENIZERS) {
+        const file = resolve(t);
+        if (!fs.existsSync(file)) {
+            console.error(`skip ${t.name}: ${file} missing`);
+            continue;
+        }
+        const tok = Tokenizer.fromFile(file);
+        tok.disableTruncation();
+        tok.disablePadding();
+        const plain = await encodeAll(tok, corpus, false);
+        const withSp = await encodeAll(tok, corpus, true);
+
+        // Learn the post-processor's prefix/suffix from one plain word.
+        const probe = (await tok.encode('hello', null, { addSpecialTokens: true })).getIds();
+        const core = (await tok.encode('hello', null, { addSpecialTokens: false })).getIds();
+        const at = findSubarray(probe, core);
+        if (at < 0) throw new Error(`${t.name}: cannot locate core ids in the special encoding`);
+        const prefix = probe.slice(0, at);
+        const suffix = probe.slice(at + core.length);
+        const exceptions = [];
+        for (let i = 0; i < corpus.length; i++) {
+            const want = prefix.concat(plain[i], suffix);
+            const got = withSp[i];
+            if (got.length !== want.length || got.some((v, j) => v !== want[j])) exceptions.push({ index: i, ids: got });
+        }
+
+        const dec = [];
+        let same = 0;
+        for (let i = 0; i < N_DEC; i++) {
+            const d = await tok.decode(plain[i], false);
+            if (d === corpus[i]) {
+                dec.push('=');
+                same++;
+            } else {
+                dec.push(JSON.stringify(d));
+            }
+        }
+        fs.writeFileSync(path.join(outDir, `${t.name}.ids`), plain.map(packIds).join('\n') + '\n');
+        fs.writeFileSync(path.join(outDir, `${t.name}.dec`), dec.join('\n') + '\n');
+        const n_ids = plain.reduce((a, x) => a + x.length, 0);
+        manifest.tokenizers.push({
+            name: t.name,
+            base: t.base,
+            path: t.rel,
+            overrides: { truncation: 'disabled', padding: 'disabled' },
+            special_prefix: prefix,
+            special_suffix: suffix,
+            special_exceptions: exceptions,
+            n_ids,
+            n_decoded: N_DEC,
+            decode_roundtrip_exact: same,
+        });
+        console.log(`${t.name}: ${n_ids} ids, ${exceptions.length} special exceptions, ` +
+            `decode == input for ${same}/${N_DEC}`);
+    }
+    fs.writeFileSync(path.join(outDir, 'manifest.json'), JSON.stringify(manifest, null, 1) + '\n');
+}
+
+main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+});
