@@ -33,7 +33,9 @@ typedef struct qr_model_config {
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int32_t rope_orig_max_pos;
     bool tie_embeddings;
-    bool qkv_bias;           /* Qwen2 */
+    bool qkv_bias;           /* Qwen2 (always), Llama attention_bias, BERT */
+    bool attn_out_bias;      /* o_proj bias: Llama attention_bias, BERT */
+    bool mlp_bias;           /* Llama mlp_bias, BERT */
     int32_t bos_id;          /* -1 if none */
     int32_t eos_ids[QR_MAX_EOS];
     int n_eos;
@@ -49,7 +51,8 @@ typedef struct qr_model_config {
 int qr_config_from_dir(const char *dir, qr_model_config *out);
 /* Reads general.architecture and <arch>.* keys from GGUF metadata. */
 int qr_config_from_gguf(const qr_gguf *g, qr_model_config *out);
-/* Directory or .gguf. */
+/* Directory, GGUF file (recognised by its magic, so Ollama blobs work), or a
+ * single .safetensors file (config.json beside it). */
 int qr_config_load(const char *model_path, qr_model_config *out);
 
 #endif

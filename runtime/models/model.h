@@ -36,8 +36,13 @@ uint64_t qr_model_weight_bytes(const qr_model *m);
 /* Embeds n texts: tokenizes (with special tokens, truncated to max_seq_length),
  * runs the batch, pools, optionally L2-normalises. out: (n, d_model) floats. */
 int qr_embed_texts(qr_model *m, const char *const *texts, const size_t *lens, int n, float *out);
-/* Same from token ids (seqs[i] of lens[i] ids, special tokens already added). */
+/* Same from token ids (seqs[i] of lens[i] ids, special tokens already added).
+ * A sequence longer than qr_embed_seq_limit() keeps its first limit-1 ids and
+ * its last id (the [SEP]). */
 int qr_embed_ids(qr_model *m, const int32_t *const *seqs, const int32_t *lens, int n, float *out);
+/* Tokens per sequence the encoder accepts: max_seq_length if set, else
+ * max_position_embeddings (the smaller of the two). */
+int qr_embed_seq_limit(const qr_model *m);
 
 /* ---- decoder (Llama family) ---- */
 typedef struct qr_sample_params {
@@ -74,5 +79,58 @@ typedef struct qr_gen_result {
 int qr_generate(qr_model *m, const int32_t *prompt, size_t n_prompt, const qr_sample_params *p,
                 qr_token_cb cb, void *user, qr_gen_result *out);
 void qr_gen_result_free(qr_gen_result *r);
+
+/* ---- lower level: RoPE frequencies ---- */
+/* inv_freq[i] = theta^(-2i/head_dim) for i < head_dim/2, with the config's
+ * scaling applied (linear: / factor; llama3: transformers'
+ * _compute_llama3_parameters). out: head_dim/2 floats. */
+int qr_rope_inv_freq(const qr_model_config *c, float *out);
+
+/* ---- lower level: batched multi-sequence decoding ----
+ * A decoder state owns a KV cache of n_slots sequences x n_ctx positions per
+ * layer (cache tensors (n_slots*n_ctx, n_kv_head*head_dim) in the backend's
+ * activation type; slot s occupies rows s*n_ctx .. s*n_ctx+n_ctx-1) and the
+ * activation buffers (grown on demand). One state is used by one thread at a
+ * time; many states may share one model. */
+typedef struct qr_decoder_state qr_decoder_state;
+
+int qr_decoder_state_create(qr_model *m, int n_slots, int n_ctx, qr_decoder_state **out);
+void qr_decoder_state_free(qr_decoder_state *st);
+/* Tokens cached in a slot so far. */
+int qr_decoder_slot_len(const qr_decoder_state *st, int slot);
+/* Forgets a slot's tokens from position n on (0 = empty the slot). */
+int qr_decoder_slot_truncate(qr_decoder_state *st, int slot, int n);
+
+/* New tokens for one slot in a step: a prefill chunk or one decode token. */
+typedef struct qr_dec_seq {
+    int slot;
+    const int32_t *ids;
+    int32_t n;        /* >= 1 */
+} qr_dec_seq;
+
+/* Runs all sequences' new tokens in one batch (each slot at most once per
+ * step), appends them to their slots' caches and writes, for each sequence,
+ * the logits of its last new token: logits (n_seq, vocab_size) host floats
+ * (may be NULL to only fill the cache). QR_ELIMIT if a slot would exceed n_ctx.
+ * On failure the slots' lengths are unchanged. */
+int qr_decoder_step(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, float *logits);
+
+/* ---- lower level: sampling ---- */
+/* The sampling distribution HF transformers' generate() would use, in its
+ * order: repetition penalty over the history window (hist: previous ids, the
+ * prompt included), temperature, top-k, top-p, min-p. probs (n_vocab) gets the
+ * final probabilities (0 for removed tokens). With temperature 0 (greedy) it is
+ * one-hot on the arg-max (lowest id on ties) of the penalised logits. */
+int qr_sample_probs(const qr_sample_params *p, const float *logits, int32_t n_vocab, const int32_t *hist,
+                    size_t n_hist, float *probs);
+
+/* Seeded sampler: xoshiro256** (Blackman & Vigna) seeded by splitmix64(seed). */
+typedef struct qr_sampler qr_sampler;
+int qr_sampler_create(const qr_sample_params *p, int32_t n_vocab, qr_sampler **out);
+void qr_sampler_free(qr_sampler *s);
+/* Draws one id from qr_sample_probs(logits, hist). */
+int qr_sampler_sample(qr_sampler *s, const float *logits, const int32_t *hist, size_t n_hist, int32_t *out);
+/* Next uniform double in [0, 1) (53 random bits); exposed for tests. */
+double qr_sampler_uniform(qr_sampler *s);
 
 #endif

@@ -1,0 +1,272 @@
+/* Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM2, TinyLlama):
+ *   x = embed(ids)
+ *   per layer: h = RMSNorm(x); q,k,v = h.Wq/Wk/Wv (+bias); RoPE(q, k);
+ *              K/V appended to the cache; x += Attn(q, K, V).Wo
+ *              h = RMSNorm(x); x += (silu(h.Wg) * h.Wu).Wd
+ *   logits = RMSNorm(x_last) . W_lm^T   (only each sequence's last row)
+ *
+ * A step packs the new tokens of several sequences (prefill chunks and single
+ * decode tokens mixed) into one (T, d) activation; attention reads each
+ * sequence's cache slot through qr_attn_seq descriptors, causal from the
+ * sequence's current length. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "runtime/models/model_internal.h"
+
+struct qr_decoder_state {
+    qr_model *m;
+    int n_slots, n_ctx;
+    int32_t *len;          // (n_slots) tokens cached per slot
+    qr_tensor *kc, *vc;    // n_layer each: (n_slots*n_ctx, n_kv*hd)
+    /* activations, sized for cap_tok tokens and cap_seq sequences */
+    int64_t cap_tok;
+    int cap_seq;
+    qr_tensor x, h, q, k, v, att, o, gate, up; // (T, d) (T, d) (T, dq) (T, dkv) (T, dkv) (T, dq) (T, d) (T, ff) (T, ff)
+    qr_tensor last, logits;                    // (S, d) (S, vocab)
+    /* host scratch */
+    int32_t *ids, *pos, *dst_rows, *last_rows;
+    qr_attn_seq *as;
+};
+
+static void free_t(qr_backend *be, qr_tensor *t)
+{
+    if (t->data)
+        qr_be_tensor_free(be, t);
+    memset(t, 0, sizeof *t);
+}
+
+static void free_acts(qr_decoder_state *st)
+{
+    qr_backend *be = st->m->be;
+    qr_tensor *ts[] = {&st->x, &st->h, &st->q, &st->k, &st->v, &st->att, &st->o, &st->gate, &st->up,
+                       &st->last, &st->logits};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        free_t(be, ts[i]);
+    free(st->ids);
+    free(st->pos);
+    free(st->dst_rows);
+    free(st->last_rows);
+    free(st->as);
+    st->ids = st->pos = st->dst_rows = st->last_rows = NULL;
+    st->as = NULL;
+    st->cap_tok = 0;
+    st->cap_seq = 0;
+}
+
+/* Grows the activation buffers to hold T tokens of S sequences. */
+static int ensure_acts(qr_decoder_state *st, int64_t T, int S)
+{
+    if (T <= st->cap_tok && S <= st->cap_seq)
+        return QR_OK;
+    int64_t nt = T > st->cap_tok ? T : st->cap_tok;
+    int ns = S > st->cap_seq ? S : st->cap_seq;
+    if (nt < 16)
+        nt = 16;
+    free_acts(st);
+    qr_backend *be = st->m->be;
+    const qr_model_config *c = &st->m->cfg;
+    qr_dtype at = be->act_dtype;
+    int64_t d = c->d_model, dq = (int64_t)c->n_head * c->head_dim, dkv = (int64_t)c->n_kv_head * c->head_dim;
+    int rc;
+    if ((rc = qr_be_tensor_alloc(be, at, nt, d, &st->x)) || (rc = qr_be_tensor_alloc(be, at, nt, d, &st->h)) ||
+        (rc = qr_be_tensor_alloc(be, at, nt, dq, &st->q)) || (rc = qr_be_tensor_alloc(be, at, nt, dkv, &st->k)) ||
+        (rc = qr_be_tensor_alloc(be, at, nt, dkv, &st->v)) || (rc = qr_be_tensor_alloc(be, at, nt, dq, &st->att)) ||
+        (rc = qr_be_tensor_alloc(be, at, nt, d, &st->o)) || (rc = qr_be_tensor_alloc(be, at, nt, c->d_ff, &st->gate)) ||
+        (rc = qr_be_tensor_alloc(be, at, nt, c->d_ff, &st->up)) || (rc = qr_be_tensor_alloc(be, at, ns, d, &st->last)) ||
+        (rc = qr_be_tensor_alloc(be, at, ns, c->vocab_size, &st->logits)))
+        goto fail;
+    st->ids = malloc((size_t)nt * sizeof(int32_t));
+    st->pos = malloc((size_t)nt * sizeof(int32_t));
+    st->dst_rows = malloc((size_t)nt * sizeof(int32_t));
+    st->last_rows = malloc((size_t)ns * sizeof(int32_t));
+    st->as = malloc((size_t)ns * sizeof(qr_attn_seq));
+    if (!st->ids || !st->pos || !st->dst_rows || !st->last_rows || !st->as) {
+        rc = qr_fail(QR_ENOMEM, "decoder: activations for %lld tokens", (long long)nt);
+        goto fail;
+    }
+    st->cap_tok = nt;
+    st->cap_seq = ns;
+    return QR_OK;
+fail:
+    free_acts(st);
+    return rc;
+}
+
+int qr_decoder_state_create(qr_model *m, int n_slots, int n_ctx, qr_decoder_state **out)
+{
+    const qr_model_config *c = &m->cfg;
+    if (c->arch == QR_ARCH_BERT)
+        return qr_fail(QR_EUNSUPPORTED, "%s: generation needs a decoder model (this one is %s)", m->path,
+                       c->arch_name);
+    if (n_slots <= 0 || n_ctx <= 0)
+        return qr_fail(QR_EINVAL, "decoder state: n_slots %d and n_ctx %d must be positive", n_slots, n_ctx);
+    if (n_ctx > c->max_pos)
+        return qr_fail(QR_ELIMIT, "decoder state: context %d exceeds the model's %d positions", n_ctx, c->max_pos);
+    if ((int64_t)n_slots * n_ctx > INT32_MAX)
+        return qr_fail(QR_ELIMIT, "decoder state: %d slots x %d positions is too many rows", n_slots, n_ctx);
+    qr_decoder_state *st = calloc(1, sizeof *st);
+    int rc;
+    if (!st)
+        return qr_fail(QR_ENOMEM, "decoder state");
+    st->m = m;
+    st->n_slots = n_slots;
+    st->n_ctx = n_ctx;
+    st->len = calloc((size_t)n_slots, sizeof *st->len);
+    st->kc = calloc((size_t)c->n_layer, sizeof *st->kc);
+    st->vc = calloc((size_t)c->n_layer, sizeof *st->vc);
+    if (!st->len || !st->kc || !st->vc) {
+        rc = qr_fail(QR_ENOMEM, "decoder state");
+        goto fail;
+    }
+    int64_t rows = (int64_t)n_slots * n_ctx, dkv = (int64_t)c->n_kv_head * c->head_dim;
+    for (int l = 0; l < c->n_layer; l++)
+        if ((rc = qr_be_tensor_alloc(m->be, m->be->act_dtype, rows, dkv, &st->kc[l])) ||
+            (rc = qr_be_tensor_alloc(m->be, m->be->act_dtype, rows, dkv, &st->vc[l]))) {
+            rc = qr_fail(rc, "decoder state: KV cache %d x %d for layer %d: %s", n_slots, n_ctx, l, qr_last_error());
+            goto fail;
+        }
+    *out = st;
+    return QR_OK;
+fail:
+    qr_decoder_state_free(st);
+    return rc;
+}
+
+void qr_decoder_state_free(qr_decoder_state *st)
+{
+    if (!st)
+        return;
+    free_acts(st);
+    qr_backend *be = st->m->be;
+    for (int l = 0; l < st->m->cfg.n_layer; l++) {
+        if (st->kc)
+            free_t(be, &st->kc[l]);
+        if (st->vc)
+            free_t(be, &st->vc[l]);
+    }
+    free(st->kc);
+    free(st->vc);
+    free(st->len);
+    free(st);
+}
+
+int qr_decoder_slot_len(const qr_decoder_state *st, int slot)
+{
+    if (slot < 0 || slot >= st->n_slots)
+        return qr_fail(QR_EINVAL, "decoder: slot %d outside 0..%d", slot, st->n_slots - 1);
+    return st->len[slot];
+}
+
+int qr_decoder_slot_truncate(qr_decoder_state *st, int slot, int n)
+{
+    if (slot < 0 || slot >= st->n_slots)
+        return qr_fail(QR_EINVAL, "decoder: slot %d outside 0..%d", slot, st->n_slots - 1);
+    if (n < 0)
+        return qr_fail(QR_EINVAL, "decoder: truncate to %d", n);
+    if (n < st->len[slot])
+        st->len[slot] = n;
+    return QR_OK;
+}
+
+int qr_decoder_step(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, float *logits)
+{
+    qr_model *m = st->m;
+    qr_backend *be = m->be;
+    const qr_backend_ops *ops = be->ops;
+    const qr_model_config *c = &m->cfg;
+    int rc;
+    if (n_seq <= 0 || !seqs)
+        return qr_fail(QR_EINVAL, "decoder step: no sequences");
+    int64_t T = 0;
+    for (int i = 0; i < n_seq; i++) {
+        const qr_dec_seq *s = &seqs[i];
+        if (s->slot < 0 || s->slot >= st->n_slots)
+            return qr_fail(QR_EINVAL, "decoder step: sequence %d: slot %d outside 0..%d", i, s->slot, st->n_slots - 1);
+        if (s->n <= 0 || !s->ids)
+            return qr_fail(QR_EINVAL, "decoder step: sequence %d has no tokens", i);
+        for (int k = 0; k < i; k++)
+            if (seqs[k].slot == s->slot)
+                return qr_fail(QR_EINVAL, "decoder step: slot %d appears twice", s->slot);
+        if ((int64_t)st->len[s->slot] + s->n > st->n_ctx)
+            return qr_fail(QR_ELIMIT, "decoder step: slot %d: %d cached + %d new tokens exceed the context of %d",
+                           s->slot, st->len[s->slot], s->n, st->n_ctx);
+        for (int32_t j = 0; j < s->n; j++)
+            if (s->ids[j] < 0 || s->ids[j] >= c->vocab_size)
+                return qr_fail(QR_EINVAL, "decoder step: token id %d outside the vocabulary (%d)", s->ids[j],
+                               c->vocab_size);
+        T += s->n;
+    }
+    if ((rc = ensure_acts(st, T, n_seq)))
+        return rc;
+
+    /* host descriptors */
+    int64_t t = 0;
+    for (int i = 0; i < n_seq; i++) {
+        const qr_dec_seq *s = &seqs[i];
+        int32_t p0 = st->len[s->slot], base = s->slot * st->n_ctx;
+        memcpy(st->ids + t, s->ids, (size_t)s->n * sizeof(int32_t));
+        for (int32_t j = 0; j < s->n; j++) {
+            st->pos[t + j] = p0 + j;
+            st->dst_rows[t + j] = base + p0 + j;
+        }
+        st->as[i] = (qr_attn_seq){.q_start = (int32_t)t, .n_q = s->n, .q_pos0 = p0, .kv_start = base,
+                                  .n_kv = p0 + s->n};
+        st->last_rows[i] = (int32_t)(t + s->n - 1);
+        t += s->n;
+    }
+
+    /* Views of the activations with T rows (buffers may be larger). */
+    qr_tensor x = st->x, h = st->h, q = st->q, k = st->k, v = st->v, att = st->att, o = st->o, gate = st->gate,
+              up = st->up, last = st->last, lg = st->logits;
+    x.rows = h.rows = q.rows = k.rows = v.rows = att.rows = o.rows = gate.rows = up.rows = T;
+    last.rows = lg.rows = n_seq;
+    x.owned = h.owned = q.owned = k.owned = v.owned = att.owned = o.owned = gate.owned = up.owned = false;
+    last.owned = lg.owned = false;
+
+    float scale = 1.0f / sqrtf((float)c->head_dim);
+    if ((rc = ops->embed(be, &m->tok_embd, st->ids, T, &x)))
+        return rc;
+    for (int l = 0; l < c->n_layer; l++) {
+        const qr_layer *y = &m->layers[l];
+        const qr_tensor *bq = qr_tensor_present(&y->bq) ? &y->bq : NULL;
+        const qr_tensor *bk = qr_tensor_present(&y->bk) ? &y->bk : NULL;
+        const qr_tensor *bv = qr_tensor_present(&y->bv) ? &y->bv : NULL;
+        const qr_tensor *bo = qr_tensor_present(&y->bo) ? &y->bo : NULL;
+        const qr_tensor *bg = qr_tensor_present(&y->b_gate) ? &y->b_gate : NULL;
+        const qr_tensor *bu = qr_tensor_present(&y->b_up) ? &y->b_up : NULL;
+        const qr_tensor *bd = qr_tensor_present(&y->b_down) ? &y->b_down : NULL;
+        if ((rc = ops->rmsnorm(be, &x, &y->attn_norm_w, c->norm_eps, &h)) ||
+            (rc = ops->matmul(be, &h, &y->wq, bq, &q)) || (rc = ops->matmul(be, &h, &y->wk, bk, &k)) ||
+            (rc = ops->matmul(be, &h, &y->wv, bv, &v)) ||
+            (rc = ops->rope(be, &q, c->n_head, c->head_dim, st->pos, m->inv_freq)) ||
+            (rc = ops->rope(be, &k, c->n_kv_head, c->head_dim, st->pos, m->inv_freq)) ||
+            (rc = ops->copy_rows(be, &k, NULL, &st->kc[l], st->dst_rows, T)) ||
+            (rc = ops->copy_rows(be, &v, NULL, &st->vc[l], st->dst_rows, T)) ||
+            (rc = ops->attention(be, &q, &st->kc[l], &st->vc[l], st->as, n_seq, c->n_head, c->n_kv_head, c->head_dim,
+                                 scale, true, &att)) ||
+            (rc = ops->matmul(be, &att, &y->wo, bo, &o)) || (rc = ops->add(be, &x, &o)) ||
+            (rc = ops->rmsnorm(be, &x, &y->ffn_norm_w, c->norm_eps, &h)) ||
+            (rc = ops->matmul(be, &h, &y->w_gate, bg, &gate)) || (rc = ops->matmul(be, &h, &y->w_up, bu, &up)) ||
+            (rc = ops->silu_mul(be, &gate, &up)) || (rc = ops->matmul(be, &gate, &y->w_down, bd, &o)) ||
+            (rc = ops->add(be, &x, &o)))
+            return rc;
+    }
+    /* Only the rows whose logits are wanted go through the final norm and LM head. */
+    if ((rc = ops->copy_rows(be, &x, st->last_rows, &last, NULL, n_seq)) ||
+        (rc = ops->rmsnorm(be, &last, &m->out_norm, c->norm_eps, &last)))
+        return rc;
+    if (logits) {
+        if ((rc = ops->matmul(be, &last, &m->lm_head, NULL, &lg)) || (rc = ops->download(be, &lg, 0, logits, n_seq)))
+            return rc;
+    }
+    if ((rc = qr_be_sync(be)))
+        return rc;
+    for (int i = 0; i < n_seq; i++)
+        st->len[seqs[i].slot] += seqs[i].n;
+    return QR_OK;
+}
