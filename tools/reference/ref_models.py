@@ -29,6 +29,8 @@ Commands
                                 inputs + expected outputs in expected.json)
   ref_models.py check OUTDIR    reloads every fixture from disk and recomputes its
                                 expected outputs (round-trip check of the files)
+  ref_models.py selftest        cross-checks the reference against independent code
+                                (torch.nn.TransformerEncoderLayer, scalar llama3 rule, ...)
 
 Only numpy and torch (Debian python3-numpy, python3-torch) are needed:
   /usr/bin/python3 tools/reference/ref_models.py gen tests/fixtures/models
@@ -546,7 +548,110 @@ def check(out):
     print("ok")
 
 
+def selftest():
+    """Cross-checks the reference against code it does not share:
+    - BERT layers vs torch.nn.TransformerEncoderLayer (post-LN, exact GELU, key padding mask);
+    - llama3 inv_freq vs a scalar transcription of the published Llama 3.1 rule;
+    - rotate_half RoPE vs complex rotation of the pairs (i, i + d/2), and the
+      relative-position property of q.k under RoPE;
+    - causal masking of the decoders by prefix invariance."""
+    rng = np.random.default_rng(7)
+    cfg = dict(BERT_MINILM, num_hidden_layers=1)
+    T = make_bert_weights(cfg, rng)
+    W = to_torch(T)
+    d, nh = cfg["hidden_size"], cfg["num_attention_heads"]
+    layer = torch.nn.TransformerEncoderLayer(d, nh, cfg["intermediate_size"], dropout=0.0, activation="gelu",
+                                             layer_norm_eps=cfg["layer_norm_eps"], batch_first=True,
+                                             norm_first=False, dtype=DT)
+    p = "encoder.layer.0."
+    with torch.no_grad():
+        layer.self_attn.in_proj_weight.copy_(torch.cat([W[p + "attention.self.%s.weight" % m]
+                                                        for m in ("query", "key", "value")]))
+        layer.self_attn.in_proj_bias.copy_(torch.cat([W[p + "attention.self.%s.bias" % m]
+                                                      for m in ("query", "key", "value")]))
+        layer.self_attn.out_proj.weight.copy_(W[p + "attention.output.dense.weight"])
+        layer.self_attn.out_proj.bias.copy_(W[p + "attention.output.dense.bias"])
+        layer.norm1.weight.copy_(W[p + "attention.output.LayerNorm.weight"])
+        layer.norm1.bias.copy_(W[p + "attention.output.LayerNorm.bias"])
+        layer.linear1.weight.copy_(W[p + "intermediate.dense.weight"])
+        layer.linear1.bias.copy_(W[p + "intermediate.dense.bias"])
+        layer.linear2.weight.copy_(W[p + "output.dense.weight"])
+        layer.linear2.bias.copy_(W[p + "output.dense.bias"])
+        layer.norm2.weight.copy_(W[p + "output.LayerNorm.weight"])
+        layer.norm2.bias.copy_(W[p + "output.LayerNorm.bias"])
+    layer.eval()
+    seqs = [[2, 10, 20, 30, 3], [2, 40, 3], [2, 7, 8, 9, 10, 11, 12, 3]]
+    L = max(map(len, seqs))
+    ids = torch.zeros(len(seqs), L, dtype=torch.long)
+    pad = torch.ones(len(seqs), L, dtype=torch.bool)
+    for i, sq in enumerate(seqs):
+        ids[i, :len(sq)] = torch.tensor(sq)
+        pad[i, :len(sq)] = False
+    x = (W["embeddings.word_embeddings.weight"][ids] + W["embeddings.position_embeddings.weight"][:L][None]
+         + W["embeddings.token_type_embeddings.weight"][0])
+    x = torch.nn.functional.layer_norm(x, (d,), W["embeddings.LayerNorm.weight"], W["embeddings.LayerNorm.bias"],
+                                       cfg["layer_norm_eps"])
+    with torch.no_grad():
+        y = layer(x, src_key_padding_mask=pad)
+    m = (~pad).to(DT)[..., None]
+    pooled = (y * m).sum(1) / m.sum(1)
+    pooled = pooled / pooled.norm(dim=1, keepdim=True)
+    err = float((pooled - bert_embed(cfg, W, seqs)).abs().max())
+    print("bert layer vs torch.nn.TransformerEncoderLayer: max|diff| %.3g" % err)
+    assert err < 1e-10
+
+    rs = LLAMA3["rope_scaling"]
+    hd = LLAMA3["hidden_size"] // LLAMA3["num_attention_heads"]
+    want = []
+    for i in range(0, hd, 2):
+        f = 1.0 / LLAMA3["rope_theta"] ** (i / hd)
+        wl = 2 * math.pi / f
+        lo_wl = rs["original_max_position_embeddings"] / rs["low_freq_factor"]
+        hi_wl = rs["original_max_position_embeddings"] / rs["high_freq_factor"]
+        if wl < hi_wl:
+            want.append(f)
+        elif wl > lo_wl:
+            want.append(f / rs["factor"])
+        else:
+            sm = (rs["original_max_position_embeddings"] / wl - rs["low_freq_factor"]) / (
+                rs["high_freq_factor"] - rs["low_freq_factor"])
+            want.append((1 - sm) * f / rs["factor"] + sm * f)
+    got = rope_inv_freq(LLAMA3)
+    err = float((got - torch.tensor(want)).abs().max())
+    n_mid = sum(1 for i in range(len(want)) if want[i] != 1.0 / LLAMA3["rope_theta"] ** (2 * i / hd)
+                and abs(want[i] * rs["factor"] - 1.0 / LLAMA3["rope_theta"] ** (2 * i / hd)) > 1e-15)
+    print("llama3 inv_freq vs scalar rule: max|diff| %.3g (%d of %d frequencies blended)" % (err, n_mid, len(want)))
+    assert err < 1e-15 and n_mid >= 1
+
+    # rotate_half RoPE == complex rotation of (x[i], x[i + d/2]) by pos * inv_freq[i]
+    inv = rope_inv_freq(LLAMA3)
+    q = torch.tensor(rng.normal(size=hd))
+    k = torch.tensor(rng.normal(size=hd))
+
+    def rope1(v, pos):
+        ang = pos * inv
+        c, s_ = torch.cat([ang, ang]).cos(), torch.cat([ang, ang]).sin()
+        return v * c + torch.cat([-v[hd // 2:], v[:hd // 2]]) * s_
+
+    z = torch.complex(q[:hd // 2], q[hd // 2:]) * torch.exp(1j * 5 * inv)
+    err = float((torch.cat([z.real, z.imag]) - rope1(q, 5)).abs().max())
+    rel = abs(float(rope1(q, 9) @ rope1(k, 4)) - float(rope1(q, 25) @ rope1(k, 20)))
+    print("rope vs complex pairs (i, i+d/2): %.3g; relative-position invariance: %.3g" % (err, rel))
+    assert err < 1e-12 and rel < 1e-12
+
+    # causal: logits of a prefix do not depend on later tokens
+    for c in (LLAMA3, QWEN2, MISTRAL):
+        W = to_torch(make_llama_weights(c, np.random.default_rng(1)))
+        ids = [509, 5, 6, 7, 8, 9, 10]
+        a = llama_logits(c, W, ids)
+        b = llama_logits(c, W, ids[:4])
+        assert float((a[:4] - b).abs().max()) < 1e-12
+    print("causal prefix invariance: ok")
+
+
 def main():
+    if len(sys.argv) == 2 and sys.argv[1] == "selftest":
+        return selftest()
     if len(sys.argv) != 3 or sys.argv[1] not in ("gen", "check"):
         sys.exit(__doc__)
     out = sys.argv[2]
