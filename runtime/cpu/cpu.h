@@ -1,0 +1,15 @@
+/* CPU-backend extras beyond runtime/backend.h (tests and benchmarks). */
+#ifndef QR_RUNTIME_CPU_H
+#define QR_RUNTIME_CPU_H
+
+#include <stdbool.h>
+
+#include "runtime/backend.h"
+
+/* Like qr_backend_cpu_create; force_scalar = true skips the AVX2 kernels
+ * (to test the portable path on any machine). */
+int qr_backend_cpu_create_ex(int n_threads, bool force_scalar, qr_backend **out);
+/* "avx2" or "scalar" for a CPU backend; NULL for any other backend. */
+const char *qr_backend_cpu_kernels(const qr_backend *be);
+
+#endif

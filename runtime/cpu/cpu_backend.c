@@ -1,0 +1,927 @@
+/* The CPU backend: the reference implementation of runtime/backend.h.
+ *
+ * Everything runs synchronously on the caller's thread plus a persistent pool
+ * (common/threadpool.h); sync() has nothing to wait for. Activations are f32.
+ *
+ * matmul, the op that matters:
+ * - few rows (decode; n < QR_CPU_GEMM_MIN_ROWS): memory-bound GEMV. The pool
+ *   splits W by output rows; each worker streams its rows once, converting
+ *   f16/bf16/int8 on the fly in registers (cpu_kernels.c), and applies every x
+ *   row to a group of W rows while it is in L1.
+ * - many rows (prefill, encoder batches): OpenBLAS sgemm, called by each pool
+ *   worker on its own slice of W rows with OpenBLAS itself single-threaded
+ *   (set once at create), so the two never oversubscribe the cores. Non-f32
+ *   weights are widened to f32 one block at a time into per-thread scratch and
+ *   each block is reused across all n rows.
+ * Attention: one work item per (sequence, head, block of query rows), spread
+ * over the pool; each query row is one pass over its keys with an online
+ * softmax (cpu_kernels.c attn_row). */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "common/error.h"
+#include "common/threadpool.h"
+#include "runtime/backend.h"
+#include "runtime/cpu/cpu_kernels.h"
+#include "runtime/cpu/cpu.h"
+
+/* Below this many x rows, matmul uses the streaming GEMV kernels. */
+#define QR_CPU_GEMM_MIN_ROWS 8
+/* Per-thread f32 scratch for widened weight blocks in the GEMM path. */
+#define QR_CPU_GEMM_SCRATCH_BYTES ((size_t)4 << 20)
+/* Query rows per attention work item. */
+#define QR_CPU_ATTN_QB 16
+/* Element-wise ops go parallel above this many elements. */
+#define QR_CPU_PAR_MIN 16384
+
+typedef struct qr_cpu {
+    qr_backend base;
+    qr_threadpool *pool;
+    int n_threads;
+    const qr_cpu_kernels *k;
+    pthread_mutex_t mu; /* serialises ops that use the per-thread scratch */
+    float **scratch;    /* n_threads buffers */
+    size_t *scratch_cap; /* floats */
+} qr_cpu;
+
+static qr_cpu *cpu_of(qr_backend *be) { return (qr_cpu *)be; }
+
+/* ------------------------------------------------------------ helpers */
+
+static size_t elem_size(qr_dtype dt)
+{
+    switch (dt) {
+    case QR_F32: case QR_I32: return 4;
+    case QR_F16: case QR_BF16: return 2;
+    case QR_I8: return 1;
+    default: return 0;
+    }
+}
+
+/* A tensor the backend can read: known scalar dtype, sane shape and stride,
+ * data present, I8 with scales. */
+static int check_tensor(const qr_tensor *t, const char *op, const char *name)
+{
+    if (!t)
+        return qr_fail(QR_EINVAL, "cpu: %s: %s is NULL", op, name);
+    size_t es = elem_size(t->dtype);
+    if (!es)
+        return qr_fail(QR_EINVAL, "cpu: %s: %s: dtype %s is not a tensor type", op, name, qr_dtype_name(t->dtype));
+    if (t->rows < 0 || t->cols < 0)
+        return qr_fail(QR_EINVAL, "cpu: %s: %s: negative shape (%lld, %lld)", op, name, (long long)t->rows,
+                       (long long)t->cols);
+    if (t->row_bytes < (size_t)t->cols * es || t->row_bytes % es)
+        return qr_fail(QR_EINVAL, "cpu: %s: %s: row_bytes %zu does not fit %lld %s columns", op, name, t->row_bytes,
+                       (long long)t->cols, qr_dtype_name(t->dtype));
+    if (!t->data && t->rows > 0 && t->cols > 0)
+        return qr_fail(QR_EINVAL, "cpu: %s: %s: no data", op, name);
+    if (t->dtype == QR_I8 && !t->scale && t->rows > 0)
+        return qr_fail(QR_EINVAL, "cpu: %s: %s: int8 tensor without scales", op, name);
+    return QR_OK;
+}
+
+static int check_f32(const qr_tensor *t, const char *op, const char *name)
+{
+    int rc = check_tensor(t, op, name);
+    if (rc)
+        return rc;
+    if (t->dtype != QR_F32)
+        return qr_fail(QR_EINVAL, "cpu: %s: %s must be f32, got %s", op, name, qr_dtype_name(t->dtype));
+    return QR_OK;
+}
+
+static int check_shape(const qr_tensor *t, int64_t rows, int64_t cols, const char *op, const char *name)
+{
+    if (t->rows != rows || t->cols != cols)
+        return qr_fail(QR_EINVAL, "cpu: %s: %s is (%lld, %lld), expected (%lld, %lld)", op, name, (long long)t->rows,
+                       (long long)t->cols, (long long)rows, (long long)cols);
+    return QR_OK;
+}
+
+static inline float *frow(const qr_tensor *t, int64_t i)
+{
+    return (float *)((uint8_t *)t->data + (size_t)i * t->row_bytes);
+}
+
+static inline void *brow(const qr_tensor *t, int64_t i) { return (uint8_t *)t->data + (size_t)i * t->row_bytes; }
+
+/* Makes sure every worker's scratch holds `floats` floats. Caller holds mu. */
+static int ensure_scratch(qr_cpu *c, size_t floats)
+{
+    for (int t = 0; t < c->n_threads; t++) {
+        if (c->scratch_cap[t] >= floats)
+            continue;
+        float *p = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+        if (!p)
+            return qr_fail(QR_ENOMEM, "cpu: scratch of %zu floats", floats);
+        free(c->scratch[t]);
+        c->scratch[t] = p;
+        c->scratch_cap[t] = floats;
+    }
+    return QR_OK;
+}
+
+/* ------------------------------------------------------------ memory */
+
+static int cpu_tensor_alloc(qr_backend *be, qr_dtype dt, int64_t rows, int64_t cols, qr_tensor *out)
+{
+    size_t es = elem_size(dt);
+    if (!es)
+        return qr_fail(QR_EINVAL, "cpu: tensor_alloc: dtype %s is not a tensor type", qr_dtype_name(dt));
+    if (rows < 0 || cols < 0 || (cols > 0 && (uint64_t)rows > (UINT64_MAX / 2) / ((uint64_t)cols * es)))
+        return qr_fail(QR_EINVAL, "cpu: tensor_alloc: bad shape (%lld, %lld)", (long long)rows, (long long)cols);
+    qr_tensor t = {0};
+    t.dtype = dt;
+    t.rows = rows;
+    t.cols = cols;
+    t.row_bytes = (size_t)cols * es;
+    t.owned = true;
+    size_t bytes = (t.row_bytes * (size_t)rows + 63) / 64 * 64;
+    t.data = aligned_alloc(64, bytes ? bytes : 64);
+    if (!t.data)
+        return qr_fail(QR_ENOMEM, "cpu: tensor_alloc: %zu bytes for (%lld, %lld) %s", bytes, (long long)rows,
+                       (long long)cols, qr_dtype_name(dt));
+    if (dt == QR_I8) {
+        t.scale = calloc(rows ? (size_t)rows : 1, sizeof(float));
+        if (!t.scale) {
+            free(t.data);
+            return qr_fail(QR_ENOMEM, "cpu: tensor_alloc: scales for %lld rows", (long long)rows);
+        }
+    }
+    *out = t;
+    return QR_OK;
+}
+
+static void cpu_tensor_free(qr_backend *be, qr_tensor *t)
+{
+    if (!t)
+        return;
+    if (t->owned) {
+        free(t->data);
+        free(t->scale);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+static int check_row_range(const qr_tensor *t, int64_t row0, int64_t rows, const char *op)
+{
+    if (row0 < 0 || rows < 0 || row0 > t->rows || rows > t->rows - row0)
+        return qr_fail(QR_EINVAL, "cpu: %s: rows %lld..%lld outside tensor of %lld rows", op, (long long)row0,
+                       (long long)(row0 + rows), (long long)t->rows);
+    return QR_OK;
+}
+
+static int cpu_upload(qr_backend *be, qr_tensor *t, int64_t row0, const float *src, int64_t rows)
+{
+    int rc = check_tensor(t, "upload", "t");
+    if (rc)
+        return rc;
+    if ((rc = check_row_range(t, row0, rows, "upload")))
+        return rc;
+    if (t->dtype != QR_F32 && t->dtype != QR_F16 && t->dtype != QR_BF16)
+        return qr_fail(QR_EINVAL, "cpu: upload: cannot upload f32 into a %s tensor", qr_dtype_name(t->dtype));
+    if (!src && rows > 0 && t->cols > 0)
+        return qr_fail(QR_EINVAL, "cpu: upload: src is NULL");
+    for (int64_t i = 0; i < rows; i++) {
+        const float *s = src + (size_t)i * (size_t)t->cols;
+        void *d = brow(t, row0 + i);
+        if (t->dtype == QR_F32) {
+            memcpy(d, s, (size_t)t->cols * sizeof(float));
+        } else {
+            uint16_t *h = d;
+            for (int64_t j = 0; j < t->cols; j++)
+                h[j] = t->dtype == QR_F16 ? qr_f32_to_f16(s[j]) : qr_f32_to_bf16(s[j]);
+        }
+    }
+    return QR_OK;
+}
+
+static int cpu_download(qr_backend *be, const qr_tensor *t, int64_t row0, float *dst, int64_t rows)
+{
+    qr_cpu *c = cpu_of(be);
+    int rc = check_tensor(t, "download", "t");
+    if (rc)
+        return rc;
+    if ((rc = check_row_range(t, row0, rows, "download")))
+        return rc;
+    if (!dst && rows > 0 && t->cols > 0)
+        return qr_fail(QR_EINVAL, "cpu: download: dst is NULL");
+    for (int64_t i = 0; i < rows; i++) {
+        float *d = dst + (size_t)i * (size_t)t->cols;
+        const void *s = brow(t, row0 + i);
+        if (t->dtype == QR_I32) {
+            for (int64_t j = 0; j < t->cols; j++)
+                d[j] = (float)((const int32_t *)s)[j];
+        } else {
+            c->k->row_to_f32(t->dtype, s, t->dtype == QR_I8 ? t->scale[row0 + i] : 1.0f, t->cols, d);
+        }
+    }
+    return QR_OK;
+}
+
+static int cpu_sync(qr_backend *be) { return QR_OK; }
+
+/* ------------------------------------------------------------ weight_load */
+
+typedef struct {
+    qr_cpu *c;
+    const uint8_t *src;
+    qr_dtype src_dt;
+    size_t src_rb;
+    int64_t cols;
+    qr_tensor *out;
+    int rc; /* first failure (block conversion), written by any worker */
+} wl_ctx;
+
+static void wl_job(void *vctx, int64_t b, int64_t e, int tid)
+{
+    wl_ctx *x = vctx;
+    float *tmp = x->c->scratch[tid]; /* cols floats */
+    for (int64_t i = b; i < e; i++) {
+        const uint8_t *s = x->src + (size_t)i * x->src_rb;
+        if (x->src_dt == x->out->dtype) { /* same type: plain copy */
+            memcpy(brow(x->out, i), s, x->src_rb);
+            continue;
+        }
+        if (x->src_dt == QR_F32 || x->src_dt == QR_F16 || x->src_dt == QR_BF16) {
+            x->c->k->row_to_f32(x->src_dt, s, 1.0f, x->cols, tmp);
+        } else {
+            x->rc = QR_EUNSUPPORTED; /* GGUF blocks: until qr_convert_to_f32 lands */
+            return;
+        }
+        void *d = brow(x->out, i);
+        switch (x->out->dtype) {
+        case QR_F32: memcpy(d, tmp, (size_t)x->cols * sizeof(float)); break;
+        case QR_F16:
+            for (int64_t j = 0; j < x->cols; j++)
+                ((uint16_t *)d)[j] = qr_f32_to_f16(tmp[j]);
+            break;
+        case QR_BF16:
+            for (int64_t j = 0; j < x->cols; j++)
+                ((uint16_t *)d)[j] = qr_f32_to_bf16(tmp[j]);
+            break;
+        case QR_I8: { /* symmetric per output row: scale = max|w| / 127 */
+            float amax = 0.0f;
+            for (int64_t j = 0; j < x->cols; j++)
+                amax = fmaxf(amax, fabsf(tmp[j]));
+            float sc = amax / 127.0f;
+            int8_t *q = d;
+            for (int64_t j = 0; j < x->cols; j++) {
+                float v = sc > 0.0f ? roundf(tmp[j] / sc) : 0.0f; /* roundf: half away from zero */
+                q[j] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+            }
+            x->out->scale[i] = sc;
+            break;
+        }
+        default: break;
+        }
+    }
+}
+
+static int cpu_weight_load(qr_backend *be, const void *src, qr_dtype src_dt, int64_t rows, int64_t cols,
+                           qr_dtype want, bool may_alias, qr_tensor *out)
+{
+    qr_cpu *c = cpu_of(be);
+    if (want != QR_F32 && want != QR_F16 && want != QR_BF16 && want != QR_I8)
+        return qr_fail(QR_EINVAL, "cpu: weight_load: cannot make %s weights (f32, f16, bf16, int8)",
+                       qr_dtype_name(want));
+    if (rows < 0 || cols <= 0)
+        return qr_fail(QR_EINVAL, "cpu: weight_load: bad shape (%lld, %lld)", (long long)rows, (long long)cols);
+    if (!src && rows > 0)
+        return qr_fail(QR_EINVAL, "cpu: weight_load: src is NULL");
+    bool block = src_dt == QR_Q8_0 || src_dt == QR_Q4_0 || src_dt == QR_Q4_K || src_dt == QR_Q6_K;
+    if (src_dt != QR_F32 && src_dt != QR_F16 && src_dt != QR_BF16 && !block)
+        return qr_fail(QR_EINVAL, "cpu: weight_load: cannot load weights stored as %s", qr_dtype_name(src_dt));
+    size_t src_rb = qr_dtype_row_bytes(src_dt, cols);
+    if (!src_rb)
+        return qr_fail(QR_EINVAL, "cpu: weight_load: %lld columns is not a whole number of %s blocks",
+                       (long long)cols, qr_dtype_name(src_dt));
+    if (want == src_dt && may_alias) { /* mmap'd and outlives the tensor: use in place */
+        qr_tensor t = {0};
+        t.data = (void *)src;
+        t.dtype = want;
+        t.rows = rows;
+        t.cols = cols;
+        t.row_bytes = src_rb;
+        t.owned = false;
+        *out = t;
+        return QR_OK;
+    }
+    qr_tensor t;
+    int rc = cpu_tensor_alloc(be, want, rows, cols, &t);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&c->mu);
+    rc = ensure_scratch(c, (size_t)cols);
+    if (!rc) {
+        wl_ctx x = {c, src, src_dt, src_rb, cols, &t, 0};
+        qr_parallel_for(c->pool, rows, 16, wl_job, &x);
+        rc = x.rc;
+        if (rc == QR_EUNSUPPORTED)
+            qr_fail(rc, "cpu: weight_load: %s weights are not supported yet", qr_dtype_name(src_dt));
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (rc) {
+        cpu_tensor_free(be, &t);
+        return rc;
+    }
+    *out = t;
+    return QR_OK;
+}
+
+/* ------------------------------------------------------------ embed */
+
+static int cpu_embed(qr_backend *be, const qr_tensor *table, const int32_t *ids, int64_t n, qr_tensor *out)
+{
+    qr_cpu *c = cpu_of(be);
+    int rc;
+    if ((rc = check_tensor(table, "embed", "table")) || (rc = check_f32(out, "embed", "out")))
+        return rc;
+    if (table->dtype == QR_I32)
+        return qr_fail(QR_EINVAL, "cpu: embed: table dtype i32 is not a weight type");
+    if (n < 0 || n > out->rows || out->cols != table->cols)
+        return qr_fail(QR_EINVAL, "cpu: embed: out is (%lld, %lld), expected at least (%lld, %lld)",
+                       (long long)out->rows, (long long)out->cols, (long long)n, (long long)table->cols);
+    if (!ids && n > 0)
+        return qr_fail(QR_EINVAL, "cpu: embed: ids is NULL");
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= table->rows)
+            return qr_fail(QR_EINVAL, "cpu: embed: id %d at %lld outside table of %lld rows", ids[i], (long long)i,
+                           (long long)table->rows);
+    for (int64_t i = 0; i < n; i++)
+        c->k->row_to_f32(table->dtype, brow(table, ids[i]), table->dtype == QR_I8 ? table->scale[ids[i]] : 1.0f,
+                         table->cols, frow(out, i));
+    return QR_OK;
+}
+
+/* ------------------------------------------------------------ matmul */
+
+typedef struct {
+    qr_cpu *c;
+    const float *x;
+    size_t xs; /* floats */
+    int64_t n, in;
+    qr_cpu_wview w;
+    const float *bias;
+    float *y;
+    size_t ys; /* floats */
+    int64_t nb; /* GEMM: weight rows per widened block */
+    bool gemm;
+} mm_ctx;
+
+static void mm_job(void *vctx, int64_t b, int64_t e, int tid)
+{
+    mm_ctx *m = vctx;
+    if (!m->gemm) {
+        m->c->k->gemv(m->x, m->xs, m->n, &m->w, b, e, m->y, m->ys);
+    } else if (m->w.dt == QR_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m->n, (int)(e - b), (int)m->in, 1.0f, m->x,
+                    (int)m->xs, (const float *)(m->w.data + (size_t)b * m->w.rb), (int)(m->w.rb / sizeof(float)),
+                    0.0f, m->y + b, (int)m->ys);
+    } else {
+        float *wf = m->c->scratch[tid]; /* (nb, in) widened weight block */
+        for (int64_t j0 = b; j0 < e; j0 += m->nb) {
+            int64_t nb = e - j0 < m->nb ? e - j0 : m->nb;
+            for (int64_t j = 0; j < nb; j++)
+                m->c->k->row_to_f32(m->w.dt, m->w.data + (size_t)(j0 + j) * m->w.rb,
+                                    m->w.dt == QR_I8 ? m->w.scale[j0 + j] : 1.0f, m->in, wf + (size_t)j * m->in);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m->n, (int)nb, (int)m->in, 1.0f, m->x,
+                        (int)m->xs, wf, (int)m->in, 0.0f, m->y + j0, (int)m->ys);
+        }
+    }
+    if (m->bias)
+        for (int64_t r = 0; r < m->n; r++) {
+            float *yr = m->y + (size_t)r * m->ys;
+            for (int64_t j = b; j < e; j++)
+                yr[j] += m->bias[j];
+        }
+}
+
+static int cpu_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w, const qr_tensor *bias, qr_tensor *y)
+{
+    qr_cpu *c = cpu_of(be);
+    int rc;
+    if ((rc = check_f32(x, "matmul", "x")) || (rc = check_tensor(w, "matmul", "w")) ||
+        (rc = check_f32(y, "matmul", "y")))
+        return rc;
+    if (w->dtype == QR_I32)
+        return qr_fail(QR_EINVAL, "cpu: matmul: w dtype i32 is not a weight type");
+    if (w->cols != x->cols)
+        return qr_fail(QR_EINVAL, "cpu: matmul: x is (%lld, %lld) but w is (%lld, %lld): inner sizes differ",
+                       (long long)x->rows, (long long)x->cols, (long long)w->rows, (long long)w->cols);
+    if ((rc = check_shape(y, x->rows, w->rows, "matmul", "y")))
+        return rc;
+    if (bias) {
+        if ((rc = check_f32(bias, "matmul", "bias")) || (rc = check_shape(bias, 1, w->rows, "matmul", "bias")))
+            return rc;
+    }
+    if (x->rows > INT32_MAX || w->rows > INT32_MAX || x->cols > INT32_MAX)
+        return qr_fail(QR_ELIMIT, "cpu: matmul: dimensions beyond 2^31");
+    if (x->rows == 0 || w->rows == 0)
+        return QR_OK;
+    mm_ctx m = {0};
+    m.c = c;
+    m.x = x->data;
+    m.xs = x->row_bytes / sizeof(float);
+    m.n = x->rows;
+    m.in = x->cols;
+    m.w.data = w->data;
+    m.w.scale = w->scale;
+    m.w.dt = w->dtype;
+    m.w.cols = w->cols;
+    m.w.rb = w->row_bytes;
+    m.bias = bias ? bias->data : NULL;
+    m.y = y->data;
+    m.ys = y->row_bytes / sizeof(float);
+    m.gemm = x->rows >= QR_CPU_GEMM_MIN_ROWS && m.in > 0;
+    if (m.in == 0) { /* empty inner dimension: y = bias or 0 */
+        for (int64_t r = 0; r < m.n; r++)
+            for (int64_t j = 0; j < w->rows; j++)
+                m.y[(size_t)r * m.ys + (size_t)j] = m.bias ? m.bias[j] : 0.0f;
+        return QR_OK;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (m.gemm && w->dtype != QR_F32) {
+        int64_t nb = (int64_t)(QR_CPU_GEMM_SCRATCH_BYTES / ((size_t)m.in * sizeof(float)));
+        m.nb = nb < 16 ? 16 : nb;
+        rc = ensure_scratch(c, (size_t)m.nb * (size_t)m.in);
+    }
+    if (!rc) /* grain 16: whole SIMD groups of W rows per worker */
+        qr_parallel_for(c->pool, w->rows, 16, mm_job, &m);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* ------------------------------------------------------------ element-wise */
+
+typedef struct {
+    const qr_tensor *a, *b, *g, *beta;
+    qr_tensor *out;
+    float eps;
+    const int32_t *pos;
+    const float *inv_freq;
+    int n_head, head_dim;
+} ew_ctx;
+
+static void run_rows(qr_cpu *c, int64_t rows, int64_t cols, qr_parallel_fn fn, ew_ctx *x)
+{
+    if (rows * cols >= QR_CPU_PAR_MIN)
+        qr_parallel_for(c->pool, rows, 1, fn, x);
+    else if (rows > 0)
+        fn(x, 0, rows, 0);
+}
+
+static void add_job(void *v, int64_t b, int64_t e, int tid)
+{
+    ew_ctx *x = v;
+    for (int64_t i = b; i < e; i++) {
+        float *y = frow(x->out, i);
+        const float *s = frow(x->a, i);
+        for (int64_t j = 0; j < x->out->cols; j++)
+            y[j] += s[j];
+    }
+}
+
+static int cpu_add(qr_backend *be, qr_tensor *y, const qr_tensor *x)
+{
+    int rc;
+    if ((rc = check_f32(y, "add", "y")) || (rc = check_f32(x, "add", "x")) ||
+        (rc = check_shape(x, y->rows, y->cols, "add", "x")))
+        return rc;
+    ew_ctx c = {.a = x, .out = y};
+    run_rows(cpu_of(be), y->rows, y->cols, add_job, &c);
+    return QR_OK;
+}
+
+static void layernorm_job(void *v, int64_t b, int64_t e, int tid)
+{
+    ew_ctx *x = v;
+    int64_t n = x->a->cols;
+    const float *g = x->g->data, *bt = x->beta ? x->beta->data : NULL;
+    for (int64_t i = b; i < e; i++) {
+        const float *s = frow(x->a, i);
+        float *d = frow(x->out, i);
+        double sum = 0.0, sq = 0.0;
+        for (int64_t j = 0; j < n; j++)
+            sum += s[j];
+        double mean = n ? sum / (double)n : 0.0;
+        for (int64_t j = 0; j < n; j++) {
+            double t = s[j] - mean;
+            sq += t * t;
+        }
+        double rstd = 1.0 / sqrt((n ? sq / (double)n : 0.0) + x->eps);
+        /* centre in double: with a large mean, an f32 mean would cost ~1e-5 relative */
+        for (int64_t j = 0; j < n; j++)
+            d[j] = (float)((s[j] - mean) * rstd) * g[j] + (bt ? bt[j] : 0.0f);
+    }
+}
+
+static int cpu_layernorm(qr_backend *be, const qr_tensor *x, const qr_tensor *gamma, const qr_tensor *beta,
+                         float eps, qr_tensor *out)
+{
+    int rc;
+    if ((rc = check_f32(x, "layernorm", "x")) || (rc = check_f32(out, "layernorm", "out")) ||
+        (rc = check_shape(out, x->rows, x->cols, "layernorm", "out")) ||
+        (rc = check_f32(gamma, "layernorm", "gamma")) ||
+        (rc = check_shape(gamma, 1, x->cols, "layernorm", "gamma")))
+        return rc;
+    if (beta && ((rc = check_f32(beta, "layernorm", "beta")) ||
+                 (rc = check_shape(beta, 1, x->cols, "layernorm", "beta"))))
+        return rc;
+    ew_ctx c = {.a = x, .g = gamma, .beta = beta, .out = out, .eps = eps};
+    run_rows(cpu_of(be), x->rows, x->cols, layernorm_job, &c);
+    return QR_OK;
+}
+
+static void rmsnorm_job(void *v, int64_t b, int64_t e, int tid)
+{
+    ew_ctx *x = v;
+    int64_t n = x->a->cols;
+    const float *g = x->g->data;
+    for (int64_t i = b; i < e; i++) {
+        const float *s = frow(x->a, i);
+        float *d = frow(x->out, i);
+        double sq = 0.0;
+        for (int64_t j = 0; j < n; j++)
+            sq += (double)s[j] * s[j];
+        float r = (float)(1.0 / sqrt((n ? sq / (double)n : 0.0) + x->eps));
+        for (int64_t j = 0; j < n; j++)
+            d[j] = s[j] * r * g[j];
+    }
+}
+
+static int cpu_rmsnorm(qr_backend *be, const qr_tensor *x, const qr_tensor *w, float eps, qr_tensor *out)
+{
+    int rc;
+    if ((rc = check_f32(x, "rmsnorm", "x")) || (rc = check_f32(out, "rmsnorm", "out")) ||
+        (rc = check_shape(out, x->rows, x->cols, "rmsnorm", "out")) || (rc = check_f32(w, "rmsnorm", "w")) ||
+        (rc = check_shape(w, 1, x->cols, "rmsnorm", "w")))
+        return rc;
+    ew_ctx c = {.a = x, .g = w, .out = out, .eps = eps};
+    run_rows(cpu_of(be), x->rows, x->cols, rmsnorm_job, &c);
+    return QR_OK;
+}
+
+static void rope_job(void *v, int64_t b, int64_t e, int tid)
+{
+    ew_ctx *x = v;
+    int half = x->head_dim / 2;
+    float cs[512], sn[512]; /* half <= 512, checked by the caller */
+    for (int64_t i = b; i < e; i++) {
+        float *r = frow(x->out, i);
+        float p = (float)x->pos[i];
+        /* angle rounded to f32 before cos/sin, as HF computes inv_freq x pos */
+        for (int j = 0; j < half; j++) {
+            float th = p * x->inv_freq[j];
+            cs[j] = cosf(th);
+            sn[j] = sinf(th);
+        }
+        for (int h = 0; h < x->n_head; h++) {
+            float *hp = r + (size_t)h * (size_t)x->head_dim;
+            for (int j = 0; j < half; j++) {
+                float a = hp[j], bb = hp[j + half];
+                hp[j] = a * cs[j] - bb * sn[j];
+                hp[j + half] = bb * cs[j] + a * sn[j];
+            }
+        }
+    }
+}
+
+static int cpu_rope(qr_backend *be, qr_tensor *x, int n_head, int head_dim, const int32_t *pos,
+                    const float *inv_freq)
+{
+    int rc;
+    if ((rc = check_f32(x, "rope", "x")))
+        return rc;
+    if (n_head <= 0 || head_dim <= 0 || head_dim % 2 || head_dim > 1024)
+        return qr_fail(QR_EINVAL, "cpu: rope: n_head %d / head_dim %d invalid (head_dim even, <= 1024)", n_head,
+                       head_dim);
+    if (x->cols != (int64_t)n_head * head_dim)
+        return qr_fail(QR_EINVAL, "cpu: rope: x has %lld columns, expected n_head %d x head_dim %d",
+                       (long long)x->cols, n_head, head_dim);
+    if ((!pos || !inv_freq) && x->rows > 0)
+        return qr_fail(QR_EINVAL, "cpu: rope: pos or inv_freq is NULL");
+    ew_ctx c = {.out = x, .pos = pos, .inv_freq = inv_freq, .n_head = n_head, .head_dim = head_dim};
+    run_rows(cpu_of(be), x->rows, x->cols, rope_job, &c);
+    return QR_OK;
+}
+
+static void gelu_job(void *v, int64_t b, int64_t e, int tid)
+{
+    ew_ctx *x = v;
+    for (int64_t i = b; i < e; i++) {
+        float *r = frow(x->out, i);
+        for (int64_t j = 0; j < x->out->cols; j++)
+            r[j] = 0.5f * r[j] * (1.0f + erff(r[j] * 0.70710678118654752f));
+    }
+}
+
+static int cpu_gelu(qr_backend *be, qr_tensor *x)
+{
+    int rc;
+    if ((rc = check_f32(x, "gelu", "x")))
+        return rc;
+    ew_ctx c = {.out = x};
+    run_rows(cpu_of(be), x->rows, x->cols, gelu_job, &c);
+    return QR_OK;
+}
+
+static void silu_mul_job(void *v, int64_t b, int64_t e, int tid)
+{
+    ew_ctx *x = v;
+    for (int64_t i = b; i < e; i++) {
+        float *g = frow(x->out, i);
+        const float *u = frow(x->a, i);
+        for (int64_t j = 0; j < x->out->cols; j++)
+            g[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+    }
+}
+
+static int cpu_silu_mul(qr_backend *be, qr_tensor *gate, const qr_tensor *up)
+{
+    int rc;
+    if ((rc = check_f32(gate, "silu_mul", "gate")) || (rc = check_f32(up, "silu_mul", "up")) ||
+        (rc = check_shape(up, gate->rows, gate->cols, "silu_mul", "up")))
+        return rc;
+    ew_ctx c = {.out = gate, .a = up};
+    run_rows(cpu_of(be), gate->rows, gate->cols, silu_mul_job, &c);
+    return QR_OK;
+}
+
+static void l2norm_job(void *v, int64_t b, int64_t e, int tid)
+{
+    ew_ctx *x = v;
+    for (int64_t i = b; i < e; i++) {
+        float *r = frow(x->out, i);
+        double sq = 0.0;
+        for (int64_t j = 0; j < x->out->cols; j++)
+            sq += (double)r[j] * r[j];
+        if (sq > 0.0) {
+            float inv = (float)(1.0 / sqrt(sq));
+            for (int64_t j = 0; j < x->out->cols; j++)
+                r[j] *= inv;
+        }
+    }
+}
+
+static int cpu_l2norm(qr_backend *be, qr_tensor *x)
+{
+    int rc;
+    if ((rc = check_f32(x, "l2norm", "x")))
+        return rc;
+    ew_ctx c = {.out = x};
+    run_rows(cpu_of(be), x->rows, x->cols, l2norm_job, &c);
+    return QR_OK;
+}
+
+/* ------------------------------------------------------------ attention */
+
+typedef struct {
+    int32_t seq, head, q0, q1; /* query rows q0..q1-1 inside the sequence */
+} attn_item;
+
+typedef struct {
+    qr_cpu *c;
+    const qr_tensor *q, *k, *v;
+    qr_tensor *out;
+    const qr_attn_seq *seqs;
+    const attn_item *items;
+    int group, head_dim;
+    float scale;
+    bool causal;
+} attn_ctx;
+
+static void attn_job(void *vctx, int64_t b, int64_t e, int tid)
+{
+    attn_ctx *a = vctx;
+    float *sbuf = a->c->scratch[tid];
+    size_t ks = a->k->row_bytes / sizeof(float), vs = a->v->row_bytes / sizeof(float);
+    for (int64_t it = b; it < e; it++) {
+        const attn_item *w = &a->items[it];
+        const qr_attn_seq *s = &a->seqs[w->seq];
+        int kvh = w->head / a->group;
+        const float *kb = frow(a->k, s->kv_start) + (size_t)kvh * (size_t)a->head_dim;
+        const float *vb = frow(a->v, s->kv_start) + (size_t)kvh * (size_t)a->head_dim;
+        for (int32_t i = w->q0; i < w->q1; i++) {
+            int64_t nvis = s->n_kv;
+            if (a->causal) { /* keys j <= q_pos0 + i */
+                int64_t lim = (int64_t)s->q_pos0 + i + 1;
+                nvis = lim < nvis ? lim : nvis;
+            }
+            const float *qr = frow(a->q, s->q_start + i) + (size_t)w->head * (size_t)a->head_dim;
+            float *orow = frow(a->out, s->q_start + i) + (size_t)w->head * (size_t)a->head_dim;
+            a->c->k->attn_row(qr, kb, ks, vb, vs, nvis, a->head_dim, a->scale, orow, sbuf);
+        }
+    }
+}
+
+static int cpu_attention(qr_backend *be, const qr_tensor *q, const qr_tensor *k, const qr_tensor *v,
+                         const qr_attn_seq *seqs, int n_seq, int n_head, int n_kv_head, int head_dim, float scale,
+                         bool causal, qr_tensor *out)
+{
+    qr_cpu *c = cpu_of(be);
+    int rc;
+    if ((rc = check_f32(q, "attention", "q")) || (rc = check_f32(k, "attention", "k")) ||
+        (rc = check_f32(v, "attention", "v")) || (rc = check_f32(out, "attention", "out")))
+        return rc;
+    if (n_head <= 0 || n_kv_head <= 0 || head_dim <= 0 || n_head % n_kv_head)
+        return qr_fail(QR_EINVAL, "cpu: attention: n_head %d, n_kv_head %d, head_dim %d invalid", n_head, n_kv_head,
+                       head_dim);
+    if (q->cols != (int64_t)n_head * head_dim)
+        return qr_fail(QR_EINVAL, "cpu: attention: q has %lld columns, expected %d heads x %d", (long long)q->cols,
+                       n_head, head_dim);
+    if (k->cols != (int64_t)n_kv_head * head_dim || v->cols != k->cols || v->rows != k->rows)
+        return qr_fail(QR_EINVAL, "cpu: attention: k (%lld, %lld) / v (%lld, %lld) do not match %d kv heads x %d",
+                       (long long)k->rows, (long long)k->cols, (long long)v->rows, (long long)v->cols, n_kv_head,
+                       head_dim);
+    if ((rc = check_shape(out, q->rows, q->cols, "attention", "out")))
+        return rc;
+    if (n_seq < 0 || (!seqs && n_seq > 0))
+        return qr_fail(QR_EINVAL, "cpu: attention: bad sequence list (%d)", n_seq);
+    int64_t n_items = 0;
+    for (int s = 0; s < n_seq; s++) {
+        const qr_attn_seq *d = &seqs[s];
+        if (d->q_start < 0 || d->n_q < 0 || d->q_start > q->rows || d->n_q > q->rows - d->q_start ||
+            d->kv_start < 0 || d->n_kv < 0 || d->kv_start > k->rows || d->n_kv > k->rows - d->kv_start ||
+            d->q_pos0 < 0)
+            return qr_fail(QR_EINVAL,
+                           "cpu: attention: seq %d (q %d+%d at pos %d, kv %d+%d) outside q (%lld rows) / kv "
+                           "(%lld rows)",
+                           s, d->q_start, d->n_q, d->q_pos0, d->kv_start, d->n_kv, (long long)q->rows,
+                           (long long)k->rows);
+        n_items += (int64_t)n_head * ((d->n_q + QR_CPU_ATTN_QB - 1) / QR_CPU_ATTN_QB);
+    }
+    if (n_items == 0)
+        return QR_OK;
+    attn_item *items = malloc((size_t)n_items * sizeof *items);
+    if (!items)
+        return qr_fail(QR_ENOMEM, "cpu: attention: %lld work items", (long long)n_items);
+    int64_t ni = 0;
+    for (int s = 0; s < n_seq; s++)
+        for (int h = 0; h < n_head; h++)
+            for (int32_t q0 = 0; q0 < seqs[s].n_q; q0 += QR_CPU_ATTN_QB)
+                items[ni++] = (attn_item){s, h, q0, q0 + QR_CPU_ATTN_QB < seqs[s].n_q ? q0 + QR_CPU_ATTN_QB
+                                                                                     : seqs[s].n_q};
+    attn_ctx a = {c, q, k, v, out, seqs, items, n_head / n_kv_head, head_dim, scale, causal};
+    pthread_mutex_lock(&c->mu);
+    rc = ensure_scratch(c, QR_ATTN_KB);
+    if (!rc)
+        qr_parallel_for(c->pool, n_items, 1, attn_job, &a);
+    pthread_mutex_unlock(&c->mu);
+    free(items);
+    return rc;
+}
+
+/* ------------------------------------------------------------ copy_rows, pool */
+
+static int cpu_copy_rows(qr_backend *be, const qr_tensor *src, const int32_t *src_idx, qr_tensor *dst,
+                         const int32_t *dst_idx, int64_t n)
+{
+    int rc;
+    if ((rc = check_tensor(src, "copy_rows", "src")) || (rc = check_tensor(dst, "copy_rows", "dst")))
+        return rc;
+    if (src->dtype != dst->dtype || src->cols != dst->cols)
+        return qr_fail(QR_EINVAL, "cpu: copy_rows: src (%lld cols %s) and dst (%lld cols %s) differ",
+                       (long long)src->cols, qr_dtype_name(src->dtype), (long long)dst->cols,
+                       qr_dtype_name(dst->dtype));
+    if (n < 0)
+        return qr_fail(QR_EINVAL, "cpu: copy_rows: n = %lld", (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t si = src_idx ? src_idx[i] : i, di = dst_idx ? dst_idx[i] : i;
+        if (si < 0 || si >= src->rows || di < 0 || di >= dst->rows)
+            return qr_fail(QR_EINVAL, "cpu: copy_rows: pair %lld (%lld -> %lld) outside src %lld / dst %lld rows",
+                           (long long)i, (long long)si, (long long)di, (long long)src->rows, (long long)dst->rows);
+    }
+    size_t bytes = (size_t)src->cols * elem_size(src->dtype);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t si = src_idx ? src_idx[i] : i, di = dst_idx ? dst_idx[i] : i;
+        memmove(brow(dst, di), brow(src, si), bytes);
+        if (src->dtype == QR_I8)
+            dst->scale[di] = src->scale[si];
+    }
+    return QR_OK;
+}
+
+static int cpu_pool(qr_backend *be, const qr_tensor *x, const qr_attn_seq *seqs, int n_seq, qr_pool_mode mode,
+                    qr_tensor *out)
+{
+    int rc;
+    if ((rc = check_f32(x, "pool", "x")) || (rc = check_f32(out, "pool", "out")))
+        return rc;
+    if (mode != QR_POOL_MEAN && mode != QR_POOL_CLS && mode != QR_POOL_LAST)
+        return qr_fail(QR_EINVAL, "cpu: pool: unknown mode %d", (int)mode);
+    if (n_seq < 0 || (!seqs && n_seq > 0) || n_seq > out->rows || out->cols != x->cols)
+        return qr_fail(QR_EINVAL, "cpu: pool: out is (%lld, %lld), expected at least (%d, %lld)",
+                       (long long)out->rows, (long long)out->cols, n_seq, (long long)x->cols);
+    for (int s = 0; s < n_seq; s++)
+        if (seqs[s].q_start < 0 || seqs[s].n_q <= 0 || seqs[s].q_start > x->rows ||
+            seqs[s].n_q > x->rows - seqs[s].q_start)
+            return qr_fail(QR_EINVAL, "cpu: pool: seq %d (rows %d+%d) empty or outside x (%lld rows)", s,
+                           seqs[s].q_start, seqs[s].n_q, (long long)x->rows);
+    int64_t d = x->cols;
+    for (int s = 0; s < n_seq; s++) {
+        float *o = frow(out, s);
+        const qr_attn_seq *q = &seqs[s];
+        if (mode == QR_POOL_CLS || mode == QR_POOL_LAST) {
+            memcpy(o, frow(x, mode == QR_POOL_CLS ? q->q_start : q->q_start + q->n_q - 1), (size_t)d * sizeof(float));
+            continue;
+        }
+        for (int64_t j = 0; j < d; j++)
+            o[j] = 0.0f;
+        for (int32_t i = 0; i < q->n_q; i++) {
+            const float *r = frow(x, q->q_start + i);
+            for (int64_t j = 0; j < d; j++)
+                o[j] += r[j];
+        }
+        float inv = 1.0f / (float)q->n_q;
+        for (int64_t j = 0; j < d; j++)
+            o[j] *= inv;
+    }
+    return QR_OK;
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+static void cpu_destroy(qr_backend *be)
+{
+    qr_cpu *c = cpu_of(be);
+    if (!c)
+        return;
+    qr_threadpool_destroy(c->pool);
+    for (int t = 0; c->scratch && t < c->n_threads; t++)
+        free(c->scratch[t]);
+    free(c->scratch);
+    free(c->scratch_cap);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static const qr_backend_ops cpu_ops = {
+    .name = "cpu",
+    .tensor_alloc = cpu_tensor_alloc,
+    .tensor_free = cpu_tensor_free,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .sync = cpu_sync,
+    .weight_load = cpu_weight_load,
+    .embed = cpu_embed,
+    .matmul = cpu_matmul,
+    .add = cpu_add,
+    .layernorm = cpu_layernorm,
+    .rmsnorm = cpu_rmsnorm,
+    .rope = cpu_rope,
+    .gelu = cpu_gelu,
+    .silu_mul = cpu_silu_mul,
+    .attention = cpu_attention,
+    .copy_rows = cpu_copy_rows,
+    .pool = cpu_pool,
+    .l2norm = cpu_l2norm,
+    .destroy = cpu_destroy,
+};
+
+int qr_backend_cpu_create_ex(int n_threads, bool force_scalar, qr_backend **out)
+{
+    if (n_threads < 0)
+        return qr_fail(QR_EINVAL, "cpu: n_threads %d < 0", n_threads);
+    qr_cpu *c = calloc(1, sizeof *c);
+    if (!c)
+        return qr_fail(QR_ENOMEM, "cpu: backend");
+    pthread_mutex_init(&c->mu, NULL);
+    int rc = qr_threadpool_create(n_threads, &c->pool);
+    if (rc) {
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return rc;
+    }
+    c->base.ops = &cpu_ops;
+    c->base.act_dtype = QR_F32;
+    c->n_threads = qr_threadpool_size(c->pool);
+    c->k = qr_cpu_kernels_get(force_scalar);
+    c->scratch = calloc((size_t)c->n_threads, sizeof *c->scratch);
+    c->scratch_cap = calloc((size_t)c->n_threads, sizeof *c->scratch_cap);
+    if (!c->scratch || !c->scratch_cap) {
+        cpu_destroy(&c->base);
+        return qr_fail(QR_ENOMEM, "cpu: backend scratch");
+    }
+    /* Our pool supplies the parallelism around each sgemm call. */
+    openblas_set_num_threads(1);
+    *out = &c->base;
+    return QR_OK;
+}
+
+int qr_backend_cpu_create(int n_threads, qr_backend **out) { return qr_backend_cpu_create_ex(n_threads, false, out); }
+
+const char *qr_backend_cpu_kernels(const qr_backend *be)
+{
+    return be && be->ops == &cpu_ops ? ((const qr_cpu *)be)->k->name : NULL;
+}
+
+void qr_backend_destroy(qr_backend *be)
+{
+    if (be)
+        be->ops->destroy(be);
+}

@@ -1,0 +1,342 @@
+/* CPU inner kernels: portable C and AVX2/FMA/F16C versions (see cpu_kernels.h).
+ * The AVX2 functions carry a target attribute, so this file builds without
+ * -mavx2 and the choice is made at run time with __builtin_cpu_supports. */
+#include "runtime/cpu/cpu_kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+
+/* Shared body of attn_row for both kernel sets (DOT/AXPY/SCAL/EXPSUM are the
+ * set's own helpers, inlined). */
+#define DEF_ATTN_ROW(NAME, ATTR, DOT, AXPY, SCAL, EXPSUM)                                             \
+    ATTR void NAME(const float *q, const float *k, size_t ks, const float *v, size_t vs, int64_t n_kv, \
+                   int hd, float scale, float *out, float *sbuf)                                     \
+    {                                                                                                \
+        float m = -INFINITY, l = 0.0f;                                                               \
+        for (int d = 0; d < hd; d++)                                                                 \
+            out[d] = 0.0f;                                                                           \
+        for (int64_t j0 = 0; j0 < n_kv; j0 += QR_ATTN_KB) {                                          \
+            int64_t nb = n_kv - j0 < QR_ATTN_KB ? n_kv - j0 : QR_ATTN_KB;                            \
+            float bm = -INFINITY;                                                                    \
+            for (int64_t j = 0; j < nb; j++) {                                                       \
+                float s = DOT(q, k + (size_t)(j0 + j) * ks, hd) * scale;                             \
+                sbuf[j] = s;                                                                         \
+                bm = s > bm ? s : bm;                                                                \
+            }                                                                                        \
+            if (bm > m) { /* new running max: rescale what was accumulated */                       \
+                if (l > 0.0f) {                                                                      \
+                    float c = expf(m - bm);                                                          \
+                    SCAL(out, c, hd);                                                                \
+                    l *= c;                                                                          \
+                }                                                                                    \
+                m = bm;                                                                              \
+            }                                                                                        \
+            l += EXPSUM(sbuf, m, nb);                                                                \
+            for (int64_t j = 0; j < nb; j++)                                                         \
+                AXPY(out, sbuf[j], v + (size_t)(j0 + j) * vs, hd);                                   \
+        }                                                                                            \
+        if (l > 0.0f)                                                                                \
+            SCAL(out, 1.0f / l, hd);                                                                 \
+    }
+
+/* ---------------------------------------------------------------- scalar */
+
+static inline float ld1(qr_dtype dt, const void *p, int64_t k)
+{
+    switch (dt) {
+    case QR_F32: return ((const float *)p)[k];
+    case QR_F16: return qr_f16_to_f32(((const uint16_t *)p)[k]);
+    case QR_BF16: return qr_bf16_to_f32(((const uint16_t *)p)[k]);
+    case QR_I8: return (float)((const int8_t *)p)[k];
+    default: return 0.0f;
+    }
+}
+
+static void gemv_scalar(const float *x, size_t xs, int64_t nx, const qr_cpu_wview *w, int64_t j0, int64_t j1,
+                        float *y, size_t ys)
+{
+    for (int64_t j = j0; j < j1; j++) {
+        const void *wr = w->data + (size_t)j * w->rb;
+        float sc = w->dt == QR_I8 ? w->scale[j] : 1.0f;
+        for (int64_t r = 0; r < nx; r++) {
+            const float *xr = x + (size_t)r * xs;
+            float s = 0.0f;
+            for (int64_t k = 0; k < w->cols; k++)
+                s += ld1(w->dt, wr, k) * xr[k];
+            y[(size_t)r * ys + (size_t)j] = s * sc;
+        }
+    }
+}
+
+static void row_to_f32_scalar(qr_dtype dt, const void *src, float scale, int64_t n, float *dst)
+{
+    if (dt == QR_F32) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return;
+    }
+    float sc = dt == QR_I8 ? scale : 1.0f;
+    for (int64_t k = 0; k < n; k++)
+        dst[k] = ld1(dt, src, k) * sc;
+}
+
+static inline float dot_scalar(const float *a, const float *b, int64_t n)
+{
+    float s = 0.0f;
+    for (int64_t k = 0; k < n; k++)
+        s += a[k] * b[k];
+    return s;
+}
+
+static inline void axpy_scalar(float *y, float a, const float *x, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++)
+        y[k] += a * x[k];
+}
+
+static inline void scal_scalar(float *x, float a, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++)
+        x[k] *= a;
+}
+
+static inline float exp_sub_sum_scalar(float *x, float m, int64_t n)
+{
+    float s = 0.0f;
+    for (int64_t k = 0; k < n; k++) {
+        x[k] = expf(x[k] - m);
+        s += x[k];
+    }
+    return s;
+}
+
+DEF_ATTN_ROW(attn_row_scalar, static, dot_scalar, axpy_scalar, scal_scalar, exp_sub_sum_scalar)
+
+static const qr_cpu_kernels k_scalar = {"scalar", gemv_scalar, row_to_f32_scalar, attn_row_scalar};
+
+/* ------------------------------------------------------------------ AVX2 */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+#define TGT_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+
+/* 8 weights at element k of a row, widened to f32 (I8: unscaled). */
+TGT_INLINE __m256 ld8(qr_dtype dt, const void *p, int64_t k)
+{
+    switch (dt) {
+    case QR_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + k)));
+    case QR_BF16: { /* bf16 is the top half of an f32 */
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + k));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    case QR_I8: {
+        __m128i b = _mm_loadl_epi64((const __m128i *)((const int8_t *)p + k));
+        return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+    }
+    default: return _mm256_loadu_ps((const float *)p + k);
+    }
+}
+
+TGT_INLINE float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* NW weight rows (from j) times NX x rows (from x0, stride xs): NW*NX dot
+ * products sharing every load. NW, NX, dt are constants after inlining, so the
+ * accumulator arrays live in registers. */
+TGT_INLINE void gemv_block(qr_dtype dt, int NW, int NX, const float *x0, size_t xs, const qr_cpu_wview *w,
+                           int64_t j, float *y0, size_t ys)
+{
+    const int64_t n = w->cols;
+    const void *wr[4];
+    __m256 acc[4][2];
+    for (int a = 0; a < NW; a++) {
+        wr[a] = w->data + (size_t)(j + a) * w->rb;
+        for (int b = 0; b < NX; b++)
+            acc[a][b] = _mm256_setzero_ps();
+    }
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 xv[2];
+        for (int b = 0; b < NX; b++)
+            xv[b] = _mm256_loadu_ps(x0 + (size_t)b * xs + k);
+        for (int a = 0; a < NW; a++) {
+            __m256 wv = ld8(dt, wr[a], k);
+            for (int b = 0; b < NX; b++)
+                acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);
+        }
+    }
+    for (int a = 0; a < NW; a++) {
+        float sc = dt == QR_I8 ? w->scale[j + a] : 1.0f;
+        for (int b = 0; b < NX; b++) {
+            const float *xr = x0 + (size_t)b * xs;
+            float s = hsum8(acc[a][b]);
+            for (int64_t kk = k; kk < n; kk++)
+                s += ld1(dt, wr[a], kk) * xr[kk];
+            y0[(size_t)b * ys + (size_t)(j + a)] = s * sc;
+        }
+    }
+}
+
+TGT_INLINE void gemv_tpl(qr_dtype dt, const float *x, size_t xs, int64_t nx, const qr_cpu_wview *w, int64_t j0,
+                         int64_t j1, float *y, size_t ys)
+{
+    int64_t j = j0;
+    /* Groups of 4 weight rows stay in L1 while every x row passes over them. */
+    for (; j + 4 <= j1; j += 4) {
+        int64_t r = 0;
+        for (; r + 2 <= nx; r += 2)
+            gemv_block(dt, 4, 2, x + (size_t)r * xs, xs, w, j, y + (size_t)r * ys, ys);
+        if (r < nx)
+            gemv_block(dt, 4, 1, x + (size_t)r * xs, xs, w, j, y + (size_t)r * ys, ys);
+    }
+    for (; j < j1; j++) {
+        int64_t r = 0;
+        for (; r + 2 <= nx; r += 2)
+            gemv_block(dt, 1, 2, x + (size_t)r * xs, xs, w, j, y + (size_t)r * ys, ys);
+        if (r < nx)
+            gemv_block(dt, 1, 1, x + (size_t)r * xs, xs, w, j, y + (size_t)r * ys, ys);
+    }
+}
+
+TGT static void gemv_avx2(const float *x, size_t xs, int64_t nx, const qr_cpu_wview *w, int64_t j0, int64_t j1,
+                          float *y, size_t ys)
+{
+    switch (w->dt) {
+    case QR_F32: gemv_tpl(QR_F32, x, xs, nx, w, j0, j1, y, ys); break;
+    case QR_F16: gemv_tpl(QR_F16, x, xs, nx, w, j0, j1, y, ys); break;
+    case QR_BF16: gemv_tpl(QR_BF16, x, xs, nx, w, j0, j1, y, ys); break;
+    case QR_I8: gemv_tpl(QR_I8, x, xs, nx, w, j0, j1, y, ys); break;
+    default: break;
+    }
+}
+
+TGT_INLINE void row_tpl(qr_dtype dt, const void *src, float scale, int64_t n, float *dst)
+{
+    __m256 sv = _mm256_set1_ps(scale);
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 v = ld8(dt, src, k);
+        if (dt == QR_I8)
+            v = _mm256_mul_ps(v, sv);
+        _mm256_storeu_ps(dst + k, v);
+    }
+    for (; k < n; k++)
+        dst[k] = ld1(dt, src, k) * (dt == QR_I8 ? scale : 1.0f);
+}
+
+TGT static void row_to_f32_avx2(qr_dtype dt, const void *src, float scale, int64_t n, float *dst)
+{
+    switch (dt) {
+    case QR_F16: row_tpl(QR_F16, src, scale, n, dst); break;
+    case QR_BF16: row_tpl(QR_BF16, src, scale, n, dst); break;
+    case QR_I8: row_tpl(QR_I8, src, scale, n, dst); break;
+    default: memcpy(dst, src, (size_t)n * sizeof(float)); break;
+    }
+}
+
+TGT_INLINE float dot_avx2(const float *a, const float *b, int64_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), s1);
+    }
+    for (; k + 8 <= n; k += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+    float s = hsum8(_mm256_add_ps(s0, s1));
+    for (; k < n; k++)
+        s += a[k] * b[k];
+    return s;
+}
+
+TGT_INLINE void axpy_avx2(float *y, float a, const float *x, int64_t n)
+{
+    __m256 av = _mm256_set1_ps(a);
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        _mm256_storeu_ps(y + k, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
+    for (; k < n; k++)
+        y[k] += a * x[k];
+}
+
+TGT_INLINE void scal_avx2(float *x, float a, int64_t n)
+{
+    __m256 av = _mm256_set1_ps(a);
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        _mm256_storeu_ps(x + k, _mm256_mul_ps(av, _mm256_loadu_ps(x + k)));
+    for (; k < n; k++)
+        x[k] *= a;
+}
+
+/* exp(x) for x <= ~88: x = n*ln2 + r with |r| <= ln2/2, exp(r) by its degree-7
+ * Taylor polynomial (relative error < 2e-8 on that range, below f32 rounding),
+ * times 2^n built in the exponent field. Inputs below -87 flush to 0. */
+TGT_INLINE __m256 exp8(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    /* ln2 split in two so r keeps full precision */
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 v = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    return _mm256_andnot_ps(under, v);
+}
+
+TGT_INLINE float exp_sub_sum_avx2(float *x, float m, int64_t n)
+{
+    __m256 mv = _mm256_set1_ps(m), s = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 v = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + k), mv));
+        _mm256_storeu_ps(x + k, v);
+        s = _mm256_add_ps(s, v);
+    }
+    if (k < n) { /* tail through the same approximation, padded with -inf-like values */
+        float buf[8];
+        int64_t t = n - k;
+        for (int i = 0; i < 8; i++)
+            buf[i] = i < t ? x[k + i] - m : -1000.0f;
+        __m256 v = exp8(_mm256_loadu_ps(buf));
+        _mm256_storeu_ps(buf, v);
+        for (int64_t i = 0; i < t; i++)
+            x[k + i] = buf[i];
+        s = _mm256_add_ps(s, v);
+    }
+    return hsum8(s);
+}
+
+DEF_ATTN_ROW(attn_row_avx2, TGT static, dot_avx2, axpy_avx2, scal_avx2, exp_sub_sum_avx2)
+
+static const qr_cpu_kernels k_avx2 = {"avx2", gemv_avx2, row_to_f32_avx2, attn_row_avx2};
+#endif
+
+const qr_cpu_kernels *qr_cpu_kernels_get(bool force_scalar)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (!force_scalar && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return &k_avx2;
+#endif
+    return &k_scalar;
+}
