@@ -28,6 +28,9 @@ typedef enum {
 typedef struct { const char *ptr; uint64_t len; } qr_gguf_str;
 
 int qr_gguf_open(const char *path, qr_gguf **out);
+/* Parses a GGUF image already in memory (tests, embedded files). data is
+ * borrowed and must outlive g; name is used in error messages. */
+int qr_gguf_open_mem(const void *data, size_t size, const char *name, qr_gguf **out);
 void qr_gguf_close(qr_gguf *g);
 const char *qr_gguf_path(const qr_gguf *g);
 uint32_t qr_gguf_version(const qr_gguf *g);
@@ -36,12 +39,19 @@ uint32_t qr_gguf_version(const qr_gguf *g);
  * value fits; they return QR_ENOTFOUND if the key is missing and QR_EFORMAT if
  * it has an incompatible type. */
 bool qr_gguf_has(const qr_gguf *g, const char *key);
+/* Enumeration of metadata in file order: key i (not NUL-terminated) and its type. */
+uint64_t qr_gguf_n_kv(const qr_gguf *g);
+int qr_gguf_key_at(const qr_gguf *g, uint64_t i, qr_gguf_str *key, qr_gguf_type *type);
 int qr_gguf_get_u64(const qr_gguf *g, const char *key, uint64_t *out);
 int qr_gguf_get_i64(const qr_gguf *g, const char *key, int64_t *out);
 int qr_gguf_get_f64(const qr_gguf *g, const char *key, double *out);
 int qr_gguf_get_bool(const qr_gguf *g, const char *key, bool *out);
 int qr_gguf_get_str(const qr_gguf *g, const char *key, qr_gguf_str *out);
-/* Arrays: element type and count; element i read with the typed getters below. */
+/* Arrays: element type and count; element i read with the typed getters below
+ * (arr_str for string arrays; arr_f64/arr_i64 for numeric arrays, converting
+ * widths as the scalar getters do). Nested arrays are validated on open and
+ * reported by get_arr with elem_type QR_GGUF_ARRAY, but their elements are not
+ * readable. An index out of range gives QR_EINVAL. */
 int qr_gguf_get_arr(const qr_gguf *g, const char *key, qr_gguf_type *elem_type, uint64_t *n);
 int qr_gguf_arr_str(const qr_gguf *g, const char *key, uint64_t i, qr_gguf_str *out);
 int qr_gguf_arr_f64(const qr_gguf *g, const char *key, uint64_t i, double *out);
