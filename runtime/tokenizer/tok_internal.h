@@ -250,7 +250,13 @@ struct qr_tokenizer {
     qr_tok_added *added; size_t n_added, cap_added;
     qr_tok_strmap added_map;   /* content → index into added (built by finalize) */
     uint8_t *is_special;       /* (vocab.n) 1 for special added tokens (built by finalize) */
-    bool added_first_byte[2][256]; /* [normalized] first bytes of added tokens (finalize) */
+    /* Matching of added tokens (built by finalize): indices into added sorted by
+     * (normalized, first byte of the matched text); bucket [c][b]..[c][b+1] is the range
+     * for class c (0: matched on raw text, 1: on normalized text) and first byte b.
+     * Normalized tokens are matched by their normalized content (added_norm). */
+    uint32_t *added_order;
+    size_t added_bucket[2][257];
+    qr_tok_buf *added_norm; /* (n_added) */
 
     qr_tok_norm *norms; size_t n_norms, cap_norms;
     qr_tok_pretok *pretoks; size_t n_pretoks, cap_pretoks;
@@ -277,6 +283,17 @@ int qr_tok_finalize(qr_tokenizer *t, const char *where);
 
 /* Runs normalizers on src (valid UTF-8) into dst (dst cleared first). */
 int qr_tok_normalize(const qr_tokenizer *t, const char *src, size_t len, qr_tok_buf *dst);
+
+/* Pre-tokens: spans of text.p; first = the span starts at offset 0 of the original input
+ * (what Metaspace's prepend_scheme "first" tests). Empty spans are never stored. */
+typedef struct { size_t off, len; bool first; } qr_tok_span;
+typedef struct { qr_tok_buf text; qr_tok_span *v; size_t n, cap; } qr_tok_pieces;
+void qr_tok_pieces_free(qr_tok_pieces *p);
+/* Runs the pre-tokenizers on one normalized segment s[0..len); out is cleared first. */
+int qr_tok_pretokenize(const qr_tokenizer *t, const char *s, size_t len, bool first, qr_tok_pieces *out);
+/* All matches of re in s as (start, end) pairs appended to *m (2 * count entries). */
+int qr_tok_regex_find_all(const pcre2_code *re, const char *s, size_t len, size_t **m, size_t *n,
+                          size_t *cap);
 
 /* byte ↔ unicode tables of GPT-2's byte-level alphabet: each byte maps to one code point
  * (printable latin-1 bytes to themselves, the others to U+0100 + k). */

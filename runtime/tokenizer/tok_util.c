@@ -622,7 +622,40 @@ int qr_tok_finalize(qr_tokenizer *t, const char *where)
             v->n = a->id + 1;
         if ((rc = qr_tok_strmap_put(&t->added_map, a->content, a->len, (int32_t)i)))
             return rc;
-        t->added_first_byte[a->normalized][(unsigned char)a->content[0]] = true;
+    }
+    /* Normalized contents and the (class, first byte) buckets for matching. */
+    free(t->added_order);
+    if (t->added_norm)
+        for (size_t i = 0; i < t->n_added; i++)
+            qr_tok_buf_free(&t->added_norm[i]);
+    free(t->added_norm);
+    t->added_order = calloc(t->n_added + 1, sizeof *t->added_order);
+    t->added_norm = calloc(t->n_added + 1, sizeof *t->added_norm);
+    if (!t->added_order || !t->added_norm)
+        return qr_fail(QR_ENOMEM, "%s: added tokens", where);
+    for (size_t i = 0; i < t->n_added; i++) {
+        qr_tok_added *a = &t->added[i];
+        if (a->normalized) {
+            if ((rc = qr_tok_normalize(t, a->content, a->len, &t->added_norm[i])))
+                return rc;
+        } else if ((rc = qr_tok_buf_put(&t->added_norm[i], a->content, a->len))) {
+            return rc;
+        }
+    }
+    memset(t->added_bucket, 0, sizeof t->added_bucket);
+    {
+        size_t k = 0;
+        for (int c = 0; c < 2; c++)
+            for (int b = 0; b < 256; b++) {
+                t->added_bucket[c][b] = k;
+                for (size_t i = 0; i < t->n_added; i++) {
+                    const qr_tok_buf *nb = &t->added_norm[i];
+                    if ((int)t->added[i].normalized == c && nb->n && (unsigned char)nb->p[0] == b)
+                        t->added_order[k++] = (uint32_t)i;
+                }
+            }
+        t->added_bucket[0][256] = t->added_bucket[1][0];
+        t->added_bucket[1][256] = k;
     }
     for (size_t i = 0; i < t->n_added; i++) {
         qr_tok_added *a = &t->added[i];
@@ -672,6 +705,11 @@ void qr_tokenizer_free(qr_tokenizer *t)
         free(t->added[i].content);
     free(t->added);
     qr_tok_strmap_free(&t->added_map);
+    if (t->added_norm)
+        for (size_t i = 0; i < t->n_added; i++)
+            qr_tok_buf_free(&t->added_norm[i]);
+    free(t->added_norm);
+    free(t->added_order);
     free(t->is_special);
     for (size_t i = 0; i < t->n_norms; i++)
         norm_free(&t->norms[i]);
