@@ -5,22 +5,33 @@
 #include "cli/cli.h"
 
 static const struct { const char *name; int (*fn)(int, char **); const char *help; } commands[] = {
+#ifdef QR_CLI_RUNTIME
+    {"tokenize", cli_tokenize, "text on stdin -> token ids (JSON arrays)"},
+    {"embed", cli_embed, "texts on stdin -> embeddings (JSON arrays of floats)"},
+    {"generate", cli_generate, "complete a prompt with a language model"},
+    {"estimate", cli_estimate, "GPU memory a model needs at a precision, and which GPUs it fits"},
+#endif
+    {"config", cli_config, "show effective options and their origin; --dump-default prints quire.conf"},
     {"version", cli_version, "print the version"},
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: quire COMMAND [options]\n\ncommands:\n");
+    fprintf(f, "usage: quire COMMAND [options]   (quire COMMAND --help for its options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nexit codes: 0 ok, 1 error, 2 usage/option error, 3 bad stdin input, 4 model or file not found,\n"
+               "5 unsupported in this build or for this model\n");
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_EXIT_USAGE : 0;
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
+    if (strcmp(argv[1], "--version") == 0)
+        return cli_version(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].fn(argc - 1, argv + 1);

@@ -1,0 +1,303 @@
+/* quire estimate --model M --dtype D [--ctx T] [--batch B] [--gpus N] [--json]
+ *
+ * Memory a model needs, from its config and tensor headers only (no weight
+ * data is read: qr_wsrc maps the files and we look at shapes). When the model
+ * directory has a config.json but no weight files, the tensor list is derived
+ * from the config. The accounting, stated in the output:
+ *
+ *   weights    matmul weights at --dtype: f32 4 B, bf16/f16 2 B, int8 1 B plus
+ *              one f32 scale per output row; embeddings, norms, biases f32
+ *              (the runtime's policy, runtime/models/model.h).
+ *   KV cache   2 (K and V) x layers x ctx x batch x kv_heads x head_dim x
+ *              bytes(--kv-dtype); none for encoders.
+ *   workspace  one layer's f32 activations for a prefill of batch x ctx tokens:
+ *              hidden + residual (2 d), q + attention output (2 heads*hd),
+ *              k + v (2 kv_heads*hd), FFN gate + up (2 ff), plus one row of
+ *              f32 logits per sequence (decoders). Attention scores are not
+ *              materialised (computed row by row).
+ *   sharding   tensor parallel over N GPUs (Megatron style): 2-D weights split
+ *              evenly N ways (attention heads, FFN columns, vocabulary rows);
+ *              K/V projections and the KV cache split by KV head, replicated
+ *              when N > kv_heads (each GPU then holds one KV head); 1-D norms
+ *              and biases replicated. Needs heads % N == 0, ff % N == 0 and
+ *              kv_heads % N == 0 or N % kv_heads == 0.
+ *   fits       per-GPU total <= S GiB x (1 - headroom/100) for S in
+ *              16, 24, 40, 48, 80, 141. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "common/error.h"
+#include "runtime/models/config.h"
+#include "runtime/weights/weights.h"
+
+typedef enum { K_MAT = 0, K_KV, K_EMB, K_VEC, K_COUNT } mat_kind;
+
+typedef struct {
+    uint64_t elems[K_COUNT]; /* parameters per kind */
+    uint64_t rows[K_COUNT];  /* output rows per kind (int8 scales) */
+} param_sums;
+
+static void add(param_sums *s, mat_kind k, int64_t rows, int64_t cols)
+{
+    s->elems[k] += (uint64_t)rows * (uint64_t)cols;
+    s->rows[k] += (uint64_t)rows;
+}
+
+/* Tensor list of a Llama/Qwen2 decoder or a BERT encoder from its config. */
+static void sums_from_config(const qr_model_config *c, param_sums *s)
+{
+    int64_t d = c->d_model, hd = c->head_dim, q = (int64_t)c->n_head * hd, kv = (int64_t)c->n_kv_head * hd;
+    int64_t ff = c->d_ff, V = c->vocab_size;
+    memset(s, 0, sizeof *s);
+    if (c->arch == QR_ARCH_BERT) {
+        add(s, K_EMB, V, d);
+        add(s, K_EMB, c->max_pos, d);
+        add(s, K_EMB, c->type_vocab_size, d);
+        add(s, K_VEC, 1, 2 * d); /* embedding LayerNorm */
+        for (int l = 0; l < c->n_layer; l++) {
+            add(s, K_MAT, q, d);
+            add(s, K_KV, kv, d);
+            add(s, K_KV, kv, d);
+            add(s, K_MAT, d, q);
+            add(s, K_MAT, ff, d);
+            add(s, K_MAT, d, ff);
+            add(s, K_VEC, 1, q + 2 * kv + d + ff + d); /* biases */
+            add(s, K_VEC, 1, 4 * d);                   /* two LayerNorms */
+        }
+        return;
+    }
+    add(s, K_EMB, V, d);
+    for (int l = 0; l < c->n_layer; l++) {
+        add(s, K_MAT, q, d);
+        add(s, K_KV, kv, d);
+        add(s, K_KV, kv, d);
+        add(s, K_MAT, d, q);
+        add(s, K_MAT, ff, d); /* gate */
+        add(s, K_MAT, ff, d); /* up */
+        add(s, K_MAT, d, ff); /* down */
+        if (c->qkv_bias)
+            add(s, K_VEC, 1, q + 2 * kv);
+        add(s, K_VEC, 1, 2 * d); /* attention and FFN RMSNorm */
+    }
+    add(s, K_VEC, 1, d); /* final norm */
+    if (!c->tie_embeddings)
+        add(s, K_MAT, V, d); /* lm_head */
+}
+
+static bool name_has(const char *name, const char *const *parts)
+{
+    for (; *parts; parts++)
+        if (strstr(name, *parts))
+            return true;
+    return false;
+}
+
+/* Tensor list from the weight headers (HF or GGUF names). */
+static void sums_from_headers(const qr_wsrc *w, param_sums *s)
+{
+    static const char *const emb[] = {"embed_tokens", "token_embd", "embeddings.", "wte.", "wpe.", NULL};
+    static const char *const kv[] = {"k_proj", "v_proj", "attn_k.", "attn_v.", "self.key", "self.value", NULL};
+    memset(s, 0, sizeof *s);
+    for (size_t i = 0; i < qr_wsrc_count(w); i++) {
+        const qr_wtensor *t = qr_wsrc_at(w, i);
+        int64_t rows = t->n_dims ? t->shape[0] : 1, cols = 1;
+        for (int k = 1; k < t->n_dims; k++)
+            cols *= t->shape[k];
+        if (t->n_dims < 2 || rows == 1)
+            add(s, K_VEC, 1, rows * cols);
+        else if (name_has(t->name, emb))
+            add(s, K_EMB, rows, cols);
+        else if (name_has(t->name, kv))
+            add(s, K_KV, rows, cols);
+        else
+            add(s, K_MAT, rows, cols);
+    }
+}
+
+static uint64_t mat_bytes(uint64_t elems, uint64_t rows, qr_dtype dt)
+{
+    switch (dt) {
+    case QR_F32: return 4 * elems;
+    case QR_F16:
+    case QR_BF16: return 2 * elems;
+    case QR_I8: return elems + 4 * rows;
+    default: return 0;
+    }
+}
+
+static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+
+static const char *gib(double bytes, char *buf, size_t len)
+{
+    if (bytes >= 1073741824.0)
+        snprintf(buf, len, "%.2f GiB", bytes / 1073741824.0);
+    else
+        snprintf(buf, len, "%.1f MiB", bytes / 1048576.0);
+    return buf;
+}
+
+static const int gpu_sizes[] = {16, 24, 40, 48, 80, 141};
+#define N_SIZES (int)(sizeof gpu_sizes / sizeof gpu_sizes[0])
+
+int cli_estimate(int argc, char **argv)
+{
+    static const int allowed[] = {QR_OPT_MODEL, QR_OPT_DTYPE, QR_OPT_KV_DTYPE, QR_OPT_CTX, QR_OPT_BATCH, QR_OPT_GPUS,
+                                  QR_OPT_HEADROOM, QR_OPT_JSON, QR_OPT_LOG_LEVEL, -1};
+    qr_options *o = NULL;
+    char *path = NULL;
+    qr_wsrc *w = NULL;
+    json_t *j = NULL;
+    int rc;
+    int code = cli_load_options("estimate", "--model M --dtype D [--ctx T] [--batch B] [--gpus N] [--json]",
+                                "Memory for weights, KV cache and workspace, in total and per GPU with tensor\n"
+                                "parallelism over N GPUs, and which GPU sizes (16, 24, 40, 48, 80, 141 GB) it fits.\n"
+                                "Reads only config.json / GGUF metadata and tensor headers, never weight data.",
+                                argc, argv, allowed, &o);
+    if (code >= 0)
+        return code;
+    /* An existing path is used as is (a directory with only config.json is
+     * fine here); anything else goes through the offline resolver. */
+    struct stat st;
+    const char *arg = qr_opt_str(o, QR_OPT_MODEL);
+    if (*arg && stat(arg, &st) == 0) {
+        if (!(path = strdup(arg))) {
+            code = CLI_EXIT_ERROR;
+            goto fail;
+        }
+    } else if ((code = cli_resolve_model("estimate", o, QR_OPT_MODEL, &path)) >= 0) {
+        goto fail;
+    }
+    qr_dtype dt, kvdt;
+    if ((rc = qr_dtype_parse(qr_opt_str(o, QR_OPT_DTYPE), &dt)) || (rc = qr_dtype_parse(qr_opt_str(o, QR_OPT_KV_DTYPE), &kvdt))) {
+        code = cli_fail("estimate", rc, "dtype");
+        goto fail;
+    }
+    qr_model_config c;
+    if ((rc = qr_config_load(path, &c))) {
+        code = cli_fail("estimate", rc, "reading the model config");
+        goto fail;
+    }
+    param_sums s;
+    const char *source;
+    rc = qr_wsrc_open(path, &w);
+    if (rc == 0 && qr_wsrc_count(w) > 0) {
+        sums_from_headers(w, &s);
+        source = "tensor headers";
+    } else if (rc == 0 || rc == QR_ENOTFOUND) {
+        sums_from_config(&c, &s);
+        source = "config (no weight files found)";
+    } else {
+        code = cli_fail("estimate", rc, "reading the tensor headers");
+        goto fail;
+    }
+
+    uint64_t N = (uint64_t)qr_opt_int(o, QR_OPT_GPUS), ctx = (uint64_t)qr_opt_int(o, QR_OPT_CTX);
+    uint64_t B = (uint64_t)qr_opt_int(o, QR_OPT_BATCH);
+    uint64_t H = (uint64_t)c.n_head, KV = (uint64_t)c.n_kv_head, hd = (uint64_t)c.head_dim;
+    uint64_t d = (uint64_t)c.d_model, ff = (uint64_t)c.d_ff, V = (uint64_t)c.vocab_size, L = (uint64_t)c.n_layer;
+    if (!H || !KV || !hd || !d || !ff || !V || !L) {
+        fprintf(stderr, "quire estimate: %s: config lacks a size (heads %d, kv heads %d, head_dim %d, hidden %d, "
+                        "ffn %d, vocab %d, layers %d)\n", path, c.n_head, c.n_kv_head, c.head_dim, c.d_model,
+                c.d_ff, c.vocab_size, c.n_layer);
+        code = CLI_EXIT_ERROR;
+        goto fail;
+    }
+    if (N > 1 && (H % N || ff % N || (KV % N && N % KV))) {
+        fprintf(stderr, "quire estimate: cannot shard %s over %llu GPUs with tensor parallelism: needs attention "
+                        "heads (%llu) and FFN size (%llu) divisible by %llu, and KV heads (%llu) divisible by it "
+                        "or dividing it (%s)\n", path, (unsigned long long)N, (unsigned long long)H,
+                (unsigned long long)ff, (unsigned long long)N, (unsigned long long)KV, qr_opt_origin(o, QR_OPT_GPUS));
+        code = CLI_EXIT_UNSUPPORTED;
+        goto fail;
+    }
+    uint64_t kvl = KV % N == 0 ? KV / N : 1; /* KV heads per GPU */
+    bool decoder = c.arch != QR_ARCH_BERT;
+    uint64_t kvb = kvdt == QR_F32 ? 4 : 2;
+
+    uint64_t w_mat = mat_bytes(s.elems[K_MAT], s.rows[K_MAT], dt), w_kv = mat_bytes(s.elems[K_KV], s.rows[K_KV], dt);
+    uint64_t w_emb = 4 * s.elems[K_EMB], w_vec = 4 * s.elems[K_VEC];
+    uint64_t weights = w_mat + w_kv + w_emb + w_vec;
+    uint64_t weights_g = ceil_div(w_mat, N) + w_kv * kvl / KV + ceil_div(w_emb, N) + w_vec;
+    uint64_t kv_cache = decoder ? 2 * L * ctx * B * KV * hd * kvb : 0;
+    uint64_t kv_cache_g = decoder ? 2 * L * ctx * B * kvl * hd * kvb : 0;
+    uint64_t ntok = B * ctx;
+    uint64_t ws = 4 * (ntok * (2 * d + 2 * H * hd + 2 * KV * hd + 2 * ff) + (decoder ? B * V : 0));
+    uint64_t ws_g = 4 * (ntok * (2 * d + 2 * H * hd / N + 2 * kvl * hd + 2 * ff / N) + (decoder ? B * ceil_div(V, N) : 0));
+    uint64_t total = weights + kv_cache + ws, total_g = weights_g + kv_cache_g + ws_g;
+    double headroom = qr_opt_float(o, QR_OPT_HEADROOM);
+    bool fits[N_SIZES];
+    for (int i = 0; i < N_SIZES; i++)
+        fits[i] = (double)total_g <= gpu_sizes[i] * 1073741824.0 * (1.0 - headroom / 100.0);
+    uint64_t params = s.elems[K_MAT] + s.elems[K_KV] + s.elems[K_EMB] + s.elems[K_VEC];
+
+    char shard[512];
+    if (N == 1)
+        snprintf(shard, sizeof shard, "1 GPU (no sharding)");
+    else
+        snprintf(shard, sizeof shard, "tensor parallel over %llu GPUs: %llu attention heads -> %llu per GPU, "
+                 "%llu KV heads -> %llu per GPU%s, FFN %llu -> %llu columns per GPU, vocabulary rows split %llu ways; "
+                 "norms and biases replicated", (unsigned long long)N, (unsigned long long)H,
+                 (unsigned long long)(H / N), (unsigned long long)KV, (unsigned long long)kvl,
+                 KV % N ? " (replicated)" : "", (unsigned long long)ff, (unsigned long long)(ff / N),
+                 (unsigned long long)N);
+
+    if (qr_opt_bool(o, QR_OPT_JSON)) {
+        json_t *fj = json_object();
+        for (int i = 0; i < N_SIZES; i++) {
+            char k[8];
+            snprintf(k, sizeof k, "%d", gpu_sizes[i]);
+            json_object_set_new(fj, k, json_boolean(fits[i]));
+        }
+        j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s,"
+                      " s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:f, s:o}",
+                      "model", path, "arch", c.arch_name, "source", source, "dtype", qr_dtype_name(dt),
+                      "kv_dtype", qr_dtype_name(kvdt), "ctx", (json_int_t)ctx, "batch", (json_int_t)B,
+                      "gpus", (json_int_t)N, "params", (json_int_t)params,
+                      "params_matmul", (json_int_t)(s.elems[K_MAT] + s.elems[K_KV]),
+                      "params_embedding", (json_int_t)s.elems[K_EMB], "params_vector", (json_int_t)s.elems[K_VEC],
+                      "sharding", shard,
+                      "bytes", "weights", (json_int_t)weights, "kv_cache", (json_int_t)kv_cache, "workspace",
+                      (json_int_t)ws, "total", (json_int_t)total,
+                      "per_gpu", "weights", (json_int_t)weights_g, "kv_cache", (json_int_t)kv_cache_g, "workspace",
+                      (json_int_t)ws_g, "total", (json_int_t)total_g,
+                      "headroom_percent", headroom, "fits_gib", fj);
+        char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+        if (!text) {
+            fprintf(stderr, "quire estimate: out of memory\n");
+            code = CLI_EXIT_ERROR;
+            goto fail;
+        }
+        puts(text);
+        free(text);
+    } else {
+        char a[32], b[32];
+        printf("model       %s (%s; sizes from %s)\n", path, c.arch_name, source);
+        printf("parameters  %llu: matmul %llu at %s, embeddings %llu and norms/biases %llu at f32\n",
+               (unsigned long long)params, (unsigned long long)(s.elems[K_MAT] + s.elems[K_KV]), qr_dtype_name(dt),
+               (unsigned long long)s.elems[K_EMB], (unsigned long long)s.elems[K_VEC]);
+        printf("precision   weights %s (%s)%s; KV cache %s (%s); activations f32\n", qr_dtype_name(dt),
+               qr_opt_origin(o, QR_OPT_DTYPE), dt == QR_I8 ? ", one f32 scale per output row" : "",
+               qr_dtype_name(kvdt), qr_opt_origin(o, QR_OPT_KV_DTYPE));
+        printf("context     ctx %llu tokens x batch %llu\n", (unsigned long long)ctx, (unsigned long long)B);
+        printf("sharding    %s\n\n", shard);
+        printf("%-12s %14s %14s\n", "", "total", "per GPU");
+        printf("%-12s %14s %14s\n", "weights", gib((double)weights, a, sizeof a), gib((double)weights_g, b, sizeof b));
+        printf("%-12s %14s %14s\n", "kv cache", gib((double)kv_cache, a, sizeof a), gib((double)kv_cache_g, b, sizeof b));
+        printf("%-12s %14s %14s\n", "workspace", gib((double)ws, a, sizeof a), gib((double)ws_g, b, sizeof b));
+        printf("%-12s %14s %14s\n\n", "total", gib((double)total, a, sizeof a), gib((double)total_g, b, sizeof b));
+        printf("fits per GPU (%g%% of each GPU kept free; sizes in GiB):", headroom);
+        for (int i = 0; i < N_SIZES; i++)
+            printf(" %d GB %s%s", gpu_sizes[i], fits[i] ? "yes" : "no", i + 1 < N_SIZES ? "," : "\n");
+    }
+    code = CLI_EXIT_OK;
+fail:
+    json_decref(j);
+    qr_wsrc_close(w);
+    free(path);
+    qr_options_free(o);
+    return code;
+}

@@ -1,0 +1,124 @@
+/* Loading a model for a subcommand, with the load line that states the
+ * precision: what the files store and what the runtime computes with. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "runtime/backend.h"
+#include "runtime/models/model.h"
+#include "runtime/weights/weights.h"
+
+int cli_resolve_model(const char *cmd, const qr_options *o, int id, char **path)
+{
+    const char *arg = qr_opt_str(o, id);
+    if (!*arg) {
+        fprintf(stderr, "quire %s: no model given: pass --%s M (a directory, a .gguf file, a Hugging Face id "
+                        "ORG/NAME or ollama:NAME[:TAG]), or set QUIRE_%s or `%s =` in the config file\n",
+                cmd, qr_option_def_at(id)->name, id == QR_OPT_MODEL ? "MODEL" : "EMBEDDER",
+                qr_option_def_at(id)->name);
+        return CLI_EXIT_USAGE;
+    }
+    qr_clear_error();
+    int rc = qr_model_resolve(arg, path);
+    if (rc) {
+        char what[300];
+        snprintf(what, sizeof what, "model \"%.200s\" (%s)", arg, qr_opt_origin(o, id));
+        int code = cli_fail(cmd, rc, what);
+        return code == CLI_EXIT_USAGE ? CLI_EXIT_NOTFOUND : code;
+    }
+    return -1;
+}
+
+int cli_check_device(const char *cmd, const qr_options *o)
+{
+    const char *dev = qr_opt_str(o, QR_OPT_DEVICE);
+    if (!strncmp(dev, "cuda", 4)) {
+        fprintf(stderr, "quire %s: device %s (%s): this quire was built without the CUDA backend; use "
+                        "--device cpu, or rebuild with `meson setup build -Dcuda=enabled` where the CUDA toolkit "
+                        "is installed\n", cmd, dev, qr_opt_origin(o, QR_OPT_DEVICE));
+        return CLI_EXIT_UNSUPPORTED;
+    }
+    if (!strcmp(dev, "auto"))
+        QR_INFO("device cpu (device auto: this build has only the CPU backend)");
+    return -1;
+}
+
+void cli_storage_dtypes(const qr_wsrc *s, char *buf, size_t len)
+{
+    uint64_t bytes[QR_DTYPE_COUNT] = {0};
+    for (size_t i = 0; i < qr_wsrc_count(s); i++) {
+        const qr_wtensor *t = qr_wsrc_at(s, i);
+        if (t->n_dims >= 2 && t->dtype < QR_DTYPE_COUNT)
+            bytes[t->dtype] += t->nbytes;
+    }
+    buf[0] = '\0';
+    size_t used = 0;
+    for (;;) {
+        int best = -1;
+        for (int d = 0; d < QR_DTYPE_COUNT; d++)
+            if (bytes[d] && (best < 0 || bytes[d] > bytes[best]))
+                best = d;
+        if (best < 0)
+            break;
+        int n = snprintf(buf + used, len - used, "%s%s", used ? "+" : "", qr_dtype_name((qr_dtype)best));
+        if (n < 0 || (size_t)n >= len - used)
+            break;
+        used += (size_t)n;
+        bytes[best] = 0;
+    }
+}
+
+int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be_out, qr_model **m_out)
+{
+    char *path = NULL;
+    qr_backend *be = NULL;
+    qr_model *m = NULL;
+    qr_wsrc *src = NULL;
+    char stored[64] = "?", b1[32];
+    int code, rc;
+    if ((code = cli_check_device(cmd, o)) >= 0)
+        return code;
+    if ((code = cli_resolve_model(cmd, o, id, &path)) >= 0)
+        return code;
+    qr_model_opts mo;
+    memset(&mo, 0, sizeof mo);
+    if ((rc = qr_dtype_parse(qr_opt_str(o, QR_OPT_DTYPE), &mo.dtype))) {
+        code = cli_fail(cmd, rc, "dtype");
+        goto fail;
+    }
+    /* Only the tensor headers are read here (the data stays mapped, untouched). */
+    if (qr_wsrc_open(path, &src) == 0) {
+        cli_storage_dtypes(src, stored, sizeof stored);
+        qr_wsrc_close(src);
+        src = NULL;
+    }
+    if ((rc = qr_backend_cpu_create((int)qr_opt_int(o, QR_OPT_THREADS), &be))) {
+        code = cli_fail(cmd, rc, "creating the CPU backend");
+        goto fail;
+    }
+    if ((rc = qr_model_load(path, &mo, be, &m))) {
+        char what[300];
+        snprintf(what, sizeof what, "loading %.250s", path);
+        code = cli_fail(cmd, rc, what);
+        goto fail;
+    }
+    if (qr_log_get_level() >= QR_LOG_INFO) {
+        const qr_model_config *c = qr_model_cfg(m);
+        fprintf(stderr, "quire %s: model %s: %s, %d layers, d_model %d, vocab %d; weights %s \xe2\x86\x92 %s (%s, dtype from %s)\n",
+                cmd, path, c->arch_name, (int)c->n_layer, (int)c->d_model, (int)c->vocab_size, stored,
+                qr_dtype_name(mo.dtype), cli_bytes((double)qr_model_weight_bytes(m), b1, sizeof b1),
+                qr_opt_origin(o, QR_OPT_DTYPE));
+    }
+    free(path);
+    *be_out = be;
+    *m_out = m;
+    return -1;
+fail:
+    qr_model_free(m);
+    qr_backend_destroy(be);
+    free(path);
+    return code;
+}
