@@ -109,11 +109,14 @@ static bool is_cjk(uint32_t c)
            (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
-static bool is_other(uint32_t c) /* general category C* */
+/* BERT's is_control: categories Cc, Cf, Co (Cs cannot occur in valid UTF-8). Unassigned
+ * code points (Cn) are kept: the HF oracle keeps U+FFFE, U+038B, U+1D4A1 and turns them
+ * into [UNK]. */
+static bool is_other(uint32_t c)
 {
     switch (utf8proc_category((utf8proc_int32_t)c)) {
     case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CS:
-    case UTF8PROC_CATEGORY_CO: case UTF8PROC_CATEGORY_CN:
+    case UTF8PROC_CATEGORY_CO:
         return true;
     default:
         return false;

@@ -731,17 +731,69 @@ void qr_tokenizer_free(qr_tokenizer *t)
 const char qr_tok_gpt2_pattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
+/* Unicode White_Space, which is what Oniguruma's \s (used by HF tokenizers) matches.
+ * PCRE2's own \s also matches U+180E, so \s and \S are rewritten to these explicit sets. */
+#define WS_SET "\\t\\n\\x0b\\f\\r\\x20\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
+
+static int rewrite_space_classes(const char *p, size_t len, qr_tok_buf *out)
+{
+    int rc = 0;
+    bool in_class = false;
+    for (size_t i = 0; i < len && !rc; i++) {
+        char c = p[i];
+        if (c == '\\' && i + 1 < len) {
+            char e = p[i + 1];
+            i++;
+            if (e == 's')
+                rc = qr_tok_buf_put(out, in_class ? WS_SET : "[" WS_SET "]", strlen(in_class ? WS_SET : "[" WS_SET "]"));
+            else if (e == 'S' && !in_class)
+                rc = qr_tok_buf_put(out, "[^" WS_SET "]", strlen("[^" WS_SET "]"));
+            else if (!(rc = qr_tok_buf_putc(out, '\\')))
+                rc = qr_tok_buf_putc(out, e);
+            continue;
+        }
+        if (!in_class && c == '[') {
+            in_class = true;
+            rc = qr_tok_buf_putc(out, c);
+            /* "[^]...]" and "[]...]": a leading ']' is literal */
+            if (!rc && i + 1 < len && p[i + 1] == '^')
+                rc = qr_tok_buf_putc(out, p[++i]);
+            if (!rc && i + 1 < len && p[i + 1] == ']')
+                rc = qr_tok_buf_putc(out, p[++i]);
+            continue;
+        }
+        if (in_class && c == '[' && i + 1 < len && p[i + 1] == ':') { /* POSIX [:name:] */
+            const char *end = strstr(p + i, ":]");
+            size_t n = end && (size_t)(end - p) < len ? (size_t)(end - p) + 2 - i : 1;
+            rc = qr_tok_buf_put(out, p + i, n);
+            i += n - 1;
+            continue;
+        }
+        if (in_class && c == ']')
+            in_class = false;
+        rc = qr_tok_buf_putc(out, c);
+    }
+    return rc;
+}
+
 int qr_tok_regex_compile(const char *pattern, size_t len, const char *where, pcre2_code **out)
 {
     int err;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, len, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK,
-                                   &err, &off, NULL);
+    qr_tok_buf pat = {0};
+    int rc = rewrite_space_classes(pattern, len, &pat);
+    if (rc) {
+        qr_tok_buf_free(&pat);
+        return rc;
+    }
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)(pat.p ? pat.p : ""), pat.n,
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &off, NULL);
+    qr_tok_buf_free(&pat);
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof msg);
-        return qr_fail(QR_EFORMAT, "%s: regex /%.*s/ at offset %zu: %s", where, (int)len, pattern,
-                       (size_t)off, (const char *)msg);
+        return qr_fail(QR_EFORMAT, "%s: regex /%.*s/: %s (offset %zu after rewriting \\s)", where, (int)len,
+                       pattern, (const char *)msg, (size_t)off);
     }
     /* JIT is an optimisation only; matching works without it. */
     (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
