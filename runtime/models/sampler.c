@@ -110,10 +110,20 @@ int qr_sample_probs(const qr_sample_params *p, const float *logits, int32_t n_vo
         free(c);
         return QR_OK;
     }
-    for (int32_t i = 0; i < n_vocab; i++)
-        c[i].logit /= p->temperature;
-    qsort(c, (size_t)n_vocab, sizeof *c, cand_desc);
-    int32_t n = n_vocab; /* survivors: c[0..n-1], sorted descending */
+    /* Tokens more than 40 nats (after temperature) below the best carry
+     * probability < 4e-18 each; they are dropped before sorting so a 150k
+     * vocabulary does not pay a full sort per token. The mass removed is far
+     * below float resolution, so top-p/min-p decisions are unaffected. */
+    float best = c[0].logit;
+    for (int32_t i = 1; i < n_vocab; i++)
+        best = c[i].logit > best ? c[i].logit : best;
+    int32_t n = 0;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        float l = c[i].logit / p->temperature;
+        if (l >= best / p->temperature - 40.0f)
+            c[n++] = (cand){.logit = l, .id = c[i].id};
+    }
+    qsort(c, (size_t)n, sizeof *c, cand_desc); /* survivors: c[0..n-1], sorted descending */
 
     if (p->top_k > 0 && p->top_k < n) {
         float kth = c[p->top_k - 1].logit;
