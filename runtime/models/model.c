@@ -355,9 +355,16 @@ int qr_model_load(const char *path, const qr_model_opts *opts, qr_backend *be, q
                 snprintf(dir, sizeof dir, ".");
             tpath = dir;
         }
-        if ((rc = qr_tokenizer_load(tpath, &m->tok)))
+        rc = qr_tokenizer_load(tpath, &m->tok);
+        if (rc == QR_EUNSUPPORTED) {
+            /* e.g. a vocabulary type we do not implement: ids still work */
+            QR_WARN("%s: tokenizer not usable (%s); only id-based calls are available", path, qr_last_error());
+            m->tok = NULL;
+            rc = QR_OK;
+        } else if (rc) {
             goto fail;
-        if (qr_tokenizer_n_vocab(m->tok) > m->cfg.vocab_size)
+        }
+        if (m->tok && qr_tokenizer_n_vocab(m->tok) > m->cfg.vocab_size)
             QR_WARN("%s: tokenizer has %d tokens but the model only %d embeddings", path,
                     qr_tokenizer_n_vocab(m->tok), m->cfg.vocab_size);
     } else {

