@@ -12,7 +12,9 @@
 //   NAME.dec         line i (for the first N_DEC strings): decode(ids of line i,
 //                    skipSpecialTokens=false): "=" when it equals corpus[i] exactly,
 //                    otherwise the decoded text as a JSON string
-//   manifest.json    per tokenizer: where tokenizer.json lives, the ids the post-processor
+//   manifest.json    per tokenizer: where the tokenizer quire loads lives (format json:
+//                    tokenizer.json, gguf: a GGUF vocabulary), which .ids/.dec files hold its
+//                    expected output ("ids") and for how many corpus strings ("n_strings"), the ids the post-processor
 //                    adds with addSpecialTokens=true (prefix/suffix, checked on every string
 //                    here; any string where that does not hold is listed in full under
 //                    "special_exceptions"), and what was overridden (truncation/padding).
@@ -21,11 +23,14 @@
 // disabled for every tokenizer here so the ids are complete and unpadded.
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import tokenizers from 'tokenizers';
 import { makeCorpus } from './corpus.mjs';
+import { readGguf, gpt2TokenizerJson } from './gguf_to_tokenizer_json.mjs';
+import { sameBert, sameSpm } from './verify_same_vocab.mjs';
 
 const { Tokenizer } = tokenizers;
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -33,7 +38,7 @@ const root = path.resolve(here, '..', '..');
 const shared = path.resolve(root, '..', 'shared');
 const outDir = path.join(root, 'tests', 'fixtures', 'tokenizer', 'oracle');
 const N = parseInt(process.argv[2] || '10000', 10);
-const N_DEC = Math.min(N, 2000);
+const N_DEC = 2000;
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const packIds = (ids) => ids.map((v) => {
     if (v < 0 || v >= 262144) throw new Error(`id ${v} does not fit 3 base64 digits`);
@@ -41,12 +46,35 @@ const packIds = (ids) => ids.map((v) => {
 }).join('');
 const version = createRequire(import.meta.url)('tokenizers/package.json').version;
 
-// base: "shared" (QUIRE_SHARED) or "fixtures" (QUIRE_FIXTURES), as the C test resolves them.
+// Reference tokenizers run by HF here. base: "shared" (QUIRE_SHARED) or "fixtures"
+// (QUIRE_FIXTURES), as the C test resolves them; n: only the first n corpus strings.
+// gpt2: HF has no GPT-2 tokenizer.json here, so one is built from the GGUF vocabulary
+// (gguf_to_tokenizer_json.mjs; it reproduces all 46 ggml-vocab-gpt-2 cases) into a
+// temporary file, and quire is tested by loading the GGUF itself.
 const TOKENIZERS = [
     { name: 'minilm', base: 'shared', rel: 'models/all-MiniLM-L6-v2-tokenizer/tokenizer.json' },
     { name: 'qwen2.5', base: 'shared', rel: 'models/qwen2.5-tokenizer/tokenizer.json' },
     { name: 'llama3', base: 'shared', rel: 'models/llama3-tokenizer/tokenizer.json' },
     { name: 'llama2', base: 'fixtures', rel: 'tokenizer/llama2-tokenizer.json' },
+    { name: 'gpt-2.gguf', base: 'shared', rel: 'models/vocab-fixtures/ggml-vocab-gpt-2.gguf', format: 'gguf', n: 3000,
+        reference: () => {
+            const tmp = path.join(os.tmpdir(), `quire-oracle-gpt2-${process.pid}.json`);
+            fs.writeFileSync(tmp, JSON.stringify(gpt2TokenizerJson(readGguf(path.join(shared, 'models/vocab-fixtures/ggml-vocab-gpt-2.gguf')))));
+            return tmp;
+        } },
+];
+// GGUF vocabularies identical to a reference above (checked by verify_same_vocab.mjs:
+// pieces, scores and types; BERT pieces after undoing the converter's "▁"/"##" mapping)
+// reuse its ids: quire loads the GGUF, the expected ids are the reference's.
+const SPM_MODEL = 'models/llama2-spm-tokenizer/tokenizer.model';
+const MINILM_JSON = 'models/all-MiniLM-L6-v2-tokenizer/tokenizer.json';
+const ALIASES = [
+    { name: 'bert-bge.gguf', ids: 'minilm', base: 'shared', rel: 'models/vocab-fixtures/ggml-vocab-bert-bge.gguf',
+        same: (f) => sameBert(f, path.join(shared, MINILM_JSON)) },
+    { name: 'llama-spm.gguf', ids: 'llama2', base: 'shared', rel: 'models/vocab-fixtures/ggml-vocab-llama-spm.gguf',
+        same: (f) => sameSpm(f, path.join(shared, SPM_MODEL)) },
+    { name: 'tiny-random-llama-2.gguf', ids: 'llama2', base: 'shared',
+        rel: 'models/tiny-random-llama-2/llama-2-tiny-random.gguf', same: (f) => sameSpm(f, path.join(shared, SPM_MODEL)) },
 ];
 
 const resolve = (t) => path.join(t.base === 'shared' ? shared : path.join(root, 'tests', 'fixtures'), t.rel);
@@ -82,16 +110,14 @@ async function main() {
         tokenizers: [],
     };
     for (const t of TOKENIZERS) {
-        const file = resolve(t);
-        if (!fs.existsSync(file)) {
-            console.error(`skip ${t.name}: ${file} missing`);
-            continue;
-        }
+        const file = t.reference ? t.reference() : resolve(t);
         const tok = Tokenizer.fromFile(file);
+        const texts = corpus.slice(0, t.n || corpus.length);
+        const nDec = Math.min(N_DEC, texts.length);
         tok.disableTruncation();
         tok.disablePadding();
-        const plain = await encodeAll(tok, corpus, false);
-        const withSp = await encodeAll(tok, corpus, true);
+        const plain = await encodeAll(tok, texts, false);
+        const withSp = await encodeAll(tok, texts, true);
 
         // Learn the post-processor's prefix/suffix from one plain word.
         const probe = (await tok.encode('hello', null, { addSpecialTokens: true })).getIds();
@@ -101,7 +127,7 @@ async function main() {
         const prefix = probe.slice(0, at);
         const suffix = probe.slice(at + core.length);
         const exceptions = [];
-        for (let i = 0; i < corpus.length; i++) {
+        for (let i = 0; i < texts.length; i++) {
             const want = prefix.concat(plain[i], suffix);
             const got = withSp[i];
             if (got.length !== want.length || got.some((v, j) => v !== want[j])) exceptions.push({ index: i, ids: got });
@@ -109,7 +135,7 @@ async function main() {
 
         const dec = [];
         let same = 0;
-        for (let i = 0; i < N_DEC; i++) {
+        for (let i = 0; i < nDec; i++) {
             const d = await tok.decode(plain[i], false);
             if (d === corpus[i]) {
                 dec.push('=');
@@ -118,23 +144,33 @@ async function main() {
                 dec.push(JSON.stringify(d));
             }
         }
+        if (t.reference) fs.unlinkSync(file);
         fs.writeFileSync(path.join(outDir, `${t.name}.ids`), plain.map(packIds).join('\n') + '\n');
         fs.writeFileSync(path.join(outDir, `${t.name}.dec`), dec.join('\n') + '\n');
         const n_ids = plain.reduce((a, x) => a + x.length, 0);
         manifest.tokenizers.push({
             name: t.name,
+            format: t.format || 'json',
             base: t.base,
             path: t.rel,
+            ids: t.name,
+            n_strings: texts.length,
             overrides: { truncation: 'disabled', padding: 'disabled' },
             special_prefix: prefix,
             special_suffix: suffix,
             special_exceptions: exceptions,
             n_ids,
-            n_decoded: N_DEC,
+            n_decoded: nDec,
             decode_roundtrip_exact: same,
         });
         console.log(`${t.name}: ${n_ids} ids, ${exceptions.length} special exceptions, ` +
-            `decode == input for ${same}/${N_DEC}`);
+            `decode == input for ${same}/${nDec}`);
+    }
+    for (const a of ALIASES) {
+        const src = manifest.tokenizers.find((e) => e.name === a.ids);
+        const diff = a.same(path.join(shared, a.rel));
+        if (diff) throw new Error(`${a.name}: not the vocabulary of ${a.ids}: ${diff}`);
+        manifest.tokenizers.push({ ...src, name: a.name, format: 'gguf', base: a.base, path: a.rel, ids: a.ids });
     }
     fs.writeFileSync(path.join(outDir, 'manifest.json'), JSON.stringify(manifest, null, 1) + '\n');
 }

@@ -4,6 +4,8 @@
  * token look-alikes). Fixtures from tools/oracle/gen_fixtures.mjs, format
  * described there. Requires 100% identical ids with and without special
  * tokens, and identical decode output for the strings that have one.
+ * Entries of format "gguf" load a GGUF vocabulary (qr_tokenizer_load_gguf) and are
+ * held to the ids of the Hugging Face tokenizer with the same vocabulary.
  *
  * usage: test_oracle NAME   (NAME as in tests/fixtures/tokenizer/oracle/manifest.json) */
 #include <jansson.h>
@@ -15,6 +17,7 @@
 
 #include "common/error.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "runtime/weights/gguf.h"
 #include "tests/unit/test.h"
 
 #define MAX_SHOWN 8
@@ -197,25 +200,37 @@ int main(int argc, char **argv)
     corpus c = { 0 };
     CHECK(load_corpus(FIXTURE("tokenizer/oracle/corpus.jsonl"), &c));
     CHECK_INT(c.n, json_integer_value(json_object_get(manifest, "n_strings")));
+    size_t n_strings = (size_t)json_integer_value(json_object_get(entry, "n_strings"));
+    CHECK(n_strings > 0 && n_strings <= c.n);
+    size_t n_use = n_strings < c.n ? n_strings : c.n; /* this tokenizer's share of the corpus */
 
+    const char *stem = json_string_value(json_object_get(entry, "ids"));
     char rel[512];
-    snprintf(rel, sizeof rel, "tokenizer/oracle/%s.ids", name);
+    snprintf(rel, sizeof rel, "tokenizer/oracle/%s.ids", stem);
     char *ids_buf = slurp(FIXTURE(rel), NULL);
-    snprintf(rel, sizeof rel, "tokenizer/oracle/%s.dec", name);
+    snprintf(rel, sizeof rel, "tokenizer/oracle/%s.dec", stem);
     char *dec_buf = slurp(FIXTURE(rel), NULL);
     CHECK(ids_buf != NULL);
     CHECK(dec_buf != NULL);
     size_t n_id_lines = 0, n_dec_lines = 0;
     char **id_lines = ids_buf ? split_lines(ids_buf, &n_id_lines) : NULL;
     char **dec_lines = dec_buf ? split_lines(dec_buf, &n_dec_lines) : NULL;
-    CHECK_INT(n_id_lines, c.n);
+    CHECK_INT(n_id_lines, n_use);
     CHECK_INT(n_dec_lines, json_integer_value(json_object_get(entry, "n_decoded")));
 
     const char *base = json_string_value(json_object_get(entry, "base"));
     const char *path = json_string_value(json_object_get(entry, "path"));
     const char *file = strcmp(base, "shared") == 0 ? SHARED(path) : FIXTURE(path);
+    const char *format = json_string_value(json_object_get(entry, "format"));
     qr_tokenizer *tok = NULL;
-    CHECK_OK(qr_tokenizer_load_json(file, &tok));
+    qr_gguf *gg = NULL;
+    if (strcmp(format, "gguf") == 0) {
+        CHECK_OK(qr_gguf_open(file, &gg));
+        if (gg)
+            CHECK_OK(qr_tokenizer_load_gguf(gg, &tok));
+    } else {
+        CHECK_OK(qr_tokenizer_load_json(file, &tok));
+    }
 
     int32_t prefix[16], suffix[16];
     size_t n_prefix = json_ids(json_object_get(entry, "special_prefix"), prefix, 16);
@@ -223,7 +238,7 @@ int main(int argc, char **argv)
     json_t *exceptions = json_object_get(entry, "special_exceptions");
 
     size_t bad_plain = 0, bad_special = 0, bad_decode = 0, shown = 0, n_ids_total = 0;
-    for (size_t i = 0; tok && i < c.n && i < n_id_lines; i++) {
+    for (size_t i = 0; tok && i < n_use && i < n_id_lines; i++) {
         int32_t *want = NULL;
         long nw = unpack_ids(id_lines[i], &want);
         CHECK_MSG(nw >= 0, "%s.ids line %zu malformed", name, i + 1);
@@ -316,12 +331,13 @@ int main(int argc, char **argv)
     }
     printf("%s: %zu strings, %zu reference ids; mismatches: %zu without special tokens, "
            "%zu with, %zu of %zu decodes\n",
-           name, c.n, n_ids_total, bad_plain, bad_special, bad_decode, n_dec_lines);
+           name, n_use, n_ids_total, bad_plain, bad_special, bad_decode, n_dec_lines);
     CHECK_INT(bad_plain, 0);
     CHECK_INT(bad_special, 0);
     CHECK_INT(bad_decode, 0);
 
     qr_tokenizer_free(tok);
+    qr_gguf_close(gg);
     for (size_t i = 0; i < c.n; i++)
         free(c.text[i]);
     free(c.text);
