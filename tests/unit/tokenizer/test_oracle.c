@@ -20,7 +20,9 @@
 #include "runtime/weights/gguf.h"
 #include "tests/unit/test.h"
 
+#ifndef MAX_SHOWN
 #define MAX_SHOWN 8
+#endif
 
 typedef struct {
     char **text;
