@@ -365,6 +365,18 @@ int qr_config_from_dir(const char *dir, qr_model_config *out)
             c.qkv_bias = c.attn_out_bias = ab;
             c.mlp_bias = mb;
         }
+        /* Sliding-window attention (Mistral v0.1: 4096) is not implemented; up to
+         * the window, full causal attention is identical, so the usable context
+         * is capped there. Qwen2 ships a window but turns it off. */
+        bool use_sw = true;
+        int32_t sw = 0;
+        if ((rc = j_bool(j, "use_sliding_window", true, file, &use_sw)) ||
+            (rc = j_int(j, "sliding_window", false, 0, file, &sw)))
+            goto fail;
+        if (use_sw && sw > 0 && sw < c.max_pos) {
+            QR_INFO("%s: sliding_window %d: context capped to %d positions (was %d)", file, sw, sw, c.max_pos);
+            c.max_pos = sw;
+        }
         if ((rc = j_bos(j, file, &c)) || (rc = j_eos(j, file, &c)))
             goto fail;
         char gpath[4096];

@@ -163,8 +163,10 @@ static void test_errors(void)
     write_file("config.json", "{\"model_type\": \"mistral\", \"hidden_size\": 32, \"num_hidden_layers\": 2,"
                               " \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"intermediate_size\": 48,"
                               " \"vocab_size\": 100, \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0},"
-                              " \"eos_token_id\": 2, \"bos_token_id\": 1}");
+                              " \"eos_token_id\": 2, \"bos_token_id\": 1, \"sliding_window\": 64,"
+                              " \"max_position_embeddings\": 1000}");
     CHECK_OK(qr_config_from_dir(tmpdir, &c));
+    CHECK_INT(c.max_pos, 64); /* capped to the sliding window */
     CHECK(c.rope_scaling == QR_ROPE_LINEAR);
     CHECK_NEAR(c.rope_factor, 2, 0);
     CHECK_INT(c.head_dim, 8);

@@ -198,9 +198,9 @@ static const int32_t S2[] = {2, 557, 97, 637, 329, 3};
 static const int32_t S3[] = {2, 3};
 static const int32_t S4[] = {2, 364, 3};
 
-static void write(const char *dir, const char *name, const char *text)
+static void write_text(const char *dir, const char *name, const char *text)
 {
-    char p[4096];
+    char p[8300];
     snprintf(p, sizeof p, "%s/%s", dir, name);
     FILE *f = fopen(p, "w");
     fputs(text, f);
@@ -209,7 +209,7 @@ static void write(const char *dir, const char *name, const char *text)
 
 static void link_in(const char *fix, const char *dir, const char *name)
 {
-    char a[4096], b[4096];
+    char a[8300], b[8300];
     snprintf(a, sizeof a, "%s/%s", fix, name);
     snprintf(b, sizeof b, "%s/%s", dir, name);
     CHECK(symlink(a, b) == 0);
@@ -217,7 +217,7 @@ static void link_in(const char *fix, const char *dir, const char *name)
 
 static void unlink_in(const char *dir, const char *name)
 {
-    char b[4096];
+    char b[8300];
     snprintf(b, sizeof b, "%s/%s", dir, name);
     unlink(b);
 }
@@ -297,8 +297,8 @@ int main(void)
                  "{\"idx\":1,\"name\":\"1\",\"path\":\"pool\",\"type\":\"sentence_transformers.models.Pooling\"}%s]",
                  cases[k].normalize ? ",{\"idx\":2,\"name\":\"2\",\"path\":\"2_Normalize\","
                                       "\"type\":\"sentence_transformers.models.Normalize\"}" : "");
-        write(tmp, "modules.json", mods);
-        write(pd, "config.json", cases[k].pool_cfg);
+        write_text(tmp, "modules.json", mods);
+        write_text(pd, "config.json", cases[k].pool_cfg);
         qr_model_opts o = {.dtype = QR_F32};
         qr_model *m = NULL;
         CHECK_OK(qr_model_load(tmp, &o, be, &m));

@@ -64,6 +64,53 @@ static int argmax(const float *x, int n)
     return b;
 }
 
+typedef struct {
+    char buf[8192];
+    size_t len;
+} sink;
+
+static int on_piece(int32_t id, const char *piece, void *user)
+{
+    sink *s = user;
+    size_t n = strlen(piece);
+    if (s->len + n < sizeof s->buf) {
+        memcpy(s->buf + s->len, piece, n + 1);
+        s->len += n;
+    }
+    (void)id;
+    return 0;
+}
+
+/* Streaming pieces add up to the text; a stop string taken from the middle of
+ * the greedy text cuts it exactly before its first occurrence. */
+static void test_stream_stop(qr_model *m, const int32_t *prompt, int np, const qr_sample_params *p0, const char *full)
+{
+    qr_sample_params p = *p0;
+    qr_gen_result r = {0};
+    sink s = {.len = 0};
+    CHECK_OK(qr_generate(m, prompt, (size_t)np, &p, on_piece, &s, &r));
+    CHECK_MSG(r.text && strcmp(s.buf, r.text) == 0, "streamed '%s' vs '%s'", s.buf, r.text ? r.text : "");
+    qr_gen_result_free(&r);
+    size_t fl = strlen(full);
+    if (fl < 8)
+        return;
+    char stop[8];
+    memcpy(stop, full + fl / 2 - 2, 5);
+    stop[5] = 0;
+    const char *stops[] = {stop};
+    const char *first = strstr(full, stop);
+    p.stop = stops;
+    p.n_stop = 1;
+    memset(&s, 0, sizeof s);
+    CHECK_OK(qr_generate(m, prompt, (size_t)np, &p, on_piece, &s, &r));
+    printf("  stop string at byte %ld of %zu: kept %zu bytes, %zu ids, streamed %zu bytes\n",
+           first ? (long)(first - full) : -1L, fl, r.text ? strlen(r.text) : 0, r.n_ids, s.len);
+    CHECK(r.finish && strcmp(r.finish, "stop") == 0);
+    CHECK(r.text && first && strlen(r.text) == (size_t)(first - full) && strncmp(r.text, full, strlen(r.text)) == 0);
+    CHECK_MSG(r.text && strcmp(s.buf, r.text) == 0, "streamed '%s' vs '%s'", s.buf, r.text ? r.text : "");
+    qr_gen_result_free(&r);
+}
+
 static void test_decoder(const char *name, qr_dtype dt)
 {
     char d[128];
@@ -119,10 +166,12 @@ static void test_decoder(const char *name, qr_dtype dt)
         qr_sample_params p;
         qr_sample_params_default(&p);
         p.max_tokens = ng;
-        qr_gen_result r;
+        qr_gen_result r = {0};
         CHECK_OK(qr_generate(m, prompt, (size_t)np, &p, NULL, NULL, &r));
         CHECK_INT(r.n_ids, ng);
         CHECK(r.n_ids == (size_t)ng && memcmp(r.ids, greedy, (size_t)ng * sizeof *greedy) == 0);
+        if (qr_model_tokenizer(m))
+            test_stream_stop(m, prompt, np, &p, r.text);
         qr_gen_result_free(&r);
     } else {
         /* loose sanity bounds: reduced precision, not broken */
