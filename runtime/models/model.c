@@ -355,7 +355,7 @@ int qr_model_load(const char *path, const qr_model_opts *opts, qr_backend *be, q
                 snprintf(dir, sizeof dir, ".");
             tpath = dir;
         }
-        rc = qr_tokenizer_load(tpath, &m->tok);
+        rc = g ? qr_tokenizer_load_gguf(g, &m->tok) : qr_tokenizer_load(tpath, &m->tok);
         if (rc == QR_EUNSUPPORTED) {
             /* e.g. a vocabulary type we do not implement: ids still work */
             QR_WARN("%s: tokenizer not usable (%s); only id-based calls are available", path, qr_last_error());
