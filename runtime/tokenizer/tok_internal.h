@@ -106,9 +106,12 @@ int32_t qr_tok_vocab_get(const qr_tokenizer *t, const char *piece, size_t len);
 /* ---- BPE merges: (left id, right id) → rank, merged id ---------------------------------- */
 
 typedef struct {
-    uint64_t *keys;   /* ((uint64_t)left << 32 | right) + 1, 0 = empty */
-    int32_t *rank;
-    int32_t *merged;
+    uint64_t key;     /* ((uint64_t)left << 32 | right) + 1, 0 = empty */
+    int32_t rank, merged;
+} qr_tok_merge_slot; /* one cache line holds 4: a lookup touches one line */
+
+typedef struct {
+    qr_tok_merge_slot *slots; /* open addressing, power-of-two cap */
     size_t cap, n;
 } qr_tok_merges;
 
@@ -266,7 +269,13 @@ struct qr_tokenizer {
 
     int32_t bos_id, eos_id, pad_id; /* -1 if none */
     bool finalized;
+    struct qr_tok_cache *cache; /* word → ids cache (finalize); thread-safe, may be NULL */
 };
+
+/* Model encode of one pre-token through the word cache (appends to out). */
+int qr_tok_model_word(const qr_tokenizer *t, const char *w, size_t len, qr_tok_ids *out);
+int qr_tok_cache_create(qr_tokenizer *t);
+void qr_tok_cache_free(struct qr_tok_cache *c);
 
 /* Allocates an empty tokenizer (no vocabulary, no pipeline; ids -1). */
 int qr_tok_create(qr_tokenizer **out);

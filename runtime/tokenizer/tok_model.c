@@ -1,5 +1,6 @@
 /* Tokenizer models: WordPiece and BPE, applied to one pre-token at a time, with the
  * semantics of Hugging Face `tokenizers` (models/wordpiece, models/bpe). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -289,4 +290,97 @@ fail:
     free(heap.v);
     qr_tok_buf_free(&tmp);
     return rc;
+}
+
+/* ---- word cache -------------------------------------------------------------------------
+ * Most pre-tokens of real text are frequent words, so their ids are cached. The cache is a
+ * direct-mapped table of short words (a slot is overwritten by a colliding word) behind a
+ * mutex that is only try-locked: a thread that finds it busy computes the word itself, so
+ * threads never wait on each other. Caching cannot change results: every model is a pure
+ * function of the word. */
+
+#define CACHE_SLOTS 16384 /* power of two */
+#define CACHE_WORD 44
+#define CACHE_IDS 14
+
+typedef struct {
+    uint64_t hash;   /* 0 = empty */
+    uint8_t wlen, nids;
+    char word[CACHE_WORD];
+    int32_t ids[CACHE_IDS];
+} cache_slot;
+
+struct qr_tok_cache {
+    pthread_mutex_t mu;
+    cache_slot slot[CACHE_SLOTS];
+};
+
+int qr_tok_cache_create(qr_tokenizer *t)
+{
+    struct qr_tok_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return qr_fail(QR_ENOMEM, "tokenizer: word cache");
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return qr_fail(QR_EINTERNAL, "tokenizer: word cache mutex");
+    }
+    t->cache = c;
+    return 0;
+}
+
+void qr_tok_cache_free(struct qr_tok_cache *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static int model_word_raw(const qr_tokenizer *t, const char *w, size_t len, qr_tok_ids *out)
+{
+    switch (t->model.type) {
+    case QR_TOK_MODEL_WORDPIECE: return qr_tok_wordpiece_word(t, w, len, out);
+    case QR_TOK_MODEL_BPE: return qr_tok_bpe_word(t, w, len, out);
+    case QR_TOK_MODEL_CUSTOM: return t->model.custom_encode(t, w, len, out);
+    default: return qr_fail(QR_EINTERNAL, "%s: tokenizer has no model", t->source ? t->source : "tokenizer");
+    }
+}
+
+int qr_tok_model_word(const qr_tokenizer *t, const char *w, size_t len, qr_tok_ids *out)
+{
+    struct qr_tok_cache *c = t->cache;
+    if (!c || len == 0 || len > CACHE_WORD)
+        return model_word_raw(t, w, len, out);
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)w[i];
+        h *= 1099511628211ull;
+    }
+    h |= 1;
+    cache_slot *s = &c->slot[(h >> 17) & (CACHE_SLOTS - 1)];
+    if (pthread_mutex_trylock(&c->mu) == 0) {
+        if (s->hash == h && s->wlen == len && memcmp(s->word, w, len) == 0) {
+            int32_t ids[CACHE_IDS];
+            uint8_t n = s->nids;
+            memcpy(ids, s->ids, n * sizeof *ids);
+            pthread_mutex_unlock(&c->mu);
+            int rc = 0;
+            for (uint8_t i = 0; i < n && !rc; i++)
+                rc = qr_tok_ids_push(out, ids[i]);
+            return rc;
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    size_t mark = out->n;
+    int rc = model_word_raw(t, w, len, out);
+    size_t n = out->n - mark;
+    if (rc || n > CACHE_IDS || pthread_mutex_trylock(&c->mu) != 0)
+        return rc;
+    s->hash = h;
+    s->wlen = (uint8_t)len;
+    s->nids = (uint8_t)n;
+    memcpy(s->word, w, len);
+    memcpy(s->ids, out->v + mark, n * sizeof *out->v);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
 }

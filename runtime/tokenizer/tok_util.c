@@ -409,30 +409,19 @@ static uint64_t hash_u64(uint64_t x)
 static int merges_grow(qr_tok_merges *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 4096;
-    uint64_t *keys = calloc(cap, sizeof *keys);
-    int32_t *rank = malloc(cap * sizeof *rank), *merged = malloc(cap * sizeof *merged);
-    if (!keys || !rank || !merged) {
-        free(keys);
-        free(rank);
-        free(merged);
+    qr_tok_merge_slot *slots = calloc(cap, sizeof *slots);
+    if (!slots)
         return qr_fail(QR_ENOMEM, "tokenizer: merge table of %zu", cap);
-    }
     for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i])
+        if (!m->slots[i].key)
             continue;
-        size_t j = hash_u64(m->keys[i]) & (cap - 1);
-        while (keys[j])
+        size_t j = hash_u64(m->slots[i].key) & (cap - 1);
+        while (slots[j].key)
             j = (j + 1) & (cap - 1);
-        keys[j] = m->keys[i];
-        rank[j] = m->rank[i];
-        merged[j] = m->merged[i];
+        slots[j] = m->slots[i];
     }
-    free(m->keys);
-    free(m->rank);
-    free(m->merged);
-    m->keys = keys;
-    m->rank = rank;
-    m->merged = merged;
+    free(m->slots);
+    m->slots = slots;
     m->cap = cap;
     return 0;
 }
@@ -458,13 +447,11 @@ int qr_tok_merge_add(qr_tokenizer *t, const char *a, size_t alen, const char *b,
         goto fail;
     uint64_t key = (((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib) + 1;
     size_t j = hash_u64(key) & (m->cap - 1);
-    while (m->keys[j] && m->keys[j] != key)
+    while (m->slots[j].key && m->slots[j].key != key)
         j = (j + 1) & (m->cap - 1);
     /* A repeated pair takes its later rank: HF collects the merges into a hash map, where the
      * last insertion wins. */
-    m->keys[j] = key;
-    m->rank[j] = (int32_t)m->n;
-    m->merged[j] = im;
+    m->slots[j] = (qr_tok_merge_slot){key, (int32_t)m->n, im};
     m->n++;
     rc = 0;
 fail:
@@ -478,10 +465,10 @@ bool qr_tok_merge_get(const qr_tok_merges *m, int32_t left, int32_t right, int32
         return false;
     uint64_t key = (((uint64_t)(uint32_t)left << 32) | (uint32_t)right) + 1;
     size_t j = hash_u64(key) & (m->cap - 1);
-    while (m->keys[j]) {
-        if (m->keys[j] == key) {
-            *rank = m->rank[j];
-            *merged = m->merged[j];
+    while (m->slots[j].key) {
+        if (m->slots[j].key == key) {
+            *rank = m->slots[j].rank;
+            *merged = m->slots[j].merged;
             return true;
         }
         j = (j + 1) & (m->cap - 1);
@@ -682,6 +669,8 @@ int qr_tok_finalize(qr_tokenizer *t, const char *where)
         snprintf(name, sizeof name, "<0x%02X>", i);
         t->model.byte_fallback_id[i] = qr_tok_vocab_get(t, name, 6);
     }
+    if (!t->cache && (rc = qr_tok_cache_create(t)))
+        return rc;
     t->finalized = true;
     return 0;
 }
@@ -691,14 +680,13 @@ void qr_tokenizer_free(qr_tokenizer *t)
     if (!t)
         return;
     free(t->source);
+    qr_tok_cache_free(t->cache);
     qr_tok_strmap_free(&t->vocab.map);
     free(t->vocab.pieces);
     free(t->vocab.piece_len);
     free(t->model.cont_prefix);
     free(t->model.eow_suffix);
-    free(t->model.merges.keys);
-    free(t->model.merges.rank);
-    free(t->model.merges.merged);
+    free(t->model.merges.slots);
     if (t->model.custom_free)
         t->model.custom_free(t->model.custom_data);
     for (size_t i = 0; i < t->n_added; i++)

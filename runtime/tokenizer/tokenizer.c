@@ -127,16 +127,6 @@ typedef struct {
     qr_tok_pieces pieces;
 } enc_scratch;
 
-static int model_word(const qr_tokenizer *t, const char *w, size_t len, qr_tok_ids *out)
-{
-    switch (t->model.type) {
-    case QR_TOK_MODEL_WORDPIECE: return qr_tok_wordpiece_word(t, w, len, out);
-    case QR_TOK_MODEL_BPE: return qr_tok_bpe_word(t, w, len, out);
-    case QR_TOK_MODEL_CUSTOM: return t->model.custom_encode(t, w, len, out);
-    default: return qr_fail(QR_EINTERNAL, "%s: tokenizer has no model", t->source ? t->source : "tokenizer");
-    }
-}
-
 /* Normalized segment (no class-0 tokens inside): split on class-1 tokens, pre-tokenize
  * and run the model on the rest. */
 static int encode_normalized(const qr_tokenizer *t, const char *s, size_t len, bool first,
@@ -156,7 +146,7 @@ static int encode_normalized(const qr_tokenizer *t, const char *s, size_t len, b
             if ((rc = qr_tok_pretokenize(t, s + pos, ms - pos, first && pos == 0, &sc->pieces)))
                 return rc;
             for (size_t i = 0; i < sc->pieces.n && !rc; i++)
-                rc = model_word(t, sc->pieces.text.p + sc->pieces.v[i].off, sc->pieces.v[i].len, out);
+                rc = qr_tok_model_word(t, sc->pieces.text.p + sc->pieces.v[i].off, sc->pieces.v[i].len, out);
             if (rc)
                 return rc;
         }
