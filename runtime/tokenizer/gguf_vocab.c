@@ -378,10 +378,10 @@ int qr_tokenizer_load_gguf(const qr_gguf *g, qr_tokenizer **out)
             if ((rc = qr_tok_buf_put(&piece, s.ptr, s.len)))
                 goto fail;
         }
-        if (piece.n == 0) {
-            rc = qr_fail(QR_EFORMAT, "%s: %s[%d]: empty piece", path, KEY_TOKENS, i);
-            goto fail;
-        }
+        /* An empty piece can never be produced by encoding; llama.cpp accepts such ids, so
+         * they stay as ids without a piece. */
+        if (piece.n == 0)
+            continue;
         if ((rc = qr_tok_vocab_set(t, piece.p, piece.n, i)))
             goto fail;
         if (type == TT_CONTROL || type == TT_UNKNOWN || type == TT_USER_DEFINED) {
