@@ -291,6 +291,53 @@ int qr_rope_inv_freq(const qr_model_config *c, float *out)
     return QR_OK;
 }
 
+int qr_model_estimate(const qr_model_config *c, qr_dtype dtype, int64_t n_ctx, int64_t n_seq, int64_t n_tok,
+                      qr_mem_estimate *out)
+{
+    if (!c || !out || n_ctx < 0 || n_seq < 0 || n_tok < 0)
+        return qr_fail(QR_EINVAL, "estimate: bad arguments");
+    if (dtype != QR_F32 && dtype != QR_BF16 && dtype != QR_F16 && dtype != QR_I8)
+        return qr_fail(QR_EINVAL, "estimate: dtype %s: expected f32, bf16, f16 or int8", qr_dtype_name(dtype));
+    double eb = dtype == QR_F32 ? 4 : dtype == QR_I8 ? 1 : 2; /* bytes per weight element */
+    double d = c->d_model, ff = c->d_ff, V = c->vocab_size, L = c->n_layer;
+    double dq = (double)c->n_head * c->head_dim, dkv = (double)c->n_kv_head * c->head_dim;
+    double rows = 0, elems = 0, f32 = 0; /* matmul-weight rows (int8 scales), elements; f32 elements */
+    bool bert = c->arch == QR_ARCH_BERT;
+    /* per layer: q, k, v, o, (gate,) up, down */
+    double n_ffn = bert ? 2 : 3;
+    elems += L * (dq * d + 2 * dkv * d + d * dq + n_ffn * ff * d);
+    rows += L * (dq + 2 * dkv + d + (n_ffn - 1) * ff + d);
+    elems += V * d; /* token embeddings */
+    rows += V;
+    if (!bert && !c->tie_embeddings) {
+        elems += V * d;
+        rows += V;
+    }
+    if (bert) {
+        f32 += (double)c->max_pos * d + (double)c->type_vocab_size * d + 2 * d;
+        f32 += L * (dq + 2 * dkv + d + ff + d + 4 * d); /* biases + 2 LayerNorms */
+    } else {
+        f32 += L * 2 * d + d; /* RMSNorm weights */
+        if (c->qkv_bias)
+            f32 += L * (dq + 2 * dkv);
+        if (c->attn_out_bias)
+            f32 += L * d;
+        if (c->mlp_bias)
+            f32 += L * (2 * ff + d);
+    }
+    qr_mem_estimate e;
+    e.weights = (uint64_t)(elems * eb + (dtype == QR_I8 ? rows * 4 : 0) + f32 * 4);
+    e.kv_cache = bert ? 0 : (uint64_t)(2.0 * L * dkv * 4 * (double)n_ctx * (double)n_seq);
+    double T = (double)n_tok, act;
+    if (bert)
+        act = T * (6 * d + ff) + (double)n_seq * d; /* x, tmp, q, k, v, att, ff; pooled */
+    else
+        act = T * (3 * d + 2 * dq + 2 * dkv + 2 * ff) + (double)n_seq * (d + V); /* + last rows, logits */
+    e.workspace = (uint64_t)(act * 4);
+    *out = e;
+    return QR_OK;
+}
+
 static bool is_dir(const char *p)
 {
     struct stat st;
@@ -414,14 +461,22 @@ int qr_model_load(const char *path, const qr_model_opts *opts, qr_backend *be, q
     }
 
     {
+        /* Peak: weights + the largest staging buffer during load; then in use,
+         * weights + KV cache + the workspace of one forward pass. */
         const qr_model_config *c = &m->cfg;
-        double kv_per_tok = c->arch == QR_ARCH_BERT ? 0.0
-                            : 2.0 * c->n_layer * c->n_kv_head * c->head_dim * qr_dtype_row_bytes(be->act_dtype, 1);
-        double mib = 1024.0 * 1024.0;
-        QR_INFO("%s: %s, %d layers, d %d, weights %s: %.2f MiB on backend %s; peak during load %.2f MiB "
-                "(+ %.2f MiB staging); KV cache %.1f KiB per token",
+        qr_mem_estimate e1, e;
+        bool bert = c->arch == QR_ARCH_BERT;
+        int64_t ctx = c->max_pos, tok = bert ? 8192 : 512;
+        qr_model_estimate(c, m->dtype, 1, 1, 0, &e1);
+        qr_model_estimate(c, m->dtype, ctx, 1, tok, &e);
+        double mib = 1024.0 * 1024.0, load_peak = (double)m->weight_bytes + L.staging_peak,
+               run_peak = (double)m->weight_bytes + e.kv_cache + e.workspace;
+        QR_INFO("%s: %s, %d layers, d %d; weights %s: %.2f MiB on backend %s; peak memory: %.2f MiB while "
+                "loading, %.2f MiB running %s%lld tokens (KV cache %.1f KiB per token, workspace %.2f MiB)",
                 path, c->arch_name, c->n_layer, c->d_model, qr_dtype_name(m->dtype), m->weight_bytes / mib,
-                be->ops->name, (m->weight_bytes + L.staging_peak) / mib, L.staging_peak / mib, kv_per_tok / 1024.0);
+                be->ops->name, load_peak / mib, run_peak / mib,
+                bert ? "batches of " : "one sequence of ", (long long)(bert ? tok : ctx), e1.kv_cache / 1024.0,
+                e.workspace / mib);
     }
     *out = m;
     return QR_OK;

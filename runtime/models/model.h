@@ -80,6 +80,18 @@ int qr_generate(qr_model *m, const int32_t *prompt, size_t n_prompt, const qr_sa
                 qr_token_cb cb, void *user, qr_gen_result *out);
 void qr_gen_result_free(qr_gen_result *r);
 
+/* ---- memory estimate (reads only the config; used by load logging and `quire estimate`) ---- */
+typedef struct qr_mem_estimate {
+    uint64_t weights;    /* all weights at dtype (int8: + one f32 scale per row); norms/biases/positions f32 */
+    uint64_t kv_cache;   /* f32 K and V for n_seq sequences x n_ctx positions (0 for encoders) */
+    uint64_t workspace;  /* activations of one forward pass of n_tok tokens (+ logits of n_seq rows) */
+} qr_mem_estimate;
+/* n_ctx: context per sequence; n_seq: sequences decoded together; n_tok: tokens
+ * in one forward pass (prefill chunk or encoder batch). Activations counted at
+ * 4 bytes (the CPU backend's f32). */
+int qr_model_estimate(const qr_model_config *c, qr_dtype dtype, int64_t n_ctx, int64_t n_seq, int64_t n_tok,
+                      qr_mem_estimate *out);
+
 /* ---- lower level: RoPE frequencies ---- */
 /* inv_freq[i] = theta^(-2i/head_dim) for i < head_dim/2, with the config's
  * scaling applied (linear: / factor; llama3: transformers'

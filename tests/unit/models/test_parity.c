@@ -129,6 +129,9 @@ static void test_decoder(const char *name, qr_dtype dt)
     }
     const qr_model_config *c = qr_model_cfg(m);
     int V = c->vocab_size, np, ng;
+    qr_mem_estimate me;
+    CHECK_OK(qr_model_estimate(c, dt, 64, 1, 12, &me));
+    CHECK_INT(me.weights, qr_model_weight_bytes(m));
     int32_t *prompt = ids_of(json_object_get(ex, "prompt"), &np);
     int32_t *greedy = ids_of(json_object_get(ex, "greedy"), &ng);
     const json_t *all = json_object_get(ex, "logits_all"), *dec = json_object_get(ex, "logits_decode");
@@ -214,6 +217,10 @@ static void test_encoder(qr_dtype dt)
     }
     const qr_model_config *c = qr_model_cfg(m);
     int D = c->d_model;
+    qr_mem_estimate me;
+    CHECK_OK(qr_model_estimate(c, dt, 0, 6, 100, &me));
+    CHECK_INT(me.weights, qr_model_weight_bytes(m));
+    CHECK_INT(me.kv_cache, 0);
     const json_t *in = json_object_get(ex, "inputs"), *emb = json_object_get(ex, "embeddings");
     int n = (int)json_array_size(in);
     int32_t **seqs = calloc((size_t)n, sizeof *seqs), *lens = calloc((size_t)n, sizeof *lens);

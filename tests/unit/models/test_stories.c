@@ -254,6 +254,10 @@ int main(void)
         CHECK_OK(qr_model_load(path, &o, be, &m));
         if (!m)
             continue;
+        qr_mem_estimate e;
+        CHECK_OK(qr_model_estimate(qr_model_cfg(m), dts[k], 100, 2, 16, &e));
+        CHECK_INT(e.weights, qr_model_weight_bytes(m)); /* config arithmetic == bytes loaded */
+        CHECK_INT(e.kv_cache, 2ull * 5 * (4 * 8) * 4 * 100 * 2);
         int32_t got[N_REF];
         int agree = greedy_agree(m, got);
         printf("stories260K %s: %d/%d greedy tokens agree with the reference (weights %.1f KiB)\n",
