@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# quire estimate on ../shared/models/qwen2.5-tokenizer (config.json, no weight
+# files: sizes must come from the config alone) and on stories260K.gguf (GGUF
+# tensor headers). The expected numbers are computed here, independently, from
+# the config values with the accounting documented in cli/estimate.c and
+# README.md, written out in Python below.
+set -u
+Q=${QUIRE_BIN:?}; S=${QUIRE_SHARED:?}
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+fails=0; passes=0
+ok() { passes=$((passes+1)); }
+bad() { echo "FAIL: $*" >&2; fails=$((fails+1)); }
+
+QW=$S/models/qwen2.5-tokenizer
+check() { # check LABEL MODEL_DIR_OR_FILE PYTHON_CONFIG_EXPR -- quire estimate args...
+  local label=$1 model=$2 cfg=$3; shift 4
+  if ! "$Q" estimate --model "$model" --json "$@" > "$T/got.json" 2> "$T/err"; then
+    bad "$label: quire estimate failed: $(cat "$T/err")"; return
+  fi
+  if python3 - "$T/got.json" "$cfg" "$@" <<'PY'; then ok; else bad "$label"; fi
+import json, math, sys
+got = json.load(open(sys.argv[1]))
+cfg = eval(sys.argv[2])          # dict of the model's sizes (read from config.json by the caller)
+args = dict(zip(sys.argv[3::2], sys.argv[4::2]))
+dtype = args.get("--dtype", "f32"); kvd = args.get("--kv-dtype", "f32")
+ctx = int(args.get("--ctx", 4096)); B = int(args.get("--batch", 1)); N = int(args.get("--gpus", 1))
+head = float(args.get("--headroom", 10))
+d, L, H, KV, ff, V = cfg["d"], cfg["L"], cfg["H"], cfg["KV"], cfg["ff"], cfg["V"]
+hd = d // H
+# matrices (rows, cols) per kind
+mat, kvm, emb, vec = [], [], [(V, d)], []
+for _ in range(L):
+    mat += [(H * hd, d), (d, H * hd), (ff, d), (ff, d), (d, ff)]
+    kvm += [(KV * hd, d), (KV * hd, d)]
+    vec += [2 * d] + ([H * hd + 2 * KV * hd] if cfg["bias"] else [])
+vec += [d]
+if not cfg["tied"]:
+    mat.append((V, d))
+def wbytes(ms):   # matmul weights at --dtype; int8 adds one f32 scale per output row
+    e = sum(r * c for r, c in ms); rows = sum(r for r, c in ms)
+    return {"f32": 4 * e, "bf16": 2 * e, "f16": 2 * e, "int8": e + 4 * rows}[dtype]
+w_mat, w_kv = wbytes(mat), wbytes(kvm)
+w_emb = 4 * sum(r * c for r, c in emb); w_vec = 4 * sum(vec)
+kvl = KV // N if KV % N == 0 else 1
+weights = w_mat + w_kv + w_emb + w_vec
+weights_g = -(-w_mat // N) + w_kv * kvl // KV + -(-w_emb // N) + w_vec
+kvb = 4 if kvd == "f32" else 2
+kv = 2 * L * ctx * B * KV * hd * kvb
+kv_g = 2 * L * ctx * B * kvl * hd * kvb
+ntok = B * ctx
+ws = 4 * (ntok * (2 * d + 2 * H * hd + 2 * KV * hd + 2 * ff) + B * V)
+ws_g = 4 * (ntok * (2 * d + 2 * H * hd // N + 2 * kvl * hd + 2 * ff // N) + B * -(-V // N))
+params = sum(r * c for r, c in mat + kvm + emb) + sum(vec)
+want = {"weights": weights, "kv_cache": kv, "workspace": ws, "total": weights + kv + ws}
+want_g = {"weights": weights_g, "kv_cache": kv_g, "workspace": ws_g, "total": weights_g + kv_g + ws_g}
+fits = {str(s): want_g["total"] <= s * 2**30 * (1 - head / 100) for s in (16, 24, 40, 48, 80, 141)}
+errs = []
+if got["params"] != params: errs.append(f"params {got['params']} != {params}")
+for k in want:
+    if got["bytes"][k] != want[k]: errs.append(f"{k} {got['bytes'][k]} != {want[k]}")
+    if got["per_gpu"][k] != want_g[k]: errs.append(f"per-GPU {k} {got['per_gpu'][k]} != {want_g[k]}")
+if got["fits_gib"] != fits: errs.append(f"fits {got['fits_gib']} != {fits}")
+if got["dtype"] != dtype or got["gpus"] != N: errs.append("echoed settings")
+print(f"{' '.join(sys.argv[3:])}: total {got['bytes']['total']/2**30:.3f} GiB, per GPU {got['per_gpu']['total']/2**30:.3f} GiB"
+      + (" OK" if not errs else " MISMATCH: " + "; ".join(errs)))
+sys.exit(1 if errs else 0)
+PY
+}
+
+# Qwen2.5-0.5B from its config.json (read here by Python, not by quire)
+QCFG=$(python3 -c "
+import json; c = json.load(open('$QW/config.json'))
+print(repr(dict(d=c['hidden_size'], L=c['num_hidden_layers'], H=c['num_attention_heads'],
+  KV=c['num_key_value_heads'], ff=c['intermediate_size'], V=c['vocab_size'],
+  tied=c['tie_word_embeddings'], bias=c['model_type'] == 'qwen2')))")
+check qwen-f32 "$QW" "$QCFG" -- --dtype f32
+check qwen-bf16 "$QW" "$QCFG" -- --dtype bf16 --ctx 32768
+check qwen-int8 "$QW" "$QCFG" -- --dtype int8 --ctx 8192 --batch 4
+check qwen-f16-tp2 "$QW" "$QCFG" -- --dtype f16 --gpus 2 --kv-dtype bf16
+check qwen-int8-tp2-b16 "$QW" "$QCFG" -- --dtype int8 --gpus 2 --ctx 32768 --batch 16 --headroom 5
+check qwen-bf16-big "$QW" "$QCFG" -- --dtype bf16 --ctx 131072 --batch 64
+# stories260K: sizes from the GGUF tensor headers; the expected side uses the
+# published shape (models/README.md): dim 64, 5 layers, 8 heads / 4 KV heads,
+# FFN 172, vocab 512, separate output.weight, no biases
+SCFG="dict(d=64, L=5, H=8, KV=4, ff=172, V=512, tied=False, bias=False)"
+check stories-f32 "$S/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype f32 --ctx 256
+check stories-int8-tp4 "$S/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype int8 --ctx 256 --gpus 4
+check stories-bf16-tp2 "$S/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype bf16 --ctx 512 --gpus 2
+
+# text output names the parts and the GPU sizes
+out=$("$Q" estimate --model "$QW" --dtype bf16 2>&1)
+for w in "weights" "kv cache" "workspace" "total" "config (no weight files found)" "141 GB yes" "16 GB yes"; do
+  grep -qF "$w" <<<"$out" && ok || bad "text output lacks '$w': $out"
+done
+# 14 heads do not split over 4 GPUs
+out=$("$Q" estimate --model "$QW" --dtype bf16 --gpus 4 2>&1); rc=$?
+[ $rc = 5 ] && grep -qF "heads (14)" <<<"$out" && ok || bad "gpus 4: exit $rc: $out"
+out=$("$Q" estimate --model "$QW" --dtype int4 2>&1); rc=$?
+[ $rc = 2 ] && grep -qF '"int4" is not one of f32|bf16|f16|int8' <<<"$out" && ok || bad "bad dtype: exit $rc: $out"
+out=$("$Q" estimate --model "$T/nothing-here" 2>&1); rc=$?
+[ $rc = 4 ] && ok || bad "missing model: exit $rc: $out"
+
+echo "$passes passed, $fails failed"
+[ "$fails" = 0 ]

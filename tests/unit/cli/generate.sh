@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# quire generate on ../shared/models/stories260K/stories260K.gguf: a 60-step
+# greedy decode from BOS (empty prompt) must reproduce the reference ids in
+# greedy_from_bos_60.ref.txt (line 1) and its text (line 2). Also: the load
+# line states the precision, --dtype is honoured, stop strings, limits and
+# bad arguments give the documented exit codes.
+set -u
+Q=${QUIRE_BIN:?}; S=${QUIRE_SHARED:?}
+M=$S/models/stories260K/stories260K.gguf
+REF=$S/models/stories260K/greedy_from_bos_60.ref.txt
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+fails=0; passes=0
+ok() { passes=$((passes+1)); }
+bad() { echo "FAIL: $*" >&2; fails=$((fails+1)); }
+
+if ! "$Q" generate --model "$M" --prompt "" --temperature 0 --max-tokens 60 --ids > "$T/out" 2> "$T/err"; then
+  bad "generate failed: $(cat "$T/err")"
+else
+  want_ids=$(sed -n 1p "$REF" | tr -d ' ')
+  got_ids=$(tail -n 1 "$T/out" | tr -d ' ')
+  [ "$got_ids" = "$want_ids" ] && ok || bad "ids differ:\n got  $got_ids\n want $want_ids"
+  # text: everything before the ids line; the reference text starts with a space
+  got_text=$(head -n -1 "$T/out")
+  want_text=$(sed -n 2p "$REF")
+  [ "$(echo "$got_text" | sed 's/^ *//')" = "$(echo "$want_text" | sed 's/^ *//')" ] && ok \
+    || bad "text differs:\n got  [$got_text]\n want [$want_text]"
+  grep -qE "weights f32 (→|->) f32" "$T/err" && ok || bad "load line without precision: $(cat "$T/err")"
+  echo "greedy 60 from BOS: $(tail -n 1 "$T/out" | head -c 60)..."
+fi
+
+# explicit dtype appears in the load line; bf16 weights still produce a story
+out=$("$Q" generate --model "$M" --prompt "Once upon" --temperature 0 --max-tokens 8 --dtype bf16 2>&1 >/dev/null)
+grep -qE "weights f32 (→|->) bf16" <<<"$out" && grep -qF "flag --dtype" <<<"$out" && ok || bad "bf16 load line: $out"
+# a stop string ends the completion before it ("Lily" is in the greedy story)
+out=$("$Q" generate --model "$M" --prompt "" --temperature 0 --max-tokens 60 --stop "Lily" --ids 2>/dev/null)
+text=$(head -n 1 <<<"$out")
+case "$text" in *"named"*) ! grep -q Lily <<<"$text" && ok || bad "stop string kept: $text";; *) bad "stop: $text";; esac
+# --max-tokens bounds
+out=$("$Q" generate --model "$M" --prompt x --max-tokens 0 2>&1); rc=$?
+[ $rc = 2 ] && grep -qF "max-tokens: 0 is below the minimum 1" <<<"$out" && ok || bad "max-tokens 0: $rc $out"
+out=$("$Q" generate --model "$M" --prompt x --max-tokens 100 --ctx 50 2>&1); rc=$?
+[ $rc = 2 ] && grep -qF "exceed ctx = 50" <<<"$out" && ok || bad "ctx limit: $rc $out"
+out=$("$Q" generate --model "$M" --prompt x --dtype q4 2>&1); rc=$?
+[ $rc = 2 ] && grep -qF "not one of f32|bf16|f16|int8" <<<"$out" && ok || bad "bad dtype: $rc $out"
+out=$("$Q" generate --model "$T/missing.gguf" --prompt x 2>&1); rc=$?
+[ $rc = 4 ] && grep -qF "missing.gguf" <<<"$out" && ok || bad "missing model: $rc $out"
+out=$("$Q" generate --model "$M" --prompt x --device cuda:0 2>&1); rc=$?
+[ $rc = 5 ] && grep -qF "without the CUDA backend" <<<"$out" && ok || bad "cuda: $rc $out"
+printf 'not a model' > "$T/bad.gguf"
+out=$("$Q" generate --model "$T/bad.gguf" --prompt x 2>&1); rc=$?
+[ $rc != 0 ] && [ $rc -lt 128 ] && grep -qF "bad.gguf" <<<"$out" && ok || bad "corrupt model: $rc $out"
+
+echo "$passes passed, $fails failed"
+[ "$fails" = 0 ]
