@@ -56,14 +56,23 @@ int cli_generate(int argc, char **argv)
         goto fail;
     const qr_model_config *cfg = qr_model_cfg(m);
     const char *text = qr_opt_str(o, QR_OPT_PROMPT);
-    int rc = qr_tokenize(qr_model_tokenizer(m), text, strlen(text), true, &prompt, &n_prompt);
+    const qr_tokenizer *tok = qr_model_tokenizer(m);
+    int rc = 0;
+    if (!tok && *text) {
+        fprintf(stderr, "quire generate: %s has no usable tokenizer, so --prompt cannot be tokenized (an empty "
+                        "prompt starts from BOS)\n", qr_opt_str(o, QR_OPT_MODEL));
+        code = CLI_EXIT_UNSUPPORTED;
+        goto fail;
+    }
+    if (tok)
+        rc = qr_tokenize(tok, text, strlen(text), true, &prompt, &n_prompt);
     if (rc) {
         code = cli_fail("generate", rc, "tokenizing the prompt");
         goto fail;
     }
     if (n_prompt == 0) {
         /* Nothing to condition on: start from BOS, as the model was trained. */
-        int32_t bos = cfg->bos_id >= 0 ? cfg->bos_id : qr_tokenizer_bos(qr_model_tokenizer(m));
+        int32_t bos = cfg->bos_id >= 0 ? cfg->bos_id : tok ? qr_tokenizer_bos(tok) : -1;
         if (bos < 0) {
             fprintf(stderr, "quire generate: --prompt is empty and the model has no BOS token to start from\n");
             code = CLI_EXIT_USAGE;

@@ -46,6 +46,7 @@ expect 2 "environment QUIRE_DTYPE: dtype: \"fp4\" is not one of f32|bf16|f16|int
 expect 2 "flag --top-p: top-p: 2 is above the maximum 1" -- "$Q" config --top-p 2
 expect 2 "did you mean --max-tokens" -- "$Q" config --max-token 5
 expect 2 "device" -- "$Q" config --device tpu
+expect 0 "did you mean QUIRE_TEMPERATURE" -- env QUIRE_TEMPERATUR=1 "$Q" config
 expect 0 "usage: quire config" -- "$Q" config --help
 expect 2 "unknown command" -- "$Q" frobnicate
 expect 0 "quire 0" -- "$Q" version

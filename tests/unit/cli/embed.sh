@@ -59,8 +59,8 @@ for t, i, got, want in zip(tok, ids, emb, e["embeddings"]):
 # %.9g: every printed number round-trips to the same float32
 for l in lines[:2]:
     for s in l.strip("[]").split(", "):
-        f = float(s)
-        assert struct.unpack("f", struct.pack("f", f))[0] == f, s
+        f32 = struct.unpack("f", struct.pack("f", float(s)))[0]
+        assert "%.9g" % f32 == s, s
 print(f"batch {sys.argv[5]}: {used}/{len(ids)} fixture inputs reachable from text; "
       f"min cosine {worst_cos:.9f}, max |diff| {worst_abs:.2e}")
 sys.exit(0 if used >= 3 and worst_cos >= 0.99999 and worst_abs <= 1e-4 else 1)
