@@ -40,6 +40,13 @@ uint64_t qr_wsrc_bytes(const qr_wsrc *s);
 /* Dequantizes/converts n elements of storage type t at src into f32 dst
  * (n a multiple of the block size). */
 int qr_convert_to_f32(qr_dtype t, const void *src, int64_t n, float *dst);
+/* Rows [row0, row0 + nrows) of a (rows, cols) matrix stored as t (cols a
+ * multiple of the block size; each row is qr_dtype_row_bytes(t, cols) bytes)
+ * into dst (nrows, cols). src is the start of the whole matrix. Results are
+ * bit-exact with ggml's reference dequantization. QR_EINVAL for a bad cols,
+ * QR_EUNSUPPORTED for a type that is not a weight storage type. */
+int qr_convert_rows_to_f32(qr_dtype t, const void *src, int64_t cols, int64_t row0, int64_t nrows,
+                           float *dst);
 
 /* Resolves a user's model argument to a local path, never touching the
  * network: an existing directory or file; a Hugging Face id ORG/NAME[@rev]

@@ -1,0 +1,113 @@
+/* GGUF quantized tensors through qr_wsrc and qr_convert_*: tests/fixtures/weights/quant.gguf
+ * holds Q8_0, Q4_0, Q4_K, Q6_K, F16, BF16 and F32 tensors of random bytes; the expected
+ * f32 values come from an independent numpy dequantizer (tools/fixtures_weights). Exact. */
+#include <stdint.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "runtime/weights/weights.h"
+#include "tests/unit/test.h"
+#include "tests/unit/weights/wtest.h"
+
+static void check_tensor(const qr_wsrc *s, const char *name, const char *expected, qr_dtype dt, int64_t rows,
+                         int64_t cols)
+{
+    const qr_wtensor *t = qr_wsrc_find(s, name);
+    CHECK_MSG(t != NULL, "%s missing", name);
+    if (!t)
+        return;
+    int64_t n = rows * cols;
+    CHECK_MSG(t->dtype == dt, "%s: dtype %s", name, qr_dtype_name(t->dtype));
+    if (rows > 1)
+        CHECK(t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols);
+    else
+        CHECK(t->n_dims == 1 && t->shape[0] == cols);
+    CHECK_INT(t->nbytes, qr_dtype_row_bytes(dt, cols) * (size_t)rows);
+    char rel[256];
+    size_t nb = 0;
+    snprintf(rel, sizeof rel, "weights/expected/%s.f32", expected);
+    float *want = (float *)wt_slurp(FIXTURE(rel), &nb), *got = malloc((size_t)n * 4);
+    CHECK_MSG(want && nb == (size_t)n * 4, "%s", rel);
+    if (want && got && nb == (size_t)n * 4) {
+        CHECK_OK(qr_convert_to_f32(t->dtype, t->data, n, got));
+        long bad = wt_bits_differ(got, want, (size_t)n);
+        CHECK_MSG(bad == 0, "%s: %ld of %lld values differ (first: got %g want %g)", name, bad, (long long)n,
+                  got[0], want[0]);
+        /* values are not degenerate: some spread, no NaN */
+        int nonzero = 0, nan = 0;
+        for (int64_t i = 0; i < n; i++) {
+            nonzero += want[i] != 0;
+            nan += want[i] != want[i];
+        }
+        CHECK_MSG(nan == 0 && nonzero > n / 2, "%s: %d nan, %d of %lld nonzero", name, nan, nonzero, (long long)n);
+        /* row helper: each single row, then the last rows together */
+        memset(got, 0xff, (size_t)n * 4);
+        for (int64_t r = 0; r < rows; r++)
+            CHECK_OK(qr_convert_rows_to_f32(t->dtype, t->data, cols, r, 1, got + r * cols));
+        CHECK_INT(wt_bits_differ(got, want, (size_t)n), 0);
+        if (rows > 1) {
+            memset(got, 0, (size_t)n * 4);
+            CHECK_OK(qr_convert_rows_to_f32(t->dtype, t->data, cols, 1, rows - 1, got));
+            CHECK_INT(wt_bits_differ(got, want + cols, (size_t)(n - cols)), 0);
+        }
+    }
+    free(want);
+    free(got);
+}
+
+int main(void)
+{
+    qr_wsrc *s = NULL;
+    CHECK_OK(qr_wsrc_open(FIXTURE("weights/quant.gguf"), &s));
+    if (!s)
+        return qr_test_done();
+    const qr_gguf *g = qr_wsrc_gguf(s);
+    CHECK(g != NULL);
+    uint64_t align = 0;
+    CHECK_OK(qr_gguf_get_u64(g, "general.alignment", &align));
+    CHECK_INT(align, 64);
+    for (size_t i = 0; i < qr_wsrc_count(s); i++)
+        CHECK((uintptr_t)qr_wsrc_at(s, i)->data % 64 == 0);
+    CHECK_INT(qr_wsrc_count(s), 7);
+    check_tensor(s, "q8_0.weight", "q8_0.weight", QR_Q8_0, 4, 64);
+    check_tensor(s, "q4_0.weight", "q4_0.weight", QR_Q4_0, 3, 96);
+    check_tensor(s, "q4_k.weight", "q4_k.weight", QR_Q4_K, 2, 512);
+    check_tensor(s, "q6_k.weight", "q6_k.weight", QR_Q6_K, 3, 256);
+    check_tensor(s, "f16.weight", "gguf_f16.weight", QR_F16, 2, 16);
+    check_tensor(s, "bf16.weight", "gguf_bf16.weight", QR_BF16, 2, 16);
+    check_tensor(s, "f32.weight", "gguf_f32.weight", QR_F32, 1, 5);
+    CHECK_INT(qr_wsrc_bytes(s), 4 * 2 * 34 + 3 * 3 * 18 + 2 * 2 * 144 + 3 * 210 + 64 + 64 + 20);
+
+    /* argument checks */
+    float out[64];
+    const qr_wtensor *t = qr_wsrc_find(s, "q8_0.weight");
+    CHECK_INT(qr_convert_to_f32(QR_Q8_0, t->data, 33, out), QR_EINVAL);
+    CHECK_INT(qr_convert_to_f32(QR_I8, t->data, 4, out), QR_EUNSUPPORTED);
+    CHECK_INT(qr_convert_rows_to_f32(QR_Q4_K, t->data, 100, 0, 1, out), QR_EINVAL);
+    qr_wsrc_close(s);
+
+    /* hand-made blocks with known values (from the format description) */
+    unsigned char q8[34];
+    uint16_t h = qr_f32_to_f16(0.5f);
+    memcpy(q8, &h, 2);
+    for (int i = 0; i < 32; i++)
+        q8[2 + i] = (unsigned char)(int8_t)(i - 16);
+    CHECK_OK(qr_convert_to_f32(QR_Q8_0, q8, 32, out));
+    CHECK(out[0] == -8.0f && out[16] == 0.0f && out[31] == 7.5f);
+    unsigned char q4[18];
+    memcpy(q4, &h, 2);
+    for (int i = 0; i < 16; i++)
+        q4[2 + i] = (unsigned char)(i | (15 - i) << 4);
+    CHECK_OK(qr_convert_to_f32(QR_Q4_0, q4, 32, out));
+    CHECK(out[0] == -4.0f && out[15] == 3.5f && out[16] == 3.5f && out[31] == -4.0f);
+
+    /* stories260K (all F32) through the same interface */
+    CHECK_OK(qr_wsrc_open(SHARED("models/stories260K/stories260K.gguf"), &s));
+    if (s) {
+        CHECK_INT(qr_wsrc_count(s), 48);
+        t = qr_wsrc_find(s, "blk.0.attn_q.weight");
+        CHECK(t && t->shape[0] == 64 && t->shape[1] == 64 && strstr(t->file, "stories260K.gguf"));
+        qr_wsrc_close(s);
+    }
+    return qr_test_done();
+}
