@@ -249,6 +249,15 @@ double qr_sampler_uniform(qr_sampler *s) { return (double)(xoshiro_next(s->s) >>
 
 int qr_sampler_sample(qr_sampler *s, const float *logits, const int32_t *hist, size_t n_hist, int32_t *out)
 {
+    if (s->p.temperature == 0.0f && (s->p.repeat_penalty == 1.0f || n_hist == 0)) {
+        /* plain greedy: the arg-max, lowest id on ties, without building a distribution */
+        int32_t best = 0;
+        for (int32_t i = 1; i < s->n_vocab; i++)
+            if (logits[i] > logits[best])
+                best = i;
+        *out = best;
+        return QR_OK;
+    }
     int rc = qr_sample_probs(&s->p, logits, s->n_vocab, hist, n_hist, s->probs);
     if (rc)
         return rc;

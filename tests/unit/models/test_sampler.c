@@ -67,6 +67,14 @@ static void test_penalty(void)
     int32_t h3[] = {3};
     CHECK_OK(qr_sample_probs(&g, lg, 4, h3, 1, pr));
     CHECK(pr[0] == 1.0f);
+    qr_sampler *s;
+    int32_t id = -1;
+    CHECK_OK(qr_sampler_create(&g, 4, &s));
+    CHECK_OK(qr_sampler_sample(s, lg, h3, 1, &id));
+    CHECK_INT(id, 0);
+    CHECK_OK(qr_sampler_sample(s, lg, NULL, 0, &id));
+    CHECK_INT(id, 3);
+    qr_sampler_free(s);
 }
 
 static void test_temperature(void)
@@ -184,16 +192,17 @@ static void test_frequencies(void)
     CHECK_OK(qr_sampler_create(&p, 4, &s3));
     const int N = 200000;
     long cnt[4] = {0};
-    int same = 1, diff = 0;
+    int same = 1, diff = 0, ok = 1;
     for (int i = 0; i < N; i++) {
-        int32_t a, b, c;
-        CHECK_OK(qr_sampler_sample(s, lg, NULL, 0, &a));
-        CHECK_OK(qr_sampler_sample(s2, lg, NULL, 0, &b));
-        CHECK_OK(qr_sampler_sample(s3, lg, NULL, 0, &c));
+        int32_t a = 0, b = 0, c = 0;
+        ok &= qr_sampler_sample(s, lg, NULL, 0, &a) == 0;
+        ok &= qr_sampler_sample(s2, lg, NULL, 0, &b) == 0;
+        ok &= qr_sampler_sample(s3, lg, NULL, 0, &c) == 0;
         cnt[a]++;
         same &= a == b;
         diff += a != c;
     }
+    CHECK(ok);
     CHECK(same);      /* same seed, same draws */
     CHECK(diff > 0);  /* another seed, other draws */
     for (int i = 0; i < 4; i++) {
@@ -204,10 +213,11 @@ static void test_frequencies(void)
     double m = 0, v = 0;
     for (int i = 0; i < N; i++) {
         double u = qr_sampler_uniform(s);
-        CHECK(u >= 0 && u < 1);
+        ok &= u >= 0 && u < 1;
         m += u;
         v += (u - 0.5) * (u - 0.5);
     }
+    CHECK(ok);
     m /= N;
     v /= N;
     CHECK_NEAR(m, 0.5, 5 * sqrt(1.0 / 12 / N));
@@ -221,10 +231,11 @@ static void test_frequencies(void)
     CHECK_OK(qr_sampler_create(&p, 4, &s));
     memset(cnt, 0, sizeof cnt);
     for (int i = 0; i < N; i++) {
-        int32_t a;
-        CHECK_OK(qr_sampler_sample(s, lg, NULL, 0, &a));
+        int32_t a = 0;
+        ok &= qr_sampler_sample(s, lg, NULL, 0, &a) == 0;
         cnt[a]++;
     }
+    CHECK(ok);
     CHECK(cnt[0] == 0 && cnt[2] == 0);
     double f1 = (double)cnt[1] / N, p1 = 0.5 / 0.8;
     CHECK_NEAR(f1, p1, 5 * sqrt(p1 * (1 - p1) / N));
