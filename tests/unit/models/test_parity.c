@@ -335,6 +335,17 @@ static void test_shape_mismatch(void)
     CHECK_MSG(strstr(e, "mlp.gate_proj.weight") && strstr(e, "(160, 56)") && strstr(e, "(152, 56)"), "%s", e);
     printf("shape mismatch: %s\n", e);
     qr_model_free(m);
+    m = NULL;
+    /* untied config over a file without lm_head.weight: the missing tensor is named */
+    f = fopen(dst, "w");
+    fputs("{\"model_type\": \"qwen2\", \"hidden_size\": 56, \"intermediate_size\": 152, \"num_attention_heads\": 7,"
+          " \"num_key_value_heads\": 1, \"num_hidden_layers\": 2, \"vocab_size\": 512, \"tie_word_embeddings\": false}",
+          f);
+    fclose(f);
+    rc = qr_model_load(tmp, &o, be, &m);
+    CHECK_INT(rc, QR_ENOTFOUND);
+    CHECK_MSG(strstr(qr_last_error(), "lm_head.weight") != NULL, "%s", qr_last_error());
+    qr_model_free(m);
     snprintf(dst, sizeof dst, "%s/model.safetensors", tmp);
     unlink(dst);
     snprintf(dst, sizeof dst, "%s/config.json", tmp);
