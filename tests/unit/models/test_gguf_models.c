@@ -24,7 +24,7 @@
 /* ------------------------------------------------------------ GGUF writer -- */
 
 typedef struct {
-    char name[128];
+    char name[300];
     int n_dims;
     int64_t shape[2]; /* torch order */
     float *data;      /* owned */
