@@ -12,16 +12,18 @@ typedef struct {
     size_t n;
 } spm_data;
 
-/* A run of the input: text[off .. off+n); n == 0 once merged into its left neighbour. */
+/* A run of the input: text[off .. off+n); n == 0 once merged into its left neighbour.
+ * 32-bit fields: inputs are capped at QR_TOK_MAX_INPUT (64 MiB), and this array has one
+ * entry per character, so its size matters. */
 typedef struct {
-    int prev, next;
-    size_t off, n;
+    int32_t prev, next;
+    uint32_t off, n;
 } spm_sym;
 
 typedef struct {
     float score;
-    int left, right;
-    size_t size; /* bytes of the merged text when the pair was queued */
+    int32_t left, right;
+    uint32_t size; /* bytes of the merged text when the pair was queued */
 } spm_bigram;
 
 typedef struct {
@@ -84,11 +86,11 @@ static spm_bigram heap_pop(spm_heap *h)
 
 /* Queues (left, right) if their concatenation is a vocabulary piece. */
 static int try_bigram(const qr_tokenizer *t, const spm_data *d, const char *text, const spm_sym *syms,
-                      int left, int right, spm_heap *h)
+                      int32_t left, int32_t right, spm_heap *h)
 {
     if (left < 0 || right < 0)
         return 0;
-    size_t size = syms[left].n + syms[right].n;
+    uint32_t size = syms[left].n + syms[right].n;
     int32_t id = qr_tok_vocab_get(t, text + syms[left].off, size);
     if (id < 0 || (size_t)id >= d->n)
         return 0;
@@ -111,19 +113,21 @@ static int spm_encode(const qr_tokenizer *t, const char *text, size_t len, qr_to
 {
     const spm_data *d = t->model.custom_data;
     int rc = 0;
+    if (len > QR_TOK_MAX_INPUT)
+        return qr_fail(QR_ELIMIT, "tokenizer: %zu bytes in one piece of text (limit %zu)", len, QR_TOK_MAX_INPUT);
     spm_heap h = {0};
     spm_sym *syms = malloc((len ? len : 1) * sizeof *syms);
     if (!syms)
         return qr_fail(QR_ENOMEM, "tokenizer: spm symbols");
-    int n = 0;
+    int32_t n = 0;
     for (size_t off = 0; off < len; n++) {
         size_t cl = utf8_len((unsigned char)text[off]);
         if (cl > len - off)
             cl = len - off;
-        syms[n] = (spm_sym){n - 1, off + cl == len ? -1 : n + 1, off, cl};
+        syms[n] = (spm_sym){n - 1, off + cl == len ? -1 : n + 1, (uint32_t)off, (uint32_t)cl};
         off += cl;
     }
-    for (int i = 1; i < n && !rc; i++)
+    for (int32_t i = 1; i < n && !rc; i++)
         rc = try_bigram(t, d, text, syms, i - 1, i, &h);
     while (!rc && h.n > 0) {
         spm_bigram b = heap_pop(&h);
@@ -140,14 +144,14 @@ static int spm_encode(const qr_tokenizer *t, const char *text, size_t len, qr_to
         if (!rc)
             rc = try_bigram(t, d, text, syms, b.left, l->next, &h);
     }
-    for (int i = n ? 0 : -1; i >= 0 && !rc; i = syms[i].next) {
+    for (int32_t i = n ? 0 : -1; i >= 0 && !rc; i = syms[i].next) {
         int32_t id = qr_tok_vocab_get(t, text + syms[i].off, syms[i].n);
         if (id >= 0) {
             rc = qr_tok_ids_push(out, id);
             continue;
         }
         /* Only single characters can be missing (merges always form pieces): bytes. */
-        for (size_t j = 0; j < syms[i].n && !rc; j++) {
+        for (uint32_t j = 0; j < syms[i].n && !rc; j++) {
             int32_t bid = t->model.byte_fallback_id[(unsigned char)text[syms[i].off + j]];
             if (bid < 0)
                 bid = t->model.unk_id;
