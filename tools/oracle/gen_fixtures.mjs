@@ -12,6 +12,9 @@
 //   NAME.dec         line i (for the first N_DEC strings): decode(ids of line i,
 //                    skipSpecialTokens=false): "=" when it equals corpus[i] exactly,
 //                    otherwise the decoded text as a JSON string
+//   NAME.decs        line i (same strings): decode(ids with addSpecialTokens=true,
+//                    skipSpecialTokens=true): "=" when it equals the NAME.dec text of line i,
+//                    otherwise the decoded text as a JSON string
 //   manifest.json    per tokenizer: where the tokenizer quire loads lives (format json:
 //                    tokenizer.json, gguf: a GGUF vocabulary), which .ids/.dec files hold its
 //                    expected output ("ids") and for how many corpus strings ("n_strings"), the ids the post-processor
@@ -133,8 +136,8 @@ async function main() {
             if (got.length !== want.length || got.some((v, j) => v !== want[j])) exceptions.push({ index: i, ids: got });
         }
 
-        const dec = [];
-        let same = 0;
+        const dec = [], decs = [];
+        let same = 0, sameSkip = 0;
         for (let i = 0; i < nDec; i++) {
             const d = await tok.decode(plain[i], false);
             if (d === corpus[i]) {
@@ -143,10 +146,18 @@ async function main() {
             } else {
                 dec.push(JSON.stringify(d));
             }
+            const ds = await tok.decode(withSp[i], true);
+            if (ds === d) {
+                decs.push('=');
+                sameSkip++;
+            } else {
+                decs.push(JSON.stringify(ds));
+            }
         }
         if (t.reference) fs.unlinkSync(file);
         fs.writeFileSync(path.join(outDir, `${t.name}.ids`), plain.map(packIds).join('\n') + '\n');
         fs.writeFileSync(path.join(outDir, `${t.name}.dec`), dec.join('\n') + '\n');
+        fs.writeFileSync(path.join(outDir, `${t.name}.decs`), decs.join('\n') + '\n');
         const n_ids = plain.reduce((a, x) => a + x.length, 0);
         manifest.tokenizers.push({
             name: t.name,
@@ -164,7 +175,7 @@ async function main() {
             decode_roundtrip_exact: same,
         });
         console.log(`${t.name}: ${n_ids} ids, ${exceptions.length} special exceptions, ` +
-            `decode == input for ${same}/${nDec}`);
+            `decode == input for ${same}/${nDec}, skip-special decode == decode for ${sameSkip}`);
     }
     for (const a of ALIASES) {
         const src = manifest.tokenizers.find((e) => e.name === a.ids);

@@ -212,11 +212,16 @@ int main(int argc, char **argv)
     char *ids_buf = slurp(FIXTURE(rel), NULL);
     snprintf(rel, sizeof rel, "tokenizer/oracle/%s.dec", stem);
     char *dec_buf = slurp(FIXTURE(rel), NULL);
+    snprintf(rel, sizeof rel, "tokenizer/oracle/%s.decs", stem);
+    char *decs_buf = slurp(FIXTURE(rel), NULL);
     CHECK(ids_buf != NULL);
     CHECK(dec_buf != NULL);
-    size_t n_id_lines = 0, n_dec_lines = 0;
+    CHECK(decs_buf != NULL);
+    size_t n_id_lines = 0, n_dec_lines = 0, n_decs_lines = 0;
     char **id_lines = ids_buf ? split_lines(ids_buf, &n_id_lines) : NULL;
     char **dec_lines = dec_buf ? split_lines(dec_buf, &n_dec_lines) : NULL;
+    char **decs_lines = decs_buf ? split_lines(decs_buf, &n_decs_lines) : NULL;
+    CHECK_INT(n_decs_lines, n_dec_lines);
     CHECK_INT(n_id_lines, n_use);
     CHECK_INT(n_dec_lines, json_integer_value(json_object_get(entry, "n_decoded")));
 
@@ -239,7 +244,7 @@ int main(int argc, char **argv)
     size_t n_suffix = json_ids(json_object_get(entry, "special_suffix"), suffix, 16);
     json_t *exceptions = json_object_get(entry, "special_exceptions");
 
-    size_t bad_plain = 0, bad_special = 0, bad_decode = 0, shown = 0, n_ids_total = 0;
+    size_t bad_plain = 0, bad_special = 0, bad_decode = 0, bad_decode_skip = 0, shown = 0, n_ids_total = 0;
     for (size_t i = 0; tok && i < n_use && i < n_id_lines; i++) {
         int32_t *want = NULL;
         long nw = unpack_ids(id_lines[i], &want);
@@ -324,6 +329,29 @@ int main(int argc, char **argv)
                 }
             }
             free(out);
+
+            /* Ids with special tokens, decoded skipping them: "=" means the text above. */
+            json_t *jss = NULL;
+            if (i < n_decs_lines && strcmp(decs_lines[i], "=") != 0) {
+                jss = json_loads(decs_lines[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+                CHECK_MSG(jss != NULL, "%s.decs line %zu malformed", name, i + 1);
+                exp = jss ? json_string_value(jss) : "";
+                exp_len = jss ? json_string_length(jss) : 0;
+            }
+            out = NULL;
+            rc = qr_detokenize(tok, want_sp, nws, true, &out);
+            if (rc != 0 || strlen(out) != exp_len || memcmp(out, exp, exp_len) != 0) {
+                bad_decode_skip++;
+                if (shown++ < MAX_SHOWN) {
+                    fprintf(stderr, "[%s] string %zu, decode skipping special tokens: %s\n", name, i,
+                            rc ? qr_last_error() : "text differs");
+                    print_text("want", exp, exp_len);
+                    if (!rc)
+                        print_text("got ", out, strlen(out));
+                }
+            }
+            free(out);
+            json_decref(jss);
             json_decref(js);
         }
         free(want);
@@ -332,11 +360,12 @@ int main(int argc, char **argv)
         free(got_sp);
     }
     printf("%s: %zu strings, %zu reference ids; mismatches: %zu without special tokens, "
-           "%zu with, %zu of %zu decodes\n",
-           name, n_use, n_ids_total, bad_plain, bad_special, bad_decode, n_dec_lines);
+           "%zu with, %zu + %zu of %zu + %zu decodes (keeping / skipping special tokens)\n",
+           name, n_use, n_ids_total, bad_plain, bad_special, bad_decode, bad_decode_skip, n_dec_lines, n_dec_lines);
     CHECK_INT(bad_plain, 0);
     CHECK_INT(bad_special, 0);
     CHECK_INT(bad_decode, 0);
+    CHECK_INT(bad_decode_skip, 0);
 
     qr_tokenizer_free(tok);
     qr_gguf_close(gg);
@@ -346,8 +375,10 @@ int main(int argc, char **argv)
     free(c.len);
     free(id_lines);
     free(dec_lines);
+    free(decs_lines);
     free(ids_buf);
     free(dec_buf);
+    free(decs_buf);
     json_decref(manifest);
     return qr_test_done();
 }
