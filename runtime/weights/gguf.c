@@ -42,7 +42,6 @@ struct qr_gguf {
     uint32_t *kv_sorted; /* indexes into kv, sorted by key, for lookups */
     qr_gguf_tensor *tensors;
     uint64_t *t_sorted;  /* indexes into tensors, sorted by name */
-    char *names;         /* NUL-terminated tensor names, back to back */
 };
 
 /* ---- cursor ---- */
@@ -265,8 +264,7 @@ static int parse_kvs(qr_gguf *g, cursor *c, uint32_t *alignment)
 }
 
 /* Reads one tensor info; data offsets are resolved later. */
-static int parse_tensor_info(qr_gguf *g, cursor *c, uint64_t i, char **name_out,
-                             uint64_t *offset)
+static int parse_tensor_info(qr_gguf *g, cursor *c, uint64_t i, uint64_t *offset)
 {
     qr_gguf_str name;
     uint32_t n_dims, type;
@@ -279,10 +277,12 @@ static int parse_tensor_info(qr_gguf *g, cursor *c, uint64_t i, char **name_out,
     if (name.len == 0 || name.len > GGUF_MAX_NAME || memchr(name.ptr, 0, (size_t)name.len))
         return qr_fail(QR_EFORMAT, "%s: tensor %llu: bad name (length %llu)", g->path,
                        (unsigned long long)i, (unsigned long long)name.len);
-    memcpy(*name_out, name.ptr, (size_t)name.len);
-    (*name_out)[name.len] = '\0';
-    t->name = *name_out;
-    *name_out += name.len + 1;
+    char *copy = malloc((size_t)name.len + 1); /* owned by g: freed in qr_gguf_close */
+    if (!copy)
+        return qr_fail(QR_ENOMEM, "%s: tensor %llu: no memory", g->path, (unsigned long long)i);
+    memcpy(copy, name.ptr, (size_t)name.len);
+    copy[name.len] = '\0';
+    t->name = copy;
     snprintf(c->what, sizeof c->what, "tensor '%s'", t->name);
     if ((rc = rd_u32(c, &n_dims)))
         return rc;
@@ -357,16 +357,13 @@ static int parse(qr_gguf *g)
     g->tensors = calloc(nt, sizeof *g->tensors);
     g->t_sorted = malloc(nt * sizeof *g->t_sorted);
     uint64_t *offsets = malloc(nt * sizeof *offsets);
-    /* names are copied; their total is bounded by the bytes left plus one NUL each */
-    g->names = malloc(c.size - c.pos + nt);
-    if (!g->tensors || !g->t_sorted || !offsets || !g->names) {
+    if (!g->tensors || !g->t_sorted || !offsets) {
         free(offsets);
         return qr_fail(QR_ENOMEM, "%s: no memory for %llu tensor infos", g->path,
                        (unsigned long long)g->n_tensors);
     }
-    char *np = g->names;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
-        if ((rc = parse_tensor_info(g, &c, i, &np, &offsets[i]))) {
+        if ((rc = parse_tensor_info(g, &c, i, &offsets[i]))) {
             free(offsets);
             return rc;
         }
@@ -467,9 +464,10 @@ void qr_gguf_close(qr_gguf *g)
             free(g->kv[i].str_off);
     free(g->kv);
     free(g->kv_sorted);
+    for (uint64_t i = 0; g->tensors && i < g->n_tensors; i++)
+        free((char *)g->tensors[i].name);
     free(g->tensors);
     free(g->t_sorted);
-    free(g->names);
     free(g->path);
     free(g);
 }

@@ -2,6 +2,7 @@
 #include "runtime/weights/safetensors.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <jansson.h>
 
 #include "common/error.h"
+#include "common/log.h"
 
 struct qr_st_file {
     char *path;
@@ -21,11 +23,21 @@ struct qr_st_file {
     size_t n;
     qr_wtensor *t;  /* (n) in header order */
     char **names;   /* (n) owned copies */
+    char **skipped; /* (n_skipped) names of integer buffers left out */
+    size_t n_skipped;
 };
 
 const char *qr_st_path(const qr_st_file *f) { return f->path; }
 size_t qr_st_count(const qr_st_file *f) { return f->n; }
 const qr_wtensor *qr_st_at(const qr_st_file *f, size_t i) { return i < f->n ? &f->t[i] : NULL; }
+
+bool qr_st_skipped(const qr_st_file *f, const char *name)
+{
+    for (size_t i = 0; i < f->n_skipped; i++)
+        if (strcmp(f->skipped[i], name) == 0)
+            return true;
+    return false;
+}
 
 void qr_st_close(qr_st_file *f)
 {
@@ -36,17 +48,31 @@ void qr_st_close(qr_st_file *f)
     for (size_t i = 0; f->names && i < f->n; i++)
         free(f->names[i]);
     free(f->names);
+    for (size_t i = 0; i < f->n_skipped; i++)
+        free(f->skipped[i]);
+    free(f->skipped);
     free(f->t);
     free(f->path);
     free(f);
 }
 
-/* dtype string -> qr_dtype and element size; 0 if unsupported. */
-static int st_dtype(const char *s, qr_dtype *t)
+/* dtype string -> qr_dtype and element size. Integer tensors are buffers, not
+ * weights (older transformers saved BERT's int64 embeddings.position_ids):
+ * they are validated and then skipped (*skip, t unset). 0 if unsupported. */
+static int st_dtype(const char *s, qr_dtype *t, bool *skip)
 {
+    static const struct { const char *s; int size; } ints[] = {
+        {"I64", 8}, {"I32", 4}, {"I16", 2}, {"I8", 1}, {"U64", 8}, {"U32", 4}, {"U16", 2}, {"U8", 1}, {"BOOL", 1},
+    };
+    *skip = false;
     if (strcmp(s, "F32") == 0) { *t = QR_F32; return 4; }
     if (strcmp(s, "F16") == 0) { *t = QR_F16; return 2; }
     if (strcmp(s, "BF16") == 0) { *t = QR_BF16; return 2; }
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (strcmp(s, ints[i].s) == 0) {
+            *skip = true;
+            return ints[i].size;
+        }
     return 0;
 }
 
@@ -61,7 +87,7 @@ static int get_size(json_t *v, uint64_t *out)
 
 /* Fills t from one header entry; data_size is the length of the data section. */
 static int parse_entry(const qr_st_file *f, const char *name, json_t *e, const uint8_t *data,
-                       uint64_t data_size, qr_wtensor *t, uint64_t *begin)
+                       uint64_t data_size, qr_wtensor *t, uint64_t *begin, bool *skip)
 {
     const char *p = f->path;
     json_t *dt = json_object_get(e, "dtype"), *shape = json_object_get(e, "shape");
@@ -70,10 +96,10 @@ static int parse_entry(const qr_st_file *f, const char *name, json_t *e, const u
         json_array_size(offs) != 2)
         return qr_fail(QR_EFORMAT, "%s: tensor '%s': needs dtype, shape and data_offsets [begin, end]",
                        p, name);
-    int esz = st_dtype(json_string_value(dt), &t->dtype);
+    int esz = st_dtype(json_string_value(dt), &t->dtype, skip);
     if (!esz)
-        return qr_fail(QR_EUNSUPPORTED, "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16)",
-                       p, name, json_string_value(dt));
+        return qr_fail(QR_EUNSUPPORTED, "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16; "
+                       "integer buffers are skipped)", p, name, json_string_value(dt));
     size_t nd = json_array_size(shape);
     if (nd > 4)
         return qr_fail(QR_EUNSUPPORTED, "%s: tensor '%s': %zu dimensions (at most 4)", p, name, nd);
@@ -148,7 +174,8 @@ static int parse(qr_st_file *f)
     int rc = QR_OK;
     f->t = calloc(cap ? cap : 1, sizeof *f->t);
     f->names = calloc(cap ? cap : 1, sizeof *f->names);
-    if (!f->t || !f->names)
+    f->skipped = calloc(cap ? cap : 1, sizeof *f->skipped);
+    if (!f->t || !f->names || !f->skipped)
         rc = qr_fail(QR_ENOMEM, "%s: no memory for %zu tensors", f->path, cap);
     const char *key;
     json_t *val;
@@ -156,12 +183,19 @@ static int parse(qr_st_file *f)
         if (rc || strcmp(key, "__metadata__") == 0)
             continue;
         qr_wtensor *t = &f->t[f->n];
+        bool skip = false;
         if (!(f->names[f->n] = strdup(key))) {
             rc = qr_fail(QR_ENOMEM, "%s: no memory", f->path);
             continue;
         }
         t->name = f->names[f->n++];
-        rc = parse_entry(f, key, val, data, data_size, t, &begin);
+        rc = parse_entry(f, key, val, data, data_size, t, &begin, &skip);
+        if (!rc && skip) { /* an integer buffer: checked, not kept */
+            QR_DEBUG("%s: skipping integer tensor '%s'", f->path, key);
+            f->skipped[f->n_skipped++] = f->names[--f->n];
+            f->names[f->n] = NULL;
+            memset(t, 0, sizeof *t);
+        }
     }
     json_decref(root);
     return rc ? rc : check_overlap(f);

@@ -5,7 +5,9 @@
  *   {"dtype": "F32"|"F16"|"BF16"|..., "shape": [d0, d1, ...], "data_offsets": [begin, end]}
  * with offsets relative to the data section (byte 8 + N); "__metadata__"
  * (string to string) is ignored. On open every entry is validated: dtype
- * supported (F32/F16/BF16, else QR_EUNSUPPORTED naming the tensor),
+ * F32/F16/BF16 (integer dtypes I64...BOOL are buffers such as BERT's old
+ * position_ids: checked, then left out of the table; any other dtype is
+ * QR_EUNSUPPORTED naming the tensor),
  * at most 4 dimensions, shape x element size == end - begin, the range
  * inside the file, no two tensors overlapping. Other damage: QR_EFORMAT naming
  * the file and the tensor. Tensor data points into a read-only mmap; it is
@@ -13,6 +15,7 @@
 #ifndef QR_RUNTIME_SAFETENSORS_H
 #define QR_RUNTIME_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "runtime/weights/weights.h"
@@ -28,5 +31,7 @@ void qr_st_close(qr_st_file *f);
 size_t qr_st_count(const qr_st_file *f);
 const qr_wtensor *qr_st_at(const qr_st_file *f, size_t i);
 const char *qr_st_path(const qr_st_file *f);
+/* True if name is an integer buffer of f that was validated and left out. */
+bool qr_st_skipped(const qr_st_file *f, const char *name);
 
 #endif

@@ -25,7 +25,17 @@ typedef struct {
 } qr_wtensor;
 
 /* path: a model directory (with *.safetensors), a single .safetensors file, or
- * a .gguf file. Use qr_model_resolve() first for HF ids and ollama: names. */
+ * a .gguf file. Use qr_model_resolve() first for HF ids and ollama: names.
+ * A directory is read from model.safetensors.index.json (shards), else
+ * model.safetensors, else its only *.safetensors or *.gguf file. A file is
+ * GGUF if it starts with the GGUF magic (Ollama blobs have no extension),
+ * else safetensors. Safetensors integer tensors (I64 ... BOOL: buffers such as
+ * old BERT position_ids) are validated and left out; other dtypes than
+ * F32/F16/BF16 give QR_EUNSUPPORTED naming the tensor. A tensor name present
+ * in two shards is QR_EFORMAT.
+ * Alignment of data: GGUF tensors are aligned to general.alignment (>= 32);
+ * safetensors data to 8 bytes when the header is padded (HF writers do),
+ * otherwise possibly unaligned: read through memcpy or qr_convert_*. */
 int qr_wsrc_open(const char *path, qr_wsrc **out);
 void qr_wsrc_close(qr_wsrc *s);
 /* NULL unless the source is a GGUF file. Borrowed from s. */

@@ -4,6 +4,7 @@ run with /usr/bin/python3 tools/fixtures_weights/make_fixtures.py).
 
   st_single/model.safetensors        F32, F16, BF16 and a 0-d tensor, with __metadata__
   st_sharded/model-0000{1,2}-of-00002.safetensors + model.safetensors.index.json
+                                     (shard 1 also holds an I64 position_ids buffer)
   quant.gguf                         GGUF v3 (general.alignment 64) with Q8_0, Q4_0, Q4_K,
                                      Q6_K, F16, BF16 and F32 tensors built from random bytes
   expected/<tensor>.f32              the f32 value of every tensor above (raw little-endian)
@@ -210,7 +211,11 @@ def main():
     ])
     shards = [
         ('model-00001-of-00002.safetensors', [st_tensor('model.embed.weight', 'BF16', (6, 4)),
-                                              st_tensor('model.layers.0.w', 'F32', (4, 4))]),
+                                              st_tensor('model.layers.0.w', 'F32', (4, 4)),
+                                              # an int64 buffer, as old transformers saved BERT's
+                                              # position_ids: readers must skip it
+                                              ('model.position_ids', 'I64', (1, 6),
+                                               np.arange(6, dtype='<i8').tobytes())]),
         ('model-00002-of-00002.safetensors', [st_tensor('model.layers.1.w', 'F16', (4, 4)),
                                               st_tensor('lm_head.weight', 'F32', (6, 4))]),
     ]

@@ -1,6 +1,7 @@
 /* safetensors through qr_wsrc: single file and 2-shard fixtures written by
  * tools/fixtures_weights/make_fixtures.py (expected values from numpy), and
  * corrupt copies (truncated, bad header, bad entries, mutations). */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -88,12 +89,15 @@ static void test_sharded(void)
         check_values(t, names[i]);
     }
     CHECK(qr_wsrc_at(s, 4) == NULL && qr_wsrc_at(s, 0) != NULL);
+    CHECK(qr_wsrc_find(s, "model.position_ids") == NULL); /* I64 buffer listed in the index: skipped */
     qr_wsrc_close(s);
 }
 
 /* ---- corrupt files ---- */
 
 static char tmpdir[64];
+static size_t last_count; /* tensors of the last file opened by open_bytes */
+static bool last_found_b;
 
 static int open_bytes(const char *name, const void *p, size_t n, qr_wsrc **s)
 {
@@ -103,8 +107,11 @@ static int open_bytes(const char *name, const void *p, size_t n, qr_wsrc **s)
     CHECK(wt_write(path, p, n) == 0);
     *s = NULL;
     int rc = qr_wsrc_open(path, s);
-    if (rc == 0)
+    if (rc == 0) {
+        last_count = qr_wsrc_count(*s);
+        last_found_b = qr_wsrc_find(*s, "b") != NULL;
         qr_wsrc_close(*s);
+    }
     return rc;
 }
 
@@ -171,8 +178,15 @@ static void test_corrupt(void)
     CHECK(last_error_has("h.safetensors", "'a'"));
     CHECK_INT(open_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,16]}}", 32), QR_EFORMAT);
     CHECK(last_error_has("'a'", "end - begin"));
-    CHECK_INT(open_header("{\"a\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", 16), QR_EUNSUPPORTED);
-    CHECK(last_error_has("'a'", "I64"));
+    CHECK_INT(open_header("{\"a\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]}}", 16), QR_EUNSUPPORTED);
+    CHECK(last_error_has("'a'", "F64"));
+    CHECK_INT(open_header("{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2), QR_EUNSUPPORTED);
+    /* integer buffers are validated, then skipped */
+    CHECK_INT(open_header("{\"a\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8), QR_EFORMAT);
+    CHECK_INT(open_header("{\"a\":{\"dtype\":\"I64\",\"shape\":[1,2],\"data_offsets\":[0,16]},"
+                          "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[16,24]}}", 24), 0);
+    CHECK_INT(last_count, 1);
+    CHECK(last_found_b);
     CHECK_INT(open_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,4]}}", 4),
               QR_EUNSUPPORTED);
     CHECK_INT(open_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4), QR_EFORMAT);
