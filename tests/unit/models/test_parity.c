@@ -286,6 +286,31 @@ static void test_encoder(qr_dtype dt)
                 CHECK(dmax <= 1e-6);
             }
             free(ids);
+            /* a long text: the content is truncated, its [SEP] kept (HF: truncate, then add specials) */
+            char longtxt[4000] = "";
+            for (int w = 0; w < 300; w++)
+                strcat(longtxt, w % 3 ? "hello " : "world ");
+            tl = strlen(longtxt);
+            ids = NULL;
+            CHECK_OK(qr_tokenize(qr_model_tokenizer(m), longtxt, tl, true, &ids, &nid));
+            if (ids && nid > 128) {
+                int32_t cut2[128];
+                memcpy(cut2, ids, 127 * sizeof *cut2);
+                cut2[127] = ids[nid - 1];
+                CHECK(qr_tokenizer_is_special(qr_model_tokenizer(m), ids[nid - 1]));
+                const int32_t *pc2 = cut2;
+                int32_t lc2 = 128;
+                const char *lt = longtxt;
+                CHECK_OK(qr_embed_texts(m, &lt, &tl, 1, a));
+                CHECK_OK(qr_embed_ids(m, &pc2, &lc2, 1, b));
+                dmax = 0;
+                for (int k = 0; k < D; k++)
+                    dmax = fmax(dmax, fabs(a[k] - b[k]));
+                CHECK(dmax <= 1e-6);
+            } else {
+                CHECK_MSG(0, "long text gave only %zu tokens", nid);
+            }
+            free(ids);
         }
         free(a);
         free(b);
