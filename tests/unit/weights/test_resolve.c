@@ -169,6 +169,44 @@ static void test_ollama(void)
     expect("ollama:t", "home/.ollama/models/blobs/sha256-" HEX);
 }
 
+/* End to end: resolved paths open as weight sources (HF snapshot files are
+ * symlinks into blobs/; Ollama blobs are GGUF files without an extension). */
+static void test_open_resolved(void)
+{
+    size_t n = 0;
+    unsigned char *st = wt_slurp(FIXTURE("weights/st_single/model.safetensors"), &n);
+    CHECK(st != NULL);
+    make("e2e/hub/models--org--tiny/blobs/.keep", "");
+    CHECK(st && wt_write(at("e2e/hub/models--org--tiny/blobs/0badc0de"), st, n) == 0);
+    free(st);
+    make("e2e/hub/models--org--tiny/refs/main", "c0ffee");
+    make("e2e/hub/models--org--tiny/snapshots/c0ffee/config.json", "{}");
+    CHECK(symlink("../../blobs/0badc0de", at("e2e/hub/models--org--tiny/snapshots/c0ffee/model.safetensors")) == 0);
+    unsigned char *gg = wt_slurp(FIXTURE("weights/quant.gguf"), &n);
+    make("e2e/ollama/manifests/registry.ollama.ai/library/q/latest",
+         MANIFEST("application/vnd.ollama.image.model", "sha256:" HEX));
+    make("e2e/ollama/blobs/.keep", "");
+    CHECK(gg && wt_write(at("e2e/ollama/blobs/sha256-" HEX), gg, n) == 0);
+    free(gg);
+
+    clear_env();
+    setenv("HF_HUB_CACHE", at("e2e/hub"), 1);
+    setenv("OLLAMA_MODELS", at("e2e/ollama"), 1);
+    const char *args[] = {"org/tiny", "ollama:q"};
+    size_t want[] = {4, 7};
+    for (int i = 0; i < 2; i++) {
+        char *path = NULL;
+        qr_wsrc *s = NULL;
+        CHECK_OK(qr_model_resolve(args[i], &path));
+        if (path)
+            CHECK_OK(qr_wsrc_open(path, &s));
+        CHECK_MSG(s && qr_wsrc_count(s) == want[i], "%s: %zu tensors", args[i], s ? qr_wsrc_count(s) : 0);
+        CHECK(s && (qr_wsrc_gguf(s) != NULL) == (i == 1));
+        qr_wsrc_close(s);
+        free(path);
+    }
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/quire_resolve_XXXXXX");
@@ -176,6 +214,7 @@ int main(void)
         return 1;
     test_hf();
     test_ollama();
+    test_open_resolved();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root); /* test-only cleanup of our own temp dir */
     if (system(cmd) != 0)
