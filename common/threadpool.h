@@ -7,6 +7,11 @@
  * costs more than a short op) and then sleep on a condition variable, so an
  * idle pool costs no CPU.
  *
+ * Chunk t is worker t's, but a caller that finishes its own chunk first runs
+ * any chunk whose worker has not yet started it (passing that chunk's tid), so
+ * a worker descheduled on a busy machine delays nothing; a given tid is never
+ * used by two threads at once, so per-tid scratch stays private.
+ *
  * Thread safety: parallel_for calls from different threads are serialised by
  * the pool. A job function must not call qr_parallel_for on the same pool
  * (nested parallelism would deadlock); call it serially instead. */
@@ -31,8 +36,8 @@ int qr_cpu_count(void);
 
 /* Calls fn over [0, n) split into at most n_threads contiguous chunks, each a
  * multiple of `grain` items (except the last); returns when all are done.
- * Chunk t goes to worker t, so a given (n, grain) always maps the same items
- * to the same worker. With n <= grain or a 1-thread pool, fn(ctx, 0, n, 0)
+ * Chunk t is passed tid t, so a given (n, grain) always maps the same items
+ * to the same tid. With n <= grain or a 1-thread pool, fn(ctx, 0, n, 0)
  * runs on the caller. p may be NULL (serial). */
 void qr_parallel_for(qr_threadpool *p, int64_t n, int64_t grain, qr_parallel_fn fn, void *ctx);
 

@@ -3,6 +3,7 @@
 #define QR_RUNTIME_CPU_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "runtime/backend.h"
 
@@ -11,5 +12,9 @@
 int qr_backend_cpu_create_ex(int n_threads, bool force_scalar, qr_backend **out);
 /* "avx2" or "scalar" for a CPU backend; NULL for any other backend. */
 const char *qr_backend_cpu_kernels(const qr_backend *be);
+
+/* matmul uses sgemm from n >= rows x rows on (default 8), streaming GEMV
+ * below; for benchmarks and tuning. */
+void qr_backend_cpu_set_gemm_min_rows(qr_backend *be, int64_t rows);
 
 #endif

@@ -29,7 +29,8 @@
 #include "runtime/cpu/cpu_kernels.h"
 #include "runtime/cpu/cpu.h"
 
-/* Below this many x rows, matmul uses the streaming GEMV kernels. */
+/* Below this many x rows, matmul uses the streaming GEMV kernels (tunable
+ * per backend for benchmarks: qr_backend_cpu_set_gemm_min_rows). */
 #define QR_CPU_GEMM_MIN_ROWS 8
 /* Per-thread f32 scratch for widened weight blocks in the GEMM path. */
 #define QR_CPU_GEMM_SCRATCH_BYTES ((size_t)4 << 20)
@@ -44,6 +45,7 @@ typedef struct qr_cpu {
     int n_threads;
     const qr_cpu_kernels *k;
     pthread_mutex_t mu; /* serialises ops that use the per-thread scratch */
+    int64_t gemm_min_rows;
     float **scratch;    /* n_threads buffers */
     size_t *scratch_cap; /* floats */
 } qr_cpu;
@@ -437,7 +439,7 @@ static int cpu_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w, co
     m.bias = bias ? bias->data : NULL;
     m.y = y->data;
     m.ys = y->row_bytes / sizeof(float);
-    m.gemm = x->rows >= QR_CPU_GEMM_MIN_ROWS && m.in > 0;
+    m.gemm = x->rows >= c->gemm_min_rows && m.in > 0;
     if (m.in == 0) { /* empty inner dimension: y = bias or 0 */
         for (int64_t r = 0; r < m.n; r++)
             for (int64_t j = 0; j < w->rows; j++)
@@ -901,6 +903,7 @@ int qr_backend_cpu_create_ex(int n_threads, bool force_scalar, qr_backend **out)
     c->base.act_dtype = QR_F32;
     c->n_threads = qr_threadpool_size(c->pool);
     c->k = qr_cpu_kernels_get(force_scalar);
+    c->gemm_min_rows = QR_CPU_GEMM_MIN_ROWS;
     c->scratch = calloc((size_t)c->n_threads, sizeof *c->scratch);
     c->scratch_cap = calloc((size_t)c->n_threads, sizeof *c->scratch_cap);
     if (!c->scratch || !c->scratch_cap) {
@@ -918,6 +921,12 @@ int qr_backend_cpu_create(int n_threads, qr_backend **out) { return qr_backend_c
 const char *qr_backend_cpu_kernels(const qr_backend *be)
 {
     return be && be->ops == &cpu_ops ? ((const qr_cpu *)be)->k->name : NULL;
+}
+
+void qr_backend_cpu_set_gemm_min_rows(qr_backend *be, int64_t n)
+{
+    if (be && be->ops == &cpu_ops)
+        ((qr_cpu *)be)->gemm_min_rows = n < 1 ? 1 : n;
 }
 
 void qr_backend_destroy(qr_backend *be)
