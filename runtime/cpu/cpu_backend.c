@@ -467,6 +467,7 @@ typedef struct {
     const int32_t *pos;
     const float *inv_freq;
     int n_head, head_dim;
+    const qr_cpu_kernels *k;
 } ew_ctx;
 
 static void run_rows(qr_cpu *c, int64_t rows, int64_t cols, qr_parallel_fn fn, ew_ctx *x)
@@ -615,11 +616,8 @@ static int cpu_rope(qr_backend *be, qr_tensor *x, int n_head, int head_dim, cons
 static void gelu_job(void *v, int64_t b, int64_t e, int tid)
 {
     ew_ctx *x = v;
-    for (int64_t i = b; i < e; i++) {
-        float *r = frow(x->out, i);
-        for (int64_t j = 0; j < x->out->cols; j++)
-            r[j] = 0.5f * r[j] * (1.0f + erff(r[j] * 0.70710678118654752f));
-    }
+    for (int64_t i = b; i < e; i++)
+        x->k->gelu(frow(x->out, i), x->out->cols);
 }
 
 static int cpu_gelu(qr_backend *be, qr_tensor *x)
@@ -627,7 +625,7 @@ static int cpu_gelu(qr_backend *be, qr_tensor *x)
     int rc;
     if ((rc = check_f32(x, "gelu", "x")))
         return rc;
-    ew_ctx c = {.out = x};
+    ew_ctx c = {.out = x, .k = cpu_of(be)->k};
     run_rows(cpu_of(be), x->rows, x->cols, gelu_job, &c);
     return QR_OK;
 }
@@ -635,12 +633,8 @@ static int cpu_gelu(qr_backend *be, qr_tensor *x)
 static void silu_mul_job(void *v, int64_t b, int64_t e, int tid)
 {
     ew_ctx *x = v;
-    for (int64_t i = b; i < e; i++) {
-        float *g = frow(x->out, i);
-        const float *u = frow(x->a, i);
-        for (int64_t j = 0; j < x->out->cols; j++)
-            g[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
-    }
+    for (int64_t i = b; i < e; i++)
+        x->k->silu_mul(frow(x->out, i), frow(x->a, i), x->out->cols);
 }
 
 static int cpu_silu_mul(qr_backend *be, qr_tensor *gate, const qr_tensor *up)
@@ -649,7 +643,7 @@ static int cpu_silu_mul(qr_backend *be, qr_tensor *gate, const qr_tensor *up)
     if ((rc = check_f32(gate, "silu_mul", "gate")) || (rc = check_f32(up, "silu_mul", "up")) ||
         (rc = check_shape(up, gate->rows, gate->cols, "silu_mul", "up")))
         return rc;
-    ew_ctx c = {.out = gate, .a = up};
+    ew_ctx c = {.out = gate, .a = up, .k = cpu_of(be)->k};
     run_rows(cpu_of(be), gate->rows, gate->cols, silu_mul_job, &c);
     return QR_OK;
 }

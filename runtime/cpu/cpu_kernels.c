@@ -112,7 +112,22 @@ static inline float exp_sub_sum_scalar(float *x, float m, int64_t n)
 
 DEF_ATTN_ROW(attn_row_scalar, static, dot_scalar, axpy_scalar, scal_scalar, exp_sub_sum_scalar)
 
-static const qr_cpu_kernels k_scalar = {"scalar", gemv_scalar, row_to_f32_scalar, attn_row_scalar};
+/* x * Phi(x) with Phi through erfc, which stays accurate in relative terms
+ * for negative x (1 + erf(x) cancels there). */
+static void gelu_scalar(float *x, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++)
+        x[k] = 0.5f * x[k] * erfcf(-x[k] * 0.70710678118654752f);
+}
+
+static void silu_mul_scalar(float *g, const float *u, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++)
+        g[k] = g[k] / (1.0f + expf(-g[k])) * u[k];
+}
+
+static const qr_cpu_kernels k_scalar = {"scalar",           gemv_scalar, row_to_f32_scalar, attn_row_scalar,
+                                        gelu_scalar, silu_mul_scalar};
 
 /* ------------------------------------------------------------------ AVX2 */
 #if defined(__x86_64__) || defined(__i386__)
@@ -351,7 +366,54 @@ TGT_INLINE float exp_sub_sum_avx2(float *x, float m, int64_t n)
 
 DEF_ATTN_ROW(attn_row_avx2, TGT static, dot_avx2, axpy_avx2, scal_avx2, exp_sub_sum_avx2)
 
-static const qr_cpu_kernels k_avx2 = {"avx2", gemv_avx2, row_to_f32_avx2, attn_row_avx2};
+/* erfc(z) for z >= 0 with fractional error below ~2e-7 everywhere: the
+ * Chebyshev-fitted form t * exp(-z^2 + P(t)), t = 1 / (1 + z/2) (Numerical
+ * Recipes' erfcc coefficients). Keeping erfc (not erf) accurate in relative
+ * terms keeps GELU accurate for negative inputs, where x * Phi(x) is tiny. */
+TGT_INLINE __m256 erfc8(__m256 z)
+{
+    __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(_mm256_set1_ps(0.5f), z, _mm256_set1_ps(1.0f)));
+    static const float c[10] = {-1.26551223f, 1.00002368f, 0.37409196f, 0.09678418f, -0.18628806f,
+                                0.27886807f,  -1.13520398f, 1.48851587f, -0.82215223f, 0.17087277f};
+    __m256 p = _mm256_set1_ps(c[9]);
+    for (int i = 8; i >= 0; i--)
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(c[i]));
+    __m256 e = _mm256_fnmadd_ps(z, z, p); /* -z^2 + P(t) */
+    return _mm256_mul_ps(t, exp8(e));
+}
+
+TGT static void gelu_avx2(float *x, int64_t n)
+{
+    const __m256 half = _mm256_set1_ps(0.5f), rs2 = _mm256_set1_ps(0.70710678118654752f);
+    const __m256 two = _mm256_set1_ps(2.0f), sign = _mm256_set1_ps(-0.0f);
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 v = _mm256_loadu_ps(x + k);
+        __m256 z = _mm256_andnot_ps(sign, _mm256_mul_ps(v, rs2)); /* |x| / sqrt 2 */
+        __m256 ec = erfc8(z);
+        /* Phi(x) = erfc(-x/sqrt2)/2: x < 0 -> erfc(z)/2, x >= 0 -> (2 - erfc(z))/2 */
+        __m256 neg = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ);
+        __m256 phi2 = _mm256_blendv_ps(_mm256_sub_ps(two, ec), ec, neg);
+        _mm256_storeu_ps(x + k, _mm256_mul_ps(_mm256_mul_ps(half, v), phi2));
+    }
+    gelu_scalar(x + k, n - k);
+}
+
+TGT static void silu_mul_avx2(float *g, const float *u, int64_t n)
+{
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 v = _mm256_loadu_ps(g + k);
+        __m256 d = _mm256_add_ps(one, exp8(_mm256_xor_ps(v, sign))); /* 1 + exp(-g) */
+        _mm256_storeu_ps(g + k, _mm256_mul_ps(_mm256_div_ps(v, d), _mm256_loadu_ps(u + k)));
+    }
+    for (; k < n; k++)
+        g[k] = g[k] / (1.0f + expf(-g[k])) * u[k];
+}
+
+static const qr_cpu_kernels k_avx2 = {"avx2",    gemv_avx2, row_to_f32_avx2, attn_row_avx2,
+                                      gelu_avx2, silu_mul_avx2};
 #endif
 
 const qr_cpu_kernels *qr_cpu_kernels_get(bool force_scalar)

@@ -36,6 +36,10 @@ typedef struct qr_cpu_kernels {
      * sbuf: QR_ATTN_KB floats of scratch. n_kv = 0 gives zeros. */
     void (*attn_row)(const float *q, const float *k, size_t ks, const float *v, size_t vs, int64_t n_kv, int hd,
                      float scale, float *out, float *sbuf);
+    /* x = x * Phi(x) (exact GELU, erf form), in place. */
+    void (*gelu)(float *x, int64_t n);
+    /* g = silu(g) * u, in place. */
+    void (*silu_mul)(float *g, const float *u, int64_t n);
 } qr_cpu_kernels;
 
 /* The best kernel set this CPU supports; force_scalar picks the portable one. */

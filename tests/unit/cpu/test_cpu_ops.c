@@ -458,6 +458,45 @@ static void test_elementwise(void)
     }
 }
 
+/* GELU and SiLU over a fine sweep including the far tails, where the
+ * vectorised erfc/exp approximations must stay accurate in relative terms. */
+static void test_activation_sweep(void)
+{
+    int64_t n = 24001;
+    float *xs = malloc((size_t)n * 4), *us = malloc((size_t)n * 4);
+    for (int64_t i = 0; i < n; i++) {
+        xs[i] = (float)(-12.0 + 0.001 * (double)i);
+        us[i] = 1.0f + (float)(i % 7) * 0.25f;
+    }
+    qr_tensor g = f32_tensor(1, n, xs), s = f32_tensor(1, n, xs), u = f32_tensor(1, n, us);
+    qr_tensor s2 = f32_tensor(1, n, NULL), u2 = f32_tensor(1, n, us);
+    float *wide = malloc((size_t)n * 4);
+    for (int64_t i = 0; i < n; i++)
+        wide[i] = (float)(-95.0 + 190.0 * (double)i / (double)(n - 1));
+    CHECK_OK(be->ops->upload(be, &s2, 0, wide, 1));
+    CHECK_OK(be->ops->gelu(be, &g));
+    CHECK_OK(be->ops->silu_mul(be, &s, &u));
+    CHECK_OK(be->ops->silu_mul(be, &s2, &u2));
+    double eg = 0, es = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double x = xs[i], rg = 0.5 * x * erfc(-x / sqrt(2.0));
+        /* erfc(|x|/sqrt2) has condition number ~x^2: the f32 rounding of
+         * x/sqrt2 alone costs x^2 * 6e-8 relative */
+        eg = fmax(eg, fabs(at(&g, 0, i) - rg) / ((fabs(rg) + 1e-37) * (1.0 + 0.15 * x * x)));
+        double rs = x / (1 + exp(-x)) * us[i];
+        es = fmax(es, fabs(at(&s, 0, i) - rs) / (fabs(rs) + 1e-37));
+        double w = wide[i], rw = w / (1 + exp(-w)) * us[i];
+        es = fmax(es, fabs(at(&s2, 0, i) - rw) / (fabs(rw) + 1e-30));
+    }
+    CHECK_MSG(eg <= 2e-6 && es <= 2e-6, "gelu rel err %.3g, silu rel err %.3g", eg, es);
+    qr_tensor *ts[] = {&g, &s, &u, &s2, &u2};
+    for (int i = 0; i < 5; i++)
+        be->ops->tensor_free(be, ts[i]);
+    free(xs);
+    free(us);
+    free(wide);
+}
+
 /* ------------------------------------------------------------------- rope */
 
 static void test_rope(void)
@@ -705,6 +744,7 @@ int main(void)
             test_embed();
             test_matmul();
             test_elementwise();
+            test_activation_sweep();
             test_rope();
             test_attention();
             test_copy_rows();
