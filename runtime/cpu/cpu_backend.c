@@ -104,6 +104,17 @@ static int check_shape(const qr_tensor *t, int64_t rows, int64_t cols, const cha
     return QR_OK;
 }
 
+/* True if the byte ranges spanned by a and b overlap. */
+static bool overlaps(const qr_tensor *a, const qr_tensor *b)
+{
+    if (a->rows == 0 || b->rows == 0)
+        return false;
+    const uint8_t *a0 = a->data, *b0 = b->data;
+    const uint8_t *a1 = a0 + (size_t)(a->rows - 1) * a->row_bytes + a->row_bytes;
+    const uint8_t *b1 = b0 + (size_t)(b->rows - 1) * b->row_bytes + b->row_bytes;
+    return a0 < b1 && b0 < a1;
+}
+
 static inline float *frow(const qr_tensor *t, int64_t i)
 {
     return (float *)((uint8_t *)t->data + (size_t)i * t->row_bytes);
@@ -421,6 +432,8 @@ static int cpu_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w, co
         if ((rc = check_f32(bias, "matmul", "bias")) || (rc = check_shape(bias, 1, w->rows, "matmul", "bias")))
             return rc;
     }
+    if (overlaps(x, y))
+        return qr_fail(QR_EINVAL, "cpu: matmul: y overlaps x (no in-place matmul)");
     if (x->rows > INT32_MAX || w->rows > INT32_MAX || x->cols > INT32_MAX)
         return qr_fail(QR_ELIMIT, "cpu: matmul: dimensions beyond 2^31");
     if (x->rows == 0 || w->rows == 0)

@@ -342,6 +342,10 @@ static void test_matmul(void)
     CHECK_OK(be->ops->tensor_alloc(be, QR_I32, 3, 10, &xi));
     CHECK_INT(be->ops->matmul(be, &xi, &w2, NULL, &y), QR_EINVAL);
     be->ops->tensor_free(be, &xi);
+    qr_tensor sq = f32_tensor(3, 10, NULL), w3 = f32_tensor(10, 10, NULL);
+    CHECK_INT(be->ops->matmul(be, &sq, &w3, NULL, &sq), QR_EINVAL); /* in place */
+    be->ops->tensor_free(be, &sq);
+    be->ops->tensor_free(be, &w3);
     qr_tensor bad = w2;
     bad.row_bytes = 8; /* stride smaller than a row */
     CHECK_INT(be->ops->matmul(be, &x, &bad, NULL, &y), QR_EINVAL);
