@@ -78,6 +78,13 @@ const ALIASES = [
         same: (f) => sameSpm(f, path.join(shared, SPM_MODEL)) },
     { name: 'tiny-random-llama-2.gguf', ids: 'llama2', base: 'shared',
         rel: 'models/tiny-random-llama-2/llama-2-tiny-random.gguf', same: (f) => sameSpm(f, path.join(shared, SPM_MODEL)) },
+    // format json2gguf: the C test writes a GGUF vocabulary from this tokenizer.json the way
+    // llama.cpp's converter does (tokens by id, special added tokens as control, other added
+    // tokens as user-defined, merges, tokenizer.ggml.pre = pre) and loads that.
+    { name: 'qwen2.5.json2gguf', ids: 'qwen2.5', format: 'json2gguf', pre: 'qwen2', base: 'shared',
+        rel: 'models/qwen2.5-tokenizer/tokenizer.json', same: () => null },
+    { name: 'llama3.json2gguf', ids: 'llama3', format: 'json2gguf', pre: 'llama-bpe', base: 'shared',
+        rel: 'models/llama3-tokenizer/tokenizer.json', same: () => null },
 ];
 
 const resolve = (t) => path.join(t.base === 'shared' ? shared : path.join(root, 'tests', 'fixtures'), t.rel);
@@ -181,7 +188,8 @@ async function main() {
         const src = manifest.tokenizers.find((e) => e.name === a.ids);
         const diff = a.same(path.join(shared, a.rel));
         if (diff) throw new Error(`${a.name}: not the vocabulary of ${a.ids}: ${diff}`);
-        manifest.tokenizers.push({ ...src, name: a.name, format: 'gguf', base: a.base, path: a.rel, ids: a.ids });
+        manifest.tokenizers.push({ ...src, name: a.name, format: a.format || 'gguf', ...(a.pre ? { pre: a.pre } : {}),
+            base: a.base, path: a.rel, ids: a.ids });
     }
     fs.writeFileSync(path.join(outDir, 'manifest.json'), JSON.stringify(manifest, null, 1) + '\n');
 }

@@ -5,7 +5,10 @@
  * described there. Requires 100% identical ids with and without special
  * tokens, and identical decode output for the strings that have one.
  * Entries of format "gguf" load a GGUF vocabulary (qr_tokenizer_load_gguf) and are
- * held to the ids of the Hugging Face tokenizer with the same vocabulary.
+ * held to the ids of the Hugging Face tokenizer with the same vocabulary. Entries of
+ * format "json2gguf" first write a GGUF vocabulary from the tokenizer.json the way
+ * llama.cpp's converter does (json2gguf below), to test the GGUF loader's byte-level BPE
+ * pre-tokenizers (qwen2, llama-bpe) at corpus scale.
  *
  * usage: test_oracle NAME   (NAME as in tests/fixtures/tokenizer/oracle/manifest.json) */
 #include <jansson.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -174,6 +178,118 @@ static size_t json_ids(json_t *arr, int32_t *ids, size_t cap)
     return n;
 }
 
+/* ---- json2gguf: a GGUF vocabulary (v3, no tensors) from a byte-level BPE tokenizer.json --
+ * tokenizer.ggml.tokens[id] = the piece (model vocabulary or added token), token_type 3
+ * (control) for special added tokens, 4 (user-defined) for other added tokens, 1 otherwise;
+ * merges "left right" in order; pre as given; bos = the post-processor's first special id
+ * with add_bos_token = whether there is one (Llama-3: <|begin_of_text|>; Qwen2: none). */
+
+static void w_bytes(FILE *f, const void *p, size_t n) { fwrite(p, 1, n, f); }
+static void w_u32(FILE *f, uint32_t v) { w_bytes(f, &v, 4); }
+static void w_u64(FILE *f, uint64_t v) { w_bytes(f, &v, 8); }
+static void w_str(FILE *f, const char *s, size_t n)
+{
+    w_u64(f, n);
+    w_bytes(f, s, n);
+}
+static void w_key(FILE *f, const char *k, uint32_t type)
+{
+    w_str(f, k, strlen(k));
+    w_u32(f, type);
+}
+
+static bool json2gguf(const char *json_path, const char *pre, const char *out_path, int32_t bos)
+{
+    json_error_t err;
+    json_t *root = json_load_file(json_path, 0, &err);
+    if (!root) {
+        fprintf(stderr, "%s: %s\n", json_path, err.text);
+        return false;
+    }
+    json_t *model = json_object_get(root, "model");
+    json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
+    json_t *added = json_object_get(root, "added_tokens");
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(vocab, k, v) {
+        if ((size_t)json_integer_value(v) + 1 > n)
+            n = (size_t)json_integer_value(v) + 1;
+    }
+    size_t i;
+    json_array_foreach(added, i, v) {
+        if ((size_t)json_integer_value(json_object_get(v, "id")) + 1 > n)
+            n = (size_t)json_integer_value(json_object_get(v, "id")) + 1;
+    }
+    const char **tok = calloc(n, sizeof *tok);
+    size_t *tlen = calloc(n, sizeof *tlen);
+    int32_t *type = calloc(n, sizeof *type);
+    json_object_foreach(vocab, k, v) {
+        size_t id = (size_t)json_integer_value(v);
+        tok[id] = k;
+        tlen[id] = strlen(k);
+        type[id] = 1;
+    }
+    json_array_foreach(added, i, v) {
+        size_t id = (size_t)json_integer_value(json_object_get(v, "id"));
+        json_t *c = json_object_get(v, "content");
+        tok[id] = json_string_value(c);
+        tlen[id] = json_string_length(c);
+        type[id] = json_is_true(json_object_get(v, "special")) ? 3 : 4;
+    }
+    bool ok = true;
+    for (size_t j = 0; j < n && ok; j++)
+        ok = tok[j] != NULL; /* both vocabularies here have contiguous ids */
+    FILE *f = ok ? fopen(out_path, "wb") : NULL;
+    if (f) {
+        w_bytes(f, "GGUF", 4);
+        w_u32(f, 3);
+        w_u64(f, 0);
+        w_u64(f, bos >= 0 ? 7 : 5);
+        w_key(f, "tokenizer.ggml.model", 8);
+        w_str(f, "gpt2", 4);
+        w_key(f, "tokenizer.ggml.pre", 8);
+        w_str(f, pre, strlen(pre));
+        w_key(f, "tokenizer.ggml.tokens", 9);
+        w_u32(f, 8);
+        w_u64(f, n);
+        for (size_t j = 0; j < n; j++)
+            w_str(f, tok[j], tlen[j]);
+        w_key(f, "tokenizer.ggml.token_type", 9);
+        w_u32(f, 5);
+        w_u64(f, n);
+        w_bytes(f, type, n * sizeof *type);
+        w_key(f, "tokenizer.ggml.merges", 9);
+        w_u32(f, 8);
+        w_u64(f, json_array_size(merges));
+        json_array_foreach(merges, i, v) {
+            if (json_is_string(v)) {
+                w_str(f, json_string_value(v), json_string_length(v));
+            } else { /* ["left", "right"] */
+                json_t *a = json_array_get(v, 0), *b = json_array_get(v, 1);
+                w_u64(f, json_string_length(a) + 1 + json_string_length(b));
+                w_bytes(f, json_string_value(a), json_string_length(a));
+                w_bytes(f, " ", 1);
+                w_bytes(f, json_string_value(b), json_string_length(b));
+            }
+        }
+        if (bos >= 0) {
+            w_key(f, "tokenizer.ggml.bos_token_id", 4);
+            w_u32(f, (uint32_t)bos);
+            w_key(f, "tokenizer.ggml.add_bos_token", 7);
+            w_bytes(f, "\1", 1);
+        }
+        ok = fclose(f) == 0;
+    } else {
+        ok = false;
+    }
+    free(tok);
+    free(tlen);
+    free(type);
+    json_decref(root);
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -231,7 +347,23 @@ int main(int argc, char **argv)
     const char *format = json_string_value(json_object_get(entry, "format"));
     qr_tokenizer *tok = NULL;
     qr_gguf *gg = NULL;
-    if (strcmp(format, "gguf") == 0) {
+    char tmp_gguf[] = "/tmp/quire_oracle_XXXXXX";
+    if (strcmp(format, "json2gguf") == 0) {
+        json_t *pfx = json_object_get(entry, "special_prefix");
+        int32_t bos = json_array_size(pfx) ? (int32_t)json_integer_value(json_array_get(pfx, 0)) : -1;
+        int fd = mkstemp(tmp_gguf);
+        CHECK(fd >= 0);
+        if (fd >= 0) {
+            close(fd);
+            bool built = json2gguf(file, json_string_value(json_object_get(entry, "pre")), tmp_gguf, bos);
+            CHECK_MSG(built, "%s: could not write a GGUF vocabulary from %s", name, file);
+            if (built)
+                CHECK_OK(qr_gguf_open(tmp_gguf, &gg));
+            if (gg)
+                CHECK_OK(qr_tokenizer_load_gguf(gg, &tok));
+            unlink(tmp_gguf); /* the mapping stays valid */
+        }
+    } else if (strcmp(format, "gguf") == 0) {
         CHECK_OK(qr_gguf_open(file, &gg));
         if (gg)
             CHECK_OK(qr_tokenizer_load_gguf(gg, &tok));
