@@ -28,6 +28,7 @@
 #include "runtime/backend.h"
 #include "runtime/cpu/cpu_kernels.h"
 #include "runtime/cpu/cpu.h"
+#include "runtime/weights/weights.h"
 
 /* Below this many x rows, matmul uses the streaming GEMV kernels (tunable
  * per backend for benchmarks: qr_backend_cpu_set_gemm_min_rows). */
@@ -262,9 +263,12 @@ static void wl_job(void *vctx, int64_t b, int64_t e, int tid)
         }
         if (x->src_dt == QR_F32 || x->src_dt == QR_F16 || x->src_dt == QR_BF16) {
             x->c->k->row_to_f32(x->src_dt, s, 1.0f, x->cols, tmp);
-        } else {
-            x->rc = QR_EUNSUPPORTED; /* GGUF blocks: until qr_convert_to_f32 lands */
-            return;
+        } else { /* GGUF blocks */
+            int rc = qr_convert_to_f32(x->src_dt, s, x->cols, tmp);
+            if (rc) {
+                x->rc = rc;
+                return;
+            }
         }
         void *d = brow(x->out, i);
         switch (x->out->dtype) {
@@ -313,7 +317,9 @@ static int cpu_weight_load(qr_backend *be, const void *src, qr_dtype src_dt, int
     if (!src_rb)
         return qr_fail(QR_EINVAL, "cpu: weight_load: %lld columns is not a whole number of %s blocks",
                        (long long)cols, qr_dtype_name(src_dt));
-    if (want == src_dt && may_alias) { /* mmap'd and outlives the tensor: use in place */
+    /* mmap'd and outlives the tensor: use in place, if naturally aligned
+     * (safetensors data may not be; the kernels read whole elements) */
+    if (want == src_dt && may_alias && (uintptr_t)src % elem_size(want) == 0) {
         qr_tensor t = {0};
         t.data = (void *)src;
         t.dtype = want;
@@ -334,8 +340,8 @@ static int cpu_weight_load(qr_backend *be, const void *src, qr_dtype src_dt, int
         wl_ctx x = {c, src, src_dt, src_rb, cols, &t, 0};
         qr_parallel_for(c->pool, rows, 16, wl_job, &x);
         rc = x.rc;
-        if (rc == QR_EUNSUPPORTED)
-            qr_fail(rc, "cpu: weight_load: %s weights are not supported yet", qr_dtype_name(src_dt));
+        if (rc) /* the worker's detail message stayed on its thread */
+            qr_fail(rc, "cpu: weight_load: converting %s rows to f32 failed", qr_dtype_name(src_dt));
     }
     pthread_mutex_unlock(&c->mu);
     if (rc) {

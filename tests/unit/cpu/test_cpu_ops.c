@@ -204,6 +204,48 @@ static void test_weight_load(void)
         free(b16);
     }
     free(h);
+    /* a misaligned f32 source is copied, not aliased */
+    float *mis = malloc((size_t)(rows * cols + 1) * 4);
+    memcpy((char *)mis + 2, w, (size_t)(rows * cols) * 4);
+    CHECK_OK(be->ops->weight_load(be, (char *)mis + 2, QR_F32, rows, cols, QR_F32, true, &t));
+    CHECK(t.owned && (uintptr_t)t.data % 4 == 0 && memcmp(t.data, w, (size_t)(rows * cols) * 4) == 0);
+    be->ops->tensor_free(be, &t);
+    free(mis);
+    /* GGUF Q8_0 (blocks of 32: f16 scale d, then 32 int8 q; value d * q),
+     * built by hand: 3 rows of 64 columns */
+    {
+        uint8_t blocks[3][2][34];
+        float ref[3][64];
+        for (int r = 0; r < 3; r++)
+            for (int b = 0; b < 2; b++) {
+                float d = 0.01f * (float)(r * 2 + b + 1);
+                uint16_t dh = qr_f32_to_f16(d);
+                memcpy(blocks[r][b], &dh, 2);
+                for (int i = 0; i < 32; i++) {
+                    int8_t q = (int8_t)((i * 7 + r * 13 + b * 5) % 255 - 127);
+                    blocks[r][b][2 + i] = (uint8_t)q;
+                    ref[r][b * 32 + i] = qr_f16_to_f32(dh) * (float)q;
+                }
+            }
+        CHECK_OK(be->ops->weight_load(be, blocks, QR_Q8_0, 3, 64, QR_F32, true, &t));
+        bad = 0;
+        for (int r = 0; r < 3; r++)
+            for (int i = 0; i < 64; i++)
+                bad += ((float *)t.data)[r * 64 + i] != ref[r][i];
+        CHECK_INT(bad, 0);
+        CHECK(t.owned);
+        be->ops->tensor_free(be, &t);
+        CHECK_OK(be->ops->weight_load(be, blocks, QR_Q8_0, 3, 64, QR_I8, false, &t));
+        float back[64];
+        CHECK_OK(be->ops->download(be, &t, 2, back, 1));
+        double e = 0, amax = 0;
+        for (int i = 0; i < 64; i++) {
+            e = fmax(e, fabs(back[i] - ref[2][i]));
+            amax = fmax(amax, fabs(ref[2][i]));
+        }
+        CHECK_MSG(e <= amax / 127 / 2 * 1.0001, "q8_0 -> int8 err %.3g", e);
+        be->ops->tensor_free(be, &t);
+    }
     /* errors */
     CHECK_INT(be->ops->weight_load(be, w, QR_F32, rows, cols, QR_I32, false, &t), QR_EINVAL);
     CHECK_INT(be->ops->weight_load(be, w, QR_I32, rows, cols, QR_F32, false, &t), QR_EINVAL);
