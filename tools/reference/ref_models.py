@@ -29,6 +29,9 @@ Commands
                                 inputs + expected outputs in expected.json)
   ref_models.py check OUTDIR    reloads every fixture from disk and recomputes its
                                 expected outputs (round-trip check of the files)
+  ref_models.py sensitivity OUTDIR   how far plausible implementation mistakes (interleaved
+                                RoPE, no llama3 scaling, wrong GQA grouping, no q/k/v bias,
+                                tanh GELU, CLS pooling, ...) move each fixture's outputs
   ref_models.py selftest        cross-checks the reference against independent code
                                 (torch.nn.TransformerEncoderLayer, scalar llama3 rule, ...)
 
@@ -137,8 +140,13 @@ def bert_embed(cfg, W, seqs, pooling="mean", normalize=True):
         a = a.transpose(1, 2).reshape(n, L, d)
         x = ln(lin(a, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
         h = lin(x, p + "intermediate.dense")
-        h = 0.5 * h * (1.0 + torch.erf(h / math.sqrt(2.0)))  # exact GELU ("gelu")
+        if "gelu_tanh" in MUT:
+            h = 0.5 * h * (1 + torch.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h ** 3)))
+        else:
+            h = 0.5 * h * (1.0 + torch.erf(h / math.sqrt(2.0)))  # exact GELU ("gelu")
         x = ln(lin(h, p + "output.dense") + x, p + "output.LayerNorm")
+    if "cls_pooling" in MUT:
+        pooling = "cls"
     if pooling == "mean":
         pooled = (x * mask[..., None]).sum(1) / torch.clamp(mask.sum(1, keepdim=True), min=1e-9)
     elif pooling == "cls":
@@ -177,6 +185,9 @@ def rope_inv_freq(cfg):
     return inv
 
 
+MUT = set()  # deliberate deviations for the sensitivity command (empty = the real semantics)
+
+
 def llama_logits(cfg, W, ids):
     """Logits (n, vocab) for every position of one sequence, full causal attention."""
     n = len(ids)
@@ -189,19 +200,25 @@ def llama_logits(cfg, W, ids):
     tied = cfg.get("tie_word_embeddings", False)
 
     def rms(x, w):
-        return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
+        e = eps * 100 if "eps_x100" in MUT else eps
+        return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + e) * w
 
     def lin(x, p, bias=False):
         y = x @ W[p + ".weight"].T
         return y + W[p + ".bias"] if bias else y
 
-    inv = rope_inv_freq(cfg)
+    inv = rope_inv_freq(dict(cfg, rope_scaling=None) if "no_rope_scaling" in MUT else cfg)
     pos = torch.arange(n, dtype=DT)
     ang = pos[:, None] * inv[None]  # (n, hd/2)
     emb = torch.cat([ang, ang], dim=-1)
+    if "interleaved_rope" in MUT:
+        emb = ang.repeat_interleave(2, dim=-1)
     cos, sin = emb.cos(), emb.sin()  # (n, hd)
 
     def rotate_half(t):
+        if "interleaved_rope" in MUT:  # GPT-J / GGUF pairing (2i, 2i+1)
+            r = torch.stack([-t[..., 1::2], t[..., 0::2]], dim=-1).reshape(t.shape)
+            return r
         return torch.cat([-t[..., hd // 2:], t[..., :hd // 2]], dim=-1)
 
     def rope(t):  # (heads, n, hd)
@@ -212,13 +229,17 @@ def llama_logits(cfg, W, ids):
     for i in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % i
         h = rms(x, W[p + "input_layernorm.weight"])
-        q = lin(h, p + "self_attn.q_proj", qwen2).view(n, nh, hd).transpose(0, 1)
-        k = lin(h, p + "self_attn.k_proj", qwen2).view(n, nkv, hd).transpose(0, 1)
-        v = lin(h, p + "self_attn.v_proj", qwen2).view(n, nkv, hd).transpose(0, 1)
+        qb = qwen2 and "no_qkv_bias" not in MUT
+        q = lin(h, p + "self_attn.q_proj", qb).view(n, nh, hd).transpose(0, 1)
+        k = lin(h, p + "self_attn.k_proj", qb).view(n, nkv, hd).transpose(0, 1)
+        v = lin(h, p + "self_attn.v_proj", qb).view(n, nkv, hd).transpose(0, 1)
         q, k = rope(q), rope(k)
         rep = nh // nkv  # repeat_kv: each kv head serves rep consecutive query heads
-        k = k.repeat_interleave(rep, dim=0)
-        v = v.repeat_interleave(rep, dim=0)
+        if "gqa_modulo" in MUT:  # head h -> kv head h % n_kv (wrong grouping)
+            k, v = k.repeat(rep, 1, 1), v.repeat(rep, 1, 1)
+        else:
+            k = k.repeat_interleave(rep, dim=0)
+            v = v.repeat_interleave(rep, dim=0)
         s = q @ k.transpose(-1, -2) * hd ** -0.5 + causal
         a = (torch.softmax(s, dim=-1) @ v).transpose(0, 1).reshape(n, nh * hd)
         x = x + lin(a, p + "self_attn.o_proj")
@@ -548,6 +569,33 @@ def check(out):
     print("ok")
 
 
+def sensitivity(out):
+    """How far each plausible implementation mistake moves the committed fixtures'
+    outputs, in the units the parity tests bound (1 - cosine; max|dlogit|/max|logit|)."""
+    muts = {"bert": ["gelu_tanh", "cls_pooling"],
+            "dec": ["interleaved_rope", "no_rope_scaling", "gqa_modulo", "no_qkv_bias", "eps_x100"]}
+    for name, _, _, kind in FIXTURES:
+        d = os.path.join(out, name)
+        cfg = json.load(open(os.path.join(d, "config.json")))
+        exp = json.load(open(os.path.join(d, "expected.json")))
+        W = load_safetensors(os.path.join(d, "model.safetensors"))
+        for m in muts[kind]:
+            MUT.clear()
+            MUT.add(m)
+            if kind == "bert":
+                got = bert_embed(cfg, W, exp["inputs"])
+                want = torch.tensor(exp["embeddings"])
+                cos = torch.nn.functional.cosine_similarity(got, want, dim=1).min()
+                print("%-12s %-17s 1 - min cosine %.3g (test bound 1e-5), max|diff| %.3g (f32 test bound 5e-6)"
+                      % (name, m, 1 - float(cos), float((got - want).abs().max())))
+            else:
+                want = torch.tensor(exp["logits_all"])
+                got = llama_logits(cfg, W, exp["prompt"])
+                rel = float((got - want).abs().max() / want.abs().max())
+                print("%-12s %-17s max|dlogit|/max|logit| %.3g (test bound 1e-3)" % (name, m, rel))
+    MUT.clear()
+
+
 def selftest():
     """Cross-checks the reference against code it does not share:
     - BERT layers vs torch.nn.TransformerEncoderLayer (post-LN, exact GELU, key padding mask);
@@ -652,9 +700,11 @@ def selftest():
 def main():
     if len(sys.argv) == 2 and sys.argv[1] == "selftest":
         return selftest()
-    if len(sys.argv) != 3 or sys.argv[1] not in ("gen", "check"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("gen", "check", "sensitivity"):
         sys.exit(__doc__)
     out = sys.argv[2]
+    if sys.argv[1] == "sensitivity":
+        return sensitivity(out)
     if sys.argv[1] == "check":
         return check(out)
     for name, cfg, seed, kind in FIXTURES:
