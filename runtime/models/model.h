@@ -127,6 +127,33 @@ typedef struct qr_dec_seq {
  * On failure the slots' lengths are unchanged. */
 int qr_decoder_step(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, float *logits);
 
+/* ---- lower level: incremental detokenization with stop strings ----
+ * For decode loops (qr_generate, and a service running many sequences): after
+ * each token the whole completion is detokenized again (so pieces are exactly
+ * the final text, whatever the tokenizer's decoder does at token boundaries),
+ * and the part that can no longer change is released: held back are an
+ * incomplete UTF-8 sequence or trailing U+FFFD (a byte-fallback character whose
+ * other bytes have not come yet) and the longest suffix that is a prefix of a
+ * stop string. Stop strings are found across token boundaries; the text is cut
+ * before the earliest match and the token that completed it is dropped from
+ * the kept ids. The pieces of all pushes plus the flush add up to the text. */
+typedef struct qr_textstream qr_textstream;
+
+/* tok may be NULL (ids only: text stays "", no stop strings allowed). The stop
+ * strings are copied. */
+int qr_textstream_create(const qr_tokenizer *tok, const char *const *stop, int n_stop, qr_textstream **out);
+void qr_textstream_free(qr_textstream *s);
+/* Adds a generated token. *piece (borrowed until the next call on s) is the
+ * newly final text; final = true releases everything (the last token). *stopped
+ * is set when a stop string completed; further pushes are refused. */
+int qr_textstream_push(qr_textstream *s, int32_t id, bool final, const char **piece, bool *stopped);
+/* Releases the held-back tail (e.g. when eos ends generation). */
+int qr_textstream_flush(qr_textstream *s, const char **piece);
+/* The text so far (cut at a stop string); borrowed. */
+const char *qr_textstream_text(const qr_textstream *s);
+/* The kept ids (the one completing a stop string excluded); borrowed. */
+const int32_t *qr_textstream_ids(const qr_textstream *s, size_t *n);
+
 /* ---- lower level: sampling ---- */
 /* The sampling distribution HF transformers' generate() would use, in its
  * order: repetition penalty over the history window (hist: previous ids, the
