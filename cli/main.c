@@ -5,12 +5,10 @@
 #include "cli/cli.h"
 
 static const struct { const char *name; int (*fn)(int, char **); const char *help; } commands[] = {
-#ifdef QR_CLI_RUNTIME
     {"tokenize", cli_tokenize, "text on stdin -> token ids (JSON arrays)"},
     {"embed", cli_embed, "texts on stdin -> embeddings (JSON arrays of floats)"},
     {"generate", cli_generate, "complete a prompt with a language model"},
     {"estimate", cli_estimate, "GPU memory a model needs at a precision, and which GPUs it fits"},
-#endif
     {"config", cli_config, "show effective options and their origin; --dump-default prints quire.conf"},
     {"version", cli_version, "print the version"},
 };
