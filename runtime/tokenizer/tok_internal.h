@@ -116,7 +116,9 @@ typedef struct {
 } qr_tok_merges;
 
 /* Appends a merge with the next rank (call in rank order). Both parts and their
- * concatenation must be in the vocabulary (QR_EFORMAT otherwise, naming `where`). */
+ * concatenation must be in the vocabulary (QR_EFORMAT otherwise, naming `where`). With a
+ * BPE continuing_subword_prefix (set model.cont_prefix first), the merged piece is a + b
+ * without its first cont_prefix_len bytes, as HF builds it. */
 int qr_tok_merge_add(qr_tokenizer *t, const char *a, size_t alen, const char *b, size_t blen,
                      const char *where);
 /* Returns true and sets rank / merged id if the pair merges. */
@@ -141,7 +143,7 @@ typedef enum {
     QR_NORM_BERT,          /* clean_text, handle_chinese_chars, strip_accents, lowercase */
     QR_NORM_NFC, QR_NORM_NFD, QR_NORM_NFKC, QR_NORM_NFKD,
     QR_NORM_LOWERCASE,
-    QR_NORM_STRIP_ACCENTS, /* removes combining marks (Mn) */
+    QR_NORM_STRIP_ACCENTS, /* removes combining marks (M*) */
     QR_NORM_STRIP,         /* strip_left / strip_right whitespace */
     QR_NORM_PREPEND,       /* str prepended to non-empty text */
     QR_NORM_REPLACE,       /* pattern (literal str or regex re) → content */

@@ -321,6 +321,11 @@ static int parse_model(ctx *c, const json_t *m)
             if (!(t->model.eow_suffix = dupn(suf, t->model.eow_suffix_len)))
                 return qr_fail(QR_ENOMEM, "%s: model", c->path);
         }
+        if (pre && *pre) { /* needed by qr_tok_merge_add */
+            t->model.cont_prefix_len = strlen(pre);
+            if (!(t->model.cont_prefix = dupn(pre, t->model.cont_prefix_len)))
+                return qr_fail(QR_ENOMEM, "%s: model", c->path);
+        }
         if (!json_is_array(merges))
             return qr_fail(QR_EFORMAT, "%s: model.merges must be an array", c->path);
         size_t i;
@@ -347,7 +352,7 @@ static int parse_model(ctx *c, const json_t *m)
                 return rc;
         }
     }
-    if (pre && *pre) {
+    if (pre && *pre && !t->model.cont_prefix) {
         t->model.cont_prefix_len = strlen(pre);
         if (!(t->model.cont_prefix = dupn(pre, t->model.cont_prefix_len)))
             return qr_fail(QR_ENOMEM, "%s: model", c->path);
@@ -662,6 +667,11 @@ int qr_tokenizer_load_json(const char *path, qr_tokenizer **out)
         qr_tok_added a = {(char *)content, jstrlen(e, "content"), (int32_t)json_integer_value(id), special,
                           jbool(e, "lstrip", false), jbool(e, "rstrip", false), jbool(e, "single_word", false),
                           jbool(e, "normalized", !special)};
+        /* HF gives an added token that is already in the model vocabulary the model's id,
+         * whatever id the file states. */
+        int32_t vid = qr_tok_vocab_get(t, a.content, a.len);
+        if (vid >= 0)
+            a.id = vid;
         if ((rc = qr_tok_added_add(t, &a)))
             goto fail;
     }

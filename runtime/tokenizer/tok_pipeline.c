@@ -128,6 +128,16 @@ static bool is_mn(uint32_t c)
     return c >= 0x300 && utf8proc_category((utf8proc_int32_t)c) == UTF8PROC_CATEGORY_MN;
 }
 
+/* General category M* (what HF's StripAccents normalizer removes; BERT's strip_accents
+ * removes Mn only). */
+static bool is_mark(uint32_t c)
+{
+    if (c < 0x300)
+        return false;
+    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
+    return k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME;
+}
+
 /* Literal or regex replacement of every non-overlapping match. */
 static int replace_all(const char *s, size_t len, const char *pat, size_t pat_len, const pcre2_code *re,
                        const char *with, size_t with_len, qr_tok_buf *out)
@@ -181,7 +191,7 @@ static int norm_one(const qr_tok_norm *nm, const char *s, size_t len, qr_tok_buf
     case QR_NORM_STRIP_ACCENTS:
         for (size_t i = 0; i < len && !rc;) {
             int cl = qr_tok_utf8_next(s + i, len - i, &cp);
-            if (!is_mn(cp))
+            if (!is_mark(cp))
                 rc = qr_tok_buf_put(out, s + i, (size_t)cl);
             i += (size_t)cl;
         }
@@ -339,7 +349,14 @@ static int seg_add(segs *g, size_t s, size_t e, bool m)
 typedef bool (*char_pred)(uint32_t);
 
 static bool is_bert_punct(uint32_t c) { return qr_tok_is_punctuation(c); }
-static bool is_ascii_digit(uint32_t c) { return c >= '0' && c <= '9'; }
+/* Rust char::is_numeric (categories Nd, Nl, No), what HF's Digits pre-tokenizer splits on. */
+static bool is_numeric(uint32_t c)
+{
+    if (c < 0x80)
+        return c >= '0' && c <= '9';
+    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
+    return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
+}
 
 /* Each character satisfying pred is its own match; runs of others are non-matches. */
 static int segs_pred(const char *s, size_t len, char_pred pred, uint32_t only_cp, segs *g)
@@ -509,7 +526,7 @@ static int pretok_one(const qr_tok_pretok *p, const qr_tok_pieces *in, qr_tok_pi
                 rc = apply_behavior(&g, p->behavior, false, base, first, out);
             break;
         case QR_PT_DIGITS:
-            rc = segs_pred(s, len, is_ascii_digit, 0, &g);
+            rc = segs_pred(s, len, is_numeric, 0, &g);
             if (!rc)
                 rc = apply_behavior(&g, p->individual_digits ? QR_SPLIT_ISOLATED : QR_SPLIT_CONTIGUOUS,
                                     false, base, first, out);

@@ -435,8 +435,14 @@ int qr_tok_merge_add(qr_tokenizer *t, const char *a, size_t alen, const char *b,
     if (ia < 0 || ib < 0)
         return qr_fail(QR_EFORMAT, "%s: merge %zu: part \"%.*s\" not in the vocabulary", where, m->n,
                        (int)(ia < 0 ? alen : blen), ia < 0 ? a : b);
+    /* With a continuing_subword_prefix, HF names the merged token a + b minus the prefix's
+     * length from b's start ("hel" + "##lo" → "hello"). */
+    size_t cut = t->model.cont_prefix_len;
+    if (blen < cut)
+        return qr_fail(QR_EFORMAT, "%s: merge %zu: \"%.*s\" is shorter than the subword prefix", where, m->n,
+                       (int)blen, b);
     qr_tok_buf cat = {0};
-    if ((rc = qr_tok_buf_put(&cat, a, alen)) || (rc = qr_tok_buf_put(&cat, b, blen)))
+    if ((rc = qr_tok_buf_put(&cat, a, alen)) || (rc = qr_tok_buf_put(&cat, b + cut, blen - cut)))
         goto fail;
     int32_t im = qr_tok_vocab_get(t, cat.p, cat.n);
     if (im < 0) {
@@ -599,8 +605,7 @@ int qr_tok_finalize(qr_tokenizer *t, const char *where)
 {
     int rc;
     qr_tok_vocab *v = &t->vocab;
-    /* Added tokens get ids in the id → piece table (a model piece at the same id wins for
-     * decoding of the model piece, as HF's added vocabulary only overrides when absent). */
+    /* Added tokens get ids in the id → piece table (overriding a model piece at that id). */
     for (size_t i = 0; i < t->n_added; i++) {
         qr_tok_added *a = &t->added[i];
         if ((rc = vocab_reserve(v, a->id)))
@@ -629,6 +634,13 @@ int qr_tok_finalize(qr_tokenizer *t, const char *where)
             return rc;
         }
     }
+    for (size_t i = 0; i < t->n_added; i++) {
+        qr_tok_added *a = &t->added[i];
+        /* HF decodes an id through the added vocabulary first, and a normalized added token
+         * as its normalized form (AddedVocabulary's normalized cache). */
+        v->pieces[a->id] = t->added_norm[i].p;
+        v->piece_len[a->id] = (uint32_t)t->added_norm[i].n;
+    }
     memset(t->added_bucket, 0, sizeof t->added_bucket);
     {
         size_t k = 0;
@@ -644,12 +656,7 @@ int qr_tok_finalize(qr_tokenizer *t, const char *where)
         t->added_bucket[0][256] = t->added_bucket[1][0];
         t->added_bucket[1][256] = k;
     }
-    for (size_t i = 0; i < t->n_added; i++) {
-        qr_tok_added *a = &t->added[i];
-        /* HF decodes an id through the added vocabulary first. */
-        v->pieces[a->id] = a->content;
-        v->piece_len[a->id] = (uint32_t)a->len;
-    }
+
     free(t->is_special);
     t->is_special = calloc(v->n ? (size_t)v->n : 1, 1);
     if (!t->is_special)
@@ -720,8 +727,13 @@ const char qr_tok_gpt2_pattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 /* Unicode White_Space, which is what Oniguruma's \s (used by HF tokenizers) matches.
- * PCRE2's own \s also matches U+180E, so \s and \S are rewritten to these explicit sets. */
+ * PCRE2's own \s also matches U+180E, so \s and \S (and \w, \W below) are rewritten to
+ * explicit sets. */
 #define WS_SET "\\t\\n\\x0b\\f\\r\\x20\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
+
+/* Oniguruma's Unicode \w (Alphabetic, marks, decimal digits, connector punctuation, joiners);
+ * PCRE2 10.42's \w lacks the marks. */
+#define WORD_SET "\\p{L}\\p{Nl}\\p{Nd}\\p{M}\\p{Pc}\\x{200c}\\x{200d}"
 
 static int rewrite_space_classes(const char *p, size_t len, qr_tok_buf *out)
 {
@@ -736,6 +748,10 @@ static int rewrite_space_classes(const char *p, size_t len, qr_tok_buf *out)
                 rc = qr_tok_buf_put(out, in_class ? WS_SET : "[" WS_SET "]", strlen(in_class ? WS_SET : "[" WS_SET "]"));
             else if (e == 'S' && !in_class)
                 rc = qr_tok_buf_put(out, "[^" WS_SET "]", strlen("[^" WS_SET "]"));
+            else if (e == 'w')
+                rc = qr_tok_buf_put(out, in_class ? WORD_SET : "[" WORD_SET "]", strlen(in_class ? WORD_SET : "[" WORD_SET "]"));
+            else if (e == 'W' && !in_class)
+                rc = qr_tok_buf_put(out, "[^" WORD_SET "]", strlen("[^" WORD_SET "]"));
             else if (!(rc = qr_tok_buf_putc(out, '\\')))
                 rc = qr_tok_buf_putc(out, e);
             continue;

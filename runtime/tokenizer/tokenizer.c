@@ -548,12 +548,17 @@ bool qr_tokenizer_is_special(const qr_tokenizer *t, int32_t id)
     return t && id >= 0 && id < t->vocab.n && t->is_special[id];
 }
 
-/* GGUF vocabularies are built by gguf_vocab.c (qr_tokenizer_load_gguf) on top of the GGUF
- * reader; until both are in the library, a .gguf path is reported as unsupported. */
+/* A .gguf file: its embedded vocabulary (gguf_vocab.c). The tokenizer copies what it
+ * needs, so the file is closed again. */
 static int qr_tok_load_gguf_path(const char *path, qr_tokenizer **out)
 {
-    (void)out;
-    return qr_fail(QR_EUNSUPPORTED, "%s: GGUF vocabularies are not available in this build", path);
+    qr_gguf *g = NULL;
+    int rc = qr_gguf_open(path, &g);
+    if (rc)
+        return rc;
+    rc = qr_tokenizer_load_gguf(g, out);
+    qr_gguf_close(g);
+    return rc;
 }
 
 /* ---- loading by path ------------------------------------------------------------------- */
