@@ -26,8 +26,7 @@ int cli_resolve_model(const char *cmd, const qr_options *o, int id, char **path)
     if (rc) {
         char what[300];
         snprintf(what, sizeof what, "model \"%.200s\" (%s)", arg, qr_opt_origin(o, id));
-        int code = cli_fail(cmd, rc, what);
-        return code == CLI_EXIT_USAGE ? CLI_EXIT_NOTFOUND : code;
+        return cli_fail(cmd, rc, what);
     }
     return -1;
 }

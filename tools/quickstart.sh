@@ -12,4 +12,6 @@ if [ ! -e "$model" ]; then
   exit 4
 fi
 ./build/cli/quire version
-./build/cli/quire generate --model "$model" --prompt "Once upon a time" --temperature 0 --max-tokens 60
+prompt="Once upon a time"
+printf '%s' "$prompt"   # quire prints only the completion; show the prompt it continues
+./build/cli/quire generate --model "$model" --prompt "$prompt" --temperature 0 --max-tokens 60
