@@ -8,6 +8,8 @@ static const struct { const char *name; int block; size_t block_bytes; } info[QR
     [QR_F32] = {"f32", 1, 4},    [QR_F16] = {"f16", 1, 2},      [QR_BF16] = {"bf16", 1, 2},
     [QR_I8] = {"int8", 1, 1},    [QR_I32] = {"i32", 1, 4},      [QR_Q8_0] = {"q8_0", 32, 34},
     [QR_Q4_0] = {"q4_0", 32, 18}, [QR_Q4_K] = {"q4_k", 256, 144}, [QR_Q6_K] = {"q6_k", 256, 210},
+    [QR_Q4_1] = {"q4_1", 32, 20}, [QR_Q5_0] = {"q5_0", 32, 22},   [QR_Q5_1] = {"q5_1", 32, 24},
+    [QR_Q2_K] = {"q2_k", 256, 84}, [QR_Q3_K] = {"q3_k", 256, 110}, [QR_Q5_K] = {"q5_k", 256, 176},
 };
 
 const char *qr_dtype_name(qr_dtype t) { return (unsigned)t < QR_DTYPE_COUNT ? info[t].name : "?"; }

@@ -16,6 +16,12 @@ typedef enum {
     QR_Q4_0,
     QR_Q4_K,
     QR_Q6_K,
+    QR_Q4_1, /* more GGUF block types (llama.cpp's fallbacks and K-quant mixes) */
+    QR_Q5_0,
+    QR_Q5_1,
+    QR_Q2_K,
+    QR_Q3_K,
+    QR_Q5_K,
     QR_DTYPE_COUNT
 } qr_dtype;
 

@@ -310,7 +310,8 @@ static int cpu_weight_load(qr_backend *be, const void *src, qr_dtype src_dt, int
         return qr_fail(QR_EINVAL, "cpu: weight_load: bad shape (%lld, %lld)", (long long)rows, (long long)cols);
     if (!src && rows > 0)
         return qr_fail(QR_EINVAL, "cpu: weight_load: src is NULL");
-    bool block = src_dt == QR_Q8_0 || src_dt == QR_Q4_0 || src_dt == QR_Q4_K || src_dt == QR_Q6_K;
+    bool block = src_dt == QR_Q8_0 || src_dt == QR_Q4_0 || src_dt == QR_Q4_K || src_dt == QR_Q6_K || src_dt == QR_Q4_1 ||
+                 src_dt == QR_Q5_0 || src_dt == QR_Q5_1 || src_dt == QR_Q2_K || src_dt == QR_Q3_K || src_dt == QR_Q5_K;
     if (src_dt != QR_F32 && src_dt != QR_F16 && src_dt != QR_BF16 && !block)
         return qr_fail(QR_EINVAL, "cpu: weight_load: cannot load weights stored as %s", qr_dtype_name(src_dt));
     size_t src_rb = qr_dtype_row_bytes(src_dt, cols);

@@ -1,4 +1,6 @@
-/* Storage type -> f32 conversion, including the ggml block formats.
+/* Storage type -> f32 conversion, including the ggml block formats (the
+ * others llama.cpp mixes in -- Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K -- are in
+ * convert_blocks.c).
  *
  * Block layouts (little-endian, f16 = IEEE half):
  *   Q8_0 (32 values, 34 bytes):  f16 d; int8 q[32];            x = q * d
@@ -6,7 +8,7 @@
  *                                                              x[j+16] = (hi4(qs[j]) - 8) * d
  *   Q4_K (256 values, 144 bytes): f16 d; f16 dmin; u8 scales[12]; u8 qs[128]
  *       8 sub-blocks of 32 with a 6-bit scale sc and 6-bit min m each, packed in
- *       scales[12] (see scale_min_k4); each 64 values share 32 bytes of qs: the low
+ *       scales[12] (see qr_scale_min_k4); each 64 values share 32 bytes of qs: the low
  *       nibbles are sub-block 2k, the high nibbles sub-block 2k+1;
  *       x = (d * sc) * q - (dmin * m)
  *   Q6_K (256 values, 210 bytes): u8 ql[128]; u8 qh[64]; int8 scales[16]; f16 d
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "runtime/weights/convert_blocks.h"
 #include "runtime/weights/weights.h"
 
 static float f16(const uint8_t *p)
@@ -51,7 +54,7 @@ static void q4_0(const uint8_t *b, int64_t nb, float *y)
  * use the low 6 bits of bytes j (scale) and j+4 (min); sub-blocks 4-7 take
  * their low 4 bits from byte j+4 (scale: low nibble, min: high nibble) and
  * their top 2 bits from the top bits of bytes j-4 (scale) and j (min). */
-static void scale_min_k4(int j, const uint8_t *s, int *sc, int *m)
+void qr_scale_min_k4(int j, const uint8_t *s, int *sc, int *m)
 {
     if (j < 4) {
         *sc = s[j] & 63;
@@ -69,9 +72,9 @@ static void q4_k(const uint8_t *b, int64_t nb, float *y)
         const uint8_t *scales = b + 4, *q = b + 16;
         for (int k = 0; k < 4; k++, q += 32, y += 64) {
             int sc, m;
-            scale_min_k4(2 * k, scales, &sc, &m);
+            qr_scale_min_k4(2 * k, scales, &sc, &m);
             float d1 = d * (float)sc, m1 = dmin * (float)m;
-            scale_min_k4(2 * k + 1, scales, &sc, &m);
+            qr_scale_min_k4(2 * k + 1, scales, &sc, &m);
             float d2 = d * (float)sc, m2 = dmin * (float)m;
             for (int l = 0; l < 32; l++) {
                 y[l] = d1 * (float)(q[l] & 0xf) - m1;
@@ -130,6 +133,12 @@ int qr_convert_to_f32(qr_dtype t, const void *src, int64_t n, float *dst)
     case QR_Q4_0: q4_0(s, n / 32, dst); return QR_OK;
     case QR_Q4_K: q4_k(s, n / 256, dst); return QR_OK;
     case QR_Q6_K: q6_k(s, n / 256, dst); return QR_OK;
+    case QR_Q4_1: qr_deq_q4_1(s, n / 32, dst); return QR_OK;
+    case QR_Q5_0: qr_deq_q5_0(s, n / 32, dst); return QR_OK;
+    case QR_Q5_1: qr_deq_q5_1(s, n / 32, dst); return QR_OK;
+    case QR_Q2_K: qr_deq_q2_k(s, n / 256, dst); return QR_OK;
+    case QR_Q3_K: qr_deq_q3_k(s, n / 256, dst); return QR_OK;
+    case QR_Q5_K: qr_deq_q5_k(s, n / 256, dst); return QR_OK;
     default:
         return qr_fail(QR_EUNSUPPORTED, "convert %s to f32: not a weight storage type", qr_dtype_name(t));
     }

@@ -181,8 +181,14 @@ static int ggml_to_dtype(uint32_t t)
     case 0: return QR_F32;
     case 1: return QR_F16;
     case 2: return QR_Q4_0;
+    case 3: return QR_Q4_1;
+    case 6: return QR_Q5_0;
+    case 7: return QR_Q5_1;
     case 8: return QR_Q8_0;
+    case 10: return QR_Q2_K;
+    case 11: return QR_Q3_K;
     case 12: return QR_Q4_K;
+    case 13: return QR_Q5_K;
     case 14: return QR_Q6_K;
     case 30: return QR_BF16;
     default: return -1;
@@ -298,7 +304,7 @@ static int parse_tensor_info(qr_gguf *g, cursor *c, uint64_t i, uint64_t *offset
     if (dt < 0)
         return qr_fail(QR_EUNSUPPORTED,
                        "%s: tensor '%s': ggml type %s (%u) is not supported "
-                       "(quire reads F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)",
+                       "(quire reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)",
                        g->path, t->name, ggml_type_name(type), type);
     t->dtype = (qr_dtype)dt;
     t->n_dims = (int)n_dims;

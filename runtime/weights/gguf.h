@@ -61,7 +61,7 @@ int qr_gguf_arr_i64(const qr_gguf *g, const char *key, uint64_t i, int64_t *out)
  * i.e. reversed from GGUF's ne[]. data points into the mapping. */
 typedef struct {
     const char *name;     /* NUL-terminated copy, owned by g */
-    qr_dtype dtype;       /* QR_F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K; others rejected on open */
+    qr_dtype dtype;       /* F32/F16/BF16 or a GGUF block type (Q4_0..Q6_K); others rejected on open */
     int n_dims;
     int64_t shape[4];
     const void *data;

@@ -337,9 +337,25 @@ static void test_tensors(void)
     CHECK(strstr(qr_last_error(), "'b.weight'") != NULL);
     build_tensors(&b, 3, 0, 256, 32); /* alignment not a power of two */
     CHECK_INT(open_buf(&b, &g), QR_EFORMAT);
-    build_tensors(&b, 32, 13, 256, 256); /* Q5_K */
+    build_tensors(&b, 32, 16, 256, 256); /* IQ2_XXS: not read */
     CHECK_INT(open_buf(&b, &g), QR_EUNSUPPORTED);
-    CHECK(strstr(qr_last_error(), "'b.weight'") && strstr(qr_last_error(), "Q5_K"));
+    CHECK(strstr(qr_last_error(), "'b.weight'") && strstr(qr_last_error(), "IQ2_XXS"));
+    build_tensors(&b, 32, 13, 256, 256); /* Q5_K (2, 256): 2 blocks of 176 bytes */
+    CHECK_OK(open_buf(&b, &g));
+    if (g) {
+        const qr_gguf_tensor *t = qr_gguf_find_tensor(g, "b.weight");
+        CHECK(t && t->dtype == QR_Q5_K && t->nbytes == 352);
+        qr_gguf_close(g);
+    }
+    build_tensors(&b, 32, 6, 256, 80); /* Q5_0 rows must be multiples of 32 */
+    CHECK_INT(open_buf(&b, &g), QR_EFORMAT);
+    build_tensors(&b, 32, 6, 256, 96); /* Q5_0 (2, 96): 6 blocks of 22 bytes */
+    CHECK_OK(open_buf(&b, &g));
+    if (g) {
+        const qr_gguf_tensor *t = qr_gguf_find_tensor(g, "b.weight");
+        CHECK(t && t->dtype == QR_Q5_0 && t->nbytes == 132);
+        qr_gguf_close(g);
+    }
     build_tensors(&b, 32, 8, 256, 48); /* Q8_0 rows must be multiples of 32 */
     CHECK_INT(open_buf(&b, &g), QR_EFORMAT);
     build_tensors(&b, 32, 8, 256, 32); /* Q8_0 (2, 32): 2 blocks of 34 bytes */
