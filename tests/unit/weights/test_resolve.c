@@ -193,7 +193,7 @@ static void test_open_resolved(void)
     setenv("HF_HUB_CACHE", at("e2e/hub"), 1);
     setenv("OLLAMA_MODELS", at("e2e/ollama"), 1);
     const char *args[] = {"org/tiny", "ollama:q"};
-    size_t want[] = {4, 7};
+    size_t want[] = {4, 13}; /* st_single + the quant.gguf fixture */
     for (int i = 0; i < 2; i++) {
         char *path = NULL;
         qr_wsrc *s = NULL;
