@@ -70,6 +70,11 @@ done
 out=$(printf '"rend"\n' | "$Q" embed --model "$M" --jsonl --dtype bf16 2>&1 >/dev/null)
 grep -qE "weights f32 (→|->) bf16" <<<"$out" && ok || bad "load line: $out"
 
+# the embedder option (here from the environment) stands in for --model
+a=$(printf '"rend"\n' | "$Q" embed --model "$M" --jsonl 2>/dev/null)
+b=$(printf '"rend"\n' | QUIRE_EMBEDDER="$M" "$Q" embed --jsonl 2>/dev/null)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "embedder fallback: [$a] vs [$b]"
+
 expect() {
   local code=$1 needle=$2; shift 3
   local out rc; out=$("$@" 2>&1); rc=$?

@@ -50,5 +50,10 @@ printf 'not a model' > "$T/bad.gguf"
 out=$("$Q" generate --model "$T/bad.gguf" --prompt x 2>&1); rc=$?
 [ $rc != 0 ] && [ $rc -lt 128 ] && grep -qF "bad.gguf" <<<"$out" && ok || bad "corrupt model: $rc $out"
 
+out=$("$Q" generate --help 2>&1); rc=$?
+[ $rc = 0 ] && grep -qF -- "--max-tokens N" <<<"$out" && grep -qF "default 256" <<<"$out" && ok || bad "help: $rc $out"
+out=$("$Q" estimate --help 2>&1); rc=$?
+[ $rc = 0 ] && grep -qF -- "--gpus N" <<<"$out" && ok || bad "estimate help: $rc $out"
+
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]
