@@ -6,9 +6,12 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "runtime/backend.h"
 #include "runtime/weights/weights.h"
 #include "tests/unit/test.h"
 #include "tests/unit/weights/wtest.h"
+
+static qr_backend *be; /* CPU backend: block tensors also go through weight_load */
 
 static void check_tensor(const qr_wsrc *s, const char *name, const char *expected, qr_dtype dt, int64_t rows,
                          int64_t cols)
@@ -51,6 +54,15 @@ static void check_tensor(const qr_wsrc *s, const char *name, const char *expecte
             CHECK_OK(qr_convert_rows_to_f32(t->dtype, t->data, cols, 1, rows - 1, got));
             CHECK_INT(wt_bits_differ(got, want + cols, (size_t)(n - cols)), 0);
         }
+        /* as the model loader does: backend weight_load to f32, read back */
+        qr_tensor w = {0};
+        if (be && qr_dtype_block(dt) > 1) {
+            memset(got, 0, (size_t)n * 4);
+            CHECK_OK(be->ops->weight_load(be, t->data, dt, rows, cols, QR_F32, false, &w));
+            CHECK_OK(be->ops->download(be, &w, 0, got, rows));
+            CHECK_MSG(wt_bits_differ(got, want, (size_t)n) == 0, "%s: weight_load differs", name);
+            be->ops->tensor_free(be, &w);
+        }
     }
     free(want);
     free(got);
@@ -59,9 +71,12 @@ static void check_tensor(const qr_wsrc *s, const char *name, const char *expecte
 int main(void)
 {
     qr_wsrc *s = NULL;
+    CHECK_OK(qr_backend_cpu_create(2, &be));
     CHECK_OK(qr_wsrc_open(FIXTURE("weights/quant.gguf"), &s));
-    if (!s)
+    if (!s) {
+        qr_backend_destroy(be);
         return qr_test_done();
+    }
     const qr_gguf *g = qr_wsrc_gguf(s);
     CHECK(g != NULL);
     uint64_t align = 0;
@@ -146,5 +161,6 @@ int main(void)
         CHECK(t && t->shape[0] == 64 && t->shape[1] == 64 && strstr(t->file, "stories260K.gguf"));
         qr_wsrc_close(s);
     }
+    qr_backend_destroy(be);
     return qr_test_done();
 }
