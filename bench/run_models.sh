@@ -5,6 +5,7 @@
 # and the model speeds come from the same run. Figures go to bench/RESULTS.md.
 #
 #   bench/run_models.sh [extra bench_models args, e.g. --dtypes f32 --decode 32]
+#   bench/run_models.sh --models-only      (only write the models)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${QUIRE_BENCH_DIR:-/tmp/quire-bench}
@@ -29,6 +30,7 @@ mk() { # name config [dtype]: skip when already there
 mk minilm-l6 ../shared/models/all-MiniLM-L6-v2-tokenizer/config.json
 mk smollm2-135m "$out/smollm2-135m.config.json"
 mk qwen2.5-0.5b ../shared/models/qwen2.5-tokenizer/config.json
+[ "${1:-}" = --models-only ] && exit 0
 
 echo "# $(date -u +%FT%TZ) $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(git rev-parse --short HEAD)"
 ./build/bench/bench_models --encoder "$out/minilm-l6" \
