@@ -7,7 +7,8 @@
  *
  *   weights    matmul weights at --dtype: f32 4 B, bf16/f16 2 B, int8 1 B plus
  *              one f32 scale per output row; embeddings, norms, biases f32
- *              (the runtime's policy, runtime/models/model.h).
+ *              (the runtime's policy, runtime/models/model.h). BERT's pooler
+ *              head is not counted (sentence embeddings do not use it).
  *   KV cache   2 (K and V) x layers x ctx x batch x kv_heads x head_dim x
  *              bytes(--kv-dtype); none for encoders.
  *   workspace  one layer's f32 activations for a prefill of batch x ctx tokens:
@@ -104,6 +105,8 @@ static void sums_from_headers(const qr_wsrc *w, param_sums *s)
     memset(s, 0, sizeof *s);
     for (size_t i = 0; i < qr_wsrc_count(w); i++) {
         const qr_wtensor *t = qr_wsrc_at(w, i);
+        if (!strncmp(t->name, "pooler.", 7))
+            continue; /* BERT's pooler head: not used for sentence embeddings, not loaded */
         int64_t rows = t->n_dims ? t->shape[0] : 1, cols = 1;
         for (int k = 1; k < t->n_dims; k++)
             cols *= t->shape[k];

@@ -27,14 +27,22 @@ ctx = int(args.get("--ctx", 4096)); B = int(args.get("--batch", 1)); N = int(arg
 head = float(args.get("--headroom", 10))
 d, L, H, KV, ff, V = cfg["d"], cfg["L"], cfg["H"], cfg["KV"], cfg["ff"], cfg["V"]
 hd = d // H
+bert = cfg.get("bert", False)
 # matrices (rows, cols) per kind
 mat, kvm, emb, vec = [], [], [(V, d)], []
-for _ in range(L):
+if bert:   # BERT: word/position/token-type embeddings, post-LN layers with biases, no pooler
+    emb += [(cfg["P"], d), (cfg["TV"], d)]
+    vec.append(2 * d)
+    for _ in range(L):
+        mat += [(d, d), (d, d), (ff, d), (d, ff)]
+        kvm += [(d, d), (d, d)]
+        vec += [3 * d + d + ff + d, 4 * d]
+for _ in range(0 if bert else L):
     mat += [(H * hd, d), (d, H * hd), (ff, d), (ff, d), (d, ff)]
     kvm += [(KV * hd, d), (KV * hd, d)]
     vec += [2 * d] + ([H * hd + 2 * KV * hd] if cfg["bias"] else [])
-vec += [d]
-if not cfg["tied"]:
+vec += [] if bert else [d]
+if not cfg["tied"] and not bert:
     mat.append((V, d))
 def wbytes(ms):   # matmul weights at --dtype; int8 adds one f32 scale per output row
     e = sum(r * c for r, c in ms); rows = sum(r for r, c in ms)
@@ -45,11 +53,12 @@ kvl = KV // N if KV % N == 0 else 1
 weights = w_mat + w_kv + w_emb + w_vec
 weights_g = -(-w_mat // N) + w_kv * kvl // KV + -(-w_emb // N) + w_vec
 kvb = 4 if kvd == "f32" else 2
-kv = 2 * L * ctx * B * KV * hd * kvb
-kv_g = 2 * L * ctx * B * kvl * hd * kvb
+kv = 0 if bert else 2 * L * ctx * B * KV * hd * kvb      # encoders keep no KV cache
+kv_g = 0 if bert else 2 * L * ctx * B * kvl * hd * kvb
 ntok = B * ctx
-ws = 4 * (ntok * (2 * d + 2 * H * hd + 2 * KV * hd + 2 * ff) + B * V)
-ws_g = 4 * (ntok * (2 * d + 2 * H * hd // N + 2 * kvl * hd + 2 * ff // N) + B * -(-V // N))
+logits, logits_g = (0, 0) if bert else (B * V, B * -(-V // N))   # one f32 logits row per sequence
+ws = 4 * (ntok * (2 * d + 2 * H * hd + 2 * KV * hd + 2 * ff) + logits)
+ws_g = 4 * (ntok * (2 * d + 2 * H * hd // N + 2 * kvl * hd + 2 * ff // N) + logits_g)
 params = sum(r * c for r, c in mat + kvm + emb) + sum(vec)
 want = {"weights": weights, "kv_cache": kv, "workspace": ws, "total": weights + kv + ws}
 want_g = {"weights": weights_g, "kv_cache": kv_g, "workspace": ws_g, "total": weights_g + kv_g + ws_g}
@@ -86,6 +95,19 @@ SCFG="dict(d=64, L=5, H=8, KV=4, ff=172, V=512, tied=False, bias=False)"
 check stories-f32 "$S/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype f32 --ctx 256
 check stories-int8-tp4 "$S/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype int8 --ctx 256 --gpus 4
 check stories-bf16-tp2 "$S/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype bf16 --ctx 512 --gpus 2
+
+# BERT (all-MiniLM-L6-v2): config only (the shared tokenizer directory), and
+# tensor headers of the random-weight fixture with the same structure
+bcfg() { python3 -c "
+import json; c = json.load(open('$1/config.json'))
+print(repr(dict(d=c['hidden_size'], L=c['num_hidden_layers'], H=c['num_attention_heads'],
+  KV=c['num_attention_heads'], ff=c['intermediate_size'], V=c['vocab_size'], P=c['max_position_embeddings'],
+  TV=c['type_vocab_size'], tied=False, bias=True, bert=True)))"; }
+MINI=$S/models/all-MiniLM-L6-v2-tokenizer
+check minilm-f32 "$MINI" "$(bcfg "$MINI")" -- --dtype f32 --ctx 256 --batch 32
+check minilm-int8-tp2 "$MINI" "$(bcfg "$MINI")" -- --dtype int8 --ctx 128 --batch 8 --gpus 2
+BF=${QUIRE_FIXTURES:?}/models/bert_minilm
+check bert-fixture-bf16 "$BF" "$(bcfg "$BF")" -- --dtype bf16 --ctx 64 --batch 4
 
 # text output names the parts and the GPU sizes
 out=$("$Q" estimate --model "$QW" --dtype bf16 2>&1)
