@@ -3,7 +3,20 @@
  * BPE with byte fallback (Llama-2, Mistral, TinyLlama), loaded from
  * tokenizer.json or from a GGUF vocabulary (tokenizer.ggml.model = bert,
  * gpt2, llama). A loaded tokenizer is read-only and safe to share between
- * threads. */
+ * threads (its internal word cache is locked without ever blocking).
+ *
+ * tokenizer.json components supported: normalizers BertNormalizer, NFC, NFD, NFKC,
+ * NFKD, Lowercase, StripAccents, Strip, Prepend, Replace, Sequence; pre-tokenizers
+ * BertPreTokenizer, Whitespace, WhitespaceSplit, Punctuation, Digits, Split,
+ * ByteLevel, Metaspace, Sequence; models WordPiece, BPE; post-processors
+ * TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel, Sequence;
+ * decoders ByteLevel, WordPiece, Metaspace, ByteFallback, Fuse, Strip, Replace,
+ * Sequence. Anything else fails to load with QR_EUNSUPPORTED naming the component
+ * and the file. "truncation" and "padding" are ignored (callers truncate).
+ *
+ * Invalid UTF-8 input: each maximal invalid subsequence is replaced by one U+FFFD
+ * (the WHATWG / Rust from_utf8_lossy rule) before tokenization, so "a\xC3(" is
+ * tokenized as "a\uFFFD(". Input longer than 64 MiB per call: QR_ELIMIT. */
 #ifndef QR_RUNTIME_TOKENIZER_H
 #define QR_RUNTIME_TOKENIZER_H
 
@@ -15,7 +28,10 @@
 
 typedef struct qr_tokenizer qr_tokenizer;
 
-/* Loads tokenizer.json (path to the file). */
+/* Loads tokenizer.json (path to the file). bos/eos/pad come from a sibling
+ * tokenizer_config.json ("bos_token" etc.) when present, else from well-known
+ * token names (<s>, <|begin_of_text|>, [CLS] / </s>, <|end_of_text|>,
+ * <|endoftext|>, [SEP] / [PAD], <pad>) and padding.pad_id. */
 int qr_tokenizer_load_json(const char *path, qr_tokenizer **out);
 /* Loads the vocabulary embedded in a GGUF file. */
 int qr_tokenizer_load_gguf(const qr_gguf *g, qr_tokenizer **out);
@@ -28,7 +44,9 @@ void qr_tokenizer_free(qr_tokenizer *t);
  * *n_ids its length. Invalid UTF-8 is handled as documented in tokenizer.c. */
 int qr_tokenize(const qr_tokenizer *t, const char *text, size_t len, bool add_special,
                 int32_t **ids, size_t *n_ids);
-/* Decodes ids to UTF-8 text (*out malloc'd, NUL-terminated). */
+/* Decodes ids to UTF-8 text (*out malloc'd, NUL-terminated) through the decoders
+ * of the tokenizer; skip_special drops special added tokens (HF skip_special_tokens).
+ * Ids outside the vocabulary are skipped. */
 int qr_detokenize(const qr_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, char **out);
 
 int32_t qr_tokenizer_n_vocab(const qr_tokenizer *t);
