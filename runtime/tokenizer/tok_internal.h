@@ -206,6 +206,10 @@ typedef struct qr_tok_model {
     qr_tok_merges merges;           /* BPE */
     bool ignore_merges, byte_fallback, fuse_unk; /* BPE */
     int32_t byte_fallback_id[256];  /* BPE: id of "<0xXX>", -1 if absent (built by finalize) */
+    /* BPE (finalize): no vocabulary piece has U+2581 after another character, so a long
+     * pre-token may be cut before each U+2581 run and its parts encoded (and cached)
+     * separately with identical results: no merge can cross such a cut. */
+    bool split_metaspace;
     /* CUSTOM (e.g. score-based SentencePiece from GGUF, spm.c): encodes one pre-token
      * (valid UTF-8) appending ids to out; returns 0 or a negative QR_E* code. */
     int (*custom_encode)(const qr_tokenizer *t, const char *word, size_t len, qr_tok_ids *out);

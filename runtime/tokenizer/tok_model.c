@@ -79,6 +79,9 @@ typedef struct {
 
 typedef struct {
     int32_t rank, pos, merged;
+    int32_t left, right; /* the pair when queued: a popped entry is current iff the symbols at
+                            pos and its successor still have these ids (symbols only grow, so
+                            this is the same test as HF's "pair still merges to `merged`") */
 } bpe_merge;
 
 /* Min-heap on (rank, pos): HF pops the lowest rank first, the leftmost on ties. */
@@ -87,17 +90,23 @@ static bool merge_less(const bpe_merge *a, const bpe_merge *b)
     return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
 }
 
-typedef struct { bpe_merge *v; size_t n, cap; } bpe_heap;
+/* Small words use the inline arrays; longer ones move to the heap (owned = true). */
+#define BPE_INLINE 64
+
+typedef struct { bpe_merge *v; size_t n, cap; bool owned; } bpe_heap;
 
 static int heap_push(bpe_heap *h, bpe_merge m)
 {
     if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        bpe_merge *v = realloc(h->v, cap * sizeof *v);
+        size_t cap = h->cap * 2;
+        bpe_merge *v = h->owned ? realloc(h->v, cap * sizeof *v) : malloc(cap * sizeof *v);
         if (!v)
             return qr_fail(QR_ENOMEM, "tokenizer: BPE queue");
+        if (!h->owned)
+            memcpy(v, h->v, h->n * sizeof *v);
         h->v = v;
         h->cap = cap;
+        h->owned = true;
     }
     size_t i = h->n++;
     while (i > 0) {
@@ -134,17 +143,20 @@ static bpe_merge heap_pop(bpe_heap *h)
     return top;
 }
 
-typedef struct { bpe_sym *v; size_t n, cap; } bpe_syms;
+typedef struct { bpe_sym *v; size_t n, cap; bool owned; } bpe_syms;
 
 static int sym_add(bpe_syms *s, int32_t id, uint32_t len)
 {
     if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        bpe_sym *v = realloc(s->v, cap * sizeof *v);
+        size_t cap = s->cap * 2;
+        bpe_sym *v = s->owned ? realloc(s->v, cap * sizeof *v) : malloc(cap * sizeof *v);
         if (!v)
             return qr_fail(QR_ENOMEM, "tokenizer: BPE symbols");
+        if (!s->owned)
+            memcpy(v, s->v, s->n * sizeof *v);
         s->v = v;
         s->cap = cap;
+        s->owned = true;
     }
     int32_t i = (int32_t)s->n;
     s->v[i] = (bpe_sym){id, i - 1, -1, len};
@@ -188,8 +200,10 @@ int qr_tok_bpe_word(const qr_tokenizer *t, const char *w, size_t len, qr_tok_ids
         if (id >= 0)
             return qr_tok_ids_push(out, id);
     }
-    bpe_syms syms = {0};
-    bpe_heap heap = {0};
+    bpe_sym sym_inline[BPE_INLINE];
+    bpe_merge heap_inline[BPE_INLINE];
+    bpe_syms syms = {sym_inline, 0, BPE_INLINE, false};
+    bpe_heap heap = {heap_inline, 0, BPE_INLINE, false};
     qr_tok_buf tmp = {0};
     int32_t unk = -1;
     uint32_t unk_len = 0;
@@ -254,7 +268,7 @@ int qr_tok_bpe_word(const qr_tokenizer *t, const char *w, size_t len, qr_tok_ids
     for (size_t i = 0; i + 1 < syms.n; i++) {
         int32_t rank, merged;
         if (qr_tok_merge_get(&m->merges, syms.v[i].id, syms.v[i + 1].id, &rank, &merged) &&
-            (rc = heap_push(&heap, (bpe_merge){rank, (int32_t)i, merged})))
+            (rc = heap_push(&heap, (bpe_merge){rank, (int32_t)i, merged, syms.v[i].id, syms.v[i + 1].id})))
             goto fail;
     }
     while (heap.n) {
@@ -264,7 +278,7 @@ int qr_tok_bpe_word(const qr_tokenizer *t, const char *w, size_t len, qr_tok_ids
             continue;
         bpe_sym *right = &syms.v[cur->next];
         int32_t rank, merged;
-        if (!qr_tok_merge_get(&m->merges, cur->id, right->id, &rank, &merged) || merged != top.merged)
+        if (cur->id != top.left || right->id != top.right)
             continue;
         cur->id = top.merged;
         cur->len += right->len;
@@ -274,20 +288,22 @@ int qr_tok_bpe_word(const qr_tokenizer *t, const char *w, size_t len, qr_tok_ids
             syms.v[cur->next].prev = top.pos;
         if (cur->prev >= 0 &&
             qr_tok_merge_get(&m->merges, syms.v[cur->prev].id, cur->id, &rank, &merged) &&
-            (rc = heap_push(&heap, (bpe_merge){rank, cur->prev, merged})))
+            (rc = heap_push(&heap, (bpe_merge){rank, cur->prev, merged, syms.v[cur->prev].id, cur->id})))
             goto fail;
         cur = &syms.v[top.pos];
         if (cur->next >= 0 &&
             qr_tok_merge_get(&m->merges, cur->id, syms.v[cur->next].id, &rank, &merged) &&
-            (rc = heap_push(&heap, (bpe_merge){rank, top.pos, merged})))
+            (rc = heap_push(&heap, (bpe_merge){rank, top.pos, merged, cur->id, syms.v[cur->next].id})))
             goto fail;
     }
     for (size_t i = 0; i < syms.n; i++)
         if (syms.v[i].len && (rc = qr_tok_ids_push(out, syms.v[i].id)))
             goto fail;
 fail:
-    free(syms.v);
-    free(heap.v);
+    if (syms.owned)
+        free(syms.v);
+    if (heap.owned)
+        free(heap.v);
     qr_tok_buf_free(&tmp);
     return rc;
 }
@@ -346,7 +362,26 @@ static int model_word_raw(const qr_tokenizer *t, const char *w, size_t len, qr_t
     }
 }
 
+static int model_word_cached(const qr_tokenizer *t, const char *w, size_t len, qr_tok_ids *out);
+
 int qr_tok_model_word(const qr_tokenizer *t, const char *w, size_t len, qr_tok_ids *out)
+{
+    if (!t->model.split_metaspace || len <= CACHE_WORD)
+        return model_word_cached(t, w, len, out);
+    /* Cut before each U+2581 that follows another character (see tok_internal.h). */
+    int rc = 0;
+    size_t start = 0;
+    for (size_t i = 3; i + 3 <= len && !rc; i++) {
+        if (memcmp(w + i, "\xE2\x96\x81", 3) == 0 && memcmp(w + i - 3, "\xE2\x96\x81", 3) != 0) {
+            rc = model_word_cached(t, w + start, i - start, out);
+            start = i;
+            i += 2;
+        }
+    }
+    return rc ? rc : model_word_cached(t, w + start, len - start, out);
+}
+
+static int model_word_cached(const qr_tokenizer *t, const char *w, size_t len, qr_tok_ids *out)
 {
     struct qr_tok_cache *c = t->cache;
     if (!c || len == 0 || len > CACHE_WORD)

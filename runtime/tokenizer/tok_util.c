@@ -676,6 +676,29 @@ int qr_tok_finalize(qr_tokenizer *t, const char *where)
         snprintf(name, sizeof name, "<0x%02X>", i);
         t->model.byte_fallback_id[i] = qr_tok_vocab_get(t, name, 6);
     }
+    /* split_metaspace: see tok_internal.h */
+    t->model.split_metaspace = false;
+    if (t->model.type == QR_TOK_MODEL_BPE && !t->model.cont_prefix_len && !t->model.eow_suffix_len &&
+        qr_tok_vocab_get(t, "\xE2\x96\x81", 3) >= 0) {
+        bool ok = true;
+        for (int32_t id = 0; id < v->n && ok; id++) {
+            const char *p = v->pieces[id];
+            size_t n = v->piece_len[id];
+            if (!p)
+                continue;
+            bool seen_other = false;
+            for (size_t i = 0; i < n && ok;) {
+                if (i + 3 <= n && memcmp(p + i, "\xE2\x96\x81", 3) == 0) {
+                    ok = !seen_other;
+                    i += 3;
+                } else {
+                    seen_other = true;
+                    i++;
+                }
+            }
+        }
+        t->model.split_metaspace = ok;
+    }
     if (!t->cache && (rc = qr_tok_cache_create(t)))
         return rc;
     t->finalized = true;
