@@ -676,6 +676,12 @@ int qr_tok_finalize(qr_tokenizer *t, const char *where)
         snprintf(name, sizeof name, "<0x%02X>", i);
         t->model.byte_fallback_id[i] = qr_tok_vocab_get(t, name, 6);
     }
+    /* Ids the post-processor inserts must exist (the models index embeddings with them). */
+    for (size_t i = 0; i < t->n_post; i++)
+        for (size_t k = 0; k < t->post[i].n_ids; k++)
+            if (t->post[i].ids[k] < 0 || t->post[i].ids[k] >= v->n)
+                return qr_fail(QR_EFORMAT, "%s: post_processor: special id %d is outside the vocabulary (%d)",
+                               where, t->post[i].ids[k], v->n);
     /* split_metaspace: see tok_internal.h */
     t->model.split_metaspace = false;
     if (t->model.type == QR_TOK_MODEL_BPE && !t->model.cont_prefix_len && !t->model.eow_suffix_len &&

@@ -185,7 +185,66 @@ int main(void)
         CHECK_INT(qr_tokenizer_load_json(p, &bad), QR_EFORMAT); /* truncated JSON */
         CHECK(write_file(p, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}") == 0);
         CHECK_INT(qr_tokenizer_load_json(p, &bad), QR_EFORMAT); /* [UNK] missing */
+        CHECK(write_file(p, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"a\": 1}}, "
+                            "\"post_processor\": {\"type\": \"BertProcessing\", \"sep\": [\"x\", 7], "
+                            "\"cls\": [\"y\", 1]}}") == 0);
+        CHECK_INT(qr_tokenizer_load_json(p, &bad), QR_EFORMAT); /* special id out of range */
         CHECK(bad == NULL);
+
+        /* Every truncation and 2000 random byte mutations of a small tokenizer.json load
+         * or fail cleanly (run under ASan in the sanitizer job), and what loads encodes. */
+        static const char good[] =
+            "{\"added_tokens\": [{\"id\": 0, \"content\": \"[UNK]\", \"special\": true}, "
+            "{\"id\": 4, \"content\": \"[CLS]\", \"special\": true, \"lstrip\": true}],"
+            "\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"NFKC\"}, "
+            "{\"type\": \"Replace\", \"pattern\": {\"Regex\": \"\\\\d\"}, \"content\": \"a\"}]},"
+            "\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"String\": \" \"}, \"behavior\": \"Removed\"},"
+            "\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"[CLS]\"}}, "
+            "{\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {\"[CLS]\": {\"ids\": [4]}}},"
+            "\"decoder\": {\"type\": \"WordPiece\", \"prefix\": \"##\"},"
+            "\"model\": {\"type\": \"BPE\", \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0, \"a\": 1, \"b\": 2, \"ab\": 3, \"[CLS]\": 4}, "
+            "\"merges\": [\"a b\"]}}";
+        CHECK_OK(write_file(p, good));
+        CHECK_OK(qr_tokenizer_load_json(p, &bad));
+        static const int32_t good_ids[] = {4, 3, 3, 0, 1}; /* HF tokenizers 0.23.2 on this file */
+        if (bad)
+            CHECK(tok_eq(bad, "ab 1b c a", 9, true, good_ids, 5));
+        qr_tokenizer_free(bad);
+        bad = NULL;
+        size_t glen = strlen(good);
+        char *m = malloc(glen + 1);
+        unsigned seed = 12345;
+        int loaded = 0;
+        for (size_t k = 0; k < glen + 2000; k++) {
+            memcpy(m, good, glen + 1);
+            if (k < glen) {
+                m[k] = '\0';
+            } else {
+                seed = seed * 1103515245u + 12345u;
+                size_t at = (seed >> 8) % glen;
+                seed = seed * 1103515245u + 12345u;
+                m[at] = (char)(seed >> 16);
+            }
+            if (write_file(p, m) != 0)
+                continue;
+            qr_tokenizer *x = NULL;
+            int rc = qr_tokenizer_load_json(p, &x);
+            if (rc == 0) {
+                int32_t *ids = NULL;
+                size_t n = 0;
+                char *d = NULL;
+                loaded++;
+                if (qr_tokenize(x, "ab 1b [CLS]c a\xff", 17, true, &ids, &n) == 0 &&
+                    qr_detokenize(x, ids, n, false, &d) == 0)
+                    free(d);
+                free(ids);
+            } else {
+                CHECK(x == NULL && rc < 0);
+            }
+            qr_tokenizer_free(x);
+        }
+        CHECK(loaded > 0);
+        free(m);
         unlink(p);
         rmdir(dir);
     }
