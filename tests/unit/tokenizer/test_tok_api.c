@@ -234,7 +234,8 @@ int main(void)
                 size_t n = 0;
                 char *d = NULL;
                 loaded++;
-                if (qr_tokenize(x, "ab 1b [CLS]c a\xff", 17, true, &ids, &n) == 0 &&
+                static const char probe[] = "ab 1b [CLS]c a\xff";
+                if (qr_tokenize(x, probe, sizeof probe - 1, true, &ids, &n) == 0 &&
                     qr_detokenize(x, ids, n, false, &d) == 0)
                     free(d);
                 free(ids);
