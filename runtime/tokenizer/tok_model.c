@@ -315,7 +315,7 @@ fail:
  * threads never wait on each other. Caching cannot change results: every model is a pure
  * function of the word. */
 
-#define CACHE_SLOTS 16384 /* power of two */
+#define CACHE_SLOTS 65536 /* power of two; 7 MiB */
 #define CACHE_WORD 44
 #define CACHE_IDS 14
 

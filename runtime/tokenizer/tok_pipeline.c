@@ -225,6 +225,28 @@ static int norm_one(const qr_tok_norm *nm, const char *s, size_t len, qr_tok_buf
         return replace_all(s, len, nm->str, nm->str_len, nm->re, nm->content, nm->content_len, out);
     case QR_NORM_BERT: {
         /* clean_text → handle_chinese_chars → strip_accents (NFD + drop Mn) → lowercase */
+        if (all_ascii(s, len)) {
+            /* ASCII: no CJK, no accents; controls other than \t \n \r are removed. */
+            if ((rc = qr_tok_buf_reserve(out, len)))
+                return rc;
+            char *o = out->p + out->n;
+            for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (nm->clean_text) {
+                    if (c == '\t' || c == '\n' || c == '\r') {
+                        c = ' ';
+                    } else if (c < 0x20 || c == 0x7F) {
+                        continue;
+                    }
+                }
+                if (nm->lowercase && c >= 'A' && c <= 'Z')
+                    c = (unsigned char)(c + 32);
+                *o++ = (char)c;
+            }
+            out->n = (size_t)(o - out->p);
+            out->p[out->n] = '\0';
+            return 0;
+        }
         qr_tok_buf a = {0}, b = {0};
         for (size_t i = 0; i < len && !rc;) {
             int cl = qr_tok_utf8_next(s + i, len - i, &cp);
