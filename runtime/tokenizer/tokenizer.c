@@ -59,7 +59,7 @@ static uint32_t last_cp(const char *s, size_t len)
  * character on either side (the scan then resumes after it); lstrip / rstrip extend the
  * match over adjacent whitespace (lstrip not before floor). Returns false if none. */
 static bool next_added(const qr_tokenizer *t, int cls, const char *s, size_t len, size_t from,
-                       size_t floor, size_t *ms, size_t *me, int32_t *id)
+                       size_t floor, bool special_as_text, size_t *ms, size_t *me, int32_t *id)
 {
     size_t pos = from;
     while (pos < len) {
@@ -82,6 +82,10 @@ static bool next_added(const qr_tokenizer *t, int cls, const char *s, size_t len
             return false;
         const qr_tok_added *a = &t->added[best_i];
         size_t start = at, stop = at + best_len;
+        if (special_as_text && a->special) { /* HF encode_special_tokens: skip the match */
+            pos = stop;
+            continue;
+        }
         if (a->single_word) {
             bool ok_l = start == 0 || !is_word_char(last_cp(s, start));
             uint32_t nc = 0;
@@ -129,7 +133,7 @@ typedef struct {
 
 /* Normalized segment (no class-0 tokens inside): split on class-1 tokens, pre-tokenize
  * and run the model on the rest. */
-static int encode_normalized(const qr_tokenizer *t, const char *s, size_t len, bool first,
+static int encode_normalized(const qr_tokenizer *t, const char *s, size_t len, bool first, bool sat,
                              enc_scratch *sc, qr_tok_ids *out)
 {
     int rc = 0;
@@ -138,7 +142,7 @@ static int encode_normalized(const qr_tokenizer *t, const char *s, size_t len, b
     while (pos < len) {
         size_t ms = len, me = len;
         int32_t id = -1;
-        if (!has_cls1 || !next_added(t, 1, s, len, pos, pos, &ms, &me, &id)) {
+        if (!has_cls1 || !next_added(t, 1, s, len, pos, pos, sat, &ms, &me, &id)) {
             ms = me = len;
             id = -1;
         }
@@ -160,7 +164,14 @@ static int encode_normalized(const qr_tokenizer *t, const char *s, size_t len, b
 int qr_tokenize(const qr_tokenizer *t, const char *text, size_t len, bool add_special, int32_t **ids,
                 size_t *n_ids)
 {
+    return qr_tokenize_ex(t, text, len, add_special ? QR_TOK_ADD_SPECIAL : 0u, ids, n_ids);
+}
+
+int qr_tokenize_ex(const qr_tokenizer *t, const char *text, size_t len, unsigned flags, int32_t **ids,
+                   size_t *n_ids)
+{
     int rc;
+    bool add_special = flags & QR_TOK_ADD_SPECIAL, sat = flags & QR_TOK_SPECIAL_AS_TEXT;
     if (!t || (!text && len) || !ids || !n_ids)
         return qr_fail(QR_EINVAL, "qr_tokenize: NULL argument");
     if (len > QR_TOK_MAX_INPUT)
@@ -177,14 +188,14 @@ int qr_tokenize(const qr_tokenizer *t, const char *text, size_t len, bool add_sp
     while (pos < n) {
         size_t ms = n, me = n;
         int32_t id = -1;
-        if (!has_cls0 || !next_added(t, 0, s, n, pos, pos, &ms, &me, &id)) {
+        if (!has_cls0 || !next_added(t, 0, s, n, pos, pos, sat, &ms, &me, &id)) {
             ms = me = n;
             id = -1;
         }
         if (ms > pos) {
             if ((rc = qr_tok_normalize(t, s + pos, ms - pos, &sc.norm)))
                 goto fail;
-            if (sc.norm.n && (rc = encode_normalized(t, sc.norm.p, sc.norm.n, pos == 0, &sc, &seq)))
+            if (sc.norm.n && (rc = encode_normalized(t, sc.norm.p, sc.norm.n, pos == 0, sat, &sc, &seq)))
                 goto fail;
         }
         if (id >= 0 && (rc = qr_tok_ids_push(&seq, id)))

@@ -44,6 +44,15 @@ void qr_tokenizer_free(qr_tokenizer *t);
  * *n_ids its length. Invalid UTF-8 is handled as documented in tokenizer.c. */
 int qr_tokenize(const qr_tokenizer *t, const char *text, size_t len, bool add_special,
                 int32_t **ids, size_t *n_ids);
+/* qr_tokenize with flags. QR_TOK_ADD_SPECIAL: as add_special above.
+ * QR_TOK_SPECIAL_AS_TEXT: special added tokens written in the text are NOT
+ * recognised and are tokenized as ordinary text (HF's encode_special_tokens =
+ * true): use it for untrusted text such as retrieved documents, so that
+ * "<|im_end|>" inside a document cannot act as a control token. Non-special
+ * added tokens are still matched. */
+enum { QR_TOK_ADD_SPECIAL = 1u, QR_TOK_SPECIAL_AS_TEXT = 2u };
+int qr_tokenize_ex(const qr_tokenizer *t, const char *text, size_t len, unsigned flags, int32_t **ids,
+                   size_t *n_ids);
 /* Decodes ids to UTF-8 text (*out malloc'd, NUL-terminated) through the decoders
  * of the tokenizer; skip_special drops special added tokens (HF skip_special_tokens).
  * Ids outside the vocabulary are skipped. */

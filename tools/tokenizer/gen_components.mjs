@@ -14,6 +14,7 @@
 //   ids_sp   encode(text, addSpecialTokens=true)        (variants with "special": true)
 //   dec      decode(ids, skipSpecialTokens=false)        (variants with "decode": true)
 //   dec_sp   decode(ids_sp, skipSpecialTokens=true)      (both flags)
+// Variants with "special_as_text" are encoded by quire with QR_TOK_SPECIAL_AS_TEXT.
 // Truncation and padding are disabled everywhere.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -123,6 +124,12 @@ const V = [
     { name: 'bl_nfkd_lower', base: 'bl', set: { normalizer: { type: 'Sequence', normalizers: [{ type: 'NFKD' }, { type: 'Lowercase' }] } } },
     { name: 'bl_post_seq', base: 'bl', special: true, decode: true, set: { post_processor: { type: 'Sequence', processors: [{ type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false }, { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<|im_start|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<|im_end|>', type_id: 0 } }], pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }], special_tokens: { '<|im_start|>': { id: '<|im_start|>', ids: [151644], tokens: ['<|im_start|>'] }, '<|im_end|>': { id: '<|im_end|>', ids: [151645], tokens: ['<|im_end|>'] } } }] } } },
     { name: 'bl_no_decoder', base: 'bl', decode: true, set: { decoder: null } },
+    // QR_TOK_SPECIAL_AS_TEXT (HF encode_special_tokens = true): the reference is the same
+    // tokenizer without its special added tokens (so they are not matched in text);
+    // quire loads the unmodified file and passes the flag.
+    { name: 'wp_special_as_text', base: 'wp', special: true, special_as_text: true },
+    { name: 'spm_special_as_text', base: 'spm', special: true, special_as_text: true },
+    { name: 'bl_special_as_text', base: 'bl', special: true, special_as_text: true, set: { post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<|im_start|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }], pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }], special_tokens: { '<|im_start|>': { id: '<|im_start|>', ids: [151644], tokens: ['<|im_start|>'] } } } } },
     // Tiny BPE models: continuing_subword_prefix, end_of_word_suffix, unk fusing
     { name: 'tiny_prefix', base: 'tiny_prefix', decode: true },
     { name: 'tiny_suffix', base: 'tiny_suffix', decode: true },
@@ -148,6 +155,7 @@ function applyVariant(j, v) {
     for (const [k, x] of Object.entries(v.set || {})) j[k] = x;
     for (const [k, x] of Object.entries(v.model || {})) j.model[k] = x;
     if (v.added) j.added_tokens = j.added_tokens.concat(v.added);
+    if (v.special_as_text) j.added_tokens = j.added_tokens.filter((a) => !a.special);
     return j;
 }
 
@@ -171,7 +179,7 @@ for (const v of V) {
         cases.push(c);
     }
     const rec = { name: v.name, base: v.base, cases };
-    for (const k of ['set', 'model', 'added', 'special', 'decode']) if (v[k] !== undefined) rec[k] = v[k];
+    for (const k of ['set', 'model', 'added', 'special', 'decode', 'special_as_text']) if (v[k] !== undefined) rec[k] = v[k];
     out.variants.push(rec);
     process.stderr.write(`${v.name}: ${cases.reduce((a, c) => a + c.ids.length, 0)} ids\n`);
 }

@@ -3,7 +3,9 @@
  * tokenizer.json variants (a base file with edited normalizer / pre_tokenizer / model
  * options / added tokens / post_processor / decoder) and, for 158 texts, the ids and
  * decodes HF produced. Each variant is rebuilt here with the same edits, written to a
- * temporary file, loaded with qr_tokenizer_load_json and compared exactly.
+ * temporary file, loaded with qr_tokenizer_load_json and compared exactly. Variants marked
+ * "special_as_text" are encoded with QR_TOK_SPECIAL_AS_TEXT against a reference built
+ * without the special added tokens.
  *
  * usage: test_tok_components [VARIANT_PREFIX]  (runs the variants whose name starts so) */
 #include <jansson.h>
@@ -120,6 +122,7 @@ int main(int argc, char **argv)
             continue;
         bool special = json_is_true(json_object_get(v, "special"));
         bool decode = json_is_true(json_object_get(v, "decode"));
+        unsigned sat = json_is_true(json_object_get(v, "special_as_text")) ? QR_TOK_SPECIAL_AS_TEXT : 0u;
         int bad = 0, n = 0;
         size_t ci;
         const json_t *c;
@@ -131,7 +134,7 @@ int main(int argc, char **argv)
             size_t nid = 0;
             bool ok = true;
             n++;
-            CHECK_OK(qr_tokenize(t, s, len, false, &ids, &nid));
+            CHECK_OK(qr_tokenize_ex(t, s, len, sat, &ids, &nid));
             if (!same_ids(ids, nid, json_object_get(c, "ids"))) {
                 ok = false;
                 fprintf(stderr, "[%s] text %zu \"%s\": ids differ\n", name, ci, s);
@@ -150,7 +153,7 @@ int main(int argc, char **argv)
             }
             free(ids);
             if (special) {
-                CHECK_OK(qr_tokenize(t, s, len, true, &ids, &nid));
+                CHECK_OK(qr_tokenize_ex(t, s, len, sat | QR_TOK_ADD_SPECIAL, &ids, &nid));
                 if (!same_ids(ids, nid, json_object_get(c, "ids_sp"))) {
                     ok = false;
                     fprintf(stderr, "[%s] text %zu \"%s\": ids with special tokens differ\n", name, ci, s);
