@@ -50,7 +50,7 @@ static int load_jsonl(const char *path, const char *f1, const char *f2, corpus *
     char *buf = NULL;
     while ((n = getline(&line, &cap, f)) > 0) {
         json_error_t err;
-        json_t *j = json_loadb(line, (size_t)n, JSON_DECODE_ANY, &err);
+        json_t *j = json_loadb(line, (size_t)n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
         if (!j)
             continue;
         if (json_is_string(j)) {

@@ -283,6 +283,10 @@ int qr_tok_model_word(const qr_tokenizer *t, const char *w, size_t len, qr_tok_i
 int qr_tok_cache_create(qr_tokenizer *t);
 void qr_tok_cache_free(struct qr_tok_cache *c);
 
+/* A BERT-family model directory without tokenizer.json: vocab.txt (+ optional
+ * tokenizer_config.json), built the way transformers converts BertTokenizer (tok_json.c). */
+int qr_tok_load_vocab_txt(const char *dir, qr_tokenizer **out);
+
 /* Allocates an empty tokenizer (no vocabulary, no pipeline; ids -1). */
 int qr_tok_create(qr_tokenizer **out);
 /* Push copies of the struct (ownership of its pointers passes to the tokenizer, also on

@@ -621,21 +621,12 @@ static void special_ids(qr_tokenizer *t, const char *path, const json_t *root)
 
 /* ---- entry ----------------------------------------------------------------------------- */
 
-int qr_tokenizer_load_json(const char *path, qr_tokenizer **out)
+/* Builds a tokenizer from a parsed tokenizer.json object (root is consumed). */
+static int load_root(json_t *root, const char *path, qr_tokenizer **out)
 {
     int rc;
-    json_error_t err;
     qr_tokenizer *t = NULL;
     items post = {0};
-    if (!path || !out)
-        return qr_fail(QR_EINVAL, "qr_tokenizer_load_json: NULL argument");
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return qr_fail(QR_ENOTFOUND, "%s: cannot open tokenizer file", path);
-    json_t *root = json_loadf(f, 0, &err);
-    fclose(f);
-    if (!root)
-        return qr_fail(QR_EFORMAT, "%s: line %d: %s", path, err.line, err.text);
     if (!json_is_object(root)) {
         rc = qr_fail(QR_EFORMAT, "%s: top level is not an object", path);
         goto fail;
@@ -695,5 +686,125 @@ fail:
     json_decref(root);
     items_free(&post);
     qr_tokenizer_free(t);
+    return rc;
+}
+
+int qr_tokenizer_load_json(const char *path, qr_tokenizer **out)
+{
+    json_error_t err;
+    if (!path || !out)
+        return qr_fail(QR_EINVAL, "qr_tokenizer_load_json: NULL argument");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return qr_fail(QR_ENOTFOUND, "%s: cannot open tokenizer file", path);
+    json_t *root = json_loadf(f, 0, &err);
+    fclose(f);
+    if (!root)
+        return qr_fail(QR_EFORMAT, "%s: line %d: %s", path, err.line, err.text);
+    return load_root(root, path, out);
+}
+
+/* ---- vocab.txt (BERT-family directories without tokenizer.json) ------------------------
+ * The tokenizer transformers builds from vocab.txt + tokenizer_config.json (its BERT
+ * "slow → fast" conversion): BertNormalizer(clean_text, handle_chinese_chars =
+ * tokenize_chinese_chars, strip_accents, lowercase = do_lower_case), BertPreTokenizer,
+ * WordPiece("##", max 100 chars), template cls $A sep, WordPiece decoder, and the
+ * special tokens (unk, sep, pad, cls, mask) as special added tokens. Line i of vocab.txt
+ * (without its '\n') is token i; a repeated token keeps its last line. */
+
+static const char *cfg_token(const json_t *cfg, const char *key, const char *dflt)
+{
+    const json_t *v = json_object_get(cfg, key);
+    if (json_is_object(v))
+        v = json_object_get(v, "content");
+    if (json_is_string(v))
+        return json_string_value(v);
+    return v && json_is_null(v) ? NULL : dflt;
+}
+
+int qr_tok_load_vocab_txt(const char *dir, qr_tokenizer **out)
+{
+    int rc = 0;
+    size_t dl = strlen(dir);
+    char *vpath = malloc(dl + sizeof "/tokenizer_config.json");
+    json_t *cfg = NULL, *root = json_object(), *vocab = json_object();
+    char *line = NULL;
+    size_t cap = 0;
+    FILE *f = NULL;
+    if (!vpath || !root || !vocab) {
+        rc = qr_fail(QR_ENOMEM, "%s: vocab.txt", dir);
+        goto fail;
+    }
+    memcpy(vpath, dir, dl);
+    memcpy(vpath + dl, "/tokenizer_config.json", sizeof "/tokenizer_config.json");
+    json_error_t err;
+    cfg = json_load_file(vpath, 0, &err); /* optional */
+    memcpy(vpath + dl, "/vocab.txt", sizeof "/vocab.txt");
+    if (!(f = fopen(vpath, "rb"))) {
+        rc = qr_fail(QR_ENOTFOUND, "%s: no tokenizer.json or vocab.txt in the model directory", dir);
+        goto fail;
+    }
+    ssize_t n;
+    json_int_t id = 0;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] == '\n')
+            n--;
+        json_t *k = json_integer(id++);
+        char *piece = dupn(line, (size_t)n);
+        if (!k || !piece || json_object_setn_new(vocab, piece, (size_t)n, k) != 0) {
+            free(piece);
+            rc = qr_fail(QR_EFORMAT, "%s: line %lld: not valid UTF-8", vpath, (long long)id);
+            goto fail;
+        }
+        free(piece);
+        if (id > QR_TOK_MAX_VOCAB) {
+            rc = qr_fail(QR_ELIMIT, "%s: more than %d tokens", vpath, QR_TOK_MAX_VOCAB);
+            goto fail;
+        }
+    }
+    const char *unk = cfg_token(cfg, "unk_token", "[UNK]"), *sep = cfg_token(cfg, "sep_token", "[SEP]");
+    const char *cls = cfg_token(cfg, "cls_token", "[CLS]"), *pad = cfg_token(cfg, "pad_token", "[PAD]");
+    const char *mask = cfg_token(cfg, "mask_token", "[MASK]");
+    const json_t *lc = json_object_get(cfg, "do_lower_case"), *sa = json_object_get(cfg, "strip_accents");
+    const json_t *cjk = json_object_get(cfg, "tokenize_chinese_chars");
+    json_t *norm = json_pack("{s:s, s:b, s:b, s:O, s:b}", "type", "BertNormalizer", "clean_text", 1,
+                             "handle_chinese_chars", cjk ? json_is_true(cjk) : 1, "strip_accents",
+                             json_is_boolean(sa) ? sa : json_null(), "lowercase", lc ? json_is_true(lc) : 1);
+    json_t *model = json_pack("{s:s, s:s, s:s, s:i, s:O}", "type", "WordPiece", "unk_token", unk ? unk : "[UNK]",
+                              "continuing_subword_prefix", "##", "max_input_chars_per_word", 100, "vocab", vocab);
+    json_t *added = json_array();
+    const char *const specials[] = {pad, unk, cls, sep, mask};
+    for (size_t i = 0; i < 5 && added; i++) {
+        const json_t *vid = specials[i] ? json_object_get(vocab, specials[i]) : NULL;
+        if (vid)
+            json_array_append_new(added, json_pack("{s:O, s:s, s:b, s:b, s:b, s:b, s:b}", "id", vid, "content",
+                                                   specials[i], "single_word", 0, "lstrip", 0, "rstrip", 0,
+                                                   "normalized", 0, "special", 1));
+    }
+    json_t *post = json_null();
+    const json_t *cls_id = cls ? json_object_get(vocab, cls) : NULL, *sep_id = sep ? json_object_get(vocab, sep) : NULL;
+    if (cls_id && sep_id)
+        post = json_pack("{s:s, s:[{s:{s:s}}, {s:{s:s}}, {s:{s:s}}], s:{s:{s:[O]}, s:{s:[O]}}}", "type",
+                         "TemplateProcessing", "single", "SpecialToken", "id", cls, "Sequence", "id", "A",
+                         "SpecialToken", "id", sep, "special_tokens", cls, "ids", cls_id, sep, "ids", sep_id);
+    json_t *dec = json_pack("{s:s, s:s, s:b}", "type", "WordPiece", "prefix", "##", "cleanup", 1);
+    if (!norm || !model || !added || !post || !dec ||
+        json_object_set_new(root, "normalizer", norm) || json_object_set_new(root, "model", model) ||
+        json_object_set_new(root, "added_tokens", added) || json_object_set_new(root, "post_processor", post) ||
+        json_object_set_new(root, "decoder", dec) ||
+        json_object_set_new(root, "pre_tokenizer", json_pack("{s:s}", "type", "BertPreTokenizer"))) {
+        rc = qr_fail(QR_ENOMEM, "%s: vocab.txt", dir);
+        goto fail;
+    }
+    rc = load_root(root, vpath, out); /* consumes root; special ids from the sibling config */
+    root = NULL;
+fail:
+    if (f)
+        fclose(f);
+    free(line);
+    free(vpath);
+    json_decref(cfg);
+    json_decref(vocab);
+    json_decref(root);
     return rc;
 }

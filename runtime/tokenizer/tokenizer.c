@@ -588,8 +588,8 @@ int qr_tokenizer_load(const char *model_path, qr_tokenizer **out)
             return qr_fail(QR_ENOMEM, "tokenizer: path");
         memcpy(p, model_path, n);
         memcpy(p + n, "/tokenizer.json", sizeof "/tokenizer.json");
-        int rc = stat(p, &st) == 0 ? qr_tokenizer_load_json(p, out)
-                                   : qr_fail(QR_ENOTFOUND, "%s: no tokenizer.json in the model directory", model_path);
+        /* tokenizer.json, else a BERT-style vocab.txt */
+        int rc = stat(p, &st) == 0 ? qr_tokenizer_load_json(p, out) : qr_tok_load_vocab_txt(model_path, out);
         free(p);
         return rc;
     }

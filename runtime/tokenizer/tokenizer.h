@@ -35,7 +35,8 @@ typedef struct qr_tokenizer qr_tokenizer;
 int qr_tokenizer_load_json(const char *path, qr_tokenizer **out);
 /* Loads the vocabulary embedded in a GGUF file. */
 int qr_tokenizer_load_gguf(const qr_gguf *g, qr_tokenizer **out);
-/* Model directory (tokenizer.json inside) or .gguf file. */
+/* Model directory (tokenizer.json inside, or else a BERT-style vocab.txt with an
+ * optional tokenizer_config.json, converted as transformers does) or .gguf file. */
 int qr_tokenizer_load(const char *model_path, qr_tokenizer **out);
 void qr_tokenizer_free(qr_tokenizer *t);
 
