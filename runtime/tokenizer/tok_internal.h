@@ -194,7 +194,8 @@ extern const char qr_tok_gpt2_pattern[];
 
 /* ---- models ------------------------------------------------------------------------------ */
 
-typedef enum { QR_TOK_MODEL_NONE, QR_TOK_MODEL_WORDPIECE, QR_TOK_MODEL_BPE, QR_TOK_MODEL_CUSTOM }
+typedef enum { QR_TOK_MODEL_NONE, QR_TOK_MODEL_WORDPIECE, QR_TOK_MODEL_BPE, QR_TOK_MODEL_CUSTOM,
+               QR_TOK_MODEL_WORDLEVEL /* whole pre-token → id, else unk */ }
     qr_tok_model_type;
 
 typedef struct qr_tok_model {
@@ -236,6 +237,8 @@ typedef struct {
 typedef enum {
     QR_DEC_BYTE_LEVEL, QR_DEC_WORDPIECE, QR_DEC_METASPACE, QR_DEC_BYTE_FALLBACK, QR_DEC_FUSE,
     QR_DEC_STRIP, QR_DEC_REPLACE,
+    QR_DEC_BPE, /* str = suffix: replaced by " " (by "" in the last token) */
+    QR_DEC_CTC, /* dedup; str = pad token removed; content = word delimiter → " " (cleanup) */
 } qr_tok_dec_type;
 
 typedef struct {
@@ -244,7 +247,7 @@ typedef struct {
                                           STRIP content, REPLACE literal pattern (owned) */
     pcre2_code *re;                    /* REPLACE regex (owned) */
     char *content; size_t content_len; /* REPLACE replacement (owned) */
-    bool cleanup;                      /* WORDPIECE */
+    bool cleanup;                      /* WORDPIECE, CTC */
     qr_tok_prepend_scheme prepend_scheme; /* METASPACE */
     int strip_start, strip_stop;       /* STRIP */
 } qr_tok_dec;

@@ -271,8 +271,8 @@ static int parse_model(ctx *c, const json_t *m)
     if (!type)
         type = merges ? "BPE" : json_object_get(m, "max_input_chars_per_word") ? "WordPiece" : "(none)";
     const json_t *vocab = json_object_get(m, "vocab");
-    bool bpe = !strcmp(type, "BPE"), wp = !strcmp(type, "WordPiece");
-    if (!bpe && !wp)
+    bool bpe = !strcmp(type, "BPE"), wp = !strcmp(type, "WordPiece"), wl = !strcmp(type, "WordLevel");
+    if (!bpe && !wp && !wl)
         return unsupported(c, "model", type);
     if (!json_is_object(vocab))
         return qr_fail(QR_EFORMAT, "%s: model.vocab must be an object", c->path);
@@ -289,6 +289,15 @@ static int parse_model(ctx *c, const json_t *m)
     }
     const char *unk = jstr(m, "unk_token");
     const char *pre = jstr(m, "continuing_subword_prefix");
+    if (wl) {
+        t->model.type = QR_TOK_MODEL_WORDLEVEL;
+        if (!unk)
+            unk = "<unk>";
+        t->model.unk_id = qr_tok_vocab_get(t, unk, strlen(unk));
+        if (t->model.unk_id < 0)
+            return qr_fail(QR_EFORMAT, "%s: model.unk_token \"%s\" is not in the vocabulary", c->path, unk);
+        return 0;
+    }
     if (wp) {
         t->model.type = QR_TOK_MODEL_WORDPIECE;
         if (!unk)
@@ -533,6 +542,26 @@ static int parse_decoder(ctx *c, const json_t *j)
         d.type = QR_DEC_METASPACE;
         if ((rc = parse_prepend_scheme(c, j, &d.prepend_scheme)) || (rc = dup_replacement(c, j, &d.str, &d.str_len)))
             return rc;
+    } else if (!strcmp(type, "BPEDecoder")) {
+        d.type = QR_DEC_BPE;
+        const char *suf = jstr(j, "suffix");
+        if (!suf)
+            suf = "</w>";
+        d.str_len = strlen(suf);
+        if (!(d.str = dupn(suf, d.str_len)))
+            return qr_fail(QR_ENOMEM, "%s: decoder", c->path);
+    } else if (!strcmp(type, "CTC")) {
+        d.type = QR_DEC_CTC;
+        const char *pad = jstr(j, "pad_token"), *wd = jstr(j, "word_delimiter_token");
+        pad = pad ? pad : "<pad>";
+        wd = wd ? wd : "|";
+        d.str_len = strlen(pad);
+        d.content_len = strlen(wd);
+        d.cleanup = jbool(j, "cleanup", true);
+        if (!(d.str = dupn(pad, d.str_len)) || !(d.content = dupn(wd, d.content_len))) {
+            free(d.str);
+            return qr_fail(QR_ENOMEM, "%s: decoder", c->path);
+        }
     } else if (!strcmp(type, "ByteFallback")) {
         d.type = QR_DEC_BYTE_FALLBACK;
     } else if (!strcmp(type, "Fuse")) {

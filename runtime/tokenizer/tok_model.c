@@ -357,6 +357,10 @@ static int model_word_raw(const qr_tokenizer *t, const char *w, size_t len, qr_t
     switch (t->model.type) {
     case QR_TOK_MODEL_WORDPIECE: return qr_tok_wordpiece_word(t, w, len, out);
     case QR_TOK_MODEL_BPE: return qr_tok_bpe_word(t, w, len, out);
+    case QR_TOK_MODEL_WORDLEVEL: {
+        int32_t id = qr_tok_vocab_get(t, w, len);
+        return qr_tok_ids_push(out, id >= 0 ? id : t->model.unk_id);
+    }
     case QR_TOK_MODEL_CUSTOM: return t->model.custom_encode(t, w, len, out);
     default: return qr_fail(QR_EINTERNAL, "%s: tokenizer has no model", t->source ? t->source : "tokenizer");
     }

@@ -429,6 +429,38 @@ static int dec_one(const qr_tok_dec *d, strlist *in, strlist *out)
         qr_tok_buf_free(&s);
         return rc;
     }
+    case QR_DEC_BPE:
+        for (size_t i = 0; i < in->n && !rc; i++) {
+            qr_tok_buf tk = {0};
+            const char *p = in->v[i].p ? in->v[i].p : "";
+            bool last = i + 1 == in->n;
+            rc = put_replace(&tk, p, in->v[i].n, d->str, d->str_len, last ? "" : " ", last ? 0 : 1);
+            if (!rc)
+                rc = strlist_push(out, tk.p ? tk.p : "", tk.n);
+            qr_tok_buf_free(&tk);
+        }
+        return rc;
+    case QR_DEC_CTC:
+        for (size_t i = 0; i < in->n && !rc; i++) {
+            /* consecutive duplicates collapse to one */
+            if (i > 0 && in->v[i].n == in->v[i - 1].n &&
+                (in->v[i].n == 0 || memcmp(in->v[i].p, in->v[i - 1].p, in->v[i].n) == 0))
+                continue;
+            qr_tok_buf tk = {0}, tk2 = {0};
+            const char *p = in->v[i].p ? in->v[i].p : "";
+            rc = put_replace(&tk, p, in->v[i].n, d->str, d->str_len, "", 0);
+            if (!rc && d->cleanup && !(rc = wp_cleanup(&tk)) &&
+                !(rc = put_replace(&tk2, tk.p ? tk.p : "", tk.n, d->content, d->content_len, " ", 1))) {
+                qr_tok_buf_free(&tk);
+                tk = tk2;
+                tk2 = (qr_tok_buf){0};
+            }
+            if (!rc && tk.n)
+                rc = strlist_push(out, tk.p, tk.n);
+            qr_tok_buf_free(&tk);
+            qr_tok_buf_free(&tk2);
+        }
+        return rc;
     case QR_DEC_FUSE: {
         qr_tok_buf all = {0};
         for (size_t i = 0; i < in->n && !rc; i++)

@@ -8,10 +8,10 @@
  * tokenizer.json components supported: normalizers BertNormalizer, NFC, NFD, NFKC,
  * NFKD, Lowercase, StripAccents, Strip, Prepend, Replace, Sequence; pre-tokenizers
  * BertPreTokenizer, Whitespace, WhitespaceSplit, Punctuation, Digits, Split,
- * ByteLevel, Metaspace, Sequence; models WordPiece, BPE; post-processors
+ * ByteLevel, Metaspace, Sequence; models WordPiece, BPE, WordLevel; post-processors
  * TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel, Sequence;
  * decoders ByteLevel, WordPiece, Metaspace, ByteFallback, Fuse, Strip, Replace,
- * Sequence. Anything else fails to load with QR_EUNSUPPORTED naming the component
+ * BPEDecoder, CTC, Sequence. (Not supported: Unigram models, Precompiled normalizers.) Anything else fails to load with QR_EUNSUPPORTED naming the component
  * and the file. "truncation" and "padding" are ignored (callers truncate).
  *
  * Invalid UTF-8 input: each maximal invalid subsequence is replaced by one U+FFFD

@@ -8,7 +8,8 @@
 //
 // A variant = a base tokenizer.json (shared: ../shared/..., fixtures: tests/fixtures/...,
 // or an inline "tiny" model) with top-level keys replaced ("set"), model keys replaced
-// ("model"), and added tokens appended ("added"). The C test (test_tok_components.c)
+// ("model"; with "model_keep" the model object is first reduced to the listed keys), and
+// added tokens appended ("added"). The C test (test_tok_components.c)
 // applies the same edits with jansson and compares quire's output with:
 //   ids      encode(text, addSpecialTokens=false)
 //   ids_sp   encode(text, addSpecialTokens=true)        (variants with "special": true)
@@ -130,6 +131,10 @@ const V = [
     { name: 'wp_special_as_text', base: 'wp', special: true, special_as_text: true },
     { name: 'spm_special_as_text', base: 'spm', special: true, special_as_text: true },
     { name: 'bl_special_as_text', base: 'bl', special: true, special_as_text: true, set: { post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<|im_start|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }], pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }], special_tokens: { '<|im_start|>': { id: '<|im_start|>', ids: [151644], tokens: ['<|im_start|>'] } } } } },
+    // WordLevel model (MiniLM vocabulary as a word list), no decoder; BPEDecoder; CTC decoder
+    { name: 'wl_minilm', base: 'wp', decode: true, model_keep: ['vocab'], model: { type: 'WordLevel', unk_token: '[UNK]' }, set: { pre_tokenizer: ws, decoder: null } },
+    { name: 'wp_ctc', base: 'wp', decode: true, set: { decoder: { type: 'CTC', pad_token: '[PAD]', word_delimiter_token: '|', cleanup: true } } },
+    { name: 'tiny_suffix_bpedec', base: 'tiny_suffix', decode: true, set: { decoder: { type: 'BPEDecoder', suffix: '</w>' } } },
     // Tiny BPE models: continuing_subword_prefix, end_of_word_suffix, unk fusing
     { name: 'tiny_prefix', base: 'tiny_prefix', decode: true },
     { name: 'tiny_suffix', base: 'tiny_suffix', decode: true },
@@ -153,6 +158,7 @@ function applyVariant(j, v) {
     j.truncation = null;
     j.padding = null;
     for (const [k, x] of Object.entries(v.set || {})) j[k] = x;
+    if (v.model_keep) j.model = Object.fromEntries(v.model_keep.map((k) => [k, j.model[k]]));
     for (const [k, x] of Object.entries(v.model || {})) j.model[k] = x;
     if (v.added) j.added_tokens = j.added_tokens.concat(v.added);
     if (v.special_as_text) j.added_tokens = j.added_tokens.filter((a) => !a.special);
@@ -179,7 +185,7 @@ for (const v of V) {
         cases.push(c);
     }
     const rec = { name: v.name, base: v.base, cases };
-    for (const k of ['set', 'model', 'added', 'special', 'decode', 'special_as_text']) if (v[k] !== undefined) rec[k] = v[k];
+    for (const k of ['set', 'model', 'model_keep', 'added', 'special', 'decode', 'special_as_text']) if (v[k] !== undefined) rec[k] = v[k];
     out.variants.push(rec);
     process.stderr.write(`${v.name}: ${cases.reduce((a, c) => a + c.ids.length, 0)} ids\n`);
 }

@@ -99,6 +99,18 @@ int main(int argc, char **argv)
         json_t *val;
         json_object_foreach(json_object_get(v, "set"), key, val)
             json_object_set(j, key, val);
+        const json_t *keep = json_object_get(v, "model_keep");
+        if (keep) { /* reduce the model to the kept keys */
+            json_t *m = json_object(), *old = json_object_get(j, "model");
+            size_t ki;
+            const json_t *kv;
+            json_array_foreach(keep, ki, kv) {
+                json_t *x = json_object_get(old, json_string_value(kv));
+                if (x)
+                    json_object_set(m, json_string_value(kv), x);
+            }
+            json_object_set_new(j, "model", m);
+        }
         json_object_foreach(json_object_get(v, "model"), key, val)
             json_object_set(json_object_get(j, "model"), key, val);
         const json_t *added = json_object_get(v, "added");
