@@ -39,6 +39,10 @@
 /* Hard limits. */
 #define QR_TOK_MAX_INPUT ((size_t)64 << 20) /* bytes of text per qr_tokenize call → QR_ELIMIT */
 #define QR_TOK_MAX_VOCAB (1 << 24)          /* ids must be in [0, QR_TOK_MAX_VOCAB) */
+/* One BPE / custom-model pre-token (after any U+2581 cuts) may span at most this many bytes:
+ * merging keeps ~80 bytes of state per character, so an unbroken 64 MiB word would need
+ * gigabytes. Longer → QR_ELIMIT. */
+#define QR_TOK_MAX_WORD ((size_t)4 << 20)
 
 /* ---- growable buffers ------------------------------------------------------------------ */
 

@@ -388,6 +388,9 @@ int qr_tok_model_word(const qr_tokenizer *t, const char *w, size_t len, qr_tok_i
 static int model_word_cached(const qr_tokenizer *t, const char *w, size_t len, qr_tok_ids *out)
 {
     struct qr_tok_cache *c = t->cache;
+    if (len > QR_TOK_MAX_WORD && (t->model.type == QR_TOK_MODEL_BPE || t->model.type == QR_TOK_MODEL_CUSTOM))
+        return qr_fail(QR_ELIMIT, "%s: a %zu-byte word without pre-token boundaries exceeds the limit of %zu bytes",
+                       t->source ? t->source : "tokenizer", len, QR_TOK_MAX_WORD);
     if (!c || len == 0 || len > CACHE_WORD)
         return model_word_raw(t, w, len, out);
     uint64_t h = 1469598103934665603ull;

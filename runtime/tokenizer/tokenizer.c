@@ -10,7 +10,9 @@
  * the result is tokenized as text. So "a\xC3(" tokenizes as "a\uFFFD(", and "\xF0\x9F\x98"
  * (a truncated 4-byte sequence) as a single "\uFFFD". The same bytes always give the same ids.
  *
- * Limits: at most QR_TOK_MAX_INPUT (64 MiB) of text per call, QR_ELIMIT beyond.
+ * Limits: at most QR_TOK_MAX_INPUT (64 MiB) of text per call, and for BPE models at most
+ * QR_TOK_MAX_WORD (4 MiB) in one pre-token (text with no boundary the pre-tokenizer can
+ * split at); QR_ELIMIT beyond.
  *
  * Truncation and padding settings in tokenizer.json are ignored: callers (the encoder)
  * truncate to their own max_seq_length and build attention masks themselves. */
@@ -528,7 +530,7 @@ int qr_detokenize(const qr_tokenizer *t, const int32_t *ids, size_t n, bool skip
         /* Ids without a piece are skipped, as HF's id_to_token returning None is. */
         if (id < 0 || id >= t->vocab.n || !t->vocab.pieces[id])
             continue;
-        if (skip_special && t->is_special[id])
+        if (skip_special && t->is_special && t->is_special[id])
             continue;
         rc = strlist_push(&a, t->vocab.pieces[id], t->vocab.piece_len[id]);
     }
@@ -588,7 +590,7 @@ const char *qr_tokenizer_piece(const qr_tokenizer *t, int32_t id)
 
 bool qr_tokenizer_is_special(const qr_tokenizer *t, int32_t id)
 {
-    return t && id >= 0 && id < t->vocab.n && t->is_special[id];
+    return t && t->is_special && id >= 0 && id < t->vocab.n && t->is_special[id];
 }
 
 /* A .gguf file: its embedded vocabulary (gguf_vocab.c). The tokenizer copies what it

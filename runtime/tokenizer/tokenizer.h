@@ -16,7 +16,8 @@
  *
  * Invalid UTF-8 input: each maximal invalid subsequence is replaced by one U+FFFD
  * (the WHATWG / Rust from_utf8_lossy rule) before tokenization, so "a\xC3(" is
- * tokenized as "a\uFFFD(". Input longer than 64 MiB per call: QR_ELIMIT. */
+ * tokenized as "a\uFFFD(". Input longer than 64 MiB per call, or (BPE) a single
+ * pre-token longer than 4 MiB: QR_ELIMIT. */
 #ifndef QR_RUNTIME_TOKENIZER_H
 #define QR_RUNTIME_TOKENIZER_H
 

@@ -164,6 +164,13 @@ int main(void)
         CHECK_INT(qr_tokenize(qwen, small, ((size_t)64 << 20) + 1, false, &ids, &n), QR_ELIMIT);
         CHECK(ids == NULL);
         CHECK_INT(qr_tokenize(qwen, NULL, 5, false, &ids, &n), QR_EINVAL);
+        /* one 5 MiB pre-token (byte-level BPE splits nothing in a run of letters) */
+        size_t wl = (size_t)5 << 20;
+        char *w = malloc(wl);
+        memset(w, 'q', wl);
+        CHECK_INT(qr_tokenize(qwen, w, wl, false, &ids, &n), QR_ELIMIT);
+        CHECK(ids == NULL);
+        free(w);
     }
     qr_tokenizer *bad = NULL;
     CHECK_INT(qr_tokenizer_load(SHARED("models/no-such-dir"), &bad), QR_ENOTFOUND);
