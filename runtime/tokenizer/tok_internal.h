@@ -4,7 +4,8 @@
  *
  *   text ─► (invalid UTF-8 → U+FFFD) ─► added tokens split out (non-normalized ones on the raw
  *   text, then normalized ones on each normalized segment) ─► normalizers ─► pre-tokenizers
- *   ─► model (WordPiece / BPE / custom) per pre-token ─► post-processor (only with add_special)
+ *   ─► model (WordPiece / BPE / WordLevel / custom) per pre-token, through a word cache
+ *   ─► post-processor (only with add_special)
  *
  * and decoding is ids ─► pieces ─► decoders ─► concatenation.
  *
@@ -18,7 +19,8 @@
  *   qr_tok_added_add(t, &(qr_tok_added){...}) for control / user-defined tokens
  *   t->model.type = QR_TOK_MODEL_BPE; qr_tok_merge_add(t, a, alen, b, blen) in rank order ...
  *   push normalizers / pre-tokenizers / decoders / post steps with qr_tok_push_*()
- *   t->bos_id = ...; qr_tok_finalize(t, "file.gguf")   (builds lookup tables; required)
+ *   t->bos_id = ...; qr_tok_finalize(t, "file.gguf")   (builds lookup tables; required, and
+ *   last: normalized added tokens are matched by their content run through the normalizers)
  *
  * Every string stored in the structures below is owned by the tokenizer (copied on insert)
  * and freed by qr_tokenizer_free(). After qr_tok_finalize() the tokenizer is read-only;
