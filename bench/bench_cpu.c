@@ -7,6 +7,7 @@
  * 1 GiB, as a model's layers do, so the weights come from DRAM, not cache;
  * "hot" rows repeat one matrix (cache-resident on a big-L3 machine). */
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,9 +269,11 @@ int main(int argc, char **argv)
            "%bw");
     static const int64_t shapes[][2] = {{1536, 576}, {576, 1536}, {4864, 896}, {896, 4864}};
     static const qr_dtype dts[] = {QR_F32, QR_BF16, QR_F16, QR_I8};
-    for (size_t s = 0; s < 4 && PART("gemv"); s++)
+    /* --only stream: just the DRAM-streaming rows of the larger shapes */
+    bool stream_only = strcmp(only, "stream") == 0;
+    for (size_t s = stream_only ? 2 : 0; s < 4 && (PART("gemv") || stream_only); s++)
         for (size_t d = 0; d < 4; d++)
-            for (int mode = 0; mode < 2; mode++) {
+            for (int mode = stream_only ? 1 : 0; mode < 2; mode++) {
                 int64_t out = shapes[s][0], in = shapes[s][1];
                 size_t one = (size_t)(out * in) * (dts[d] == QR_F32 ? 4 : dts[d] == QR_I8 ? 1 : 2);
                 int copies = mode == 0 ? 1 : (int)((bw_bytes + one - 1) / one);
