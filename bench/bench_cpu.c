@@ -291,16 +291,16 @@ int main(int argc, char **argv)
         printf("\nsmall n, 896x4864 (out x in), stream: us/call GEMV kernel vs sgemm path\n");
         printf("%-4s %-6s %10s %10s\n", "n", "dtype", "gemv", "sgemm");
     }
-    int64_t ns[] = {1, 2, 4, 8, 16};
-    for (size_t i = 0; i < 5 && PART("small"); i++)
-        for (size_t d = 0; d < 4; d += (d == 0 ? 1 : 2)) { /* f32, bf16 */
+    int64_t ns[] = {1, 2, 4, 8, 16, 24, 32, 48};
+    for (size_t i = 0; i < 8 && PART("small"); i++)
+        for (size_t d = 0; d < 4; d += (d == 0 ? 1 : 2)) { /* f32, bf16, int8 */
             size_t one = (size_t)(896 * 4864) * (dts[d] == QR_F32 ? 4 : 2), wb;
             int copies = (int)((bw_bytes / 2 + one - 1) / one);
             qr_backend_cpu_set_gemm_min_rows(be, 1000000);
             double tg = time_matmul(ns[i], 4864, 896, dts[d], copies, 3, &wb);
             qr_backend_cpu_set_gemm_min_rows(be, 1);
             double tb = time_matmul(ns[i], 4864, 896, dts[d], copies, 3, &wb);
-            qr_backend_cpu_set_gemm_min_rows(be, 8);
+            qr_backend_cpu_set_gemm_min_rows(be, 0); /* back to the per-dtype default */
             printf("%-4lld %-6s %10.1f %10.1f\n", (long long)ns[i], qr_dtype_name(dts[d]), tg * 1e6, tb * 1e6);
         }
 

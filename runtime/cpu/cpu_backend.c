@@ -30,9 +30,14 @@
 #include "runtime/cpu/cpu.h"
 #include "runtime/weights/weights.h"
 
-/* Below this many x rows, matmul uses the streaming GEMV kernels (tunable
- * per backend for benchmarks: qr_backend_cpu_set_gemm_min_rows). */
-#define QR_CPU_GEMM_MIN_ROWS 8
+/* Below this many x rows, matmul uses the streaming GEMV kernels; from there
+ * on sgemm. f32 weights go to sgemm as they are; other types must first be
+ * widened into scratch, which costs a write and a re-read of every weight,
+ * so the GEMV kernels (which widen in registers) stay ahead for longer.
+ * Measured on the 2-core dev VM with bench_cpu --only small. Overridable per
+ * backend for benchmarks: qr_backend_cpu_set_gemm_min_rows. */
+#define QR_CPU_GEMM_MIN_ROWS_F32 8
+#define QR_CPU_GEMM_MIN_ROWS_NARROW 16
 /* Per-thread f32 scratch for widened weight blocks in the GEMM path. */
 #define QR_CPU_GEMM_SCRATCH_BYTES ((size_t)4 << 20)
 /* Query rows per attention work item. */
@@ -46,7 +51,7 @@ typedef struct qr_cpu {
     int n_threads;
     const qr_cpu_kernels *k;
     pthread_mutex_t mu; /* serialises ops that use the per-thread scratch */
-    int64_t gemm_min_rows;
+    int64_t gemm_min_rows; /* 0: per-dtype default */
     float **scratch;    /* n_threads buffers */
     size_t *scratch_cap; /* floats */
 } qr_cpu;
@@ -459,7 +464,10 @@ static int cpu_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w, co
     m.bias = bias ? bias->data : NULL;
     m.y = y->data;
     m.ys = y->row_bytes / sizeof(float);
-    m.gemm = x->rows >= c->gemm_min_rows && m.in > 0;
+    int64_t min_rows = c->gemm_min_rows ? c->gemm_min_rows
+                       : w->dtype == QR_F32 ? QR_CPU_GEMM_MIN_ROWS_F32
+                                            : QR_CPU_GEMM_MIN_ROWS_NARROW;
+    m.gemm = x->rows >= min_rows && m.in > 0;
     if (m.in == 0) { /* empty inner dimension: y = bias or 0 */
         for (int64_t r = 0; r < m.n; r++)
             for (int64_t j = 0; j < w->rows; j++)
@@ -917,7 +925,6 @@ int qr_backend_cpu_create_ex(int n_threads, bool force_scalar, qr_backend **out)
     c->base.act_dtype = QR_F32;
     c->n_threads = qr_threadpool_size(c->pool);
     c->k = qr_cpu_kernels_get(force_scalar);
-    c->gemm_min_rows = QR_CPU_GEMM_MIN_ROWS;
     c->scratch = calloc((size_t)c->n_threads, sizeof *c->scratch);
     c->scratch_cap = calloc((size_t)c->n_threads, sizeof *c->scratch_cap);
     if (!c->scratch || !c->scratch_cap) {
@@ -940,7 +947,7 @@ const char *qr_backend_cpu_kernels(const qr_backend *be)
 void qr_backend_cpu_set_gemm_min_rows(qr_backend *be, int64_t n)
 {
     if (be && be->ops == &cpu_ops)
-        ((qr_cpu *)be)->gemm_min_rows = n < 1 ? 1 : n;
+        ((qr_cpu *)be)->gemm_min_rows = n < 0 ? 0 : n;
 }
 
 void qr_backend_destroy(qr_backend *be)

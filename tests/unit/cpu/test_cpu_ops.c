@@ -369,9 +369,15 @@ static void test_matmul(void)
         {1, 1, 1},   {1, 37, 29},  {1, 64, 64},  {2, 100, 77}, {3, 33, 5},   {5, 8, 9},     {7, 129, 67},
         {8, 50, 70}, {9, 7, 130},  {33, 129, 67}, {130, 96, 40}, {17, 300, 201}, {1, 515, 300},
     };
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int v = 0; v < 2; v++)
-            check_matmul(shapes[s][0], shapes[s][1], shapes[s][2], v == 0, v == 1);
+    /* default switch-over, then every shape through sgemm only and GEMV only */
+    int64_t paths[] = {0, 1, 1000000};
+    for (int p = 0; p < 3; p++) {
+        qr_backend_cpu_set_gemm_min_rows(be, paths[p]);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int v = 0; v < 2; v++)
+                check_matmul(shapes[s][0], shapes[s][1], shapes[s][2], v == 0, v == 1);
+    }
+    qr_backend_cpu_set_gemm_min_rows(be, 0);
     /* shape errors */
     qr_tensor x = f32_tensor(3, 10, NULL), y = f32_tensor(3, 6, NULL), w = f32_tensor(6, 11, NULL),
               b = f32_tensor(1, 5, NULL), w2 = f32_tensor(6, 10, NULL);
