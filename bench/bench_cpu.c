@@ -258,10 +258,13 @@ int main(int argc, char **argv)
 {
     int nt = 0;
     int quick = 0;
+    const char *model_filter = NULL; /* --model NAME: only models whose name contains NAME */
     const char *only = ""; /* bw, gemv, small, gemm, attn: run just that part (bw always runs) */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
+        else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
+            model_filter = argv[++i];
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
         else
@@ -301,6 +304,7 @@ int main(int argc, char **argv)
         static const qr_dtype mdts[] = {QR_F32, QR_BF16, QR_I8};
         for (int mi = 0; mi < 2; mi++)
             for (int di = 0; di < 3; di++)
+                if (!model_filter || strstr(models[mi].name, model_filter))
                 bench_model(&models[mi], mdts[di], quick ? 3 : 8);
         emit(-1, " ");
     }

@@ -402,7 +402,7 @@ static void mm_job(void *vctx, int64_t b, int64_t e, int tid)
 {
     mm_ctx *m = vctx;
     if (!m->gemm) {
-        m->c->k->gemv(m->x, m->xs, m->n, &m->w, b, e, m->y, m->ys);
+        m->c->k->gemv(m->x, m->xs, m->n, &m->w, b, e, m->y, m->ys, m->c->scratch[tid]);
     } else if (m->w.dt == QR_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m->n, (int)(e - b), (int)m->in, 1.0f, m->x,
                     (int)m->xs, (const float *)(m->w.data + (size_t)b * m->w.rb), (int)(m->w.rb / sizeof(float)),
@@ -479,6 +479,8 @@ static int cpu_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w, co
         int64_t nb = (int64_t)(QR_CPU_GEMM_SCRATCH_BYTES / ((size_t)m.in * sizeof(float)));
         m.nb = nb < 16 ? 16 : nb;
         rc = ensure_scratch(c, (size_t)m.nb * (size_t)m.in);
+    } else if (!m.gemm) { /* the GEMV kernels may keep a rearranged copy of x */
+        rc = ensure_scratch(c, (size_t)m.n * (size_t)m.in);
     }
     if (!rc) /* grain 16: whole SIMD groups of W rows per worker */
         qr_parallel_for(c->pool, w->rows, 16, mm_job, &m);

@@ -54,7 +54,7 @@ static inline float ld1(qr_dtype dt, const void *p, int64_t k)
 }
 
 static void gemv_scalar(const float *x, size_t xs, int64_t nx, const qr_cpu_wview *w, int64_t j0, int64_t j1,
-                        float *y, size_t ys)
+                        float *y, size_t ys, float *scratch)
 {
     for (int64_t j = j0; j < j1; j++) {
         const void *wr = w->data + (size_t)j * w->rb;
@@ -184,29 +184,55 @@ TGT_INLINE void gemv_block(qr_dtype dt, int NW, int NX, const float *x0, size_t 
             acc[a][b] = _mm256_setzero_ps();
     }
     int64_t k = 0;
-    for (; k + 8 * U <= n; k += 8 * U) {
-        if (pf)
-            for (int a = 0; a < NW; a++)
-                _mm_prefetch((const char *)pf + (size_t)a * w->rb + (size_t)k * esize(dt), _MM_HINT_T0);
-        for (int u = 0; u < U; u++) {
+    if (dt == QR_BF16) {
+        /* x0 is the pair-split copy (gemv_avx2): per 16 elements, the 8 even
+         * ones then the 8 odd ones. One 32-byte load of 16 bf16 gives both
+         * halves as f32 with a shift and a mask, no shuffles. */
+        const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
+        for (; k + 16 <= n; k += 16) {
+            if (pf && k % 32 == 0)
+                for (int a = 0; a < NW; a++)
+                    _mm_prefetch((const char *)pf + (size_t)a * w->rb + (size_t)k * 2, _MM_HINT_T0);
+            __m256 xe[2], xo[2];
+            for (int b = 0; b < NX; b++) {
+                xe[b] = _mm256_loadu_ps(x0 + (size_t)b * xs + k);
+                xo[b] = _mm256_loadu_ps(x0 + (size_t)b * xs + k + 8);
+            }
+            for (int a = 0; a < NW; a++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)((const uint16_t *)wr[a] + k));
+                __m256 we = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+                __m256 wo = _mm256_castsi256_ps(_mm256_and_si256(v, hi));
+                for (int b = 0; b < NX; b++) {
+                    acc[a][b] = _mm256_fmadd_ps(we, xe[b], acc[a][b]);
+                    acc[a][b] = _mm256_fmadd_ps(wo, xo[b], acc[a][b]);
+                }
+            }
+        }
+    } else {
+        for (; k + 8 * U <= n; k += 8 * U) {
+            if (pf)
+                for (int a = 0; a < NW; a++)
+                    _mm_prefetch((const char *)pf + (size_t)a * w->rb + (size_t)k * esize(dt), _MM_HINT_T0);
+            for (int u = 0; u < U; u++) {
+                __m256 xv[2];
+                for (int b = 0; b < NX; b++)
+                    xv[b] = _mm256_loadu_ps(x0 + (size_t)b * xs + k + 8 * u);
+                for (int a = 0; a < NW; a++) {
+                    __m256 wv = ld8(dt, wr[a], k + 8 * u);
+                    for (int b = 0; b < NX; b++)
+                        acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);
+                }
+            }
+        }
+        for (; k + 8 <= n; k += 8) {
             __m256 xv[2];
             for (int b = 0; b < NX; b++)
-                xv[b] = _mm256_loadu_ps(x0 + (size_t)b * xs + k + 8 * u);
+                xv[b] = _mm256_loadu_ps(x0 + (size_t)b * xs + k);
             for (int a = 0; a < NW; a++) {
-                __m256 wv = ld8(dt, wr[a], k + 8 * u);
+                __m256 wv = ld8(dt, wr[a], k);
                 for (int b = 0; b < NX; b++)
                     acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);
             }
-        }
-    }
-    for (; k + 8 <= n; k += 8) {
-        __m256 xv[2];
-        for (int b = 0; b < NX; b++)
-            xv[b] = _mm256_loadu_ps(x0 + (size_t)b * xs + k);
-        for (int a = 0; a < NW; a++) {
-            __m256 wv = ld8(dt, wr[a], k);
-            for (int b = 0; b < NX; b++)
-                acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);
         }
     }
     for (int a = 0; a < NW; a++) {
@@ -244,12 +270,27 @@ TGT_INLINE void gemv_tpl(qr_dtype dt, const float *x, size_t xs, int64_t nx, con
 }
 
 TGT static void gemv_avx2(const float *x, size_t xs, int64_t nx, const qr_cpu_wview *w, int64_t j0, int64_t j1,
-                          float *y, size_t ys)
+                          float *y, size_t ys, float *scratch)
 {
     switch (w->dt) {
     case QR_F32: gemv_tpl(QR_F32, x, xs, nx, w, j0, j1, y, ys); break;
     case QR_F16: gemv_tpl(QR_F16, x, xs, nx, w, j0, j1, y, ys); break;
-    case QR_BF16: gemv_tpl(QR_BF16, x, xs, nx, w, j0, j1, y, ys); break;
+    case QR_BF16: { /* split x into even/odd halves per 16 (see gemv_block); tail as is */
+        int64_t n = w->cols, n16 = n / 16 * 16;
+        for (int64_t r = 0; r < nx; r++) {
+            const float *s = x + (size_t)r * xs;
+            float *d = scratch + (size_t)r * (size_t)n;
+            for (int64_t k = 0; k < n16; k += 16)
+                for (int i = 0; i < 8; i++) {
+                    d[k + i] = s[k + 2 * i];
+                    d[k + 8 + i] = s[k + 2 * i + 1];
+                }
+            for (int64_t k = n16; k < n; k++)
+                d[k] = s[k];
+        }
+        gemv_tpl(QR_BF16, scratch, (size_t)n, nx, w, j0, j1, y, ys);
+        break;
+    }
     case QR_I8: gemv_tpl(QR_I8, x, xs, nx, w, j0, j1, y, ys); break;
     default: break;
     }

@@ -25,9 +25,10 @@ typedef struct {
 typedef struct qr_cpu_kernels {
     const char *name; /* "avx2" or "scalar" */
     /* y[r*ys + j] = dot(x[r*xs ..], W row j) for r < nx, j in [j0, j1).
-     * W is read once: each group of W rows is applied to every x row. */
+     * W is read once: each group of W rows is applied to every x row.
+     * scratch: nx * w->cols floats the kernel may use (private to the call). */
     void (*gemv)(const float *x, size_t xs, int64_t nx, const qr_cpu_wview *w, int64_t j0, int64_t j1,
-                 float *y, size_t ys);
+                 float *y, size_t ys, float *scratch);
     /* dst[i] = scale * src[i] (scale used for QR_I8 only) for a row of dt. */
     void (*row_to_f32)(qr_dtype dt, const void *src, float scale, int64_t n, float *dst);
     /* One query row of one head: out(hd) = softmax(scale * q.k_j) . v_j over
