@@ -12,7 +12,7 @@
  *            and max|diff| <= 5e-6 (cosine alone would not see tanh-GELU)
  *   decoder: max|dlogit| <= 1e-3 max|logit| at every prompt position (prefill) and
  *            along the greedy continuation (KV-cache decode); greedy ids identical
- * bf16 and int8 (reported; only loose sanity bounds asserted): the same errors, and
+ * bf16, f16 and int8 (reported; only loose sanity bounds asserted): the same errors, and
  * how many greedy ids agree before the first difference. */
 #include <jansson.h>
 #include <math.h>
@@ -56,8 +56,8 @@ static int32_t *iarray(json_t *a, size_t *n)
 }
 
 /* Loose sanity bounds for the reduced precisions (errors are reported, not specified). */
-static double min_cos_bound(qr_dtype dt) { return dt == QR_F32 ? 0.99999 : dt == QR_BF16 ? 0.999 : 0.99; }
-static double logit_rel_bound(qr_dtype dt) { return dt == QR_F32 ? 1e-3 : dt == QR_BF16 ? 0.05 : 0.1; }
+static double min_cos_bound(qr_dtype dt) { return dt == QR_F32 ? 0.99999 : dt == QR_I8 ? 0.99 : 0.999; }
+static double logit_rel_bound(qr_dtype dt) { return dt == QR_F32 ? 1e-3 : dt == QR_I8 ? 0.1 : 0.05; }
 
 static void run_encoder(const char *name, qr_model *m, qr_dtype dt, json_t *exp, const char *which)
 {
@@ -219,7 +219,7 @@ int main(int argc, char **argv)
 
     qr_backend *be = NULL;
     CHECK_OK(qr_backend_cpu_create(2, &be));
-    const qr_dtype dts[] = {QR_F32, QR_BF16, QR_I8};
+    const qr_dtype dts[] = {QR_F32, QR_BF16, QR_F16, QR_I8};
     for (size_t i = 0; be && i < sizeof dts / sizeof *dts; i++) {
         qr_model_opts o = {.dtype = dts[i]};
         qr_model *m = NULL;
