@@ -170,6 +170,23 @@ static void run_decoder(const char *name, qr_model *m, qr_dtype dt, json_t *exp,
         for (size_t i = 0; i < n_prompt; i++)
             ds[i] = (qr_dec_seq){.slot = (int)i, .ids = seq, .n = (int32_t)(i + 1)};
         CHECK_OK(qr_decoder_step(st, ds, (int)n_prompt, pre));
+        /* batched decode at unequal cache lengths: slots 0..n_prompt-2 each take their
+         * next prompt token in one step; slot i's logits are those of position i+1 */
+        float *bat = malloc(sizeof(float) * (n_prompt - 1) * v);
+        for (size_t i = 0; i + 1 < n_prompt; i++)
+            ds[i] = (qr_dec_seq){.slot = (int)i, .ids = seq + i + 1, .n = 1};
+        CHECK_OK(qr_decoder_step(st, ds, (int)n_prompt - 1, bat));
+        double e0 = 0, r0 = 0;
+        for (size_t i = 0; i + 1 < n_prompt; i++)
+            for (size_t j = 0; j < v; j++) {
+                double e = fabs((double)bat[i * v + j] - pre[(i + 1) * v + j]);
+                e0 = e > e0 ? e : e0;
+                r0 = fabs(pre[(i + 1) * v + j]) > r0 ? fabs(pre[(i + 1) * v + j]) : r0;
+            }
+        printf("%s %-5s vs %-9s: batched decode of %zu slots at lengths 1..%zu vs prefill: max|diff|/max|logit| %.3g\n",
+               name, qr_dtype_name(dt), which, n_prompt - 1, n_prompt - 1, e0 / r0);
+        CHECK_MSG(e0 <= 1e-3 * r0, "%s %s: batched decode differs from prefill: %.3g", name, qr_dtype_name(dt), e0);
+        free(bat);
         memcpy(dec, pre + (n_prompt - 1) * v, sizeof(float) * v);
         int last = (int)n_prompt - 1;
         for (size_t i = 0; i < n_greedy; i++) {
