@@ -13,9 +13,11 @@
  *   (set once at create), so the two never oversubscribe the cores. Non-f32
  *   weights are widened to f32 one block at a time into per-thread scratch and
  *   each block is reused across all n rows.
- * Attention: one work item per (sequence, head, block of query rows), spread
- * over the pool; each query row is one pass over its keys with an online
- * softmax (cpu_kernels.c attn_row). */
+ * Attention: one work item per (sequence, head, block of up to 64 query rows),
+ * spread over the pool; each query row is one pass over its keys with an
+ * online softmax. Blocks of 4+ rows (prefill, encoder) share a transposed copy
+ * of each key block (cpu_kernels.c attn_rows); single rows (decode) use
+ * attn_row. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -41,7 +43,7 @@
 /* Per-thread f32 scratch for widened weight blocks in the GEMM path. */
 #define QR_CPU_GEMM_SCRATCH_BYTES ((size_t)4 << 20)
 /* Query rows per attention work item. */
-#define QR_CPU_ATTN_QB 16
+#define QR_CPU_ATTN_QB 64
 /* Element-wise ops go parallel above this many elements. */
 #define QR_CPU_PAR_MIN 16384
 
@@ -726,21 +728,30 @@ static void attn_job(void *vctx, int64_t b, int64_t e, int tid)
     attn_ctx *a = vctx;
     float *sbuf = a->c->scratch[tid];
     size_t ks = a->k->row_bytes / sizeof(float), vs = a->v->row_bytes / sizeof(float);
+    size_t qs = a->q->row_bytes / sizeof(float), os = a->out->row_bytes / sizeof(float);
     for (int64_t it = b; it < e; it++) {
         const attn_item *w = &a->items[it];
         const qr_attn_seq *s = &a->seqs[w->seq];
         int kvh = w->head / a->group;
         const float *kb = frow(a->k, s->kv_start) + (size_t)kvh * (size_t)a->head_dim;
         const float *vb = frow(a->v, s->kv_start) + (size_t)kvh * (size_t)a->head_dim;
-        for (int32_t i = w->q0; i < w->q1; i++) {
-            int64_t nvis = s->n_kv;
+        const float *qr = frow(a->q, s->q_start + w->q0) + (size_t)w->head * (size_t)a->head_dim;
+        float *orow = frow(a->out, s->q_start + w->q0) + (size_t)w->head * (size_t)a->head_dim;
+        int64_t nvis[QR_CPU_ATTN_QB];
+        int nq = w->q1 - w->q0;
+        for (int i = 0; i < nq; i++) {
+            nvis[i] = s->n_kv;
             if (a->causal) { /* keys j <= q_pos0 + i */
-                int64_t lim = (int64_t)s->q_pos0 + i + 1;
-                nvis = lim < nvis ? lim : nvis;
+                int64_t lim = (int64_t)s->q_pos0 + w->q0 + i + 1;
+                nvis[i] = lim < nvis[i] ? lim : nvis[i];
             }
-            const float *qr = frow(a->q, s->q_start + i) + (size_t)w->head * (size_t)a->head_dim;
-            float *orow = frow(a->out, s->q_start + i) + (size_t)w->head * (size_t)a->head_dim;
-            a->c->k->attn_row(qr, kb, ks, vb, vs, nvis, a->head_dim, a->scale, orow, sbuf);
+        }
+        if (nq >= 4) { /* enough rows to amortise transposing each key block */
+            a->c->k->attn_rows(qr, qs, nq, nvis, kb, ks, vb, vs, a->head_dim, a->scale, orow, os, sbuf);
+        } else {
+            for (int i = 0; i < nq; i++)
+                a->c->k->attn_row(qr + (size_t)i * qs, kb, ks, vb, vs, nvis[i], a->head_dim, a->scale,
+                                  orow + (size_t)i * os, sbuf);
         }
     }
 }
@@ -794,7 +805,7 @@ static int cpu_attention(qr_backend *be, const qr_tensor *q, const qr_tensor *k,
                                                                                      : seqs[s].n_q};
     attn_ctx a = {c, q, k, v, out, seqs, items, n_head / n_kv_head, head_dim, scale, causal};
     pthread_mutex_lock(&c->mu);
-    rc = ensure_scratch(c, QR_ATTN_KB);
+    rc = ensure_scratch(c, QR_ATTN_SCRATCH(head_dim));
     if (!rc)
         qr_parallel_for(c->pool, n_items, 1, attn_job, &a);
     pthread_mutex_unlock(&c->mu);

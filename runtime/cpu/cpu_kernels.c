@@ -126,8 +126,15 @@ static void silu_mul_scalar(float *g, const float *u, int64_t n)
         g[k] = g[k] / (1.0f + expf(-g[k])) * u[k];
 }
 
-static const qr_cpu_kernels k_scalar = {"scalar",           gemv_scalar, row_to_f32_scalar, attn_row_scalar,
-                                        gelu_scalar, silu_mul_scalar};
+static void attn_rows_scalar(const float *q, size_t qs, int nq, const int64_t *n_kv, const float *k, size_t ks,
+                             const float *v, size_t vs, int hd, float scale, float *out, size_t os, float *scratch)
+{
+    for (int r = 0; r < nq; r++)
+        attn_row_scalar(q + (size_t)r * qs, k, ks, v, vs, n_kv[r], hd, scale, out + (size_t)r * os, scratch);
+}
+
+static const qr_cpu_kernels k_scalar = {"scalar",         gemv_scalar, row_to_f32_scalar, attn_row_scalar,
+                                        attn_rows_scalar, gelu_scalar, silu_mul_scalar};
 
 /* ------------------------------------------------------------------ AVX2 */
 #if defined(__x86_64__) || defined(__i386__)
@@ -453,8 +460,122 @@ TGT static void silu_mul_avx2(float *g, const float *u, int64_t n)
         g[k] = g[k] / (1.0f + expf(-g[k])) * u[k];
 }
 
-static const qr_cpu_kernels k_avx2 = {"avx2",    gemv_avx2, row_to_f32_avx2, attn_row_avx2,
-                                      gelu_avx2, silu_mul_avx2};
+TGT_INLINE float hmax8(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* Blocked attention over several query rows (see cpu_kernels.h). Per key
+ * block of 64: K^T (hd, 64) in scratch, then for each row the 64 scores as 8
+ * vector accumulators over d (broadcast q[d] x row d of K^T: no horizontal
+ * sums), masked past the row's n_kv, an online-softmax update, and P.V with
+ * the output held in registers 32 columns at a time. */
+TGT static void attn_rows_avx2(const float *q, size_t qs, int nq, const int64_t *n_kv, const float *k, size_t ks,
+                               const float *v, size_t vs, int hd, float scale, float *out, size_t os,
+                               float *scratch)
+{
+    enum { KB = QR_ATTN_KB, NV = QR_ATTN_KB / 8 };
+    float *kt = scratch, *p = scratch + (size_t)hd * KB; /* (hd, KB), KB */
+    float m[64], l[64]; /* running max and sum per row; nq <= 64 */
+    for (int r = 0; r < nq; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+        for (int d = 0; d < hd; d++)
+            out[(size_t)r * os + (size_t)d] = 0.0f;
+    }
+    int64_t nmax = nq > 0 ? n_kv[nq - 1] : 0;
+    const __m256 sv = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
+    for (int64_t j0 = 0; j0 < nmax; j0 += KB) {
+        int nb = (int)(nmax - j0 < KB ? nmax - j0 : KB);
+        for (int j = 0; j < nb; j++) {
+            const float *kr = k + (size_t)(j0 + j) * ks;
+            for (int d = 0; d < hd; d++)
+                kt[(size_t)d * KB + (size_t)j] = kr[d];
+        }
+        for (int j = nb; j < KB; j++)
+            for (int d = 0; d < hd; d++)
+                kt[(size_t)d * KB + (size_t)j] = 0.0f;
+        for (int r = 0; r < nq; r++) {
+            if (n_kv[r] <= j0)
+                continue;
+            int nvis = (int)(n_kv[r] - j0 < nb ? n_kv[r] - j0 : nb);
+            const float *qr = q + (size_t)r * qs;
+            __m256 s[NV];
+            for (int u = 0; u < NV; u++)
+                s[u] = _mm256_setzero_ps();
+            for (int d = 0; d < hd; d++) {
+                __m256 qd = _mm256_broadcast_ss(qr + d);
+                const float *kd = kt + (size_t)d * KB;
+                for (int u = 0; u < NV; u++)
+                    s[u] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kd + 8 * u), s[u]);
+            }
+            __m256 bm = ninf;
+            for (int u = 0; u < NV; u++) {
+                /* lanes at or past nvis are masked out */
+                __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(8 * u), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(nvis), idx));
+                s[u] = _mm256_blendv_ps(ninf, _mm256_mul_ps(s[u], sv), keep);
+                bm = _mm256_max_ps(bm, s[u]);
+            }
+            float bmax = hmax8(bm);
+            float *o = out + (size_t)r * os;
+            if (bmax > m[r]) {
+                if (l[r] > 0.0f) {
+                    float cf = expf(m[r] - bmax);
+                    scal_avx2(o, cf, hd);
+                    l[r] *= cf;
+                }
+                m[r] = bmax;
+            }
+            __m256 mv = _mm256_set1_ps(m[r]), sum = _mm256_setzero_ps();
+            for (int u = 0; u < NV; u++) {
+                __m256 e = exp8(_mm256_sub_ps(s[u], mv));
+                _mm256_storeu_ps(p + 8 * u, e);
+                sum = _mm256_add_ps(sum, e);
+            }
+            l[r] += hsum8(sum);
+            const float *vb = v + (size_t)j0 * vs;
+            int d = 0;
+            for (; d + 32 <= hd; d += 32) {
+                __m256 a0 = _mm256_loadu_ps(o + d), a1 = _mm256_loadu_ps(o + d + 8);
+                __m256 a2 = _mm256_loadu_ps(o + d + 16), a3 = _mm256_loadu_ps(o + d + 24);
+                for (int j = 0; j < nvis; j++) {
+                    __m256 pj = _mm256_broadcast_ss(p + j);
+                    const float *vr = vb + (size_t)j * vs + d;
+                    a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr), a0);
+                    a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8), a1);
+                    a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 16), a2);
+                    a3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 24), a3);
+                }
+                _mm256_storeu_ps(o + d, a0);
+                _mm256_storeu_ps(o + d + 8, a1);
+                _mm256_storeu_ps(o + d + 16, a2);
+                _mm256_storeu_ps(o + d + 24, a3);
+            }
+            for (; d + 8 <= hd; d += 8) {
+                __m256 a0 = _mm256_loadu_ps(o + d);
+                for (int j = 0; j < nvis; j++)
+                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), _mm256_loadu_ps(vb + (size_t)j * vs + d), a0);
+                _mm256_storeu_ps(o + d, a0);
+            }
+            for (; d < hd; d++) {
+                float a = o[d];
+                for (int j = 0; j < nvis; j++)
+                    a += p[j] * vb[(size_t)j * vs + (size_t)d];
+                o[d] = a;
+            }
+        }
+    }
+    for (int r = 0; r < nq; r++)
+        if (l[r] > 0.0f)
+            scal_avx2(out + (size_t)r * os, 1.0f / l[r], hd);
+}
+
+static const qr_cpu_kernels k_avx2 = {"avx2",         gemv_avx2, row_to_f32_avx2, attn_row_avx2,
+                                      attn_rows_avx2, gelu_avx2, silu_mul_avx2};
 #endif
 
 const qr_cpu_kernels *qr_cpu_kernels_get(bool force_scalar)

@@ -21,6 +21,8 @@ typedef struct {
 } qr_cpu_wview;
 
 #define QR_ATTN_KB 64
+/* floats of scratch attn_rows needs for head size hd */
+#define QR_ATTN_SCRATCH(hd) ((size_t)(hd) * QR_ATTN_KB + 2 * QR_ATTN_KB)
 
 typedef struct qr_cpu_kernels {
     const char *name; /* "avx2" or "scalar" */
@@ -37,6 +39,13 @@ typedef struct qr_cpu_kernels {
      * sbuf: QR_ATTN_KB floats of scratch. n_kv = 0 gives zeros. */
     void (*attn_row)(const float *q, const float *k, size_t ks, const float *v, size_t vs, int64_t n_kv, int hd,
                      float scale, float *out, float *sbuf);
+    /* attn_row for nq query rows at once (q row r at q + r*qs, output at
+     * out + r*os, row r sees keys j < n_kv[r]; the n_kv are non-decreasing).
+     * Each key block is transposed once and scored against every row, so K is
+     * turned into plain FMAs (prefill, encoder). scratch: QR_ATTN_SCRATCH(hd)
+     * floats. */
+    void (*attn_rows)(const float *q, size_t qs, int nq, const int64_t *n_kv, const float *k, size_t ks,
+                      const float *v, size_t vs, int hd, float scale, float *out, size_t os, float *scratch);
     /* x = x * Phi(x) (exact GELU, erf form), in place. */
     void (*gelu)(float *x, int64_t n);
     /* g = silu(g) * u, in place. */
