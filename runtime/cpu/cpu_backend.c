@@ -168,11 +168,13 @@ static int cpu_tensor_alloc(qr_backend *be, qr_dtype dt, int64_t rows, int64_t c
     size_t bytes = (t.row_bytes * (size_t)rows + 63) / 64 * 64;
     if (bytes >= QR_CPU_HUGE_MIN) {
         /* Big tensors (weights, KV caches) on 2 MiB pages where the kernel
-         * allows it: streaming GEMV then takes far fewer TLB misses. */
-        bytes = (bytes + QR_CPU_HUGE_MIN - 1) / QR_CPU_HUGE_MIN * QR_CPU_HUGE_MIN;
-        t.data = aligned_alloc(QR_CPU_HUGE_MIN, bytes);
+         * allows it: streaming GEMV then takes far fewer TLB misses. Only the
+         * whole 2 MiB pages are advised, so a partly used last page costs no
+         * more than its 4 KiB pages. */
+        if (posix_memalign(&t.data, QR_CPU_HUGE_MIN, bytes) != 0)
+            t.data = NULL;
         if (t.data)
-            madvise(t.data, bytes, MADV_HUGEPAGE); /* advice only: failure is harmless */
+            madvise(t.data, bytes / QR_CPU_HUGE_MIN * QR_CPU_HUGE_MIN, MADV_HUGEPAGE); /* advice only */
     } else {
         t.data = aligned_alloc(64, bytes ? bytes : 64);
     }
