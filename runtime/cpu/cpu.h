@@ -14,7 +14,7 @@ int qr_backend_cpu_create_ex(int n_threads, bool force_scalar, qr_backend **out)
 const char *qr_backend_cpu_kernels(const qr_backend *be);
 
 /* matmul uses sgemm from `rows` x rows on, streaming GEMV below; 0 restores
- * the default (8 for f32 weights, 16 for f16/bf16/int8). For benchmarks and
+ * the default (16 for f32 weights, 32 for f16/bf16/int8). For benchmarks and
  * tuning. */
 void qr_backend_cpu_set_gemm_min_rows(qr_backend *be, int64_t rows);
 

@@ -4,7 +4,7 @@
  * (common/threadpool.h); sync() has nothing to wait for. Activations are f32.
  *
  * matmul, the op that matters:
- * - few rows (decode; n < QR_CPU_GEMM_MIN_ROWS): memory-bound GEMV. The pool
+ * - few rows (decode; n below 16 for f32 weights, 32 for narrower): GEMV. The pool
  *   splits W by output rows; each worker streams its rows once, converting
  *   f16/bf16/int8 on the fly in registers (cpu_kernels.c), and applies every x
  *   row to a group of W rows while it is in L1.
@@ -39,8 +39,8 @@
  * so the GEMV kernels (which widen in registers) stay ahead for longer.
  * Measured on the 2-core dev VM with bench_cpu --only small. Overridable per
  * backend for benchmarks: qr_backend_cpu_set_gemm_min_rows. */
-#define QR_CPU_GEMM_MIN_ROWS_F32 8
-#define QR_CPU_GEMM_MIN_ROWS_NARROW 16
+#define QR_CPU_GEMM_MIN_ROWS_F32 16
+#define QR_CPU_GEMM_MIN_ROWS_NARROW 32
 /* Per-thread f32 scratch for widened weight blocks in the GEMM path. */
 #define QR_CPU_GEMM_SCRATCH_BYTES ((size_t)4 << 20)
 /* Query rows per attention work item. */
