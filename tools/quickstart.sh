@@ -13,5 +13,5 @@ if [ ! -e "$model" ]; then
 fi
 ./build/cli/quire version
 prompt="Once upon a time"
-printf '%s' "$prompt"   # quire prints only the completion; show the prompt it continues
+echo "prompt: $prompt"   # quire prints only the completion (load and timing lines go to stderr)
 ./build/cli/quire generate --model "$model" --prompt "$prompt" --temperature 0 --max-tokens 60
