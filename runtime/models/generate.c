@@ -147,7 +147,7 @@ int qr_generate(qr_model *m, const int32_t *prompt, size_t n_prompt, const qr_sa
     r.finish = finish;
     r.prefill_s = t1 - t0;
     r.decode_s = t2 - t1;
-    QR_INFO("generate: prompt %zu tokens in %.3f s (%.1f tok/s), %zu tokens in %.3f s (%.1f tok/s), finish %s",
+    QR_DEBUG("generate: prompt %zu tokens in %.3f s (%.1f tok/s), %zu tokens in %.3f s (%.1f tok/s), finish %s",
             n_prompt, r.prefill_s, n_prompt / (r.prefill_s > 0 ? r.prefill_s : 1e-9), n_gen, r.decode_s,
             n_gen / (r.decode_s > 0 ? r.decode_s : 1e-9), finish);
     *out = r;
