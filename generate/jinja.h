@@ -1,0 +1,74 @@
+/* A Jinja2 subset interpreter for chat templates.
+ *
+ * Semantics follow @huggingface/jinja (the renderer transformers.js uses), not
+ * Python Jinja2, where the two differ: the template is preprocessed with
+ * trim_blocks and lstrip_blocks on and one trailing newline dropped; booleans
+ * print as "true"/"false"; tojson uses ", " / ": " separators (or "," plus
+ * newline indentation with indent=N) and keeps non-ASCII text; `%` is the
+ * C/JS remainder; `==` compares like JS `==` on the underlying values
+ * (containers by identity).
+ *
+ * Supported: text, {{ }}, {% %}, {# #} with '-' whitespace control; if/elif/
+ * else, for (tuple targets, `if` filter, loop.* variables, else block),
+ * set (name, tuple, namespace attribute, block set), break/continue;
+ * literals (int, float, string, list, tuple, dict); attribute, index, slice
+ * access; calls with keyword arguments; filters tojson, safe, list, first,
+ * last, length, reverse, sort, join, string, unique, trim, upper, lower,
+ * title, capitalize, indent, int, float, abs, items, default, selectattr,
+ * rejectattr, map(attribute=), replace, dictsort; tests defined, undefined,
+ * none, string, number, integer, boolean, mapping, iterable, sequence,
+ * callable, odd, even, true, false, lower, upper, equalto/eq; string methods
+ * upper, lower, strip, lstrip, rstrip, title, capitalize, startswith,
+ * endswith, split, replace; dict methods get, items, keys, values; globals
+ * namespace(), range(), raise_exception(msg), strftime_now(fmt).
+ * Anything else (macros, call/filter blocks, unknown statements) fails at parse
+ * time with QR_EUNSUPPORTED and "line:col".
+ *
+ * Strings are UTF-8; length and indexing count code points (JS counts UTF-16
+ * units: differs only for characters outside the BMP).
+ */
+#ifndef QR_GENERATE_JINJA_H
+#define QR_GENERATE_JINJA_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+typedef struct qr_jinja qr_jinja; /* a parsed template; immutable, shareable between threads */
+
+/* Limits on user-controlled sizes; 0 picks the default shown. */
+typedef struct {
+    size_t max_template_bytes; /* 1 MiB */
+    size_t max_output_bytes;   /* 16 MiB */
+    size_t max_loop_iterations; /* 1,000,000 loop bodies per render */
+    int max_depth;             /* 256: nesting of expressions and blocks */
+} qr_jinja_limits;
+
+/* Date used by strftime_now(fmt): fields as in struct tm (year = full year,
+ * month 1-12). Supported conversions: %Y %m %d %b %B %H %M %% (others are
+ * copied through, as @huggingface/jinja does); month names are English. */
+typedef struct {
+    int year, month, day, hour, minute;
+} qr_jinja_date;
+
+/* Parses src (len bytes, UTF-8). On failure returns QR_EFORMAT (syntax) or
+ * QR_EUNSUPPORTED (construct not implemented) with "jinja: LINE:COL: what" in
+ * qr_last_error(). lim may be NULL. *out is freed with qr_jinja_free. */
+int qr_jinja_parse(const char *src, size_t len, const qr_jinja_limits *lim, qr_jinja **out);
+
+void qr_jinja_free(qr_jinja *t);
+
+/* Renders t with the variables of the JSON object vars (may be NULL).
+ * date NULL means the current local time. On success *out is a malloc'd
+ * NUL-terminated string (the caller frees it) and *out_len its length
+ * (out_len may be NULL). Errors: QR_EINVAL for a template error at run time
+ * ("jinja: LINE:COL: what"), and for raise_exception(msg), whose
+ * qr_last_error() is "jinja: raise_exception: " followed by msg exactly;
+ * QR_ELIMIT when a limit is exceeded; QR_ENOMEM. */
+int qr_jinja_render(const qr_jinja *t, const json_t *vars, const qr_jinja_date *date, char **out,
+                    size_t *out_len);
+
+/* Prefix of qr_last_error() after raise_exception(msg). */
+#define QR_JINJA_RAISE_PREFIX "jinja: raise_exception: "
+
+#endif

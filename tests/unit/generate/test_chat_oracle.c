@@ -1,0 +1,114 @@
+/* Every (template, conversation, add_generation_prompt) case of
+ * tests/fixtures/chat/oracle.json, made by tools/jinja_oracle with
+ * @huggingface/jinja, must render byte-identically, or fail where the oracle
+ * failed with the same raise_exception message. Templates come from
+ * ../shared/models/chat-templates. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/error.h"
+#include "generate/jinja.h"
+#include "tests/unit/test.h"
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc((size_t)n + 1);
+    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    if (p) {
+        p[n] = 0;
+        *len = (size_t)n;
+    }
+    return p;
+}
+
+/* First differing byte, for a readable failure. */
+static void show_diff(const char *want, const char *got)
+{
+    size_t i = 0;
+    while (want[i] && want[i] == got[i])
+        i++;
+    size_t from = i > 40 ? i - 40 : 0;
+    fprintf(stderr, "  first difference at byte %zu\n  want: %.80s\n  got:  %.80s\n", i, want + from, got + from);
+}
+
+int main(void)
+{
+    json_error_t jerr;
+    json_t *fx = json_load_file(FIXTURE("chat/oracle.json"), 0, &jerr);
+    CHECK_MSG(fx != NULL, "oracle.json: %s", jerr.text);
+    if (!fx)
+        return qr_test_done();
+    json_t *d = json_object_get(fx, "date");
+    qr_jinja_date date = {(int)json_integer_value(json_object_get(d, "year")),
+                          (int)json_integer_value(json_object_get(d, "month")),
+                          (int)json_integer_value(json_object_get(d, "day")),
+                          (int)json_integer_value(json_object_get(d, "hour")),
+                          (int)json_integer_value(json_object_get(d, "minute"))};
+    json_t *convs = json_object_get(fx, "conversations"), *toks = json_object_get(fx, "tokens");
+    json_t *cases = json_object_get(fx, "cases");
+    size_t ok = 0, n = json_array_size(cases), nerr = 0;
+    CHECK(n >= 200);
+    for (size_t i = 0; i < n; i++) {
+        json_t *c = json_array_get(cases, i);
+        const char *tname = json_string_value(json_object_get(c, "template"));
+        const char *cname = json_string_value(json_object_get(c, "conversation"));
+        char rel[512];
+        snprintf(rel, sizeof rel, "models/chat-templates/%s", tname);
+        size_t len;
+        char *src = slurp(SHARED(rel), &len);
+        CHECK_MSG(src != NULL, "cannot read %s", rel);
+        if (!src)
+            continue;
+        qr_jinja *t = NULL;
+        int rc = qr_jinja_parse(src, len, NULL, &t);
+        CHECK_MSG(rc == 0, "%s: parse: %s", tname, qr_last_error());
+        free(src);
+        if (rc)
+            continue;
+        json_t *conv = json_object_get(convs, cname);
+        json_t *vars = json_object();
+        json_object_set(vars, "messages", json_object_get(conv, "messages"));
+        json_object_set(vars, "add_generation_prompt", json_object_get(c, "add_generation_prompt"));
+        json_object_update(vars, json_object_get(toks, tname));
+        if (json_object_get(conv, "tools"))
+            json_object_set(vars, "tools", json_object_get(conv, "tools"));
+        char *out = NULL;
+        rc = qr_jinja_render(t, vars, &date, &out, NULL);
+        json_t *want = json_object_get(c, "output");
+        if (want) {
+            int same = rc == 0 && strcmp(out, json_string_value(want)) == 0;
+            CHECK_MSG(same, "%s / %s / agp=%d: %s", tname, cname, json_is_true(json_object_get(c, "add_generation_prompt")),
+                      rc ? qr_last_error() : "output differs");
+            if (!same && rc == 0)
+                show_diff(json_string_value(want), out);
+            ok += same;
+        } else {
+            const char *msg = json_string_value(json_object_get(c, "error"));
+            const char *got = rc ? qr_last_error() : "";
+            size_t pl = strlen(QR_JINJA_RAISE_PREFIX);
+            int same = rc == QR_EINVAL && strncmp(got, QR_JINJA_RAISE_PREFIX, pl) == 0 && strcmp(got + pl, msg) == 0;
+            CHECK_MSG(same, "%s / %s: expected error '%s', got rc=%d '%s'", tname, cname, msg, rc, got);
+            ok += same;
+            nerr++;
+        }
+        free(out);
+        json_decref(vars);
+        qr_jinja_free(t);
+    }
+    printf("%zu of %zu template x conversation cases identical to @huggingface/jinja (%zu expected errors)\n", ok, n, nerr);
+    json_decref(fx);
+    return qr_test_done();
+}

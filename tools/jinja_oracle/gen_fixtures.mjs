@@ -1,0 +1,143 @@
+// Renders every template in ../../../shared/models/chat-templates (or argv[2])
+// with @huggingface/jinja for a fixed set of conversations and writes
+// tests/fixtures/chat/oracle.json: one case per (template, conversation,
+// add_generation_prompt) with the exact output, or the error message when the
+// template raises. strftime_now is bound to a fixed date (DATE) so the
+// fixtures are reproducible; everything else is @huggingface/jinja's own
+// Template code path (tokenize with lstrip_blocks/trim_blocks, parse, run).
+import { tokenize, parse, Environment, Interpreter } from "@huggingface/jinja";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, "../..");
+const tdir = process.argv[2] ?? path.resolve(repo, "../shared/models/chat-templates");
+const outFile = process.argv[3] ?? path.join(repo, "tests/fixtures/chat/oracle.json");
+
+const DATE = { year: 2024, month: 7, day: 26, hour: 13, minute: 5 };
+const MON_S = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MON_L = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+  "October", "November", "December"];
+const pad2 = (n) => (n < 10 ? "0" + n : String(n));
+// Same conversions as @huggingface/jinja's strftime (utils.ts), on DATE.
+function strftime_now(fmt) {
+  return fmt.replace(/%[YmdbBHM%]/g, (t) => ({
+    "%Y": String(DATE.year), "%m": pad2(DATE.month), "%d": pad2(DATE.day), "%b": MON_S[DATE.month - 1],
+    "%B": MON_L[DATE.month - 1], "%H": pad2(DATE.hour), "%M": pad2(DATE.minute), "%%": "%",
+  })[t]);
+}
+
+// Template.render() with setupGlobals() inlined so strftime_now can be bound.
+export function render(source, vars) {
+  const program = parse(tokenize(source, { lstrip_blocks: true, trim_blocks: true }));
+  const env = new Environment();
+  env.set("false", false);
+  env.set("true", true);
+  env.set("none", null);
+  env.set("raise_exception", (args) => { throw new Error(args); });
+  env.set("range", (start, stop, step = 1) => {
+    if (stop === undefined) { stop = start; start = 0; }
+    const r = [];
+    if (step > 0) for (let i = start; i < stop; i += step) r.push(i);
+    else for (let i = start; i > stop; i += step) r.push(i);
+    return r;
+  });
+  env.set("strftime_now", strftime_now);
+  env.set("True", true);
+  env.set("False", false);
+  env.set("None", null);
+  for (const [k, v] of Object.entries(vars)) env.set(k, v);
+  return new Interpreter(env).run(program).value;
+}
+
+// Special tokens as the models' tokenizer_config.json define them.
+const TOKENS = {
+  "Qwen-Qwen2.5-7B-Instruct.jinja": { bos_token: null, eos_token: "<|im_end|>" },
+  "Qwen-Qwen3-0.6B.jinja": { bos_token: null, eos_token: "<|im_end|>" },
+  "deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja": { bos_token: "<｜begin▁of▁sentence｜>", eos_token: "<｜end▁of▁sentence｜>" },
+  "google-gemma-2-2b-it.jinja": { bos_token: "<bos>", eos_token: "<eos>" },
+  "ibm-granite-granite-3.3-2B-Instruct.jinja": { bos_token: "<|end_of_text|>", eos_token: "<|end_of_text|>" },
+  "meta-llama-Llama-3.1-8B-Instruct.jinja": { bos_token: "<|begin_of_text|>", eos_token: "<|eot_id|>" },
+  "meta-llama-Llama-3.2-3B-Instruct.jinja": { bos_token: "<|begin_of_text|>", eos_token: "<|eot_id|>" },
+  "microsoft-Phi-3.5-mini-instruct.jinja": { bos_token: "<s>", eos_token: "<|endoftext|>" },
+  "mistralai-Mistral-Nemo-Instruct-2407.jinja": { bos_token: "<s>", eos_token: "</s>" },
+};
+
+const U = (content) => ({ role: "user", content });
+const A = (content) => ({ role: "assistant", content });
+const S = (content) => ({ role: "system", content });
+const WEATHER_TOOL = {
+  type: "function",
+  function: {
+    name: "get_weather",
+    description: "Get the current weather in a city, in \"quotes\" — ünïcode",
+    parameters: {
+      type: "object",
+      properties: {
+        city: { type: "string", description: "City name" },
+        unit: { type: "string", enum: ["celsius", "fahrenheit"] },
+        days: { type: "integer", minimum: 1, maximum: 7.5 },
+      },
+      required: ["city"],
+    },
+  },
+};
+
+const CONVERSATIONS = {
+  single_user: { messages: [U("Hello!")] },
+  system_user: { messages: [S("You are a helpful assistant."), U("What is 2+2?")] },
+  multi_turn: { messages: [U("Hi, who are you?"), A("I am an assistant."), U("Tell me a joke.")] },
+  system_multi_turn: { messages: [S("Be brief."), U("Capital of France?"), A("Paris."), U("And of Italy?")] },
+  assistant_last: { messages: [U("Say hi."), A("Hi!")] },
+  unicode_quotes_braces: {
+    messages: [U("Ünïcödé 日本語 emoji 😀 \"double\" 'single' `tick` {braces} {{ not jinja }} {% nor this %} back\\slash\nline two\n\n\ttabbed")],
+  },
+  padded_whitespace: { messages: [S("  system with spaces  \n"), U("\n  padded user text \t\n"), A("  answer  "), U(" again ")] },
+  think_history: {
+    messages: [U("Why is the sky blue?"), A("<think>\nRayleigh scattering.\n</think>\n\nBecause of Rayleigh scattering."), U("And sunsets?")],
+  },
+  empty_content: { messages: [U(""), A(""), U("x")] },
+  long_multi_turn: {
+    messages: [S("sys"), U("u1"), A("a1"), U("u2"), A("a2"), U("u3"), A("a3"), U("u4")],
+  },
+  with_tools: { messages: [U("What's the weather in Paris?")], tools: [WEATHER_TOOL] },
+  // expected errors on templates that require alternation or forbid roles
+  two_users: { messages: [U("first"), U("second")] },
+  assistant_first: { messages: [A("I speak first."), U("ok")] },
+  system_only: { messages: [S("Only a system prompt.")] },
+  empty_messages: { messages: [] },
+};
+
+const files = fs.readdirSync(tdir).filter((f) => f.endsWith(".jinja")).sort();
+const cases = [];
+let nerr = 0;
+for (const file of files) {
+  const src = fs.readFileSync(path.join(tdir, file), "utf8");
+  const tok = TOKENS[file] ?? { bos_token: "<s>", eos_token: "</s>" };
+  for (const [name, conv] of Object.entries(CONVERSATIONS)) {
+    for (const agp of [true, false]) {
+      const vars = { messages: conv.messages, add_generation_prompt: agp, ...tok };
+      if (conv.tools) vars.tools = conv.tools;
+      const c = { template: file, conversation: name, add_generation_prompt: agp };
+      try {
+        c.output = render(src, structuredClone(vars));
+      } catch (e) {
+        c.error = String(e.message);
+        nerr++;
+      }
+      cases.push(c);
+    }
+  }
+}
+const out = {
+  generator: "tools/jinja_oracle/gen_fixtures.mjs with @huggingface/jinja " +
+    JSON.parse(fs.readFileSync(path.join(here, "node_modules/@huggingface/jinja/package.json"), "utf8")).version,
+  date: DATE,
+  tokens: TOKENS,
+  conversations: CONVERSATIONS,
+  cases,
+};
+fs.mkdirSync(path.dirname(outFile), { recursive: true });
+fs.writeFileSync(outFile, JSON.stringify(out, null, 1) + "\n");
+console.log(`${cases.length} cases (${nerr} expected errors) from ${files.length} templates -> ${outFile}`);
