@@ -1,0 +1,277 @@
+/* HTML reader over libxml2's HTML parser (tolerant, no network, no entity
+ * loading). Block structure: see reader.h. */
+#include <libxml/HTMLparser.h>
+#include <libxml/tree.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/error.h"
+#include "ingest/reader_internal.h"
+
+typedef struct {
+    char *s;
+    size_t n, cap;
+    bool err;
+} hbuf;
+
+static void hb_add(hbuf *b, const char *s, size_t n)
+{
+    if (b->err || !n) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 256;
+        while (c < b->n + n + 1) c *= 2;
+        char *p = realloc(b->s, c);
+        if (!p) {
+            b->err = true;
+            return;
+        }
+        b->s = p;
+        b->cap = c;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
+typedef struct {
+    qr_docb *b;
+    hbuf buf; /* inline text of the current block */
+    qr_block_kind kind;
+    char *title;
+    char *first_h1;
+} hctx;
+
+static bool is_tag(const xmlNode *n, const char *name)
+{
+    return n->type == XML_ELEMENT_NODE && n->name && !strcasecmp((const char *)n->name, name);
+}
+
+static bool dropped(const xmlNode *n)
+{
+    static const char *drop[] = {"script", "style", "noscript", "nav", "header", "footer", "aside", "form",
+                                 "svg", "template", "iframe", "object", "embed", "canvas", "button", "select",
+                                 "head", "math", NULL};
+    for (int i = 0; drop[i]; i++)
+        if (is_tag(n, drop[i])) return true;
+    return false;
+}
+
+static bool block_level(const xmlNode *n)
+{
+    static const char *blk[] = {"p", "li", "dd", "dt", "blockquote", "div", "section", "article", "main",
+                                "ul", "ol", "dl", "table", "thead", "tbody", "tfoot", "caption", "body",
+                                "html", "center", "figure", "figcaption", "address", "details", "summary",
+                                "fieldset", "hr", "menu", "hgroup", "legend", NULL};
+    for (int i = 0; blk[i]; i++)
+        if (is_tag(n, blk[i])) return true;
+    return false;
+}
+
+/* Appends the text under n (dropped elements skipped, <br> as a space). */
+static void gather(hbuf *o, const xmlNode *n)
+{
+    for (; n; n = n->next) {
+        if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
+            if (n->content) hb_add(o, (const char *)n->content, strlen((const char *)n->content));
+        } else if (n->type == XML_ELEMENT_NODE && !dropped(n)) {
+            if (is_tag(n, "br")) hb_add(o, "\n", 1);
+            else if (block_level(n) || is_tag(n, "td") || is_tag(n, "th")) {
+                hb_add(o, " ", 1);
+                gather(o, n->children);
+                hb_add(o, " ", 1);
+            } else {
+                gather(o, n->children);
+            }
+        }
+    }
+}
+
+static void flush(hctx *c)
+{
+    if (c->buf.n) {
+        size_t n = qr_collapse_ws(c->buf.s, c->buf.n);
+        qr_docb_block(c->b, c->kind, 0, c->buf.s, n);
+    }
+    c->buf.n = 0;
+}
+
+static void walk(hctx *c, const xmlNode *n);
+
+static void element(hctx *c, const xmlNode *n)
+{
+    if (dropped(n)) {
+        // <title> lives in <head>, which is dropped as content
+        if (is_tag(n, "head"))
+            for (const xmlNode *k = n->children; k; k = k->next)
+                if (is_tag(k, "title") && !c->title) {
+                    hbuf t = {0};
+                    gather(&t, k->children);
+                    if (t.s) {
+                        qr_collapse_ws(t.s, t.n);
+                        c->title = t.s;
+                    }
+                }
+        return;
+    }
+    const char *name = (const char *)n->name;
+    if (is_tag(n, "title")) {
+        if (!c->title) {
+            hbuf t = {0};
+            gather(&t, n->children);
+            if (t.s) {
+                qr_collapse_ws(t.s, t.n);
+                c->title = t.s;
+            }
+        }
+        return;
+    }
+    if ((name[0] == 'h' || name[0] == 'H') && name[1] >= '1' && name[1] <= '6' && !name[2]) {
+        flush(c);
+        hbuf t = {0};
+        gather(&t, n->children);
+        if (t.s) {
+            size_t len = qr_collapse_ws(t.s, t.n);
+            qr_docb_heading(c->b, name[1] - '0', t.s, len);
+            if (name[1] == '1' && !c->first_h1 && len) c->first_h1 = strdup(t.s);
+        }
+        free(t.s);
+        return;
+    }
+    if (is_tag(n, "tr")) {
+        flush(c);
+        hbuf row = {0};
+        int cells = 0;
+        for (const xmlNode *k = n->children; k; k = k->next) {
+            if (!is_tag(k, "td") && !is_tag(k, "th")) continue;
+            hbuf t = {0};
+            gather(&t, k->children);
+            if (t.s) {
+                size_t len = qr_collapse_ws(t.s, t.n);
+                if (len) {
+                    if (cells++) hb_add(&row, " | ", 3);
+                    hb_add(&row, t.s, len);
+                }
+            }
+            free(t.s);
+        }
+        if (row.s) qr_docb_block(c->b, QR_BLOCK_TABLE_ROW, 0, row.s, row.n);
+        free(row.s);
+        return;
+    }
+    if (is_tag(n, "pre")) {
+        flush(c);
+        hbuf t = {0};
+        gather(&t, n->children);
+        if (t.s) qr_docb_block(c->b, QR_BLOCK_CODE, 0, t.s, t.n);
+        free(t.s);
+        return;
+    }
+    if (is_tag(n, "br")) {
+        hb_add(&c->buf, " ", 1);
+        return;
+    }
+    if (block_level(n)) {
+        flush(c);
+        qr_block_kind saved = c->kind;
+        if (is_tag(n, "li")) c->kind = QR_BLOCK_LIST_ITEM;
+        else if (is_tag(n, "p") || is_tag(n, "dd") || is_tag(n, "dt") || is_tag(n, "blockquote"))
+            c->kind = QR_BLOCK_PARAGRAPH;
+        walk(c, n->children);
+        flush(c);
+        c->kind = saved;
+        return;
+    }
+    walk(c, n->children); // inline element
+}
+
+static void walk(hctx *c, const xmlNode *n)
+{
+    for (; n; n = n->next) {
+        if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
+            if (n->content) hb_add(&c->buf, (const char *)n->content, strlen((const char *)n->content));
+        } else if (n->type == XML_ELEMENT_NODE) {
+            element(c, n);
+        }
+    }
+}
+
+/* A charset declared in the first 4 KiB other than UTF-8? Then libxml2 reads
+ * the <meta> itself; otherwise we hand it valid UTF-8 and say so. */
+static bool declares_other_charset(const char *d, size_t len)
+{
+    size_t m = len < 4096 ? len : 4096;
+    for (size_t i = 0; i + 8 <= m; i++) {
+        if (strncasecmp(d + i, "charset=", 8) != 0) continue;
+        size_t k = i + 8;
+        while (k < m && (d[k] == '"' || d[k] == '\'' || d[k] == ' ')) k++;
+        if (m - k >= 5 && !strncasecmp(d + k, "utf-8", 5)) return false;
+        if (m - k >= 4 && !strncasecmp(d + k, "utf8", 4)) return false;
+        return true;
+    }
+    return false;
+}
+
+static void silent(void *ctx, const char *msg, ...)
+{
+    (void)ctx;
+    (void)msg;
+}
+
+int qr_read_html(const char *name, const char *data, size_t len, const qr_reader_opts *o, qr_read_result *r)
+{
+    if (len > 0x7fffffff)
+        return qr_result_skip(r, QR_SKIP_TOO_LARGE, "HTML of %zu bytes over the parser limit", len);
+    char *clean = NULL;
+    size_t clen = len;
+    const char *enc = NULL;
+    int rc;
+    if (!declares_other_charset(data, len)) {
+        if ((rc = qr_utf8_lossy(data, len, &clean, &clen))) return rc;
+        enc = "UTF-8";
+    }
+    xmlSetGenericErrorFunc(NULL, silent);
+    htmlDocPtr doc = htmlReadMemory(clean ? clean : data, (int)clen, NULL, enc,
+                                    HTML_PARSE_RECOVER | HTML_PARSE_NONET | HTML_PARSE_NOERROR |
+                                        HTML_PARSE_NOWARNING | HTML_PARSE_COMPACT);
+    free(clean);
+    if (!doc) return qr_result_skip(r, QR_SKIP_CORRUPT, "HTML parser returned no document");
+    qr_docb b;
+    qr_docb_init(&b, o->max_blocks);
+    hctx c = {.b = &b, .kind = QR_BLOCK_PARAGRAPH};
+    walk(&c, xmlDocGetRootElement(doc));
+    flush(&c);
+    xmlFreeDoc(doc);
+    bool trunc = b.truncated;
+    if (c.buf.err) b.err = QR_ENOMEM;
+    free(c.buf.s);
+    qr_doc d = {0};
+    d.format = QR_FMT_HTML;
+    if ((rc = qr_docb_finish(&b, &d))) {
+        free(c.title);
+        free(c.first_h1);
+        return rc;
+    }
+    if (c.title && *c.title) {
+        d.title = c.title;
+        free(c.first_h1);
+    } else {
+        free(c.title);
+        d.title = c.first_h1 ? c.first_h1 : qr_base_title(name);
+    }
+    if (!d.title) {
+        qr_doc_release(&d);
+        return qr_fail(QR_ENOMEM, "%s: out of memory", name);
+    }
+    if (trunc) qr_result_warn(r, "truncated at %zu blocks", o->max_blocks);
+    if (!d.n_blocks) {
+        qr_doc_release(&d);
+        return qr_result_skip(r, QR_SKIP_EMPTY, "no text");
+    }
+    if (qr_result_add_doc(r, &d)) {
+        qr_doc_release(&d);
+        return qr_fail(QR_ENOMEM, "%s: out of memory", name);
+    }
+    return 0;
+}
