@@ -1,0 +1,74 @@
+/* Chat templates: a model's Jinja chat template plus its special tokens,
+ * rendered over a conversation as transformers / transformers.js do.
+ *
+ * Where the template comes from (first found wins, as in transformers):
+ *   MODEL_DIR/chat_template.jinja           the template text
+ *   MODEL_DIR/chat_template.json            {"chat_template": "..."}
+ *   MODEL_DIR/tokenizer_config.json         "chat_template": "..." or a list of
+ *                                           {"name": ..., "template": ...}
+ * Special tokens (bos_token, eos_token, unk_token, pad_token) always come
+ * from tokenizer_config.json when it exists: a string, null, or an AddedToken
+ * object {"content": "..."}.
+ *
+ * Variables a template sees: messages (list of {role, content}),
+ * add_generation_prompt, the special tokens, tools when given, and any extra
+ * variables the caller passes (e.g. enable_thinking, documents). */
+#ifndef QR_GENERATE_CHAT_H
+#define QR_GENERATE_CHAT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "generate/jinja.h"
+
+typedef struct qr_chat_template qr_chat_template;
+
+typedef struct {
+    const char *role;    /* "system", "user", "assistant", "tool", ... */
+    const char *content; /* UTF-8; NULL renders as None */
+} qr_chat_message;
+
+typedef struct {
+    int add_generation_prompt;
+    const qr_jinja_date *date; /* for strftime_now(); NULL: current local time */
+    const json_t *tools;       /* JSON array of tool definitions, or NULL */
+    const json_t *extra;       /* JSON object of further variables, or NULL */
+    const char *name;          /* named template to use (list form); NULL: "tool_use" when
+                                  tools are given and it exists, else "default" */
+} qr_chat_opts;
+
+/* Loads the chat template of a model directory (see above). QR_ENOTFOUND
+ * when the directory has no chat template; QR_EFORMAT / QR_EUNSUPPORTED when
+ * the template does not parse (message names the file and line:col). */
+int qr_chat_template_load(const char *model_dir, qr_chat_template **out);
+
+/* From the text of a tokenizer_config.json (len bytes); origin names it in
+ * error messages. */
+int qr_chat_template_from_config(const char *config_json, size_t len, const char *origin,
+                                 qr_chat_template **out);
+
+/* From a template string and special tokens (either may be NULL = None). */
+int qr_chat_template_from_string(const char *tmpl, size_t len, const char *bos_token,
+                                 const char *eos_token, qr_chat_template **out);
+
+void qr_chat_template_free(qr_chat_template *ct);
+
+/* Renders n messages. *out is malloc'd (caller frees), NUL-terminated,
+ * *out_len its length (out_len may be NULL). Errors as qr_jinja_render:
+ * a template's raise_exception(msg) gives QR_EINVAL with qr_last_error()
+ * = QR_JINJA_RAISE_PREFIX msg. */
+int qr_chat_render(const qr_chat_template *ct, const qr_chat_message *msgs, size_t n,
+                   const qr_chat_opts *opts, char **out, size_t *out_len);
+
+/* Same with messages given as a JSON array of message objects (to carry
+ * tool_calls, reasoning_content and other fields). */
+int qr_chat_render_json(const qr_chat_template *ct, const json_t *messages, const qr_chat_opts *opts,
+                        char **out, size_t *out_len);
+
+/* Special token strings (NULL when the config has none); borrowed, valid
+ * while ct lives. */
+const char *qr_chat_bos_token(const qr_chat_template *ct);
+const char *qr_chat_eos_token(const qr_chat_template *ct);
+
+#endif
