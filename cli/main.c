@@ -9,6 +9,7 @@ static const struct { const char *name; int (*fn)(int, char **); const char *hel
     {"embed", cli_embed, "texts on stdin -> embeddings (JSON arrays of floats)"},
     {"generate", cli_generate, "complete a prompt with a language model"},
     {"estimate", cli_estimate, "GPU memory a model needs at a precision, and which GPUs it fits"},
+    {"info", cli_info, "what a store holds: counts, sizes, embedder, index type, formats"},
     {"config", cli_config, "show effective options and their origin; --dump-default prints quire.conf"},
     {"version", cli_version, "print the version"},
 };

@@ -682,7 +682,7 @@ int qr_store_open(const char *dir, const qr_store_open_opts *opts, qr_store **ou
             goto fail;
         s->applied_gen = gen;
         // 4. FAISS: load, check it fits the manifest, reconcile with LMDB.
-        if (s->dim > 0) {
+        if (s->dim > 0 && !(s->readonly && o->skip_vectors)) {
             int lrc = qr_vecindex_load(s->faiss_path, &s->vi);
             if (lrc == 0 && (qr_vecindex_dim(s->vi) != s->dim ||
                              qr_vecindex_metric_ip(s->vi) != (strcmp(s->man.metric, "ip") == 0))) {
@@ -1354,6 +1354,8 @@ int qr_store_search(qr_store *s, const float *q, int k, uint64_t *ids, float *sc
     if (k <= 0 || k > QR_VECINDEX_MAX_K)
         return qr_fail(k <= 0 ? QR_EINVAL : QR_ELIMIT, "vector search: k=%d outside 1..%d", k, QR_VECINDEX_MAX_K);
     int rc = 0;
+    if (!s->vi)
+        return qr_fail(QR_EINVAL, "store %s: opened without its vector index", s->dir);
     if (s->vi_rebuild && !s->readonly && !s->in_write) {
         MDB_txn *txn;
         pthread_rwlock_wrlock(&s->vlock);

@@ -64,6 +64,7 @@ typedef struct qr_store_txn qr_store_txn;
 typedef struct qr_store_open_opts {
     bool create;                    /* create the directory/store if missing */
     bool readonly;                  /* no writes (info, search); FAISS reconciled in memory only */
+    bool skip_vectors;              /* readonly only: do not load vectors.faiss (info; search refused) */
     const qr_embedder_id *embedder; /* NULL: accept whatever the store has */
     /* Used only when creating: */
     const char *factory;            /* NULL: "Flat" */
