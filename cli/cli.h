@@ -27,6 +27,7 @@ int cli_embed(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 int cli_estimate(int argc, char **argv);
 int cli_info(int argc, char **argv);
+int cli_eval(int argc, char **argv);
 
 /* ---- helpers shared by the subcommands (cli/util.c) ---- */
 
