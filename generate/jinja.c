@@ -1012,7 +1012,7 @@ static nlist parse_body(parser *P, const char *a, const char *b, const char *c, 
         if (is_t(P, K_EOF)) {
             if (!a)
                 break;
-            efail(P->E, QR_EFORMAT, (long)open_pos, "unclosed '%s' block (missing {%% %s %%})", what, a);
+            efail(P->E, QR_EFORMAT, (long)open_pos, "unclosed '%s' block (missing {%% end%s %%})", what, what);
         }
         nv_push(P, &v, parse_any(P));
     }
