@@ -5,7 +5,7 @@
 // template raises. strftime_now is bound to a fixed date (DATE) so the
 // fixtures are reproducible; everything else is @huggingface/jinja's own
 // Template code path (tokenize with lstrip_blocks/trim_blocks, parse, run).
-import { render, DATE } from "./render.mjs";
+import { render, DATE, lastErrorRaised } from "./render.mjs";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -71,6 +71,36 @@ const CONVERSATIONS = {
   assistant_first: { messages: [A("I speak first."), U("ok")] },
   system_only: { messages: [S("Only a system prompt.")] },
   empty_messages: { messages: [] },
+  // tool calling: assistant tool_calls (arguments as a dict), tool results
+  tool_call_round: {
+    messages: [
+      U("What's the weather in Paris?"),
+      { role: "assistant", content: "", tool_calls: [{ id: "call12345", type: "function", function: { name: "get_weather", arguments: { city: "Paris", unit: "celsius" } } }] },
+      { role: "tool", content: "{\"temp\": 22}", tool_call_id: "call12345", name: "get_weather" },
+    ],
+    tools: [WEATHER_TOOL],
+  },
+  tool_call_null_content: {
+    messages: [
+      U("Weather in Rome and Oslo?"),
+      { role: "assistant", content: null, tool_calls: [
+        { id: "callaaaaa", type: "function", function: { name: "get_weather", arguments: "{\"city\": \"Rome\"}" } },
+        { id: "callbbbbb", type: "function", function: { name: "get_weather", arguments: "{\"city\": \"Oslo\"}" } }] },
+      { role: "tool", content: "18", tool_call_id: "callaaaaa" },
+      { role: "tool", content: "3", tool_call_id: "callbbbbb" },
+      A("Rome 18, Oslo 3."),
+      U("Thanks"),
+    ],
+  },
+  // template-specific variables
+  qwen3_no_thinking: { messages: [U("Quick answer: 1+1?")], vars: { enable_thinking: false } },
+  reasoning_content: { messages: [U("q1"), { role: "assistant", content: "a1", reasoning_content: "r1" }, U("q2")] },
+  granite_documents: {
+    messages: [U("Summarize the documents.")],
+    vars: { documents: [{ doc_id: 1, text: "First doc." }, { doc_id: "two", text: "Second doc." }], controls: { citations: true } },
+  },
+  granite_thinking: { messages: [U("Think about it.")], vars: { thinking: true } },
+  llama_date_and_builtin: { messages: [U("Search the web.")], vars: { date_string: "01 Jan 2025", builtin_tools: ["brave_search", "code_interpreter"] } },
 };
 
 const files = fs.readdirSync(tdir).filter((f) => f.endsWith(".jinja")).sort();
@@ -83,11 +113,13 @@ for (const file of files) {
     for (const agp of [true, false]) {
       const vars = { messages: conv.messages, add_generation_prompt: agp, ...tok };
       if (conv.tools) vars.tools = conv.tools;
+      Object.assign(vars, conv.vars ?? {});
       const c = { template: file, conversation: name, add_generation_prompt: agp };
       try {
         c.output = render(src, structuredClone(vars));
       } catch (e) {
         c.error = String(e.message);
+        c.raised = lastErrorRaised();
         nerr++;
       }
       cases.push(c);

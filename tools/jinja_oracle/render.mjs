@@ -16,13 +16,18 @@ function strftime_now(fmt) {
 }
 
 // Template.render() with setupGlobals() inlined so strftime_now can be bound.
+// True when the last render() failed through the template's raise_exception().
+let raised = false;
+export const lastErrorRaised = () => raised;
+
 export function render(source, vars) {
+  raised = false;
   const program = parse(tokenize(source, { lstrip_blocks: true, trim_blocks: true }));
   const env = new Environment();
   env.set("false", false);
   env.set("true", true);
   env.set("none", null);
-  env.set("raise_exception", (args) => { throw new Error(args); });
+  env.set("raise_exception", (args) => { raised = true; throw new Error(args); });
   env.set("range", (start, stop, step = 1) => {
     if (stop === undefined) { stop = start; start = 0; }
     const r = [];
