@@ -431,6 +431,14 @@ static int reconcile(qr_store *s, MDB_txn *txn, uint64_t gen, uint64_t faiss_gen
     int rc = 0;
     if (!s->vi || !qr_vecindex_is_trained(s->vi))
         return rebuild_index(s, txn);
+    // Fast path: a file saved at the current generation reflects LMDB exactly
+    // (ids are never reused), so skip reading every vector.
+    MDB_stat vst;
+    if (faiss_gen == gen && mdb_stat(txn, s->vectors, &vst) == 0 &&
+        (int64_t)vst.ms_entries == qr_vecindex_count(s->vi)) {
+        QR_DEBUG("store %s: vectors.faiss is current (generation %llu)", s->dir, (unsigned long long)gen);
+        return 0;
+    }
     if ((rc = qr_vecindex_ids(s->vi, &fids, &nf)) || (rc = lmdb_vectors(s, txn, &lids, &lx, &nl)))
         goto fail;
     qsort(fids, nf, sizeof *fids, cmp_i64);
@@ -636,7 +644,7 @@ int qr_store_open(const char *dir, const qr_store_open_opts *opts, qr_store **ou
         rc = qr_fail(QR_EFORMAT, "%s: missing (the manifest says a store is here)", s->lmdb_path);
         goto fail;
     }
-    s->mapsize = INITIAL_MAP;
+    s->mapsize = o->map_size ? o->map_size : INITIAL_MAP;
     if (stat(s->lmdb_path, &st) == 0 && (size_t)st.st_size * 2 > s->mapsize)
         s->mapsize = (size_t)st.st_size * 2;
     if ((mrc = mdb_env_create(&s->env)) || (mrc = mdb_env_set_maxdbs(s->env, 32)) ||

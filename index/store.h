@@ -40,7 +40,8 @@
  *
  * LMDB map: starts at 64 GiB of address space (sparse). When a write hits
  * MDB_MAP_FULL the call returns QR_ELIMIT; abort the transaction, and the
- * store doubles the map so the caller can retry the transaction.
+ * store doubles the map so the caller can retry the transaction. The map
+ * can only change while this process has no transaction open on the store.
  *
  * Threads: one write transaction at a time per store; read transactions and
  * searches may run in other threads (MDB_NOTLS). */
@@ -64,6 +65,7 @@ typedef struct qr_store_txn qr_store_txn;
 typedef struct qr_store_open_opts {
     bool create;                    /* create the directory/store if missing */
     bool readonly;                  /* no writes (info, search); FAISS reconciled in memory only */
+    size_t map_size;                /* LMDB map to start with; 0: 64 GiB (tests use small ones) */
     bool skip_vectors;              /* readonly only: do not load vectors.faiss (info; search refused) */
     const qr_embedder_id *embedder; /* NULL: accept whatever the store has */
     /* Used only when creating: */

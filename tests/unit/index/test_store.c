@@ -399,6 +399,43 @@ int main(void)
         rm_rf(sdir);
     }
 
+    /* A full LMDB map: the write fails with QR_ELIMIT, abort grows the map, the retry succeeds. */
+    {
+        qr_store_open_opts om = {.create = true, .map_size = (size_t)1 << 20};
+        s = NULL;
+        CHECK_OK(qr_store_open(sdir, &om, &s));
+        static char big[256 * 1024];
+        memset(big, 'x', sizeof big - 1);
+        qr_store_chunk cb = {.text = big, .text_len = sizeof big - 1};
+        int full = 0, retried_ok = 0;
+        for (int i = 0; i < 12 && s; i++) {
+            char path[32];
+            snprintf(path, sizeof path, "big%d", i);
+            qr_store_doc db = {.path = path, .format = "txt"};
+            for (int attempt = 0; attempt < 3; attempt++) {
+                t = NULL;
+                CHECK_OK(qr_store_txn_begin(s, true, &t));
+                int rc = qr_store_put_doc(t, &db, &cb, 1, NULL, NULL, NULL);
+                if (rc == 0)
+                    rc = qr_store_txn_commit(t);
+                else
+                    qr_store_txn_abort(t);
+                if (rc == 0) {
+                    retried_ok += attempt > 0;
+                    break;
+                }
+                CHECK_INT(rc, QR_ELIMIT);
+                full++;
+            }
+        }
+        CHECK(full >= 1);
+        CHECK(retried_ok >= 1);
+        CHECK_OK(qr_store_counts_get(s, &cnt));
+        CHECK_INT(cnt.docs, 12);
+        qr_store_close(s);
+        rm_rf(sdir);
+    }
+
     rm_rf(dir);
     return qr_test_done();
 }
