@@ -274,7 +274,7 @@ static size_t snap_fwd(const char *t, size_t m, size_t end)
 static int split_long(const qr_chunker *c, const char *t, size_t s, size_t e, unit proto, units *out)
 {
     const int max = c->o.max_tokens;
-    size_t pos = s;
+    size_t pos = s, prev_end = s; // prev_end: end of the previous piece
     int rc, n;
     while (pos < e) {
         while (pos < e && ws((unsigned char)t[pos])) pos++;
@@ -314,6 +314,7 @@ static int split_long(const qr_chunker *c, const char *t, size_t s, size_t e, un
             if ((rc = count(c, t + pos, b - pos, true, &n))) return rc;
             if (n > max) b = pos;
         }
+        if (b <= prev_end) b = pos; // no new word fits after the overlap: cut inside the next word
         if (b <= pos) {
             // character-level: largest char boundary that fits
             size_t g = pos, bd = hi;
@@ -334,12 +335,17 @@ static int split_long(const qr_chunker *c, const char *t, size_t s, size_t e, un
         }
         size_t pe = b;
         while (pe > pos && ws((unsigned char)t[pe - 1])) pe--;
+        if (pe <= prev_end && pos < prev_end) { // nothing new even by characters: drop the overlap
+            pos = prev_end;
+            continue;
+        }
         if ((rc = count(c, t + pos, pe - pos, true, &n))) return rc;
         proto.s = pos;
         proto.e = pe;
         proto.tok = n - c->n_special;
         if ((rc = push(out, proto))) return rc;
         proto.block_start = false;
+        prev_end = pe;
         // next piece starts at the earliest word start whose tail to pe fits the overlap
         size_t next = b;
         if (c->o.overlap_tokens > 0) {
@@ -387,6 +393,7 @@ static int block_units(const qr_chunker *c, pcre2_match_data *md, const qr_doc *
             size_t le = nl ? (size_t)(nl - t) : end;
             size_t s = p, e = le;
             while (e > s && ws((unsigned char)t[e - 1])) e--;
+            while (s < e && ws((unsigned char)t[s])) s++; // chunks are trimmed; indentation precedes s
             bool empty = true;
             for (size_t i = s; i < e; i++)
                 if (!ws((unsigned char)t[i])) empty = false;
@@ -445,30 +452,40 @@ static int emit(chunks *o, const qr_doc *d, const unit *a, const unit *z, int nt
 static int pack(const qr_chunker *c, const qr_doc *d, const unit *u, size_t n, chunks *o)
 {
     const int max = c->o.max_tokens, half = max / 2;
-    size_t i = 0;
+    size_t i = 0, fresh = 0; // fresh: first unit no chunk has held yet
     int rc;
     while (i < n) {
+        // Overlap units must leave room for the first fresh unit.
+        if (i < fresh) {
+            int s = c->n_special + u[fresh].tok;
+            for (size_t k = i; k < fresh; k++) s += u[k].tok;
+            while (i < fresh && s > max) s -= u[i++].tok;
+        }
         int tok = c->n_special;
         size_t j = i;
         while (j < n) {
             int t = u[j].tok;
-            if (j > i && tok + t > max) break;
-            if (j > i && u[j].block_start && tok >= half) {
+            if (j > fresh && tok + t > max) break;
+            if (j > fresh && u[j].block_start && tok >= half) {
                 if (u[j].heading || tok + u[j].rest > max) break;
             }
             tok += t;
             j++;
         }
-        // exact count of the span; drop trailing units until it fits
+        // Exact count of the span: drop trailing units until it fits, but keep
+        // at least one fresh unit (then drop overlap units from the front).
         int exact;
         for (;;) {
             if ((rc = count(c, d->text + u[i].s, u[j - 1].e - u[i].s, true, &exact))) return rc;
-            if (exact <= max || j == i + 1) break;
-            j--;
+            if (exact <= max) break;
+            if (j - 1 > fresh && j - 1 > i) j--;
+            else if (i < fresh) i++;
+            else break;
         }
         if (exact > max) // split_long guarantees single units fit
             return qr_fail(QR_EINTERNAL, "chunker: unit of %d tokens over %d", exact, max);
         if ((rc = emit(o, d, &u[i], &u[j - 1], exact))) return rc;
+        fresh = j;
         if (j >= n) break;
         // overlap: trailing whole units of this chunk within overlap_tokens
         size_t k = j;
