@@ -1094,7 +1094,7 @@ static node *parse_statement(parser *P)
     } else if (tok_is(t, "break") || tok_is(t, "continue")) {
         x = mk(P, tok_is(t, "break") ? N_BREAK : N_CONTINUE, open->pos);
         expect(P, K_CSTMT, "'%}'");
-    } else if (tok_is(t, "macro") || tok_is(t, "call") || tok_is(t, "filter") || tok_is(t, "generation") ||
+    } else if (tok_is(t, "macro") || tok_is(t, "call") || tok_is(t, "filter") ||
                tok_is(t, "include") || tok_is(t, "import") || tok_is(t, "extends") || tok_is(t, "block") ||
                tok_is(t, "with") || tok_is(t, "raw")) {
         efail(P->E, QR_EUNSUPPORTED, (long)t->pos, "unsupported statement '%.*s'", (int)t->n, t->s);
@@ -1177,9 +1177,54 @@ static void preprocess(ectx *E, const char *src, size_t n, char **out, size_t **
         i++;
     }
     b[m] = 0;
-    *out = b;
-    *map = bm;
-    *outn = m;
+    /* transformers' {% generation %} / {% endgeneration %} markers are removed
+     * with the whitespace around them (kept unless the tag has '-' on that
+     * side): /(\s*){%(-?)\s*(?:end)?generation\s*(-?)%}(\s*)/g */
+    char *c = aalloc(E, m + 1);
+    size_t *cm = aalloc(E, (m + 1) * sizeof *cm);
+    size_t o = 0, seg = 0, k2;
+    for (size_t i = 0; i < m;) {
+        if (b[i] == '{' && i + 1 < m && b[i + 1] == '%') {
+            size_t j = i + 2;
+            int ls = j < m && b[j] == '-';
+            j += (size_t)ls;
+            while (j < m && (k2 = ws_at(b + j, m - j)))
+                j += k2;
+            if (m - j >= 3 && !memcmp(b + j, "end", 3) && m - j >= 13 && !memcmp(b + j + 3, "generation", 10))
+                j += 3;
+            if (m - j >= 10 && !memcmp(b + j, "generation", 10)) {
+                j += 10;
+                while (j < m && (k2 = ws_at(b + j, m - j)))
+                    j += k2;
+                int rs = j < m && b[j] == '-';
+                j += (size_t)rs;
+                if (m - j >= 2 && b[j] == '%' && b[j + 1] == '}') {
+                    j += 2;
+                    if (ls)
+                        while (o > seg && (k2 = ws_before(c + seg, o - seg)))
+                            o -= k2;
+                    size_t ws_end = j;
+                    while (ws_end < m && (k2 = ws_at(b + ws_end, m - ws_end)))
+                        ws_end += k2;
+                    if (!rs)
+                        for (size_t q = j; q < ws_end; q++) {
+                            c[o] = b[q];
+                            cm[o++] = bm[q];
+                        }
+                    i = ws_end;
+                    seg = o;
+                    continue;
+                }
+            }
+        }
+        c[o] = b[i];
+        cm[o++] = bm[i];
+        i++;
+    }
+    c[o] = 0;
+    *out = c;
+    *map = cm;
+    *outn = o;
 }
 
 int qr_jinja_parse(const char *src, size_t len, const qr_jinja_limits *lim, qr_jinja **out)
