@@ -44,6 +44,21 @@ int qr_embed_ids(qr_model *m, const int32_t *const *seqs, const int32_t *lens, i
  * max_position_embeddings (the smaller of the two). */
 int qr_embed_seq_limit(const qr_model *m);
 
+/* ---- cross-encoder reranking (BERT sequence classification) ---- */
+/* Scores n (query, passage) pairs with a BertForSequenceClassification model
+ * with one label (ms-marco MiniLM cross-encoders): ids = [CLS] query [SEP]
+ * passage [SEP], token_type_ids 0 for [CLS] query [SEP] and 1 for the rest;
+ * out[i] = classifier(tanh(pooler(h_CLS))) (the raw logit). Pairs longer than
+ * the model's limit have the passage truncated (then the query) so the final
+ * [SEP] is kept. Needs the model's tokenizer and the pooler.dense and
+ * classifier weights (QR_EFORMAT naming the tensor when absent). */
+int qr_rerank_scores(qr_model *m, const char *query, size_t qlen, const char *const *passages,
+                     const size_t *plens, int n, float *out);
+/* Same from token ids: q (nq ids, no special tokens), passages p[i] (plen[i]
+ * ids, no special tokens); cls/sep are the special ids to use. */
+int qr_rerank_ids(qr_model *m, const int32_t *q, int32_t nq, const int32_t *const *p, const int32_t *plen, int n,
+                  int32_t cls, int32_t sep, float *out);
+
 /* ---- decoder (Llama family) ---- */
 typedef struct qr_sample_params {
     float temperature;    /* 0 = greedy */
