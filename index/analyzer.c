@@ -112,6 +112,28 @@ static const int32_t sea_ranges[][2] = {
     {0xA9E0, 0xA9FF}, {0xAA60, 0xAADF}, /* Myanmar ext, Tai Viet */
 };
 
+/* Emoji=Yes code points below U+1F000 (emoji-data.txt), without # * 0-9.
+ * Lucene emits a \p{Emoji} character as a token whatever its default
+ * presentation (so (c), (R), TM count). Above U+1F000 Extended_Pictographic is
+ * used, which matches Emoji=Yes on assigned characters. */
+static const int32_t emoji_bmp[][2] = {
+    {0x00A9, 0x00A9}, {0x00AE, 0x00AE}, {0x203C, 0x203C}, {0x2049, 0x2049}, {0x2122, 0x2122}, {0x2139, 0x2139},
+    {0x2194, 0x2199}, {0x21A9, 0x21AA}, {0x231A, 0x231B}, {0x2328, 0x2328}, {0x23CF, 0x23CF}, {0x23E9, 0x23F3},
+    {0x23F8, 0x23FA}, {0x24C2, 0x24C2}, {0x25AA, 0x25AB}, {0x25B6, 0x25B6}, {0x25C0, 0x25C0}, {0x25FB, 0x25FE},
+    {0x2600, 0x2604}, {0x260E, 0x260E}, {0x2611, 0x2611}, {0x2614, 0x2615}, {0x2618, 0x2618}, {0x261D, 0x261D},
+    {0x2620, 0x2620}, {0x2622, 0x2623}, {0x2626, 0x2626}, {0x262A, 0x262A}, {0x262E, 0x262F}, {0x2638, 0x263A},
+    {0x2640, 0x2640}, {0x2642, 0x2642}, {0x2648, 0x2653}, {0x265F, 0x2660}, {0x2663, 0x2663}, {0x2665, 0x2666},
+    {0x2668, 0x2668}, {0x267B, 0x267B}, {0x267E, 0x267F}, {0x2692, 0x2697}, {0x2699, 0x2699}, {0x269B, 0x269C},
+    {0x26A0, 0x26A1}, {0x26A7, 0x26A7}, {0x26AA, 0x26AB}, {0x26B0, 0x26B1}, {0x26BD, 0x26BE}, {0x26C4, 0x26C5},
+    {0x26C8, 0x26C8}, {0x26CE, 0x26CF}, {0x26D1, 0x26D1}, {0x26D3, 0x26D4}, {0x26E9, 0x26EA}, {0x26F0, 0x26F5},
+    {0x26F7, 0x26FA}, {0x26FD, 0x26FD}, {0x2702, 0x2702}, {0x2705, 0x2705}, {0x2708, 0x270D}, {0x270F, 0x270F},
+    {0x2712, 0x2712}, {0x2714, 0x2714}, {0x2716, 0x2716}, {0x271D, 0x271D}, {0x2721, 0x2721}, {0x2728, 0x2728},
+    {0x2733, 0x2734}, {0x2744, 0x2744}, {0x2747, 0x2747}, {0x274C, 0x274C}, {0x274E, 0x274E}, {0x2753, 0x2755},
+    {0x2757, 0x2757}, {0x2763, 0x2764}, {0x2795, 0x2797}, {0x27A1, 0x27A1}, {0x27B0, 0x27B0}, {0x27BF, 0x27BF},
+    {0x2934, 0x2935}, {0x2B05, 0x2B07}, {0x2B1B, 0x2B1C}, {0x2B50, 0x2B50}, {0x2B55, 0x2B55}, {0x3030, 0x3030},
+    {0x303D, 0x303D}, {0x3297, 0x3297}, {0x3299, 0x3299},
+};
+
 static int wb_class(int32_t c)
 {
     /* ASCII fast path */
@@ -171,9 +193,7 @@ static int wb_class(int32_t c)
             return WB_EXTEND;
         return WB_FORMAT;
     case UTF8PROC_CATEGORY_ND:
-        /* Fullwidth digits are Line_Break=ID, not Numeric. */
-        if (c >= 0xFF10 && c <= 0xFF19)
-            return WB_OTHER;
+        /* Lucene adds the fullwidth digits (Halfwidth and Fullwidth Forms & Nd) */
         return WB_NUMERIC;
     case UTF8PROC_CATEGORY_PC:
         return WB_EXTENDNUMLET;
@@ -196,9 +216,14 @@ static int wb_class(int32_t c)
     default:
         break;
     }
-    if (p->boundclass == UTF8PROC_BOUNDCLASS_EXTENDED_PICTOGRAPHIC || p->boundclass == UTF8PROC_BOUNDCLASS_E_BASE ||
-        p->boundclass == UTF8PROC_BOUNDCLASS_E_BASE_GAZ || p->boundclass == UTF8PROC_BOUNDCLASS_GLUE_AFTER_ZWJ)
+    if (c < 0x1F000) {
+        if (in_ranges(c, emoji_bmp, sizeof emoji_bmp / sizeof emoji_bmp[0]))
+            return WB_EMOJI;
+    } else if (p->boundclass == UTF8PROC_BOUNDCLASS_EXTENDED_PICTOGRAPHIC ||
+               p->boundclass == UTF8PROC_BOUNDCLASS_E_BASE || p->boundclass == UTF8PROC_BOUNDCLASS_E_BASE_GAZ ||
+               p->boundclass == UTF8PROC_BOUNDCLASS_GLUE_AFTER_ZWJ) {
         return WB_EMOJI;
+    }
     if (p->boundclass == UTF8PROC_BOUNDCLASS_E_MODIFIER)
         return WB_EXTEND;
     return WB_OTHER;
@@ -256,7 +281,6 @@ typedef struct {
     size_t start, end; /* [start, end) in cp[] */
     int cls;
     bool zwj_end;   /* last ignorable is ZWJ (WB3c) */
-    bool has_fe0f;  /* an emoji presentation selector follows the base */
 } unit;
 
 static int emit_segment(qr_analyzer *a, size_t s, size_t e, qr_term_fn fn, void *user)
@@ -287,20 +311,12 @@ static int emit_segment(qr_analyzer *a, size_t s, size_t e, qr_term_fn fn, void 
     return 0;
 }
 
-static bool is_emoji_unit(const qr_analyzer *a, const unit *u)
-{
-    /* Text-default pictographs (©, ®, ™, ↔...) count only with U+FE0F. */
-    return u->cls == WB_EMOJI && (a->cp[u->start] >= 0x1F000 || u->has_fe0f);
-}
-
 static bool is_word_unit(const qr_analyzer *a, const unit *u)
 {
     switch (u->cls) {
     case WB_ALETTER: case WB_HEBREW: case WB_NUMERIC: case WB_KATAKANA: case WB_IDEO: case WB_HIRAGANA:
-    case WB_SEA:
+    case WB_SEA: case WB_EMOJI:
         return true;
-    case WB_EMOJI:
-        return is_emoji_unit(a, u);
     default:
         return false;
     }
@@ -321,13 +337,10 @@ int qr_analyzer_tokenize(qr_analyzer *a, const char *text, size_t len, qr_term_f
         (u).start = pos;                                                                     \
         (u).cls = a->cls[pos];                                                               \
         (u).zwj_end = false;                                                                 \
-        (u).has_fe0f = false;                                                                \
         pos++;                                                                               \
         if ((u).cls != WB_CR && (u).cls != WB_LF && (u).cls != WB_NEWLINE) {                 \
             while (pos < n && is_ignorable(a->cls[pos])) {                                   \
                 (u).zwj_end = a->cls[pos] == WB_ZWJ;                                         \
-                if (a->cp[pos] == 0xFE0F)                                                    \
-                    (u).has_fe0f = true;                                                     \
                 pos++;                                                                       \
             }                                                                                \
         }                                                                                    \

@@ -1,6 +1,7 @@
 /* BM25 over real BEIR data must reproduce Anserini's published "flat" figures
  * (../shared/data/README.md) within 0.005. argv[1] = dataset dir under shared/data,
- * then expected nDCG@10 and Recall@100. */
+ * then expected nDCG@10 and Recall@100, optionally the number of documents and
+ * of indexed terms of Anserini's index (exact: checks the analyzer). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,8 +11,8 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: test_eval_beir DATASET NDCG10 R100\n");
+    if (argc != 4 && argc != 6) {
+        fprintf(stderr, "usage: test_eval_beir DATASET NDCG10 R100 [DOCS TERMS]\n");
         return 2;
     }
     char rel[256];
@@ -25,5 +26,9 @@ int main(int argc, char **argv)
            r.mean.mrr10, r.index_s, r.search_s);
     CHECK_NEAR(r.mean.ndcg10, atof(argv[2]), 0.005);
     CHECK_NEAR(r.mean.recall100, atof(argv[3]), 0.005);
+    if (argc == 6) {
+        CHECK_INT(r.ndocs, atoll(argv[4]));
+        CHECK_INT(r.nterms, atoll(argv[5]));
+    }
     return qr_test_done();
 }
