@@ -647,13 +647,23 @@ int qr_store_open(const char *dir, const qr_store_open_opts *opts, qr_store **ou
     s->mapsize = o->map_size ? o->map_size : INITIAL_MAP;
     if (stat(s->lmdb_path, &st) == 0 && (size_t)st.st_size * 2 > s->mapsize)
         s->mapsize = (size_t)st.st_size * 2;
-    if ((mrc = mdb_env_create(&s->env)) || (mrc = mdb_env_set_maxdbs(s->env, 32)) ||
-        (mrc = mdb_env_set_mapsize(s->env, s->mapsize)) ||
-        (mrc = mdb_env_open(s->env, s->lmdb_path, MDB_NOSUBDIR | MDB_NOTLS | (s->readonly ? MDB_RDONLY : 0),
-                            0644))) {
-        rc = qr_fail(mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH ? QR_EFORMAT : QR_EIO, "%s: %s",
-                     s->lmdb_path, mdb_strerror(mrc));
-        goto fail;
+    for (;;) {
+        if ((mrc = mdb_env_create(&s->env)) || (mrc = mdb_env_set_maxdbs(s->env, 32)) ||
+            (mrc = mdb_env_set_mapsize(s->env, s->mapsize)) ||
+            (mrc = mdb_env_open(s->env, s->lmdb_path, MDB_NOSUBDIR | MDB_NOTLS | (s->readonly ? MDB_RDONLY : 0),
+                                0644))) {
+            mdb_env_close(s->env);
+            s->env = NULL;
+            // A limit on address space (ulimit -v) refuses the large map: try smaller ones.
+            if (mrc == ENOMEM && s->mapsize > ((size_t)256 << 20)) {
+                s->mapsize /= 2;
+                continue;
+            }
+            rc = qr_fail(mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH ? QR_EFORMAT : QR_EIO, "%s: %s",
+                         s->lmdb_path, mdb_strerror(mrc));
+            goto fail;
+        }
+        break;
     }
     if ((mrc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn))) {
         rc = lmdb_fail(NULL, mrc, "begin");
@@ -861,6 +871,34 @@ int qr_store_set_embedder(qr_store *s, const qr_embedder_id *e)
         unlink(s->faiss_path);
     QR_INFO("store %s: embedder %s; every vector dropped, re-embed the chunks", s->dir, e ? e->model : "removed");
     return rc ? rc : qr_store_sync(s);
+}
+
+int qr_store_set_factory(qr_store *s, const char *factory)
+{
+    qr_vecindex *probe = NULL;
+    int rc;
+    if (s->readonly)
+        return qr_fail(QR_EINVAL, "store %s: opened read-only", s->dir);
+    if (!factory || !*factory)
+        factory = "Flat";
+    if (strlen(factory) >= sizeof s->man.factory)
+        return qr_fail(QR_ELIMIT, "store: factory string of %zu bytes", strlen(factory));
+    if (strcmp(factory, s->man.factory) == 0)
+        return 0;
+    // Validate the string before changing anything (any dimension will do when there is no embedder).
+    if ((rc = qr_vecindex_create(factory, s->dim ? s->dim : 16, true, &probe)))
+        return rc;
+    qr_vecindex_free(probe);
+    QR_INFO("store %s: index type %s -> %s; rebuilding vectors.faiss from meta.lmdb", s->dir, s->man.factory,
+            factory);
+    snprintf(s->man.factory, sizeof s->man.factory, "%s", factory);
+    s->man_dirty = true;
+    if (s->dim) {
+        pthread_rwlock_wrlock(&s->vlock);
+        s->vi_rebuild = true;
+        pthread_rwlock_unlock(&s->vlock);
+    }
+    return qr_store_sync(s);
 }
 
 /* ---------- transactions ---------- */

@@ -68,7 +68,7 @@ typedef struct qr_store_open_opts {
     size_t map_size;                /* LMDB map to start with; 0: 64 GiB (tests use small ones) */
     bool skip_vectors;              /* readonly only: do not load vectors.faiss (info; search refused) */
     const qr_embedder_id *embedder; /* NULL: accept whatever the store has */
-    /* Used only when creating: */
+    /* Used only when creating (an existing store keeps its own; see qr_store_set_factory): */
     const char *factory;            /* NULL: "Flat" */
     const char *vec_dtype;          /* NULL: "f32"; or "f16" */
     int chunk_tokens, chunk_overlap; /* 0: 256 / 32 */
@@ -93,6 +93,10 @@ MDB_env *qr_store_env(qr_store *s);
 /* Replaces the store's embedder (NULL: none). Drops every vector (LMDB and
  * FAISS) when it changes; chunks and docs stay. Needs no open transaction. */
 int qr_store_set_embedder(qr_store *s, const qr_embedder_id *e);
+
+/* Changes the FAISS factory string (index type) and rebuilds vectors.faiss
+ * from the LMDB vectors. QR_EINVAL for a string FAISS rejects (nothing changed). */
+int qr_store_set_factory(qr_store *s, const char *factory);
 
 /* ---- transactions ---- */
 int qr_store_txn_begin(qr_store *s, bool write, qr_store_txn **out);

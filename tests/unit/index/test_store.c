@@ -391,6 +391,23 @@ int main(void)
         }
         CHECK_MSG(good == 8, "%s: %d of 8 clusters exact", factories[fi], good);
         qr_store_close(s);
+        /* Switch the index type in place: rebuilt from LMDB, same exact clusters. */
+        CHECK_INT(qr_store_set_factory(s, "Bogus99"), QR_EINVAL);
+        CHECK(strcmp(qr_store_manifest(s)->factory, factories[fi]) == 0);
+        CHECK_OK(qr_store_set_factory(s, fi == 0 ? "Flat" : "HNSW8"));
+        CHECK_OK(qr_store_counts_get(s, &cnt));
+        CHECK_INT(cnt.faiss_vectors, 280);
+        {
+            float q[D] = {0};
+            uint64_t got[40];
+            float gs[40];
+            int ok = 1;
+            q[2] = 100.0f;
+            CHECK_OK(qr_store_search(s, q, 40, got, gs, &found));
+            for (int i = 0; i < found; i++)
+                ok &= (got[i] - 1) / 40 == 2;
+            CHECK(ok && found == 40);
+        }
         /* Reopen read-only: same answers from the saved file. */
         s = NULL;
         CHECK_OK(qr_store_open(sdir, &ro, &s));
