@@ -21,8 +21,11 @@
  *             "title:" used as the title). Inline markup is kept verbatim.
  *             Indented code blocks are not recognised (they read as paragraphs).
  *   html      libxml2's HTML parser (recover, no network, no entities loaded);
- *             script/style/noscript/nav/header/footer/aside/form/svg/template/
- *             iframe/object are dropped; <title> is the title; h1-h6 headings;
+ *             script/style/noscript/nav/aside/form/svg/template/iframe/object/
+ *             embed/canvas/button/select/math are dropped, so are header and
+ *             footer outside article/section/main, elements with ARIA role
+ *             navigation/banner/contentinfo/search/complementary and elements
+ *             with the hidden attribute; <title> is the title; h1-h6 headings;
  *             p/li/pre/blockquote/dd/dt and other block elements become blocks;
  *             table rows become "cell | cell" rows; whitespace is collapsed
  *             (except in <pre>). A charset declared in a <meta> is honoured,

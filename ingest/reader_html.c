@@ -48,14 +48,35 @@ static bool is_tag(const xmlNode *n, const char *name)
     return n->type == XML_ELEMENT_NODE && n->name && !strcasecmp((const char *)n->name, name);
 }
 
+/* Inside an <article>, <section> or <main>? (Their <header> holds the title.) */
+static bool in_content(const xmlNode *n)
+{
+    for (const xmlNode *p = n->parent; p && p->type == XML_ELEMENT_NODE; p = p->parent)
+        if (is_tag(p, "article") || is_tag(p, "section") || is_tag(p, "main")) return true;
+    return false;
+}
+
+/* Elements whose content is not document text: scripts, styles, site
+ * navigation and chrome (also by ARIA role), forms, embedded media. A <header>
+ * or <footer> inside article/section/main is content and kept. */
 static bool dropped(const xmlNode *n)
 {
-    static const char *drop[] = {"script", "style", "noscript", "nav", "header", "footer", "aside", "form",
-                                 "svg", "template", "iframe", "object", "embed", "canvas", "button", "select",
-                                 "head", "math", NULL};
+    static const char *drop[] = {"script", "style", "noscript", "nav", "aside", "form", "svg", "template",
+                                 "iframe", "object", "embed", "canvas", "button", "select", "head", "math", NULL};
+    if (n->type != XML_ELEMENT_NODE) return false;
     for (int i = 0; drop[i]; i++)
         if (is_tag(n, drop[i])) return true;
-    return false;
+    if ((is_tag(n, "header") || is_tag(n, "footer")) && !in_content(n)) return true;
+    bool drop_role = false;
+    xmlChar *role = xmlGetProp((xmlNode *)n, (const xmlChar *)"role");
+    if (role) {
+        const char *r = (const char *)role;
+        drop_role = !strcasecmp(r, "navigation") || !strcasecmp(r, "banner") || !strcasecmp(r, "contentinfo") ||
+                    !strcasecmp(r, "search") || !strcasecmp(r, "complementary");
+        xmlFree(role);
+    }
+    if (!drop_role && xmlHasProp((xmlNode *)n, (const xmlChar *)"hidden")) drop_role = true;
+    return drop_role;
 }
 
 static bool block_level(const xmlNode *n)

@@ -125,11 +125,14 @@ static void test_html(void)
         {P, 0, "GPU jobs > Examples > Notes", "Definition here."},
         {H, 0, "GPU jobs > Limits", "Limits"},
         {P, 0, "GPU jobs > Limits", "Loose text in a div."},
+        {H, 0, "GPU jobs > Article title", "Article title"}, // <header> inside <article> is content
+        {P, 0, "GPU jobs > Article title", "Article body."},
+        {P, 0, "GPU jobs > Article title", "Article footer."},
     };
     check_doc(d, w, sizeof w / sizeof w[0]);
     // nothing from script/style/nav/header/footer/aside/form/svg/noscript
     const char *noise[] = {"noise", "color", "Home", "Nav one", "Copyright", "Sidebar", "Search form", "svg text",
-                           "Enable JS"};
+                           "Enable JS", "Role nav", "Hidden text"};
     for (size_t i = 0; i < sizeof noise / sizeof noise[0]; i++)
         CHECK_MSG(!strstr(d->text, noise[i]), "noise \"%s\" kept", noise[i]);
     CHECK_INT(d->blocks[8].level, 3);
