@@ -49,8 +49,8 @@ int qr_embed_seq_limit(const qr_model *m);
  * with one label (ms-marco MiniLM cross-encoders): ids = [CLS] query [SEP]
  * passage [SEP], token_type_ids 0 for [CLS] query [SEP] and 1 for the rest;
  * out[i] = classifier(tanh(pooler(h_CLS))) (the raw logit). Pairs longer than
- * the model's limit have the passage truncated (then the query) so the final
- * [SEP] is kept. Needs the model's tokenizer and the pooler.dense and
+ * the model's limit are cut "longest first" as HF tokenizers do (one token at
+ * a time from the longer part, the passage on ties), keeping both [SEP]. Needs the model's tokenizer and the pooler.dense and
  * classifier weights (QR_EFORMAT naming the tensor when absent). */
 int qr_rerank_scores(qr_model *m, const char *query, size_t qlen, const char *const *passages,
                      const size_t *plens, int n, float *out);

@@ -1,0 +1,385 @@
+/* Retrieval over real stores (LMDB + FAISS + BM25) built in a temp dir:
+ *  - BM25-only search returns exactly index/bm25's own ranking and scores;
+ *  - qr_rrf_fuse against a hand-computed fusion of two known rankings;
+ *  - fused scores of a hybrid query equal sum w/(60 + rank) of the reported ranks;
+ *  - path glob and metadata key=value filters;
+ *  - MMR / duplicate suppression drops an exact duplicate (term-set Jaccard
+ *    and vector cosine), and keeps it when switched off;
+ *  - dense search with the random-weight MiniLM fixture: a chunk's own text
+ *    finds it first with cosine 1; a different embedder is refused;
+ *  - limits: k, query length, empty query, filters. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "index/bm25.h"
+#include "index/store.h"
+#include "retrieve/retrieve.h"
+#include "runtime/backend.h"
+#include "runtime/models/model.h"
+#include "tests/unit/test.h"
+
+static void rm_rf(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup of %s failed\n", dir);
+}
+
+typedef struct {
+    const char *path, *meta, *text;
+} doc_spec;
+
+/* One chunk per document keeps the expected rankings easy to reason about. */
+static const doc_spec DOCS[] = {
+    {"docs/gpu.md", "{\"lang\":\"en\",\"year\":2024}", "Request two GPUs for a batch job with --gres=gpu:2 in sbatch."},
+    {"docs/gpu_copy.md", "{\"lang\":\"en\",\"year\":2023}", "Request two GPUs for a batch job with --gres=gpu:2 in sbatch."},
+    {"docs/memory.md", "{\"lang\":\"en\"}", "Use --mem to request memory for a job; the batch script sets it per node."},
+    {"docs/array.md", "{\"lang\":\"de\"}", "Job arrays submit many similar batch jobs with --array."},
+    {"guide/partition.txt", "", "A partition groups nodes; choose one with --partition for the job."},
+    {"guide/time.txt", "{\"lang\":\"en\"}", "The time limit of a job is set with --time; jobs past it are killed."},
+    {"guide/gpu_types.txt", "{\"lang\":\"en\"}", "GPU types can be named in gres: gpu:a100:2 requests two A100 GPUs."},
+    {"other/cooking.txt", "{\"lang\":\"en\"}", "Boil the pasta for ten minutes and add salt to the water."},
+};
+#define NDOCS (sizeof DOCS / sizeof DOCS[0])
+
+/* Builds a store in dir: docs, chunks, BM25 postings and (when m) vectors. */
+static int build_store(const char *dir, qr_model *m, const qr_embedder_id *e, uint64_t *chunk_ids)
+{
+    qr_store *s = NULL;
+    qr_store_open_opts oo = {.create = true, .map_size = (size_t)64 << 20};
+    int rc = qr_store_open(dir, &oo, &s);
+    if (rc)
+        return rc;
+    if (e && (rc = qr_store_set_embedder(s, e))) {
+        qr_store_close(s);
+        return rc;
+    }
+    qr_store_txn *t = NULL;
+    qr_bm25 *bm = NULL;
+    if ((rc = qr_store_txn_begin(s, true, &t)) || (rc = qr_bm25_open(qr_store_txn_mdb(t), NULL, &bm)))
+        goto fail;
+    for (size_t i = 0; i < NDOCS; i++) {
+        qr_store_chunk ch;
+        memset(&ch, 0, sizeof ch);
+        ch.text = DOCS[i].text;
+        ch.text_len = strlen(DOCS[i].text);
+        ch.byte_start = 0;
+        ch.byte_end = ch.text_len;
+        ch.page = (int32_t)i % 3;
+        ch.heading = "Guide > Section";
+        qr_store_doc d = {.path = DOCS[i].path, .hash = "h", .size = ch.text_len, .title = "Title",
+                          .format = "md", .meta_json = DOCS[i].meta};
+        float vec[64];
+        if (m) {
+            const char *tx[1] = {ch.text};
+            size_t ln[1] = {ch.text_len};
+            if ((rc = qr_embed_texts(m, tx, ln, 1, vec)))
+                goto fail;
+        }
+        uint64_t first = 0;
+        if ((rc = qr_store_put_doc(t, &d, &ch, 1, m ? vec : NULL, NULL, &first)) ||
+            (rc = qr_bm25_add(bm, qr_store_txn_mdb(t), first, ch.text, ch.text_len)))
+            goto fail;
+        chunk_ids[i] = first;
+    }
+    if ((rc = qr_bm25_flush(bm, qr_store_txn_mdb(t))))
+        goto fail;
+    rc = qr_store_txn_commit(t);
+    t = NULL;
+fail:
+    qr_bm25_close(bm);
+    qr_store_txn_abort(t);
+    qr_store_close(s);
+    return rc;
+}
+
+static qr_retrieve_opts no_mmr(void)
+{
+    qr_retrieve_opts o;
+    qr_retrieve_opts_default(&o);
+    o.mmr_lambda = 1.0f;
+    o.dup_threshold = 2.0f; /* off */
+    return o;
+}
+
+static int find_chunk(const qr_results *r, uint64_t id)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->items[i].chunk_id == id)
+            return (int)i;
+    return -1;
+}
+
+static void test_rrf_hand(void)
+{
+    /* Two rankings: A = [10, 20, 30] (weight 1), B = [30, 40, 10] (weight 0.5), k = 60.
+     *   10: 1/61 + 0.5/63 = 0.0243300...   30: 1/63 + 0.5/61 = 0.0240698...
+     *   20: 1/62          = 0.0161290...   40: 0.5/62       = 0.0080645...  */
+    uint64_t a[] = {10, 20, 30}, b[] = {30, 40, 10};
+    const uint64_t *lists[] = {a, b};
+    size_t lens[] = {3, 3};
+    float w[] = {1.0f, 0.5f};
+    uint64_t ids[8];
+    float sc[8];
+    size_t n = 0;
+    CHECK_OK(qr_rrf_fuse(lists, lens, w, 2, 60.0f, ids, sc, 8, &n));
+    CHECK_INT(n, 4);
+    CHECK_INT(ids[0], 10);
+    CHECK_INT(ids[1], 30);
+    CHECK_INT(ids[2], 20);
+    CHECK_INT(ids[3], 40);
+    CHECK_NEAR(sc[0], 0.02433004, 1e-7);
+    CHECK_NEAR(sc[1], 0.02406976, 1e-7);
+    CHECK_NEAR(sc[2], 0.01612903, 1e-7);
+    CHECK_NEAR(sc[3], 0.00806452, 1e-7);
+    /* cap truncates; a tie is broken by the lower id */
+    uint64_t c[] = {7}, d[] = {5};
+    const uint64_t *l2[] = {c, d};
+    size_t n2[] = {1, 1};
+    float w2[] = {1, 1};
+    CHECK_OK(qr_rrf_fuse(l2, n2, w2, 2, 60.0f, ids, sc, 1, &n));
+    CHECK_INT(n, 1);
+    CHECK_INT(ids[0], 5);
+}
+
+static void test_bm25_only(const char *dir, const uint64_t *cid)
+{
+    qr_store *s = NULL;
+    qr_store_open_opts ro = {.readonly = true};
+    CHECK_OK(qr_store_open(dir, &ro, &s));
+    if (!s)
+        return;
+    qr_retrieve_opts o = no_mmr();
+    qr_retriever *r = NULL;
+    CHECK_OK(qr_retriever_open(s, NULL, NULL, NULL, &o, &r));
+    const char *queries[] = {"request two gpus batch job", "job time limit", "pasta", "sbatch --gres"};
+    for (size_t qi = 0; qi < sizeof queries / sizeof queries[0]; qi++) {
+        const char *q = queries[qi];
+        /* the reference: index/bm25's own ranking through a separate handle */
+        qr_store_txn *t = NULL;
+        qr_bm25 *bm = NULL;
+        qr_bm25_hit hits[16];
+        size_t nh = 0;
+        CHECK_OK(qr_store_txn_begin(s, false, &t));
+        CHECK_OK(qr_bm25_open(qr_store_txn_mdb(t), NULL, &bm));
+        CHECK_OK(qr_bm25_search(bm, qr_store_txn_mdb(t), q, strlen(q), 5, hits, &nh));
+        qr_bm25_close(bm);
+        qr_store_txn_abort(t);
+        qr_results res = {0};
+        CHECK_OK(qr_retrieve_query(r, q, strlen(q), 5, NULL, 0, NULL, &res));
+        CHECK_INT(res.n, nh);
+        CHECK_INT(res.n_dense, 0);
+        for (size_t i = 0; i < nh && i < res.n; i++) {
+            CHECK_INT(res.items[i].chunk_id, hits[i].id);
+            CHECK(res.items[i].bm25 == hits[i].score);
+            CHECK_INT(res.items[i].bm25_rank, (int)i + 1);
+            CHECK_INT(res.items[i].dense_rank, 0);
+            CHECK_NEAR(res.items[i].fused, 1.0 / (60.0 + (double)(i + 1)), 1e-8);
+        }
+        qr_results_free(&res);
+    }
+    /* passage fields come from the store */
+    qr_results res = {0};
+    CHECK_OK(qr_retrieve_query(r, "pasta salt", 10, 3, NULL, 0, NULL, &res));
+    CHECK(res.n >= 1);
+    if (res.n >= 1) {
+        CHECK_INT(res.items[0].chunk_id, cid[7]);
+        CHECK(strcmp(res.items[0].path, "other/cooking.txt") == 0);
+        CHECK(strcmp(res.items[0].text, DOCS[7].text) == 0);
+        CHECK(strcmp(res.items[0].heading, "Guide > Section") == 0);
+        CHECK(strcmp(res.items[0].title, "Title") == 0);
+        CHECK_INT(res.items[0].page, 7 % 3);
+        CHECK_INT(res.items[0].byte_end, strlen(DOCS[7].text));
+    }
+    qr_results_free(&res);
+
+    /* filters: path glob, metadata string and number, AND */
+    const char *q = "job";
+    qr_retrieve_filter f1[] = {{"path", "guide/*"}};
+    CHECK_OK(qr_retrieve_query(r, q, strlen(q), 10, f1, 1, NULL, &res));
+    CHECK_INT(res.n, 2); /* partition.txt, time.txt ("job"); gpu_types has no "job" */
+    for (size_t i = 0; i < res.n; i++)
+        CHECK(strncmp(res.items[i].path, "guide/", 6) == 0);
+    qr_results_free(&res);
+    qr_retrieve_filter f2[] = {{"lang", "de"}};
+    CHECK_OK(qr_retrieve_query(r, q, strlen(q), 10, f2, 1, NULL, &res));
+    CHECK_INT(res.n, 1);
+    if (res.n == 1)
+        CHECK_INT(res.items[0].chunk_id, cid[3]);
+    qr_results_free(&res);
+    qr_retrieve_filter f3[] = {{"year", "2023"}};
+    CHECK_OK(qr_retrieve_query(r, "gpus", 4, 10, f3, 1, NULL, &res));
+    CHECK_INT(res.n, 1);
+    if (res.n == 1)
+        CHECK_INT(res.items[0].chunk_id, cid[1]);
+    qr_results_free(&res);
+    qr_retrieve_filter f4[] = {{"path", "docs/*"}, {"lang", "en"}};
+    CHECK_OK(qr_retrieve_query(r, q, strlen(q), 10, f4, 2, NULL, &res));
+    CHECK_INT(res.n, 3); /* gpu, gpu_copy, memory; array is "de" */
+    for (size_t i = 0; i < res.n; i++)
+        CHECK(res.items[i].chunk_id != cid[3]);
+    qr_results_free(&res);
+    qr_retrieve_filter f5[] = {{"path", "nothing/*"}};
+    CHECK_OK(qr_retrieve_query(r, q, strlen(q), 10, f5, 1, NULL, &res));
+    CHECK_INT(res.n, 0);
+    qr_results_free(&res);
+
+    /* MMR: the exact duplicate (gpu_copy.md) is dropped by default options */
+    qr_retrieve_opts dflt;
+    qr_retrieve_opts_default(&dflt);
+    const char *g = "request two GPUs batch job";
+    CHECK_OK(qr_retrieve_query(r, g, strlen(g), 5, NULL, 0, &dflt, &res));
+    int a = find_chunk(&res, cid[0]), b = find_chunk(&res, cid[1]);
+    CHECK(a == 0 || b == 0);
+    CHECK(a < 0 || b < 0);
+    qr_results_free(&res);
+    CHECK_OK(qr_retrieve_query(r, g, strlen(g), 5, NULL, 0, NULL, &res)); /* retriever opts: no MMR */
+    CHECK(find_chunk(&res, cid[0]) >= 0 && find_chunk(&res, cid[1]) >= 0);
+    qr_results_free(&res);
+
+    /* limits */
+    CHECK_INT(qr_retrieve_query(r, "x", 1, 0, NULL, 0, NULL, &res), QR_EINVAL);
+    CHECK_INT(qr_retrieve_query(r, "x", 1, QR_RETRIEVE_MAX_K + 1, NULL, 0, NULL, &res), QR_ELIMIT);
+    CHECK_INT(qr_retrieve_query(r, "  \n", 3, 5, NULL, 0, NULL, &res), QR_EINVAL);
+    char *big = malloc(QR_RETRIEVE_MAX_QUERY + 2);
+    if (big) {
+        memset(big, 'a', QR_RETRIEVE_MAX_QUERY + 1);
+        CHECK_INT(qr_retrieve_query(r, big, QR_RETRIEVE_MAX_QUERY + 1, 5, NULL, 0, NULL, &res), QR_ELIMIT);
+        free(big);
+    }
+    qr_retrieve_filter many[QR_RETRIEVE_MAX_FILTERS + 1];
+    for (int i = 0; i <= QR_RETRIEVE_MAX_FILTERS; i++)
+        many[i] = (qr_retrieve_filter){"path", "*"};
+    CHECK_INT(qr_retrieve_query(r, "job", 3, 5, many, QR_RETRIEVE_MAX_FILTERS + 1, NULL, &res), QR_ELIMIT);
+    char fs[] = "lang=en", bad[] = "noequals";
+    qr_retrieve_filter pf;
+    CHECK_OK(qr_retrieve_parse_filter(fs, &pf));
+    CHECK(strcmp(pf.key, "lang") == 0 && strcmp(pf.value, "en") == 0);
+    CHECK_INT(qr_retrieve_parse_filter(bad, &pf), QR_EINVAL);
+    qr_retriever_close(r);
+    qr_store_close(s);
+}
+
+static void test_dense(const char *dir)
+{
+    const char *mp = FIXTURE("models/bert_minilm");
+    qr_backend *be = NULL;
+    qr_model *m = NULL;
+    qr_model_opts mo = {.dtype = QR_F32};
+    CHECK_OK(qr_backend_cpu_create(1, &be));
+    CHECK_OK(qr_model_load(mp, &mo, be, &m));
+    if (!m) {
+        qr_backend_destroy(be);
+        return;
+    }
+    const qr_model_config *c = qr_model_cfg(m);
+    qr_embedder_id e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.model, sizeof e.model, "%s", mp);
+    CHECK_OK(qr_embedder_hash(mp, e.hash, sizeof e.hash));
+    e.dim = c->d_model;
+    snprintf(e.pooling, sizeof e.pooling, "%s", c->pooling == QR_POOL_CLS ? "cls" : "mean");
+    e.normalize = c->normalize;
+    uint64_t cid[NDOCS];
+    CHECK_OK(build_store(dir, m, &e, cid));
+
+    qr_store *s = NULL;
+    qr_store_open_opts ro = {.readonly = true, .embedder = &e};
+    CHECK_OK(qr_store_open(dir, &ro, &s));
+    if (!s) {
+        qr_model_free(m);
+        qr_backend_destroy(be);
+        return;
+    }
+    qr_retrieve_opts o = no_mmr();
+    qr_retriever *r = NULL;
+    CHECK_OK(qr_retriever_open(s, m, mp, NULL, &o, &r));
+    /* a chunk's own text: dense rank 1 with cosine 1 (normalized embeddings) */
+    for (size_t i = 2; i < NDOCS; i++) {
+        qr_results res = {0};
+        CHECK_OK(qr_retrieve_query(r, DOCS[i].text, strlen(DOCS[i].text), 8, NULL, 0, NULL, &res));
+        CHECK(res.n_dense > 0);
+        int at = find_chunk(&res, cid[i]);
+        CHECK(at >= 0);
+        if (at >= 0) {
+            CHECK_INT(res.items[at].dense_rank, 1);
+            if (c->normalize)
+                CHECK_NEAR(res.items[at].dense, 1.0, 1e-4);
+        }
+        /* every fused score is sum of 1/(60 + rank) over the retrievers that found it */
+        for (size_t j = 0; j < res.n; j++) {
+            const qr_passage *p = &res.items[j];
+            double want = (p->dense_rank ? 1.0 / (60.0 + p->dense_rank) : 0) +
+                          (p->bm25_rank ? 1.0 / (60.0 + p->bm25_rank) : 0);
+            CHECK_NEAR(p->fused, want, 1e-7);
+            if (j > 0)
+                CHECK(res.items[j - 1].fused >= p->fused);
+        }
+        qr_results_free(&res);
+    }
+    /* vector MMR: the duplicate (same text, same vector) is dropped */
+    qr_retrieve_opts d;
+    qr_retrieve_opts_default(&d);
+    qr_results res = {0};
+    CHECK_OK(qr_retrieve_query(r, DOCS[0].text, strlen(DOCS[0].text), 5, NULL, 0, &d, &res));
+    int a = find_chunk(&res, cid[0]), b = find_chunk(&res, cid[1]);
+    CHECK((a == 0) != (b == 0));
+    CHECK(a < 0 || b < 0);
+    qr_results_free(&res);
+    /* dense weight 0: BM25 ranks only */
+    qr_retrieve_opts bo = no_mmr();
+    bo.w_dense = 0;
+    CHECK_OK(qr_retrieve_query(r, "pasta", 5, 5, NULL, 0, &bo, &res));
+    CHECK_INT(res.n_dense, 0);
+    CHECK_INT(res.n, 1);
+    qr_results_free(&res);
+    qr_retriever_close(r);
+
+    /* a different embedder (other content hash) is refused */
+    qr_embedder_id other = e;
+    snprintf(other.hash, sizeof other.hash, "fnv1a64:0000000000000000");
+    qr_store *s2 = NULL;
+    qr_store_open_opts ro2 = {.readonly = true, .embedder = &other};
+    CHECK_INT(qr_store_open(dir, &ro2, &s2), QR_EMISMATCH);
+    qr_store_close(s);
+    /* retriever-level check: the model's hash is compared with the store's */
+    char odir[400];
+    snprintf(odir, sizeof odir, "%s_other", dir);
+    uint64_t cid2[NDOCS];
+    CHECK_OK(build_store(odir, m, &other, cid2));
+    qr_store_open_opts ro3 = {.readonly = true};
+    CHECK_OK(qr_store_open(odir, &ro3, &s2));
+    if (s2) {
+        CHECK_INT(qr_retriever_open(s2, m, mp, NULL, NULL, &r), QR_EMISMATCH);
+        qr_store_close(s2);
+    }
+    rm_rf(odir);
+    qr_model_free(m);
+    qr_backend_destroy(be);
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/qr_retrieve_XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char bdir[300], ddir[300];
+    snprintf(bdir, sizeof bdir, "%s/bm25", dir);
+    snprintf(ddir, sizeof ddir, "%s/dense", dir);
+    test_rrf_hand();
+    uint64_t cid[NDOCS];
+    int rc = build_store(bdir, NULL, NULL, cid);
+    CHECK_OK(rc);
+    if (!rc)
+        test_bm25_only(bdir, cid);
+    test_dense(ddir);
+    rm_rf(dir);
+    return qr_test_done();
+}
