@@ -1,0 +1,230 @@
+/* Extractive answers: see extract.h. */
+#include "generate/extract.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "index/analyzer.h"
+#include "ingest/chunker.h"
+
+#define MAX_QTERMS 64
+#define QTERM_LEN 64
+
+void qr_extract_opts_default(qr_extract_opts *o)
+{
+    o->max_sources = 5;
+    o->max_sentences = 4;
+    o->max_chars = 800;
+}
+
+/* Question words (after stemming) that say what kind of answer is wanted but
+ * not what it is about. */
+static int question_word(const char *t)
+{
+    static const char *const w[] = {"how", "what", "which", "who", "whom", "whose", "why", "when", "where", "do",
+                                    "doe", "did", "can", "could", "should", "would", "i", "my", "me", "we", "our",
+                                    "you", "your", "mai", "must", "ha", "have", "get", "want", NULL};
+    for (size_t i = 0; w[i]; i++)
+        if (!strcmp(t, w[i])) return 1;
+    return 0;
+}
+
+typedef struct {
+    char t[MAX_QTERMS][QTERM_LEN];
+    int n;
+} qterms;
+
+static int add_qterm(const char *term, size_t len, void *user)
+{
+    qterms *q = user;
+    if (len >= QTERM_LEN || q->n == MAX_QTERMS || question_word(term)) return 0;
+    for (int i = 0; i < q->n; i++)
+        if (!strcmp(q->t[i], term)) return 0;
+    memcpy(q->t[q->n++], term, len + 1);
+    return 0;
+}
+
+typedef struct {
+    size_t source, off, len;
+    int dl;
+    int tf[MAX_QTERMS];
+    double score;
+} cand;
+
+typedef struct {
+    const qterms *q;
+    cand *c;
+} count_ctx;
+
+static int count_term(const char *term, size_t len, void *user)
+{
+    count_ctx *x = user;
+    (void)len;
+    x->c->dl++;
+    for (int i = 0; i < x->q->n; i++)
+        if (!strcmp(x->q->t[i], term)) x->c->tf[i]++;
+    return 0;
+}
+
+static int by_score(const void *a, const void *b)
+{
+    const cand *x = *(const cand *const *)a, *y = *(const cand *const *)b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->source != y->source) return x->source < y->source ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int by_position(const void *a, const void *b)
+{
+    const cand *x = *(const cand *const *)a, *y = *(const cand *const *)b;
+    if (x->source != y->source) return x->source < y->source ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+int qr_extract_answer(const char *question, const qr_source *sources, size_t n, const qr_extract_opts *opts,
+                      qr_extract_result *out)
+{
+    if (!question || (!sources && n) || !out) return qr_fail(QR_EINVAL, "qr_extract_answer: NULL argument");
+    qr_extract_opts o;
+    if (opts)
+        o = *opts;
+    else
+        qr_extract_opts_default(&o);
+    size_t nsrc = n < o.max_sources ? n : o.max_sources;
+    qr_analyzer *an = NULL;
+    qr_chunker *ch = NULL;
+    cand *cs = NULL;
+    cand **order = NULL;
+    size_t nc = 0, capc = 0;
+    char *text = NULL;
+    qr_extract_sentence *sents = NULL;
+    qterms q;
+    memset(&q, 0, sizeof q);
+    int rc;
+    if ((rc = qr_analyzer_create(&an)) || (rc = qr_chunker_create(NULL, NULL, &ch))) goto fail;
+    if ((rc = qr_analyzer_run(an, question, strlen(question), add_qterm, &q))) goto fail;
+    for (size_t s = 0; s < nsrc; s++) {
+        const char *t = sources[s].text;
+        size_t tl = t ? sources[s].text_len : 0;
+        size_t i = 0;
+        while (i < tl) {
+            size_t e = i;
+            while (e < tl && t[e] != '\n') e++;
+            size_t *sp = NULL, nsp = 0;
+            if (e > i && (rc = qr_chunker_sentences(ch, t + i, e - i, &sp, &nsp))) goto fail;
+            for (size_t k = 0; k < nsp; k++) {
+                size_t a = i + sp[2 * k], b = i + sp[2 * k + 1];
+                while (a < b && is_space(t[a])) a++;
+                while (b > a && is_space(t[b - 1])) b--;
+                if (b - a < 2 || b - a > o.max_chars) continue;
+                if (nc == capc) {
+                    size_t cap = capc ? capc * 2 : 64;
+                    cand *p = realloc(cs, cap * sizeof *p);
+                    if (!p) {
+                        free(sp);
+                        rc = qr_fail(QR_ENOMEM, "extract: out of memory");
+                        goto fail;
+                    }
+                    cs = p;
+                    capc = cap;
+                }
+                cand *c = &cs[nc];
+                memset(c, 0, sizeof *c);
+                c->source = s;
+                c->off = a;
+                c->len = b - a;
+                count_ctx x = {&q, c};
+                if ((rc = qr_analyzer_run(an, t + a, b - a, count_term, &x))) {
+                    free(sp);
+                    goto fail;
+                }
+                if (c->dl >= 3) nc++;
+            }
+            free(sp);
+            i = e + 1;
+        }
+    }
+    /* BM25 over the candidate sentences. */
+    double avgdl = 0;
+    int df[MAX_QTERMS] = {0};
+    for (size_t i = 0; i < nc; i++) {
+        avgdl += cs[i].dl;
+        for (int j = 0; j < q.n; j++) df[j] += cs[i].tf[j] > 0;
+    }
+    if (nc) avgdl /= (double)nc;
+    const double k1 = 1.2, b = 0.75;
+    for (size_t i = 0; i < nc; i++) {
+        double sc = 0;
+        for (int j = 0; j < q.n; j++) {
+            if (!cs[i].tf[j]) continue;
+            double idf = log(1.0 + ((double)nc - df[j] + 0.5) / (df[j] + 0.5));
+            double tf = cs[i].tf[j];
+            sc += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * cs[i].dl / avgdl));
+        }
+        cs[i].score = sc / (1.0 + 0.15 * (double)cs[i].source);
+    }
+    if (nc && !(order = malloc(nc * sizeof *order))) {
+        rc = qr_fail(QR_ENOMEM, "extract: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < nc; i++) order[i] = &cs[i];
+    if (nc) qsort(order, nc, sizeof *order, by_score);
+    size_t chosen = 0, chars = 0;
+    for (size_t i = 0; i < nc && chosen < o.max_sentences; i++) {
+        cand *c = order[i];
+        if (c->score <= 0) break;
+        if (chars + c->len > o.max_chars) continue;
+        const char *ct = sources[c->source].text + c->off;
+        int dup = 0;
+        for (size_t j = 0; j < chosen && !dup; j++)
+            dup = order[j]->len == c->len && !memcmp(sources[order[j]->source].text + order[j]->off, ct, c->len);
+        if (dup) continue;
+        order[i] = order[chosen];
+        order[chosen++] = c;
+        chars += c->len;
+    }
+    if (chosen) qsort(order, chosen, sizeof *order, by_position);
+    size_t cap = chars + chosen * 16 + 1;
+    if (!(text = malloc(cap)) || (chosen && !(sents = malloc(chosen * sizeof *sents)))) {
+        rc = qr_fail(QR_ENOMEM, "extract: out of memory");
+        goto fail;
+    }
+    size_t tn = 0;
+    for (size_t i = 0; i < chosen; i++) {
+        cand *c = order[i];
+        if (i) text[tn++] = ' ';
+        memcpy(text + tn, sources[c->source].text + c->off, c->len);
+        tn += c->len;
+        tn += (size_t)snprintf(text + tn, cap - tn, " [%zu]", c->source + 1);
+        sents[i] = (qr_extract_sentence){c->source, c->off, c->len, c->score};
+    }
+    text[tn] = 0;
+    out->text = text;
+    out->sents = sents;
+    out->n_sents = chosen;
+    out->n_used = nsrc;
+    text = NULL;
+    sents = NULL;
+    rc = 0;
+fail:
+    free(text);
+    free(sents);
+    free(order);
+    free(cs);
+    qr_chunker_destroy(ch);
+    qr_analyzer_destroy(an);
+    return rc;
+}
+
+void qr_extract_result_free(qr_extract_result *r)
+{
+    if (!r) return;
+    free(r->text);
+    free(r->sents);
+    memset(r, 0, sizeof *r);
+}
