@@ -28,6 +28,7 @@ int cli_generate(int argc, char **argv);
 int cli_estimate(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_eval(int argc, char **argv);
+int cli_search(int argc, char **argv);
 
 /* ---- helpers shared by the subcommands (cli/util.c) ---- */
 

@@ -103,6 +103,27 @@ static const qr_option_def table[QR_OPT_COUNT] = {
     [QR_OPT_DUMP_DEFAULT] = {"dump-default", QR_OPT_BOOL, "command", "false", 0, 0, NULL,
         "print configs/quire.conf (every option with its default) instead of the effective values",
         QR_OPTF_CLI, NULL},
+    /* search helper */
+    [QR_OPT_K] = {"k", QR_OPT_INT, "search", "5", 1, 1000, NULL,
+        "passages search returns (-k N)", 0, NULL},
+    [QR_OPT_RERANKER] = {"reranker", QR_OPT_STRING, "search", "", 0, 0, NULL,
+        "cross-encoder (BERT sequence classification) that reranks the fused candidates; empty = none", 0, NULL},
+    [QR_OPT_RRF_K] = {"rrf-k", QR_OPT_FLOAT, "search", "60", 0, 1000000, NULL,
+        "reciprocal rank fusion constant: score = sum of weight / (rrf-k + rank)", 0, NULL},
+    [QR_OPT_WEIGHT_DENSE] = {"weight-dense", QR_OPT_FLOAT, "search", "1", 0, 1000000, NULL,
+        "RRF weight of dense (embedding) retrieval (0 = off)", 0, NULL},
+    [QR_OPT_WEIGHT_BM25] = {"weight-bm25", QR_OPT_FLOAT, "search", "1", 0, 1000000, NULL,
+        "RRF weight of BM25 retrieval (0 = off)", 0, NULL},
+    [QR_OPT_MMR_LAMBDA] = {"mmr-lambda", QR_OPT_FLOAT, "search", "0.7", 0, 1, NULL,
+        "MMR trade-off: relevance weight against similarity to passages already chosen (1 = no MMR)", 0, NULL},
+    [QR_OPT_DUP_THRESHOLD] = {"dup-threshold", QR_OPT_FLOAT, "search", "0.95", 0, 2, NULL,
+        "similarity (cosine, or term Jaccard without vectors) at which a passage is a near-duplicate and dropped (> 1 = off)",
+        0, NULL},
+    [QR_OPT_RERANK_DEPTH] = {"rerank-depth", QR_OPT_INT, "search", "50", 0, 10000, NULL,
+        "fused candidates the reranker scores", 0, NULL},
+    [QR_OPT_FILTER] = {"filter", QR_OPT_STRING, "command", "", 0, 0, NULL,
+        "search filter path=GLOB or metadata key=value (repeat for several; all must match)",
+        QR_OPTF_CLI | QR_OPTF_REPEAT, NULL},
 };
 
 const qr_option_def *qr_option_def_at(int id)

@@ -79,6 +79,16 @@ typedef enum {
     QR_OPT_JSON,
     QR_OPT_HELP,
     QR_OPT_DUMP_DEFAULT,
+    /* search helper: [search] retrieval options, then its CLI switch */
+    QR_OPT_K,
+    QR_OPT_RERANKER,
+    QR_OPT_RRF_K,
+    QR_OPT_WEIGHT_DENSE,
+    QR_OPT_WEIGHT_BM25,
+    QR_OPT_MMR_LAMBDA,
+    QR_OPT_DUP_THRESHOLD,
+    QR_OPT_RERANK_DEPTH,
+    QR_OPT_FILTER,
     QR_OPT_COUNT
 } qr_opt_id;
 

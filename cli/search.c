@@ -1,0 +1,280 @@
+/* quire search "query" --store DIR [-k N] [--filter path=GLOB] [--filter key=value] [--json]
+ *
+ * Hybrid retrieval (retrieve/retrieve.h): dense k-NN when the store has an
+ * embedder (the store's model, or --embedder, which must be the same
+ * embedder), BM25, weighted reciprocal rank fusion, optional cross-encoder
+ * reranking (--reranker), MMR / near-duplicate suppression, filters. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "index/store.h"
+#include "retrieve/retrieve.h"
+#include "runtime/backend.h"
+#include "runtime/models/model.h"
+
+#define SNIPPET_BYTES 240
+
+/* Whitespace collapsed, at most SNIPPET_BYTES bytes cut on a UTF-8 boundary. */
+static void snippet(const char *t, char *out, size_t cap)
+{
+    size_t o = 0;
+    bool sp = false;
+    size_t lim = cap - 4 < SNIPPET_BYTES ? cap - 4 : SNIPPET_BYTES;
+    for (const unsigned char *p = (const unsigned char *)t; *p; p++) {
+        if (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') {
+            sp = o > 0;
+            continue;
+        }
+        if (sp) {
+            if (o + 1 >= lim)
+                goto cut;
+            out[o++] = ' ';
+            sp = false;
+        }
+        if (o + 1 >= lim && (*p & 0xC0) != 0x80)
+            goto cut;
+        if (o + 1 >= lim + 3) /* continuation bytes finishing a character may overrun by 3 */
+            goto cut;
+        out[o++] = (char)*p;
+    }
+    out[o] = '\0';
+    return;
+cut:
+    while (o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0x80)
+        o--;
+    if (o > 0 && ((unsigned char)out[o - 1] & 0x80))
+        o--; /* lead byte of a character cut short */
+    memcpy(out + o, "...", 4);
+}
+
+static json_t *passage_json(const qr_passage *p, int rank)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "rank", json_integer(rank));
+    json_object_set_new(j, "score", json_real(p->score));
+    json_object_set_new(j, "fused", json_real(p->fused));
+    json_object_set_new(j, "dense", p->dense_rank ? json_real(p->dense) : json_null());
+    json_object_set_new(j, "dense_rank", p->dense_rank ? json_integer(p->dense_rank) : json_null());
+    json_object_set_new(j, "bm25", p->bm25_rank ? json_real(p->bm25) : json_null());
+    json_object_set_new(j, "bm25_rank", p->bm25_rank ? json_integer(p->bm25_rank) : json_null());
+    json_object_set_new(j, "rerank", p->reranked ? json_real(p->rerank) : json_null());
+    json_object_set_new(j, "chunk_id", json_integer((json_int_t)p->chunk_id));
+    json_object_set_new(j, "doc_id", json_integer((json_int_t)p->doc_id));
+    json_object_set_new(j, "path", json_string(p->path));
+    json_object_set_new(j, "title", json_string(p->title));
+    json_object_set_new(j, "page", p->page ? json_integer(p->page) : json_null());
+    json_object_set_new(j, "heading", json_string(p->heading));
+    json_object_set_new(j, "byte_start", json_integer((json_int_t)p->byte_start));
+    json_object_set_new(j, "byte_end", json_integer((json_int_t)p->byte_end));
+    json_object_set_new(j, "text", json_string(p->text));
+    return j;
+}
+
+int cli_search(int argc, char **argv)
+{
+    static const int allowed[] = {QR_OPT_K,          QR_OPT_FILTER,       QR_OPT_JSON,        QR_OPT_EMBEDDER,
+                                  QR_OPT_RERANKER,   QR_OPT_RRF_K,        QR_OPT_WEIGHT_DENSE, QR_OPT_WEIGHT_BM25,
+                                  QR_OPT_MMR_LAMBDA, QR_OPT_DUP_THRESHOLD, QR_OPT_RERANK_DEPTH, QR_OPT_DTYPE,
+                                  QR_OPT_THREADS,    QR_OPT_DEVICE,       QR_OPT_LOG_LEVEL,   -1};
+    /* --store DIR is taken here (not an option-table entry of this command);
+     * -k N is spelled --k N for the option parser. */
+    const char *dir = NULL;
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    if (!args) {
+        fprintf(stderr, "quire search: out of memory\n");
+        return CLI_EXIT_ERROR;
+    }
+    int na = 0;
+    static char kflag[] = "--k";
+    const char *query = NULL;
+    int n_query = 0;
+    bool rest = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (i == 0) {
+            args[na++] = argv[i];
+        } else if (rest || a[0] != '-' || a[1] == '\0') {
+            query = a; /* the query (positional); cli_load_options takes none */
+            n_query++;
+        } else if (strcmp(a, "--") == 0) {
+            rest = true;
+        } else if (strcmp(a, "--store") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "quire search: --store needs a directory\n");
+                free(args);
+                return CLI_EXIT_USAGE;
+            }
+            dir = argv[++i];
+        } else if (strncmp(a, "--store=", 8) == 0) {
+            dir = a + 8;
+        } else {
+            /* a flag; one taking a value carries the next argument with it */
+            args[na++] = strcmp(a, "-k") == 0 ? kflag : argv[i];
+            const char *name = strcmp(a, "-k") == 0 ? "k" : a + 2;
+            int id = strchr(a, '=') ? -1 : qr_option_find(name);
+            if (id >= 0 && qr_option_def_at(id)->type != QR_OPT_BOOL && i + 1 < argc)
+                args[na++] = argv[++i];
+        }
+    }
+    qr_options *o = NULL;
+    qr_store *s = NULL;
+    qr_backend *be_e = NULL, *be_r = NULL;
+    qr_model *emb = NULL, *rr = NULL;
+    char *emb_path = NULL;
+    qr_retriever *r = NULL;
+    qr_results res = {0};
+    qr_retrieve_filter *filters = NULL;
+    char **fcopy = NULL;
+    size_t nf = 0;
+    int code = cli_load_options(
+        "search", "\"query\" --store DIR [-k N] [--filter path=GLOB] [--filter key=value] [--json]",
+        "Hybrid search of a store: dense k-NN (when the store has an embedder: its model, or --embedder naming\n"
+        "the same one) and BM25, fused by reciprocal rank fusion (score = sum of weight / (rrf-k + rank)),\n"
+        "optionally reranked by a cross-encoder (--reranker), with near-duplicates suppressed by MMR.\n"
+        "--filter path=GLOB matches the document path (fnmatch); --filter key=value a metadata member.\n"
+        "Prints rank, score, file, page, heading path and a snippet; --json prints one JSON object.",
+        na, args, allowed, &o);
+    if (code >= 0)
+        goto out;
+    code = CLI_EXIT_OK;
+    if (n_query != 1) {
+        fprintf(stderr, "quire search: expected one query argument (quote it), got %d\n", n_query);
+        code = CLI_EXIT_USAGE;
+        goto out;
+    }
+    size_t qlen = strlen(query);
+    if (qlen > QR_RETRIEVE_MAX_QUERY) {
+        fprintf(stderr, "quire search: query of %zu bytes exceeds the limit of %d\n", qlen, QR_RETRIEVE_MAX_QUERY);
+        code = CLI_EXIT_USAGE;
+        goto out;
+    }
+    if (!dir) {
+        fprintf(stderr, "quire search: --store DIR is required\n");
+        code = CLI_EXIT_USAGE;
+        goto out;
+    }
+    nf = qr_opt_count(o, QR_OPT_FILTER);
+    if (nf > QR_RETRIEVE_MAX_FILTERS) {
+        fprintf(stderr, "quire search: %zu filters exceed the limit of %d\n", nf, QR_RETRIEVE_MAX_FILTERS);
+        code = CLI_EXIT_USAGE;
+        goto out;
+    }
+    filters = calloc(nf + 1, sizeof *filters);
+    fcopy = calloc(nf + 1, sizeof *fcopy);
+    if (!filters || !fcopy) {
+        code = cli_fail("search", QR_ENOMEM, "filters");
+        goto out;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        fcopy[i] = strdup(qr_opt_item(o, QR_OPT_FILTER, i));
+        int rc = fcopy[i] ? qr_retrieve_parse_filter(fcopy[i], &filters[i]) : QR_ENOMEM;
+        if (rc) {
+            fprintf(stderr, "quire search: --filter: %s\n", qr_last_error());
+            code = CLI_EXIT_USAGE;
+            goto out;
+        }
+    }
+
+    qr_store_open_opts so = {.readonly = true};
+    int rc = qr_store_open(dir, &so, &s);
+    if (rc) {
+        code = cli_fail("search", rc, dir);
+        goto out;
+    }
+    const qr_manifest *man = qr_store_manifest(s);
+    if (man->has_embedder && qr_opt_float(o, QR_OPT_WEIGHT_DENSE) > 0) {
+        bool explicit_emb = *qr_opt_str(o, QR_OPT_EMBEDDER) != '\0';
+        if (!explicit_emb)
+            qr_options_set(o, QR_OPT_EMBEDDER, man->embedder.model, QR_SRC_DEFAULT, "the store's manifest");
+        char *p = NULL;
+        if (qr_model_resolve(qr_opt_str(o, QR_OPT_EMBEDDER), &p) != 0 && !explicit_emb) {
+            QR_WARN("search: the store's embedder %s is not available (%s); searching with BM25 only",
+                    man->embedder.model, qr_last_error());
+        } else {
+            free(p);
+            if ((code = cli_resolve_model("search", o, QR_OPT_EMBEDDER, &emb_path)) >= 0 ||
+                (code = cli_open_model("search", o, QR_OPT_EMBEDDER, &be_e, &emb)) >= 0)
+                goto out;
+            code = CLI_EXIT_OK;
+        }
+    }
+    if (*qr_opt_str(o, QR_OPT_RERANKER)) {
+        if ((code = cli_open_model("search", o, QR_OPT_RERANKER, &be_r, &rr)) >= 0)
+            goto out;
+        code = CLI_EXIT_OK;
+    }
+    qr_retrieve_opts ro;
+    qr_retrieve_opts_default(&ro);
+    ro.rrf_k = (float)qr_opt_float(o, QR_OPT_RRF_K);
+    ro.w_dense = (float)qr_opt_float(o, QR_OPT_WEIGHT_DENSE);
+    ro.w_bm25 = (float)qr_opt_float(o, QR_OPT_WEIGHT_BM25);
+    ro.mmr_lambda = (float)qr_opt_float(o, QR_OPT_MMR_LAMBDA);
+    ro.dup_threshold = (float)qr_opt_float(o, QR_OPT_DUP_THRESHOLD);
+    ro.rerank_depth = (int)qr_opt_int(o, QR_OPT_RERANK_DEPTH);
+    int k = (int)qr_opt_int(o, QR_OPT_K);
+    if ((rc = qr_retriever_open(s, emb, emb_path, rr, &ro, &r)) ||
+        (rc = qr_retrieve_query(r, query, qlen, k, filters, (int)nf, NULL, &res))) {
+        code = rc == QR_ELIMIT || rc == QR_EINVAL ? CLI_EXIT_USAGE : cli_exit_code(rc);
+        fprintf(stderr, "quire search: %s\n", qr_last_error());
+        goto out;
+    }
+    if (qr_opt_bool(o, QR_OPT_JSON)) {
+        json_t *j = json_object();
+        json_object_set_new(j, "query", json_string(query));
+        json_object_set_new(j, "store", json_string(dir));
+        json_object_set_new(j, "k", json_integer(k));
+        json_object_set_new(j, "dense", json_boolean(emb != NULL));
+        json_object_set_new(j, "reranked", json_boolean(rr != NULL));
+        json_object_set_new(j, "candidates_dense", json_integer(res.n_dense));
+        json_object_set_new(j, "candidates_bm25", json_integer(res.n_bm25));
+        json_object_set_new(j, "seconds", json_real(res.seconds));
+        json_t *a = json_array();
+        for (size_t i = 0; i < res.n; i++)
+            json_array_append_new(a, passage_json(&res.items[i], (int)i + 1));
+        json_object_set_new(j, "results", a);
+        char *t = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        json_decref(j);
+        if (!t) {
+            code = cli_fail("search", QR_ENOMEM, "JSON output");
+            goto out;
+        }
+        printf("%s\n", t);
+        free(t);
+    } else {
+        if (res.n == 0)
+            printf("no results\n");
+        for (size_t i = 0; i < res.n; i++) {
+            const qr_passage *p = &res.items[i];
+            char sn[SNIPPET_BYTES + 8], page[32] = "";
+            snippet(p->text, sn, sizeof sn);
+            if (p->page)
+                snprintf(page, sizeof page, "  p. %d", (int)p->page);
+            printf("%zu. [%.4f] %s%s%s%s\n", i + 1, (double)p->score, p->path, page, *p->heading ? "  § " : "",
+                   p->heading);
+            printf("   %s\n", sn);
+        }
+        QR_INFO("search: %zu results in %.1f ms (%d dense, %d bm25 candidates%s)", res.n, res.seconds * 1e3,
+                res.n_dense, res.n_bm25, rr ? ", reranked" : "");
+    }
+out:
+    qr_results_free(&res);
+    qr_retriever_close(r);
+    qr_store_close(s);
+    qr_model_free(emb);
+    qr_model_free(rr);
+    qr_backend_destroy(be_e);
+    qr_backend_destroy(be_r);
+    free(emb_path);
+    for (size_t i = 0; fcopy && i < nf; i++)
+        free(fcopy[i]);
+    free(fcopy);
+    free(filters);
+    qr_options_free(o);
+    free(args);
+    return code;
+}
