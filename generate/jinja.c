@@ -205,11 +205,12 @@ static size_t u8len(unsigned char c)
     return c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
 }
 
-static size_t u8count(const char *p, size_t n)
+/* Length in UTF-16 code units, as JS String.length counts. */
+static size_t u16count(const char *p, size_t n)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i += u8len((unsigned char)p[i]))
-        k++;
+        k += u8len((unsigned char)p[i]) == 4 ? 2 : 1;
     return k;
 }
 
@@ -2203,7 +2204,7 @@ static val builtin_attr(rctx *R, const val *v, const char *k, size_t kn)
 #define IS(s) (kn == sizeof(s) - 1 && !memcmp(k, s, kn))
     if (v->t == V_STR) {
         if (IS("length"))
-            return mkint((long long)u8count(v->u.s.p, v->u.s.n));
+            return mkint((long long)u16count(v->u.s.p, v->u.s.n));
         static const struct {
             const char *n;
             int f;

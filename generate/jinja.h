@@ -24,8 +24,10 @@
  * Anything else (macros, call/filter blocks, unknown statements) fails at parse
  * time with QR_EUNSUPPORTED and "line:col".
  *
- * Strings are UTF-8; length and indexing count code points (JS counts UTF-16
- * units: differs only for characters outside the BMP).
+ * Strings are UTF-8. `length` counts UTF-16 units and slices count code points,
+ * as in JS; s[i] indexes code points (JS: UTF-16 units; differs only past a
+ * character outside the BMP). upper/lower use simple (1:1) case mapping
+ * (JS: full mapping, e.g. "ß".upper() is "SS" there).
  */
 #ifndef QR_GENERATE_JINJA_H
 #define QR_GENERATE_JINJA_H
