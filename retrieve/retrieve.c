@@ -444,8 +444,8 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int qr_retrieve_query(qr_retriever *r, const char *query, size_t len, int k, const qr_retrieve_filter *filters,
-                      int n_filters, const qr_retrieve_opts *opts, qr_results *out)
+static int retrieve(qr_retriever *r, const char *query, size_t len, const float *qvec, int k,
+                    const qr_retrieve_filter *filters, int n_filters, const qr_retrieve_opts *opts, qr_results *out)
 {
     if (!r || !out || (!query && len))
         return qr_fail(QR_EINVAL, "qr_retrieve_query: bad arguments");
@@ -513,19 +513,23 @@ int qr_retrieve_query(qr_retriever *r, const char *query, size_t len, int k, con
         goto fail;
 
     /* dense */
-    bool use_dense = r->emb && man->has_embedder && o->w_dense > 0.0f;
+    bool use_dense = (r->emb || qvec) && man->has_embedder && o->w_dense > 0.0f;
     if (use_dense) {
-        int dim = qr_model_cfg(r->emb)->d_model;
-        qv = malloc((size_t)dim * sizeof *qv);
-        if (!qv) {
-            rc = qr_fail(QR_ENOMEM, "search: query vector");
-            goto fail;
-        }
-        const char *texts[1] = {query};
-        size_t lens[1] = {len};
         int found = 0;
-        if ((rc = qr_embed_texts(r->emb, texts, lens, 1, qv)) ||
-            (rc = qr_store_search(r->s, qv, (int)fetch, dids, dsc, &found)))
+        if (!qvec) {
+            int dim = qr_model_cfg(r->emb)->d_model;
+            qv = malloc((size_t)dim * sizeof *qv);
+            if (!qv) {
+                rc = qr_fail(QR_ENOMEM, "search: query vector");
+                goto fail;
+            }
+            const char *texts[1] = {query};
+            size_t lens[1] = {len};
+            if ((rc = qr_embed_texts(r->emb, texts, lens, 1, qv)))
+                goto fail;
+            qvec = qv;
+        }
+        if ((rc = qr_store_search(r->s, qvec, (int)fetch, dids, dsc, &found)))
             goto fail;
         nd = (size_t)found;
         if (strcmp(man->metric, "l2") == 0) /* higher is better everywhere */
@@ -795,4 +799,19 @@ fail:
     free(bsc);
     free(hits);
     return rc;
+}
+
+int qr_retrieve_query(qr_retriever *r, const char *query, size_t len, int k, const qr_retrieve_filter *filters,
+                      int n_filters, const qr_retrieve_opts *opts, qr_results *out)
+{
+    return retrieve(r, query, len, NULL, k, filters, n_filters, opts, out);
+}
+
+int qr_retrieve_query_vec(qr_retriever *r, const char *query, size_t len, const float *qvec, int k,
+                          const qr_retrieve_filter *filters, int n_filters, const qr_retrieve_opts *opts,
+                          qr_results *out)
+{
+    if (!qvec)
+        return qr_fail(QR_EINVAL, "qr_retrieve_query_vec: no query vector");
+    return retrieve(r, query, len, qvec, k, filters, n_filters, opts, out);
 }

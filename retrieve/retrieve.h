@@ -107,6 +107,12 @@ void qr_retriever_close(qr_retriever *r);
  * empty query. *out freed with qr_results_free. */
 int qr_retrieve_query(qr_retriever *r, const char *query, size_t len, int k, const qr_retrieve_filter *filters,
                       int n_filters, const qr_retrieve_opts *opts, qr_results *out);
+/* Same with the query's embedding given (dim floats, from the store's
+ * embedder: the caller vouches for it; used by benchmarks and by callers that
+ * embed in batches). Dense search runs even when the retriever has no model. */
+int qr_retrieve_query_vec(qr_retriever *r, const char *query, size_t len, const float *qvec, int k,
+                          const qr_retrieve_filter *filters, int n_filters, const qr_retrieve_opts *opts,
+                          qr_results *out);
 void qr_results_free(qr_results *res); /* accepts NULL and zeroed results */
 
 /* Parses "key=value" (CLI --filter) into f (pointers into s, which is
