@@ -331,6 +331,27 @@ static void test_dense(const char *dir)
     CHECK((a == 0) != (b == 0));
     CHECK(a < 0 || b < 0);
     qr_results_free(&res);
+    /* the query embedding given: same results without a model in the retriever */
+    {
+        qr_retriever *r0 = NULL;
+        CHECK_OK(qr_retriever_open(s, NULL, NULL, NULL, &o, &r0));
+        float qv[64];
+        const char *tx[1] = {DOCS[5].text};
+        size_t ln[1] = {strlen(DOCS[5].text)};
+        CHECK_OK(qr_embed_texts(m, tx, ln, 1, qv));
+        qr_results a1 = {0}, a2 = {0};
+        CHECK_OK(qr_retrieve_query(r, tx[0], ln[0], 5, NULL, 0, NULL, &a1));
+        CHECK_OK(qr_retrieve_query_vec(r0, tx[0], ln[0], qv, 5, NULL, 0, NULL, &a2));
+        CHECK_INT(a1.n, a2.n);
+        for (size_t i = 0; i < a1.n && i < a2.n; i++) {
+            CHECK_INT(a1.items[i].chunk_id, a2.items[i].chunk_id);
+            CHECK(a1.items[i].fused == a2.items[i].fused);
+        }
+        CHECK(a2.n_dense > 0);
+        qr_results_free(&a1);
+        qr_results_free(&a2);
+        qr_retriever_close(r0);
+    }
     /* dense weight 0: BM25 ranks only */
     qr_retrieve_opts bo = no_mmr();
     bo.w_dense = 0;
