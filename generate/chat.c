@@ -290,6 +290,49 @@ static const qr_jinja *pick(const qr_chat_template *ct, const qr_chat_opts *o)
     return NULL;
 }
 
+/* messages with a leading system message merged into the first user
+ * message ("SYSTEM\n\nUSER"); NULL when that does not apply. */
+static json_t *fold_system(const json_t *messages)
+{
+    json_t *m0 = json_array_get(messages, 0), *r0 = json_object_get(m0, "role");
+    if (!json_is_string(r0) || strcmp(json_string_value(r0), "system") != 0)
+        return NULL;
+    json_t *sys = json_object_get(m0, "content");
+    if (!json_is_string(sys))
+        return NULL;
+    json_t *out = json_array();
+    int merged = 0;
+    for (size_t i = 1; out && i < json_array_size(messages); i++) {
+        json_t *m = json_array_get(messages, i), *r = json_object_get(m, "role"), *c = json_object_get(m, "content");
+        if (!merged && json_is_string(r) && !strcmp(json_string_value(r), "user") && json_is_string(c)) {
+            size_t a = json_string_length(sys), b = json_string_length(c);
+            char *text = malloc(a + b + 2);
+            json_t *copy = json_copy(m);
+            json_t *s = NULL;
+            if (text) {
+                memcpy(text, json_string_value(sys), a);
+                memcpy(text + a, "\n\n", 2);
+                memcpy(text + a + 2, json_string_value(c), b);
+                s = json_stringn(text, a + b + 2);
+            }
+            free(text);
+            if (!copy || !s || json_object_set_new(copy, "content", s) || json_array_append_new(out, copy)) {
+                json_decref(out);
+                return NULL;
+            }
+            merged = 1;
+        } else if (json_array_append(out, m)) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    if (!merged) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
 int qr_chat_render_json(const qr_chat_template *ct, const json_t *messages, const qr_chat_opts *opts, char **out,
                         size_t *out_len)
 {
@@ -323,6 +366,16 @@ int qr_chat_render_json(const qr_chat_template *ct, const json_t *messages, cons
     }
     int rc = qr_jinja_render(t, vars, opts ? opts->date : NULL, out, out_len);
     json_decref(vars);
+    if (rc == QR_EINVAL && opts && opts->system_fallback &&
+        strncmp(qr_last_error(), QR_JINJA_RAISE_PREFIX, strlen(QR_JINJA_RAISE_PREFIX)) == 0) {
+        json_t *folded = fold_system(messages);
+        if (folded) {
+            qr_chat_opts o2 = *opts;
+            o2.system_fallback = 0;
+            rc = qr_chat_render_json(ct, folded, &o2, out, out_len);
+            json_decref(folded);
+        }
+    }
     return rc;
 }
 

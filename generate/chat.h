@@ -36,6 +36,10 @@ typedef struct {
     const json_t *extra;       /* JSON object of further variables, or NULL */
     const char *name;          /* named template to use (list form); NULL: "tool_use" when
                                   tools are given and it exists, else "default" */
+    int system_fallback;       /* nonzero: when messages start with a system message and the
+                                  template refuses it through raise_exception (Gemma: "System
+                                  role not supported"), render again with the system content
+                                  prepended to the first user message, "SYSTEM\n\nUSER" */
 } qr_chat_opts;
 
 /* Loads the chat template of a model directory (see above). QR_ENOTFOUND

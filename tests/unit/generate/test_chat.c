@@ -152,8 +152,46 @@ static void test_qwen_dir(void)
     qr_chat_template_free(ct);
 }
 
+/* Gemma refuses a system message; system_fallback folds it into the first
+ * user turn (expected text confirmed with @huggingface/jinja on the folded
+ * conversation); a template that accepts system messages is unaffected. */
+static void test_system_fallback(void)
+{
+    const char *names[2] = {"models/chat-templates/google-gemma-2-2b-it.jinja",
+                            "models/chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja"};
+    const char *want[2] = {"<bos><start_of_turn>user\nS\n\nHi<end_of_turn>\n<start_of_turn>model\n",
+                           "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(SHARED(names[i]), "rb");
+        CHECK(f != NULL);
+        if (!f)
+            return;
+        char src[8192];
+        size_t n = fread(src, 1, sizeof src - 1, f);
+        fclose(f);
+        qr_chat_template *ct = NULL;
+        CHECK_OK(qr_chat_template_from_string(src, n, "<bos>", "<eos>", &ct));
+        char *out = NULL;
+        qr_chat_opts o = {.add_generation_prompt = 1};
+        int rc = qr_chat_render(ct, MSGS, 2, &o, &out, NULL);
+        if (i == 0) {
+            CHECK(rc == QR_EINVAL && strcmp(qr_last_error(), QR_JINJA_RAISE_PREFIX "System role not supported") == 0);
+        } else {
+            CHECK(rc == 0 && strcmp(out, want[i]) == 0);
+            free(out);
+            out = NULL;
+        }
+        o.system_fallback = 1;
+        CHECK_OK(qr_chat_render(ct, MSGS, 2, &o, &out, NULL));
+        CHECK_MSG(out && strcmp(out, want[i]) == 0, "%s", out ? out : "(null)");
+        free(out);
+        qr_chat_template_free(ct);
+    }
+}
+
 int main(void)
 {
+    test_system_fallback();
     test_from_config();
     test_load_dir();
     test_qwen_dir();
