@@ -29,6 +29,7 @@ int cli_estimate(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_search(int argc, char **argv);
+int cli_ask(int argc, char **argv);
 
 /* ---- helpers shared by the subcommands (cli/util.c) ---- */
 
