@@ -690,8 +690,14 @@ static int retrieve(qr_retriever *r, const char *query, size_t len, const float 
                 ts[i].n = u;
             }
         }
+        /* relevance: min-max of the stage score; when only the first candidates
+         * were reranked, the rest (fused scores, another scale) get 0 and keep
+         * their order below them */
+        bool any_rr = pool[0].reranked;
         float lo = pool[0].score, hi = pool[0].score;
         for (size_t i = 1; i < npool; i++) {
+            if (any_rr && !pool[i].reranked)
+                continue;
             lo = pool[i].score < lo ? pool[i].score : lo;
             hi = pool[i].score > hi ? pool[i].score : hi;
         }
@@ -703,7 +709,9 @@ static int retrieve(qr_retriever *r, const char *query, size_t len, const float 
             for (size_t i = 0; i < npool; i++) {
                 if (taken[i])
                     continue;
-                double rel = hi > lo ? ((double)pool[i].score - lo) / ((double)hi - lo) : 1.0;
+                double rel = any_rr && !pool[i].reranked ? 0.0
+                             : hi > lo                      ? ((double)pool[i].score - lo) / ((double)hi - lo)
+                                                            : 1.0;
                 double v = lam * rel - (1.0 - lam) * (nsel ? maxsim[i] : 0.0);
                 if (v > bv) {
                     bv = v;
