@@ -11,6 +11,8 @@
 #include "common/error.h"
 #include "index/bm25.h"
 #include "index/store.h"
+#include "runtime/backend.h"
+#include "runtime/models/model.h"
 #include "tests/unit/test.h"
 
 static const char *TEXTS[][2] = {
@@ -129,6 +131,62 @@ int main(void)
     CHECK_INT(run(cmd), 2);
     snprintf(cmd, sizeof cmd, "'%s' search q 2>/dev/null", bin);
     CHECK_INT(run(cmd), 2);
+
+    /* a store with an embedder: search loads the manifest's model by itself */
+    char edir[300];
+    snprintf(edir, sizeof edir, "%s/emb", dir);
+    const char *mp = FIXTURE("models/bert_minilm");
+    qr_backend *be = NULL;
+    qr_model *m = NULL;
+    qr_model_opts mo = {.dtype = QR_F32};
+    CHECK_OK(qr_backend_cpu_create(1, &be));
+    CHECK_OK(qr_model_load(mp, &mo, be, &m));
+    if (m) {
+        qr_embedder_id e;
+        memset(&e, 0, sizeof e);
+        snprintf(e.model, sizeof e.model, "%s", mp);
+        CHECK_OK(qr_embedder_hash(mp, e.hash, sizeof e.hash));
+        e.dim = qr_model_cfg(m)->d_model;
+        snprintf(e.pooling, sizeof e.pooling, "%s", qr_model_cfg(m)->pooling == QR_POOL_CLS ? "cls" : "mean");
+        e.normalize = qr_model_cfg(m)->normalize;
+        qr_store_open_opts eo = {.create = true, .map_size = (size_t)64 << 20, .embedder = &e};
+        CHECK_OK(qr_store_open(edir, &eo, &s));
+        if (s) {
+            CHECK_OK(qr_store_set_embedder(s, &e));
+            CHECK_OK(qr_store_txn_begin(s, true, &t));
+            CHECK_OK(qr_bm25_open(qr_store_txn_mdb(t), NULL, &bm));
+            for (int i = 0; i < N; i++) {
+                float v[64];
+                size_t ln = strlen(TEXTS[i][1]);
+                CHECK_OK(qr_embed_texts(m, &TEXTS[i][1], &ln, 1, v));
+                qr_store_chunk c = {.text = TEXTS[i][1], .text_len = ln, .byte_end = ln};
+                qr_store_doc d = {.path = TEXTS[i][0], .hash = "h", .format = "md"};
+                CHECK_OK(qr_store_put_doc(t, &d, &c, 1, v, NULL, &ids[i]));
+                CHECK_OK(qr_bm25_add(bm, qr_store_txn_mdb(t), ids[i], c.text, c.text_len));
+            }
+            CHECK_OK(qr_bm25_flush(bm, qr_store_txn_mdb(t)));
+            CHECK_OK(qr_store_txn_commit(t));
+            qr_bm25_close(bm);
+            qr_store_close(s);
+        }
+        snprintf(cmd, sizeof cmd, "'%s' search '%s' --store '%s' -k 4 --json --log-level error", bin, TEXTS[2][1],
+                 edir);
+        CHECK_INT(run(cmd), 0);
+        j = json_loads(out_buf, 0, &err);
+        CHECK(json_is_true(json_object_get(j, "dense")));
+        a = json_object_get(j, "results");
+        CHECK(json_array_size(a) >= 1);
+        json_t *r0 = json_array_get(a, 0);
+        CHECK_INT(json_integer_value(json_object_get(r0, "chunk_id")), ids[2]);
+        CHECK_INT(json_integer_value(json_object_get(r0, "dense_rank")), 1);
+        json_decref(j);
+        /* another embedder named explicitly is refused (tests/fixtures/models/llama3 is no encoder) */
+        snprintf(cmd, sizeof cmd, "'%s' search q --store '%s' --embedder '%s' 2>/dev/null", bin, edir,
+                 FIXTURE("models/llama3"));
+        CHECK(run(cmd) != 0);
+        qr_model_free(m);
+    }
+    qr_backend_destroy(be);
 
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
