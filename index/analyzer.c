@@ -231,6 +231,9 @@ static int wb_class(int32_t c)
 
 /* ---- UTF-8 ---- */
 
+static uint8_t ascii_cls[0x80];
+static volatile bool ascii_ready;
+
 /* Decodes text into a->cp / a->cls; invalid bytes become U+FFFD. */
 static int decode(qr_analyzer *a, const char *text, size_t len, size_t *n_out)
 {
@@ -240,12 +243,21 @@ static int decode(qr_analyzer *a, const char *text, size_t len, size_t *n_out)
     rc = grow((void **)&a->cls, &a->clscap, len + 1, 1);
     if (rc)
         return rc;
+    if (!ascii_ready) {
+        for (int c = 0; c < 0x80; c++)
+            ascii_cls[c] = (uint8_t)wb_class(c);
+        ascii_ready = true; /* idempotent: racing threads write the same bytes */
+    }
     size_t n = 0, i = 0;
     const uint8_t *s = (const uint8_t *)text;
     while (i < len) {
         int32_t c;
         if (s[i] < 0x80) {
             c = s[i++];
+            a->cp[n] = c;
+            a->cls[n] = ascii_cls[c];
+            n++;
+            continue;
         } else {
             utf8proc_ssize_t k = utf8proc_iterate(s + i, (utf8proc_ssize_t)(len - i), &c);
             if (k <= 0) {
@@ -300,8 +312,12 @@ static int emit_segment(qr_analyzer *a, size_t s, size_t e, qr_term_fn fn, void 
         int rc = grow((void **)&a->tok, &a->tokcap, (j - i) * 4 + 1, 1);
         if (rc)
             return rc;
-        for (size_t t = i; t < j; t++)
-            bytes += put_utf8(a->tok + bytes, a->cp[t]);
+        for (size_t t = i; t < j; t++) {
+            if (a->cp[t] < 0x80)
+                a->tok[bytes++] = (char)a->cp[t];
+            else
+                bytes += put_utf8(a->tok + bytes, a->cp[t]);
+        }
         a->tok[bytes] = 0;
         rc = fn(a->tok, bytes, user);
         if (rc)
@@ -458,8 +474,13 @@ bool qr_english_stopword(const char *t, size_t len)
 {
     if (len < 1 || len > 5)
         return false;
+    /* every stop word starts with one of a b f i n o s t w */
+    switch (t[0]) {
+    case 'a': case 'b': case 'f': case 'i': case 'n': case 'o': case 's': case 't': case 'w': break;
+    default: return false;
+    }
     for (size_t i = 0; i < sizeof stop_words / sizeof stop_words[0]; i++)
-        if (strlen(stop_words[i]) == len && memcmp(stop_words[i], t, len) == 0)
+        if (strncmp(stop_words[i], t, len) == 0 && stop_words[i][len] == 0)
             return true;
     return false;
 }

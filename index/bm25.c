@@ -53,7 +53,10 @@ struct qr_bm25 {
     size_t pend_postings;
     int64_t d_ndocs, d_doc_count, d_sum_ttf; /* pending stats deltas */
     term_table doc;    /* scratch: one document's / query's terms */
-    acc_table acc;     /* search accumulator */
+    acc_table acc;     /* search accumulator (sparse ids) */
+    double *dense;     /* (dense_cap) accumulator indexed by id - lo when ids are dense */
+    uint32_t *dtouched; /* (dense_cap) offsets in use */
+    size_t dense_cap;
     uint8_t *buf;      /* encode scratch */
     size_t bufcap;
     posting *mp;       /* merge scratch */
@@ -353,6 +356,8 @@ void qr_bm25_close(qr_bm25 *ix)
     free(ix->acc.vals);
     free(ix->acc.used);
     free(ix->acc.touched);
+    free(ix->dense);
+    free(ix->dtouched);
     free(ix->buf);
     free(ix->mp);
     free(ix);
@@ -880,8 +885,6 @@ int qr_bm25_search(qr_bm25 *ix, MDB_txn *txn, const char *query, size_t len, siz
     if (k > QR_BM25_MAX_K)
         return qr_fail(QR_ELIMIT, "bm25: k = %zu exceeds %d", k, QR_BM25_MAX_K);
     int rc;
-    if (ix->pend.n && (rc = qr_bm25_flush(ix, txn)))
-        return rc;
     qr_bm25_stats st;
     if ((rc = read_stats(ix, txn, &st)))
         return rc;
@@ -901,6 +904,43 @@ int qr_bm25_search(qr_bm25 *ix, MDB_txn *txn, const char *query, size_t len, siz
     if ((rc = acc_init(&ix->acc, 1024)))
         return rc;
     MDB_cursor *cur = NULL;
+    /* Chunk ids are usually dense: then a plain array indexed by id - lo
+     * accumulates far faster than a hash table. The id range comes from the
+     * first and last key of bm25_docs. */
+    uint64_t lo = 0, range = 0;
+    size_t dn = 0;
+    {
+        MDB_val dk, dv;
+        int r1 = mdb_cursor_open(txn, ix->docs, &cur);
+        if (r1)
+            return lmdb_fail(r1, "cursor");
+        r1 = mdb_cursor_get(cur, &dk, &dv, MDB_FIRST);
+        if (r1 == 0 && dk.mv_size == 8) {
+            lo = get_be64(dk.mv_data);
+            r1 = mdb_cursor_get(cur, &dk, &dv, MDB_LAST);
+            if (r1 == 0 && dk.mv_size == 8)
+                range = get_be64(dk.mv_data) - lo + 1;
+        }
+        mdb_cursor_close(cur);
+        cur = NULL;
+        uint64_t limit = st.ndocs * 8 > ((uint64_t)1 << 20) ? st.ndocs * 8 : ((uint64_t)1 << 20);
+        if (limit > ((uint64_t)1 << 26))
+            limit = (uint64_t)1 << 26;
+        if (range == 0 || range > limit)
+            range = 0; /* sparse: hash table */
+        else if (range > ix->dense_cap) {
+            double *d = realloc(ix->dense, range * sizeof *d);
+            if (d)
+                ix->dense = d;
+            uint32_t *t = d ? realloc(ix->dtouched, range * sizeof *t) : NULL;
+            if (t)
+                ix->dtouched = t;
+            if (!d || !t)
+                return qr_fail(QR_ENOMEM, "bm25: accumulator of %llu", (unsigned long long)range);
+            memset(ix->dense + ix->dense_cap, 0, (range - ix->dense_cap) * sizeof *d);
+            ix->dense_cap = range;
+        }
+    }
     int r = mdb_cursor_open(txn, ix->post, &cur);
     if (r)
         return lmdb_fail(r, "cursor");
@@ -931,7 +971,7 @@ int qr_bm25_search(qr_bm25 *ix, MDB_txn *txn, const char *query, size_t len, siz
             (float)log(1.0 + ((double)st.doc_count - (double)df + 0.5) / ((double)df + 0.5));
         const float w = (float)e->tf * idf;
         /* keep the accumulator under half full */
-        if ((ix->acc.n + df) * 2 > ix->acc.cap) {
+        if (!range && (ix->acc.n + df) * 2 > ix->acc.cap) {
             /* rehash into a bigger table */
             acc_table old = ix->acc;
             memset(&ix->acc, 0, sizeof ix->acc);
@@ -971,7 +1011,20 @@ int qr_bm25_search(qr_bm25 *ix, MDB_txn *txn, const char *query, size_t len, siz
                 id += d;
                 const float freq = (float)tf;
                 const float s = w - w / (1.0f + freq * cache[*p++]);
-                acc_add(&ix->acc, id, (double)s);
+                if (range) {
+                    /* a term score is > 0, so 0 marks an untouched slot */
+                    uint64_t off = id - lo;
+                    if (id < lo || off >= range) {
+                        rc = qr_fail(QR_EFORMAT, "bm25: posting for chunk %llu outside bm25_docs",
+                                     (unsigned long long)id);
+                        goto fail;
+                    }
+                    if (ix->dense[off] == 0.0)
+                        ix->dtouched[dn++] = (uint32_t)off;
+                    ix->dense[off] += (double)s;
+                } else {
+                    acc_add(&ix->acc, id, (double)s);
+                }
             }
             r = mdb_cursor_get(cur, &kk, &v, MDB_NEXT);
         }
@@ -984,9 +1037,17 @@ int qr_bm25_search(qr_bm25 *ix, MDB_txn *txn, const char *query, size_t len, siz
     cur = NULL;
     /* top k */
     size_t nh = 0;
-    for (size_t i = 0; i < ix->acc.n; i++) {
-        size_t s = ix->acc.touched[i];
-        qr_bm25_hit h = {ix->acc.keys[s], (float)ix->acc.vals[s]};
+    size_t ncand = range ? dn : ix->acc.n;
+    for (size_t i = 0; i < ncand; i++) {
+        qr_bm25_hit h;
+        if (range) {
+            h.id = lo + ix->dtouched[i];
+            h.score = (float)ix->dense[ix->dtouched[i]];
+        } else {
+            size_t s = ix->acc.touched[i];
+            h.id = ix->acc.keys[s];
+            h.score = (float)ix->acc.vals[s];
+        }
         if (nh < k) {
             hits[nh++] = h;
             if (nh == k)
@@ -1002,7 +1063,9 @@ int qr_bm25_search(qr_bm25 *ix, MDB_txn *txn, const char *query, size_t len, siz
     rc = 0;
 fail:
     mdb_cursor_close(cur);
-    /* clear the accumulator */
+    /* clear the accumulators */
+    for (size_t i = 0; i < dn; i++)
+        ix->dense[ix->dtouched[i]] = 0.0;
     for (size_t i = 0; i < ix->acc.n; i++)
         ix->acc.used[ix->acc.touched[i]] = 0;
     ix->acc.n = 0;

@@ -29,8 +29,8 @@
  *
  * Writes: qr_bm25_add() analyses the text and keeps the postings in memory;
  * qr_bm25_flush() merges them into LMDB, term by term, and MUST be called
- * before the caller commits the write transaction (qr_bm25_remove and
- * qr_bm25_search flush first themselves). qr_bm25_discard() drops pending
+ * before the caller commits the write transaction (qr_bm25_remove flushes
+ * first itself). Searches never write: they see what txn holds, not pending adds. qr_bm25_discard() drops pending
  * postings after an aborted transaction. A handle is used by one thread at a
  * time; searches in other threads open their own handle (cheap). */
 #ifndef QR_INDEX_BM25_H
@@ -91,7 +91,10 @@ int qr_bm25_flush(qr_bm25 *ix, MDB_txn *txn);
 void qr_bm25_discard(qr_bm25 *ix);
 
 /* Top k chunks for query (analysed like documents), sorted by score
- * descending, then id ascending. hits has room for k; *n = hits written
+ * descending, then id ascending; txn may be read-only. When the ids in the
+ * index span at most max(8 * chunks, 2^20) values (capped at 2^26) scores
+ * accumulate in an array (8 bytes per id in the span, kept by the handle),
+ * else in a hash table. hits has room for k; *n = hits written
  * (chunks with no query term are not returned). */
 int qr_bm25_search(qr_bm25 *ix, MDB_txn *txn, const char *query, size_t len, size_t k, qr_bm25_hit *hits,
                    size_t *n);

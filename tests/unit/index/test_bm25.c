@@ -152,6 +152,33 @@ static void hand_example(void)
     CHECK_INT(h[1].id, 66);
     CHECK_INT(h[2].id, 77);
     CHECK(h[0].score == h[2].score);
+    float dense_score = h[0].score;
+    float dense_apple[2];
+    n = search(ix, "apple banana", 8, h);
+    CHECK_INT(n, 2);
+    dense_apple[0] = h[0].score;
+    dense_apple[1] = h[1].score;
+
+    /* far-apart ids switch the accumulator from an array to a hash table:
+     * the same scores must come out (a document with no terms changes no statistic) */
+    CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    CHECK_OK(qr_bm25_add(ix, txn, (uint64_t)1 << 40, "the of", 6));
+    CHECK_OK(qr_bm25_flush(ix, txn));
+    CHECK(mdb_txn_commit(txn) == 0);
+    n = search(ix, "kiwi", 8, h);
+    CHECK_INT(n, 3);
+    CHECK_INT(h[0].id, 55);
+    CHECK(h[0].score == dense_score);
+    n = search(ix, "apple banana", 8, h);
+    CHECK_INT(n, 2);
+    CHECK(h[0].score == dense_apple[0] && h[1].score == dense_apple[1]);
+    CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    CHECK_OK(qr_bm25_add(ix, txn, ((uint64_t)1 << 40) + 1, "kiwi fruit", 10));
+    CHECK_OK(qr_bm25_flush(ix, txn));
+    CHECK(mdb_txn_commit(txn) == 0);
+    n = search(ix, "kiwi", 8, h);
+    CHECK_INT(n, 4);
+    CHECK_INT(h[3].id, ((uint64_t)1 << 40) + 1);
 
     /* limits */
     CHECK(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
