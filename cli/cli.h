@@ -30,6 +30,8 @@ int cli_info(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_search(int argc, char **argv);
 int cli_ask(int argc, char **argv);
+int cli_ingest(int argc, char **argv);
+int cli_rm(int argc, char **argv);
 
 /* ---- helpers shared by the subcommands (cli/util.c) ---- */
 
@@ -70,6 +72,13 @@ int cli_open_model(const char *cmd, const qr_options *o, int id, struct qr_backe
  * "bf16", "f16+f32", "q4_k+q6_k+f32". Empty when the source has no tensors. */
 struct qr_wsrc;
 void cli_storage_dtypes(const struct qr_wsrc *s, char *buf, size_t len);
+
+/* ingest/rm (cli/ingest.c): splits argv into option arguments (opt_argv,
+ * argv[0] first) and positional paths; arrays need argc entries. */
+int cli_split_paths(int argc, char **argv, char **opt_argv, int *opt_argc, char **paths, int *n_paths);
+struct qr_ingest_report;
+/* Prints the one-line summary (skips on stderr) or, with json, the JSON report. */
+int cli_print_ingest_report(const struct qr_ingest_report *r, bool json, const char *cmd);
 
 /* "1.2 MB" style (decimal units) into buf. */
 const char *cli_bytes(double bytes, char *buf, size_t len);

@@ -11,6 +11,8 @@ static const struct { const char *name; int (*fn)(int, char **); const char *hel
     {"estimate", cli_estimate, "GPU memory a model needs at a precision, and which GPUs it fits"},
     {"search", cli_search, "hybrid search of a store (dense + BM25, RRF, rerank, MMR); --json for scripts"},
     {"ask", cli_ask, "answer a question from a store with cited sources (LLM with --model, else extractive)"},
+    {"ingest", cli_ingest, "add files and directories to a store (BM25, and vectors with an embedder)"},
+    {"rm", cli_rm, "delete the documents of files or directories from a store"},
     {"info", cli_info, "what a store holds: counts, sizes, embedder, index type, formats"},
     {"eval", cli_eval, "retrieval quality on a BEIR dataset (BM25; nDCG@10, Recall@100/1000, MRR@10)"},
     {"config", cli_config, "show effective options and their origin; --dump-default prints quire.conf"},

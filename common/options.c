@@ -124,6 +124,23 @@ static const qr_option_def table[QR_OPT_COUNT] = {
     [QR_OPT_FILTER] = {"filter", QR_OPT_STRING, "command", "", 0, 0, NULL,
         "search filter path=GLOB or metadata key=value (repeat for several; all must match)",
         QR_OPTF_CLI | QR_OPTF_REPEAT, NULL},
+    /* ingest helper */
+    [QR_OPT_STORE] = {"store", QR_OPT_STRING, "store", "", 0, 0, NULL,
+        "store directory (manifest.json, meta.lmdb, vectors.faiss); created by the first ingest", 0, NULL},
+    [QR_OPT_CHUNK_TOKENS] = {"chunk-tokens", QR_OPT_INT, "ingest", "256", 16, 8192, NULL,
+        "tokens per chunk, special tokens included (fixed when a store is created)", 0, NULL},
+    [QR_OPT_CHUNK_OVERLAP] = {"chunk-overlap", QR_OPT_INT, "ingest", "32", 0, 4096, NULL,
+        "tokens shared by consecutive chunks, at most chunk-tokens / 2 (fixed when a store is created)", 0,
+        NULL},
+    [QR_OPT_JOBS] = {"jobs", QR_OPT_INT, "ingest", "4", 1, 256, NULL,
+        "reader threads (read and chunk files in parallel)", 0, NULL},
+    [QR_OPT_MAX_FILE_BYTES] = {"max-file-bytes", QR_OPT_INT, "ingest", "268435456", 1, BIG_INT, NULL,
+        "files larger than this are skipped (reason too-large)", 0, NULL},
+    [QR_OPT_HIDDEN] = {"hidden", QR_OPT_BOOL, "ingest", "false", 0, 0, NULL,
+        "also ingest hidden files and directories (names starting with '.') inside walked directories", 0,
+        NULL},
+    [QR_OPT_PRUNE] = {"prune", QR_OPT_BOOL, "command", "false", 0, 0, NULL,
+        "ingest: remove documents whose files no longer exist", QR_OPTF_CLI, NULL},
 };
 
 const qr_option_def *qr_option_def_at(int id)

@@ -89,6 +89,14 @@ typedef enum {
     QR_OPT_DUP_THRESHOLD,
     QR_OPT_RERANK_DEPTH,
     QR_OPT_FILTER,
+    /* ingest helper: [store] [ingest] */
+    QR_OPT_STORE,
+    QR_OPT_CHUNK_TOKENS,
+    QR_OPT_CHUNK_OVERLAP,
+    QR_OPT_JOBS,
+    QR_OPT_MAX_FILE_BYTES,
+    QR_OPT_HIDDEN,
+    QR_OPT_PRUNE,
     QR_OPT_COUNT
 } qr_opt_id;
 

@@ -1,0 +1,219 @@
+/* quire ingest PATH... --store DIR [--embedder M] [--dtype D] [--prune] [--jobs N] [--json]
+ *
+ * Walks the paths into the store (ingest/pipeline.h). On a terminal a progress
+ * bar is drawn on stderr (files, chunks/s, ETA; at most 10 redraws a second);
+ * otherwise one summary line is printed on stdout at the end, or with --json
+ * a JSON report (counts, per-file status with skip reasons, chunks, timings).
+ * Exit code 0 even when some files were skipped (their reasons are in the
+ * report); a refused store (other embedder or chunking) exits 1. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/error.h"
+#include "ingest/pipeline.h"
+#include "runtime/backend.h"
+#include "runtime/models/model.h"
+
+/* Splits argv into option arguments (kept in argv order, command name first)
+ * and positional paths: a value-taking --name consumes the next argument. */
+int cli_split_paths(int argc, char **argv, char **opt_argv, int *opt_argc, char **paths, int *n_paths)
+{
+    int no = 0, np = 0;
+    opt_argv[no++] = argv[0];
+    bool rest = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (rest || a[0] != '-' || a[1] == '\0') {
+            paths[np++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            rest = true;
+            continue;
+        }
+        opt_argv[no++] = argv[i];
+        if (a[1] == '-' && !strchr(a, '=')) {
+            int id = qr_option_find(a + 2);
+            const qr_option_def *d = id >= 0 ? qr_option_def_at(id) : NULL;
+            if (d && d->type != QR_OPT_BOOL && i + 1 < argc)
+                opt_argv[no++] = argv[++i];
+        } else if (strcmp(a, "--config") == 0 && i + 1 < argc) {
+            opt_argv[no++] = argv[++i];
+        }
+    }
+    *opt_argc = no;
+    *n_paths = np;
+    return 0;
+}
+
+typedef struct {
+    double last;
+    bool drawn;
+} bar_state;
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int draw_bar(const qr_ingest_progress *p, void *user)
+{
+    bar_state *b = user;
+    double t = mono();
+    bool final = p->current == NULL;
+    if (!final && t - b->last < 0.1)
+        return 0;
+    b->last = t;
+    double frac = p->files_total ? (double)p->files_done / (double)p->files_total : 1.0;
+    int width = 30, fill = (int)(frac * width + 0.5);
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '#' : '-';
+    bar[width] = '\0';
+    double cps = p->elapsed_s > 0 ? (double)p->chunks_done / p->elapsed_s : 0;
+    double eta = frac > 0 && frac < 1 ? p->elapsed_s * (1 - frac) / frac : 0;
+    fprintf(stderr, "\r[%s] %zu/%zu files  %zu chunks  %.0f chunks/s  ETA %.0fs   ", bar, p->files_done,
+            p->files_total, p->chunks_done, cps, eta);
+    if (final)
+        fputc('\n', stderr);
+    fflush(stderr);
+    b->drawn = true;
+    return 0;
+}
+
+int cli_print_ingest_report(const qr_ingest_report *r, bool json, const char *cmd)
+{
+    if (!json) {
+        printf("%s: %zu added, %zu updated, %zu unchanged, %zu removed, %zu skipped; %zu documents, %zu chunks in "
+               "%.2fs\n",
+               cmd, r->added, r->updated, r->unchanged, r->removed, r->skipped, r->docs, r->chunks, r->total_s);
+        for (size_t i = 0; i < r->n_files; i++)
+            if (r->files[i].status == QR_INGEST_SKIPPED)
+                fprintf(stderr, "quire %s: skipped %s: %s\n", cmd, r->files[i].path,
+                        r->files[i].reason ? r->files[i].reason : "");
+        return CLI_EXIT_OK;
+    }
+    json_t *files = json_array();
+    for (size_t i = 0; i < r->n_files; i++) {
+        const qr_ingest_file *f = &r->files[i];
+        json_t *o = json_pack("{s:s, s:s}", "path", f->path, "status", qr_ingest_status_name(f->status));
+        if (f->reason)
+            json_object_set_new(o, "reason", json_string(f->reason));
+        if (f->format)
+            json_object_set_new(o, "format", json_string(f->format));
+        if (f->status == QR_INGEST_ADDED || f->status == QR_INGEST_UPDATED || f->status == QR_INGEST_REMOVED)
+            json_object_set_new(o, "docs", json_integer((json_int_t)f->docs));
+        if (f->status == QR_INGEST_ADDED || f->status == QR_INGEST_UPDATED)
+            json_object_set_new(o, "chunks", json_integer((json_int_t)f->chunks));
+        if (f->n_warnings)
+            json_object_set_new(o, "warnings", json_integer((json_int_t)f->n_warnings));
+        json_array_append_new(files, o);
+    }
+    json_t *root = json_pack(
+        "{s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:{s:f, s:f, s:f, s:f}, s:o}", "counts", "added",
+        (json_int_t)r->added, "updated", (json_int_t)r->updated, "unchanged", (json_int_t)r->unchanged, "removed",
+        (json_int_t)r->removed, "skipped", (json_int_t)r->skipped, "files_seen", (json_int_t)r->files_seen, "docs",
+        (json_int_t)r->docs, "chunks", (json_int_t)r->chunks, "commits", (json_int_t)r->commits, "timings_s",
+        "walk", r->walk_s, "embed", r->embed_s, "commit", r->commit_s, "total", r->total_s, "files", files);
+    char *s = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(root);
+    if (!s) {
+        fprintf(stderr, "quire %s: out of memory for the JSON report\n", cmd);
+        return CLI_EXIT_ERROR;
+    }
+    puts(s);
+    free(s);
+    return CLI_EXIT_OK;
+}
+
+int cli_ingest(int argc, char **argv)
+{
+    static const int allowed[] = {QR_OPT_STORE, QR_OPT_EMBEDDER, QR_OPT_DTYPE, QR_OPT_DEVICE, QR_OPT_THREADS,
+                                  QR_OPT_BATCH, QR_OPT_CHUNK_TOKENS, QR_OPT_CHUNK_OVERLAP, QR_OPT_JOBS,
+                                  QR_OPT_MAX_FILE_BYTES, QR_OPT_HIDDEN, QR_OPT_PRUNE, QR_OPT_JSON,
+                                  QR_OPT_LOG_LEVEL, -1};
+    char **oargv = calloc((size_t)argc + 1, sizeof *oargv), **paths = calloc((size_t)argc + 1, sizeof *paths);
+    qr_options *o = NULL;
+    qr_backend *be = NULL;
+    qr_model *m = NULL;
+    char *mpath = NULL;
+    qr_ingest_report rep;
+    memset(&rep, 0, sizeof rep);
+    int code, oargc = 0, np = 0;
+    if (!oargv || !paths) {
+        free(oargv);
+        free(paths);
+        fprintf(stderr, "quire ingest: out of memory\n");
+        return CLI_EXIT_ERROR;
+    }
+    cli_split_paths(argc, argv, oargv, &oargc, paths, &np);
+    code = cli_load_options(
+        "ingest", "PATH... --store DIR [--embedder M] [--dtype D] [--prune] [--jobs N] [--json]",
+        "Adds files and directories (walked recursively; hidden entries skipped unless --hidden; symbolic\n"
+        "links followed, loops visited once) to the store, creating it on first use. Unchanged files (same\n"
+        "size and mtime, or same content hash) are not re-read; changed files replace their chunks; --prune\n"
+        "removes documents whose files are gone. A killed run resumes where its last commit ended.\n"
+        "Binary, unreadable and too-large files are skipped with the reason in the report.",
+        oargc, oargv, allowed, &o);
+    if (code >= 0)
+        goto fail;
+    const char *store = qr_opt_str(o, QR_OPT_STORE);
+    if (!*store) {
+        fprintf(stderr, "quire ingest: --store DIR is required\n");
+        code = CLI_EXIT_USAGE;
+        goto fail;
+    }
+    if (np == 0 && !qr_opt_bool(o, QR_OPT_PRUNE)) {
+        fprintf(stderr, "quire ingest: no PATH given (usage: quire ingest PATH... --store DIR)\n");
+        code = CLI_EXIT_USAGE;
+        goto fail;
+    }
+    qr_ingest_opts io;
+    qr_ingest_opts_default(&io);
+    io.chunk.max_tokens = (int)qr_opt_int(o, QR_OPT_CHUNK_TOKENS);
+    io.chunk.overlap_tokens = (int)qr_opt_int(o, QR_OPT_CHUNK_OVERLAP);
+    io.jobs = (int)qr_opt_int(o, QR_OPT_JOBS);
+    io.reader.max_file_bytes = (size_t)qr_opt_int(o, QR_OPT_MAX_FILE_BYTES);
+    io.include_hidden = qr_opt_bool(o, QR_OPT_HIDDEN);
+    io.prune = qr_opt_bool(o, QR_OPT_PRUNE);
+    if (qr_opt_source_of(o, QR_OPT_BATCH) != QR_SRC_DEFAULT)
+        io.batch = (int)qr_opt_int(o, QR_OPT_BATCH);
+    if (*qr_opt_str(o, QR_OPT_EMBEDDER)) {
+        if ((code = cli_resolve_model("ingest", o, QR_OPT_EMBEDDER, &mpath)) >= 0)
+            goto fail;
+        if ((code = cli_open_model("ingest", o, QR_OPT_EMBEDDER, &be, &m)) >= 0)
+            goto fail;
+        io.embedder = m;
+        io.embedder_path = mpath;
+    }
+    bool json = qr_opt_bool(o, QR_OPT_JSON);
+    bar_state bs = {0};
+    if (isatty(STDERR_FILENO) && !json) {
+        io.progress = draw_bar;
+        io.progress_user = &bs;
+    }
+    int rc = qr_ingest_run(store, (const char *const *)paths, (size_t)np, &io, &rep);
+    if (rc) {
+        if (bs.drawn)
+            fputc('\n', stderr);
+        code = cli_fail("ingest", rc, NULL);
+        goto fail;
+    }
+    code = cli_print_ingest_report(&rep, json, "ingest");
+fail:
+    qr_ingest_report_free(&rep);
+    free(mpath);
+    qr_model_free(m);
+    qr_backend_destroy(be);
+    qr_options_free(o);
+    free(oargv);
+    free(paths);
+    return code;
+}

@@ -1,0 +1,120 @@
+/* Ingest pipeline: files and directories in, a store (index/store.h) out.
+ *
+ * Walk. Each PATH is a file or a directory walked recursively. Paths are
+ * stored absolute and canonical (realpath). Hidden entries (a name starting
+ * with '.') inside a walked directory are skipped unless include_hidden; a
+ * hidden file named explicitly is always read. Symbolic links are followed;
+ * a directory already visited (same device and inode) is not walked again,
+ * so link loops end. Only regular files are read; files over max_file_bytes
+ * are skipped with the reason "too-large".
+ *
+ * Documents. A file gives one store document whose path is the file path;
+ * a JSONL file gives one document per record, named "PATH#L<line>".
+ *
+ * Change detection and checkpoints. Besides the store's own databases the
+ * pipeline keeps one named LMDB database, "ingest_files": canonical file path
+ * -> record (u64 size, i64 mtime_ns, u32 n_docs, fnv1a64 content hash text).
+ * It is written in the SAME transaction as the file's documents, chunks,
+ * BM25 postings and vectors, so a commit is the checkpoint: a file is either
+ * fully in the store with its record, or not at all. A file whose size and
+ * mtime match its record is unchanged without being read; when they differ
+ * but the content hash matches, only the record is refreshed (unchanged).
+ * A changed file has all its documents (and their BM25 postings) replaced.
+ * A file is never split across transactions; several files share one
+ * transaction up to about commit_chunks chunks. A run killed at any moment
+ * and started again therefore ends with exactly the chunks of a clean run.
+ *
+ * Threads. `jobs` reader threads read and chunk files (in walk order
+ * handed out dynamically); the calling thread embeds (batches of `batch`
+ * chunks sorted by length, so padding is small) and commits, in walk order.
+ *
+ * Chunking parameters and embedder identity are written to the manifest when
+ * the store is created; a later run with different ones is refused with
+ * QR_EMISMATCH naming both. */
+#ifndef QR_INGEST_PIPELINE_H
+#define QR_INGEST_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ingest/chunker.h"
+#include "ingest/reader.h"
+
+struct qr_model;
+
+typedef enum {
+    QR_INGEST_ADDED = 0,
+    QR_INGEST_UPDATED,
+    QR_INGEST_UNCHANGED,
+    QR_INGEST_REMOVED,
+    QR_INGEST_SKIPPED,
+} qr_ingest_status;
+
+const char *qr_ingest_status_name(qr_ingest_status s); /* "added", ... */
+
+typedef struct {
+    char *path;            /* canonical path */
+    qr_ingest_status status;
+    char *reason;          /* skipped: why ("binary: ...") else NULL */
+    const char *format;    /* static format name, or NULL */
+    size_t docs, chunks;   /* documents and chunks written (added/updated) */
+    size_t n_warnings;     /* reader warnings (bad JSONL lines, truncations) */
+} qr_ingest_file;
+
+typedef struct qr_ingest_report {
+    size_t added, updated, unchanged, removed, skipped;
+    size_t files_seen;     /* files walked (not counting removals) */
+    size_t docs, chunks;   /* documents and chunks written by this run */
+    size_t commits;
+    uint64_t bytes_read;
+    double walk_s, total_s, embed_s, commit_s;
+    qr_ingest_file *files; /* one per file walked or removed, walk order */
+    size_t n_files;
+} qr_ingest_report;
+
+void qr_ingest_report_free(qr_ingest_report *r); /* frees contents, accepts NULL */
+
+typedef struct {
+    size_t files_done, files_total, chunks_done;
+    double elapsed_s;
+    const char *current; /* path being committed */
+} qr_ingest_progress;
+
+/* Return non-zero to stop the run (as a kill would: what is committed stays). */
+typedef int (*qr_ingest_progress_fn)(const qr_ingest_progress *p, void *user);
+
+typedef struct {
+    struct qr_model *embedder; /* NULL: BM25-only (word-approximated chunk tokens) */
+    const char *embedder_path; /* the model path recorded in the manifest */
+    qr_chunk_opts chunk;       /* tokens / overlap */
+    qr_reader_opts reader;     /* max_file_bytes etc. */
+    bool include_hidden;
+    bool prune;                /* remove documents whose files are gone */
+    int jobs;                  /* reader threads; <= 0: 4 */
+    int batch;                 /* chunks per embedding batch; <= 0: 32 */
+    size_t commit_chunks;      /* chunks per transaction (files are never split); 0: 4096 */
+    size_t map_size;           /* LMDB map for a new store (tests); 0: store default */
+    const char *factory;       /* FAISS factory for a new store; NULL: Flat */
+    qr_ingest_progress_fn progress; /* called after each commit and at the end; may be NULL */
+    void *progress_user;
+} qr_ingest_opts;
+
+void qr_ingest_opts_default(qr_ingest_opts *o);
+
+/* Ingests paths into the store in dir (created when missing). On success
+ * *report is filled (free with qr_ingest_report_free); on failure nothing is
+ * written to *report, and what was committed before the failure stays. */
+int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, const qr_ingest_opts *opts,
+                  qr_ingest_report *report);
+
+/* Removes the documents of each path (a file, a JSONL file's records, or
+ * every file under a directory), given as on the command line (made absolute
+ * and canonical as far as it still exists). A path that names nothing in the
+ * store is reported as skipped with reason "not in store". */
+int qr_ingest_remove(const char *dir, const char *const *paths, size_t n_paths, qr_ingest_report *report);
+
+/* fnv1a64 of bytes as "fnv1a64:<16 hex>" into buf (>= 25 bytes). */
+void qr_ingest_hash(const void *data, size_t len, char *buf, size_t buflen);
+
+#endif
