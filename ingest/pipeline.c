@@ -996,6 +996,11 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
     rep.walk_s = now_s() - t0;
     rep.files_seen = w.n;
 
+    if (o.embedder && o.chunk.max_tokens > qr_embed_seq_limit(o.embedder)) {
+        rc = qr_fail(QR_EINVAL, "ingest: chunk-tokens %d exceeds the embedder's sequence limit %d",
+                     o.chunk.max_tokens, qr_embed_seq_limit(o.embedder));
+        goto fail;
+    }
     if ((rc = open_store(dir, &o, true, &c.s)))
         goto fail;
     int dim = o.embedder ? qr_model_cfg(o.embedder)->d_model : 0;
