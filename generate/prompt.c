@@ -159,7 +159,7 @@ static int render(const char *question, const qr_source *src, size_t k, const qr
     size_t ulen = strlen(user);
     if (o->tmpl) {
         qr_chat_message msgs[2] = {{"system", instr}, {"user", SENTINEL}};
-        qr_chat_opts co = {.add_generation_prompt = 1, .date = o->date};
+        qr_chat_opts co = {.add_generation_prompt = 1, .date = o->date, .system_fallback = 1};
         size_t tlen = 0;
         if ((rc = qr_chat_render(o->tmpl, msgs, 2, &co, &tmpl_out, &tlen))) goto fail;
         char *at = strstr(tmpl_out, SENTINEL);

@@ -159,6 +159,30 @@ int main(void)
         qr_tokenizer_free(st);
     }
 
+    /* A template that refuses system messages (Gemma 2): the instruction is
+     * folded into the user turn and the sources still come through. */
+    {
+        FILE *f = fopen(SHARED("models/chat-templates/google-gemma-2-2b-it.jinja"), "rb");
+        CHECK(f != NULL);
+        if (f) {
+            static char tbuf[16384];
+            size_t tn = fread(tbuf, 1, sizeof tbuf - 1, f);
+            fclose(f);
+            qr_chat_template *g = NULL;
+            CHECK_OK(qr_chat_template_from_string(tbuf, tn, "<bos>", "<eos>", &g));
+            qr_prompt_opts o = {.tmpl = g, .tok = tok, .n_ctx = 4096, .max_tokens = 128};
+            qr_prompt p;
+            memset(&p, 0, sizeof p);
+            CHECK_OK(qr_prompt_build(QUESTION, SRC, 2, &o, &p));
+            char want[1024];
+            snprintf(want, sizeof want, "<bos><start_of_turn>user\n%s\n\nSources:\n\n[1] ", QR_PROMPT_INSTRUCTION);
+            CHECK_MSG(p.text && !strncmp(p.text, want, strlen(want)), "gemma prompt: %.200s", p.text ? p.text : "");
+            CHECK_INT(p.n_used, 2);
+            qr_prompt_free(&p);
+            qr_chat_template_free(g);
+        }
+    }
+
     /* labels */
     char *l = NULL;
     CHECK_OK(qr_source_label(&SRC[1], &l));
