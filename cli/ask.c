@@ -12,6 +12,9 @@
  *     a moment). The source list follows the answer.
  *   - without --model: an extractive answer, the best sentences of the top
  *     passages with the same [n] citations.
+ * Without dense retrieval (BM25-only store, or no embedder available) the
+ * query is the question's keywords (qr_question_keywords: "How do I ..."
+ * words dropped); the LLM still sees the question as asked.
  * Human output: the answer, then "Sources:" with [n] file, page, section and
  * byte span of each used source (cited ones marked), then dropped ones.
  * --json: one object (generate/answer.h qr_answer_to_json) after the run,
@@ -159,7 +162,7 @@ int cli_ask(int argc, char **argv)
     qr_store *s = NULL;
     qr_backend *be_e = NULL, *be_r = NULL, *be_m = NULL;
     qr_model *emb = NULL, *rr = NULL, *llm = NULL;
-    char *emb_path = NULL, *llm_path = NULL;
+    char *emb_path = NULL, *llm_path = NULL, *keywords = NULL;
     qr_chat_template *tmpl = NULL;
     qr_retriever *r = NULL;
     qr_results res = {0};
@@ -269,8 +272,19 @@ int cli_ask(int argc, char **argv)
     ro.dup_threshold = (float)qr_opt_float(o, QR_OPT_DUP_THRESHOLD);
     ro.rerank_depth = (int)qr_opt_int(o, QR_OPT_RERANK_DEPTH);
     int k = (int)qr_opt_int(o, QR_OPT_K);
+    /* BM25 alone: the question's keywords (question words dropped, see
+     * qr_question_keywords); with dense retrieval the question as asked. */
+    const char *query = question;
+    if (!emb) {
+        if ((rc = qr_question_keywords(question, &keywords))) {
+            code = cli_fail("ask", rc, "question keywords");
+            goto out;
+        }
+        query = keywords;
+        QR_DEBUG("ask: BM25 query \"%s\"", query);
+    }
     if ((rc = qr_retriever_open(s, emb, emb_path, rr, &ro, &r)) ||
-        (rc = qr_retrieve_query(r, question, qlen, k, filters, (int)nf, NULL, &res))) {
+        (rc = qr_retrieve_query(r, query, strlen(query), k, filters, (int)nf, NULL, &res))) {
         code = rc == QR_ELIMIT || rc == QR_EINVAL ? CLI_EXIT_USAGE : cli_exit_code(rc);
         fprintf(stderr, "quire ask: %s\n", qr_last_error());
         goto out;
@@ -376,6 +390,7 @@ out:
     qr_backend_destroy(be_m);
     free(emb_path);
     free(llm_path);
+    free(keywords);
     for (size_t i = 0; fcopy && i < nf; i++) free(fcopy[i]);
     free(fcopy);
     free(filters);

@@ -2,6 +2,7 @@
 #include "generate/extract.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #define MAX_QTERMS 64
 #define QTERM_LEN 64
+#define MIN_TERMS 4 /* analyzed terms a candidate sentence needs */
 
 void qr_extract_opts_default(qr_extract_opts *o)
 {
@@ -26,7 +28,8 @@ static int question_word(const char *t)
 {
     static const char *const w[] = {"how", "what", "which", "who", "whom", "whose", "why", "when", "where", "do",
                                     "doe", "did", "can", "could", "should", "would", "i", "my", "me", "we", "our",
-                                    "you", "your", "mai", "must", "ha", "have", "get", "want", NULL};
+                                    "you", "your", "mai", "must", "ha", "have", "get", "want", "does",
+                                    "may", "has", "is", "are", "am", "there", "a", "an", "the", NULL};
     for (size_t i = 0; w[i]; i++)
         if (!strcmp(t, w[i])) return 1;
     return 0;
@@ -86,6 +89,27 @@ static int by_position(const void *a, const void *b)
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
+/* A label line: a term of a definition list ("--gpus", "MaxTRESPerJob"), a
+ * short heading: at most 3 words and no sentence or clause punctuation at
+ * its end. It joins the first sentence of the next line so the definition
+ * keeps its term. */
+static int is_label(const char *t, size_t n)
+{
+    while (n && is_space(t[n - 1])) n--;
+    while (n && is_space(*t)) t++, n--;
+    if (!n || n > 60 || strchr(".!?:;,", t[n - 1])) return 0;
+    int words = 0, in = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (is_space(t[i])) {
+            in = 0;
+        } else if (!in) {
+            in = 1;
+            words++;
+        }
+    }
+    return words <= 3;
+}
+
 int qr_extract_answer(const char *question, const qr_source *sources, size_t n, const qr_extract_opts *opts,
                       qr_extract_result *out)
 {
@@ -112,15 +136,25 @@ int qr_extract_answer(const char *question, const qr_source *sources, size_t n, 
         const char *t = sources[s].text;
         size_t tl = t ? sources[s].text_len : 0;
         size_t i = 0;
+        size_t label = SIZE_MAX; /* start of a pending label line */
         while (i < tl) {
             size_t e = i;
             while (e < tl && t[e] != '\n') e++;
+            if (is_label(t + i, e - i)) {
+                size_t a = i;
+                while (a < e && is_space(t[a])) a++;
+                label = a;
+                i = e + 1;
+                continue;
+            }
             size_t *sp = NULL, nsp = 0;
             if (e > i && (rc = qr_chunker_sentences(ch, t + i, e - i, &sp, &nsp))) goto fail;
             for (size_t k = 0; k < nsp; k++) {
                 size_t a = i + sp[2 * k], b = i + sp[2 * k + 1];
                 while (a < b && is_space(t[a])) a++;
                 while (b > a && is_space(t[b - 1])) b--;
+                if (k == 0 && label != SIZE_MAX && b > a) a = label;
+                label = SIZE_MAX;
                 if (b - a < 2 || b - a > o.max_chars) continue;
                 if (nc == capc) {
                     size_t cap = capc ? capc * 2 : 64;
@@ -143,7 +177,7 @@ int qr_extract_answer(const char *question, const qr_source *sources, size_t n, 
                     free(sp);
                     goto fail;
                 }
-                if (c->dl >= 3) nc++;
+                if (c->dl >= MIN_TERMS) nc++;
             }
             free(sp);
             i = e + 1;
@@ -157,16 +191,19 @@ int qr_extract_answer(const char *question, const qr_source *sources, size_t n, 
         for (int j = 0; j < q.n; j++) df[j] += cs[i].tf[j] > 0;
     }
     if (nc) avgdl /= (double)nc;
-    const double k1 = 1.2, b = 0.75;
+    const double k1 = 1.2, b = 0.3;
     for (size_t i = 0; i < nc; i++) {
         double sc = 0;
+        int matched = 0;
         for (int j = 0; j < q.n; j++) {
             if (!cs[i].tf[j]) continue;
+            matched++;
             double idf = log(1.0 + ((double)nc - df[j] + 0.5) / (df[j] + 0.5));
             double tf = cs[i].tf[j];
             sc += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * cs[i].dl / avgdl));
         }
-        cs[i].score = sc / (1.0 + 0.15 * (double)cs[i].source);
+        double coverage = q.n ? (double)matched / q.n : 0;
+        cs[i].score = sc * (0.5 + 0.5 * coverage) / (1.0 + 0.05 * (double)cs[i].source);
     }
     if (nc && !(order = malloc(nc * sizeof *order))) {
         rc = qr_fail(QR_ENOMEM, "extract: out of memory");
@@ -198,8 +235,15 @@ int qr_extract_answer(const char *question, const qr_source *sources, size_t n, 
     for (size_t i = 0; i < chosen; i++) {
         cand *c = order[i];
         if (i) text[tn++] = ' ';
-        memcpy(text + tn, sources[c->source].text + c->off, c->len);
-        tn += c->len;
+        /* whitespace runs (line breaks inside a joined label) as one space */
+        const char *st = sources[c->source].text + c->off;
+        for (size_t k = 0; k < c->len; k++) {
+            if (is_space(st[k])) {
+                if (tn && text[tn - 1] != ' ') text[tn++] = ' ';
+            } else {
+                text[tn++] = st[k];
+            }
+        }
         tn += (size_t)snprintf(text + tn, cap - tn, " [%zu]", c->source + 1);
         sents[i] = (qr_extract_sentence){c->source, c->off, c->len, c->score};
     }
@@ -227,4 +271,57 @@ void qr_extract_result_free(qr_extract_result *r)
     free(r->text);
     free(r->sents);
     memset(r, 0, sizeof *r);
+}
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int err;
+} kw_buf;
+
+static int add_keyword(const char *term, size_t len, void *user)
+{
+    kw_buf *b = user;
+    char low[QTERM_LEN];
+    if (len < QTERM_LEN) {
+        for (size_t i = 0; i <= len; i++) low[i] = (char)((term[i] >= 'A' && term[i] <= 'Z') ? term[i] + 32 : term[i]);
+        if (question_word(low)) return 0;
+    }
+    if (b->n + len + 2 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 128;
+        while (cap < b->n + len + 2) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->err = 1;
+            return 1;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    if (b->n) b->p[b->n++] = ' ';
+    memcpy(b->p + b->n, term, len);
+    b->n += len;
+    b->p[b->n] = 0;
+    return 0;
+}
+
+int qr_question_keywords(const char *question, char **out)
+{
+    if (!question || !out) return qr_fail(QR_EINVAL, "qr_question_keywords: NULL argument");
+    qr_analyzer *an = NULL;
+    kw_buf b = {0};
+    int rc = qr_analyzer_create(&an);
+    if (!rc) rc = qr_analyzer_tokenize(an, question, strlen(question), add_keyword, &b);
+    qr_analyzer_destroy(an);
+    if (b.err) rc = qr_fail(QR_ENOMEM, "extract: out of memory");
+    if (rc) {
+        free(b.p);
+        return rc;
+    }
+    if (!b.n) {
+        free(b.p);
+        if (!(b.p = strdup(question))) return qr_fail(QR_ENOMEM, "extract: out of memory");
+    }
+    *out = b.p;
+    return 0;
 }

@@ -50,4 +50,11 @@ int qr_extract_answer(const char *question, const qr_source *sources, size_t n, 
                       qr_extract_result *out);
 void qr_extract_result_free(qr_extract_result *r);
 
+/* The question without its question words (how, what, do, does, can, I,
+ * ...: the same list the sentence scorer ignores), the remaining words
+ * (StandardTokenizer tokens) joined by spaces: a keyword query for BM25,
+ * where "How do I" would otherwise match every FAQ entry. The question
+ * itself when nothing would remain. *out malloc'd. */
+int qr_question_keywords(const char *question, char **out);
+
 #endif
