@@ -84,5 +84,23 @@ int main(void)
     CHECK_INT(r.n_sents, 0);
     qr_extract_result_free(&r);
     qr_extract_result_free(NULL);
+
+    /* keyword queries: question words dropped, other tokens kept in order */
+    char *kw = NULL;
+    CHECK_OK(qr_question_keywords("How do I request two GPUs for a batch job?", &kw));
+    CHECK_MSG(kw && !strcmp(kw, "request two GPUs for batch job"), "got \"%s\"", kw ? kw : "");
+    free(kw);
+    CHECK_OK(qr_question_keywords("What does --gres=gpu:2 mean?", &kw));
+    CHECK_MSG(kw && !strcmp(kw, "gres gpu 2 mean"), "got \"%s\"", kw ? kw : "");
+    free(kw);
+    CHECK_OK(qr_question_keywords("How?", &kw));
+    CHECK(kw && !strcmp(kw, "How?"));
+    free(kw);
+
+    /* a definition-list term joins its definition, written on one line */
+    qr_source D[1] = {src("gres.html", "Options:\n--gpus\n\nGPUs required per batch job\n\n--mem\nMemory per node")};
+    CHECK_OK(qr_extract_answer(q, D, 1, NULL, &r));
+    CHECK_MSG(r.text && !strcmp(r.text, "--gpus GPUs required per batch job [1]"), "got \"%s\"", r.text ? r.text : "");
+    qr_extract_result_free(&r);
     return qr_test_done();
 }
