@@ -8,6 +8,7 @@
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/impl/FaissException.h>
+#include <faiss/impl/IDSelector.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 
@@ -17,6 +18,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 extern "C" {
 #include "common/error.h"
@@ -26,6 +28,13 @@ using idx_t = faiss::Index::idx_t;
 
 struct qr_faiss {
     faiss::IndexIDMap2 *idx;
+    // HNSW cannot remove: removed vectors stay in the graph as tombstones
+    // (internal positions), skipped at search time through an IDSelector on
+    // the inner index. They are not saved as such: a reloaded file holds them
+    // again and the store's reconciliation tombstones them again.
+    std::vector<char> dead;                       // (ntotal) 1 = removed
+    std::vector<idx_t> dead_list;                 // removed internal positions
+    std::unique_ptr<faiss::IDSelectorBatch> dead_sel;
 };
 
 namespace {
@@ -116,14 +125,20 @@ extern "C" void qr_faiss_free(qr_faiss *f)
 
 extern "C" int qr_faiss_dim(const qr_faiss *f) { return (int)f->idx->d; }
 extern "C" int qr_faiss_metric_ip(const qr_faiss *f) { return f->idx->metric_type == faiss::METRIC_INNER_PRODUCT; }
-extern "C" int64_t qr_faiss_ntotal(const qr_faiss *f) { return (int64_t)f->idx->ntotal; }
+extern "C" int64_t qr_faiss_ntotal(const qr_faiss *f)
+{
+    return (int64_t)f->idx->ntotal - (int64_t)f->dead_list.size();
+}
+extern "C" int64_t qr_faiss_dead(const qr_faiss *f) { return (int64_t)f->dead_list.size(); }
 extern "C" int qr_faiss_is_trained(const qr_faiss *f) { return f->idx->index->is_trained ? 1 : 0; }
 
 extern "C" void qr_faiss_ids(const qr_faiss *f, int64_t *ids)
 {
     const std::vector<idx_t> &m = f->idx->id_map;
+    size_t o = 0;
     for (size_t i = 0; i < m.size(); i++)
-        ids[i] = (int64_t)m[i];
+        if (f->dead.empty() || !f->dead[i])
+            ids[o++] = (int64_t)m[i];
 }
 
 extern "C" int qr_faiss_train(qr_faiss *f, int64_t n, const float *x, char *err, size_t errlen)
@@ -139,6 +154,8 @@ extern "C" int qr_faiss_add(qr_faiss *f, int64_t n, const float *x, const int64_
     return guarded(err, errlen, [&]() -> int {
         static_assert(sizeof(idx_t) == sizeof(int64_t), "idx_t is 64-bit");
         f->idx->add_with_ids((idx_t)n, x, reinterpret_cast<const idx_t *>(ids));
+        if (!f->dead.empty())
+            f->dead.resize((size_t)f->idx->ntotal, 0);
         return 0;
     });
 }
@@ -147,10 +164,24 @@ extern "C" int qr_faiss_remove(qr_faiss *f, int64_t n, const int64_t *ids, int64
                                size_t errlen)
 {
     return guarded(err, errlen, [&]() -> int {
-        // HNSW cannot remove; ask before FAISS throws halfway through IDMap2's bookkeeping.
         if (dynamic_cast<faiss::IndexHNSW *>(f->idx->index)) {
-            set_err(err, errlen, "HNSW indexes cannot remove vectors");
-            return QR_EUNSUPPORTED;
+            // Tombstones (see struct qr_faiss).
+            faiss::IndexIDMap2 *m = f->idx;
+            int64_t r = 0;
+            f->dead.resize((size_t)m->ntotal, 0);
+            for (int64_t i = 0; i < n; i++) {
+                auto it = m->rev_map.find((idx_t)ids[i]);
+                if (it == m->rev_map.end() || f->dead[(size_t)it->second])
+                    continue;
+                f->dead[(size_t)it->second] = 1;
+                f->dead_list.push_back(it->second);
+                m->rev_map.erase(it);
+                r++;
+            }
+            if (r)
+                f->dead_sel.reset(new faiss::IDSelectorBatch(f->dead_list.size(), f->dead_list.data()));
+            *removed = r;
+            return 0;
         }
         faiss::IDSelectorBatch sel((size_t)n, reinterpret_cast<const idx_t *>(ids));
         *removed = (int64_t)f->idx->remove_ids(sel);
@@ -169,6 +200,18 @@ extern "C" int qr_faiss_search(const qr_faiss *f, const float *x, int64_t k, int
         if (ef_search > 0)
             if (faiss::IndexHNSW *h = dynamic_cast<faiss::IndexHNSW *>(inner))
                 h->hnsw.efSearch = ef_search;
+        if (f->dead_sel) {
+            faiss::IndexHNSW *h = dynamic_cast<faiss::IndexHNSW *>(inner);
+            faiss::IDSelectorNot live(f->dead_sel.get());
+            faiss::SearchParametersHNSW p;
+            p.efSearch = ef_search > 0 ? ef_search : h->hnsw.efSearch;
+            p.sel = &live;
+            idx_t *lab = reinterpret_cast<idx_t *>(labels);
+            h->search(1, x, (idx_t)k, dist, lab, &p);
+            for (int64_t i = 0; i < k; i++)
+                lab[i] = lab[i] >= 0 ? f->idx->id_map[(size_t)lab[i]] : -1;
+            return 0;
+        }
         f->idx->search(1, x, (idx_t)k, dist, reinterpret_cast<idx_t *>(labels));
         return 0;
     });

@@ -24,14 +24,16 @@ void qr_faiss_free(qr_faiss *f);
 
 int qr_faiss_dim(const qr_faiss *f);
 int qr_faiss_metric_ip(const qr_faiss *f);
-int64_t qr_faiss_ntotal(const qr_faiss *f);
+int64_t qr_faiss_ntotal(const qr_faiss *f); /* live vectors */
+int64_t qr_faiss_dead(const qr_faiss *f);   /* HNSW tombstones */
 int qr_faiss_is_trained(const qr_faiss *f);
 /* Copies the ids held (ntotal of them, in insertion order) into ids. */
 void qr_faiss_ids(const qr_faiss *f, int64_t *ids);
 
 int qr_faiss_train(qr_faiss *f, int64_t n, const float *x, char *err, size_t errlen); // x: (n, dim)
 int qr_faiss_add(qr_faiss *f, int64_t n, const float *x, const int64_t *ids, char *err, size_t errlen);
-/* QR_EUNSUPPORTED when the index type cannot remove (HNSW). */
+/* HNSW: marks tombstones (skipped by searches, still in the graph and the
+ * saved file). QR_EUNSUPPORTED for index types that cannot remove at all. */
 int qr_faiss_remove(qr_faiss *f, int64_t n, const int64_t *ids, int64_t *removed, char *err, size_t errlen);
 /* One query x (dim); labels -1 past the end of results. nprobe/ef_search
  * apply to IVF/HNSW indexes (ignored otherwise, 0 = leave as is). */

@@ -422,6 +422,13 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* HNSW tombstones cost search time and memory: rebuild once they pass a quarter of the live vectors. */
+static void check_dead(qr_store *s)
+{
+    if (s->vi && qr_vecindex_dead(s->vi) > 64 + qr_vecindex_count(s->vi) / 4)
+        s->vi_rebuild = true;
+}
+
 /* Brings the in-memory index in line with LMDB (see store.h). */
 static int reconcile(qr_store *s, MDB_txn *txn, uint64_t gen, uint64_t faiss_gen)
 {
@@ -477,6 +484,7 @@ static int reconcile(qr_store *s, MDB_txn *txn, uint64_t gen, uint64_t faiss_gen
         if (rc)
             goto fail;
         s->vi_dirty = true;
+        check_dead(s);
     }
     if (na) {
         if ((rc = qr_vecindex_add(s->vi, na, ax, add)))
@@ -975,6 +983,7 @@ static void apply_vectors(qr_store_txn *t, uint64_t gen)
                     QR_WARN("store %s: %s; rebuilding the index", s->dir, qr_last_error());
                 s->vi_rebuild = true;
             }
+            check_dead(s);
         }
         if (t->n_add && !s->vi_rebuild) {
             // Ids added and deleted within this transaction are not added.

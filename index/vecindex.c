@@ -109,6 +109,7 @@ void qr_vecindex_free(qr_vecindex *v)
 int qr_vecindex_dim(const qr_vecindex *v) { return qr_faiss_dim(v->f); }
 bool qr_vecindex_metric_ip(const qr_vecindex *v) { return qr_faiss_metric_ip(v->f) != 0; }
 int64_t qr_vecindex_count(const qr_vecindex *v) { return qr_faiss_ntotal(v->f); }
+int64_t qr_vecindex_dead(const qr_vecindex *v) { return qr_faiss_dead(v->f); }
 bool qr_vecindex_is_trained(const qr_vecindex *v) { return qr_faiss_is_trained(v->f) != 0; }
 void qr_vecindex_describe(const qr_vecindex *v, char *buf, size_t len) { qr_faiss_describe(v->f, buf, len); }
 

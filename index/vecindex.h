@@ -33,7 +33,8 @@ void qr_vecindex_free(qr_vecindex *v);
 
 int qr_vecindex_dim(const qr_vecindex *v);
 bool qr_vecindex_metric_ip(const qr_vecindex *v);
-int64_t qr_vecindex_count(const qr_vecindex *v);
+int64_t qr_vecindex_count(const qr_vecindex *v); /* live vectors */
+int64_t qr_vecindex_dead(const qr_vecindex *v);  /* HNSW tombstones */
 /* False for an IVF index before training (adds are refused until then). */
 bool qr_vecindex_is_trained(const qr_vecindex *v);
 /* Ids held, malloc'd (caller frees), *n = count. */
@@ -44,7 +45,9 @@ void qr_vecindex_describe(const qr_vecindex *v, char *buf, size_t len);
 int qr_vecindex_train(qr_vecindex *v, size_t n, const float *x); // x: (n, dim)
 int qr_vecindex_add(qr_vecindex *v, size_t n, const float *x, const int64_t *ids); // x: (n, dim)
 /* Removes ids (absent ones are ignored); *removed = how many were there.
- * QR_EUNSUPPORTED for index types that cannot remove (HNSW): rebuild instead. */
+ * HNSW keeps removed vectors as tombstones that searches skip (they stay in
+ * the graph and in a saved file: rebuild when qr_vecindex_dead() grows).
+ * QR_EUNSUPPORTED for index types that cannot remove at all: rebuild instead. */
 int qr_vecindex_remove(qr_vecindex *v, size_t n, const int64_t *ids, size_t *removed);
 /* k nearest to q (dim floats), best first: ids[i], scores[i] (inner product,
  * or squared L2 distance) for i < *found (<= k). QR_ELIMIT when k > QR_VECINDEX_MAX_K. */

@@ -148,13 +148,45 @@ int main(void)
     qr_vecindex_free(w);
     qr_vecindex_free(v);
 
-    /* HNSW by factory string: exact clusters; removal is refused (store rebuilds). */
+    /* HNSW by factory string: exact clusters. Removal leaves tombstones that
+     * searches skip: a removed cluster's centre then finds other clusters only,
+     * the others still find exactly their own points. */
     v = NULL;
     CHECK_OK(qr_vecindex_create("HNSW16", D, false, &v));
     CHECK_OK(qr_vecindex_add(v, N, x, ids));
     CHECK_INT(cluster_recall(v, centres), NC);
-    CHECK_INT(qr_vecindex_remove(v, 1, ids, &removed), QR_EUNSUPPORTED);
-    CHECK_INT(qr_vecindex_count(v), N);
+    CHECK_OK(qr_vecindex_remove(v, PER, ids + 7 * PER, &removed));
+    CHECK_INT(removed, PER);
+    CHECK_OK(qr_vecindex_remove(v, 1, ids + 7 * PER, &removed)); /* twice: nothing more */
+    CHECK_INT(removed, 0);
+    CHECK_INT(qr_vecindex_count(v), N - PER);
+    CHECK_INT(qr_vecindex_dead(v), PER);
+    CHECK_INT(cluster_recall(v, centres), NC - 1);
+    {
+        int64_t got[PER], *live = NULL;
+        float sc[PER];
+        int found = 0, dead_hits = 0;
+        size_t nl = 0;
+        CHECK_OK(qr_vecindex_search(v, centres + 7 * D, PER, got, sc, &found));
+        for (int i = 0; i < found; i++)
+            dead_hits += (got[i] - 1000) / PER == 7;
+        CHECK_INT(found, PER);
+        CHECK_INT(dead_hits, 0);
+        CHECK_OK(qr_vecindex_ids(v, &live, &nl));
+        int bad = 0;
+        for (size_t i = 0; i < nl; i++)
+            bad += (live[i] - 1000) / PER == 7;
+        CHECK_INT(nl, N - PER);
+        CHECK_INT(bad, 0);
+        free(live);
+        /* Adding after removal keeps working (positions past the tombstones). */
+        float extra[D];
+        int64_t xid = 999999;
+        memcpy(extra, centres + 7 * D, sizeof extra);
+        CHECK_OK(qr_vecindex_add(v, 1, extra, &xid));
+        CHECK_OK(qr_vecindex_search(v, centres + 7 * D, 1, got, sc, &found));
+        CHECK(found == 1 && got[0] == xid);
+    }
     qr_vecindex_free(v);
 
     /* IVF-PQ: untrained until trained; then exact clusters (nprobe covers them). */
