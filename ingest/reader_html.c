@@ -2,6 +2,7 @@
  * loading). Block structure: see reader.h. */
 #include <libxml/HTMLparser.h>
 #include <libxml/tree.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,8 +241,16 @@ static void silent(void *ctx, const char *msg, ...)
     (void)msg;
 }
 
+/* libxml2 wants its global state initialised once before threads parse. */
+static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
+static void xml_init(void)
+{
+    xmlInitParser();
+}
+
 int qr_read_html(const char *name, const char *data, size_t len, const qr_reader_opts *o, qr_read_result *r)
 {
+    pthread_once(&xml_once, xml_init);
     if (len > 0x7fffffff)
         return qr_result_skip(r, QR_SKIP_TOO_LARGE, "HTML of %zu bytes over the parser limit", len);
     char *clean = NULL;

@@ -13,7 +13,8 @@
 #include "unit/ingest/chunk_check.h"
 #include "unit/test.h"
 
-static qr_tokenizer *tok;
+static qr_tokenizer *tok;   /* MiniLM (WordPiece, [CLS] .. [SEP]) */
+static qr_tokenizer *tok_bpe; /* Llama-3 (byte-level BPE, BOS only) */
 
 static qr_chunker *make(const qr_tokenizer *t, int max, int overlap)
 {
@@ -70,9 +71,9 @@ static void test_fixture_invariants(void)
                            "ingest/sample.c", "ingest/invalid_utf8.txt", "ingest/latin1.html"};
     const int params[][2] = {{256, 32}, {64, 16}, {24, 8}, {16, 0}};
     for (size_t p = 0; p < sizeof params / sizeof params[0]; p++) {
-        for (int with_tok = 0; with_tok < 2; with_tok++) {
-            const qr_tokenizer *t = with_tok ? tok : NULL;
-            if (with_tok && !tok) continue;
+        for (int with_tok = 0; with_tok < 3; with_tok++) {
+            const qr_tokenizer *t = with_tok == 1 ? tok : with_tok == 2 ? tok_bpe : NULL;
+            if (with_tok && !t) continue;
             qr_chunker *c = make(t, params[p][0], params[p][1]);
             if (!c) continue;
             for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
@@ -85,7 +86,7 @@ static void test_fixture_invariants(void)
                     CHECK_OK(qr_chunk_doc(c, &r->docs[d], &ch, &n));
                     char what[256];
                     snprintf(what, sizeof what, "%s doc %zu max %d overlap %d %s", files[f], d, params[p][0],
-                             params[p][1], t ? "minilm" : "words");
+                             params[p][1], with_tok == 1 ? "minilm" : with_tok == 2 ? "llama3" : "words");
                     CHECK_MSG(n > 0, "%s: no chunks", what);
                     CHECK_MSG(check_chunks(&r->docs[d], ch, n, t, params[p][0], what) == 0, "%s", what);
                     // deterministic
@@ -387,6 +388,10 @@ int main(void)
         fprintf(stderr, "MiniLM tokenizer not loadable (%s): %s\n", tp, qr_last_error());
         CHECK(tok != NULL); // the shared models are part of the test environment
     }
+    if (qr_tokenizer_load(SHARED("models/llama3-tokenizer"), &tok_bpe) != 0) {
+        fprintf(stderr, "Llama-3 tokenizer not loadable: %s\n", qr_last_error());
+        CHECK(tok_bpe != NULL);
+    }
     test_sentences();
     test_fixture_invariants();
     test_boundaries();
@@ -396,5 +401,6 @@ int main(void)
     test_code_lines();
     test_counts_and_opts();
     qr_tokenizer_free(tok);
+    qr_tokenizer_free(tok_bpe);
     return qr_test_done();
 }
