@@ -132,7 +132,7 @@ int main(void)
     qr_store_close(s);
 
     const char *q = "How do I request two GPUs for a batch job?";
-    char cmd[2048];
+    char cmd[4096];
     json_error_t err;
 
     /* extractive */
@@ -188,6 +188,39 @@ int main(void)
              bin, q, dir, model);
     CHECK_INT(run(cmd), 0);
     CHECK(strstr(out_buf, "\nSources:\n") != NULL);
+
+    /* a model directory with a chat template (tiny random Qwen2-shaped fixture
+     * plus a chat_template.jinja written here): the template path is taken
+     * (no "plain prompt format" notice) and the structure holds */
+    {
+        char mdir[256];
+        snprintf(mdir, sizeof mdir, "%s/chatmodel", dir);
+        const char *fx = FIXTURE("models/qwen2");
+        snprintf(cmd, sizeof cmd,
+                 "mkdir -p '%s' && for f in config.json model.safetensors tokenizer.json; do "
+                 "ln -s \"$(cd '%s' && pwd)/$f\" '%s/'; done",
+                 mdir, fx, mdir);
+        CHECK_INT(system(cmd), 0);
+        snprintf(cmd, sizeof cmd, "%s/chat_template.jinja", mdir);
+        FILE *f = fopen(cmd, "w");
+        CHECK(f != NULL);
+        if (f) {
+            fputs("{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>\n{% endfor %}"
+                  "{% if add_generation_prompt %}<assistant>{% endif %}",
+                  f);
+            fclose(f);
+        }
+        snprintf(cmd, sizeof cmd,
+                 "'%s' ask '%s' --store '%s' --model '%s' --max-tokens 8 --temperature 0 --json 2>'%s/err.txt'", bin,
+                 q, dir, mdir, dir);
+        CHECK_INT(run(cmd), 0);
+        j = json_loads(out_buf, 0, &err);
+        check_structure(j, "llm");
+        CHECK(json_integer_value(json_object_get(json_object_get(j, "generation"), "prompt_tokens")) > 0);
+        json_decref(j);
+        snprintf(cmd, sizeof cmd, "grep -c 'plain prompt format' '%s/err.txt'", dir);
+        CHECK(run(cmd) != 0); /* grep finds nothing */
+    }
 
     /* exit codes */
     snprintf(cmd, sizeof cmd, "'%s' ask q --store '%s/missing' 2>/dev/null", bin, dir);
