@@ -13,7 +13,7 @@
 #include "index/bm25.h"
 #include "index/store.h"
 
-static int ti_write(const char *dir, const char *name, const char *text)
+static inline int ti_write(const char *dir, const char *name, const char *text)
 {
     char p[4096];
     snprintf(p, sizeof p, "%s/%s", dir, name);
@@ -24,7 +24,7 @@ static int ti_write(const char *dir, const char *name, const char *text)
     return fclose(f);
 }
 
-static int ti_copy(const char *src, const char *dir, const char *name)
+static inline int ti_copy(const char *src, const char *dir, const char *name)
 {
     char p[4096];
     snprintf(p, sizeof p, "%s/%s", dir, name);
@@ -44,7 +44,7 @@ static int ti_copy(const char *src, const char *dir, const char *name)
     return fclose(out);
 }
 
-static void ti_rmrf(const char *dir)
+static inline void ti_rmrf(const char *dir)
 {
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -53,7 +53,7 @@ static void ti_rmrf(const char *dir)
 }
 
 /* A deterministic paragraph generator: sentence s of document d. */
-static void ti_prose(char *buf, size_t cap, int d, int n_sent)
+static inline void ti_prose(char *buf, size_t cap, int d, int n_sent)
 {
     static const char *words[] = {"slurm", "node", "partition", "gpu", "memory", "batch", "queue", "job",
                                   "scheduler", "account", "limit", "time", "task", "array", "socket",
@@ -80,7 +80,7 @@ typedef struct {
     size_t n, cap;
 } ti_buf;
 
-static void ti_append(ti_buf *b, const char *data, size_t len)
+static inline void ti_append(ti_buf *b, const char *data, size_t len)
 {
     if (b->n + len + 1 > b->cap) {
         size_t cap = (b->n + len + 1) * 2;
@@ -102,7 +102,7 @@ typedef struct {
     size_t n_chunks;
 } ti_snap;
 
-static int ti_chunk_line(const qr_store_chunk *c, void *user)
+static inline int ti_chunk_line(const qr_store_chunk *c, void *user)
 {
     ti_buf *b = user;
     char head[256];
@@ -116,7 +116,7 @@ static int ti_chunk_line(const qr_store_chunk *c, void *user)
     return 0;
 }
 
-static int ti_doc_line(const qr_store_doc *d, void *user)
+static inline int ti_doc_line(const qr_store_doc *d, void *user)
 {
     ti_snap *s = user;
     ti_buf b = {0};
@@ -138,7 +138,7 @@ static int ti_doc_line(const qr_store_doc *d, void *user)
     return 0;
 }
 
-static int ti_cmp(const void *a, const void *b)
+static inline int ti_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -147,7 +147,7 @@ static int ti_cmp(const void *a, const void *b)
  * (ids aside): documents sorted by path with their chunks (ordinal, span,
  * page, heading, text), chunk/vector counts and the BM25 statistics.
  * Returns a malloc'd string, or NULL on error. */
-static char *ti_snapshot(const char *dir, qr_store_counts *counts_out)
+static inline char *ti_snapshot(const char *dir, qr_store_counts *counts_out)
 {
     qr_store *st = NULL;
     qr_store_open_opts o = {.readonly = true};
