@@ -37,6 +37,7 @@ struct qr_store {
     uint64_t applied_gen;    /* generation the in-memory index reflects */
     bool man_dirty;
     bool in_write;
+    size_t train_fail_n; /* vector count of the last failed training (no retry, no log, until it changes) */
 };
 
 struct qr_store_txn {
@@ -382,7 +383,7 @@ static int rebuild_index(qr_store *s, MDB_txn *txn)
         return rc;
     if ((rc = lmdb_vectors(s, txn, &ids, &x, &n)))
         goto fail;
-    if (!qr_vecindex_is_trained(vi) && n > 0) {
+    if (!qr_vecindex_is_trained(vi) && n > 0 && n != s->train_fail_n) {
         // Evenly strided sample: deterministic, and spread over ingest order.
         size_t m = n < TRAIN_SAMPLE ? n : TRAIN_SAMPLE, d = (size_t)s->dim;
         const float *train = x;
@@ -395,11 +396,13 @@ static int rebuild_index(qr_store *s, MDB_txn *txn)
                 memcpy(sample + i * d, x + (i * n / m) * d, d * sizeof *x);
             train = sample;
         }
-        if (qr_vecindex_train(vi, m, train) != 0)
+        if (qr_vecindex_train(vi, m, train) != 0) {
+            s->train_fail_n = n;
             QR_WARN("store %s: index \"%s\" not trained yet (%s); searches scan all %zu vectors exactly", s->dir,
                     s->man.factory, qr_last_error(), n);
-        else
+        } else {
             QR_INFO("store %s: trained \"%s\" on %zu vectors", s->dir, s->man.factory, m);
+        }
     }
     if (qr_vecindex_is_trained(vi) && (rc = qr_vecindex_add(vi, n, x, ids)))
         goto fail;
@@ -567,6 +570,7 @@ int qr_store_open(const char *dir, const qr_store_open_opts *opts, qr_store **ou
         return qr_fail(QR_ENOMEM, "store: out of memory");
     }
     s->lock_fd = -1;
+    s->train_fail_n = (size_t)-1;
     s->readonly = o->readonly;
     pthread_rwlock_init(&s->vlock, NULL);
     snprintf(s->lmdb_path, sizeof s->lmdb_path, "%s/meta.lmdb", dir);

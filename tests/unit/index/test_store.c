@@ -416,6 +416,41 @@ int main(void)
         rm_rf(sdir);
     }
 
+    /* IVF with too few vectors to train: searches scan LMDB exactly meanwhile. */
+    {
+        qr_embedder_id el = emb("fnv1a64:0000000000000022", D);
+        el.normalize = false;
+        qr_store_open_opts oc = {.create = true, .embedder = &el, .factory = "IVF4,PQ4x4"};
+        s = NULL;
+        CHECK_OK(qr_store_open(sdir, &oc, &s));
+        qr_store_chunk ch[10];
+        float x[10 * D];
+        memset(ch, 0, sizeof ch);
+        for (int i = 0; i < 10; i++) {
+            ch[i].text = "t";
+            ch[i].text_len = 1;
+            for (int j = 0; j < D; j++)
+                x[i * D + j] = (float)(i * 10 + j);
+        }
+        qr_store_doc dc = {.path = "few", .format = "txt"};
+        CHECK_OK(qr_store_txn_begin(s, true, &t));
+        CHECK_OK(qr_store_put_doc(t, &dc, ch, 10, x, NULL, NULL));
+        CHECK_OK(qr_store_txn_commit(t));
+        float q[D];
+        for (int j = 0; j < D; j++)
+            q[j] = (float)(30 + j) + 1.0f; /* nearest: chunk 4 (i=3), then i=4 */
+        uint64_t got[3];
+        float gs[3];
+        CHECK_OK(qr_store_search(s, q, 3, got, gs, &found));
+        CHECK_INT(found, 3);
+        CHECK_INT(got[0], 4);
+        CHECK_INT(got[1], 5);
+        CHECK_NEAR(gs[0], (double)D, 1e-4);               /* 8 x 1^2 */
+        CHECK_NEAR(gs[1], (double)D * 81.0, 1e-2);        /* 8 x 9^2 */
+        qr_store_close(s);
+        rm_rf(sdir);
+    }
+
     /* A full LMDB map: the write fails with QR_ELIMIT, abort grows the map, the retry succeeds. */
     {
         qr_store_open_opts om = {.create = true, .map_size = (size_t)1 << 20};
