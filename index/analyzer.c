@@ -393,8 +393,8 @@ int qr_analyzer_tokenize(qr_analyzer *a, const char *text, size_t len, qr_term_f
             join = false; /* CR LF is one unit but never a token; breaking changes nothing */
         else if (A == WB_CR || A == WB_LF || A == WB_NEWLINE || B == WB_CR || B == WB_LF || B == WB_NEWLINE)
             join = false;
-        else if (ua.zwj_end && B == WB_EMOJI)
-            join = true; /* WB3c */
+        else if (A == WB_EMOJI && ua.zwj_end && B == WB_EMOJI)
+            join = true; /* WB3c, within an emoji ZWJ sequence as Lucene's emoji rule */
         else if (is_ahl(A) && is_ahl(B))
             join = true; /* WB5 */
         else if (is_ahl(A) && is_midlq(B) && is_ahl(C))

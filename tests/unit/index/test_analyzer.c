@@ -92,7 +92,9 @@ int main(void)
     tok_is("Foo\xC2\xAE and \xE2\x84\xA2 \xE2\x86\x94", "Foo|\xC2\xAE|and|\xE2\x84\xA2|\xE2\x86\x94"); /* \p{Emoji}: ® ™ ↔ */
     tok_is("\xE2\x98\x86 \xE2\x86\x92 \xC2\xB1 \xC2\xB2", "");   /* ☆ → ± ²: not Emoji, not letters */
     tok_is("\xEF\xBC\x91\xEF\xBC\x92", "\xEF\xBC\x91\xEF\xBC\x92");   /* fullwidth digits are Numeric in Lucene */
-    tok_is("bad\xFFutf8", "bad|utf8");                                   /* invalid byte -> U+FFFD -> break */
+    tok_is("bad\xFFutf8", "bad|utf8");
+    tok_is("x\xE2\x80\x8D\xF0\x9F\x98\x80", "x\xE2\x80\x8D|\xF0\x9F\x98\x80"); /* a ZWJ after a letter joins no emoji */
+    tok_is("-\xE2\x80\x8D\xE2\x84\xA2", "\xE2\x84\xA2");                                   /* invalid byte -> U+FFFD -> break */
     {
         /* 300 letters: split at 255 UTF-16 units */
         char big[301];
