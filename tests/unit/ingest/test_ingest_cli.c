@@ -1,0 +1,145 @@
+/* quire ingest / quire rm through the binary ($QUIRE_BIN): exit codes, the
+ * one-line summary, the --json report, refusals, no progress bar off a terminal. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/unit/test.h"
+#include "test_ingest_util.h"
+
+static char base[256], out_path[512], err_path[512];
+
+/* Runs the binary with args (shell words), stdout/stderr to files; returns the exit code. */
+static int quire(const char *args)
+{
+    const char *bin = getenv("QUIRE_BIN");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin ? bin : "quire", args, out_path, err_path);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return strdup("");
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strdup(buf);
+}
+
+static json_t *json_out(void)
+{
+    json_error_t e;
+    json_t *j = json_load_file(out_path, 0, &e);
+    CHECK_MSG(j != NULL, "stdout is not JSON: %s", e.text);
+    return j;
+}
+
+static long long count(json_t *j, const char *key)
+{
+    return json_integer_value(json_object_get(json_object_get(j, "counts"), key));
+}
+
+int main(void)
+{
+    char tmpl[] = "/tmp/quire_ingest_cli_XXXXXX";
+    char *b = mkdtemp(tmpl);
+    CHECK(b != NULL);
+    if (!b)
+        return qr_test_done();
+    snprintf(base, sizeof base, "%s", b);
+    snprintf(out_path, sizeof out_path, "%s/out", base);
+    snprintf(err_path, sizeof err_path, "%s/err", base);
+    char tree[512], args[2048];
+    snprintf(tree, sizeof tree, "%s/tree", base);
+    CHECK(mkdir(tree, 0755) == 0);
+    CHECK(ti_write(tree, "a.md", "# Alpha\n\nThe aardvark eats ants at night.\n") == 0);
+    CHECK(ti_write(tree, "b.txt", "Bees make honey. Honey is sweet.\n") == 0);
+    CHECK(ti_write(tree, "c.bin", "\x7f" "ELF\x02\x01\x01binary") == 0);
+
+    /* usage errors */
+    CHECK_INT(quire("ingest"), 2);
+    snprintf(args, sizeof args, "ingest --store '%s/s'", base);
+    CHECK_INT(quire(args), 2);
+    CHECK_INT(quire("ingest --help"), 0);
+
+    /* first run, --json */
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/s' --json", tree, base);
+    CHECK_INT(quire(args), 0);
+    json_t *j = json_out();
+    CHECK_INT(count(j, "added"), 2);
+    CHECK_INT(count(j, "skipped"), 1);
+    CHECK_INT(json_integer_value(json_object_get(j, "chunks")), 2);
+    json_t *files = json_object_get(j, "files");
+    CHECK_INT(json_array_size(files), 3);
+    int saw_bin = 0;
+    for (size_t i = 0; i < json_array_size(files); i++) {
+        json_t *f = json_array_get(files, i);
+        const char *p = json_string_value(json_object_get(f, "path"));
+        if (p && strstr(p, "c.bin")) {
+            saw_bin = 1;
+            CHECK(!strcmp(json_string_value(json_object_get(f, "status")), "skipped"));
+            const char *r = json_string_value(json_object_get(f, "reason"));
+            CHECK(r && !strncmp(r, "binary", 6));
+        }
+    }
+    CHECK(saw_bin);
+    CHECK(json_object_get(json_object_get(j, "timings_s"), "total") != NULL);
+    json_decref(j);
+    char *err = slurp(err_path);
+    CHECK(strchr(err, '\r') == NULL); /* no progress bar off a terminal */
+    free(err);
+
+    /* second run: one summary line, all unchanged */
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/s'", tree, base);
+    CHECK_INT(quire(args), 0);
+    char *out = slurp(out_path);
+    CHECK_MSG(!strncmp(out, "ingest: 0 added, 0 updated, 2 unchanged, 0 removed, 1 skipped", 61), "%s", out);
+    CHECK(strchr(out, '\n') == out + strlen(out) - 1);
+    free(out);
+
+    /* other chunking refused, exit 1 with the reason */
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/s' --chunk-tokens 128", tree, base);
+    CHECK_INT(quire(args), 1);
+    err = slurp(err_path);
+    CHECK_MSG(strstr(err, "chunked with 256") != NULL, "%s", err);
+    free(err);
+
+    /* rm a file, then a path not in the store */
+    snprintf(args, sizeof args, "rm '%s/a.md' --store '%s/s' --json", tree, base);
+    CHECK_INT(quire(args), 0);
+    j = json_out();
+    CHECK_INT(count(j, "removed"), 1);
+    json_decref(j);
+    snprintf(args, sizeof args, "rm '%s/a.md' --store '%s/s' --json", tree, base);
+    CHECK_INT(quire(args), 0);
+    j = json_out();
+    CHECK_INT(count(j, "removed"), 0);
+    CHECK_INT(count(j, "skipped"), 1);
+    json_decref(j);
+
+    /* deleted file + --prune */
+    char p[600];
+    snprintf(p, sizeof p, "%s/b.txt", tree);
+    CHECK(unlink(p) == 0);
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/s' --prune --json", tree, base);
+    CHECK_INT(quire(args), 0);
+    j = json_out();
+    CHECK_INT(count(j, "removed"), 1);
+    CHECK_INT(count(j, "added"), 1); /* a.md again (rm dropped it) */
+    json_decref(j);
+    snprintf(args, sizeof args, "info --store '%s/s' --json", base);
+    CHECK_INT(quire(args), 0);
+    out = slurp(out_path);
+    CHECK(strstr(out, "\"documents\": 1") || strstr(out, "\"docs\": 1"));
+    free(out);
+    ti_rmrf(base);
+    return qr_test_done();
+}
