@@ -155,7 +155,8 @@ int qr_extract_answer(const char *question, const qr_source *sources, size_t n, 
                 while (b > a && is_space(t[b - 1])) b--;
                 if (k == 0 && label != SIZE_MAX && b > a) a = label;
                 label = SIZE_MAX;
-                if (b - a < 2 || b - a > o.max_chars) continue;
+                /* questions (FAQ entries, headings) restate, they do not answer */
+                if (b - a < 2 || b - a > o.max_chars || t[b - 1] == '?') continue;
                 if (nc == capc) {
                     size_t cap = capc ? capc * 2 : 64;
                     cand *p = realloc(cs, cap * sizeof *p);

@@ -3,14 +3,18 @@
  *
  * 1. Sentences: each of the first max_sources passages is split into lines,
  *    each line into sentences by the chunker's splitter
- *    (qr_chunker_sentences, PCRE2). Sentences shorter than 3 analyzed terms
- *    or longer than max_chars bytes are not candidates.
+ *    (qr_chunker_sentences, PCRE2). A label line (at most 3 words, no end
+ *    punctuation: a definition-list term such as "--gpus") joins the first
+ *    sentence of the next line. Sentences shorter than 4 analyzed terms,
+ *    longer than max_chars bytes, or ending in '?' (questions restate, they
+ *    do not answer) are not candidates.
  * 2. Scoring: question and sentences go through the BM25 analyzer
  *    (index/analyzer.h: Lucene English); question words that carry no topic
  *    (how, what, do, can, I, ...) are dropped from the question as well.
- *    BM25 over the candidate sentences as the collection (k1 = 1.2, b = 0.75,
- *    idf = ln(1 + (N - df + 0.5) / (df + 0.5))), times a passage-rank prior
- *    1 / (1 + 0.15 * rank) so the retriever's order breaks near-ties.
+ *    BM25 over the candidate sentences as the collection (k1 = 1.2, b = 0.3,
+ *    idf = ln(1 + (N - df + 0.5) / (df + 0.5))), times a coverage factor
+ *    0.5 + 0.5 * (question terms matched / question terms) and a
+ *    passage-rank prior 1 / (1 + 0.05 * rank).
  * 3. Selection: best first, skipping sentences with no question term and
  *    exact repeats (overlapping chunks share sentences), up to max_sentences
  *    and max_chars bytes; then put in document order (source number, offset)

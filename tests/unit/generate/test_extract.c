@@ -97,6 +97,14 @@ int main(void)
     CHECK(kw && !strcmp(kw, "How?"));
     free(kw);
 
+    /* questions are not answers */
+    qr_source F[1] = {src("faq.html", "How do I request two GPUs for a batch job? Use --gpus=2 when the batch job "
+                                      "is submitted.")};
+    CHECK_OK(qr_extract_answer(q, F, 1, NULL, &r));
+    CHECK_MSG(r.text && !strcmp(r.text, "Use --gpus=2 when the batch job is submitted. [1]"), "got \"%s\"",
+              r.text ? r.text : "");
+    qr_extract_result_free(&r);
+
     /* a definition-list term joins its definition, written on one line */
     qr_source D[1] = {src("gres.html", "Options:\n--gpus\n\nGPUs required per batch job\n\n--mem\nMemory per node")};
     CHECK_OK(qr_extract_answer(q, D, 1, NULL, &r));
