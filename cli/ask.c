@@ -195,6 +195,7 @@ int cli_ask(int argc, char **argv)
         code = CLI_EXIT_USAGE;
         goto out;
     }
+    if (!dir && *qr_opt_str(o, QR_OPT_STORE)) dir = qr_opt_str(o, QR_OPT_STORE); /* config / QUIRE_STORE */
     if (!dir) {
         fprintf(stderr, "quire ask: --store DIR is required\n");
         code = CLI_EXIT_USAGE;
