@@ -1,7 +1,9 @@
 /* Ingest pipeline: files and directories in, a store (index/store.h) out.
  *
- * Walk. Each PATH is a file or a directory walked recursively. Paths are
- * stored absolute and canonical (realpath). Hidden entries (a name starting
+ * Walk. Each PATH is a file or a directory walked recursively. Each PATH is
+ * made absolute and canonical (realpath); entries below a directory keep
+ * their names under it (a symbolic link to a file is a document of its own,
+ * named by the link), sorted by name. Hidden entries (a name starting
  * with '.') inside a walked directory are skipped unless include_hidden; a
  * hidden file named explicitly is always read. Symbolic links are followed;
  * a directory already visited (same device and inode) is not walked again,
