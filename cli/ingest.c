@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "common/error.h"
+#include "index/manifest.h"
 #include "ingest/pipeline.h"
 #include "runtime/backend.h"
 #include "runtime/models/model.h"
@@ -179,6 +180,17 @@ int cli_ingest(int argc, char **argv)
     qr_ingest_opts_default(&io);
     io.chunk.max_tokens = (int)qr_opt_int(o, QR_OPT_CHUNK_TOKENS);
     io.chunk.overlap_tokens = (int)qr_opt_int(o, QR_OPT_CHUNK_OVERLAP);
+    {
+        /* an existing store keeps its chunking unless the flags/config name one */
+        qr_manifest man;
+        if (qr_manifest_read(store, &man) == 0) {
+            if (qr_opt_source_of(o, QR_OPT_CHUNK_TOKENS) == QR_SRC_DEFAULT)
+                io.chunk.max_tokens = man.chunk_tokens;
+            if (qr_opt_source_of(o, QR_OPT_CHUNK_OVERLAP) == QR_SRC_DEFAULT)
+                io.chunk.overlap_tokens = man.chunk_overlap;
+        }
+        qr_clear_error();
+    }
     io.jobs = (int)qr_opt_int(o, QR_OPT_JOBS);
     io.reader.max_file_bytes = (size_t)qr_opt_int(o, QR_OPT_MAX_FILE_BYTES);
     io.include_hidden = qr_opt_bool(o, QR_OPT_HIDDEN);
