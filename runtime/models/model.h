@@ -4,7 +4,8 @@
  *
  * Precision is always explicit: opts->dtype (f32, bf16, f16, int8 =
  * per-output-channel symmetric weight-only, quantized at load) is applied to
- * the matmul weights; norms, biases and embeddings stay f32. Nothing picks a
+ * the matmul weights and the token embedding table (also the tied LM head);
+ * norms, biases and position/type embeddings stay f32. Nothing picks a
  * dtype silently. */
 #ifndef QR_RUNTIME_MODEL_H
 #define QR_RUNTIME_MODEL_H
