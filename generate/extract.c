@@ -13,7 +13,7 @@
 
 #define MAX_QTERMS 64
 #define QTERM_LEN 64
-#define MIN_TERMS 4 /* analyzed terms a candidate sentence needs */
+#define MIN_TERMS 3 /* analyzed terms a candidate sentence needs */
 
 void qr_extract_opts_default(qr_extract_opts *o)
 {
@@ -89,25 +89,23 @@ static int by_position(const void *a, const void *b)
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
-/* A label line: a term of a definition list ("--gpus", "MaxTRESPerJob"), a
- * short heading: at most 3 words and no sentence or clause punctuation at
- * its end. It joins the first sentence of the next line so the definition
- * keeps its term. */
+/* A label line: a term of a definition list written alone on its line, as
+ * option and variable references do ("--gpus", "SLURM_GPUS_ON_NODE",
+ * "MaxTRESPerJob"): one word holding a '-', '_', '=' or ':' or an upper-case
+ * letter after its first character. It joins the first sentence of the next
+ * line so the definition keeps its term. (Headings such as "Install" are
+ * not labels.) */
 static int is_label(const char *t, size_t n)
 {
     while (n && is_space(t[n - 1])) n--;
     while (n && is_space(*t)) t++, n--;
-    if (!n || n > 60 || strchr(".!?:;,", t[n - 1])) return 0;
-    int words = 0, in = 0;
+    if (!n || n > 60) return 0;
+    int marked = 0;
     for (size_t i = 0; i < n; i++) {
-        if (is_space(t[i])) {
-            in = 0;
-        } else if (!in) {
-            in = 1;
-            words++;
-        }
+        if (is_space(t[i])) return 0;
+        if (strchr("-_=:", t[i]) || (i > 0 && t[i] >= 'A' && t[i] <= 'Z')) marked = 1;
     }
-    return words <= 3;
+    return marked && !strchr(".!?,;", t[n - 1]);
 }
 
 int qr_extract_answer(const char *question, const qr_source *sources, size_t n, const qr_extract_opts *opts,

@@ -3,9 +3,9 @@
  *
  * 1. Sentences: each of the first max_sources passages is split into lines,
  *    each line into sentences by the chunker's splitter
- *    (qr_chunker_sentences, PCRE2). A label line (at most 3 words, no end
- *    punctuation: a definition-list term such as "--gpus") joins the first
- *    sentence of the next line. Sentences shorter than 4 analyzed terms,
+ *    (qr_chunker_sentences, PCRE2). A label line (one word marked as an
+ *    identifier by '-', '_', '=', ':' or inner capitals: a definition-list
+ *    term such as "--gpus") joins the first sentence of the next line. Sentences shorter than 3 analyzed terms,
  *    longer than max_chars bytes, or ending in '?' (questions restate, they
  *    do not answer) are not candidates.
  * 2. Scoring: question and sentences go through the BM25 analyzer
