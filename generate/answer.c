@@ -171,7 +171,7 @@ static json_t *source_json(const qr_source *s, size_t number)
     if (number) bad |= json_object_set_new(j, "n", json_integer((json_int_t)number));
     bad |= json_object_set_new(j, "path", json_string(s->path ? s->path : ""));
     bad |= json_object_set_new(j, "title", json_string(s->title ? s->title : ""));
-    bad |= json_object_set_new(j, "page", json_integer(s->page));
+    bad |= json_object_set_new(j, "page", s->page > 0 ? json_integer(s->page) : json_null()); // null: not paged (as quire search)
     bad |= json_object_set_new(j, "heading", json_string(s->heading ? s->heading : ""));
     bad |= json_object_set_new(j, "chunk_id", json_integer((json_int_t)s->chunk_id));
     bad |= json_object_set_new(j, "byte_start", json_integer((json_int_t)s->off));

@@ -64,7 +64,7 @@ int qr_answer_run(const char *question, const qr_source *sources, size_t n, cons
 void qr_answer_free(qr_answer *a);
 
 /* The answer as JSON:
- *   {"question", "mode": "llm"|"extractive", "answer",
+ *   {"question", "mode": "llm"|"extractive", "answer",   (page: null when not paged)
  *    "citations": [{"n", "path", "title", "page", "heading", "chunk_id",
  *                   "byte_start", "byte_end", ("sentences": [[start, end], ...]
  *                   offsets in the passage text, extractive)}]   cited, in citation order
