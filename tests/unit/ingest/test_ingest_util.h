@@ -150,7 +150,7 @@ static inline int ti_cmp(const void *a, const void *b)
 static inline char *ti_snapshot(const char *dir, qr_store_counts *counts_out)
 {
     qr_store *st = NULL;
-    qr_store_open_opts o = {.readonly = true};
+    qr_store_open_opts o = {.readonly = true, .map_size = (size_t)64 << 20};
     if (qr_store_open(dir, &o, &st))
         return NULL;
     ti_snap s = {0};

@@ -96,7 +96,7 @@ static void check_file_chunks(qr_store *st, const qr_chunker *ck, const char *na
 static size_t bm25_hits(const char *dir, const char *query)
 {
     qr_store *st = NULL;
-    qr_store_open_opts o = {.readonly = true, .skip_vectors = true};
+    qr_store_open_opts o = {.readonly = true, .skip_vectors = true, .map_size = (size_t)64 << 20};
     if (qr_store_open(dir, &o, &st))
         return (size_t)-1;
     qr_store_txn *t = NULL;
@@ -174,8 +174,10 @@ static void test_bm25_only(void)
 
     /* contents equal the reader + chunker called directly */
     qr_store *st = NULL;
-    qr_store_open_opts so = {.readonly = true};
+    qr_store_open_opts so = {.readonly = true, .map_size = (size_t)64 << 20};
     CHECK_OK(qr_store_open(store, &so, &st));
+    if (!st)
+        return;
     qr_chunker *ck = NULL;
     CHECK_OK(qr_chunker_create(NULL, NULL, &ck));
     static const char *names[] = {"guide.md", "page.html", "records.jsonl", "sample.c", "three_pages.pdf",
@@ -332,8 +334,10 @@ static void test_embedder(void)
 
     /* the tokenizer decides chunk lengths: every chunk fits 64 tokens */
     qr_store *st = NULL;
-    qr_store_open_opts so = {.readonly = true};
+    qr_store_open_opts so = {.readonly = true, .map_size = (size_t)64 << 20};
     CHECK_OK(qr_store_open(store2, &so, &st));
+    if (!st)
+        return;
     CHECK(qr_store_manifest(st)->has_embedder && qr_store_manifest(st)->embedder.dim == 64);
     qr_chunker *ck = NULL;
     CHECK_OK(qr_chunker_create(qr_model_tokenizer(m), &o.chunk, &ck));
