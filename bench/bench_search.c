@@ -155,6 +155,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_search [N] [DIM] [QUERIES] [DIR] [FACTORIES]\n");
         return 2;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows while the HNSW build runs */
     qr_log_set_level(QR_LOG_WARN);
     make_vocab();
     char cmd[600];
