@@ -77,12 +77,11 @@ static json_t *passage_json(const qr_passage *p, int rank)
 
 int cli_search(int argc, char **argv)
 {
-    static const int allowed[] = {QR_OPT_K,          QR_OPT_FILTER,       QR_OPT_JSON,        QR_OPT_EMBEDDER,
+    static const int allowed[] = {QR_OPT_STORE, QR_OPT_K,          QR_OPT_FILTER,       QR_OPT_JSON,        QR_OPT_EMBEDDER,
                                   QR_OPT_RERANKER,   QR_OPT_RRF_K,        QR_OPT_WEIGHT_DENSE, QR_OPT_WEIGHT_BM25,
                                   QR_OPT_MMR_LAMBDA, QR_OPT_DUP_THRESHOLD, QR_OPT_RERANK_DEPTH, QR_OPT_DTYPE,
                                   QR_OPT_THREADS,    QR_OPT_DEVICE,       QR_OPT_LOG_LEVEL,   -1};
-    /* --store DIR is taken here (not an option-table entry of this command);
-     * -k N is spelled --k N for the option parser. */
+    /* -k N is spelled --k N for the option parser. */
     const char *dir = NULL;
     char **args = calloc((size_t)argc + 1, sizeof *args);
     if (!args) {
@@ -103,15 +102,6 @@ int cli_search(int argc, char **argv)
             n_query++;
         } else if (strcmp(a, "--") == 0) {
             rest = true;
-        } else if (strcmp(a, "--store") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "quire search: --store needs a directory\n");
-                free(args);
-                return CLI_EXIT_USAGE;
-            }
-            dir = argv[++i];
-        } else if (strncmp(a, "--store=", 8) == 0) {
-            dir = a + 8;
         } else {
             /* a flag; one taking a value carries the next argument with it */
             args[na++] = strcmp(a, "-k") == 0 ? kflag : argv[i];
@@ -153,7 +143,8 @@ int cli_search(int argc, char **argv)
         code = CLI_EXIT_USAGE;
         goto out;
     }
-    if (!dir) {
+    dir = qr_opt_str(o, QR_OPT_STORE); /* flag, QUIRE_STORE or the config file */
+    if (!*dir) {
         fprintf(stderr, "quire search: --store DIR is required\n");
         code = CLI_EXIT_USAGE;
         goto out;

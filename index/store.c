@@ -978,7 +978,8 @@ static void apply_vectors(qr_store_txn *t, uint64_t gen)
     s->applied_gen = gen;
     if (s->vi && (t->n_rm || t->n_add)) {
         s->vi_dirty = true;
-        qsort(t->rm_ids, t->n_rm, sizeof *t->rm_ids, cmp_i64);
+        if (t->n_rm) /* rm_ids may be NULL when nothing was removed: qsort(NULL, 0) is undefined */
+            qsort(t->rm_ids, t->n_rm, sizeof *t->rm_ids, cmp_i64);
         if (t->n_rm && !s->vi_rebuild) {
             size_t removed;
             int rc = qr_vecindex_remove(s->vi, t->n_rm, t->rm_ids, &removed);
