@@ -20,8 +20,6 @@
 #include "common/log.h"
 #include "runtime/models/model_internal.h"
 
-/* Upper bound on tokens run in one forward pass (bounds activation memory). */
-#define ENC_MAX_BATCH_TOKENS 8192
 
 int qr_embed_seq_limit(const qr_model *m)
 {
@@ -44,10 +42,8 @@ static void enc_free(qr_backend *be, enc_bufs *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Runs one packed batch: ids (T) with seqs describing each sequence's rows;
- * writes (n_seq, d) pooled rows to out. */
-static int enc_batch(qr_model *m, const int32_t *ids, const int32_t *pos, const int32_t *types, int64_t T,
-                     const qr_attn_seq *seqs, int n_seq, float *out)
+int qr_bert_forward(qr_model *m, const int32_t *ids, const int32_t *pos, const int32_t *types, int64_t T,
+                    const qr_attn_seq *seqs, int n_seq, qr_pool_mode pooling, bool normalize, float *out)
 {
     qr_backend *be = m->be;
     const qr_backend_ops *ops = be->ops;
@@ -84,9 +80,9 @@ static int enc_batch(qr_model *m, const int32_t *ids, const int32_t *pos, const 
             (rc = ops->layernorm(be, &b.tmp, &y->ffn_norm_w, &y->ffn_norm_b, c->norm_eps, &b.x)))
             goto fail;
     }
-    if ((rc = ops->pool(be, &b.x, seqs, n_seq, c->pooling, &b.pooled)))
+    if ((rc = ops->pool(be, &b.x, seqs, n_seq, pooling, &b.pooled)))
         goto fail;
-    if (c->normalize && (rc = ops->l2norm(be, &b.pooled)))
+    if (normalize && (rc = ops->l2norm(be, &b.pooled)))
         goto fail;
     if ((rc = ops->download(be, &b.pooled, 0, out, n_seq)) || (rc = qr_be_sync(be)))
         goto fail;
@@ -119,7 +115,7 @@ static int embed_run(qr_model *m, const int32_t *const *seqs, const int32_t *len
                 return qr_fail(QR_EINVAL, "qr_embed: sequence %d: id %d outside the vocabulary (%d)", i,
                                seqs[i][j], c->vocab_size);
     }
-    int64_t cap = ENC_MAX_BATCH_TOKENS > lim ? ENC_MAX_BATCH_TOKENS : lim;
+    int64_t cap = QR_BERT_MAX_BATCH_TOKENS > lim ? QR_BERT_MAX_BATCH_TOKENS : lim;
     ids = malloc((size_t)cap * sizeof *ids);
     pos = malloc((size_t)cap * sizeof *pos);
     types = calloc((size_t)cap, sizeof *types); /* token type 0 everywhere */
@@ -147,7 +143,8 @@ static int embed_run(qr_model *m, const int32_t *const *seqs, const int32_t *len
             T += len;
             ns++;
         }
-        if ((rc = enc_batch(m, ids, pos, types, T, as, ns, res + (size_t)i0 * d)))
+        if ((rc = qr_bert_forward(m, ids, pos, types, T, as, ns, m->cfg.pooling, m->cfg.normalize,
+                                   res + (size_t)i0 * d)))
             goto fail;
         i0 += ns;
     }

@@ -41,4 +41,15 @@ struct qr_model {
 
 static inline bool qr_tensor_present(const qr_tensor *t) { return t->data != NULL; }
 
+/* Upper bound on tokens run in one BERT forward pass (bounds activation memory). */
+#define QR_BERT_MAX_BATCH_TOKENS 8192
+
+/* The BERT forward pass shared by embeddings (encoder.c) and cross-encoder
+ * reranking (rerank.c): one packed batch of T tokens (ids, positions, token
+ * types on the host) with seqs describing each sequence's rows, then pooling
+ * (mean / CLS / last over real tokens) and optional L2 normalisation.
+ * Writes (n_seq, d_model) floats to out. */
+int qr_bert_forward(qr_model *m, const int32_t *ids, const int32_t *pos, const int32_t *types, int64_t T,
+                    const qr_attn_seq *seqs, int n_seq, qr_pool_mode pooling, bool normalize, float *out);
+
 #endif

@@ -17,66 +17,6 @@
 #include "common/error.h"
 #include "runtime/models/model_internal.h"
 
-#define RR_MAX_BATCH_TOKENS 8192
-
-typedef struct {
-    qr_tensor x, tmp, q, k, v, att, ff, pooled;
-} rr_bufs;
-
-static void rr_free(qr_backend *be, rr_bufs *b)
-{
-    qr_tensor *ts[] = {&b->x, &b->tmp, &b->q, &b->k, &b->v, &b->att, &b->ff, &b->pooled};
-    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
-        if (ts[i]->data)
-            qr_be_tensor_free(be, ts[i]);
-    memset(b, 0, sizeof *b);
-}
-
-/* Packed batch -> (n_seq, d) hidden states of each sequence's first token. */
-static int rr_batch(qr_model *m, const int32_t *ids, const int32_t *pos, const int32_t *types, int64_t T,
-                    const qr_attn_seq *seqs, int n_seq, float *out)
-{
-    qr_backend *be = m->be;
-    const qr_backend_ops *ops = be->ops;
-    const qr_model_config *c = &m->cfg;
-    int64_t d = c->d_model;
-    qr_dtype at = be->act_dtype;
-    rr_bufs b;
-    memset(&b, 0, sizeof b);
-    int rc;
-    if ((rc = qr_be_tensor_alloc(be, at, T, d, &b.x)) || (rc = qr_be_tensor_alloc(be, at, T, d, &b.tmp)) ||
-        (rc = qr_be_tensor_alloc(be, at, T, d, &b.q)) || (rc = qr_be_tensor_alloc(be, at, T, d, &b.k)) ||
-        (rc = qr_be_tensor_alloc(be, at, T, d, &b.v)) || (rc = qr_be_tensor_alloc(be, at, T, d, &b.att)) ||
-        (rc = qr_be_tensor_alloc(be, at, T, c->d_ff, &b.ff)) || (rc = qr_be_tensor_alloc(be, at, n_seq, d, &b.pooled)))
-        goto fail;
-    if ((rc = ops->embed(be, &m->tok_embd, ids, T, &b.x)) || (rc = ops->embed(be, &m->pos_embd, pos, T, &b.tmp)) ||
-        (rc = ops->add(be, &b.x, &b.tmp)) || (rc = ops->embed(be, &m->type_embd, types, T, &b.tmp)) ||
-        (rc = ops->add(be, &b.x, &b.tmp)) ||
-        (rc = ops->layernorm(be, &b.x, &m->embd_norm_w, &m->embd_norm_b, c->norm_eps, &b.x)))
-        goto fail;
-    float scale = 1.0f / sqrtf((float)c->head_dim);
-    for (int l = 0; l < c->n_layer; l++) {
-        const qr_layer *y = &m->layers[l];
-        if ((rc = ops->matmul(be, &b.x, &y->wq, &y->bq, &b.q)) || (rc = ops->matmul(be, &b.x, &y->wk, &y->bk, &b.k)) ||
-            (rc = ops->matmul(be, &b.x, &y->wv, &y->bv, &b.v)) ||
-            (rc = ops->attention(be, &b.q, &b.k, &b.v, seqs, n_seq, c->n_head, c->n_head, c->head_dim, scale, false,
-                                 &b.att)) ||
-            (rc = ops->matmul(be, &b.att, &y->wo, &y->bo, &b.tmp)) || (rc = ops->add(be, &b.tmp, &b.x)) ||
-            (rc = ops->layernorm(be, &b.tmp, &y->attn_norm_w, &y->attn_norm_b, c->norm_eps, &b.x)) ||
-            (rc = ops->matmul(be, &b.x, &y->w_up, &y->b_up, &b.ff)) || (rc = ops->gelu(be, &b.ff)) ||
-            (rc = ops->matmul(be, &b.ff, &y->w_down, &y->b_down, &b.tmp)) || (rc = ops->add(be, &b.tmp, &b.x)) ||
-            (rc = ops->layernorm(be, &b.tmp, &y->ffn_norm_w, &y->ffn_norm_b, c->norm_eps, &b.x)))
-            goto fail;
-    }
-    if ((rc = ops->pool(be, &b.x, seqs, n_seq, QR_POOL_CLS, &b.pooled)) ||
-        (rc = ops->download(be, &b.pooled, 0, out, n_seq)) || (rc = qr_be_sync(be)))
-        goto fail;
-fail:
-    rr_free(be, &b);
-    return rc;
-}
-
-/* A head tensor as f32 (malloc'd), looked up with the "bert." prefix too. */
 static int head_tensor(qr_model *m, const char *name, int64_t rows, int64_t cols, float **out)
 {
     const char *pre[] = {"", "bert."};
@@ -132,7 +72,7 @@ int qr_rerank_ids(qr_model *m, const int32_t *q, int32_t nq, const int32_t *cons
     if ((rc = head_tensor(m, "pooler.dense.weight", d, d, &wp)) || (rc = head_tensor(m, "pooler.dense.bias", d, 0, &bp)) ||
         (rc = head_tensor(m, "classifier.weight", -1, d, &wc)) || (rc = head_tensor(m, "classifier.bias", -1, 0, &bc)))
         goto fail;
-    int64_t cap = RR_MAX_BATCH_TOKENS > lim ? RR_MAX_BATCH_TOKENS : lim;
+    int64_t cap = QR_BERT_MAX_BATCH_TOKENS > lim ? QR_BERT_MAX_BATCH_TOKENS : lim;
     ids = malloc((size_t)cap * sizeof *ids);
     pos = malloc((size_t)cap * sizeof *pos);
     types = malloc((size_t)cap * sizeof *types);
@@ -194,7 +134,8 @@ int qr_rerank_ids(qr_model *m, const int32_t *q, int32_t nq, const int32_t *cons
             T += len;
             ns++;
         }
-        if ((rc = rr_batch(m, ids, pos, types, T, as, ns, h + (size_t)i0 * d)))
+        /* hidden state of each sequence's [CLS] token, un-normalised: (ns, d) */
+        if ((rc = qr_bert_forward(m, ids, pos, types, T, as, ns, QR_POOL_CLS, false, h + (size_t)i0 * d)))
             goto fail;
         i0 += ns;
     }
