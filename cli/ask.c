@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/retrieval.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "generate/answer.h"
@@ -159,10 +160,10 @@ int cli_ask(int argc, char **argv)
         }
     }
     qr_options *o = NULL;
-    qr_store *s = NULL;
-    qr_backend *be_e = NULL, *be_r = NULL, *be_m = NULL;
-    qr_model *emb = NULL, *rr = NULL, *llm = NULL;
-    char *emb_path = NULL, *llm_path = NULL, *keywords = NULL;
+    cli_retrieval cr = {0};
+    qr_backend *be_m = NULL;
+    qr_model *llm = NULL;
+    char *llm_path = NULL, *keywords = NULL;
     qr_chat_template *tmpl = NULL;
     qr_retriever *r = NULL;
     qr_results res = {0};
@@ -237,46 +238,15 @@ int cli_ask(int argc, char **argv)
         if (!tmpl)
             QR_INFO("ask: %s has no chat template; using the plain prompt format", qr_opt_str(o, QR_OPT_MODEL));
     }
-    qr_store_open_opts so = {.readonly = true};
-    int rc = qr_store_open(dir, &so, &s);
-    if (rc) {
-        code = cli_fail("ask", rc, dir);
+    if ((code = cli_retrieval_open("ask", o, dir, &cr)) >= 0)
         goto out;
-    }
-    const qr_manifest *man = qr_store_manifest(s);
-    if (man->has_embedder && qr_opt_float(o, QR_OPT_WEIGHT_DENSE) > 0) {
-        bool explicit_emb = *qr_opt_str(o, QR_OPT_EMBEDDER) != '\0';
-        if (!explicit_emb)
-            qr_options_set(o, QR_OPT_EMBEDDER, man->embedder.model, QR_SRC_DEFAULT, "the store's manifest");
-        char *p = NULL;
-        if (qr_model_resolve(qr_opt_str(o, QR_OPT_EMBEDDER), &p) != 0 && !explicit_emb) {
-            QR_WARN("ask: the store's embedder %s is not available (%s); searching with BM25 only",
-                    man->embedder.model, qr_last_error());
-        } else {
-            free(p);
-            if ((code = cli_resolve_model("ask", o, QR_OPT_EMBEDDER, &emb_path)) >= 0 ||
-                (code = cli_open_model("ask", o, QR_OPT_EMBEDDER, &be_e, &emb)) >= 0)
-                goto out;
-            code = CLI_EXIT_OK;
-        }
-    }
-    if (*qr_opt_str(o, QR_OPT_RERANKER)) {
-        if ((code = cli_open_model("ask", o, QR_OPT_RERANKER, &be_r, &rr)) >= 0) goto out;
-        code = CLI_EXIT_OK;
-    }
-    qr_retrieve_opts ro;
-    qr_retrieve_opts_default(&ro);
-    ro.rrf_k = (float)qr_opt_float(o, QR_OPT_RRF_K);
-    ro.w_dense = (float)qr_opt_float(o, QR_OPT_WEIGHT_DENSE);
-    ro.w_bm25 = (float)qr_opt_float(o, QR_OPT_WEIGHT_BM25);
-    ro.mmr_lambda = (float)qr_opt_float(o, QR_OPT_MMR_LAMBDA);
-    ro.dup_threshold = (float)qr_opt_float(o, QR_OPT_DUP_THRESHOLD);
-    ro.rerank_depth = (int)qr_opt_int(o, QR_OPT_RERANK_DEPTH);
+    code = CLI_EXIT_OK;
+    int rc;
     int k = (int)qr_opt_int(o, QR_OPT_K);
     /* BM25 alone: the question's keywords (question words dropped, see
      * qr_question_keywords); with dense retrieval the question as asked. */
     const char *query = question;
-    if (!emb) {
+    if (!cr.emb) {
         if ((rc = qr_question_keywords(question, &keywords))) {
             code = cli_fail("ask", rc, "question keywords");
             goto out;
@@ -284,7 +254,7 @@ int cli_ask(int argc, char **argv)
         query = keywords;
         QR_DEBUG("ask: BM25 query \"%s\"", query);
     }
-    if ((rc = qr_retriever_open(s, emb, emb_path, rr, &ro, &r)) ||
+    if ((rc = qr_retriever_open(cr.store, cr.emb, cr.emb_path, cr.rr, &cr.ro, &r)) ||
         (rc = qr_retrieve_query(r, query, strlen(query), k, filters, (int)nf, NULL, &res))) {
         code = rc == QR_ELIMIT || rc == QR_EINVAL ? CLI_EXIT_USAGE : cli_exit_code(rc);
         fprintf(stderr, "quire ask: %s\n", qr_last_error());
@@ -381,15 +351,10 @@ out:
     free(src);
     qr_results_free(&res);
     qr_retriever_close(r);
-    qr_store_close(s);
+    cli_retrieval_close(&cr);
     qr_chat_template_free(tmpl);
-    qr_model_free(emb);
-    qr_model_free(rr);
     qr_model_free(llm);
-    qr_backend_destroy(be_e);
-    qr_backend_destroy(be_r);
     qr_backend_destroy(be_m);
-    free(emb_path);
     free(llm_path);
     free(keywords);
     for (size_t i = 0; fcopy && i < nf; i++) free(fcopy[i]);

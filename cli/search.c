@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/retrieval.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "index/store.h"
@@ -112,10 +113,7 @@ int cli_search(int argc, char **argv)
         }
     }
     qr_options *o = NULL;
-    qr_store *s = NULL;
-    qr_backend *be_e = NULL, *be_r = NULL;
-    qr_model *emb = NULL, *rr = NULL;
-    char *emb_path = NULL;
+    cli_retrieval cr = {0};
     qr_retriever *r = NULL;
     qr_results res = {0};
     qr_retrieve_filter *filters = NULL;
@@ -171,44 +169,12 @@ int cli_search(int argc, char **argv)
         }
     }
 
-    qr_store_open_opts so = {.readonly = true};
-    int rc = qr_store_open(dir, &so, &s);
-    if (rc) {
-        code = cli_fail("search", rc, dir);
+    if ((code = cli_retrieval_open("search", o, dir, &cr)) >= 0)
         goto out;
-    }
-    const qr_manifest *man = qr_store_manifest(s);
-    if (man->has_embedder && qr_opt_float(o, QR_OPT_WEIGHT_DENSE) > 0) {
-        bool explicit_emb = *qr_opt_str(o, QR_OPT_EMBEDDER) != '\0';
-        if (!explicit_emb)
-            qr_options_set(o, QR_OPT_EMBEDDER, man->embedder.model, QR_SRC_DEFAULT, "the store's manifest");
-        char *p = NULL;
-        if (qr_model_resolve(qr_opt_str(o, QR_OPT_EMBEDDER), &p) != 0 && !explicit_emb) {
-            QR_WARN("search: the store's embedder %s is not available (%s); searching with BM25 only",
-                    man->embedder.model, qr_last_error());
-        } else {
-            free(p);
-            if ((code = cli_resolve_model("search", o, QR_OPT_EMBEDDER, &emb_path)) >= 0 ||
-                (code = cli_open_model("search", o, QR_OPT_EMBEDDER, &be_e, &emb)) >= 0)
-                goto out;
-            code = CLI_EXIT_OK;
-        }
-    }
-    if (*qr_opt_str(o, QR_OPT_RERANKER)) {
-        if ((code = cli_open_model("search", o, QR_OPT_RERANKER, &be_r, &rr)) >= 0)
-            goto out;
-        code = CLI_EXIT_OK;
-    }
-    qr_retrieve_opts ro;
-    qr_retrieve_opts_default(&ro);
-    ro.rrf_k = (float)qr_opt_float(o, QR_OPT_RRF_K);
-    ro.w_dense = (float)qr_opt_float(o, QR_OPT_WEIGHT_DENSE);
-    ro.w_bm25 = (float)qr_opt_float(o, QR_OPT_WEIGHT_BM25);
-    ro.mmr_lambda = (float)qr_opt_float(o, QR_OPT_MMR_LAMBDA);
-    ro.dup_threshold = (float)qr_opt_float(o, QR_OPT_DUP_THRESHOLD);
-    ro.rerank_depth = (int)qr_opt_int(o, QR_OPT_RERANK_DEPTH);
+    code = CLI_EXIT_OK;
+    int rc;
     int k = (int)qr_opt_int(o, QR_OPT_K);
-    if ((rc = qr_retriever_open(s, emb, emb_path, rr, &ro, &r)) ||
+    if ((rc = qr_retriever_open(cr.store, cr.emb, cr.emb_path, cr.rr, &cr.ro, &r)) ||
         (rc = qr_retrieve_query(r, query, qlen, k, filters, (int)nf, NULL, &res))) {
         code = rc == QR_ELIMIT || rc == QR_EINVAL ? CLI_EXIT_USAGE : cli_exit_code(rc);
         fprintf(stderr, "quire search: %s\n", qr_last_error());
@@ -219,8 +185,8 @@ int cli_search(int argc, char **argv)
         json_object_set_new(j, "query", json_string(query));
         json_object_set_new(j, "store", json_string(dir));
         json_object_set_new(j, "k", json_integer(k));
-        json_object_set_new(j, "dense", json_boolean(emb != NULL));
-        json_object_set_new(j, "reranked", json_boolean(rr != NULL));
+        json_object_set_new(j, "dense", json_boolean(cr.emb != NULL));
+        json_object_set_new(j, "reranked", json_boolean(cr.rr != NULL));
         json_object_set_new(j, "candidates_dense", json_integer(res.n_dense));
         json_object_set_new(j, "candidates_bm25", json_integer(res.n_bm25));
         json_object_set_new(j, "seconds", json_real(res.seconds));
@@ -250,17 +216,12 @@ int cli_search(int argc, char **argv)
             printf("   %s\n", sn);
         }
         QR_INFO("search: %zu results in %.1f ms (%d dense, %d bm25 candidates%s)", res.n, res.seconds * 1e3,
-                res.n_dense, res.n_bm25, rr ? ", reranked" : "");
+                res.n_dense, res.n_bm25, cr.rr ? ", reranked" : "");
     }
 out:
     qr_results_free(&res);
     qr_retriever_close(r);
-    qr_store_close(s);
-    qr_model_free(emb);
-    qr_model_free(rr);
-    qr_backend_destroy(be_e);
-    qr_backend_destroy(be_r);
-    free(emb_path);
+    cli_retrieval_close(&cr);
     for (size_t i = 0; fcopy && i < nf; i++)
         free(fcopy[i]);
     free(fcopy);

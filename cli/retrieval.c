@@ -1,0 +1,72 @@
+/* What `quire search` and `quire ask` share before a query: the store, its
+ * embedder, an optional reranker and the retrieval options. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/retrieval.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "runtime/backend.h"
+#include "runtime/models/model.h"
+#include "runtime/weights/weights.h"
+
+/* The store's embedder, unless --embedder names one. When the manifest's model is
+ * not on this machine, retrieval goes on with BM25 alone (with a warning); an
+ * explicitly named embedder that cannot be loaded is an error. */
+static int open_embedder(const char *cmd, qr_options *o, cli_retrieval *c)
+{
+    const qr_manifest *man = qr_store_manifest(c->store);
+    if (!man->has_embedder || qr_opt_float(o, QR_OPT_WEIGHT_DENSE) <= 0)
+        return -1;
+    bool explicit_emb = *qr_opt_str(o, QR_OPT_EMBEDDER) != '\0';
+    if (!explicit_emb)
+        qr_options_set(o, QR_OPT_EMBEDDER, man->embedder.model, QR_SRC_DEFAULT, "the store's manifest");
+    char *p = NULL;
+    if (qr_model_resolve(qr_opt_str(o, QR_OPT_EMBEDDER), &p) != 0 && !explicit_emb) {
+        QR_WARN("%s: the store's embedder %s is not available (%s); searching with BM25 only", cmd,
+                man->embedder.model, qr_last_error());
+        return -1;
+    }
+    free(p);
+    int code = cli_resolve_model(cmd, o, QR_OPT_EMBEDDER, &c->emb_path);
+    if (code < 0)
+        code = cli_open_model(cmd, o, QR_OPT_EMBEDDER, &c->be_emb, &c->emb);
+    return code;
+}
+
+int cli_retrieval_open(const char *cmd, qr_options *o, const char *dir, cli_retrieval *c)
+{
+    memset(c, 0, sizeof *c);
+    qr_store_open_opts so = {.readonly = true};
+    int rc = qr_store_open(dir, &so, &c->store);
+    if (rc)
+        return cli_fail(cmd, rc, dir);
+    int code = open_embedder(cmd, o, c);
+    if (code >= 0)
+        return code;
+    if (*qr_opt_str(o, QR_OPT_RERANKER) &&
+        (code = cli_open_model(cmd, o, QR_OPT_RERANKER, &c->be_rr, &c->rr)) >= 0)
+        return code;
+    qr_retrieve_opts_default(&c->ro);
+    c->ro.rrf_k = (float)qr_opt_float(o, QR_OPT_RRF_K);
+    c->ro.w_dense = (float)qr_opt_float(o, QR_OPT_WEIGHT_DENSE);
+    c->ro.w_bm25 = (float)qr_opt_float(o, QR_OPT_WEIGHT_BM25);
+    c->ro.mmr_lambda = (float)qr_opt_float(o, QR_OPT_MMR_LAMBDA);
+    c->ro.dup_threshold = (float)qr_opt_float(o, QR_OPT_DUP_THRESHOLD);
+    c->ro.rerank_depth = (int)qr_opt_int(o, QR_OPT_RERANK_DEPTH);
+    return -1;
+}
+
+void cli_retrieval_close(cli_retrieval *c)
+{
+    if (!c)
+        return;
+    qr_store_close(c->store);
+    qr_model_free(c->emb);
+    qr_model_free(c->rr);
+    qr_backend_destroy(c->be_emb);
+    qr_backend_destroy(c->be_rr);
+    free(c->emb_path);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,24 @@
+/* The retrieval set-up shared by `quire search` and `quire ask`. */
+#ifndef QR_CLI_RETRIEVAL_H
+#define QR_CLI_RETRIEVAL_H
+
+#include "common/options.h"
+#include "index/store.h"
+#include "retrieve/retrieve.h"
+
+typedef struct cli_retrieval {
+    qr_store *store;             /* opened read-only */
+    struct qr_backend *be_emb, *be_rr;
+    struct qr_model *emb, *rr;   /* NULL: BM25 only / no reranking */
+    char *emb_path;              /* resolved embedder path (malloc'd) */
+    qr_retrieve_opts ro;         /* from the option table */
+} cli_retrieval;
+
+/* Opens the store at dir, its embedder (the manifest's model unless --embedder),
+ * the optional --reranker, and fills ro. Returns -1 to continue, or an exit
+ * code after printing the error; close with cli_retrieval_close either way
+ * (the retriever made from it must be closed first). */
+int cli_retrieval_open(const char *cmd, qr_options *o, const char *dir, cli_retrieval *c);
+void cli_retrieval_close(cli_retrieval *c);
+
+#endif
