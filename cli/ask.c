@@ -167,10 +167,7 @@ int cli_ask(int argc, char **argv)
     qr_chat_template *tmpl = NULL;
     qr_retriever *r = NULL;
     qr_results res = {0};
-    qr_retrieve_filter *filters = NULL;
-    char **fcopy = NULL;
     qr_source *src = NULL;
-    size_t nf = 0;
     qr_answer ans;
     memset(&ans, 0, sizeof ans);
     int code = cli_load_options(
@@ -203,27 +200,9 @@ int cli_ask(int argc, char **argv)
         goto out;
     }
     bool json = qr_opt_bool(o, QR_OPT_JSON);
-    nf = qr_opt_count(o, QR_OPT_FILTER);
-    if (nf > QR_RETRIEVE_MAX_FILTERS) {
-        fprintf(stderr, "quire ask: %zu filters exceed the limit of %d\n", nf, QR_RETRIEVE_MAX_FILTERS);
-        code = CLI_EXIT_USAGE;
+    if ((code = cli_retrieval_filters("ask", o, &cr)) >= 0)
         goto out;
-    }
-    filters = calloc(nf + 1, sizeof *filters);
-    fcopy = calloc(nf + 1, sizeof *fcopy);
-    if (!filters || !fcopy) {
-        code = cli_fail("ask", QR_ENOMEM, "filters");
-        goto out;
-    }
-    for (size_t i = 0; i < nf; i++) {
-        fcopy[i] = strdup(qr_opt_item(o, QR_OPT_FILTER, i));
-        int rc = fcopy[i] ? qr_retrieve_parse_filter(fcopy[i], &filters[i]) : QR_ENOMEM;
-        if (rc) {
-            fprintf(stderr, "quire ask: --filter: %s\n", qr_last_error());
-            code = CLI_EXIT_USAGE;
-            goto out;
-        }
-    }
+    code = CLI_EXIT_OK;
     /* The language model first: a bad --model fails before any work. */
     if (*qr_opt_str(o, QR_OPT_MODEL)) {
         if ((code = cli_resolve_model("ask", o, QR_OPT_MODEL, &llm_path)) >= 0 ||
@@ -255,7 +234,7 @@ int cli_ask(int argc, char **argv)
         QR_DEBUG("ask: BM25 query \"%s\"", query);
     }
     if ((rc = qr_retriever_open(cr.store, cr.emb, cr.emb_path, cr.rr, &cr.ro, &r)) ||
-        (rc = qr_retrieve_query(r, query, strlen(query), k, filters, (int)nf, NULL, &res))) {
+        (rc = qr_retrieve_query(r, query, strlen(query), k, cr.filters, (int)cr.nf, NULL, &res))) {
         code = rc == QR_ELIMIT || rc == QR_EINVAL ? CLI_EXIT_USAGE : cli_exit_code(rc);
         fprintf(stderr, "quire ask: %s\n", qr_last_error());
         goto out;
@@ -357,9 +336,6 @@ out:
     qr_backend_destroy(be_m);
     free(llm_path);
     free(keywords);
-    for (size_t i = 0; fcopy && i < nf; i++) free(fcopy[i]);
-    free(fcopy);
-    free(filters);
     qr_options_free(o);
     free(args);
     return code;

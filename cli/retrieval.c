@@ -1,5 +1,6 @@
 /* What `quire search` and `quire ask` share before a query: the store, its
  * embedder, an optional reranker and the retrieval options. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,9 +36,32 @@ static int open_embedder(const char *cmd, qr_options *o, cli_retrieval *c)
     return code;
 }
 
+int cli_retrieval_filters(const char *cmd, const qr_options *o, cli_retrieval *c)
+{
+    size_t nf = qr_opt_count(o, QR_OPT_FILTER);
+    if (nf > QR_RETRIEVE_MAX_FILTERS) {
+        fprintf(stderr, "quire %s: %zu filters exceed the limit of %d\n", cmd, nf, QR_RETRIEVE_MAX_FILTERS);
+        return CLI_EXIT_USAGE;
+    }
+    c->filters = calloc(nf + 1, sizeof *c->filters);
+    c->fcopy = calloc(nf + 1, sizeof *c->fcopy);
+    if (!c->filters || !c->fcopy)
+        return cli_fail(cmd, QR_ENOMEM, "filters");
+    for (; c->nf < nf; c->nf++) {
+        size_t i = c->nf;
+        c->fcopy[i] = strdup(qr_opt_item(o, QR_OPT_FILTER, i));
+        int rc = c->fcopy[i] ? qr_retrieve_parse_filter(c->fcopy[i], &c->filters[i]) : QR_ENOMEM;
+        if (rc) {
+            c->nf++; /* so close frees this copy too */
+            fprintf(stderr, "quire %s: --filter: %s\n", cmd, qr_last_error());
+            return CLI_EXIT_USAGE;
+        }
+    }
+    return -1;
+}
+
 int cli_retrieval_open(const char *cmd, qr_options *o, const char *dir, cli_retrieval *c)
 {
-    memset(c, 0, sizeof *c);
     qr_store_open_opts so = {.readonly = true};
     int rc = qr_store_open(dir, &so, &c->store);
     if (rc)
@@ -68,5 +92,9 @@ void cli_retrieval_close(cli_retrieval *c)
     qr_backend_destroy(c->be_emb);
     qr_backend_destroy(c->be_rr);
     free(c->emb_path);
+    for (size_t i = 0; c->fcopy && i < c->nf; i++)
+        free(c->fcopy[i]);
+    free(c->fcopy);
+    free(c->filters);
     memset(c, 0, sizeof *c);
 }

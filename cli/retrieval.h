@@ -12,10 +12,18 @@ typedef struct cli_retrieval {
     struct qr_model *emb, *rr;   /* NULL: BM25 only / no reranking */
     char *emb_path;              /* resolved embedder path (malloc'd) */
     qr_retrieve_opts ro;         /* from the option table */
+    qr_retrieve_filter *filters; /* parsed --filter values (point into fcopy) */
+    char **fcopy;
+    size_t nf;
 } cli_retrieval;
 
+/* Parses the --filter options (path=GLOB, key=value) into c->filters, within
+ * QR_RETRIEVE_MAX_FILTERS. c must be zero-initialised. Returns -1 or an exit code. */
+int cli_retrieval_filters(const char *cmd, const qr_options *o, cli_retrieval *c);
+
 /* Opens the store at dir, its embedder (the manifest's model unless --embedder),
- * the optional --reranker, and fills ro. Returns -1 to continue, or an exit
+ * the optional --reranker, and fills ro (c zero-initialised, or holding only
+ * filters). Returns -1 to continue, or an exit
  * code after printing the error; close with cli_retrieval_close either way
  * (the retriever made from it must be closed first). */
 int cli_retrieval_open(const char *cmd, qr_options *o, const char *dir, cli_retrieval *c);

@@ -116,9 +116,6 @@ int cli_search(int argc, char **argv)
     cli_retrieval cr = {0};
     qr_retriever *r = NULL;
     qr_results res = {0};
-    qr_retrieve_filter *filters = NULL;
-    char **fcopy = NULL;
-    size_t nf = 0;
     int code = cli_load_options(
         "search", "\"query\" --store DIR [-k N] [--filter path=GLOB] [--filter key=value] [--json]",
         "Hybrid search of a store: dense k-NN (when the store has an embedder: its model, or --embedder naming\n"
@@ -147,27 +144,9 @@ int cli_search(int argc, char **argv)
         code = CLI_EXIT_USAGE;
         goto out;
     }
-    nf = qr_opt_count(o, QR_OPT_FILTER);
-    if (nf > QR_RETRIEVE_MAX_FILTERS) {
-        fprintf(stderr, "quire search: %zu filters exceed the limit of %d\n", nf, QR_RETRIEVE_MAX_FILTERS);
-        code = CLI_EXIT_USAGE;
+    if ((code = cli_retrieval_filters("search", o, &cr)) >= 0)
         goto out;
-    }
-    filters = calloc(nf + 1, sizeof *filters);
-    fcopy = calloc(nf + 1, sizeof *fcopy);
-    if (!filters || !fcopy) {
-        code = cli_fail("search", QR_ENOMEM, "filters");
-        goto out;
-    }
-    for (size_t i = 0; i < nf; i++) {
-        fcopy[i] = strdup(qr_opt_item(o, QR_OPT_FILTER, i));
-        int rc = fcopy[i] ? qr_retrieve_parse_filter(fcopy[i], &filters[i]) : QR_ENOMEM;
-        if (rc) {
-            fprintf(stderr, "quire search: --filter: %s\n", qr_last_error());
-            code = CLI_EXIT_USAGE;
-            goto out;
-        }
-    }
+    code = CLI_EXIT_OK;
 
     if ((code = cli_retrieval_open("search", o, dir, &cr)) >= 0)
         goto out;
@@ -175,7 +154,7 @@ int cli_search(int argc, char **argv)
     int rc;
     int k = (int)qr_opt_int(o, QR_OPT_K);
     if ((rc = qr_retriever_open(cr.store, cr.emb, cr.emb_path, cr.rr, &cr.ro, &r)) ||
-        (rc = qr_retrieve_query(r, query, qlen, k, filters, (int)nf, NULL, &res))) {
+        (rc = qr_retrieve_query(r, query, qlen, k, cr.filters, (int)cr.nf, NULL, &res))) {
         code = rc == QR_ELIMIT || rc == QR_EINVAL ? CLI_EXIT_USAGE : cli_exit_code(rc);
         fprintf(stderr, "quire search: %s\n", qr_last_error());
         goto out;
@@ -222,10 +201,6 @@ out:
     qr_results_free(&res);
     qr_retriever_close(r);
     cli_retrieval_close(&cr);
-    for (size_t i = 0; fcopy && i < nf; i++)
-        free(fcopy[i]);
-    free(fcopy);
-    free(filters);
     qr_options_free(o);
     free(args);
     return code;
