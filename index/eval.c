@@ -212,13 +212,18 @@ static int read_line(FILE *f, const char *path, char **buf, size_t *cap, size_t 
     return 0;
 }
 
-int qr_qrels_load(qr_qrels *q, const char *path)
+/* Calls fn on each non-empty line of path (newline and \r stripped, 1-based
+ * line numbers), within QR_EVAL_MAX_LINE bytes a line and QR_EVAL_MAX_ROWS
+ * lines; stops at the first non-zero return of fn and returns it. */
+typedef int (*line_fn)(char *line, size_t len, size_t lineno, void *user);
+
+static int for_each_line(const char *path, line_fn fn, void *user)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return qr_fail(errno == ENOENT ? QR_ENOTFOUND : QR_EIO, "%s: %s", path, strerror(errno));
     char *line = NULL;
-    size_t cap = 0, len, lineno = 0;
+    size_t cap = 0, len = 0, lineno = 0;
     int rc = 0;
     for (;;) {
         rc = read_line(f, path, &line, &cap, &len);
@@ -232,31 +237,46 @@ int qr_qrels_load(qr_qrels *q, const char *path)
             rc = qr_fail(QR_ELIMIT, "%s: more than %zu lines", path, QR_EVAL_MAX_ROWS);
             break;
         }
-        if (lineno == 1 || len == 0)
-            continue; /* header */
-        char *t1 = strchr(line, '\t');
-        char *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
-        if (!t2) {
-            rc = qr_fail(QR_EFORMAT, "%s:%zu: expected query-id TAB corpus-id TAB score", path, lineno);
-            break;
-        }
-        *t1 = 0;
-        *t2 = 0;
-        char *end;
-        errno = 0;
-        long rel = strtol(t2 + 1, &end, 10);
-        while (*end == ' ' || *end == '\t')
-            end++;
-        if (end == t2 + 1 || *end || errno || rel < -1000000 || rel > 1000000) {
-            rc = qr_fail(QR_EFORMAT, "%s:%zu: score '%s' is not an integer", path, lineno, t2 + 1);
-            break;
-        }
-        if ((rc = qr_qrels_add(q, line, t1 + 1, (int)rel)))
+        if (len && (rc = fn(line, len, lineno, user)))
             break;
     }
     free(line);
     fclose(f);
     return rc;
+}
+
+typedef struct {
+    qr_qrels *q;
+    const char *path;
+} qrels_ctx;
+
+/* One qrels row: query-id TAB corpus-id TAB score (line 1 is the header). */
+static int qrels_line(char *line, size_t len, size_t lineno, void *user)
+{
+    qrels_ctx *c = user;
+    (void)len;
+    if (lineno == 1)
+        return 0;
+    char *t1 = strchr(line, '\t');
+    char *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+    if (!t2)
+        return qr_fail(QR_EFORMAT, "%s:%zu: expected query-id TAB corpus-id TAB score", c->path, lineno);
+    *t1 = 0;
+    *t2 = 0;
+    char *end;
+    errno = 0;
+    long rel = strtol(t2 + 1, &end, 10);
+    while (*end == ' ' || *end == '\t')
+        end++;
+    if (end == t2 + 1 || *end || errno || rel < -1000000 || rel > 1000000)
+        return qr_fail(QR_EFORMAT, "%s:%zu: score '%s' is not an integer", c->path, lineno, t2 + 1);
+    return qr_qrels_add(c->q, line, t1 + 1, (int)rel);
+}
+
+int qr_qrels_load(qr_qrels *q, const char *path)
+{
+    qrels_ctx c = {q, path};
+    return for_each_line(path, qrels_line, &c);
 }
 
 /* ---- metrics ---- */
@@ -394,55 +414,40 @@ int qr_eval_result(const qr_eval *e, qr_eval_metrics *mean, size_t *nqueries)
 
 /* ---- BEIR JSONL ---- */
 
+typedef struct {
+    const char *path;
+    bool corpus;
+    qr_beir_doc_fn fn;
+    void *user;
+} jsonl_ctx;
+
+/* One BEIR record: {"_id", "text"} and, for the corpus, "title". */
+static int jsonl_line(char *line, size_t len, size_t lineno, void *user)
+{
+    jsonl_ctx *c = user;
+    json_error_t jerr;
+    json_t *o = json_loadb(line, len, 0, &jerr);
+    int rc;
+    if (!o || !json_is_object(o)) {
+        json_decref(o);
+        return qr_fail(QR_EFORMAT, "%s:%zu: %s", c->path, lineno, o ? "not a JSON object" : jerr.text);
+    }
+    json_t *id = json_object_get(o, "_id"), *text = json_object_get(o, "text");
+    json_t *title = c->corpus ? json_object_get(o, "title") : NULL;
+    if (!json_is_string(id) || !json_is_string(text) || (title && !json_is_string(title)))
+        rc = qr_fail(QR_EFORMAT, "%s:%zu: \"_id\" and \"text\" must be strings", c->path, lineno);
+    else if (strlen(json_string_value(id)) > QR_EVAL_MAX_ID)
+        rc = qr_fail(QR_ELIMIT, "%s:%zu: _id longer than %d bytes", c->path, lineno, QR_EVAL_MAX_ID);
+    else
+        rc = c->fn(json_string_value(id), title ? json_string_value(title) : "", json_string_value(text), c->user);
+    json_decref(o);
+    return rc;
+}
+
 static int read_jsonl(const char *path, bool corpus, qr_beir_doc_fn fn, void *user)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return qr_fail(errno == ENOENT ? QR_ENOTFOUND : QR_EIO, "%s: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0, len, lineno = 0;
-    int rc = 0;
-    for (;;) {
-        rc = read_line(f, path, &line, &cap, &len);
-        if (rc == 1) {
-            rc = 0;
-            break;
-        }
-        if (rc)
-            break;
-        if (++lineno > QR_EVAL_MAX_ROWS) {
-            rc = qr_fail(QR_ELIMIT, "%s: more than %zu lines", path, QR_EVAL_MAX_ROWS);
-            break;
-        }
-        if (len == 0)
-            continue;
-        json_error_t jerr;
-        json_t *o = json_loadb(line, len, 0, &jerr);
-        if (!o || !json_is_object(o)) {
-            json_decref(o);
-            rc = qr_fail(QR_EFORMAT, "%s:%zu: %s", path, lineno, o ? "not a JSON object" : jerr.text);
-            break;
-        }
-        json_t *id = json_object_get(o, "_id"), *text = json_object_get(o, "text");
-        json_t *title = corpus ? json_object_get(o, "title") : NULL;
-        if (!json_is_string(id) || !json_is_string(text) || (title && !json_is_string(title))) {
-            json_decref(o);
-            rc = qr_fail(QR_EFORMAT, "%s:%zu: \"_id\" and \"text\" must be strings", path, lineno);
-            break;
-        }
-        if (strlen(json_string_value(id)) > QR_EVAL_MAX_ID) {
-            json_decref(o);
-            rc = qr_fail(QR_ELIMIT, "%s:%zu: _id longer than %d bytes", path, lineno, QR_EVAL_MAX_ID);
-            break;
-        }
-        rc = fn(json_string_value(id), title ? json_string_value(title) : "", json_string_value(text), user);
-        json_decref(o);
-        if (rc)
-            break;
-    }
-    free(line);
-    fclose(f);
-    return rc;
+    jsonl_ctx c = {path, corpus, fn, user};
+    return for_each_line(path, jsonl_line, &c);
 }
 
 int qr_beir_read_corpus(const char *path, qr_beir_doc_fn fn, void *user) { return read_jsonl(path, true, fn, user); }
