@@ -48,6 +48,29 @@ static inline int qr_test_done(void)
     return qr_test_fail ? 1 : 0;
 }
 
+/* Reads a whole file into a malloc'd, NUL-terminated buffer (caller frees);
+ * NULL if it cannot be opened or read. *len (when not NULL) gets its size. */
+static inline char *qr_test_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *b = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)n + 1)) &&
+        fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) {
+        b[n] = '\0';
+        if (len)
+            *len = (size_t)n;
+    }
+    return b;
+}
+
 /* Path under ../shared (QUIRE_SHARED) or tests/fixtures (QUIRE_FIXTURES). */
 static inline const char *qr_test_path(const char *envvar, const char *rel)
 {

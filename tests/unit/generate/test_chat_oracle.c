@@ -14,27 +14,6 @@
 #include "generate/jinja.h"
 #include "tests/unit/test.h"
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    if (p) {
-        p[n] = 0;
-        *len = (size_t)n;
-    }
-    return p;
-}
-
 /* First differing byte, for a readable failure. */
 static void show_diff(const char *want, const char *got)
 {
@@ -69,7 +48,7 @@ int main(void)
         char rel[512];
         snprintf(rel, sizeof rel, "models/chat-templates/%s", tname);
         size_t len;
-        char *src = slurp(SHARED(rel), &len);
+        char *src = qr_test_slurp(SHARED(rel), &len);
         CHECK_MSG(src != NULL, "cannot read %s", rel);
         if (!src)
             continue;

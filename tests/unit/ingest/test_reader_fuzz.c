@@ -51,19 +51,6 @@ static bool valid_utf8(const unsigned char *s, size_t n)
     return true;
 }
 
-static char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)len + 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
-}
-
 int main(void)
 {
     const struct {
@@ -80,7 +67,7 @@ int main(void)
         char path[512];
         snprintf(path, sizeof path, "ingest/%s", fx[f].file);
         size_t n0 = 0;
-        char *orig = slurp(FIXTURE(path), &n0);
+        char *orig = qr_test_slurp(FIXTURE(path), &n0);
         CHECK_MSG(orig != NULL, "%s missing", path);
         if (!orig) continue;
         char *buf = malloc(n0 + 64);

@@ -20,25 +20,6 @@
 #define SEP "\n__ggml_vocab_test__\n"
 #define MAX_CASES 256
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf)
-        buf[n] = 0;
-    return buf;
-}
-
 typedef struct {
     const char *text[MAX_CASES]; /* into inp (cut in place) */
     size_t len[MAX_CASES];
@@ -62,9 +43,9 @@ static bool read_cases(const char *base, cases *c)
     char path[4096];
     memset(c, 0, sizeof *c);
     snprintf(path, sizeof path, "%s.inp", base);
-    c->inp = slurp(path);
+    c->inp = qr_test_slurp(path, NULL);
     snprintf(path, sizeof path, "%s.out", base);
-    c->out = slurp(path);
+    c->out = qr_test_slurp(path, NULL);
     if (!c->inp || !c->out) {
         fprintf(stderr, "%s: cannot read .inp/.out\n", base);
         return false;
@@ -205,7 +186,7 @@ static void check_same_vocab(const char *a_path, const char *b_path)
  * space of the first piece ("▁Once"); the Hugging Face decoder strips one leading space. */
 static void check_stories(void)
 {
-    char *ref = slurp(SHARED("models/stories260K/greedy_from_bos_60.ref.txt"));
+    char *ref = qr_test_slurp(SHARED("models/stories260K/greedy_from_bos_60.ref.txt"), NULL);
     CHECK(ref != NULL);
     if (!ref)
         return;

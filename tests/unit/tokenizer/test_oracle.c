@@ -34,28 +34,6 @@ typedef struct {
     size_t n;
 } corpus;
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = 0;
-        if (len)
-            *len = (size_t)n;
-    }
-    return buf;
-}
-
 /* Splits buf in place into lines (the trailing newline ends the last line). */
 static char **split_lines(char *buf, size_t *n_out)
 {
@@ -80,7 +58,7 @@ static char **split_lines(char *buf, size_t *n_out)
 
 static bool load_corpus(const char *path, corpus *c)
 {
-    char *buf = slurp(path, NULL);
+    char *buf = qr_test_slurp(path, NULL);
     if (!buf)
         return false;
     size_t n;
@@ -325,11 +303,11 @@ int main(int argc, char **argv)
     const char *stem = json_string_value(json_object_get(entry, "ids"));
     char rel[512];
     snprintf(rel, sizeof rel, "tokenizer/oracle/%s.ids", stem);
-    char *ids_buf = slurp(FIXTURE(rel), NULL);
+    char *ids_buf = qr_test_slurp(FIXTURE(rel), NULL);
     snprintf(rel, sizeof rel, "tokenizer/oracle/%s.dec", stem);
-    char *dec_buf = slurp(FIXTURE(rel), NULL);
+    char *dec_buf = qr_test_slurp(FIXTURE(rel), NULL);
     snprintf(rel, sizeof rel, "tokenizer/oracle/%s.decs", stem);
-    char *decs_buf = slurp(FIXTURE(rel), NULL);
+    char *decs_buf = qr_test_slurp(FIXTURE(rel), NULL);
     CHECK(ids_buf != NULL);
     CHECK(dec_buf != NULL);
     CHECK(decs_buf != NULL);

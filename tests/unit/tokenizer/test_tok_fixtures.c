@@ -15,26 +15,6 @@
 #include "runtime/tokenizer/tokenizer.h"
 #include "test.h"
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b)
-        b[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -46,7 +26,7 @@ int main(int argc, char **argv)
     snprintf(inp_path, sizeof inp_path, "models/vocab-fixtures/%s.inp", argv[2]);
     snprintf(out_path, sizeof out_path, "models/vocab-fixtures/%s.out", argv[2]);
     size_t ilen, olen;
-    char *inp = slurp(SHARED(inp_path), &ilen), *outp = slurp(SHARED(out_path), &olen);
+    char *inp = qr_test_slurp(SHARED(inp_path), &ilen), *outp = qr_test_slurp(SHARED(out_path), &olen);
     CHECK(inp && outp);
     qr_tokenizer *t = NULL;
     CHECK_OK(qr_tokenizer_load(SHARED(argv[1]), &t));

@@ -12,24 +12,6 @@
 #include "runtime/weights/gguf.h"
 #include "tests/unit/test.h"
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)sz);
-    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *n = (size_t)sz;
-    return b;
-}
-
 static int streq(qr_gguf_str s, const char *z) { return s.len == strlen(z) && memcmp(s.ptr, z, s.len) == 0; }
 
 static uint64_t u64_of(const qr_gguf *g, const char *key)
@@ -104,7 +86,7 @@ static void test_stories(void)
     /* stories260K.bin: 7 int32 header, then token embeddings (vocab, dim), then the
      * attention RMS weights (layers, dim): the same numbers as the GGUF tensors. */
     size_t bn = 0;
-    unsigned char *bin = slurp(SHARED("models/stories260K/stories260K.bin"), &bn);
+    unsigned char *bin = (unsigned char *)qr_test_slurp(SHARED("models/stories260K/stories260K.bin"), &bn);
     CHECK(bin && bn > 28 + 512 * 64 * 4 + 5 * 64 * 4);
     t = qr_gguf_find_tensor(g, "token_embd.weight");
     if (bin && t)
@@ -434,7 +416,7 @@ static uint64_t rnd(void)
 static void test_corruption(void)
 {
     size_t n = 0;
-    unsigned char *orig = slurp(SHARED("models/stories260K/stories260K.gguf"), &n);
+    unsigned char *orig = (unsigned char *)qr_test_slurp(SHARED("models/stories260K/stories260K.gguf"), &n);
     CHECK(orig != NULL);
     if (!orig)
         return;

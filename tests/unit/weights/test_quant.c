@@ -30,7 +30,7 @@ static void check_tensor(const qr_wsrc *s, const char *name, const char *expecte
     char rel[256];
     size_t nb = 0;
     snprintf(rel, sizeof rel, "weights/expected/%s.f32", expected);
-    float *want = (float *)wt_slurp(FIXTURE(rel), &nb), *got = malloc((size_t)n * 4);
+    float *want = (float *)qr_test_slurp(FIXTURE(rel), &nb), *got = malloc((size_t)n * 4);
     CHECK_MSG(want && nb == (size_t)n * 4, "%s", rel);
     if (want && got && nb == (size_t)n * 4) {
         CHECK_OK(qr_convert_to_f32(t->dtype, t->data, n, got));

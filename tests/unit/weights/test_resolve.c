@@ -174,7 +174,7 @@ static void test_ollama(void)
 static void test_open_resolved(void)
 {
     size_t n = 0;
-    unsigned char *st = wt_slurp(FIXTURE("weights/st_single/model.safetensors"), &n);
+    unsigned char *st = (unsigned char *)qr_test_slurp(FIXTURE("weights/st_single/model.safetensors"), &n);
     CHECK(st != NULL);
     make("e2e/hub/models--org--tiny/blobs/.keep", "");
     CHECK(st && wt_write(at("e2e/hub/models--org--tiny/blobs/0badc0de"), st, n) == 0);
@@ -182,7 +182,7 @@ static void test_open_resolved(void)
     make("e2e/hub/models--org--tiny/refs/main", "c0ffee");
     make("e2e/hub/models--org--tiny/snapshots/c0ffee/config.json", "{}");
     CHECK(symlink("../../blobs/0badc0de", at("e2e/hub/models--org--tiny/snapshots/c0ffee/model.safetensors")) == 0);
-    unsigned char *gg = wt_slurp(FIXTURE("weights/quant.gguf"), &n);
+    unsigned char *gg = (unsigned char *)qr_test_slurp(FIXTURE("weights/quant.gguf"), &n);
     make("e2e/ollama/manifests/registry.ollama.ai/library/q/latest",
          MANIFEST("application/vnd.ollama.image.model", "sha256:" HEX));
     make("e2e/ollama/blobs/.keep", "");

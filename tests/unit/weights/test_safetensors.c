@@ -18,7 +18,7 @@ static void check_values(const qr_wtensor *t, const char *expected_name)
     char rel[256];
     size_t n = 0;
     snprintf(rel, sizeof rel, "weights/expected/%s.f32", expected_name);
-    float *want = (float *)wt_slurp(FIXTURE(rel), &n);
+    float *want = (float *)qr_test_slurp(FIXTURE(rel), &n);
     CHECK_MSG(want != NULL, "%s", rel);
     int64_t nel = 1;
     for (int d = 0; d < t->n_dims; d++)
@@ -134,7 +134,7 @@ static int last_error_has(const char *a, const char *b)
 static void test_corrupt(void)
 {
     size_t n = 0;
-    unsigned char *orig = wt_slurp(FIXTURE("weights/st_single/model.safetensors"), &n);
+    unsigned char *orig = (unsigned char *)qr_test_slurp(FIXTURE("weights/st_single/model.safetensors"), &n);
     CHECK(orig != NULL);
     if (!orig)
         return;
@@ -209,7 +209,7 @@ static void test_bad_index(void)
     snprintf(dir, sizeof dir, "%s/shards", tmpdir);
     CHECK(mkdir(dir, 0700) == 0);
     size_t n;
-    unsigned char *a = wt_slurp(FIXTURE("weights/st_sharded/model-00001-of-00002.safetensors"), &n);
+    unsigned char *a = (unsigned char *)qr_test_slurp(FIXTURE("weights/st_sharded/model-00001-of-00002.safetensors"), &n);
     snprintf(path, sizeof path, "%s/a.safetensors", dir);
     CHECK(a && wt_write(path, a, n) == 0);
     free(a);

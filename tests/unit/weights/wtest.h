@@ -6,25 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Whole file into a malloc'd buffer (NULL on failure). */
-static inline unsigned char *wt_slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(sz > 0 ? (size_t)sz : 1);
-    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *n = (size_t)sz;
-    return b;
-}
-
+/* Writes n bytes to path; 0 or -1. */
 static inline int wt_write(const char *path, const void *p, size_t n)
 {
     FILE *f = fopen(path, "wb");
