@@ -20,6 +20,7 @@ const char *qr_strerror(int code)
     case QR_EMISMATCH: return "mismatch";
     case QR_EINTERNAL: return "internal error";
     case QR_ECANCELED: return "canceled";
+    case QR_EBUSY: return "busy, try again later";
     default: return "unknown error";
     }
 }

@@ -20,6 +20,7 @@ enum {
     QR_EMISMATCH = -9,    /* two things that must agree do not (embedder, shapes) */
     QR_EINTERNAL = -10,   /* a bug: an invariant was broken */
     QR_ECANCELED = -11,   /* the operation was cancelled */
+    QR_EBUSY = -12,       /* a bounded queue is full: try again later (HTTP 503) */
 };
 
 /* Static text for a code; never NULL. */

@@ -123,6 +123,28 @@ struct qr_backend {
 
 /* Creates the CPU backend with n_threads workers (0 = all online cores). */
 int qr_backend_cpu_create(int n_threads, qr_backend **out);
+/* ---- CUDA backend (runtime/cuda) ----
+ * Built with the meson feature `cuda`; without it qr_cuda_built() is false and
+ * the functions below return QR_EUNSUPPORTED ("built without CUDA"). */
+typedef struct qr_gpu_info {
+    int index;              /* CUDA device ordinal (after CUDA_VISIBLE_DEVICES) */
+    char name[128];
+    int cc_major, cc_minor; /* compute capability */
+    uint64_t total_bytes, free_bytes;
+    char uuid[48];          /* "GPU-xxxxxxxx-..." as nvidia-smi prints it */
+} qr_gpu_info;
+
+bool qr_cuda_built(void);
+/* Lists up to max devices into out and sets *n. Any CUDA error (no driver,
+ * stub library, no device) is "no GPU": returns 0 with *n = 0 and the reason
+ * kept for qr_cuda_why_none(). */
+int qr_cuda_devices(qr_gpu_info *out, int max, int *n);
+/* Why the last qr_cuda_devices found none ("built without CUDA",
+ * "cudaGetDeviceCount: CUDA driver version is insufficient ... (35)"); "" otherwise. */
+const char *qr_cuda_why_none(void);
+/* Creates the CUDA backend on device ordinal `device` (one stream, cuBLAS handles). */
+int qr_backend_cuda_create(int device, qr_backend **out);
+
 /* Destroys any backend; NULL is fine. */
 void qr_backend_destroy(qr_backend *be);
 
