@@ -1,8 +1,10 @@
-/* quire generate --model M --prompt TEXT [--max-tokens N] [--temperature T] [--ids]
+/* quire generate --model M --prompt TEXT [--max-tokens N] [--temperature T] [--ids] [--json]
  * Streams the completion to stdout; with --ids the generated ids follow as a
- * JSON array on the last line. The prompt is tokenized with the tokenizer's
+ * JSON array on the last line; with --json nothing streams and one JSON object
+ * (text, ids, finish, token counts, timings) is printed at the end. The prompt is tokenized with the tokenizer's
  * special tokens (BOS for Llama-style vocabularies); an empty prompt starts
  * from BOS. On a terminal, timing stats go to stderr. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 typedef struct {
     bool ends_with_newline;
     bool any;
+    bool quiet; /* --json: print nothing while generating */
 } gen_ctx;
 
 static int on_token(int32_t id, const char *piece, void *user)
@@ -24,7 +27,7 @@ static int on_token(int32_t id, const char *piece, void *user)
     (void)id;
     gen_ctx *c = user;
     size_t n = strlen(piece);
-    if (n) {
+    if (n && !c->quiet) {
         fwrite(piece, 1, n, stdout);
         fflush(stdout);
         c->ends_with_newline = piece[n - 1] == '\n';
@@ -33,11 +36,31 @@ static int on_token(int32_t id, const char *piece, void *user)
     return 0;
 }
 
+static int print_json(const qr_gen_result *r)
+{
+    json_t *ids = json_array();
+    for (size_t i = 0; ids && i < r->n_ids; i++)
+        json_array_append_new(ids, json_integer(r->ids[i]));
+    json_t *j = json_pack("{s:s, s:o, s:s, s:i, s:I, s:f, s:f}", "text", r->text ? r->text : "", "ids", ids,
+                          "finish", r->finish ? r->finish : "?", "prompt_tokens", r->n_prompt,
+                          "completion_tokens", (json_int_t)r->n_ids, "prefill_s", r->prefill_s, "decode_s",
+                          r->decode_s);
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(j);
+    if (!s) {
+        fprintf(stderr, "quire generate: out of memory formatting JSON\n");
+        return CLI_EXIT_ERROR;
+    }
+    puts(s);
+    free(s);
+    return CLI_EXIT_OK;
+}
+
 int cli_generate(int argc, char **argv)
 {
     static const int allowed[] = {QR_OPT_MODEL, QR_OPT_PROMPT, QR_OPT_MAX_TOKENS, QR_OPT_TEMPERATURE, QR_OPT_TOP_K,
                                   QR_OPT_TOP_P, QR_OPT_MIN_P, QR_OPT_REPEAT_PENALTY, QR_OPT_REPEAT_LAST_N,
-                                  QR_OPT_SEED, QR_OPT_STOP, QR_OPT_IDS, QR_OPT_DTYPE, QR_OPT_THREADS,
+                                  QR_OPT_SEED, QR_OPT_STOP, QR_OPT_IDS, QR_OPT_JSON, QR_OPT_DTYPE, QR_OPT_THREADS,
                                   QR_OPT_DEVICE, QR_OPT_CTX, QR_OPT_LOG_LEVEL, -1};
     qr_options *o = NULL;
     qr_backend *be = NULL;
@@ -46,9 +69,12 @@ int cli_generate(int argc, char **argv)
     size_t n_prompt = 0;
     qr_gen_result res;
     memset(&res, 0, sizeof res);
-    int code = cli_load_options("generate", "--model M --prompt TEXT [--max-tokens N] [--temperature T] [--ids]",
+    int code = cli_load_options("generate",
+                                "--model M --prompt TEXT [--max-tokens N] [--temperature T] [--ids] [--json]",
                                 "Streams a completion of TEXT to stdout (--temperature 0: greedy). With --ids the\n"
-                                "generated token ids follow as a JSON array on the last line.",
+                                "generated token ids follow as a JSON array on the last line. With --json one\n"
+                                "object {text, ids, finish, prompt_tokens, completion_tokens, prefill_s, decode_s}\n"
+                                "is printed when generation ends.",
                                 argc, argv, allowed, &o);
     if (code >= 0)
         return code;
@@ -109,11 +135,15 @@ int cli_generate(int argc, char **argv)
     p.max_tokens = (int)max_tokens;
     p.stop = qr_opt_items(o, QR_OPT_STOP);
     p.n_stop = (int)qr_opt_count(o, QR_OPT_STOP);
-    gen_ctx gc = {false, false};
+    gen_ctx gc = {false, false, qr_opt_bool(o, QR_OPT_JSON)};
     if ((rc = qr_generate(m, prompt, n_prompt, &p, on_token, &gc, &res))) {
         if (gc.any)
             putchar('\n');
         code = cli_fail("generate", rc, "generation");
+        goto fail;
+    }
+    if (gc.quiet) {
+        code = print_json(&res);
         goto fail;
     }
     if (!gc.any || !gc.ends_with_newline)

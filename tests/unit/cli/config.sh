@@ -50,6 +50,10 @@ expect 0 "did you mean QUIRE_TEMPERATURE" -- env QUIRE_TEMPERATUR=1 "$Q" config
 expect 0 "usage: quire config" -- "$Q" config --help
 expect 2 "unknown command" -- "$Q" frobnicate
 expect 0 "quire 0" -- "$Q" version
+# --json: the version meson.build declares (independent of the binary's own text)
+ver=$(sed -n "s/^  version : '\\(.*\\)',/\\1/p" "$(dirname "$CONF")/../meson.build")
+expect 0 "{\"name\":\"quire\",\"version\":\"$ver\"}" -- "$Q" version --json
+expect 2 "unknown option" -- "$Q" version --frob
 
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]

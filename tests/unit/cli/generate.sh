@@ -28,6 +28,17 @@ else
   echo "greedy 60 from BOS: $(tail -n 1 "$T/out" | head -c 60)..."
 fi
 
+# --json: the same greedy ids and text as one object, nothing streamed before it
+if "$Q" generate --model "$M" --prompt "" --temperature 0 --max-tokens 60 --json > "$T/json" 2>/dev/null; then
+  got=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(json.dumps(j["ids"]).replace(" ","")); print(j["finish"], j["prompt_tokens"], j["completion_tokens"]); print(j["text"].strip())' "$T/json")
+  [ "$(sed -n 1p <<<"$got")" = "$(sed -n 1p "$REF" | tr -d ' ')" ] && ok || bad "--json ids: $got"
+  [ "$(sed -n 2p <<<"$got")" = "length 1 60" ] && ok || bad "--json counts: $got"
+  [ "$(sed -n 3p <<<"$got")" = "$(sed -n 2p "$REF" | sed 's/^ *//')" ] && ok || bad "--json text: $got"
+  [ "$(wc -l < "$T/json")" = 1 ] && ok || bad "--json printed more than one line"
+else
+  bad "generate --json failed"
+fi
+
 # explicit dtype appears in the load line; bf16 weights still produce a story
 out=$("$Q" generate --model "$M" --prompt "Once upon" --temperature 0 --max-tokens 8 --dtype bf16 2>&1 >/dev/null)
 grep -qE "weights f32 (→|->) bf16" <<<"$out" && grep -qF "flag --dtype" <<<"$out" && ok || bad "bf16 load line: $out"
