@@ -137,7 +137,7 @@ int cli_print_ingest_report(const qr_ingest_report *r, bool json, const char *cm
 int cli_ingest(int argc, char **argv)
 {
     static const int allowed[] = {QR_OPT_STORE, QR_OPT_EMBEDDER, QR_OPT_DTYPE, QR_OPT_DEVICE, QR_OPT_THREADS,
-                                  QR_OPT_BATCH, QR_OPT_CHUNK_TOKENS, QR_OPT_CHUNK_OVERLAP, QR_OPT_JOBS,
+                                  QR_OPT_BATCH, QR_OPT_CHUNK_TOKENS, QR_OPT_CHUNK_OVERLAP, QR_OPT_FAISS_INDEX, QR_OPT_JOBS,
                                   QR_OPT_MAX_FILE_BYTES, QR_OPT_HIDDEN, QR_OPT_PRUNE, QR_OPT_JSON,
                                   QR_OPT_LOG_LEVEL, -1};
     char **oargv = calloc((size_t)argc + 1, sizeof *oargv), **paths = calloc((size_t)argc + 1, sizeof *paths);
@@ -191,6 +191,9 @@ int cli_ingest(int argc, char **argv)
         }
         qr_clear_error();
     }
+    // Only a factory the user named changes an existing store's index; the default applies to new stores.
+    if (qr_opt_source_of(o, QR_OPT_FAISS_INDEX) != QR_SRC_DEFAULT)
+        io.factory = qr_opt_str(o, QR_OPT_FAISS_INDEX);
     io.jobs = (int)qr_opt_int(o, QR_OPT_JOBS);
     io.reader.max_file_bytes = (size_t)qr_opt_int(o, QR_OPT_MAX_FILE_BYTES);
     io.include_hidden = qr_opt_bool(o, QR_OPT_HIDDEN);

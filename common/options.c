@@ -132,6 +132,10 @@ static const qr_option_def table[QR_OPT_COUNT] = {
     [QR_OPT_CHUNK_OVERLAP] = {"chunk-overlap", QR_OPT_INT, "ingest", "32", 0, 4096, NULL,
         "tokens shared by consecutive chunks, at most chunk-tokens / 2 (fixed when a store is created)", 0,
         NULL},
+    [QR_OPT_FAISS_INDEX] = {"faiss-index", QR_OPT_STRING, "store", "Flat", 0, 0, NULL,
+        "FAISS factory string of the vector index: Flat (exact), HNSW32, IVF1024,PQ32 (IVF is trained on a "
+        "sample of up to 65,536 vectors); a new store takes it, an existing one changes to it only when it is "
+        "given as a flag or in the environment/file (vectors.faiss is then rebuilt from meta.lmdb)", 0, NULL},
     [QR_OPT_JOBS] = {"jobs", QR_OPT_INT, "ingest", "4", 1, 256, NULL,
         "reader threads (read and chunk files in parallel)", 0, NULL},
     [QR_OPT_MAX_FILE_BYTES] = {"max-file-bytes", QR_OPT_INT, "ingest", "268435456", 1, BIG_INT, NULL,

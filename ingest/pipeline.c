@@ -725,6 +725,10 @@ static int open_store(const char *dir, const qr_ingest_opts *o, bool create, qr_
             return qr_fail(QR_EMISMATCH, "%s: the store was embedded with %s; ingest needs that embedder "
                                          "(--embedder)", dir, a);
         }
+        if (o->factory && strcmp(m->factory, o->factory) != 0 && (rc = qr_store_set_factory(s, o->factory))) {
+            qr_store_close(s);
+            return rc;
+        }
         bool same_tok = !m->has_embedder || !m->chunk_tokenizer[0] || strcmp(m->chunk_tokenizer, tokname) == 0;
         if (m->n_chunks > 0 &&
             (m->chunk_tokens != o->chunk.max_tokens || m->chunk_overlap != o->chunk.overlap_tokens || !same_tok)) {

@@ -97,7 +97,8 @@ typedef struct {
     int batch;                 /* chunks per embedding batch; <= 0: 32 */
     size_t commit_chunks;      /* chunks per transaction (files are never split); 0: 4096 */
     size_t map_size;           /* LMDB map for a new store (tests); 0: store default */
-    const char *factory;       /* FAISS factory for a new store; NULL: Flat */
+    const char *factory;       /* FAISS factory: a new store's; an existing store with another one is
+                                  rebuilt with it (qr_store_set_factory). NULL: Flat / keep the store's */
     qr_ingest_progress_fn progress; /* called after each commit and at the end; may be NULL */
     void *progress_user;
 } qr_ingest_opts;

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int qr_test_pass, qr_test_fail;
 
@@ -33,6 +34,12 @@ static int qr_test_pass, qr_test_fail;
     } while (0)
 
 #define CHECK_INT(a, b) CHECK_MSG((long long)(a) == (long long)(b), "%lld != %lld", (long long)(a), (long long)(b))
+#define CHECK_STR(a, b)                                                                   \
+    do {                                                                                  \
+        const char *qr_s_a_ = (a), *qr_s_b_ = (b);                                        \
+        CHECK_MSG(qr_s_a_ && qr_s_b_ && strcmp(qr_s_a_, qr_s_b_) == 0, "\"%s\" != \"%s\"", \
+                  qr_s_a_ ? qr_s_a_ : "(null)", qr_s_b_ ? qr_s_b_ : "(null)");              \
+    } while (0)
 #define CHECK_NEAR(a, b, tol) \
     CHECK_MSG(fabs((double)(a) - (double)(b)) <= (tol), "%.9g vs %.9g (tol %.3g)", (double)(a), (double)(b), (double)(tol))
 /* A library call that must succeed; prints qr_last_error() otherwise. */

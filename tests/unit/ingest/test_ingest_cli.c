@@ -140,6 +140,41 @@ int main(void)
     out = slurp(out_path);
     CHECK(strstr(out, "\"documents\": 1") || strstr(out, "\"docs\": 1"));
     free(out);
+
+    /* --faiss-index: a new store takes it; an existing one changes only when it is named again */
+    char mdl[600];
+    snprintf(mdl, sizeof mdl, "%s", FIXTURE("models/bert_minilm"));
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/h' --chunk-tokens 64 --embedder '%s' --faiss-index HNSW32 --json", tree, base,
+             mdl);
+    CHECK_INT(quire(args), 0);
+    snprintf(args, sizeof args, "info --store '%s/h' --json", base);
+    CHECK_INT(quire(args), 0);
+    j = json_out();
+    CHECK_STR(json_string_value(json_object_get(json_object_get(j, "index"), "factory")), "HNSW32");
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "counts"), "vectors")), 1);
+    json_decref(j);
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/h' --chunk-tokens 64 --embedder '%s'", tree, base, mdl);
+    CHECK_INT(quire(args), 0); /* default factory: the store keeps HNSW32 */
+    snprintf(args, sizeof args, "info --store '%s/h' --json", base);
+    CHECK_INT(quire(args), 0);
+    j = json_out();
+    CHECK_STR(json_string_value(json_object_get(json_object_get(j, "index"), "factory")), "HNSW32");
+    json_decref(j);
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/h' --chunk-tokens 64 --embedder '%s' --faiss-index Flat", tree, base, mdl);
+    CHECK_INT(quire(args), 0);
+    snprintf(args, sizeof args, "info --store '%s/h' --json", base);
+    CHECK_INT(quire(args), 0);
+    j = json_out();
+    CHECK_STR(json_string_value(json_object_get(json_object_get(j, "index"), "factory")), "Flat");
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "counts"), "vectors")), 1);
+    json_decref(j);
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/h2' --chunk-tokens 64 --embedder '%s' --faiss-index NoSuchIndex", tree, base,
+             mdl);
+    CHECK(quire(args) != 0);
+    err = slurp(err_path);
+    CHECK_MSG(strstr(err, "NoSuchIndex") != NULL, "%s", err);
+    free(err);
+
     ti_rmrf(base);
     return qr_test_done();
 }
