@@ -54,6 +54,9 @@ typedef struct qr_attn_seq {
 
 typedef enum { QR_POOL_MEAN = 0, QR_POOL_CLS, QR_POOL_LAST } qr_pool_mode;
 
+/* A recorded op sequence (the optional graph ops below; opaque, backend-defined). */
+typedef struct qr_be_graph qr_be_graph;
+
 typedef struct qr_backend_ops {
     const char *name; /* "cpu", "cuda" */
 
@@ -113,7 +116,37 @@ typedef struct qr_backend_ops {
     int (*l2norm)(qr_backend *be, qr_tensor *x);
 
     void (*destroy)(qr_backend *be);
+
+    /* --- optional ops: NULL where a backend lacks them (the CPU backend);
+     * model code uses them only when present and is correct without them --- */
+    /* Device-side selection for sampling: for each of the first n rows of
+     * logits (rows x vocab), the k largest values in descending order, the
+     * lowest column first among equal values (k = 1 is the greedy arg-max).
+     * ids (n*k) and vals (n*k, may be NULL) are host arrays, filled when the
+     * call returns (it waits for the queue). 1 <= k <= QR_BE_TOPK_MAX. */
+    int (*topk)(qr_backend *be, const qr_tensor *logits, int64_t n, int k, int32_t *ids, float *vals);
+    /* Capture of a fixed sequence of ops (a decode step) as one replayable
+     * graph, which removes the per-op launch cost of small models.
+     * graph_begin: ops called after it are recorded, not run, until graph_end
+     * returns the graph (on failure nothing recorded runs and the caller runs
+     * the ops normally). Between the two only the ops embed..l2norm and
+     * matmul/attention may be called (no upload, download, sync, topk,
+     * weight_load, tensor_alloc/free). graph_launch enqueues one replay. The
+     * host arrays the recorded ops took (ids, positions, row indices, sequence
+     * descriptors, inv_freq) are read again from the same addresses at every
+     * graph_launch: the caller keeps them alive and writes the new step's
+     * values there before launching. Fixed at capture: tensors (device
+     * pointers and shapes), counts (n, n_seq) and each sequence's q_start and
+     * n_q; free to change between launches: token ids, positions, row indices
+     * and each sequence's q_pos0, kv_start and n_kv. graph_free accepts NULL. */
+    int (*graph_begin)(qr_backend *be);
+    int (*graph_end)(qr_backend *be, qr_be_graph **out);
+    int (*graph_launch)(qr_backend *be, qr_be_graph *g);
+    void (*graph_free)(qr_backend *be, qr_be_graph *g);
 } qr_backend_ops;
+
+/* Largest k the optional topk op accepts. */
+#define QR_BE_TOPK_MAX 64
 
 /* Every backend struct begins with this header. */
 struct qr_backend {

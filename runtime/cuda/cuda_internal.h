@@ -10,6 +10,19 @@
  *                      weight-only GEMV/GEMM with per-row scales
  *   cuda_attention.cu  prefill (flash style, varlen, causal or not) and
  *                      decode over the KV cache (split along the sequence)
+ *   cuda_sample.cu     optional op topk (device-side greedy / top-k selection)
+ *   cuda_graph.cu      optional ops graph_begin/end/launch/free (CUDA graphs
+ *                      of the decode step)
+ *
+ * Every op must be capturable into a CUDA graph (cuda_graph.cu): no
+ * synchronisation, no cudaMalloc/cudaFree (cudaMallocAsync/cudaFreeAsync on
+ * the stream are fine), host arrays only through qr_cuda_stage, and while
+ * cb->capture is set no decision (branch, launch size, pointer) taken from
+ * the VALUES of staged host arrays, only from counts and tensor shapes,
+ * because the graph is replayed later with new values in those arrays.
+ *
+ * tensor_free releases data and scale (cudaFree) of owned tensors of any
+ * dtype: weight_load also makes QR_Q8_0 tensors (see cuda_matmul.cu).
  *
  * Activations on this backend are QR_F32 or QR_BF16 (hdr.act_dtype). */
 #ifndef QR_RUNTIME_CUDA_INTERNAL_H
@@ -19,8 +32,15 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+/* The project's headers are C: C linkage for them and for everything below. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "common/error.h"
 #include "runtime/backend.h"
+
+struct qr_cuda_capture; /* cuda_graph.cu: a graph being recorded */
 
 typedef struct qr_cuda_backend {
     qr_backend hdr;              /* first: the ops table and act_dtype */
@@ -35,6 +55,8 @@ typedef struct qr_cuda_backend {
      * descriptors, inv_freq): pinned host + device ring, copied on the stream. */
     void *stage_host, *stage_dev;
     size_t stage_bytes, stage_off;
+    /* Non-NULL between graph_begin and graph_end (cuda_graph.cu). */
+    struct qr_cuda_capture *capture;
 } qr_cuda_backend;
 
 static inline qr_cuda_backend *qr_cuda_of(qr_backend *be) { return (qr_cuda_backend *)be; }
@@ -45,7 +67,9 @@ int qr_cublas_check(cublasStatus_t s, const char *what);
 
 /* Copies bytes of host data to device memory valid for ops enqueued on the
  * stream until the next qr_cuda_stage_reset (called by sync). *dev receives
- * the device pointer. */
+ * the device pointer. While cb->capture is set it must return
+ * qr_cuda_graph_stage(cb, host, bytes, dev) instead (graph-owned staging that
+ * graph_launch refreshes from the same host address). */
 int qr_cuda_stage(qr_cuda_backend *cb, const void *host, size_t bytes, void **dev);
 
 /* Element size of an activation/weight dtype on this backend (F32 4, F16/BF16 2, I8 1, I32 4). */
@@ -75,5 +99,27 @@ int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w, const
 int qr_cuda_attention(qr_backend *be, const qr_tensor *q, const qr_tensor *k, const qr_tensor *v,
                       const qr_attn_seq *seqs, int n_seq, int n_head, int n_kv_head, int head_dim, float scale,
                       bool causal, qr_tensor *out);
+
+/* cuda_sample.cu: the optional op topk (backend.h) */
+int qr_cuda_topk(qr_backend *be, const qr_tensor *logits, int64_t n, int k, int32_t *ids, float *vals);
+
+/* cuda_graph.cu: the optional graph ops (backend.h) and the staging used
+ * while capturing (called by qr_cuda_stage when cb->capture is set). */
+int qr_cuda_graph_begin(qr_backend *be);
+int qr_cuda_graph_end(qr_backend *be, qr_be_graph **out);
+int qr_cuda_graph_launch(qr_backend *be, qr_be_graph *g);
+void qr_cuda_graph_free(qr_backend *be, qr_be_graph *g);
+int qr_cuda_graph_stage(qr_cuda_backend *cb, const void *host, size_t bytes, void **dev);
+
+/* cuda_matmul.cu: scratch device memory ordered on the stream
+ * (cudaMallocAsync from the device's default pool, whose release threshold
+ * is raised once so freed blocks are reused rather than unmapped at each
+ * sync); capturable. qr_cuda_scratch_free accepts NULL. */
+int qr_cuda_scratch(qr_cuda_backend *cb, size_t bytes, void **dev);
+void qr_cuda_scratch_free(qr_cuda_backend *cb, void *dev);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,0 +1,1013 @@
+/* CUDA backend: weight_load (conversion on the device) and matmul.
+ *
+ * weight_load: the host rows (f32/f16/bf16, GGUF Q8_0 as stored; other GGUF
+ * block types are dequantized to f32 on the host first) travel in chunks
+ * through two pinned buffers (the copy of one chunk overlaps the host-side
+ * fill of the next) into device scratch, and a kernel converts them into the
+ * weight tensor: f32/f16/bf16 (round to nearest even), int8 with one f32
+ * scale per row (the CPU backend's rule, bit for bit: scale = max|w| / 127,
+ * q = roundf(w / scale)), or Q8_0.
+ *
+ * Q8_0 on the device keeps GGUF's quantisation unchanged (the same int8
+ * values, one scale per block of 32) but not its 34-byte interleaved block
+ * layout, which rules out aligned 16-byte loads: `data` holds the int8 values
+ * (rows, cols) with rows padded to 16 bytes and `scale` holds one f32 per
+ * block, (rows, cols/32) dense (the f16 block scale widened, exactly).
+ *
+ * matmul y(n, out) = x(n, in) . W(out, in)^T + bias, f32 accumulation:
+ * - n small (decode: <= 4 for f32/f16/bf16 weights, <= 8 for int8/Q8_0):
+ *   GEMV, one warp per output row streaming its weight row once with 16-byte
+ *   loads (widening/dequantising in registers), all n x rows applied to it.
+ *   Weight bytes dominate, so this is bandwidth-bound by construction.
+ * - otherwise cuBLASLt with f32 compute: f16/bf16 weights take x converted to
+ *   the weight type (scratch) and write y in its own type with the bias fused
+ *   as an epilogue where cuBLASLt offers one (else a separate add); f32
+ *   weights run in plain f32 (no TF32: this is the reference precision);
+ *   int8/Q8_0 weights are dequantised to bf16 a slab of rows at a time into
+ *   scratch (bounded, QR_CUDA_DEQ_BYTES) and each slab is one bf16 GEMM
+ *   writing its columns of y.
+ * cuBLASLt plans (descriptors, layouts, the heuristic's algorithm) are
+ * cached process-wide by shape and type; the cache is only appended to
+ * (bounded; past the bound a plan is built per call) and used under one
+ * mutex, so backends on several threads share it safely.
+ *
+ * Index arithmetic: element offsets are int64/size_t wherever rows x cols
+ * can pass 2^31 (weights of 128k x 4k, KV caches); launch sizes are checked
+ * against the grid limits. */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "runtime/cuda/cuda_internal.h"
+
+extern "C" {
+#include "runtime/weights/weights.h"
+}
+
+/* Host rows per weight_load chunk (bytes of source data). */
+#define QR_CUDA_LOAD_CHUNK ((size_t)32 << 20)
+/* Scratch for one slab of dequantised int8/Q8_0 rows in the GEMM path. */
+#define QR_CUDA_DEQ_BYTES ((size_t)64 << 20)
+/* GEMV up to this many x rows. */
+#define QR_CUDA_GEMV_MAX_FLOAT 4
+#define QR_CUDA_GEMV_MAX_INT8 8
+/* cuBLASLt plans kept. */
+#define QR_CUDA_LT_CACHE 1024
+
+/* Kinds of weight rows the kernels read. */
+enum { WK_F32 = 0, WK_F16, WK_BF16, WK_I8, WK_Q8 };
+/* Kinds of activation rows (x, y). */
+enum { XK_F32 = 0, XK_BF16, XK_F16 };
+
+/* ------------------------------------------------------------ scratch */
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char pool_done[256];
+
+int qr_cuda_scratch(qr_cuda_backend *cb, size_t bytes, void **dev)
+{
+    if (cb->device >= 0 && cb->device < 256) {
+        pthread_mutex_lock(&pool_mu);
+        if (!pool_done[cb->device]) {
+            /* Keep freed blocks in the pool instead of unmapping them at each
+             * synchronisation: scratch is taken and given back every op. */
+            cudaMemPool_t pool;
+            if (cudaDeviceGetDefaultMemPool(&pool, cb->device) == cudaSuccess) {
+                uint64_t thr = UINT64_MAX;
+                cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr);
+            }
+            pool_done[cb->device] = 1;
+        }
+        pthread_mutex_unlock(&pool_mu);
+    }
+    void *p = NULL;
+    cudaError_t e = cudaMallocAsync(&p, bytes ? bytes : 256, cb->stream);
+    if (e != cudaSuccess)
+        return qr_cuda_check(e, "cuda: scratch (cudaMallocAsync)");
+    *dev = p;
+    return QR_OK;
+}
+
+void qr_cuda_scratch_free(qr_cuda_backend *cb, void *dev)
+{
+    if (dev)
+        cudaFreeAsync(dev, cb->stream);
+}
+
+/* ------------------------------------------------------------ element access */
+
+__device__ __forceinline__ float ld_act(const uint8_t *row, int xk, int64_t j)
+{
+    if (xk == XK_F32)
+        return ((const float *)row)[j];
+    if (xk == XK_BF16)
+        return __bfloat162float(((const __nv_bfloat16 *)row)[j]);
+    return __half2float(((const __half *)row)[j]);
+}
+
+__device__ __forceinline__ void st_act(uint8_t *row, int yk, int64_t j, float v)
+{
+    if (yk == XK_F32)
+        ((float *)row)[j] = v;
+    else if (yk == XK_BF16)
+        ((__nv_bfloat16 *)row)[j] = __float2bfloat16_rn(v);
+    else
+        ((__half *)row)[j] = __float2half_rn(v);
+}
+
+/* Element j of a weight row, scale applied (i8: per row; q8: per block). */
+__device__ __forceinline__ float ld_w(const uint8_t *row, int wk, int64_t j, float row_scale, const float *blk_scale)
+{
+    switch (wk) {
+    case WK_F32: return ((const float *)row)[j];
+    case WK_F16: return __half2float(((const __half *)row)[j]);
+    case WK_BF16: return __bfloat162float(((const __nv_bfloat16 *)row)[j]);
+    case WK_I8: return (float)((const int8_t *)row)[j] * row_scale;
+    default: return (float)((const int8_t *)row)[j] * blk_scale[j >> 5];
+    }
+}
+
+/* 16 bytes of weights as floats (unscaled). */
+template <int WK> struct WVec;
+template <> struct WVec<WK_F32> {
+    static constexpr int E = 4;
+    __device__ static void load(const uint8_t *p, float *w)
+    {
+        float4 v = *(const float4 *)p;
+        w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
+    }
+};
+template <> struct WVec<WK_F16> {
+    static constexpr int E = 8;
+    __device__ static void load(const uint8_t *p, float *w)
+    {
+        uint4 v = *(const uint4 *)p;
+        const __half2 *h = (const __half2 *)&v;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float2 f = __half22float2(h[i]);
+            w[2 * i] = f.x;
+            w[2 * i + 1] = f.y;
+        }
+    }
+};
+template <> struct WVec<WK_BF16> {
+    static constexpr int E = 8;
+    __device__ static void load(const uint8_t *p, float *w)
+    {
+        uint4 v = *(const uint4 *)p;
+        const __nv_bfloat162 *h = (const __nv_bfloat162 *)&v;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float2 f = __bfloat1622float2(h[i]);
+            w[2 * i] = f.x;
+            w[2 * i + 1] = f.y;
+        }
+    }
+};
+template <> struct WVec<WK_I8> {
+    static constexpr int E = 16;
+    __device__ static void load(const uint8_t *p, float *w)
+    {
+        int4 v = *(const int4 *)p;
+        const int *q = (const int *)&v;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int u = q[i];
+            w[4 * i + 0] = (float)(int8_t)(u & 0xff);
+            w[4 * i + 1] = (float)(int8_t)((u >> 8) & 0xff);
+            w[4 * i + 2] = (float)(int8_t)((u >> 16) & 0xff);
+            w[4 * i + 3] = (float)(int8_t)((u >> 24) & 0xff);
+        }
+    }
+};
+template <> struct WVec<WK_Q8> : WVec<WK_I8> {};
+
+/* E activations at column j0 of a row (row and j0 aligned so the loads are 16 bytes wide). */
+template <int XK, int E> __device__ __forceinline__ void ld_xvec(const uint8_t *row, int64_t j0, float *x)
+{
+    if (XK == XK_F32) {
+        const float4 *p = (const float4 *)(row + (size_t)j0 * 4);
+#pragma unroll
+        for (int i = 0; i < E / 4; i++) {
+            float4 v = p[i];
+            x[4 * i] = v.x; x[4 * i + 1] = v.y; x[4 * i + 2] = v.z; x[4 * i + 3] = v.w;
+        }
+    } else if (E == 4) { /* 4 x 16-bit: one 8-byte load */
+        uint2 v = *(const uint2 *)(row + (size_t)j0 * 2);
+        const uint32_t *u = (const uint32_t *)&v;
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            float2 f;
+            if (XK == XK_BF16)
+                f = __bfloat1622float2(*(const __nv_bfloat162 *)&u[i]);
+            else
+                f = __half22float2(*(const __half2 *)&u[i]);
+            x[2 * i] = f.x;
+            x[2 * i + 1] = f.y;
+        }
+    } else {
+        const uint4 *p = (const uint4 *)(row + (size_t)j0 * 2);
+#pragma unroll
+        for (int i = 0; i < E / 8; i++) {
+            uint4 v = p[i];
+            const uint32_t *u = (const uint32_t *)&v;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                float2 f;
+                if (XK == XK_BF16)
+                    f = __bfloat1622float2(*(const __nv_bfloat162 *)&u[k]);
+                else
+                    f = __half22float2(*(const __half2 *)&u[k]);
+                x[8 * i + 2 * k] = f.x;
+                x[8 * i + 2 * k + 1] = f.y;
+            }
+        }
+    }
+}
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* ------------------------------------------------------------ GEMV */
+
+#define GEMV_WARPS 8
+
+/* Vectorised GEMV: one warp per output row; lane l reads 16-byte chunks
+ * l, l+32, ... of the weight row (a warp reads 512 contiguous bytes per
+ * step). Preconditions (host): in % E == 0; W, x rows 16-byte aligned. */
+template <int WK, int XK, int NR>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
+gemv_vec(const uint8_t *__restrict__ W, size_t w_rb, const float *__restrict__ wscale, int64_t nblk,
+         const uint8_t *__restrict__ X, size_t x_rb, int n, uint8_t *__restrict__ Y, size_t y_rb, int yk,
+         const float *__restrict__ bias, int64_t out, int64_t in)
+{
+    constexpr int E = WVec<WK>::E;
+    const int lane = threadIdx.x & 31;
+    const int64_t row = (int64_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    if (row >= out)
+        return;
+    const uint8_t *wr = W + (size_t)row * w_rb;
+    const float *bs = WK == WK_Q8 ? wscale + (size_t)row * (size_t)nblk : nullptr;
+    float acc[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+        acc[r] = 0.0f;
+    const int64_t nch = in / E;
+#pragma unroll 4
+    for (int64_t c = lane; c < nch; c += 32) {
+        float w[E];
+        WVec<WK>::load(wr + (size_t)c * 16, w);
+        if (WK == WK_Q8) { /* a 16-element chunk lies inside one block of 32 */
+            float s = bs[(c * E) >> 5];
+#pragma unroll
+            for (int e = 0; e < E; e++)
+                w[e] *= s;
+        }
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            if (r < n) {
+                float xv[E];
+                ld_xvec<XK, E>(X + (size_t)r * x_rb, c * E, xv);
+                float d = 0.0f;
+#pragma unroll
+                for (int e = 0; e < E; e++)
+                    d = fmaf(w[e], xv[e], d);
+                acc[r] += d;
+            }
+        }
+    }
+    const float rs = WK == WK_I8 ? wscale[row] : 1.0f;
+    const float b = bias ? bias[row] : 0.0f;
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        float v = warp_sum(acc[r]);
+        if (lane == 0 && r < n)
+            st_act(Y + (size_t)r * y_rb, yk, row, v * rs + b);
+    }
+}
+
+/* Any alignment and width: one element per lane per step. n <= 8. */
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
+gemv_scalar(const uint8_t *__restrict__ W, size_t w_rb, int wk, const float *__restrict__ wscale, int64_t nblk,
+            const uint8_t *__restrict__ X, size_t x_rb, int xk, int n, uint8_t *__restrict__ Y, size_t y_rb, int yk,
+            const float *__restrict__ bias, int64_t out, int64_t in)
+{
+    const int lane = threadIdx.x & 31;
+    const int64_t row = (int64_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    if (row >= out)
+        return;
+    const uint8_t *wr = W + (size_t)row * w_rb;
+    const float rs = wk == WK_I8 ? wscale[row] : 1.0f;
+    const float *bs = wk == WK_Q8 ? wscale + (size_t)row * (size_t)nblk : nullptr;
+    float acc[8];
+#pragma unroll
+    for (int r = 0; r < 8; r++)
+        acc[r] = 0.0f;
+    for (int64_t j = lane; j < in; j += 32) {
+        float w = ld_w(wr, wk, j, rs, bs);
+#pragma unroll
+        for (int r = 0; r < 8; r++)
+            if (r < n)
+                acc[r] = fmaf(w, ld_act(X + (size_t)r * x_rb, xk, j), acc[r]);
+    }
+    const float b = bias ? bias[row] : 0.0f;
+#pragma unroll
+    for (int r = 0; r < 8; r++) {
+        float v = warp_sum(acc[r]);
+        if (lane == 0 && r < n)
+            st_act(Y + (size_t)r * y_rb, yk, row, v + b);
+    }
+}
+
+/* ------------------------------------------------------------ conversions */
+
+/* dst(rows, cols) = src(rows, cols) [+ bias(cols)], any activation kinds. */
+__global__ void cvt2d(const uint8_t *src, size_t s_rb, int sk, uint8_t *dst, size_t d_rb,
+                      int dk, int64_t rows, int64_t cols, const float *bias)
+{
+    const int64_t total = rows * cols;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / cols, c = i - r * cols;
+        float v = ld_act(src + (size_t)r * s_rb, sk, c);
+        if (bias)
+            v += bias[c];
+        st_act(dst + (size_t)r * d_rb, dk, c, v);
+    }
+}
+
+/* Weight rows r0..r0+nr-1 (any weight kind, scales applied) into bf16 (nr, cols) dense. */
+__global__ void dequant_rows_bf16(const uint8_t *__restrict__ W, size_t w_rb, int wk, const float *__restrict__ wscale,
+                                  int64_t nblk, int64_t r0, int64_t nr, int64_t cols, __nv_bfloat16 *__restrict__ dst)
+{
+    const int64_t total = nr * cols;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = r0 + i / cols, c = i % cols;
+        float rs = wk == WK_I8 ? wscale[r] : 1.0f;
+        const float *bs = wk == WK_Q8 ? wscale + (size_t)r * (size_t)nblk : nullptr;
+        dst[i] = __float2bfloat16_rn(ld_w(W + (size_t)r * w_rb, wk, c, rs, bs));
+    }
+}
+
+/* ------------------------------------------------------------ weight conversion kernels */
+
+/* Source rows as staged from the host: f32, f16, bf16 or GGUF Q8_0 blocks. */
+enum { SK_F32 = 0, SK_F16, SK_BF16, SK_Q8 };
+
+__device__ __forceinline__ float ld_src(const uint8_t *row, int sk, int64_t j)
+{
+    switch (sk) {
+    case SK_F32: return ((const float *)row)[j];
+    case SK_F16: return __half2float(((const __half *)row)[j]);
+    case SK_BF16: return __bfloat162float(((const __nv_bfloat16 *)row)[j]);
+    default: { /* block of 34 bytes: f16 d, 32 x int8 (2-byte aligned: rows are whole blocks) */
+        const uint8_t *b = row + (size_t)(j >> 5) * 34;
+        return __half2float(*(const __half *)b) * (float)(int8_t)b[2 + (j & 31)];
+    }
+    }
+}
+
+/* Staged rows -> f32/f16/bf16 weight rows. */
+__global__ void wl_scalar(const uint8_t *__restrict__ src, size_t s_rb, int sk, uint8_t *__restrict__ dst,
+                          size_t d_rb, int dk, int64_t rows, int64_t cols)
+{
+    const int64_t total = rows * cols;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / cols, c = i - r * cols;
+        st_act(dst + (size_t)r * d_rb, dk, c, ld_src(src + (size_t)r * s_rb, sk, c));
+    }
+}
+
+/* Staged rows -> int8 rows with per-row scales; one block per row. Same
+ * arithmetic as the CPU backend (cpu_backend.c wl_job) so the weights are
+ * bit-identical. */
+__global__ void wl_int8(const uint8_t *__restrict__ src, size_t s_rb, int sk, int8_t *__restrict__ dst, size_t d_rb,
+                        float *__restrict__ scale, int64_t row0, int64_t cols)
+{
+    __shared__ float red[32];
+    const int64_t r = blockIdx.x;
+    const uint8_t *s = src + (size_t)r * s_rb;
+    float amax = 0.0f;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+        amax = fmaxf(amax, fabsf(ld_src(s, sk, j)));
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    if ((threadIdx.x & 31) == 0)
+        red[threadIdx.x >> 5] = amax;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.0f;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1)
+            v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+        if (threadIdx.x == 0)
+            red[0] = v;
+    }
+    __syncthreads();
+    const float sc = red[0] / 127.0f;
+    int8_t *d = dst + (size_t)(row0 + r) * d_rb;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+        float v = sc > 0.0f ? roundf(ld_src(s, sk, j) / sc) : 0.0f;
+        d[j] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+    }
+    if (threadIdx.x == 0)
+        scale[row0 + r] = sc;
+}
+
+/* Staged rows -> Q8_0 device layout; one warp per block of 32. A Q8_0 source
+ * is copied exactly; other sources are quantised as ggml does (d = max|x| /
+ * 127 kept as f16, q = round(x / d)). */
+__global__ void wl_q8(const uint8_t *__restrict__ src, size_t s_rb, int sk, int8_t *__restrict__ dst, size_t d_rb,
+                      float *__restrict__ scale, int64_t row0, int64_t rows, int64_t nblk)
+{
+    const int lane = threadIdx.x & 31;
+    const int64_t wb = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; /* (row, block) index */
+    if (wb >= rows * nblk)
+        return;
+    const int64_t r = wb / nblk, b = wb - r * nblk;
+    const uint8_t *s = src + (size_t)r * s_rb;
+    int8_t *d = dst + (size_t)(row0 + r) * d_rb + (size_t)b * 32;
+    float *sc = scale + (size_t)(row0 + r) * (size_t)nblk + b;
+    if (sk == SK_Q8) {
+        const uint8_t *blk = s + (size_t)b * 34;
+        d[lane] = (int8_t)blk[2 + lane];
+        if (lane == 0)
+            *sc = __half2float(*(const __half *)blk);
+        return;
+    }
+    float x = ld_src(s, sk, b * 32 + lane);
+    float amax = fabsf(x);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    float dd = amax / 127.0f;
+    float id = dd > 0.0f ? 1.0f / dd : 0.0f;
+    float q = roundf(x * id);
+    d[lane] = (int8_t)(q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q);
+    if (lane == 0)
+        *sc = __half2float(__float2half_rn(dd));
+}
+
+/* ------------------------------------------------------------ host helpers */
+
+static int wkind(qr_dtype dt)
+{
+    switch (dt) {
+    case QR_F32: return WK_F32;
+    case QR_F16: return WK_F16;
+    case QR_BF16: return WK_BF16;
+    case QR_I8: return WK_I8;
+    case QR_Q8_0: return WK_Q8;
+    default: return -1;
+    }
+}
+
+static int xkind(qr_dtype dt)
+{
+    switch (dt) {
+    case QR_F32: return XK_F32;
+    case QR_BF16: return XK_BF16;
+    case QR_F16: return XK_F16;
+    default: return -1;
+    }
+}
+
+static size_t act_es(qr_dtype dt) { return dt == QR_F32 ? 4 : 2; }
+
+static cudaDataType_t cuda_type(qr_dtype dt)
+{
+    return dt == QR_F32 ? CUDA_R_32F : dt == QR_F16 ? CUDA_R_16F : CUDA_R_16BF;
+}
+
+/* Blocks for a grid-stride loop over total elements. */
+static unsigned grid_for(int64_t total, int threads)
+{
+    int64_t b = (total + threads - 1) / threads;
+    if (b > 65535LL * 16)
+        b = 65535LL * 16;
+    return (unsigned)(b > 0 ? b : 1);
+}
+
+static int launch_check(const char *what)
+{
+    cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? QR_OK : qr_cuda_check(e, what);
+}
+
+static bool aligned16(const void *p, size_t rb) { return ((uintptr_t)p % 16) == 0 && rb % 16 == 0; }
+
+/* ------------------------------------------------------------ weight_load */
+
+static pthread_mutex_t pin_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *pin_buf[2]; /* process-wide pinned staging, QR_CUDA_LOAD_CHUNK each, kept for the process */
+
+static bool is_block_type(qr_dtype t)
+{
+    return t == QR_Q8_0 || t == QR_Q4_0 || t == QR_Q4_K || t == QR_Q6_K || t == QR_Q4_1 || t == QR_Q5_0 ||
+           t == QR_Q5_1 || t == QR_Q2_K || t == QR_Q3_K || t == QR_Q5_K;
+}
+
+extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src_dt, int64_t rows, int64_t cols,
+                                   qr_dtype want, bool may_alias, qr_tensor *out)
+{
+    qr_cuda_backend *cb = qr_cuda_of(be);
+    (void)may_alias; /* device memory never aliases host data */
+    if (want != QR_F32 && want != QR_F16 && want != QR_BF16 && want != QR_I8 && want != QR_Q8_0)
+        return qr_fail(QR_EINVAL, "cuda: weight_load: cannot make %s weights (f32, f16, bf16, int8, q8_0)",
+                       qr_dtype_name(want));
+    if (rows < 0 || cols <= 0 || rows > INT32_MAX || cols > INT32_MAX)
+        return qr_fail(QR_EINVAL, "cuda: weight_load: bad shape (%lld, %lld)", (long long)rows, (long long)cols);
+    if (!src && rows > 0)
+        return qr_fail(QR_EINVAL, "cuda: weight_load: src is NULL");
+    if (src_dt != QR_F32 && src_dt != QR_F16 && src_dt != QR_BF16 && !is_block_type(src_dt))
+        return qr_fail(QR_EINVAL, "cuda: weight_load: cannot load weights stored as %s", qr_dtype_name(src_dt));
+    size_t src_rb = qr_dtype_row_bytes(src_dt, cols);
+    if (!src_rb)
+        return qr_fail(QR_EINVAL, "cuda: weight_load: %lld columns is not a whole number of %s blocks",
+                       (long long)cols, qr_dtype_name(src_dt));
+    if (want == QR_Q8_0 && cols % 32)
+        return qr_fail(QR_EINVAL, "cuda: weight_load: q8_0 needs columns in blocks of 32, got %lld", (long long)cols);
+
+    /* Source rows the device converts itself; other block types are
+     * dequantised to f32 on the host (bit-exact with ggml) on the way. */
+    bool dev_src = src_dt == QR_F32 || src_dt == QR_F16 || src_dt == QR_BF16 || src_dt == QR_Q8_0;
+    int sk = src_dt == QR_F32 ? SK_F32 : src_dt == QR_F16 ? SK_F16 : src_dt == QR_BF16 ? SK_BF16
+             : src_dt == QR_Q8_0 ? SK_Q8 : SK_F32;
+    size_t stage_rb = dev_src ? src_rb : (size_t)cols * sizeof(float);
+    if (stage_rb > QR_CUDA_LOAD_CHUNK)
+        return qr_fail(QR_ELIMIT, "cuda: weight_load: a row of %zu bytes exceeds the load chunk", stage_rb);
+
+    qr_tensor t;
+    memset(&t, 0, sizeof t);
+    int rc = QR_OK;
+    void *dstage = NULL;
+    cudaEvent_t ev[2] = {NULL, NULL};
+    bool locked = false;
+    if (want == QR_Q8_0) {
+        t.dtype = QR_Q8_0;
+        t.rows = rows;
+        t.cols = cols;
+        t.row_bytes = ((size_t)cols + 15) / 16 * 16;
+        t.owned = true;
+        size_t nblk = (size_t)cols / 32;
+        if ((rc = qr_cuda_check(cudaMalloc(&t.data, t.row_bytes * (size_t)(rows ? rows : 1)),
+                                "cuda: weight_load: q8_0 values")) ||
+            (rc = qr_cuda_check(cudaMalloc((void **)&t.scale, nblk * sizeof(float) * (size_t)(rows ? rows : 1)),
+                                "cuda: weight_load: q8_0 scales")))
+            goto fail;
+        /* padding bytes are never read, but keep them defined */
+        if ((rc = qr_cuda_check(cudaMemsetAsync(t.data, 0, t.row_bytes * (size_t)(rows ? rows : 1), cb->stream),
+                                "cuda: weight_load: memset")))
+            goto fail;
+    } else {
+        if ((rc = qr_be_tensor_alloc(be, want, rows, cols, &t)))
+            goto fail;
+        if (want == QR_I8 && !t.scale && rows > 0 &&
+            (rc = qr_cuda_check(cudaMalloc((void **)&t.scale, (size_t)rows * sizeof(float)),
+                                "cuda: weight_load: int8 scales")))
+            goto fail;
+    }
+    if (rows == 0) {
+        *out = t;
+        return QR_OK;
+    }
+
+    pthread_mutex_lock(&pin_mu);
+    locked = true;
+    for (int i = 0; i < 2; i++)
+        if (!pin_buf[i] && (rc = qr_cuda_check(cudaMallocHost(&pin_buf[i], QR_CUDA_LOAD_CHUNK),
+                                               "cuda: weight_load: pinned staging")))
+            goto fail;
+    if ((rc = qr_cuda_check(cudaEventCreateWithFlags(&ev[0], cudaEventDisableTiming), "cuda: weight_load: event")) ||
+        (rc = qr_cuda_check(cudaEventCreateWithFlags(&ev[1], cudaEventDisableTiming), "cuda: weight_load: event")))
+        goto fail;
+    {
+        int64_t chunk_rows = (int64_t)(QR_CUDA_LOAD_CHUNK / stage_rb);
+        if (chunk_rows > rows)
+            chunk_rows = rows;
+        if ((rc = qr_cuda_scratch(cb, 2 * (size_t)chunk_rows * stage_rb, &dstage)))
+            goto fail;
+        const uint8_t *s8 = (const uint8_t *)src;
+        int bi = 0;
+        for (int64_t r0 = 0; r0 < rows; r0 += chunk_rows, bi ^= 1) {
+            int64_t nr = rows - r0 < chunk_rows ? rows - r0 : chunk_rows;
+            /* the copy that last read this pinned buffer must be done */
+            if ((rc = qr_cuda_check(cudaEventSynchronize(ev[bi]), "cuda: weight_load: wait")))
+                goto fail;
+            uint8_t *pin = (uint8_t *)pin_buf[bi];
+            if (dev_src) {
+                memcpy(pin, s8 + (size_t)r0 * src_rb, (size_t)nr * src_rb);
+            } else if ((rc = qr_convert_rows_to_f32(src_dt, src, cols, r0, nr, (float *)pin))) {
+                qr_fail(rc, "cuda: weight_load: dequantising %s rows: %s", qr_dtype_name(src_dt), qr_last_error());
+                goto fail;
+            }
+            uint8_t *dst = (uint8_t *)dstage + (size_t)bi * (size_t)chunk_rows * stage_rb;
+            if ((rc = qr_cuda_check(cudaMemcpyAsync(dst, pin, (size_t)nr * stage_rb, cudaMemcpyHostToDevice,
+                                                    cb->stream), "cuda: weight_load: copy")) ||
+                (rc = qr_cuda_check(cudaEventRecord(ev[bi], cb->stream), "cuda: weight_load: event")))
+                goto fail;
+            if (want == QR_I8) {
+                wl_int8<<<(unsigned)nr, 256, 0, cb->stream>>>(dst, stage_rb, sk, (int8_t *)t.data, t.row_bytes,
+                                                                t.scale, r0, cols);
+            } else if (want == QR_Q8_0) {
+                int64_t warps = nr * (cols / 32);
+                wl_q8<<<(unsigned)((warps + 7) / 8), 256, 0, cb->stream>>>(dst, stage_rb, sk, (int8_t *)t.data,
+                                                                           t.row_bytes, t.scale, r0, nr, cols / 32);
+            } else {
+                wl_scalar<<<grid_for(nr * cols, 256), 256, 0, cb->stream>>>(
+                    dst, stage_rb, sk, (uint8_t *)t.data + (size_t)r0 * t.row_bytes, t.row_bytes, xkind(want), nr,
+                    cols);
+            }
+            if ((rc = launch_check("cuda: weight_load: convert kernel")))
+                goto fail;
+        }
+        qr_cuda_scratch_free(cb, dstage);
+        dstage = NULL;
+        if ((rc = qr_cuda_check(cudaStreamSynchronize(cb->stream), "cuda: weight_load: sync")))
+            goto fail;
+    }
+    cudaEventDestroy(ev[0]);
+    cudaEventDestroy(ev[1]);
+    pthread_mutex_unlock(&pin_mu);
+    *out = t;
+    return QR_OK;
+fail:
+    if (dstage) {
+        qr_cuda_scratch_free(cb, dstage);
+        cudaStreamSynchronize(cb->stream);
+    }
+    for (int i = 0; i < 2; i++)
+        if (ev[i])
+            cudaEventDestroy(ev[i]);
+    if (locked)
+        pthread_mutex_unlock(&pin_mu);
+    if (t.data || t.scale) {
+        if (want == QR_Q8_0) {
+            cudaFree(t.data);
+            cudaFree(t.scale);
+        } else {
+            qr_be_tensor_free(be, &t);
+        }
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ cuBLASLt plans */
+
+typedef struct {
+    int dev;
+    int ta, tc;          /* cudaDataType of A/B and of C/D */
+    int64_t m, n, k, lda, ldb, ldc;
+    int bias;            /* 0 none, 1 f32 bias epilogue */
+    size_t ws;
+} lt_key;
+
+typedef struct {
+    lt_key key;
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, c;
+    cublasLtMatmulAlgo_t algo;
+    bool ok; /* the heuristic found an algorithm */
+} lt_plan;
+
+static pthread_mutex_t lt_mu = PTHREAD_MUTEX_INITIALIZER;
+static lt_plan *lt_cache[QR_CUDA_LT_CACHE];
+static int lt_n;
+
+static void lt_plan_destroy(lt_plan *p)
+{
+    if (!p)
+        return;
+    if (p->a) cublasLtMatrixLayoutDestroy(p->a);
+    if (p->b) cublasLtMatrixLayoutDestroy(p->b);
+    if (p->c) cublasLtMatrixLayoutDestroy(p->c);
+    if (p->op) cublasLtMatmulDescDestroy(p->op);
+    free(p);
+}
+
+/* Builds a plan; ok = false (and QR_OK) when cuBLASLt has no algorithm for it. */
+static int lt_plan_make(qr_cuda_backend *cb, const lt_key *k, lt_plan **out)
+{
+    lt_plan *p = (lt_plan *)calloc(1, sizeof *p);
+    if (!p)
+        return qr_fail(QR_ENOMEM, "cuda: matmul plan");
+    p->key = *k;
+    int rc;
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cudaDataType_t st = CUDA_R_32F;
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    if ((rc = qr_cublas_check(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, st), "cublasLtMatmulDescCreate")) ||
+        (rc = qr_cublas_check(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta),
+                              "cublasLt: TRANSA")) ||
+        (rc = qr_cublas_check(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb),
+                              "cublasLt: TRANSB")))
+        goto fail;
+    if (k->bias) {
+        cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+        int32_t bt = CUDA_R_32F;
+        if ((rc = qr_cublas_check(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi),
+                                  "cublasLt: EPILOGUE")))
+            goto fail;
+        /* the bias is f32 whatever D is; a cuBLASLt that refuses this
+         * attribute leaves the plan without an algorithm (separate add) */
+        if (cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt) !=
+            CUBLAS_STATUS_SUCCESS) {
+            *out = p;
+            return QR_OK;
+        }
+    }
+    /* column-major views: A = W as (k, m) with ld lda, op T; B = x as (k, n); C = y^T as (m, n) */
+    if ((rc = qr_cublas_check(cublasLtMatrixLayoutCreate(&p->a, (cudaDataType_t)k->ta, (uint64_t)k->k, (uint64_t)k->m,
+                                                         k->lda), "cublasLt: layout A")) ||
+        (rc = qr_cublas_check(cublasLtMatrixLayoutCreate(&p->b, (cudaDataType_t)k->ta, (uint64_t)k->k, (uint64_t)k->n,
+                                                         k->ldb), "cublasLt: layout B")) ||
+        (rc = qr_cublas_check(cublasLtMatrixLayoutCreate(&p->c, (cudaDataType_t)k->tc, (uint64_t)k->m, (uint64_t)k->n,
+                                                         k->ldc), "cublasLt: layout C")) ||
+        (rc = qr_cublas_check(cublasLtMatmulPreferenceCreate(&pref), "cublasLt: preference")))
+        goto fail;
+    {
+        size_t ws = k->ws;
+        if ((rc = qr_cublas_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                                       &ws, sizeof ws), "cublasLt: workspace")))
+            goto fail;
+    }
+    if (cublasLtMatmulAlgoGetHeuristic(cb->lt, p->op, p->a, p->b, p->c, p->c, pref, 1, &res, &found) ==
+            CUBLAS_STATUS_SUCCESS && found > 0 && res.state == CUBLAS_STATUS_SUCCESS) {
+        p->algo = res.algo;
+        p->ok = true;
+    }
+    cublasLtMatmulPreferenceDestroy(pref);
+    *out = p;
+    return QR_OK;
+fail:
+    if (pref)
+        cublasLtMatmulPreferenceDestroy(pref);
+    lt_plan_destroy(p);
+    return rc;
+}
+
+/* D(m, n) = A^T B [+ bias] through cuBLASLt, column-major (see lt_plan_make).
+ * *done = false when no algorithm exists for this combination (the caller
+ * falls back). */
+static int lt_matmul(qr_cuda_backend *cb, const lt_key *k, const void *A, const void *B, void *C, const float *bias,
+                     bool *done)
+{
+    *done = false;
+    pthread_mutex_lock(&lt_mu);
+    lt_plan *p = NULL;
+    bool cached = false;
+    int rc = QR_OK;
+    for (int i = 0; i < lt_n; i++)
+        if (memcmp(&lt_cache[i]->key, k, sizeof *k) == 0) {
+            p = lt_cache[i];
+            cached = true;
+            break;
+        }
+    if (!p) {
+        if ((rc = lt_plan_make(cb, k, &p)))
+            goto out;
+        if (lt_n < QR_CUDA_LT_CACHE) {
+            lt_cache[lt_n++] = p;
+            cached = true;
+        }
+    }
+    if (p->ok) {
+        const float one = 1.0f, zero = 0.0f;
+        if (k->bias &&
+            (rc = qr_cublas_check(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                                 sizeof bias), "cublasLt: bias pointer")))
+            goto out;
+        if ((rc = qr_cublas_check(cublasLtMatmul(cb->lt, p->op, &one, A, p->a, B, p->b, &zero, C, p->c, C, p->c,
+                                                 &p->algo, cb->workspace, cb->workspace_bytes, cb->stream),
+                                  "cublasLtMatmul")))
+            goto out;
+        *done = true;
+    }
+out:
+    if (p && !cached)
+        lt_plan_destroy(p);
+    pthread_mutex_unlock(&lt_mu);
+    return rc;
+}
+
+/* y(n, m) = a(n, k) . w(m, k)^T [+ bias], 16-bit or f32 operands of one type
+ * (wt), y of type yt (f32 or the operand type). Pointers are to the first
+ * row; strides in elements. Falls back to no epilogue + an add kernel. */
+static int gemm(qr_cuda_backend *cb, qr_dtype wt, const void *w, int64_t ldw, const void *a, int64_t lda, qr_dtype yt,
+                void *y, int64_t ldy, size_t y_rb, const float *bias, int64_t n, int64_t m, int64_t k)
+{
+    lt_key key;
+    memset(&key, 0, sizeof key); /* padding too: keys are compared with memcmp */
+    key.dev = cb->device;
+    key.ta = (int)cuda_type(wt);
+    key.tc = (int)cuda_type(yt);
+    key.m = m;
+    key.n = n;
+    key.k = k;
+    key.lda = ldw;
+    key.ldb = lda;
+    key.ldc = ldy;
+    key.bias = bias ? 1 : 0;
+    key.ws = cb->workspace ? cb->workspace_bytes : 0;
+    bool done;
+    int rc = lt_matmul(cb, &key, w, a, y, bias, &done);
+    if (rc || done)
+        return rc;
+    if (bias) { /* no fused-bias algorithm: plain GEMM, then the bias */
+        key.bias = 0;
+        if ((rc = lt_matmul(cb, &key, w, a, y, NULL, &done)))
+            return rc;
+        if (done) {
+            cvt2d<<<grid_for(n * m, 256), 256, 0, cb->stream>>>((const uint8_t *)y, y_rb, xkind(yt), (uint8_t *)y,
+                                                                  y_rb, xkind(yt), n, m, bias);
+            return launch_check("cuda: matmul: bias kernel");
+        }
+    }
+    return qr_fail(QR_EBACKEND, "cuda: matmul: cuBLASLt has no algorithm for %s x %s -> %s (%lld x %lld x %lld)",
+                   qr_dtype_name(wt), qr_dtype_name(wt), qr_dtype_name(yt), (long long)n, (long long)m, (long long)k);
+}
+
+/* ------------------------------------------------------------ matmul */
+
+template <int WK, int XK>
+static void gemv_launch_nr(int nr, dim3 g, cudaStream_t s, const uint8_t *W, size_t w_rb, const float *ws, int64_t nblk,
+                           const uint8_t *X, size_t x_rb, int n, uint8_t *Y, size_t y_rb, int yk, const float *bias,
+                           int64_t out, int64_t in)
+{
+    dim3 b(GEMV_WARPS * 32);
+    if (nr <= 1)
+        gemv_vec<WK, XK, 1><<<g, b, 0, s>>>(W, w_rb, ws, nblk, X, x_rb, n, Y, y_rb, yk, bias, out, in);
+    else if (nr <= 2)
+        gemv_vec<WK, XK, 2><<<g, b, 0, s>>>(W, w_rb, ws, nblk, X, x_rb, n, Y, y_rb, yk, bias, out, in);
+    else if (nr <= 4)
+        gemv_vec<WK, XK, 4><<<g, b, 0, s>>>(W, w_rb, ws, nblk, X, x_rb, n, Y, y_rb, yk, bias, out, in);
+    else
+        gemv_vec<WK, XK, 8><<<g, b, 0, s>>>(W, w_rb, ws, nblk, X, x_rb, n, Y, y_rb, yk, bias, out, in);
+}
+
+template <int WK>
+static void gemv_launch_x(int xk, int nr, dim3 g, cudaStream_t s, const uint8_t *W, size_t w_rb, const float *ws,
+                          int64_t nblk, const uint8_t *X, size_t x_rb, int n, uint8_t *Y, size_t y_rb, int yk,
+                          const float *bias, int64_t out, int64_t in)
+{
+    if (xk == XK_F32)
+        gemv_launch_nr<WK, XK_F32>(nr, g, s, W, w_rb, ws, nblk, X, x_rb, n, Y, y_rb, yk, bias, out, in);
+    else
+        gemv_launch_nr<WK, XK_BF16>(nr, g, s, W, w_rb, ws, nblk, X, x_rb, n, Y, y_rb, yk, bias, out, in);
+}
+
+static int gemv(qr_cuda_backend *cb, const qr_tensor *x, const qr_tensor *w, const float *bias, qr_tensor *y)
+{
+    int wk = wkind(w->dtype), xk = xkind(x->dtype), yk = xkind(y->dtype);
+    int n = (int)x->rows;
+    int64_t out = w->rows, in = w->cols;
+    int64_t nblk = w->dtype == QR_Q8_0 ? in / 32 : 0;
+    int64_t E = wk == WK_F32 ? 4 : (wk == WK_F16 || wk == WK_BF16) ? 8 : 16;
+    int64_t blocks = (out + GEMV_WARPS - 1) / GEMV_WARPS;
+    if (blocks > INT32_MAX)
+        return qr_fail(QR_ELIMIT, "cuda: matmul: %lld output rows", (long long)out);
+    dim3 g((unsigned)blocks);
+    const uint8_t *W = (const uint8_t *)w->data, *X = (const uint8_t *)x->data;
+    uint8_t *Y = (uint8_t *)y->data;
+    bool vec = in % E == 0 && aligned16(W, w->row_bytes) && aligned16(X, x->row_bytes) && xk != XK_F16;
+    if (vec) {
+        switch (wk) {
+        case WK_F32: gemv_launch_x<WK_F32>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, nblk, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
+        case WK_F16: gemv_launch_x<WK_F16>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, nblk, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
+        case WK_BF16: gemv_launch_x<WK_BF16>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, nblk, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
+        case WK_I8: gemv_launch_x<WK_I8>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, nblk, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
+        default: gemv_launch_x<WK_Q8>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, nblk, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
+        }
+    } else {
+        gemv_scalar<<<g, GEMV_WARPS * 32, 0, cb->stream>>>(W, w->row_bytes, wk, w->scale, nblk, X, x->row_bytes, xk, n,
+                                                            Y, y->row_bytes, yk, bias, out, in);
+    }
+    return launch_check("cuda: matmul: gemv kernel");
+}
+
+static int check_act(const qr_tensor *t, const char *name)
+{
+    if (!t)
+        return qr_fail(QR_EINVAL, "cuda: matmul: %s is NULL", name);
+    if (t->dtype != QR_F32 && t->dtype != QR_BF16)
+        return qr_fail(QR_EINVAL, "cuda: matmul: %s must be f32 or bf16, got %s", name, qr_dtype_name(t->dtype));
+    if (t->rows < 0 || t->cols < 0 || t->row_bytes < (size_t)t->cols * act_es(t->dtype) ||
+        t->row_bytes % act_es(t->dtype))
+        return qr_fail(QR_EINVAL, "cuda: matmul: %s: bad shape (%lld, %lld) / row_bytes %zu", name,
+                       (long long)t->rows, (long long)t->cols, t->row_bytes);
+    if (!t->data && t->rows > 0 && t->cols > 0)
+        return qr_fail(QR_EINVAL, "cuda: matmul: %s: no data", name);
+    return QR_OK;
+}
+
+extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w, const qr_tensor *bias,
+                              qr_tensor *y)
+{
+    qr_cuda_backend *cb = qr_cuda_of(be);
+    int rc;
+    if ((rc = check_act(x, "x")) || (rc = check_act(y, "y")))
+        return rc;
+    if (!w || wkind(w->dtype) < 0)
+        return qr_fail(QR_EINVAL, "cuda: matmul: w must be f32, f16, bf16, int8 or q8_0%s%s", w ? ", got " : "",
+                       w ? qr_dtype_name(w->dtype) : "");
+    if (w->cols != x->cols)
+        return qr_fail(QR_EINVAL, "cuda: matmul: x is (%lld, %lld) but w is (%lld, %lld): inner sizes differ",
+                       (long long)x->rows, (long long)x->cols, (long long)w->rows, (long long)w->cols);
+    if (y->rows != x->rows || y->cols != w->rows)
+        return qr_fail(QR_EINVAL, "cuda: matmul: y is (%lld, %lld), expected (%lld, %lld)", (long long)y->rows,
+                       (long long)y->cols, (long long)x->rows, (long long)w->rows);
+    if (!w->data && w->rows > 0)
+        return qr_fail(QR_EINVAL, "cuda: matmul: w: no data");
+    if ((w->dtype == QR_I8 || w->dtype == QR_Q8_0) && !w->scale && w->rows > 0)
+        return qr_fail(QR_EINVAL, "cuda: matmul: %s w without scales", qr_dtype_name(w->dtype));
+    if (w->dtype == QR_Q8_0 && w->cols % 32)
+        return qr_fail(QR_EINVAL, "cuda: matmul: q8_0 w with %lld columns", (long long)w->cols);
+    if (bias && (bias->dtype != QR_F32 || bias->rows != 1 || bias->cols != w->rows || !bias->data))
+        return qr_fail(QR_EINVAL, "cuda: matmul: bias must be f32 (1, %lld)", (long long)w->rows);
+    if (x->rows > INT32_MAX || w->rows > INT32_MAX || x->cols > INT32_MAX)
+        return qr_fail(QR_ELIMIT, "cuda: matmul: dimensions beyond 2^31");
+    if (x->rows > 0 && y->rows > 0) {
+        const uint8_t *x0 = (const uint8_t *)x->data, *x1 = x0 + (size_t)(x->rows - 1) * x->row_bytes + x->row_bytes;
+        const uint8_t *y0 = (const uint8_t *)y->data, *y1 = y0 + (size_t)(y->rows - 1) * y->row_bytes + y->row_bytes;
+        if (x0 < y1 && y0 < x1)
+            return qr_fail(QR_EINVAL, "cuda: matmul: y overlaps x (no in-place matmul)");
+    }
+    const int64_t n = x->rows, out = w->rows, in = w->cols;
+    if (n == 0 || out == 0)
+        return QR_OK;
+    const float *bp = bias ? (const float *)bias->data : NULL;
+    bool int8 = w->dtype == QR_I8 || w->dtype == QR_Q8_0;
+    if (n <= (int8 ? QR_CUDA_GEMV_MAX_INT8 : QR_CUDA_GEMV_MAX_FLOAT) || in == 0)
+        return gemv(cb, x, w, bp, y);
+
+    /* GEMM: operand type of the multiply */
+    qr_dtype ot = w->dtype == QR_F32 ? QR_F32 : w->dtype == QR_F16 ? QR_F16 : QR_BF16;
+    size_t oes = ot == QR_F32 ? 4 : 2;
+    void *xs = NULL, *ys = NULL, *wd = NULL;
+    const void *a = x->data;
+    int64_t lda = (int64_t)(x->row_bytes / act_es(x->dtype));
+    if (x->dtype != ot) { /* x converted to the operand type */
+        if ((rc = qr_cuda_scratch(cb, (size_t)n * (size_t)in * oes, &xs)))
+            goto out;
+        cvt2d<<<grid_for(n * in, 256), 256, 0, cb->stream>>>((const uint8_t *)x->data, x->row_bytes, xkind(x->dtype),
+                                                              (uint8_t *)xs, (size_t)in * oes, xkind(ot), n, in, NULL);
+        if ((rc = launch_check("cuda: matmul: convert x")))
+            goto out;
+        a = xs;
+        lda = in;
+    } else if (x->row_bytes % oes) {
+        rc = qr_fail(QR_EINVAL, "cuda: matmul: x row_bytes %zu", x->row_bytes);
+        goto out;
+    }
+    if (!int8) {
+        int64_t ldw = (int64_t)(w->row_bytes / oes);
+        if (y->dtype != QR_F32 && y->dtype != ot) { /* f32/f16 weights, bf16 y: f32 result, narrowed with the bias */
+            if ((rc = qr_cuda_scratch(cb, (size_t)n * (size_t)out * 4, &ys)) ||
+                (rc = gemm(cb, ot, w->data, ldw, a, lda, QR_F32, ys, out, (size_t)out * 4, NULL, n, out, in)))
+                goto out;
+            cvt2d<<<grid_for(n * out, 256), 256, 0, cb->stream>>>((const uint8_t *)ys, (size_t)out * 4, XK_F32,
+                                                                    (uint8_t *)y->data, y->row_bytes, xkind(y->dtype),
+                                                                    n, out, bp);
+            rc = launch_check("cuda: matmul: narrow y");
+            goto out;
+        }
+        rc = gemm(cb, ot, w->data, ldw, a, lda, y->dtype, y->data, (int64_t)(y->row_bytes / act_es(y->dtype)),
+                  y->row_bytes, bp, n, out, in);
+        goto out;
+    }
+    {   /* int8 / Q8_0: slabs of rows dequantised to bf16, one GEMM each */
+        int64_t slab = (int64_t)(QR_CUDA_DEQ_BYTES / ((size_t)in * 2));
+        if (slab < 64)
+            slab = 64;
+        if (slab > out)
+            slab = out;
+        if ((rc = qr_cuda_scratch(cb, (size_t)slab * (size_t)in * 2, &wd)))
+            goto out;
+        size_t yes = act_es(y->dtype);
+        for (int64_t r0 = 0; r0 < out; r0 += slab) {
+            int64_t nr = out - r0 < slab ? out - r0 : slab;
+            dequant_rows_bf16<<<grid_for(nr * in, 256), 256, 0, cb->stream>>>(
+                (const uint8_t *)w->data, w->row_bytes, wkind(w->dtype), w->scale, w->dtype == QR_Q8_0 ? in / 32 : 0,
+                r0, nr, in, (__nv_bfloat16 *)wd);
+            if ((rc = launch_check("cuda: matmul: dequantise")) ||
+                (rc = gemm(cb, QR_BF16, wd, in, a, lda, y->dtype, (uint8_t *)y->data + (size_t)r0 * yes,
+                           (int64_t)(y->row_bytes / yes), y->row_bytes, bp ? bp + r0 : NULL, n, nr, in)))
+                goto out;
+        }
+    }
+out:
+    qr_cuda_scratch_free(cb, xs);
+    qr_cuda_scratch_free(cb, ys);
+    qr_cuda_scratch_free(cb, wd);
+    return rc;
+}
