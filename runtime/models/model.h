@@ -96,6 +96,46 @@ int qr_generate(qr_model *m, const int32_t *prompt, size_t n_prompt, const qr_sa
                 qr_token_cb cb, void *user, qr_gen_result *out);
 void qr_gen_result_free(qr_gen_result *r);
 
+/* ---- lower level: one generation's per-sequence part ----
+ * Sampling, stop rules and text of one generation, without the forward pass:
+ * shared by qr_generate (one slot) and generate/scheduler.c (many sequences
+ * batched in one qr_decoder_step), so both give the same ids and text.
+ * Create validates the prompt and parameters for a slot of n_ctx positions
+ * (QR_EINVAL: empty prompt, id outside the vocabulary, max_tokens <= 0, stop
+ * strings without a tokenizer; QR_ELIMIT: n_prompt >= n_ctx; QR_EUNSUPPORTED:
+ * an encoder model) and caps max_tokens to n_ctx - n_prompt. Then, for each
+ * logits row of the sequence's last fed position, qr_genseq_next samples the
+ * next id (history = prompt + generated ids), ends at an eos id of the config,
+ * a stop string or max_tokens, and streams the text through a qr_textstream. */
+typedef struct qr_genseq qr_genseq;
+
+typedef struct qr_genseq_tok {
+    int32_t id;        /* sampled id; feed it in the next step unless done */
+    const char *piece; /* newly final text (may be ""); borrowed until the next call on g */
+    bool eos;          /* id is an eos id: not part of the completion; piece is the released tail */
+    bool done;         /* the generation ended (qr_genseq_finish says why) */
+} qr_genseq_tok;
+
+/* prompt and p (stop strings included) are copied. */
+int qr_genseq_create(qr_model *m, const int32_t *prompt, size_t n_prompt, const qr_sample_params *p, int n_ctx,
+                     qr_genseq **out);
+void qr_genseq_free(qr_genseq *g);
+/* max_tokens after the cap: the slot needs n_prompt + this many positions at most. */
+size_t qr_genseq_max_new(const qr_genseq *g);
+/* logits: (vocab_size) floats of the last fed position. QR_EINVAL after done. */
+int qr_genseq_next(qr_genseq *g, const float *logits, qr_genseq_tok *out);
+/* Ends the generation early with reason finish (a static string such as
+ * "callback" or "cancelled"), unless eos or a stop string already ended it. */
+void qr_genseq_end(qr_genseq *g, const char *finish);
+/* "stop", "length" or the reason given to qr_genseq_end; NULL while running. */
+const char *qr_genseq_finish(const qr_genseq *g);
+/* Tokens generated so far (an eos or the token completing a stop string included). */
+size_t qr_genseq_n_generated(const qr_genseq *g);
+/* The completion so far as a result (ids kept, text, n_prompt, finish: the
+ * current one, "length" while running); timings are left 0 for the caller.
+ * Free with qr_gen_result_free. */
+int qr_genseq_result(const qr_genseq *g, qr_gen_result *out);
+
 /* ---- memory estimate (reads only the config; used by load logging and `quire estimate`) ---- */
 typedef struct qr_mem_estimate {
     uint64_t weights;    /* all weights at dtype (int8: + one f32 scale per row); norms/biases/positions f32 */
