@@ -1,0 +1,231 @@
+// Every route of `quire serve` against the real binary, with values checked
+// against the CLI on the same store and models (the CLI is the independent
+// path here: a different front door over the same library, run as its own
+// process): /v1/search = `quire search --json`, /v1/ask = `quire ask --json`
+// (extractive on a server without an LLM, stories260K greedy on one with it),
+// /v1/completions = `quire generate` (greedy), /v1/embeddings = `quire embed`
+// (within 1e-5), SSE framing of /v1/ask, /v1/completions and
+// /v1/chat/completions (pieces add up to the non-streamed text), documents
+// posted by text and by server-side path become searchable and DELETE removes
+// them, /health, /ready, /v1/models, /metrics content type.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Test, buildStore, startServer, quire, STORIES, EMBEDDER } from './lib/harness.mjs';
+import { diffJSON, maxAbsDiff } from './lib/compare.mjs';
+
+const TIMINGS = ['seconds', 'prefill_s', 'decode_s', 'timings_s', 'created', 'id', 'system_fingerprint'];
+const Q1 = 'How do I build Quire from source?';
+
+function cliJSON(t, args, what) {
+    const r = quire([...args, '--json', '--log-level', 'error']);
+    t.ok(r.status === 0, `${what}: CLI exit 0`, r.stderr);
+    try { return JSON.parse(r.stdout); } catch { return null; }
+}
+
+function cliGenerate(prompt, n) {
+    const r = quire(['generate', '--model', STORIES, '--prompt', prompt, '--temperature', '0', '--max-tokens', String(n),
+        '--log-level', 'error']);
+    return r.status === 0 ? r.stdout.replace(/\n$/, '') : null;
+}
+
+function cliEmbed(texts) {
+    const r = quire(['embed', '--model', EMBEDDER, '--jsonl', '--log-level', 'error'],
+        { input: texts.map((s) => JSON.stringify(s)).join('\n') + '\n' });
+    return r.status === 0 ? r.stdout.trim().split('\n').map((l) => JSON.parse(l)) : null;
+}
+
+async function main() {
+    const t = new Test('routes');
+    const store = buildStore(t);
+    const srv = await startServer(t, { store, llm: true, embedder: true });
+
+    // --- health, ready, models, metrics ---
+    let r = await srv.request('GET', '/health');
+    t.ok(r.status === 200 && r.json && r.json.status === 'ok', 'GET /health', r.text);
+    r = await srv.request('GET', '/ready');
+    t.ok(r.status === 200 && r.json && r.json.status === 'ready', 'GET /ready is 200 ready', r.text);
+    t.ok(r.json && typeof r.json.store === 'string' && path.resolve(r.json.store) === path.resolve(store),
+        '/ready names the store', r.text);
+    t.ok(r.json && r.json.llm && r.json.embedder, '/ready names the LLM and the embedder', r.text);
+    r = await srv.request('GET', '/v1/models');
+    const ids = r.json && Array.isArray(r.json.data) ? r.json.data.map((m) => m.id) : [];
+    t.ok(r.status === 200 && r.json.object === 'list' && ids.length === 2, 'GET /v1/models lists two models', r.text);
+    t.ok(r.json && r.json.data.every((m) => m.object === 'model' && m.owned_by === 'quire' && Number.isInteger(m.created)),
+        '/v1/models entries are OpenAI model objects', r.text);
+    r = await srv.request('GET', '/metrics');
+    t.ok(r.status === 200 && /^text\/plain/.test(r.headers['content-type'] || '') && /# TYPE /.test(r.text),
+        'GET /metrics is Prometheus text', `${r.status} ${r.headers['content-type']}`);
+
+    // --- /v1/search = quire search --json ---
+    for (const [body, flags] of [
+        [{ query: Q1, k: 3 }, ['-k', '3']],
+        [{ query: 'first record sentences', k: 5 }, ['-k', '5']],
+        [{ query: 'build', k: 4, filters: { path: '*.md' } }, ['-k', '4', '--filter', 'path=*.md']],
+        [{ query: 'nothing matches zzqxj', k: 2 }, ['-k', '2']],
+    ]) {
+        const want = cliJSON(t, ['search', body.query, '--store', store, ...flags], `search ${body.query}`);
+        r = await srv.request('POST', '/v1/search', body);
+        t.ok(r.status === 200, `POST /v1/search ${JSON.stringify(body)}: 200`, r.text.slice(0, 500));
+        if (r.status !== 200 || !want) continue;
+        t.ok(r.json.query === body.query && r.json.k === body.k, '/v1/search echoes query and k', r.text.slice(0, 300));
+        const d = diffJSON(r.json.results, want.results, { ignore: TIMINGS });
+        t.ok(!d, `/v1/search ${JSON.stringify(body)} results = quire search --json (${want.results.length} results)`, d);
+    }
+    t.ok(true, 'search filter case ran');
+
+    // --- /v1/ask with stories260K = quire ask --model (greedy) ---
+    {
+        const want = cliJSON(t, ['ask', Q1, '--store', store, '-k', '3', '--model', STORIES, '--temperature', '0',
+            '--max-tokens', '16'], 'ask llm');
+        r = await srv.request('POST', '/v1/ask', { question: Q1, k: 3, max_tokens: 16, temperature: 0 });
+        t.ok(r.status === 200, 'POST /v1/ask (LLM): 200', r.text.slice(0, 500));
+        if (r.status === 200 && want) {
+            const d = diffJSON(r.json, want, { ignore: [...TIMINGS, 'model', 'store'] });
+            t.ok(!d, '/v1/ask (stories260K, greedy) = quire ask --json', d);
+            t.ok(r.json.mode === 'llm' && r.json.generation && r.json.generation.generated_tokens === 16,
+                '/v1/ask LLM mode, 16 tokens', r.text.slice(0, 300));
+        }
+        // streamed: token events add up to the answer; then the answer object; then [DONE]
+        const s = await srv.stream('POST', '/v1/ask', { question: Q1, k: 3, max_tokens: 16, temperature: 0, stream: true });
+        t.ok(s.status === 200 && /^text\/event-stream/.test(s.headers['content-type'] || ''), '/v1/ask stream: 200 event-stream',
+            `${s.status} ${s.headers['content-type']} ${s.raw.slice(0, 300)}`);
+        const toks = s.events.filter((e) => e && e.type === 'token');
+        const ans = s.events.filter((e) => e && e.type === 'answer');
+        t.ok(toks.length >= 2 && ans.length === 1 && s.events[s.events.length - 1] === '[DONE]' &&
+            s.events[s.events.length - 2] === ans[0], '/v1/ask stream: tokens, one answer, [DONE] last', s.raw.slice(-600));
+        if (ans.length === 1 && want) {
+            t.eq(toks.map((e) => e.text).join(''), ans[0].answer, '/v1/ask stream: token pieces add up to the answer');
+            t.ok(!diffJSON(ans[0], want, { ignore: [...TIMINGS, 'model', 'store', 'type'] }),
+                '/v1/ask stream: answer event = quire ask --json', diffJSON(ans[0], want, { ignore: [...TIMINGS, 'model', 'store', 'type'] }));
+        }
+    }
+
+    // --- /v1/completions = quire generate (greedy), streamed and not ---
+    for (const [prompt, n] of [['Once upon a time', 20], ['The cat', 12], ['', 30]]) {
+        const want = cliGenerate(prompt, n);
+        r = await srv.request('POST', '/v1/completions', { model: 'stories260K', prompt, max_tokens: n, temperature: 0 });
+        t.ok(r.status === 200 && r.json && r.json.object === 'text_completion', `/v1/completions ${JSON.stringify(prompt)}: 200 text_completion`,
+            r.text.slice(0, 400));
+        if (r.status !== 200) continue;
+        const c = r.json.choices && r.json.choices[0];
+        t.eq(c && c.text, want, `/v1/completions ${JSON.stringify(prompt)} greedy ${n} = quire generate`);
+        t.ok(c && c.finish_reason === 'length' && r.json.usage && r.json.usage.completion_tokens === n,
+            `/v1/completions ${JSON.stringify(prompt)}: finish length, ${n} completion tokens`, JSON.stringify(r.json).slice(0, 400));
+        const s = await srv.stream('POST', '/v1/completions', { prompt, max_tokens: n, temperature: 0, stream: true });
+        const chunks = s.events.filter((e) => e && typeof e === 'object');
+        t.ok(s.events[s.events.length - 1] === '[DONE]' && chunks.every((e) => e.object === 'text_completion'),
+            `/v1/completions stream ${JSON.stringify(prompt)}: text_completion chunks then [DONE]`, s.raw.slice(-400));
+        t.eq(chunks.map((e) => (e.choices && e.choices[0] ? e.choices[0].text || '' : '')).join(''), want,
+            `/v1/completions stream ${JSON.stringify(prompt)}: pieces add up to quire generate`);
+    }
+    // stop string: the completion ends before it
+    {
+        const full = cliGenerate('', 60);
+        r = await srv.request('POST', '/v1/completions', { prompt: '', max_tokens: 60, temperature: 0, stop: ['Lily'] });
+        const txt = r.json && r.json.choices ? r.json.choices[0].text : null;
+        t.ok(r.status === 200 && full && full.includes('Lily') && txt === full.slice(0, full.indexOf('Lily')) &&
+            r.json.choices[0].finish_reason === 'stop', '/v1/completions stop ["Lily"] cuts before it, finish stop', r.text.slice(0, 400));
+    }
+
+    // --- /v1/chat/completions: streamed pieces = non-streamed content ---
+    {
+        const body = { model: 'stories260K', messages: [{ role: 'user', content: 'Tell me a story.' }], max_tokens: 24, temperature: 0 };
+        r = await srv.request('POST', '/v1/chat/completions', body);
+        t.ok(r.status === 200 && r.json && r.json.object === 'chat.completion', '/v1/chat/completions: 200 chat.completion', r.text.slice(0, 400));
+        const msg = r.json && r.json.choices ? r.json.choices[0].message : null;
+        t.ok(msg && msg.role === 'assistant' && typeof msg.content === 'string' && msg.content.length > 0,
+            '/v1/chat/completions: assistant message with content', JSON.stringify(msg));
+        t.ok(r.json && r.json.usage && r.json.usage.completion_tokens > 0 && r.json.usage.prompt_tokens > 0 &&
+            r.json.usage.total_tokens === r.json.usage.prompt_tokens + r.json.usage.completion_tokens, '/v1/chat/completions usage adds up',
+            JSON.stringify(r.json && r.json.usage));
+        const s = await srv.stream('POST', '/v1/chat/completions', { ...body, stream: true, stream_options: { include_usage: true } });
+        const chunks = s.events.filter((e) => e && typeof e === 'object');
+        t.ok(s.status === 200 && /^text\/event-stream/.test(s.headers['content-type'] || ''), '/v1/chat/completions stream: event-stream', s.raw.slice(0, 300));
+        t.ok(chunks.length >= 3 && chunks.every((e) => e.object === 'chat.completion.chunk') && s.events[s.events.length - 1] === '[DONE]',
+            '/v1/chat/completions stream: chunks then [DONE]', s.raw.slice(-500));
+        const withChoice = chunks.filter((e) => e.choices && e.choices.length);
+        t.ok(withChoice.length && withChoice[0].choices[0].delta.role === 'assistant', 'first delta carries the role', JSON.stringify(withChoice[0]));
+        const last = withChoice[withChoice.length - 1];
+        t.ok(last && last.choices[0].finish_reason === (r.json ? r.json.choices[0].finish_reason : 'x'),
+            'last choice chunk has the finish_reason of the non-streamed answer', JSON.stringify(last));
+        t.eq(withChoice.map((e) => e.choices[0].delta.content || '').join(''), msg ? msg.content : null,
+            '/v1/chat/completions stream: deltas add up to the non-streamed content');
+        const usage = chunks.filter((e) => e.usage);
+        t.ok(usage.length >= 1 && r.json && usage[usage.length - 1].usage.completion_tokens === r.json.usage.completion_tokens,
+            'stream_options.include_usage: a usage chunk with the same completion tokens', JSON.stringify(usage));
+    }
+
+    // --- /v1/embeddings = quire embed ---
+    {
+        const texts = ['hello world', 'Quire runs offline. It needs a C compiler.', 'a'];
+        const want = cliEmbed(texts);
+        t.ok(want && want.length === 3, 'quire embed reference');
+        r = await srv.request('POST', '/v1/embeddings', { model: 'bert_minilm', input: texts });
+        t.ok(r.status === 200 && r.json && r.json.object === 'list' && r.json.data.length === 3, '/v1/embeddings [3 strings]: 200 list of 3', r.text.slice(0, 300));
+        if (r.status === 200 && want) {
+            const worst = Math.max(...r.json.data.map((d, i) => (d.index === i && d.object === 'embedding' ? maxAbsDiff(d.embedding, want[i]) : Infinity)));
+            t.ok(worst <= 1e-5, `/v1/embeddings = quire embed within 1e-5 (max |diff| ${worst.toExponential(2)}, dim ${want[0].length})`);
+            t.ok(r.json.usage && r.json.usage.prompt_tokens > 0 && r.json.usage.total_tokens === r.json.usage.prompt_tokens, 'embeddings usage', JSON.stringify(r.json.usage));
+        }
+        r = await srv.request('POST', '/v1/embeddings', { input: texts[1] });
+        t.ok(r.status === 200 && want && maxAbsDiff(r.json.data[0].embedding, want[1]) <= 1e-5, '/v1/embeddings single string = quire embed', r.text.slice(0, 300));
+    }
+
+    // --- documents: post text, search finds it, delete removes it ---
+    {
+        const text = 'The quokka is a small wallaby. Quokkas live on Rottnest Island and eat grasses.';
+        r = await srv.request('POST', '/v1/documents', { text, name: 'zoo/quokka.txt', meta: { lang: 'en' } });
+        t.ok(r.status === 201 && r.json, 'POST /v1/documents {text}: 201', r.text.slice(0, 400));
+        r = await srv.request('POST', '/v1/search', { query: 'quokka wallaby', k: 2 });
+        const top = r.json && r.json.results ? r.json.results[0] : null;
+        t.ok(top && top.text === text && /quokka/.test(top.path), 'the posted text is the top search result', r.text.slice(0, 400));
+        r = await srv.request('POST', '/v1/search', { query: 'quokka', k: 2, filters: { meta: { lang: 'en' } } });
+        t.ok(r.status === 200 && r.json.results.length === 1 && r.json.results[0].text === text, 'meta filter finds the posted document only', r.text.slice(0, 400));
+        // a server-side file
+        const f = path.join(t.dir, 'numbat.md');
+        fs.writeFileSync(f, '# Numbats\n\nThe numbat eats termites with a long sticky tongue.\n');
+        r = await srv.request('POST', '/v1/documents', { path: f });
+        t.ok(r.status === 201, 'POST /v1/documents {path}: 201', r.text.slice(0, 400));
+        r = await srv.request('POST', '/v1/search', { query: 'numbat termites', k: 1 });
+        const nb = r.json && r.json.results ? r.json.results[0] : null;
+        t.ok(nb && nb.path === f && /sticky tongue/.test(nb.text), 'the posted file is searchable', r.text.slice(0, 400));
+        if (top) {
+            r = await srv.request('DELETE', `/v1/documents/${top.doc_id}`);
+            t.ok(r.status === 200 && r.json && r.json.deleted === top.doc_id && r.json.chunks === 1, `DELETE /v1/documents/${top.doc_id}: 200, 1 chunk`, r.text);
+            r = await srv.request('POST', '/v1/search', { query: 'quokka wallaby', k: 5 });
+            t.ok(r.status === 200 && !r.json.results.some((x) => x.doc_id === top.doc_id), 'deleted document no longer found', r.text.slice(0, 400));
+            r = await srv.request('DELETE', `/v1/documents/${top.doc_id}`);
+            t.ok(r.status === 404, 'second DELETE: 404', r.text);
+        }
+    }
+    await srv.stopClean();
+    // the store written through the server reads back with the CLI (flushed on exit)
+    {
+        const info = cliJSON(t, ['info', '--store', store], 'info after serve');
+        t.ok(info && JSON.stringify(info).includes('"docs"'), 'quire info reads the store after the server exits', JSON.stringify(info).slice(0, 300));
+        const s = cliJSON(t, ['search', 'numbat termites', '--store', store, '-k', '1'], 'search after serve');
+        t.ok(s && s.results[0] && /numbat/.test(s.results[0].path), 'the file posted through the server is in the store on disk', JSON.stringify(s).slice(0, 300));
+    }
+
+    // --- extractive /v1/ask on a server without an LLM = quire ask --json ---
+    {
+        const ex = await startServer(t, { store });
+        r = await ex.request('GET', '/ready');
+        t.ok(r.status === 200 && r.json.llm === null, '/ready without an LLM: llm null', r.text);
+        const want = cliJSON(t, ['ask', Q1, '--store', store, '-k', '3'], 'ask extractive');
+        r = await ex.request('POST', '/v1/ask', { question: Q1, k: 3 });
+        t.ok(r.status === 200 && r.json.mode === 'extractive', '/v1/ask extractive: 200', r.text.slice(0, 400));
+        if (r.status === 200 && want) {
+            const d = diffJSON(r.json, want, { ignore: [...TIMINGS, 'store'] });
+            t.ok(!d, '/v1/ask (extractive) = quire ask --json', d);
+        }
+        r = await ex.request('POST', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }] });
+        t.ok(r.status === 422 && r.json && r.json.error, '/v1/chat/completions without an LLM: 422', r.text);
+        r = await ex.request('POST', '/v1/completions', { prompt: 'hi' });
+        t.ok(r.status === 422 && r.json && r.json.error, '/v1/completions without an LLM: 422', r.text);
+        await ex.stopClean('extractive server exits 0 on SIGTERM');
+    }
+    t.done();
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
