@@ -32,6 +32,7 @@ int cli_search(int argc, char **argv);
 int cli_ask(int argc, char **argv);
 int cli_ingest(int argc, char **argv);
 int cli_rm(int argc, char **argv);
+int cli_merge(int argc, char **argv);
 
 /* ---- helpers shared by the subcommands (cli/util.c) ---- */
 
@@ -64,6 +65,11 @@ int cli_read_all(const char *cmd, const qr_options *o, char **out, size_t *len);
  * ("weights bf16 → f32 (1.2 MB)") on stderr at log-level info. Returns -1 on
  * success (*be, *m set; free with qr_model_free then qr_backend_destroy) or
  * an exit code after printing the error. */
+/* Logs, once per process, the GPUs the Slurm allocation gives against those
+ * used (common/slurm.h; a loud warning when some would stay idle). */
+struct qr_gpu_info;
+void cli_log_gpus(const struct qr_gpu_info *used, int n_used);
+
 struct qr_backend;
 struct qr_model;
 int cli_open_model(const char *cmd, const qr_options *o, int id, struct qr_backend **be, struct qr_model **m);

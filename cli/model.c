@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/slurm.h"
 #include "runtime/backend.h"
 #include "runtime/models/model.h"
 #include "runtime/weights/weights.h"
@@ -70,6 +71,14 @@ void cli_storage_dtypes(const qr_wsrc *s, char *buf, size_t len)
     }
 }
 
+void cli_log_gpus(const qr_gpu_info *used, int n_used)
+{
+    static bool done; /* once per process: ask opens two or three models */
+    if (!done)
+        qr_slurm_log_gpus(used, n_used);
+    done = true;
+}
+
 int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be_out, qr_model **m_out)
 {
     char *path = NULL;
@@ -98,6 +107,7 @@ int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be
         code = cli_fail(cmd, rc, "creating the CPU backend");
         goto fail;
     }
+    cli_log_gpus(NULL, 0); /* the CPU backend: GPUs the Slurm allocation gives stay idle */
     if ((rc = qr_model_load(path, &mo, be, &m))) {
         char what[300];
         snprintf(what, sizeof what, "loading %.250s", path);
