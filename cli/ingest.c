@@ -1,11 +1,15 @@
-/* quire ingest PATH... --store DIR [--embedder M] [--dtype D] [--prune] [--jobs N] [--json]
+/* quire ingest PATH... --store DIR [--embedder M] [--dtype D] [--prune] [--jobs N] [--shard I/N] [--json]
  *
  * Walks the paths into the store (ingest/pipeline.h). On a terminal a progress
  * bar is drawn on stderr (files, chunks/s, ETA; at most 10 redraws a second);
  * otherwise one summary line is printed on stdout at the end, or with --json
  * a JSON report (counts, per-file status with skip reasons, chunks, timings).
  * Exit code 0 even when some files were skipped (their reasons are in the
- * report); a refused store (other embedder or chunking) exits 1. */
+ * report); a refused store (other embedder or chunking) exits 1.
+ *
+ * --shard I/N keeps shard I of N of the files (ingest/pipeline.h, Sharding);
+ * the default, auto, takes it from a Slurm array task's SLURM_ARRAY_TASK_*
+ * variables (common/slurm.h) and says so on stderr. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +19,7 @@
 
 #include "cli/cli.h"
 #include "common/error.h"
+#include "common/slurm.h"
 #include "index/manifest.h"
 #include "ingest/pipeline.h"
 #include "runtime/backend.h"
@@ -95,6 +100,8 @@ int cli_print_ingest_report(const qr_ingest_report *r, bool json, const char *cm
         printf("%s: %zu added, %zu updated, %zu unchanged, %zu removed, %zu skipped; %zu documents, %zu chunks in "
                "%.2fs\n",
                cmd, r->added, r->updated, r->unchanged, r->removed, r->skipped, r->docs, r->chunks, r->total_s);
+        if (r->other_shards)
+            printf("%s: %zu files left to other shards\n", cmd, r->other_shards);
         for (size_t i = 0; i < r->n_files; i++)
             if (r->files[i].status == QR_INGEST_SKIPPED)
                 fprintf(stderr, "quire %s: skipped %s: %s\n", cmd, r->files[i].path,
@@ -123,6 +130,8 @@ int cli_print_ingest_report(const qr_ingest_report *r, bool json, const char *cm
         (json_int_t)r->removed, "skipped", (json_int_t)r->skipped, "files_seen", (json_int_t)r->files_seen, "docs",
         (json_int_t)r->docs, "chunks", (json_int_t)r->chunks, "commits", (json_int_t)r->commits, "timings_s",
         "walk", r->walk_s, "embed", r->embed_s, "commit", r->commit_s, "total", r->total_s, "files", files);
+    if (root && r->other_shards)
+        json_object_set_new(root, "other_shards", json_integer((json_int_t)r->other_shards));
     char *s = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
     if (!s) {
@@ -139,7 +148,7 @@ int cli_ingest(int argc, char **argv)
     static const int allowed[] = {QR_OPT_STORE, QR_OPT_EMBEDDER, QR_OPT_DTYPE, QR_OPT_DEVICE, QR_OPT_THREADS,
                                   QR_OPT_BATCH, QR_OPT_CHUNK_TOKENS, QR_OPT_CHUNK_OVERLAP, QR_OPT_FAISS_INDEX, QR_OPT_JOBS,
                                   QR_OPT_MAX_FILE_BYTES, QR_OPT_HIDDEN, QR_OPT_PRUNE, QR_OPT_JSON,
-                                  QR_OPT_LOG_LEVEL, -1};
+                                  QR_OPT_LOG_LEVEL, QR_OPT_SHARD, -1};
     char **oargv = calloc((size_t)argc + 1, sizeof *oargv), **paths = calloc((size_t)argc + 1, sizeof *paths);
     qr_options *o = NULL;
     qr_backend *be = NULL;
@@ -156,12 +165,15 @@ int cli_ingest(int argc, char **argv)
     }
     cli_split_paths(argc, argv, oargv, &oargc, paths, &np);
     code = cli_load_options(
-        "ingest", "PATH... --store DIR [--embedder M] [--dtype D] [--prune] [--jobs N] [--json]",
+        "ingest", "PATH... --store DIR [--embedder M] [--dtype D] [--prune] [--jobs N] [--shard I/N] [--json]",
         "Adds files and directories (walked recursively; hidden entries skipped unless --hidden; symbolic\n"
         "links followed, loops visited once) to the store, creating it on first use. Unchanged files (same\n"
         "size and mtime, or same content hash) are not re-read; changed files replace their chunks; --prune\n"
         "removes documents whose files are gone. A killed run resumes where its last commit ended.\n"
-        "Binary, unreadable and too-large files are skipped with the reason in the report.",
+        "Binary, unreadable and too-large files are skipped with the reason in the report.\n"
+        "In a Slurm job array each task takes its share of the files (--shard auto: SLURM_ARRAY_TASK_ID of\n"
+        "SLURM_ARRAY_TASK_COUNT, by a hash of each file's path below its PATH) into its own store; join the\n"
+        "shard stores with quire merge.",
         oargc, oargv, allowed, &o);
     if (code >= 0)
         goto fail;
@@ -198,6 +210,28 @@ int cli_ingest(int argc, char **argv)
     io.reader.max_file_bytes = (size_t)qr_opt_int(o, QR_OPT_MAX_FILE_BYTES);
     io.include_hidden = qr_opt_bool(o, QR_OPT_HIDDEN);
     io.prune = qr_opt_bool(o, QR_OPT_PRUNE);
+    {
+        const char *sh = qr_opt_str(o, QR_OPT_SHARD);
+        if (!strcmp(sh, "auto")) {
+            qr_slurm_env se;
+            qr_slurm_env_read(&se);
+            int r = qr_slurm_array_shard(&se, &io.shard_index, &io.shard_count);
+            if (r < 0) {
+                code = cli_fail("ingest", r, "--shard auto");
+                goto fail;
+            }
+            if (r > 0)
+                fprintf(stderr, "quire ingest: shard %d/%d from the Slurm array task (SLURM_ARRAY_TASK_ID %ld); "
+                                "--shard none ingests every file\n",
+                        io.shard_index, io.shard_count, se.array_id);
+        } else if (strcmp(sh, "none") != 0) {
+            int r = qr_slurm_parse_shard(sh, &io.shard_index, &io.shard_count);
+            if (r < 0) {
+                code = cli_fail("ingest", r, NULL);
+                goto fail;
+            }
+        }
+    }
     if (qr_opt_source_of(o, QR_OPT_BATCH) != QR_SRC_DEFAULT)
         io.batch = (int)qr_opt_int(o, QR_OPT_BATCH);
     if (*qr_opt_str(o, QR_OPT_EMBEDDER)) {
@@ -207,6 +241,8 @@ int cli_ingest(int argc, char **argv)
             goto fail;
         io.embedder = m;
         io.embedder_path = mpath;
+    } else {
+        cli_log_gpus(NULL, 0); /* BM25 only: no GPU work at all */
     }
     bool json = qr_opt_bool(o, QR_OPT_JSON);
     bar_state bs = {0};

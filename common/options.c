@@ -15,12 +15,26 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/slurm.h"
 
 extern char **environ;
 
 /* ---- string checks ---- */
 
 /* auto | cpu | cuda | cuda:N (N a device index 0..255). */
+/* "auto", "none" or I/N with 0 <= I < N (common/slurm.h). */
+static int check_shard(const char *v, char *why, size_t why_len)
+{
+    int i, n;
+    if (!strcmp(v, "auto") || !strcmp(v, "none") || qr_slurm_parse_shard(v, &i, &n) == 0) {
+        qr_clear_error();
+        return 0;
+    }
+    qr_clear_error();
+    snprintf(why, why_len, "expected auto, none or I/N with 0 <= I < N (e.g. 2/4)");
+    return -1;
+}
+
 static int check_device(const char *v, char *why, size_t why_len)
 {
     if (!strcmp(v, "auto") || !strcmp(v, "cpu") || !strcmp(v, "cuda"))
@@ -145,6 +159,12 @@ static const qr_option_def table[QR_OPT_COUNT] = {
         NULL},
     [QR_OPT_PRUNE] = {"prune", QR_OPT_BOOL, "command", "false", 0, 0, NULL,
         "ingest: remove documents whose files no longer exist", QR_OPTF_CLI, NULL},
+    /* slurm helper */
+    /* a command-line switch: a config file or QUIRE_SHARD applying to every ingest would be a trap, and
+     * the Slurm array variables already give each task its shard */
+    [QR_OPT_SHARD] = {"shard", QR_OPT_STRING, "command", "auto", 0, 0, NULL,
+        "ingest: only shard I/N of the files (by a hash of each file's path below its PATH); auto: the Slurm "
+        "array task's (SLURM_ARRAY_TASK_ID/_COUNT), else all; none: all files", QR_OPTF_CLI, check_shard},
 };
 
 const qr_option_def *qr_option_def_at(int id)

@@ -98,6 +98,8 @@ typedef enum {
     QR_OPT_MAX_FILE_BYTES,
     QR_OPT_HIDDEN,
     QR_OPT_PRUNE,
+    /* slurm helper: command-line switch */
+    QR_OPT_SHARD,
     QR_OPT_COUNT
 } qr_opt_id;
 

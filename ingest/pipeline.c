@@ -68,6 +68,25 @@ void qr_ingest_hash(const void *data, size_t len, char *buf, size_t buflen)
     snprintf(buf, buflen, "fnv1a64:%016llx", (unsigned long long)h);
 }
 
+int qr_ingest_shard_of(const char *rel_path, int count)
+{
+    if (count <= 1)
+        return 0;
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)rel_path; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ull;
+    }
+    /* splitmix64 finaliser: FNV's low bits alone vary little between names
+     * that differ in their last character (doc1, doc2, ...) */
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    return (int)(h % (uint64_t)count);
+}
+
 /* ---------------------------------------------------------------- report */
 
 static int report_add(qr_ingest_report *r, const char *path, qr_ingest_status st, const char *reason,
@@ -110,6 +129,7 @@ typedef struct {
     uint64_t size;
     int64_t mtime_ns;
     int skip;           /* 1: skipped at walk time (reason set) */
+    size_t rel;         /* offset of the path below its walk root (sharding) */
     char reason[160];
     /* previous record */
     bool have_rec;
@@ -126,6 +146,8 @@ typedef struct {
     size_t nv, capv;
     bool hidden;
     size_t max_bytes;
+    const char *root;   /* the walk root being walked: relative paths start below it */
+    size_t root_len;
 } walker;
 
 static int walk_push(walker *w, const char *path, const struct stat *st, const char *skip)
@@ -145,6 +167,11 @@ static int walk_push(walker *w, const char *path, const struct stat *st, const c
     memset(f, 0, sizeof *f);
     if (!(f->path = strdup(path)))
         return qr_fail(QR_ENOMEM, "ingest: walk");
+    if (w->root && strncmp(path, w->root, w->root_len) == 0) {
+        f->rel = w->root_len;
+        while (path[f->rel] == '/')
+            f->rel++;
+    }
     if (st) {
         f->size = (uint64_t)st->st_size;
         f->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
@@ -242,13 +269,38 @@ static int walk_root(walker *w, const char *arg)
 {
     char real[PATH_MAX];
     struct stat st;
-    if (!realpath(arg, real) || stat(real, &st) != 0)
+    if (!realpath(arg, real) || stat(real, &st) != 0) {
+        /* relative to where the argument itself points (its own name) */
+        const char *slash = strrchr(arg, '/');
+        w->root = arg;
+        w->root_len = slash ? (size_t)(slash - arg) : 0;
         return walk_push(w, arg, NULL, "unreadable: no such file or directory");
-    if (S_ISDIR(st.st_mode))
+    }
+    w->root = real;
+    if (S_ISDIR(st.st_mode)) {
+        w->root_len = strlen(real);
         return walk_dir(w, real, &st, 0);
+    }
+    w->root_len = (size_t)(strrchr(real, '/') - real); /* a file: its base name */
     if (!S_ISREG(st.st_mode))
         return walk_push(w, real, NULL, "unreadable: not a regular file");
     return walk_push(w, real, &st, access(real, R_OK) ? "unreadable: permission denied" : NULL);
+}
+
+/* Keeps the files of shard index of count (see pipeline.h, Sharding); returns how many went. */
+static size_t walk_shard(walker *w, int index, int count)
+{
+    size_t kept = 0, other = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        if (qr_ingest_shard_of(w->f[i].path + w->f[i].rel, count) == index) {
+            w->f[kept++] = w->f[i];
+        } else {
+            free(w->f[i].path);
+            other++;
+        }
+    }
+    w->n = kept;
+    return other;
 }
 
 static void walker_free(walker *w)
@@ -993,10 +1045,18 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
     pthread_cond_init(&q.cv_room, NULL);
     int rc = 0;
 
+    if (o.shard_count > 1 && (o.shard_index < 0 || o.shard_index >= o.shard_count)) {
+        rc = qr_fail(QR_EINVAL, "ingest: shard %d/%d: index must be 0..%d", o.shard_index, o.shard_count,
+                     o.shard_count - 1);
+        goto fail;
+    }
     for (size_t i = 0; i < n_paths && !rc; i++)
         rc = walk_root(&w, paths[i]);
+    w.root = NULL;
     if (rc)
         goto fail;
+    if (o.shard_count > 1)
+        rep.other_shards = walk_shard(&w, o.shard_index, o.shard_count);
     rep.walk_s = now_s() - t0;
     rep.files_seen = w.n;
 

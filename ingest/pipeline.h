@@ -30,6 +30,19 @@
  * handed out dynamically); the calling thread embeds (batches of `batch`
  * chunks sorted by length, so padding is small) and commits, in walk order.
  *
+ * Sharding (a Slurm job array: one shard store per task, joined by quire
+ * merge, index/merge.h). With shard_count > 1 a run keeps only the walked
+ * files whose shard is shard_index, where
+ *     shard = splitmix64(fnv1a64(relative path)) mod shard_count
+ * and the relative path is the file's path below the PATH argument it was
+ * found under (a PATH naming a file: its base name). The assignment depends on
+ * nothing but that name, so it is the same on every node and every rerun
+ * (wherever the corpus is mounted), and a file added later never moves the
+ * others: re-ingesting a grown corpus into the same shard stores keeps each
+ * file in one shard. The balance is statistical (files, not bytes): with F
+ * files a shard gets F/N +- about sqrt(F/N). --prune in a shard removes only
+ * documents whose files are gone; files of other shards are never touched.
+ *
  * Chunking parameters and embedder identity are written to the manifest when
  * the store is created; a later run with different ones is refused with
  * QR_EMISMATCH naming both. */
@@ -66,7 +79,8 @@ typedef struct {
 
 typedef struct qr_ingest_report {
     size_t added, updated, unchanged, removed, skipped;
-    size_t files_seen;     /* files walked (not counting removals) */
+    size_t files_seen;     /* files walked (not counting removals), this shard's only */
+    size_t other_shards;   /* files walked but left to other shards */
     size_t docs, chunks;   /* documents and chunks written by this run */
     size_t commits;
     uint64_t bytes_read;
@@ -99,6 +113,7 @@ typedef struct {
     size_t map_size;           /* LMDB map for a new store (tests); 0: store default */
     const char *factory;       /* FAISS factory: a new store's; an existing store with another one is
                                   rebuilt with it (qr_store_set_factory). NULL: Flat / keep the store's */
+    int shard_index, shard_count; /* shard_count > 1: only this shard's files (see Sharding) */
     qr_ingest_progress_fn progress; /* called after each commit and at the end; may be NULL */
     void *progress_user;
 } qr_ingest_opts;
@@ -116,6 +131,9 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
  * and canonical as far as it still exists). A path that names nothing in the
  * store is reported as skipped with reason "not in store". */
 int qr_ingest_remove(const char *dir, const char *const *paths, size_t n_paths, qr_ingest_report *report);
+
+/* The shard (0..count-1) of a file by its relative path (see Sharding). */
+int qr_ingest_shard_of(const char *rel_path, int count);
 
 /* fnv1a64 of bytes as "fnv1a64:<16 hex>" into buf (>= 25 bytes). */
 void qr_ingest_hash(const void *data, size_t len, char *buf, size_t buflen);
