@@ -362,6 +362,10 @@ static int launch(qr_cuda_backend *cb, const qr_tensor *q, const qr_tensor *k, c
     const int group = n_head / n_kv_head;
     int rc;
     if (max_nq > QR_ATTN_DECODE_MAX_Q) {
+        /* the tile list is built from the sequences' values: not replayable */
+        if (cb->capture)
+            return qr_fail(QR_EUNSUPPORTED, "cuda: attention: prefill (%d query rows) cannot be captured in a graph",
+                           max_nq);
         int64_t n_tiles = 0;
         for (int i = 0; i < n_seq; i++)
             n_tiles += (seqs[i].n_q + PF_ROWS - 1) / PF_ROWS;

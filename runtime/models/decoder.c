@@ -8,7 +8,17 @@
  * A step packs the new tokens of several sequences (prefill chunks and single
  * decode tokens mixed) into one (T, d) activation; attention reads each
  * sequence's cache slot through qr_attn_seq descriptors, causal from the
- * sequence's current length. */
+ * sequence's current length.
+ *
+ * Optional backend ops (backend.h), used only when the backend has them:
+ * - graph_begin/end/launch: a step of single tokens (every sequence n = 1,
+ *   the decode steps) is captured once per batch size into a graph and
+ *   replayed afterwards; the host arrays it reads (ids, positions, cache
+ *   rows, descriptors) are this state's own buffers, rewritten before each
+ *   replay. Graphs are dropped when the activation buffers are reallocated.
+ *   A capture that fails turns graphs off for the state (logged once).
+ * - topk: qr_decoder_step_topk returns each sequence's k best (id, logit)
+ *   pairs selected on the device instead of whole logits rows. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +27,9 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "runtime/models/model_internal.h"
+
+/* Decode-step graphs kept per state (distinct batch sizes; oldest replaced). */
+#define QR_DEC_GRAPHS 8
 
 struct qr_decoder_state {
     qr_model *m;
@@ -31,6 +44,11 @@ struct qr_decoder_state {
     /* host scratch */
     int32_t *ids, *pos, *dst_rows, *last_rows;
     qr_attn_seq *as;
+    /* captured decode steps, by batch size (optional backend graph ops) */
+    qr_be_graph *graph[QR_DEC_GRAPHS];
+    int graph_nseq[QR_DEC_GRAPHS];
+    int graph_next;
+    bool graphs_off;
 };
 
 static void free_t(qr_backend *be, qr_tensor *t)
@@ -40,9 +58,21 @@ static void free_t(qr_backend *be, qr_tensor *t)
     memset(t, 0, sizeof *t);
 }
 
+static void free_graphs(qr_decoder_state *st)
+{
+    qr_backend *be = st->m->be;
+    for (int i = 0; i < QR_DEC_GRAPHS; i++) {
+        if (st->graph[i])
+            be->ops->graph_free(be, st->graph[i]);
+        st->graph[i] = NULL;
+        st->graph_nseq[i] = 0;
+    }
+}
+
 static void free_acts(qr_decoder_state *st)
 {
     qr_backend *be = st->m->be;
+    free_graphs(st); /* they hold the activation buffers' addresses */
     qr_tensor *ts[] = {&st->x, &st->h, &st->q, &st->k, &st->v, &st->att, &st->o, &st->gate, &st->up,
                        &st->last, &st->logits};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
@@ -173,53 +203,17 @@ int qr_decoder_slot_truncate(qr_decoder_state *st, int slot, int n)
     return QR_OK;
 }
 
-int qr_decoder_step(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, float *logits)
+/* Enqueues the forward pass of T packed tokens (host descriptors already
+ * filled) up to the LM head's logits of each sequence's last row (when
+ * head). Enqueues only: nothing here waits or reads results, so the same
+ * calls can be captured into a graph. */
+static int forward(qr_decoder_state *st, int64_t T, int n_seq, bool head)
 {
     qr_model *m = st->m;
     qr_backend *be = m->be;
     const qr_backend_ops *ops = be->ops;
     const qr_model_config *c = &m->cfg;
     int rc;
-    if (n_seq <= 0 || !seqs)
-        return qr_fail(QR_EINVAL, "decoder step: no sequences");
-    int64_t T = 0;
-    for (int i = 0; i < n_seq; i++) {
-        const qr_dec_seq *s = &seqs[i];
-        if (s->slot < 0 || s->slot >= st->n_slots)
-            return qr_fail(QR_EINVAL, "decoder step: sequence %d: slot %d outside 0..%d", i, s->slot, st->n_slots - 1);
-        if (s->n <= 0 || !s->ids)
-            return qr_fail(QR_EINVAL, "decoder step: sequence %d has no tokens", i);
-        for (int k = 0; k < i; k++)
-            if (seqs[k].slot == s->slot)
-                return qr_fail(QR_EINVAL, "decoder step: slot %d appears twice", s->slot);
-        if ((int64_t)st->len[s->slot] + s->n > st->n_ctx)
-            return qr_fail(QR_ELIMIT, "decoder step: slot %d: %d cached + %d new tokens exceed the context of %d",
-                           s->slot, st->len[s->slot], s->n, st->n_ctx);
-        for (int32_t j = 0; j < s->n; j++)
-            if (s->ids[j] < 0 || s->ids[j] >= c->vocab_size)
-                return qr_fail(QR_EINVAL, "decoder step: token id %d outside the vocabulary (%d)", s->ids[j],
-                               c->vocab_size);
-        T += s->n;
-    }
-    if ((rc = ensure_acts(st, T, n_seq)))
-        return rc;
-
-    /* host descriptors */
-    int64_t t = 0;
-    for (int i = 0; i < n_seq; i++) {
-        const qr_dec_seq *s = &seqs[i];
-        int32_t p0 = st->len[s->slot], base = s->slot * st->n_ctx;
-        memcpy(st->ids + t, s->ids, (size_t)s->n * sizeof(int32_t));
-        for (int32_t j = 0; j < s->n; j++) {
-            st->pos[t + j] = p0 + j;
-            st->dst_rows[t + j] = base + p0 + j;
-        }
-        st->as[i] = (qr_attn_seq){.q_start = (int32_t)t, .n_q = s->n, .q_pos0 = p0, .kv_start = base,
-                                  .n_kv = p0 + s->n};
-        st->last_rows[i] = (int32_t)(t + s->n - 1);
-        t += s->n;
-    }
-
     /* Views of the activations with T rows (buffers may be larger). */
     qr_tensor x = st->x, h = st->h, q = st->q, k = st->k, v = st->v, att = st->att, o = st->o, gate = st->gate,
               up = st->up, last = st->last, lg = st->logits;
@@ -260,13 +254,144 @@ int qr_decoder_step(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, flo
     if ((rc = ops->copy_rows(be, &x, st->last_rows, &last, NULL, n_seq)) ||
         (rc = ops->rmsnorm(be, &last, &m->out_norm, c->norm_eps, &last)))
         return rc;
-    if (logits) {
-        if ((rc = ops->matmul(be, &last, &m->lm_head, NULL, &lg)) || (rc = ops->download(be, &lg, 0, logits, n_seq)))
-            return rc;
+    if (head && (rc = ops->matmul(be, &last, &m->lm_head, NULL, &lg)))
+        return rc;
+    return QR_OK;
+}
+
+/* A decode step through a graph captured for this batch size (captured now
+ * if there is none yet). *ran = false when graphs cannot be used: the
+ * caller runs forward() itself. */
+static int forward_graph(qr_decoder_state *st, int n_seq, bool *ran)
+{
+    qr_backend *be = st->m->be;
+    const qr_backend_ops *ops = be->ops;
+    *ran = false;
+    qr_be_graph *g = NULL;
+    for (int i = 0; i < QR_DEC_GRAPHS; i++)
+        if (st->graph[i] && st->graph_nseq[i] == n_seq)
+            g = st->graph[i];
+    if (!g) {
+        int rc = ops->graph_begin(be);
+        if (rc) {
+            QR_INFO("decoder: graphs off for this state: %s", qr_last_error());
+            st->graphs_off = true;
+            return QR_OK;
+        }
+        int frc = forward(st, n_seq, n_seq, true);
+        int erc = ops->graph_end(be, &g);
+        if (frc) { /* an argument error: the same calls would fail uncaptured */
+            if (!erc)
+                ops->graph_free(be, g);
+            return frc;
+        }
+        if (erc) {
+            QR_INFO("decoder: graphs off for this state: %s", qr_last_error());
+            st->graphs_off = true;
+            return QR_OK;
+        }
+        int slot = st->graph_next;
+        st->graph_next = (st->graph_next + 1) % QR_DEC_GRAPHS;
+        if (st->graph[slot])
+            ops->graph_free(be, st->graph[slot]);
+        st->graph[slot] = g;
+        st->graph_nseq[slot] = n_seq;
     }
+    int rc = ops->graph_launch(be, g);
+    if (!rc)
+        *ran = true;
+    return rc;
+}
+
+void qr_decoder_set_graphs(qr_decoder_state *st, bool on)
+{
+    if (!on)
+        free_graphs(st);
+    st->graphs_off = !on;
+}
+
+/* One step: logits (n_seq, vocab) to the host when logits is not NULL, and
+ * the k best (id, logit) pairs per sequence when k > 0 (backend topk). */
+static int step(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, float *logits, int k, int32_t *top_ids,
+                float *top_vals)
+{
+    qr_model *m = st->m;
+    qr_backend *be = m->be;
+    const qr_backend_ops *ops = be->ops;
+    const qr_model_config *c = &m->cfg;
+    int rc;
+    if (n_seq <= 0 || !seqs)
+        return qr_fail(QR_EINVAL, "decoder step: no sequences");
+    int64_t T = 0;
+    for (int i = 0; i < n_seq; i++) {
+        const qr_dec_seq *s = &seqs[i];
+        if (s->slot < 0 || s->slot >= st->n_slots)
+            return qr_fail(QR_EINVAL, "decoder step: sequence %d: slot %d outside 0..%d", i, s->slot, st->n_slots - 1);
+        if (s->n <= 0 || !s->ids)
+            return qr_fail(QR_EINVAL, "decoder step: sequence %d has no tokens", i);
+        for (int k2 = 0; k2 < i; k2++)
+            if (seqs[k2].slot == s->slot)
+                return qr_fail(QR_EINVAL, "decoder step: slot %d appears twice", s->slot);
+        if ((int64_t)st->len[s->slot] + s->n > st->n_ctx)
+            return qr_fail(QR_ELIMIT, "decoder step: slot %d: %d cached + %d new tokens exceed the context of %d",
+                           s->slot, st->len[s->slot], s->n, st->n_ctx);
+        for (int32_t j = 0; j < s->n; j++)
+            if (s->ids[j] < 0 || s->ids[j] >= c->vocab_size)
+                return qr_fail(QR_EINVAL, "decoder step: token id %d outside the vocabulary (%d)", s->ids[j],
+                               c->vocab_size);
+        T += s->n;
+    }
+    if ((rc = ensure_acts(st, T, n_seq)))
+        return rc;
+
+    /* host descriptors */
+    int64_t t = 0;
+    for (int i = 0; i < n_seq; i++) {
+        const qr_dec_seq *s = &seqs[i];
+        int32_t p0 = st->len[s->slot], base = s->slot * st->n_ctx;
+        memcpy(st->ids + t, s->ids, (size_t)s->n * sizeof(int32_t));
+        for (int32_t j = 0; j < s->n; j++) {
+            st->pos[t + j] = p0 + j;
+            st->dst_rows[t + j] = base + p0 + j;
+        }
+        st->as[i] = (qr_attn_seq){.q_start = (int32_t)t, .n_q = s->n, .q_pos0 = p0, .kv_start = base,
+                                  .n_kv = p0 + s->n};
+        st->last_rows[i] = (int32_t)(t + s->n - 1);
+        t += s->n;
+    }
+
+    bool head = logits || k > 0;
+    bool ran = false;
+    if (head && T == n_seq && ops->graph_begin && !st->graphs_off && (rc = forward_graph(st, n_seq, &ran)))
+        return rc;
+    if (!ran && (rc = forward(st, T, n_seq, head)))
+        return rc;
+    qr_tensor lg = st->logits;
+    lg.rows = n_seq;
+    lg.owned = false;
+    if (logits && (rc = ops->download(be, &lg, 0, logits, n_seq)))
+        return rc;
+    if (k > 0 && (rc = ops->topk(be, &lg, n_seq, k, top_ids, top_vals)))
+        return rc;
     if ((rc = qr_be_sync(be)))
         return rc;
     for (int i = 0; i < n_seq; i++)
         st->len[seqs[i].slot] += seqs[i].n;
     return QR_OK;
+}
+
+int qr_decoder_step(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, float *logits)
+{
+    return step(st, seqs, n_seq, logits, 0, NULL, NULL);
+}
+
+bool qr_decoder_has_topk(const qr_decoder_state *st) { return st->m->be->ops->topk != NULL; }
+
+int qr_decoder_step_topk(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, int k, int32_t *ids, float *vals)
+{
+    if (!st->m->be->ops->topk)
+        return qr_fail(QR_EUNSUPPORTED, "decoder: the %s backend has no device-side top-k", st->m->be->ops->name);
+    if (k < 1 || k > QR_BE_TOPK_MAX || k > st->m->cfg.vocab_size || !ids)
+        return qr_fail(QR_EINVAL, "decoder: top-k of %d outside 1..%d", k, QR_BE_TOPK_MAX);
+    return step(st, seqs, n_seq, NULL, k, ids, vals);
 }

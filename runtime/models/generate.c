@@ -25,6 +25,7 @@ struct qr_genseq {
     int32_t *hist;    // (n_prompt + max_new) prompt then generated ids
     size_t n_prompt, n_gen, max_new;
     const char *finish; /* NULL while running */
+    bool greedy;        /* temperature 0 and no repetition penalty: the arg-max */
 };
 
 static double now_s(void)
@@ -76,6 +77,7 @@ int qr_genseq_create(qr_model *m, const int32_t *prompt, size_t n_prompt, const 
     if (!g)
         return qr_fail(QR_ENOMEM, "generate: sequence state");
     g->c = c;
+    g->greedy = p->temperature == 0.0f && p->repeat_penalty == 1.0f;
     g->n_prompt = n_prompt;
     g->max_new = (size_t)p->max_tokens;
     if (g->max_new > (size_t)n_ctx - n_prompt) {
@@ -118,16 +120,28 @@ void qr_genseq_end(qr_genseq *g, const char *finish)
         g->finish = finish;
 }
 
+bool qr_genseq_greedy(const qr_genseq *g) { return g->greedy; }
+
 int qr_genseq_next(qr_genseq *g, const float *logits, qr_genseq_tok *out)
 {
     if (g->finish)
         return qr_fail(QR_EINVAL, "generate: next token requested after the generation ended (%s)", g->finish);
     int32_t id;
-    const char *piece;
-    bool stopped;
     int rc = qr_sampler_sample(g->smp, logits, g->hist, g->n_prompt + g->n_gen, &id);
     if (rc)
         return rc;
+    return qr_genseq_next_id(g, id, out);
+}
+
+int qr_genseq_next_id(qr_genseq *g, int32_t id, qr_genseq_tok *out)
+{
+    if (g->finish)
+        return qr_fail(QR_EINVAL, "generate: next token requested after the generation ended (%s)", g->finish);
+    if (id < 0 || id >= g->c->vocab_size)
+        return qr_fail(QR_EINVAL, "generate: token id %d outside the vocabulary (%d)", id, g->c->vocab_size);
+    const char *piece;
+    bool stopped;
+    int rc;
     qr_genseq_tok t = {.id = id};
     if (is_eos(g->c, id)) {
         /* flush the held tail so the streamed pieces add up to the text */
@@ -196,18 +210,25 @@ int qr_generate(qr_model *m, const int32_t *prompt, size_t n_prompt, const qr_sa
         goto fail;
     }
 
+    /* Greedy on a backend that selects on the device: only the arg-max id
+     * comes back per step, not the logits row (same id: lowest on ties). */
+    bool dev_greedy = qr_genseq_greedy(g) && qr_decoder_has_topk(st);
+    int32_t best = 0;
+
     double t0 = now_s();
     for (size_t i = 0; i < n_prompt; i += PREFILL_CHUNK) {
         size_t n = n_prompt - i < PREFILL_CHUNK ? n_prompt - i : PREFILL_CHUNK;
         qr_dec_seq s = {.slot = 0, .ids = prompt + i, .n = (int32_t)n};
-        if ((rc = qr_decoder_step(st, &s, 1, i + n == n_prompt ? logits : NULL)))
+        bool lastc = i + n == n_prompt;
+        if ((rc = lastc && dev_greedy ? qr_decoder_step_topk(st, &s, 1, 1, &best, NULL)
+                                      : qr_decoder_step(st, &s, 1, lastc ? logits : NULL)))
             goto fail;
     }
     double t1 = now_s();
 
     for (;;) {
         qr_genseq_tok t;
-        if ((rc = qr_genseq_next(g, logits, &t)))
+        if ((rc = dev_greedy ? qr_genseq_next_id(g, best, &t) : qr_genseq_next(g, logits, &t)))
             goto fail;
         if (t.eos) {
             if (cb && t.piece[0])
@@ -221,7 +242,7 @@ int qr_generate(qr_model *m, const int32_t *prompt, size_t n_prompt, const qr_sa
         if (t.done)
             break;
         qr_dec_seq s = {.slot = 0, .ids = &t.id, .n = 1};
-        if ((rc = qr_decoder_step(st, &s, 1, logits)))
+        if ((rc = dev_greedy ? qr_decoder_step_topk(st, &s, 1, 1, &best, NULL) : qr_decoder_step(st, &s, 1, logits)))
             goto fail;
     }
     double t2 = now_s();

@@ -124,6 +124,12 @@ void qr_genseq_free(qr_genseq *g);
 size_t qr_genseq_max_new(const qr_genseq *g);
 /* logits: (vocab_size) floats of the last fed position. QR_EINVAL after done. */
 int qr_genseq_next(qr_genseq *g, const float *logits, qr_genseq_tok *out);
+/* True when the sampling is plain greedy (temperature 0, no repetition
+ * penalty): the next id is the logits' arg-max (lowest id on ties), which a
+ * backend can select on the device (qr_decoder_step_topk with k = 1). */
+bool qr_genseq_greedy(const qr_genseq *g);
+/* Same as qr_genseq_next for an id already chosen (the arg-max when greedy). */
+int qr_genseq_next_id(qr_genseq *g, int32_t id, qr_genseq_tok *out);
 /* Ends the generation early with reason finish (a static string such as
  * "callback" or "cancelled"), unless eos or a stop string already ended it. */
 void qr_genseq_end(qr_genseq *g, const char *finish);
@@ -182,6 +188,17 @@ typedef struct qr_dec_seq {
  * (may be NULL to only fill the cache). QR_ELIMIT if a slot would exceed n_ctx.
  * On failure the slots' lengths are unchanged. */
 int qr_decoder_step(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, float *logits);
+/* True when the backend selects top-k on the device (backend op topk). */
+bool qr_decoder_has_topk(const qr_decoder_state *st);
+/* Like qr_decoder_step, but instead of whole logits rows returns for each
+ * sequence its k largest logits, descending, the lowest id first among equal
+ * values (ids/vals: n_seq*k; vals may be NULL), selected on the device; k = 1
+ * is greedy. QR_EUNSUPPORTED when !qr_decoder_has_topk (nothing is run). */
+int qr_decoder_step_topk(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, int k, int32_t *ids, float *vals);
+/* Steps of single tokens are captured and replayed as graphs on backends that
+ * can (CUDA graphs); on by default. Off drops the state's graphs (benchmarks
+ * compare the two). */
+void qr_decoder_set_graphs(qr_decoder_state *st, bool on);
 
 /* ---- lower level: incremental detokenization with stop strings ----
  * For decode loops (qr_generate, and a service running many sequences): after
