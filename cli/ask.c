@@ -122,8 +122,8 @@ int cli_ask(int argc, char **argv)
                                   QR_OPT_SEED,        QR_OPT_RERANKER,      QR_OPT_RRF_K,        QR_OPT_WEIGHT_DENSE,
                                   QR_OPT_WEIGHT_BM25, QR_OPT_MMR_LAMBDA,    QR_OPT_DUP_THRESHOLD, QR_OPT_RERANK_DEPTH,
                                   QR_OPT_FILTER,      QR_OPT_DTYPE,         QR_OPT_THREADS,      QR_OPT_DEVICE,
-                                  QR_OPT_LOG_LEVEL,   -1};
-    /* --store DIR taken here as quire search does; -k N is --k N. */
+                                  QR_OPT_LOG_LEVEL,   QR_OPT_BM25_K1, QR_OPT_BM25_B,   QR_OPT_STORE,         -1};
+    /* -k N is spelled --k N for the option parser. */
     const char *dir = NULL, *question = NULL;
     int n_q = 0;
     char **args = calloc((size_t)argc + 1, sizeof *args);
@@ -143,15 +143,6 @@ int cli_ask(int argc, char **argv)
             n_q++;
         } else if (strcmp(a, "--") == 0) {
             rest = true;
-        } else if (strcmp(a, "--store") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "quire ask: --store needs a directory\n");
-                free(args);
-                return CLI_EXIT_USAGE;
-            }
-            dir = argv[++i];
-        } else if (strncmp(a, "--store=", 8) == 0) {
-            dir = a + 8;
         } else {
             args[na++] = strcmp(a, "-k") == 0 ? kflag : argv[i];
             const char *name = strcmp(a, "-k") == 0 ? "k" : a + 2;
@@ -193,8 +184,8 @@ int cli_ask(int argc, char **argv)
         code = CLI_EXIT_USAGE;
         goto out;
     }
-    if (!dir && *qr_opt_str(o, QR_OPT_STORE)) dir = qr_opt_str(o, QR_OPT_STORE); /* config / QUIRE_STORE */
-    if (!dir) {
+    dir = qr_opt_str(o, QR_OPT_STORE); /* flag, QUIRE_STORE or the config file */
+    if (!*dir) {
         fprintf(stderr, "quire ask: --store DIR is required\n");
         code = CLI_EXIT_USAGE;
         goto out;
@@ -206,7 +197,7 @@ int cli_ask(int argc, char **argv)
     /* The language model first: a bad --model fails before any work. */
     if (*qr_opt_str(o, QR_OPT_MODEL)) {
         if ((code = cli_resolve_model("ask", o, QR_OPT_MODEL, &llm_path)) >= 0 ||
-            (code = cli_open_model("ask", o, QR_OPT_MODEL, &be_m, &llm)) >= 0)
+            (code = cli_load_model("ask", o, llm_path, &be_m, &llm)) >= 0)
             goto out;
         code = CLI_EXIT_OK;
         int rc = load_template(llm_path, &tmpl);

@@ -50,28 +50,9 @@ static uint64_t file_size(const char *dir, const char *name)
     return stat(p, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
-int cli_info(int argc, char **argv)
+static int info_run(const char *dir, bool json)
 {
-    const char *dir = NULL;
-    bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (strncmp(argv[i], "--store=", 8) == 0) {
-            dir = argv[i] + 8;
-        } else if (strcmp(argv[i], "--json") == 0) {
-            json = true;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: quire info --store DIR [--json]\n\n"
-                   "What a store holds: counts, sizes on disk, embedder, index type, documents per format.\n");
-            return CLI_EXIT_OK;
-        } else {
-            fprintf(stderr, "quire info: unexpected argument '%s' (usage: quire info --store DIR [--json])\n",
-                    argv[i]);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (!dir) {
+    if (!*dir) {
         fprintf(stderr, "quire info: --store DIR is required\n");
         return CLI_EXIT_USAGE;
     }
@@ -147,4 +128,24 @@ int cli_info(int argc, char **argv)
     printf("\ncreated     %s, updated %s\n", m->created, m->updated);
     qr_store_close(s);
     return CLI_EXIT_OK;
+}
+
+int cli_info(int argc, char **argv)
+{
+    static const int allowed[] = {QR_OPT_STORE, QR_OPT_JSON, QR_OPT_LOG_LEVEL, -1};
+    qr_options *opts = NULL;
+    int code = cli_load_options("info", "--store DIR [--json]",
+                                "What a store holds: counts, sizes on disk, embedder, index type, documents per format.",
+                                argc, argv, allowed, &opts);
+    if (code >= 0)
+        return code;
+    /* flag, QUIRE_STORE or the config file; copied: opts is freed before the work */
+    char *dir = strdup(qr_opt_str(opts, QR_OPT_STORE));
+    bool json = qr_opt_bool(opts, QR_OPT_JSON);
+    qr_options_free(opts);
+    if (!dir)
+        return cli_fail("info", QR_ENOMEM, "options");
+    code = info_run(dir, json);
+    free(dir);
+    return code;
 }

@@ -165,6 +165,17 @@ static const qr_option_def table[QR_OPT_COUNT] = {
     [QR_OPT_SHARD] = {"shard", QR_OPT_STRING, "command", "auto", 0, 0, NULL,
         "ingest: only shard I/N of the files (by a hash of each file's path below its PATH); auto: the Slurm "
         "array task's (SLURM_ARRAY_TASK_ID/_COUNT), else all; none: all files", QR_OPTF_CLI, check_shard},
+    /* pipe3 helper: quire eval retrieval switches; BM25 parameters [search] */
+    [QR_OPT_BEIR] = {"beir", QR_OPT_STRING, "command", "", 0, 0, NULL,
+        "eval retrieval: BEIR dataset directory (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)", QR_OPTF_CLI, NULL},
+    [QR_OPT_SPLIT] = {"split", QR_OPT_STRING, "command", "test", 0, 0, NULL,
+        "eval retrieval: qrels split, the file qrels/SPLIT.tsv", QR_OPTF_CLI, NULL},
+    [QR_OPT_BM25_K1] = {"lexical-saturation", QR_OPT_FLOAT, "search", "0.9", 0, 1000, NULL,
+        "BM25 k1, term frequency saturation (search, ask, eval retrieval; Lucene/Anserini default 0.9)", 0, NULL},
+    [QR_OPT_BM25_B] = {"lexical-length-norm", QR_OPT_FLOAT, "search", "0.4", 0, 1, NULL,
+        "BM25 b, document length normalisation (search, ask, eval retrieval; default 0.4)", 0, NULL},
+    [QR_OPT_HITS] = {"hits", QR_OPT_INT, "command", "1000", 1, 1000000, NULL,
+        "eval retrieval: hits per query (at most 1000 when evaluating through a store)", QR_OPTF_CLI, NULL},
 };
 
 const qr_option_def *qr_option_def_at(int id)
@@ -817,26 +828,32 @@ int qr_options_render_conf(char **out)
                   "# quotes is a JSON string (keeps spaces, allows \\n). `name =` leaves a text option unset.\n"
                   "# Use it with --config FILE or QUIRE_CONFIG=FILE. Precedence, highest first:\n"
                   "# command-line flag (--name VALUE) > environment (QUIRE_NAME) > this file > default.\n");
-    const char *section = "";
-    for (int i = 0; i < QR_OPT_COUNT; i++) {
-        const qr_option_def *d = &table[i];
-        if (d->flags & QR_OPTF_CLI)
+    /* each section once, where it first appears; options appended to the
+     * table later under an earlier section join it */
+    for (int s = 0; s < QR_OPT_COUNT; s++) {
+        const char *section = table[s].section;
+        bool first = !(table[s].flags & QR_OPTF_CLI);
+        for (int j = 0; j < s && first; j++)
+            first = (table[j].flags & QR_OPTF_CLI) || strcmp(table[j].section, section) != 0;
+        if (!first)
             continue;
-        if (strcmp(section, d->section)) {
-            section = d->section;
-            sb_printf(&b, "\n# ---- %s ----\n", section);
+        sb_printf(&b, "\n# ---- %s ----\n", section);
+        for (int i = s; i < QR_OPT_COUNT; i++) {
+            const qr_option_def *d = &table[i];
+            if ((d->flags & QR_OPTF_CLI) || strcmp(d->section, section) != 0)
+                continue;
+            qr_option_env_name(d, env, sizeof env);
+            sb_printf(&b, "\n# %s\n# (", d->help);
+            sb_bounds(&b, d);
+            sb_printf(&b, "; flag --%s; environment %s)\n%s =", d->name, env, d->name);
+            if (*d->def)
+                sb_printf(&b, " ");
+            if (d->type == QR_OPT_STRING)
+                sb_conf_string(&b, d->def);
+            else
+                sb_printf(&b, "%s", d->def);
+            sb_printf(&b, "\n");
         }
-        qr_option_env_name(d, env, sizeof env);
-        sb_printf(&b, "\n# %s\n# (", d->help);
-        sb_bounds(&b, d);
-        sb_printf(&b, "; flag --%s; environment %s)\n%s =", d->name, env, d->name);
-        if (*d->def)
-            sb_printf(&b, " ");
-        if (d->type == QR_OPT_STRING)
-            sb_conf_string(&b, d->def);
-        else
-            sb_printf(&b, "%s", d->def);
-        sb_printf(&b, "\n");
     }
     return sb_finish(&b, out);
 }

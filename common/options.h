@@ -100,6 +100,12 @@ typedef enum {
     QR_OPT_PRUNE,
     /* slurm helper: command-line switch */
     QR_OPT_SHARD,
+    /* pipe3 helper: quire eval retrieval switches; BM25 parameters [search] */
+    QR_OPT_BEIR,
+    QR_OPT_SPLIT,
+    QR_OPT_BM25_K1,
+    QR_OPT_BM25_B,
+    QR_OPT_HITS,
     QR_OPT_COUNT
 } qr_opt_id;
 

@@ -26,7 +26,7 @@ else
 fi
 
 # human output, other parameters: b = 0 and 10 hits change the figures but still run
-if "$Q" eval retrieval --beir "$S/data/scifact" --k1 1.2 --b 0 --hits 10 > "$T/out.txt" 2> "$T/err" &&
+if "$Q" eval retrieval --beir "$S/data/scifact" --lexical-saturation 1.2 --lexical-length-norm 0 --hits 10 > "$T/out.txt" 2> "$T/err" &&
    grep -q "nDCG@10" "$T/out.txt" && grep -q "k1=1.20 b=0.00" "$T/out.txt"; then ok; else bad "human output: $(cat "$T/out.txt" "$T/err")"; fi
 
 expect_rc() { # expect_rc CODE LABEL -- args
@@ -37,7 +37,7 @@ expect_rc() { # expect_rc CODE LABEL -- args
 expect_rc 2 "no subcommand" -- eval
 expect_rc 2 "unknown evaluation" -- eval speed
 expect_rc 2 "no --beir" -- eval retrieval
-expect_rc 2 "bad --b" -- eval retrieval --beir "$S/data/scifact" --b 2
+expect_rc 2 "bad --lexical-length-norm" -- eval retrieval --beir "$S/data/scifact" --lexical-length-norm 2
 expect_rc 2 "bad --hits" -- eval retrieval --beir "$S/data/scifact" --hits 0
 expect_rc 2 "unknown option" -- eval retrieval --beir "$S/data/scifact" --frobnicate
 expect_rc 4 "missing dataset" -- eval retrieval --beir "$T/nope"
