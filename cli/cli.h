@@ -73,6 +73,10 @@ void cli_log_gpus(const struct qr_gpu_info *used, int n_used);
 struct qr_backend;
 struct qr_model;
 int cli_open_model(const char *cmd, const qr_options *o, int id, struct qr_backend **be, struct qr_model **m);
+/* cli_open_model for a path already resolved (by cli_resolve_model or
+ * qr_model_resolve), so a caller that needs the path resolves it once. */
+int cli_load_model(const char *cmd, const qr_options *o, const char *path, struct qr_backend **be,
+                   struct qr_model **m);
 
 /* Storage dtypes of the 2-D tensors of a weight source, largest share first:
  * "bf16", "f16+f32", "q4_k+q6_k+f32". Empty when the source has no tensors. */

@@ -237,7 +237,7 @@ int cli_ingest(int argc, char **argv)
     if (*qr_opt_str(o, QR_OPT_EMBEDDER)) {
         if ((code = cli_resolve_model("ingest", o, QR_OPT_EMBEDDER, &mpath)) >= 0)
             goto fail;
-        if ((code = cli_open_model("ingest", o, QR_OPT_EMBEDDER, &be, &m)) >= 0)
+        if ((code = cli_load_model("ingest", o, mpath, &be, &m)) >= 0)
             goto fail;
         io.embedder = m;
         io.embedder_path = mpath;

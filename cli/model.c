@@ -79,18 +79,15 @@ void cli_log_gpus(const qr_gpu_info *used, int n_used)
     done = true;
 }
 
-int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be_out, qr_model **m_out)
+/* Loads a resolved model path on the CPU backend (the device already checked). */
+static int load_resolved(const char *cmd, const qr_options *o, const char *path, qr_backend **be_out,
+                         qr_model **m_out)
 {
-    char *path = NULL;
     qr_backend *be = NULL;
     qr_model *m = NULL;
     qr_wsrc *src = NULL;
     char stored[64] = "?", b1[32];
     int code, rc;
-    if ((code = cli_check_device(cmd, o)) >= 0)
-        return code;
-    if ((code = cli_resolve_model(cmd, o, id, &path)) >= 0)
-        return code;
     qr_model_opts mo;
     memset(&mo, 0, sizeof mo);
     if ((rc = qr_dtype_parse(qr_opt_str(o, QR_OPT_DTYPE), &mo.dtype))) {
@@ -121,13 +118,31 @@ int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be
                 qr_dtype_name(mo.dtype), cli_bytes((double)qr_model_weight_bytes(m), b1, sizeof b1),
                 qr_opt_origin(o, QR_OPT_DTYPE));
     }
-    free(path);
     *be_out = be;
     *m_out = m;
     return -1;
 fail:
     qr_model_free(m);
     qr_backend_destroy(be);
+    return code;
+}
+
+int cli_load_model(const char *cmd, const qr_options *o, const char *path, qr_backend **be_out, qr_model **m_out)
+{
+    int code = cli_check_device(cmd, o);
+    return code >= 0 ? code : load_resolved(cmd, o, path, be_out, m_out);
+}
+
+int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be_out, qr_model **m_out)
+{
+    char *path = NULL;
+    int code;
+    /* the device first: --device cuda fails the same way whatever the model */
+    if ((code = cli_check_device(cmd, o)) >= 0)
+        return code;
+    if ((code = cli_resolve_model(cmd, o, id, &path)) >= 0)
+        return code;
+    code = load_resolved(cmd, o, path, be_out, m_out);
     free(path);
     return code;
 }

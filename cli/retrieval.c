@@ -14,26 +14,40 @@
 
 /* The store's embedder, unless --embedder names one. When the manifest's model is
  * not on this machine, retrieval goes on with BM25 alone (with a warning); an
- * explicitly named embedder that cannot be loaded is an error. */
+ * explicitly named embedder that cannot be loaded is an error. The model
+ * argument is resolved once and that path is both loaded and checked against
+ * the store (qr_retriever_open). */
 static int open_embedder(const char *cmd, qr_options *o, cli_retrieval *c)
 {
     const qr_manifest *man = qr_store_manifest(c->store);
     if (!man->has_embedder || qr_opt_float(o, QR_OPT_WEIGHT_DENSE) <= 0)
         return -1;
-    bool explicit_emb = *qr_opt_str(o, QR_OPT_EMBEDDER) != '\0';
-    if (!explicit_emb)
+    if (*qr_opt_str(o, QR_OPT_EMBEDDER)) {
+        int code = cli_resolve_model(cmd, o, QR_OPT_EMBEDDER, &c->emb_path);
+        if (code >= 0)
+            return code;
+    } else {
         qr_options_set(o, QR_OPT_EMBEDDER, man->embedder.model, QR_SRC_DEFAULT, "the store's manifest");
-    char *p = NULL;
-    if (qr_model_resolve(qr_opt_str(o, QR_OPT_EMBEDDER), &p) != 0 && !explicit_emb) {
-        QR_WARN("%s: the store's embedder %s is not available (%s); searching with BM25 only", cmd,
-                man->embedder.model, qr_last_error());
-        return -1;
+        if (qr_model_resolve(man->embedder.model, &c->emb_path) != 0) {
+            QR_WARN("%s: the store's embedder %s is not available (%s); searching with BM25 only", cmd,
+                    man->embedder.model, qr_last_error());
+            return -1;
+        }
     }
-    free(p);
-    int code = cli_resolve_model(cmd, o, QR_OPT_EMBEDDER, &c->emb_path);
-    if (code < 0)
-        code = cli_open_model(cmd, o, QR_OPT_EMBEDDER, &c->be_emb, &c->emb);
-    return code;
+    return cli_load_model(cmd, o, c->emb_path, &c->be_emb, &c->emb);
+}
+
+void cli_retrieval_options(const qr_options *o, qr_retrieve_opts *ro)
+{
+    qr_retrieve_opts_default(ro);
+    ro->rrf_k = (float)qr_opt_float(o, QR_OPT_RRF_K);
+    ro->w_dense = (float)qr_opt_float(o, QR_OPT_WEIGHT_DENSE);
+    ro->w_bm25 = (float)qr_opt_float(o, QR_OPT_WEIGHT_BM25);
+    ro->mmr_lambda = (float)qr_opt_float(o, QR_OPT_MMR_LAMBDA);
+    ro->dup_threshold = (float)qr_opt_float(o, QR_OPT_DUP_THRESHOLD);
+    ro->rerank_depth = (int)qr_opt_int(o, QR_OPT_RERANK_DEPTH);
+    ro->bm25_k1 = (float)qr_opt_float(o, QR_OPT_BM25_K1);
+    ro->bm25_b = (float)qr_opt_float(o, QR_OPT_BM25_B);
 }
 
 int cli_retrieval_filters(const char *cmd, const qr_options *o, cli_retrieval *c)
@@ -66,19 +80,13 @@ int cli_retrieval_open(const char *cmd, qr_options *o, const char *dir, cli_retr
     int rc = qr_store_open(dir, &so, &c->store);
     if (rc)
         return cli_fail(cmd, rc, dir);
-    int code = open_embedder(cmd, o, c);
+    int code = c->emb ? -1 : open_embedder(cmd, o, c);
     if (code >= 0)
         return code;
     if (*qr_opt_str(o, QR_OPT_RERANKER) &&
         (code = cli_open_model(cmd, o, QR_OPT_RERANKER, &c->be_rr, &c->rr)) >= 0)
         return code;
-    qr_retrieve_opts_default(&c->ro);
-    c->ro.rrf_k = (float)qr_opt_float(o, QR_OPT_RRF_K);
-    c->ro.w_dense = (float)qr_opt_float(o, QR_OPT_WEIGHT_DENSE);
-    c->ro.w_bm25 = (float)qr_opt_float(o, QR_OPT_WEIGHT_BM25);
-    c->ro.mmr_lambda = (float)qr_opt_float(o, QR_OPT_MMR_LAMBDA);
-    c->ro.dup_threshold = (float)qr_opt_float(o, QR_OPT_DUP_THRESHOLD);
-    c->ro.rerank_depth = (int)qr_opt_int(o, QR_OPT_RERANK_DEPTH);
+    cli_retrieval_options(o, &c->ro);
     return -1;
 }
 

@@ -23,10 +23,15 @@ int cli_retrieval_filters(const char *cmd, const qr_options *o, cli_retrieval *c
 
 /* Opens the store at dir, its embedder (the manifest's model unless --embedder),
  * the optional --reranker, and fills ro (c zero-initialised, or holding only
- * filters). Returns -1 to continue, or an exit
+ * filters, or an embedder the caller loaded already: emb, be_emb and emb_path
+ * set, which are used as they are and freed by cli_retrieval_close). Returns -1 to continue, or an exit
  * code after printing the error; close with cli_retrieval_close either way
  * (the retriever made from it must be closed first). */
 int cli_retrieval_open(const char *cmd, qr_options *o, const char *dir, cli_retrieval *c);
 void cli_retrieval_close(cli_retrieval *c);
+
+/* The retrieval options of the option table (rrf-k, weights, MMR, duplicates,
+ * rerank depth, BM25 k1 and b) over qr_retrieve_opts_default. */
+void cli_retrieval_options(const qr_options *o, qr_retrieve_opts *ro);
 
 #endif
