@@ -15,31 +15,136 @@ void qr_answer_opts_default(qr_answer_opts *o)
     qr_extract_opts_default(&o->extract);
 }
 
-typedef struct {
+struct qr_answer_job {
+    qr_prompt p;
+    size_t n_sources;
     qr_cite_stream *cs;
-    const qr_answer_opts *o;
-    char *text;
+    char *text;         /* cleaned text so far */
     size_t n, cap;
-    int err;
-} stream_ctx;
+    bool finished;
+};
 
-static int keep(stream_ctx *c, const char *p, size_t n)
+int qr_answer_prepare(const char *question, const qr_source *sources, size_t n, const qr_answer_opts *o,
+                      qr_answer_job **out)
 {
-    if (!n) return 0;
-    if (c->n + n + 1 > c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 1024;
-        while (cap < c->n + n + 1) cap *= 2;
-        char *t = realloc(c->text, cap);
-        if (!t) return qr_fail(QR_ENOMEM, "answer: out of memory");
-        c->text = t;
-        c->cap = cap;
+    if (!question || (!sources && n) || !o || !out) return qr_fail(QR_EINVAL, "qr_answer_prepare: NULL argument");
+    if (!o->model) return qr_fail(QR_EINVAL, "answer: a prepared answer needs a language model");
+    const qr_tokenizer *tok = qr_model_tokenizer(o->model);
+    if (!tok) return qr_fail(QR_EUNSUPPORTED, "answer: the model has no tokenizer; cannot build a prompt");
+    qr_answer_job *j = calloc(1, sizeof *j);
+    if (!j) return qr_fail(QR_ENOMEM, "answer: out of memory");
+    qr_prompt_opts po = {.tmpl = o->tmpl,
+                         .tok = tok,
+                         .n_ctx = o->n_ctx,
+                         .max_tokens = o->sample.max_tokens,
+                         .instruction = o->instruction,
+                         .date = o->date};
+    int rc = qr_prompt_build(question, sources, n, &po, &j->p);
+    if (rc) {
+        free(j);
+        return rc;
     }
-    memcpy(c->text + c->n, p, n);
-    c->n += n;
-    c->text[c->n] = 0;
-    if (c->o->on_text && c->o->on_text(p, n, c->o->user)) return QR_ECANCELED;
+    if (j->p.n_dropped)
+        QR_INFO("answer: %zu of %zu sources dropped to fit ctx %d minus max-tokens %d", j->p.n_dropped, n, o->n_ctx,
+                o->sample.max_tokens);
+    j->n_sources = n;
+    if ((rc = qr_cite_stream_create(j->p.n_used, &j->cs))) {
+        qr_answer_job_free(j);
+        return rc;
+    }
+    *out = j;
     return 0;
 }
+
+const int32_t *qr_answer_job_prompt(const qr_answer_job *j, size_t *n_ids)
+{
+    *n_ids = j->p.n_ids;
+    return j->p.ids;
+}
+
+void qr_answer_job_free(qr_answer_job *j)
+{
+    if (!j) return;
+    qr_prompt_free(&j->p);
+    qr_cite_stream_free(j->cs);
+    free(j->text);
+    free(j);
+}
+
+static int keep(qr_answer_job *j, const char *p, size_t n)
+{
+    if (!n) return 0;
+    if (j->n + n + 1 > j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 1024;
+        while (cap < j->n + n + 1) cap *= 2;
+        char *t = realloc(j->text, cap);
+        if (!t) return qr_fail(QR_ENOMEM, "answer: out of memory");
+        j->text = t;
+        j->cap = cap;
+    }
+    memcpy(j->text + j->n, p, n);
+    j->n += n;
+    j->text[j->n] = 0;
+    return 0;
+}
+
+int qr_answer_job_push(qr_answer_job *j, const char *piece, size_t len, const char **clean, size_t *clean_len)
+{
+    if (!j || (!piece && len) || !clean || !clean_len) return qr_fail(QR_EINVAL, "qr_answer_job_push: NULL argument");
+    if (j->finished) return qr_fail(QR_EINVAL, "answer: text pushed after finish");
+    const char *p;
+    size_t pn;
+    int rc = qr_cite_stream_push(j->cs, len ? piece : "", len, &p, &pn);
+    if (!rc) rc = keep(j, p, pn);
+    if (rc) return rc;
+    *clean = p;
+    *clean_len = pn;
+    return 0;
+}
+
+int qr_answer_job_finish(qr_answer_job *j, const qr_gen_result *res, const char **tail, size_t *tail_len,
+                         qr_answer *out)
+{
+    if (!j || !res || !tail || !tail_len || !out) return qr_fail(QR_EINVAL, "qr_answer_job_finish: NULL argument");
+    if (j->finished) return qr_fail(QR_EINVAL, "answer: finished twice");
+    qr_answer a;
+    memset(&a, 0, sizeof a);
+    const char *t;
+    size_t tn;
+    int rc;
+    if ((rc = qr_cite_stream_finish(j->cs, &t, &tn)) || (rc = keep(j, t, tn)) ||
+        (rc = qr_cite_stream_report(j->cs, &a.cites)))
+        goto fail;
+    j->finished = true;
+    a.n_sources = j->n_sources;
+    if ((j->n_sources && !(a.status = calloc(j->n_sources, sizeof *a.status))) ||
+        !(a.text = j->text ? strdup(j->text) : calloc(1, 1))) {
+        rc = qr_fail(QR_ENOMEM, "answer: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < j->n_sources; i++) a.status[i] = i < j->p.n_used ? QR_SRC_USED : QR_SRC_DROPPED_LENGTH;
+    a.n_used = j->p.n_used;
+    a.n_prompt = (int)j->p.n_ids;
+    a.n_generated = (int)res->n_ids;
+    a.finish = res->finish;
+    a.prefill_s = res->prefill_s;
+    a.decode_s = res->decode_s;
+    *tail = t;
+    *tail_len = tn;
+    *out = a;
+    return 0;
+fail:
+    qr_answer_free(&a);
+    return rc;
+}
+
+/* qr_answer_run's LLM path: the steps above around qr_generate; on_text gets
+ * the cleaned pieces. */
+typedef struct {
+    qr_answer_job *j;
+    const qr_answer_opts *o;
+    int err;
+} stream_ctx;
 
 static int on_token(int32_t id, const char *piece, void *user)
 {
@@ -47,8 +152,8 @@ static int on_token(int32_t id, const char *piece, void *user)
     stream_ctx *c = user;
     const char *p;
     size_t pn;
-    int rc = qr_cite_stream_push(c->cs, piece, strlen(piece), &p, &pn);
-    if (!rc) rc = keep(c, p, pn);
+    int rc = qr_answer_job_push(c->j, piece, strlen(piece), &p, &pn);
+    if (!rc && pn && c->o->on_text && c->o->on_text(p, pn, c->o->user)) rc = QR_ECANCELED;
     if (rc) {
         c->err = rc;
         return 1;
@@ -59,51 +164,25 @@ static int on_token(int32_t id, const char *piece, void *user)
 static int run_llm(const char *question, const qr_source *sources, size_t n, const qr_answer_opts *o,
                    qr_answer *a)
 {
-    const qr_tokenizer *tok = qr_model_tokenizer(o->model);
-    if (!tok) return qr_fail(QR_EUNSUPPORTED, "answer: the model has no tokenizer; cannot build a prompt");
-    qr_prompt p;
-    memset(&p, 0, sizeof p);
-    qr_prompt_opts po = {.tmpl = o->tmpl,
-                         .tok = tok,
-                         .n_ctx = o->n_ctx,
-                         .max_tokens = o->sample.max_tokens,
-                         .instruction = o->instruction,
-                         .date = o->date};
-    int rc = qr_prompt_build(question, sources, n, &po, &p);
+    qr_answer_job *j = NULL;
+    int rc = qr_answer_prepare(question, sources, n, o, &j);
     if (rc) return rc;
-    if (p.n_dropped)
-        QR_INFO("answer: %zu of %zu sources dropped to fit ctx %d minus max-tokens %d", p.n_dropped, n, o->n_ctx,
-                o->sample.max_tokens);
-    stream_ctx c = {.o = o};
+    stream_ctx c = {.j = j, .o = o};
     qr_gen_result res;
     memset(&res, 0, sizeof res);
-    if ((rc = qr_cite_stream_create(p.n_used, &c.cs))) goto fail;
-    rc = qr_generate(o->model, p.ids, p.n_ids, &o->sample, on_token, &c, &res);
+    size_t np;
+    const int32_t *ids = qr_answer_job_prompt(j, &np);
+    rc = qr_generate(o->model, ids, np, &o->sample, on_token, &c, &res);
     if (!rc && c.err) rc = c.err;
-    if (rc) goto fail;
     const char *tail;
     size_t tn;
-    if ((rc = qr_cite_stream_finish(c.cs, &tail, &tn)) || (rc = keep(&c, tail, tn)) ||
-        (rc = qr_cite_stream_report(c.cs, &a->cites)))
-        goto fail;
-    if (!c.text && !(c.text = calloc(1, 1))) {
-        rc = qr_fail(QR_ENOMEM, "answer: out of memory");
-        goto fail;
+    if (!rc && !(rc = qr_answer_job_finish(j, &res, &tail, &tn, a)) && tn && o->on_text &&
+        o->on_text(tail, tn, o->user)) {
+        qr_answer_free(a);
+        rc = QR_ECANCELED;
     }
-    for (size_t i = 0; i < n; i++) a->status[i] = i < p.n_used ? QR_SRC_USED : QR_SRC_DROPPED_LENGTH;
-    a->text = c.text;
-    c.text = NULL;
-    a->n_used = p.n_used;
-    a->n_prompt = (int)p.n_ids;
-    a->n_generated = (int)res.n_ids;
-    a->finish = res.finish;
-    a->prefill_s = res.prefill_s;
-    a->decode_s = res.decode_s;
-fail:
-    free(c.text);
-    qr_cite_stream_free(c.cs);
     qr_gen_result_free(&res);
-    qr_prompt_free(&p);
+    qr_answer_job_free(j);
     return rc;
 }
 
@@ -142,9 +221,14 @@ int qr_answer_run(const char *question, const qr_source *sources, size_t n, cons
     if (!question || (!sources && n) || !o || !out) return qr_fail(QR_EINVAL, "qr_answer_run: NULL argument");
     qr_answer a;
     memset(&a, 0, sizeof a);
+    if (o->model) {
+        int rc = run_llm(question, sources, n, o, &a);
+        if (!rc) *out = a;
+        return rc;
+    }
     a.n_sources = n;
     if (n && !(a.status = calloc(n, sizeof *a.status))) return qr_fail(QR_ENOMEM, "answer: out of memory");
-    int rc = o->model ? run_llm(question, sources, n, o, &a) : run_extractive(question, sources, n, o, &a);
+    int rc = run_extractive(question, sources, n, o, &a);
     if (rc) {
         qr_answer_free(&a);
         return rc;

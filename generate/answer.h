@@ -63,6 +63,42 @@ int qr_answer_run(const char *question, const qr_source *sources, size_t n, cons
                   qr_answer *out);
 void qr_answer_free(qr_answer *a);
 
+/* ---- the language-model path in steps ----
+ * For callers that run the generation themselves (the service, through
+ * generate/scheduler.h). qr_answer_run's LLM path is these same steps around
+ * qr_generate, so both give the same answer:
+ *
+ *   qr_answer_prepare      builds the prompt (sources fitted to
+ *                          o->n_ctx - o->sample.max_tokens; lowest-ranked
+ *                          dropped whole) from o->model's tokenizer and
+ *                          o->tmpl; o->model must be set (it is not run).
+ *                          With the scheduler, o->n_ctx should be the
+ *                          scheduler's n_ctx.
+ *   qr_answer_job_prompt   the ids to generate from (with o->sample).
+ *   qr_answer_job_push     each completion piece in order (e.g. every
+ *                          QR_SCHED_TEXT piece); *clean (borrowed until the
+ *                          next call on j) is the cleaned text now final:
+ *                          what a stream shows. Invalid citations are
+ *                          removed; only an open "[..." and spaces before it
+ *                          are held back.
+ *   qr_answer_job_finish   after the last piece: *tail is the held-back rest
+ *                          of the cleaned text (borrowed until free) and *out
+ *                          the whole answer (text = all cleaned pieces + the
+ *                          tail; statuses, citation report, n_prompt; from
+ *                          res: n_generated = res->n_ids, finish (res->finish,
+ *                          a static string), prefill_s, decode_s). Free out
+ *                          with qr_answer_free. One finish per job.
+ *   qr_answer_job_free     NULL is fine. */
+typedef struct qr_answer_job qr_answer_job;
+
+int qr_answer_prepare(const char *question, const qr_source *sources, size_t n, const qr_answer_opts *o,
+                      qr_answer_job **out);
+const int32_t *qr_answer_job_prompt(const qr_answer_job *j, size_t *n_ids);
+int qr_answer_job_push(qr_answer_job *j, const char *piece, size_t len, const char **clean, size_t *clean_len);
+int qr_answer_job_finish(qr_answer_job *j, const qr_gen_result *res, const char **tail, size_t *tail_len,
+                         qr_answer *out);
+void qr_answer_job_free(qr_answer_job *j);
+
 /* The answer as JSON:
  *   {"question", "mode": "llm"|"extractive", "answer",   (page: null when not paged)
  *    "citations": [{"n", "path", "title", "page", "heading", "chunk_id",
