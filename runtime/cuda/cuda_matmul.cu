@@ -947,7 +947,9 @@ extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tenso
         return QR_OK;
     const float *bp = bias ? (const float *)bias->data : NULL;
     bool int8 = w->dtype == QR_I8 || w->dtype == QR_Q8_0;
-    if (n <= (int8 ? QR_CUDA_GEMV_MAX_INT8 : QR_CUDA_GEMV_MAX_FLOAT) || in == 0)
+    if (in == 0)
+        return qr_fail(QR_EINVAL, "cuda: matmul: w (%lld, 0) has no columns", (long long)out);
+    if (n <= (int8 ? QR_CUDA_GEMV_MAX_INT8 : QR_CUDA_GEMV_MAX_FLOAT))
         return gemv(cb, x, w, bp, y);
 
     /* GEMM: operand type of the multiply */

@@ -20,6 +20,7 @@
  * - topk: qr_decoder_step_topk returns each sequence's k best (id, logit)
  *   pairs selected on the device instead of whole logits rows. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -279,14 +280,16 @@ static int forward_graph(qr_decoder_state *st, int n_seq, bool *ran)
             return QR_OK;
         }
         int frc = forward(st, n_seq, n_seq, true);
+        char why[256];
+        snprintf(why, sizeof why, "%s", frc ? qr_last_error() : "");
         int erc = ops->graph_end(be, &g);
-        if (frc) { /* an argument error: the same calls would fail uncaptured */
+        if (frc || erc) {
+            /* Whatever failed (an op that cannot be captured, or an argument
+             * error that the uncaptured run will report again), the step runs
+             * without a graph, and so do the later ones. */
             if (!erc)
                 ops->graph_free(be, g);
-            return frc;
-        }
-        if (erc) {
-            QR_INFO("decoder: graphs off for this state: %s", qr_last_error());
+            QR_INFO("decoder: graphs off for this state: %s", frc ? why : qr_last_error());
             st->graphs_off = true;
             return QR_OK;
         }
