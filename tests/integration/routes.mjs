@@ -91,8 +91,8 @@ async function main() {
             `${s.status} ${s.headers['content-type']} ${s.raw.slice(0, 300)}`);
         const toks = s.events.filter((e) => e && e.type === 'token');
         const ans = s.events.filter((e) => e && e.type === 'answer');
-        t.ok(toks.length >= 2 && ans.length === 1 && s.events[s.events.length - 1] === '[DONE]' &&
-            s.events[s.events.length - 2] === ans[0], '/v1/ask stream: tokens, one answer, [DONE] last', s.raw.slice(-600));
+        t.ok(toks.length >= 1 && ans.length === 1 && s.events[s.events.length - 1] === '[DONE]' &&
+            s.events[s.events.length - 2] === ans[0], '/v1/ask stream: tokens, one answer, [DONE] last', `${toks.length} tokens, ${ans.length} answers: ${s.events.map((e) => e.type || e).join(',')}`);
         if (ans.length === 1 && want) {
             t.eq(toks.map((e) => e.text).join(''), ans[0].answer, '/v1/ask stream: token pieces add up to the answer');
             t.ok(!diffJSON(ans[0], want, { ignore: [...TIMINGS, 'model', 'store', 'type'] }),
@@ -138,6 +138,15 @@ async function main() {
         t.ok(r.json && r.json.usage && r.json.usage.completion_tokens > 0 && r.json.usage.prompt_tokens > 0 &&
             r.json.usage.total_tokens === r.json.usage.prompt_tokens + r.json.usage.completion_tokens, '/v1/chat/completions usage adds up',
             JSON.stringify(r.json && r.json.usage));
+        // stories260K has no chat template: the plain prompt format joins the contents with "\n" (BOS
+        // first, as any prompt), so the greedy answer is `quire generate` on that text
+        {
+            const conv = [{ role: 'system', content: 'You tell stories.' }, { role: 'user', content: 'Once there was a cat' }];
+            const want = cliGenerate(conv.map((m) => m.content).join('\n'), 20);
+            const rr = await srv.request('POST', '/v1/chat/completions', { messages: conv, max_tokens: 20, temperature: 0 });
+            t.eq(rr.json && rr.json.choices ? rr.json.choices[0].message.content : rr.text, want,
+                '/v1/chat/completions (no chat template: contents joined by newlines) greedy 20 = quire generate on that prompt');
+        }
         const s = await srv.stream('POST', '/v1/chat/completions', { ...body, stream: true, stream_options: { include_usage: true } });
         const chunks = s.events.filter((e) => e && typeof e === 'object');
         t.ok(s.status === 200 && /^text\/event-stream/.test(s.headers['content-type'] || ''), '/v1/chat/completions stream: event-stream', s.raw.slice(0, 300));
@@ -201,7 +210,10 @@ async function main() {
     await srv.stopClean();
     // the store written through the server reads back with the CLI (flushed on exit)
     {
-        const info = cliJSON(t, ['info', '--store', store], 'info after serve');
+        const ir = quire(['info', '--store', store, '--json']);
+        t.ok(ir.status === 0, 'quire info after serve: exit 0', ir.stderr);
+        let info = null;
+        try { info = JSON.parse(ir.stdout); } catch { /* reported below */ }
         t.ok(info && JSON.stringify(info).includes('"docs"'), 'quire info reads the store after the server exits', JSON.stringify(info).slice(0, 300));
         const s = cliJSON(t, ['search', 'numbat termites', '--store', store, '-k', '1'], 'search after serve');
         t.ok(s && s.results[0] && /numbat/.test(s.results[0].path), 'the file posted through the server is in the store on disk', JSON.stringify(s).slice(0, 300));

@@ -5,8 +5,9 @@
 //  - models.list;
 //  - completions.create (greedy, stories260K) = `quire generate --prompt`;
 //    streamed the same;
-//  - chat.completions.create, streamed and not: same text both ways, usage
-//    adds up, the streamed finish_reason matches;
+//  - chat.completions.create, streamed and not: = `quire generate` on the
+//    plain prompt (stories260K has no chat template: contents joined by
+//    newlines), same text both ways, usage adds up, same finish_reason;
 //  - embeddings.create with the client's default encoding (it asks for
 //    base64 and decodes) and with encoding_format "float": both = `quire
 //    embed` within 1e-5;
@@ -74,6 +75,9 @@ async function main() {
     const content = c.choices[0].message.content;
     t.ok(c.object === 'chat.completion' && c.choices[0].message.role === 'assistant' && typeof content === 'string' && content.length > 0,
         'chat.completions.create: assistant content', JSON.stringify(c));
+    // no chat template in stories260K: the plain prompt format joins the contents with newlines
+    t.eq(content, cliGenerate(messages.map((m) => m.content).join('\n'), 32),
+        'chat.completions.create (greedy 32) = quire generate on the contents joined by newlines');
     t.ok(c.usage.total_tokens === c.usage.prompt_tokens + c.usage.completion_tokens && c.usage.completion_tokens <= 32, 'chat usage adds up', JSON.stringify(c.usage));
     const s = await client.chat.completions.create({ model: llm, messages, max_tokens: 32, temperature: 0, stream: true, stream_options: { include_usage: true } });
     let text = '', finish = null, usage = null, role = null;
