@@ -75,7 +75,7 @@ run() {
 }
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/ {print $2}') GiB;" \
-  "quire $("$Q" version 2>/dev/null | head -n 1); wrk $(wrk -v 2>&1 | head -n 1 | awk '{print $2}')"
+  "$("$Q" version 2>/dev/null | head -n 1); wrk $(wrk -v 2>&1 | head -n 1 | awk '{print $2}')"
 echo "store: SciFact corpus.jsonl, BM25 only: $(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["docs"], "docs,", j["chunks"], "chunks")' "$T/ingest.json")"
 echo "load before: $(uptime)"
 echo
