@@ -5,8 +5,9 @@
 #   array ingest (3 tasks, fake GPUs) -> merge (--dependency=afterok) -> the
 #   merged store holds the chunks of a plain ingest -> serve job -> quire wait
 #   -> curl /v1/search and /v1/ask (extractive, bearer token) -> client.sh ->
-#   ask job (answer file) -> scancel -> quire serve exits 0 and removes its
-#   endpoint file -> the store is intact (same chunk count, search works).
+#   ask job (answer file) -> scancel -> quire serve drains, exits 0 (the job's
+#   exit code) and removes its endpoint file -> the store is intact (same chunk
+#   count, search works).
 #
 # Needs root and the Debian packages slurmctld slurmd slurm-client munge curl
 # (tools/deps.sh installs them); exits 77 (meson: SKIP) without them. The
@@ -282,7 +283,9 @@ log "serve job $serve after scancel: $st"
 slog=$T/work/quire-serve-$serve.out
 check "serve job has left the queue" [ "$st" != TIMEOUT ]
 check "quire serve got SIGTERM and drained" grep -q "SIGTERM" "$slog"
-check "quire serve exited with status 0" grep -q "quire serve exited with status 0" "$slog"
+check "quire serve stopped after draining" grep -q "serve: stopped" "$slog"
+ec=$(job_exit "$serve")
+check "the serve job's exit code is 0 (got $ec; quire's own status, the script execs it)" [ "$ec" = "0:0" ]
 check "endpoint file removed" [ ! -e "$EP" ]
 code=$(curl -s -o /dev/null -w '%{http_code}' "$url/health")
 check "nothing listens at the old URL any more (got $code)" [ "$code" = 000 ]
