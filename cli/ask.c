@@ -36,40 +36,6 @@
 #include "retrieve/retrieve.h"
 #include "runtime/backend.h"
 #include "runtime/models/model.h"
-#include "runtime/weights/gguf.h"
-
-/* The chat template of a resolved model path: a directory's files
- * (generate/chat.h), or a GGUF's tokenizer.chat_template with its BOS/EOS
- * token strings. *out NULL when the model has none (plain prompt format). */
-static int load_template(const char *path, qr_chat_template **out)
-{
-    *out = NULL;
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        int rc = qr_chat_template_load(path, out);
-        return rc == QR_ENOTFOUND ? 0 : rc;
-    }
-    qr_gguf *g = NULL;
-    if (qr_gguf_open(path, &g)) return 0; /* not a GGUF (a safetensors file): no template */
-    int rc = 0;
-    qr_gguf_str t;
-    if (qr_gguf_has(g, "tokenizer.chat_template") && !qr_gguf_get_str(g, "tokenizer.chat_template", &t)) {
-        char *tok[2] = {NULL, NULL};
-        const char *keys[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
-        for (int i = 0; i < 2; i++) {
-            uint64_t id;
-            qr_gguf_str s;
-            if (qr_gguf_has(g, keys[i]) && !qr_gguf_get_u64(g, keys[i], &id) &&
-                !qr_gguf_arr_str(g, "tokenizer.ggml.tokens", id, &s))
-                tok[i] = strndup(s.ptr, (size_t)s.len);
-        }
-        rc = qr_chat_template_from_string(t.ptr, (size_t)t.len, tok[0], tok[1], out);
-        free(tok[0]);
-        free(tok[1]);
-    }
-    qr_gguf_close(g);
-    return rc;
-}
 
 static int print_piece(const char *p, size_t n, void *user)
 {
@@ -200,7 +166,7 @@ int cli_ask(int argc, char **argv)
             (code = cli_load_model("ask", o, llm_path, &be_m, &llm)) >= 0)
             goto out;
         code = CLI_EXIT_OK;
-        int rc = load_template(llm_path, &tmpl);
+        int rc = cli_load_template(llm_path, &tmpl);
         if (rc) {
             code = cli_fail("ask", rc, "chat template");
             goto out;

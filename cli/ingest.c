@@ -108,30 +108,8 @@ int cli_print_ingest_report(const qr_ingest_report *r, bool json, const char *cm
                         r->files[i].reason ? r->files[i].reason : "");
         return CLI_EXIT_OK;
     }
-    json_t *files = json_array();
-    for (size_t i = 0; i < r->n_files; i++) {
-        const qr_ingest_file *f = &r->files[i];
-        json_t *o = json_pack("{s:s, s:s}", "path", f->path, "status", qr_ingest_status_name(f->status));
-        if (f->reason)
-            json_object_set_new(o, "reason", json_string(f->reason));
-        if (f->format)
-            json_object_set_new(o, "format", json_string(f->format));
-        if (f->status == QR_INGEST_ADDED || f->status == QR_INGEST_UPDATED || f->status == QR_INGEST_REMOVED)
-            json_object_set_new(o, "docs", json_integer((json_int_t)f->docs));
-        if (f->status == QR_INGEST_ADDED || f->status == QR_INGEST_UPDATED)
-            json_object_set_new(o, "chunks", json_integer((json_int_t)f->chunks));
-        if (f->n_warnings)
-            json_object_set_new(o, "warnings", json_integer((json_int_t)f->n_warnings));
-        json_array_append_new(files, o);
-    }
-    json_t *root = json_pack(
-        "{s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:{s:f, s:f, s:f, s:f}, s:o}", "counts", "added",
-        (json_int_t)r->added, "updated", (json_int_t)r->updated, "unchanged", (json_int_t)r->unchanged, "removed",
-        (json_int_t)r->removed, "skipped", (json_int_t)r->skipped, "files_seen", (json_int_t)r->files_seen, "docs",
-        (json_int_t)r->docs, "chunks", (json_int_t)r->chunks, "commits", (json_int_t)r->commits, "timings_s",
-        "walk", r->walk_s, "embed", r->embed_s, "commit", r->commit_s, "total", r->total_s, "files", files);
-    if (root && r->other_shards)
-        json_object_set_new(root, "other_shards", json_integer((json_int_t)r->other_shards));
+    json_t *root = NULL;
+    qr_ingest_report_to_json(r, &root);
     char *s = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
     if (!s) {

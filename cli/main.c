@@ -14,6 +14,8 @@ static const struct { const char *name; int (*fn)(int, char **); const char *hel
     {"ingest", cli_ingest, "add files and directories to a store (BM25, and vectors with an embedder)"},
     {"rm", cli_rm, "delete the documents of files or directories from a store"},
     {"merge", cli_merge, "join shard stores (ingest --shard, one per Slurm array task) into one store"},
+    {"serve", cli_serve, "HTTP API (search, ask, OpenAI-compatible completions/embeddings) over a store"},
+    {"wait", cli_wait, "block until the server named by an endpoint file answers /ready (for batch scripts)"},
     {"info", cli_info, "what a store holds: counts, sizes, embedder, index type, formats"},
     {"eval", cli_eval, "retrieval quality on a BEIR dataset (BM25; nDCG@10, Recall@100/1000, MRR@10)"},
     {"config", cli_config, "show effective options and their origin; --dump-default prints quire.conf"},

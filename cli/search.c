@@ -53,29 +53,6 @@ cut:
     memcpy(out + o, "...", 4);
 }
 
-static json_t *passage_json(const qr_passage *p, int rank)
-{
-    json_t *j = json_object();
-    json_object_set_new(j, "rank", json_integer(rank));
-    json_object_set_new(j, "score", json_real(p->score));
-    json_object_set_new(j, "fused", json_real(p->fused));
-    json_object_set_new(j, "dense", p->dense_rank ? json_real(p->dense) : json_null());
-    json_object_set_new(j, "dense_rank", p->dense_rank ? json_integer(p->dense_rank) : json_null());
-    json_object_set_new(j, "bm25", p->bm25_rank ? json_real(p->bm25) : json_null());
-    json_object_set_new(j, "bm25_rank", p->bm25_rank ? json_integer(p->bm25_rank) : json_null());
-    json_object_set_new(j, "rerank", p->reranked ? json_real(p->rerank) : json_null());
-    json_object_set_new(j, "chunk_id", json_integer((json_int_t)p->chunk_id));
-    json_object_set_new(j, "doc_id", json_integer((json_int_t)p->doc_id));
-    json_object_set_new(j, "path", json_string(p->path));
-    json_object_set_new(j, "title", json_string(p->title));
-    json_object_set_new(j, "page", p->page ? json_integer(p->page) : json_null());
-    json_object_set_new(j, "heading", json_string(p->heading));
-    json_object_set_new(j, "byte_start", json_integer((json_int_t)p->byte_start));
-    json_object_set_new(j, "byte_end", json_integer((json_int_t)p->byte_end));
-    json_object_set_new(j, "text", json_string(p->text));
-    return j;
-}
-
 int cli_search(int argc, char **argv)
 {
     static const int allowed[] = {QR_OPT_STORE, QR_OPT_K,          QR_OPT_FILTER,       QR_OPT_JSON,        QR_OPT_EMBEDDER,
@@ -171,7 +148,7 @@ int cli_search(int argc, char **argv)
         json_object_set_new(j, "seconds", json_real(res.seconds));
         json_t *a = json_array();
         for (size_t i = 0; i < res.n; i++)
-            json_array_append_new(a, passage_json(&res.items[i], (int)i + 1));
+            json_array_append_new(a, qr_passage_to_json(&res.items[i], (int)i + 1));
         json_object_set_new(j, "results", a);
         char *t = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
         json_decref(j);

@@ -176,6 +176,41 @@ static const qr_option_def table[QR_OPT_COUNT] = {
         "BM25 b, document length normalisation (search, ask, eval retrieval; default 0.4)", 0, NULL},
     [QR_OPT_HITS] = {"hits", QR_OPT_INT, "command", "1000", 1, 1000000, NULL,
         "eval retrieval: hits per query (at most 1000 when evaluating through a store)", QR_OPTF_CLI, NULL},
+    /* serve helper */
+    [QR_OPT_LISTEN] = {"listen", QR_OPT_STRING, "serve", "127.0.0.1:0", 0, 0, NULL,
+        "HOST:PORT the HTTP server listens on ([v6addr]:PORT for IPv6; port 0 = any free port, written to the "
+        "endpoint file); a non-loopback HOST needs a token file (one is created when none is given)", 0, NULL},
+    [QR_OPT_TOKEN_FILE] = {"token-file", QR_OPT_STRING, "serve", "", 0, 0, NULL,
+        "file whose first line is the bearer token every route but /health requires (empty = no auth on "
+        "loopback)", 0, NULL},
+    [QR_OPT_ENDPOINT_FILE] = {"endpoint-file", QR_OPT_STRING, "serve", "", 0, 0, NULL,
+        "where serve writes {host, port, url, token_file, pid} once ready (empty = quire-endpoint-$SLURM_JOB_ID"
+        ".json in a Slurm job, else quire-endpoint.json)", 0, NULL},
+    [QR_OPT_SLOTS] = {"slots", QR_OPT_INT, "serve", "8", 1, 256, NULL,
+        "generations decoded together by the scheduler (KV cache slots)", 0, NULL},
+    [QR_OPT_QUEUE] = {"queue", QR_OPT_INT, "serve", "64", 0, 100000, NULL,
+        "generations waiting for a slot; one more gets 503 with Retry-After", 0, NULL},
+    [QR_OPT_MAX_INFLIGHT] = {"max-inflight", QR_OPT_INT, "serve", "64", 1, 100000, NULL,
+        "requests other than generations (search, embeddings, extractive ask, documents) served at once; "
+        "one more gets 503 with Retry-After", 0, NULL},
+    [QR_OPT_GRACE] = {"grace", QR_OPT_INT, "serve", "20", 0, 3600, NULL,
+        "seconds in-flight requests get to finish after SIGTERM/SIGINT before they are cancelled", 0, NULL},
+    [QR_OPT_MAX_BODY_BYTES] = {"max-body-bytes", QR_OPT_INT, "serve", "4194304", 64, 1073741824, NULL,
+        "largest request body (HTTP 413 above)", 0, NULL},
+    [QR_OPT_MAX_JSON_DEPTH] = {"max-json-depth", QR_OPT_INT, "serve", "32", 2, 1000, NULL,
+        "deepest nesting of arrays and objects in a request body", 0, NULL},
+    [QR_OPT_MAX_STRING_BYTES] = {"max-string-bytes", QR_OPT_INT, "serve", "1048576", 16, 1073741824, NULL,
+        "longest string in a request body (questions and queries are also held to 65536 bytes)", 0, NULL},
+    [QR_OPT_MAX_K] = {"max-k", QR_OPT_INT, "serve", "100", 1, 1000, NULL,
+        "largest k a search or ask request may ask for", 0, NULL},
+    [QR_OPT_MAX_GEN_TOKENS] = {"max-gen-tokens", QR_OPT_INT, "serve", "4096", 1, 1048576, NULL,
+        "largest max_tokens a generation request may ask for", 0, NULL},
+    [QR_OPT_MAX_INPUTS] = {"max-inputs", QR_OPT_INT, "serve", "256", 1, 100000, NULL,
+        "most strings in one /v1/embeddings input array", 0, NULL},
+    [QR_OPT_MAX_MESSAGES] = {"max-messages", QR_OPT_INT, "serve", "256", 1, 100000, NULL,
+        "most messages in one /v1/chat/completions request", 0, NULL},
+    [QR_OPT_TIMEOUT] = {"timeout", QR_OPT_FLOAT, "command", "60", 0, 1e9, NULL,
+        "wait: seconds to wait for the endpoint file and /ready before giving up", QR_OPTF_CLI, NULL},
 };
 
 const qr_option_def *qr_option_def_at(int id)

@@ -106,6 +106,22 @@ typedef enum {
     QR_OPT_BM25_K1,
     QR_OPT_BM25_B,
     QR_OPT_HITS,
+    /* serve helper: [serve] */
+    QR_OPT_LISTEN,
+    QR_OPT_TOKEN_FILE,
+    QR_OPT_ENDPOINT_FILE,
+    QR_OPT_SLOTS,
+    QR_OPT_QUEUE,
+    QR_OPT_MAX_INFLIGHT,
+    QR_OPT_GRACE,
+    QR_OPT_MAX_BODY_BYTES,
+    QR_OPT_MAX_JSON_DEPTH,
+    QR_OPT_MAX_STRING_BYTES,
+    QR_OPT_MAX_K,
+    QR_OPT_MAX_GEN_TOKENS,
+    QR_OPT_MAX_INPUTS,
+    QR_OPT_MAX_MESSAGES,
+    QR_OPT_TIMEOUT,
     QR_OPT_COUNT
 } qr_opt_id;
 

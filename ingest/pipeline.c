@@ -1289,3 +1289,94 @@ fail:
     *report = rep;
     return 0;
 }
+
+/* ---------------------------------------------------------------- one document */
+
+typedef struct {
+    uint64_t id;
+    const char *path; /* the doc's path when it is a whole file's document, else NULL */
+} del_arg;
+
+static int txn_delete_one(ctx *c, qr_store_txn *t, void *user)
+{
+    del_arg *a = user;
+    int rc = delete_doc(c, t, a->id);
+    if (!rc && a->path) {
+        MDB_val dk = {strlen(a->path), (void *)a->path};
+        int m = mdb_del(qr_store_txn_mdb(t), c->files_dbi, &dk, NULL);
+        if (m && m != MDB_NOTFOUND)
+            rc = qr_fail(QR_EIO, "ingest: %s: %s", FILES_DB, mdb_strerror(m));
+    }
+    return rc;
+}
+
+int qr_ingest_delete_doc(const char *dir, uint64_t doc_id, size_t *n_chunks)
+{
+    ctx c = {0};
+    qr_store_open_opts so = {0};
+    int rc = qr_store_open(dir, &so, &c.s);
+    if (rc)
+        return rc;
+    char *path = NULL;
+    uint32_t nch = 0;
+    qr_store_txn *t = NULL;
+    if (!(rc = qr_store_txn_begin(c.s, false, &t))) {
+        qr_store_doc d;
+        if (!(rc = qr_store_get_doc(t, doc_id, &d))) {
+            nch = d.n_chunks;
+            if (!strstr(d.path, "#L") && !(path = strdup(d.path)))
+                rc = qr_fail(QR_ENOMEM, "ingest: delete");
+        } else if (rc == QR_ENOTFOUND) {
+            rc = qr_fail(QR_ENOTFOUND, "no document with id %llu", (unsigned long long)doc_id);
+        }
+        qr_store_txn_abort(t);
+    }
+    if (!rc) {
+        del_arg a = {doc_id, path};
+        rc = with_txn(&c, txn_delete_one, &a);
+    }
+    if (!rc)
+        rc = qr_store_sync(c.s);
+    qr_bm25_close(c.bm);
+    qr_store_close(c.s);
+    free(path);
+    if (!rc && n_chunks)
+        *n_chunks = nch;
+    return rc;
+}
+
+int qr_ingest_report_to_json(const qr_ingest_report *r, json_t **out)
+{
+    json_t *files = json_array();
+    if (!files)
+        return qr_fail(QR_ENOMEM, "ingest: JSON report");
+    for (size_t i = 0; i < r->n_files; i++) {
+        const qr_ingest_file *f = &r->files[i];
+        json_t *o = json_pack("{s:s, s:s}", "path", f->path, "status", qr_ingest_status_name(f->status));
+        if (!o)
+            continue; /* a path that is not UTF-8 */
+        if (f->reason)
+            json_object_set_new(o, "reason", json_string(f->reason));
+        if (f->format)
+            json_object_set_new(o, "format", json_string(f->format));
+        if (f->status == QR_INGEST_ADDED || f->status == QR_INGEST_UPDATED || f->status == QR_INGEST_REMOVED)
+            json_object_set_new(o, "docs", json_integer((json_int_t)f->docs));
+        if (f->status == QR_INGEST_ADDED || f->status == QR_INGEST_UPDATED)
+            json_object_set_new(o, "chunks", json_integer((json_int_t)f->chunks));
+        if (f->n_warnings)
+            json_object_set_new(o, "warnings", json_integer((json_int_t)f->n_warnings));
+        json_array_append_new(files, o);
+    }
+    json_t *root = json_pack(
+        "{s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:{s:f, s:f, s:f, s:f}, s:o}", "counts", "added",
+        (json_int_t)r->added, "updated", (json_int_t)r->updated, "unchanged", (json_int_t)r->unchanged, "removed",
+        (json_int_t)r->removed, "skipped", (json_int_t)r->skipped, "files_seen", (json_int_t)r->files_seen, "docs",
+        (json_int_t)r->docs, "chunks", (json_int_t)r->chunks, "commits", (json_int_t)r->commits, "timings_s",
+        "walk", r->walk_s, "embed", r->embed_s, "commit", r->commit_s, "total", r->total_s, "files", files);
+    if (!root)
+        return qr_fail(QR_ENOMEM, "ingest: JSON report");
+    if (r->other_shards)
+        json_object_set_new(root, "other_shards", json_integer((json_int_t)r->other_shards));
+    *out = root;
+    return 0;
+}

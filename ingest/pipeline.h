@@ -49,6 +49,7 @@
 #ifndef QR_INGEST_PIPELINE_H
 #define QR_INGEST_PIPELINE_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -134,6 +135,16 @@ int qr_ingest_remove(const char *dir, const char *const *paths, size_t n_paths, 
 
 /* The shard (0..count-1) of a file by its relative path (see Sharding). */
 int qr_ingest_shard_of(const char *rel_path, int count);
+/* Deletes one document (its chunks, vectors and BM25 postings) by id from the
+ * store in dir. When the document is a whole file (not a "PATH#L<n>" JSONL
+ * record) the file's change record goes too, so a later ingest adds it again.
+ * QR_ENOTFOUND for an unknown id. *n_chunks (may be NULL) gets its chunk
+ * count. Used by the service's DELETE /v1/documents/{id}. */
+int qr_ingest_delete_doc(const char *dir, uint64_t doc_id, size_t *n_chunks);
+
+/* The report as the JSON object `quire ingest --json` prints (counts,
+ * files_seen, docs, chunks, commits, timings_s, files[]); new reference. */
+int qr_ingest_report_to_json(const qr_ingest_report *r, json_t **out);
 
 /* fnv1a64 of bytes as "fnv1a64:<16 hex>" into buf (>= 25 bytes). */
 void qr_ingest_hash(const void *data, size_t len, char *buf, size_t buflen);

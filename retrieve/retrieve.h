@@ -33,6 +33,7 @@
 #ifndef QR_RETRIEVE_RETRIEVE_H
 #define QR_RETRIEVE_RETRIEVE_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -114,6 +115,13 @@ int qr_retrieve_query_vec(qr_retriever *r, const char *query, size_t len, const 
                           const qr_retrieve_filter *filters, int n_filters, const qr_retrieve_opts *opts,
                           qr_results *out);
 void qr_results_free(qr_results *res); /* accepts NULL and zeroed results */
+
+/* One passage as the JSON object `quire search --json` and POST /v1/search
+ * print: rank (1-based, given), score, fused, dense, dense_rank, bm25,
+ * bm25_rank, rerank (null when that stage did not score it), chunk_id,
+ * doc_id, path, title, page (null when not paged), heading, byte_start,
+ * byte_end, text. New reference (caller json_decref's); NULL when out of memory. */
+json_t *qr_passage_to_json(const qr_passage *p, int rank);
 
 /* Parses "key=value" (CLI --filter) into f (pointers into s, which is
  * modified: '=' replaced by NUL). QR_EINVAL without '=' or empty key. */

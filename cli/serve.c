@@ -1,0 +1,258 @@
+/* quire serve --store DIR [--model LLM] [--embedder M] [--listen HOST:PORT]
+ *             [--token-file F] [--endpoint-file F]
+ *
+ * Loads the models, starts the HTTP service (service/server.h, contract in
+ * service/API.md), writes the endpoint file once it answers, and runs until
+ * SIGTERM or SIGINT: then it stops accepting, lets in-flight work finish for
+ * --grace seconds (generations still running are cancelled), removes the
+ * endpoint file, closes the store and exits 0 (Slurm sends SIGTERM before it
+ * kills a job).
+ *
+ * Auth: --token-file F (created with a random token when F does not exist)
+ * makes every route but /health require `Authorization: Bearer TOKEN`. A
+ * non-loopback --listen without a token file creates one next to the
+ * endpoint file (mode 0600) and says where: other users on a shared node
+ * must not reach the models or the store. */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/retrieval.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "generate/chat.h"
+#include "runtime/backend.h"
+#include "runtime/models/model.h"
+#include "service/endpoint.h"
+#include "service/server.h"
+
+/* The slurm helper's GPU report (common/slurm.h) is called here once it is in main. */
+
+static void default_endpoint(char *buf, size_t len)
+{
+    const char *job = getenv("SLURM_JOB_ID");
+    if (job && *job)
+        snprintf(buf, len, "quire-endpoint-%s.json", job);
+    else
+        snprintf(buf, len, "quire-endpoint.json");
+}
+
+int cli_serve(int argc, char **argv)
+{
+    static const int allowed[] = {
+        QR_OPT_STORE,          QR_OPT_MODEL,          QR_OPT_EMBEDDER,       QR_OPT_RERANKER,    QR_OPT_LISTEN,
+        QR_OPT_TOKEN_FILE,     QR_OPT_ENDPOINT_FILE,  QR_OPT_SLOTS,          QR_OPT_QUEUE,       QR_OPT_MAX_INFLIGHT,
+        QR_OPT_GRACE,          QR_OPT_MAX_BODY_BYTES, QR_OPT_MAX_JSON_DEPTH, QR_OPT_MAX_STRING_BYTES,
+        QR_OPT_MAX_K,          QR_OPT_MAX_GEN_TOKENS, QR_OPT_MAX_INPUTS,     QR_OPT_MAX_MESSAGES, QR_OPT_K,
+        QR_OPT_CTX,            QR_OPT_MAX_TOKENS,     QR_OPT_TEMPERATURE,    QR_OPT_TOP_K,       QR_OPT_TOP_P,
+        QR_OPT_MIN_P,          QR_OPT_REPEAT_PENALTY, QR_OPT_REPEAT_LAST_N,  QR_OPT_SEED,        QR_OPT_RRF_K,
+        QR_OPT_WEIGHT_DENSE,   QR_OPT_WEIGHT_BM25,    QR_OPT_MMR_LAMBDA,     QR_OPT_DUP_THRESHOLD,
+        QR_OPT_RERANK_DEPTH,   QR_OPT_DTYPE,          QR_OPT_THREADS,        QR_OPT_DEVICE,      QR_OPT_LOG_LEVEL,
+        -1};
+    qr_options *o = NULL;
+    cli_retrieval cr = {0};
+    qr_backend *be_m = NULL, *be_e2 = NULL;
+    qr_model *llm = NULL, *emb2 = NULL;
+    char *llm_path = NULL, *token = NULL, *emb2_path = NULL;
+    qr_chat_template *tmpl = NULL;
+    qr_server *srv = NULL;
+    char endpoint[PATH_MAX] = "", tokfile[PATH_MAX] = "";
+    bool wrote_endpoint = false;
+    int code = cli_load_options(
+        "serve", "--store DIR [--model LLM] [--embedder M] [--listen HOST:PORT] [--token-file F] [--endpoint-file F]",
+        "HTTP API over a store (service/API.md): /v1/search, /v1/ask (extractive without --model), OpenAI-compatible\n"
+        "/v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models (streaming included), POST and\n"
+        "DELETE /v1/documents, /health, /ready and /metrics (Prometheus). Generations share the model through a\n"
+        "continuous-batching scheduler (--slots at once, --queue waiting; more get 503 with Retry-After).\n"
+        "Listens on 127.0.0.1 by default (port 0 = any free port). Once ready it writes the endpoint file\n"
+        "(default quire-endpoint-$SLURM_JOB_ID.json in a Slurm job, else quire-endpoint.json) with host, port,\n"
+        "url, token_file and pid; `quire wait FILE` blocks until then. --token-file F (created when missing)\n"
+        "makes every route but /health need `Authorization: Bearer TOKEN`; a non-loopback --listen without one\n"
+        "creates a token file (mode 0600) next to the endpoint file. SIGTERM/SIGINT: stop accepting, give\n"
+        "in-flight work --grace seconds, cancel the rest, close the store, exit 0.",
+        argc, argv, allowed, &o);
+    if (code >= 0)
+        goto out;
+    code = CLI_EXIT_OK;
+    const char *dir = qr_opt_str(o, QR_OPT_STORE);
+    if (!*dir) {
+        fprintf(stderr, "quire serve: --store DIR is required\n");
+        code = CLI_EXIT_USAGE;
+        goto out;
+    }
+    if (qr_options_n_positional(o)) {
+        fprintf(stderr, "quire serve: unexpected argument '%s'\n", qr_options_positional(o, 0));
+        code = CLI_EXIT_USAGE;
+        goto out;
+    }
+    char host[256];
+    int port = 0;
+    if (qr_listen_parse(qr_opt_str(o, QR_OPT_LISTEN), host, sizeof host, &port)) {
+        fprintf(stderr, "quire serve: %s (%s)\n", qr_last_error(), qr_opt_origin(o, QR_OPT_LISTEN));
+        code = CLI_EXIT_USAGE;
+        goto out;
+    }
+    if (*qr_opt_str(o, QR_OPT_ENDPOINT_FILE))
+        snprintf(endpoint, sizeof endpoint, "%s", qr_opt_str(o, QR_OPT_ENDPOINT_FILE));
+    else
+        default_endpoint(endpoint, sizeof endpoint);
+
+    /* the token: read it, or create the file */
+    int rc;
+    if (*qr_opt_str(o, QR_OPT_TOKEN_FILE)) {
+        snprintf(tokfile, sizeof tokfile, "%s", qr_opt_str(o, QR_OPT_TOKEN_FILE));
+        rc = qr_token_read(tokfile, &token);
+        if (rc == QR_ENOTFOUND) {
+            if ((rc = qr_token_create(tokfile, &token)) == 0)
+                QR_INFO("serve: created token file %s (mode 0600)", tokfile);
+        }
+        if (rc) {
+            code = cli_fail("serve", rc, "token file");
+            goto out;
+        }
+    } else if (!qr_host_is_loopback(host)) {
+        char ep[PATH_MAX];
+        snprintf(ep, sizeof ep, "%s", endpoint);
+        const char *job = getenv("SLURM_JOB_ID");
+        snprintf(tokfile, sizeof tokfile, "%s/quire-token%s%s", dirname(ep), job && *job ? "-" : "",
+                 job && *job ? job : "");
+        if ((rc = qr_token_create(tokfile, &token))) {
+            code = cli_fail("serve", rc, "creating a token file");
+            goto out;
+        }
+        QR_WARN("serve: listening on %s (not loopback) without --token-file: created %s (mode 0600); clients "
+                "send `Authorization: Bearer $(cat %s)`", host, tokfile, tokfile);
+    }
+
+    /* models: the LLM first (a bad --model fails before any other work) */
+    if (*qr_opt_str(o, QR_OPT_MODEL)) {
+        if ((code = cli_resolve_model("serve", o, QR_OPT_MODEL, &llm_path)) >= 0 ||
+            (code = cli_open_model("serve", o, QR_OPT_MODEL, &be_m, &llm)) >= 0)
+            goto out;
+        code = CLI_EXIT_OK;
+        if ((rc = cli_load_template(llm_path, &tmpl))) {
+            code = cli_fail("serve", rc, "chat template");
+            goto out;
+        }
+        if (!tmpl)
+            QR_INFO("serve: %s has no chat template; chat prompts are the messages' contents after BOS",
+                    qr_opt_str(o, QR_OPT_MODEL));
+    }
+    bool explicit_emb = *qr_opt_str(o, QR_OPT_EMBEDDER) != '\0';
+    if ((code = cli_retrieval_open("serve", o, dir, &cr)) >= 0)
+        goto out;
+    code = CLI_EXIT_OK;
+    /* the server opens the store itself (and reopens it after document updates) */
+    qr_store_close(cr.store);
+    cr.store = NULL;
+    qr_model *emb = cr.emb;
+    const char *emb_path = cr.emb_path;
+    if (!emb && explicit_emb) { /* a store without vectors: the embedder serves /v1/embeddings only */
+        if ((code = cli_resolve_model("serve", o, QR_OPT_EMBEDDER, &emb2_path)) >= 0 ||
+            (code = cli_open_model("serve", o, QR_OPT_EMBEDDER, &be_e2, &emb2)) >= 0)
+            goto out;
+        code = CLI_EXIT_OK;
+        emb = emb2;
+        emb_path = emb2_path;
+    }
+
+    qr_server_opts so;
+    qr_server_opts_default(&so);
+    so.host = host;
+    so.port = port;
+    so.store_dir = dir;
+    so.token = token;
+    so.embedder = emb;
+    so.embedder_path = emb_path;
+    so.embedder_name = emb ? qr_opt_str(o, QR_OPT_EMBEDDER) : NULL;
+    so.reranker = cr.rr;
+    so.llm = llm;
+    so.llm_name = llm ? qr_opt_str(o, QR_OPT_MODEL) : NULL;
+    so.tmpl = tmpl;
+    so.n_ctx = (int)qr_opt_int(o, QR_OPT_CTX);
+    so.sample.temperature = (float)qr_opt_float(o, QR_OPT_TEMPERATURE);
+    so.sample.top_k = (int)qr_opt_int(o, QR_OPT_TOP_K);
+    so.sample.top_p = (float)qr_opt_float(o, QR_OPT_TOP_P);
+    so.sample.min_p = (float)qr_opt_float(o, QR_OPT_MIN_P);
+    so.sample.repeat_penalty = (float)qr_opt_float(o, QR_OPT_REPEAT_PENALTY);
+    so.sample.repeat_last_n = (int)qr_opt_int(o, QR_OPT_REPEAT_LAST_N);
+    so.sample.seed = (uint64_t)qr_opt_int(o, QR_OPT_SEED);
+    so.sample.max_tokens = (int)qr_opt_int(o, QR_OPT_MAX_TOKENS);
+    so.default_k = (int)qr_opt_int(o, QR_OPT_K);
+    so.ro = cr.ro;
+    so.sched.n_slots = (int)qr_opt_int(o, QR_OPT_SLOTS);
+    so.sched.max_queue = (int)qr_opt_int(o, QR_OPT_QUEUE);
+    so.lim.max_body_bytes = (size_t)qr_opt_int(o, QR_OPT_MAX_BODY_BYTES);
+    so.lim.max_json_depth = (int)qr_opt_int(o, QR_OPT_MAX_JSON_DEPTH);
+    so.lim.max_string_bytes = (size_t)qr_opt_int(o, QR_OPT_MAX_STRING_BYTES);
+    so.lim.max_k = (int)qr_opt_int(o, QR_OPT_MAX_K);
+    so.lim.max_gen_tokens = (int)qr_opt_int(o, QR_OPT_MAX_GEN_TOKENS);
+    so.lim.max_inputs = (int)qr_opt_int(o, QR_OPT_MAX_INPUTS);
+    so.lim.max_messages = (int)qr_opt_int(o, QR_OPT_MAX_MESSAGES);
+    so.lim.max_inflight = (int)qr_opt_int(o, QR_OPT_MAX_INFLIGHT);
+
+    /* Signals are taken by this thread with sigwait; every thread started
+     * from here on (MHD, scheduler) inherits the blocked mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((rc = qr_server_start(&so, &srv))) {
+        code = cli_fail("serve", rc, "starting the server");
+        goto out;
+    }
+    int bound = qr_server_port(srv);
+    /* a wildcard address is not one clients can connect to: name this host */
+    char ehost[256];
+    snprintf(ehost, sizeof ehost, "%s", host);
+    if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) {
+        if (gethostname(ehost, sizeof ehost) != 0)
+            snprintf(ehost, sizeof ehost, "%s", host);
+        ehost[sizeof ehost - 1] = '\0';
+    }
+    if ((rc = qr_endpoint_write(endpoint, ehost, bound, tokfile[0] ? tokfile : NULL))) {
+        code = cli_fail("serve", rc, "endpoint file");
+        goto out;
+    }
+    wrote_endpoint = true;
+    QR_INFO("serve: listening on http://%s%s%s:%d (store %s, embedder %s, llm %s%s); endpoint file %s", strchr(host, ':') ? "[" : "",
+            host, strchr(host, ':') ? "]" : "", bound, dir, emb ? so.embedder_name : "none (BM25 only)",
+            llm ? so.llm_name : "none (extractive answers)", token ? ", bearer token required" : "", endpoint);
+
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0)
+        ;
+    int grace = (int)qr_opt_int(o, QR_OPT_GRACE);
+    QR_INFO("serve: %s: draining (grace %d s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", grace);
+    unlink(endpoint);
+    wrote_endpoint = false;
+    int cancelled = qr_server_drain(srv, grace * 1000);
+    QR_INFO("serve: stopped (%d generation%s cancelled)", cancelled, cancelled == 1 ? "" : "s");
+out:
+    if (wrote_endpoint)
+        unlink(endpoint);
+    qr_server_stop(srv);
+    cli_retrieval_close(&cr);
+    qr_chat_template_free(tmpl);
+    qr_model_free(llm);
+    qr_backend_destroy(be_m);
+    qr_model_free(emb2);
+    qr_backend_destroy(be_e2);
+    free(emb2_path);
+    free(llm_path);
+    if (token) {
+        memset(token, 0, strlen(token));
+        free(token);
+    }
+    qr_options_free(o);
+    return code;
+}

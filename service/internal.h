@@ -1,0 +1,166 @@
+/* Internals shared by the service's source files (server.c: daemon, router,
+ * auth, limits; routes.c: quire's own routes and embeddings; gen.c:
+ * generation routes and SSE; metrics.c: counters and the Prometheus text).
+ * Not a public header. */
+#ifndef QR_SERVICE_INTERNAL_H
+#define QR_SERVICE_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "generate/prompt.h"
+#include "index/store.h"
+#include "service/server.h"
+
+/* Routes (metrics label = name). */
+enum {
+    QS_R_HEALTH = 0,
+    QS_R_READY,
+    QS_R_METRICS,
+    QS_R_SEARCH,
+    QS_R_ASK,
+    QS_R_EMBEDDINGS,
+    QS_R_CHAT,
+    QS_R_COMPLETIONS,
+    QS_R_MODELS,
+    QS_R_DOCS_POST,
+    QS_R_DOCS_DELETE,
+    QS_R_OTHER, /* unknown routes (404) */
+    QS_R_COUNT
+};
+
+#define QS_N_BUCKETS 16
+#define QS_N_CODES 16
+
+typedef struct qs_metrics {
+    pthread_mutex_t mu;
+    uint64_t requests[QS_R_COUNT][QS_N_CODES];   /* by route and status (qs_code_index) */
+    uint64_t lat_bucket[QS_R_COUNT][QS_N_BUCKETS]; /* cumulative counts per upper bound */
+    uint64_t lat_count[QS_R_COUNT];
+    double lat_sum[QS_R_COUNT];
+    uint64_t tokens_in, tokens_out;   /* generation prompt / completion tokens */
+    uint64_t embed_tokens;            /* /v1/embeddings input tokens */
+    uint64_t refused_busy;            /* 503 for a full queue or in-flight limit */
+    uint64_t client_cancels;          /* generations cancelled because the client went away */
+} qs_metrics;
+
+enum { QS_STATE_STARTING = 0, QS_STATE_READY, QS_STATE_DRAINING };
+
+struct qr_server {
+    qr_server_opts o;           /* strings below point at copies */
+    char *host, *store_dir, *token, *embedder_path, *embedder_name, *llm_name;
+    size_t token_len;
+    struct MHD_Daemon *d;
+    int port;
+    atomic_int state;
+    double started;             /* unix time */
+    /* Store, retriever and embedder: one thread at a time. Ingest/delete
+     * close and reopen the store under the same lock. */
+    pthread_mutex_t mu;
+    qr_store *store;
+    qr_retriever *retr;
+    bool dense;                 /* the retriever has an embedder */
+    qr_sched *sched;
+    int n_ctx;
+    atomic_int inflight_other;  /* non-generation requests being served */
+    atomic_int inflight_all;    /* every request between dispatch and its end (streams included) */
+    atomic_ullong id_counter;
+    char id_prefix[17];
+    qs_metrics m;
+};
+
+/* One HTTP request (MHD's con_cls). */
+typedef struct qs_req {
+    qr_server *s;
+    struct MHD_Connection *conn;
+    int route;
+    double t0;
+    int status;          /* status of the queued response (0 = none) */
+    bool is_post, dispatched, counted;
+    char *body;
+    size_t len, cap;
+    size_t discarded;    /* body bytes over the limit (413) */
+    bool too_big;
+    char path_arg[64];   /* DELETE /v1/documents/{id}: the id text */
+} qs_req;
+
+/* An error to send: status, OpenAI-style type/code, the field (JSON path) or NULL. */
+typedef struct qs_err {
+    int status;
+    const char *code;
+    char param[192];
+    char msg[768];
+    int retry_after; /* 503: seconds */
+} qs_err;
+
+/* Fills e (type follows status) and returns -1. param may be NULL. */
+int qs_fail(qs_err *e, int status, const char *code, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Responses: each queues one response and records its status. */
+enum MHD_Result qs_send_err(qs_req *q, const qs_err *e);
+enum MHD_Result qs_send_json(qs_req *q, int status, json_t *j); /* steals j */
+enum MHD_Result qs_send_text(qs_req *q, int status, const char *ctype, char *text, size_t len); /* steals text */
+struct MHD_Response;
+enum MHD_Result qs_queue(qs_req *q, int status, struct MHD_Response *r); /* adds common headers, destroys r */
+
+/* ---- request field helpers (absent or null = not given: *out untouched, returns 0) ---- */
+int qs_get_str(const json_t *o, const char *key, bool required, size_t max, const char **out, size_t *len,
+               qs_err *e);
+int qs_get_int(const json_t *o, const char *key, long long lo, long long hi, long long *out, qs_err *e);
+int qs_get_num(const json_t *o, const char *key, double lo, double hi, double *out, qs_err *e);
+int qs_get_bool(const json_t *o, const char *key, bool *out, qs_err *e);
+
+/* Sampling fields common to /v1/ask, /v1/chat/completions and /v1/completions
+ * (max_tokens, max_completion_tokens, temperature, top_p, top_k, min_p,
+ * repeat_penalty, seed, stop, n); p starts from the server's defaults. stop
+ * strings point into body (*stop_buf holds the array; caller frees). */
+int qs_parse_sampling(qr_server *s, const json_t *body, qr_sample_params *p, const char ***stop_buf, qs_err *e);
+
+/* "filters": {"path": glob, "meta": {key: value}} into f (vals holds the
+ * text of non-string values); *n filters. */
+int qs_parse_filters(const json_t *body, qr_retrieve_filter *f, int *n, char (*vals)[64], qs_err *e);
+
+/* Routes. */
+enum MHD_Result qs_route_health(qs_req *q);
+enum MHD_Result qs_route_ready(qs_req *q);
+enum MHD_Result qs_route_metrics(qs_req *q);
+enum MHD_Result qs_route_models(qs_req *q);
+enum MHD_Result qs_route_search(qs_req *q, json_t *body);
+enum MHD_Result qs_route_ask(qs_req *q, json_t *body);
+enum MHD_Result qs_route_embeddings(qs_req *q, json_t *body);
+enum MHD_Result qs_route_chat(qs_req *q, json_t *body);
+enum MHD_Result qs_route_completions(qs_req *q, json_t *body);
+enum MHD_Result qs_route_docs_post(qs_req *q, json_t *body);
+enum MHD_Result qs_route_docs_delete(qs_req *q);
+
+/* /v1/ask with an LLM (gen.c): takes ownership of res (heap-allocated,
+ * freed with qr_results_free + free); p's stop strings are copied. */
+enum MHD_Result qs_ask_llm(qs_req *q, const char *question, int k, qr_results *res, const qr_sample_params *p,
+                           bool stream);
+/* qr_source views of retrieved passages (borrowing from res). */
+void qs_sources_from_results(const qr_results *res, qr_source *src);
+
+/* ---- metrics.c ---- */
+void qs_metrics_init(qs_metrics *m);
+void qs_metrics_destroy(qs_metrics *m);
+void qs_metrics_observe(qs_metrics *m, int route, int status, double seconds);
+void qs_metrics_add(qs_metrics *m, uint64_t *counter, uint64_t n);
+/* Prometheus text format 0.0.4; *out malloc'd. */
+int qs_metrics_render(qr_server *s, char **out, size_t *len);
+const char *qs_route_name(int route);
+
+/* ---- misc ---- */
+double qs_now(void);      /* monotonic seconds */
+/* True when the peer closed its end of the connection (checked without blocking). */
+bool qs_client_gone(struct MHD_Connection *c);
+/* "chatcmpl-<24 hex>" style ids into buf. */
+void qs_make_id(qr_server *s, const char *prefix, char *buf, size_t len);
+/* JSON text of j (compact); NULL when out of memory. */
+char *qs_dump(const json_t *j);
+
+#endif

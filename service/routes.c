@@ -1,0 +1,776 @@
+/* quire's own routes (health, ready, metrics, models, search, ask, documents)
+ * and /v1/embeddings; the generation routes are in gen.c. Shapes follow
+ * service/API.md; passages and answers use the same library functions as the
+ * CLI (qr_passage_to_json, qr_answer_to_json, qr_ingest_report_to_json), so
+ * `quire search --json` and POST /v1/search print identical passages.
+ *
+ * The store, the retriever and the embedder are used under s->mu (one thread
+ * at a time); what a response needs is copied out before the lock is let go.
+ * Documents: the server keeps the store open read-only; POST/DELETE close it,
+ * run the ingest pipeline on it (which opens it for writing: LMDB must not
+ * be opened twice in one process) and open it again, all under s->mu, so
+ * searches wait for the ingest to finish and then see its documents. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "generate/answer.h"
+#include "generate/extract.h"
+#include "index/manifest.h"
+#include "ingest/pipeline.h"
+#include "service/internal.h"
+
+/* ---------------------------------------------------------------- store */
+
+int qs_open_store(qr_server *s);
+void qs_close_store(qr_server *s);
+
+int qs_open_store(qr_server *s)
+{
+    qr_store_open_opts so = {.readonly = true};
+    int rc = qr_store_open(s->store_dir, &so, &s->store);
+    if (rc)
+        return rc;
+    const qr_manifest *man = qr_store_manifest(s->store);
+    qr_model *emb = man->has_embedder && s->o.embedder && s->o.ro.w_dense > 0 ? s->o.embedder : NULL;
+    if ((rc = qr_retriever_open(s->store, emb, s->o.embedder_path, s->o.reranker, &s->o.ro, &s->retr))) {
+        qr_store_close(s->store);
+        s->store = NULL;
+        return rc;
+    }
+    s->dense = emb != NULL;
+    return 0;
+}
+
+void qs_close_store(qr_server *s)
+{
+    qr_retriever_close(s->retr);
+    s->retr = NULL;
+    qr_store_close(s->store);
+    s->store = NULL;
+}
+
+/* ---------------------------------------------------------------- simple routes */
+
+enum MHD_Result qs_route_health(qs_req *q)
+{
+    return qs_send_json(q, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+enum MHD_Result qs_route_ready(qs_req *q)
+{
+    qr_server *s = q->s;
+    int st = atomic_load(&s->state);
+    if (st != QS_STATE_READY) {
+        json_t *j = json_pack("{s:s}", "status", st == QS_STATE_DRAINING ? "draining" : "starting");
+        char *t = qs_dump(j);
+        json_decref(j);
+        if (!t)
+            return MHD_NO;
+        struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), t, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+            free(t);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+        return qs_queue(q, 503, r);
+    }
+    json_t *j = json_object();
+    json_object_set_new(j, "status", json_string("ready"));
+    json_object_set_new(j, "store", json_string(s->store_dir));
+    json_object_set_new(j, "embedder", s->embedder_name ? json_string(s->embedder_name) : json_null());
+    json_object_set_new(j, "llm", s->llm_name ? json_string(s->llm_name) : json_null());
+    return qs_send_json(q, 200, j);
+}
+
+enum MHD_Result qs_route_metrics(qs_req *q)
+{
+    char *t = NULL;
+    size_t n = 0;
+    if (qs_metrics_render(q->s, &t, &n)) {
+        qs_err e = {0};
+        qs_fail(&e, 500, "internal", NULL, "metrics: %s", qr_last_error());
+        return qs_send_err(q, &e);
+    }
+    return qs_send_text(q, 200, "text/plain; version=0.0.4; charset=utf-8", t, n);
+}
+
+enum MHD_Result qs_route_models(qs_req *q)
+{
+    qr_server *s = q->s;
+    json_t *data = json_array();
+    const char *names[2] = {s->llm_name, s->embedder_name};
+    for (int i = 0; i < 2; i++)
+        if (names[i])
+            json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s}", "id", names[i], "object", "model",
+                                                  "created", (json_int_t)s->started, "owned_by", "quire"));
+    return qs_send_json(q, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+}
+
+/* ---------------------------------------------------------------- request fields */
+
+int qs_parse_filters(const json_t *body, qr_retrieve_filter *f, int *n, char (*vals)[64], qs_err *e)
+{
+    *n = 0;
+    const json_t *fl = json_object_get(body, "filters");
+    if (!fl || json_is_null(fl))
+        return 0;
+    if (!json_is_object(fl))
+        return qs_fail(e, 400, "type", "filters", "filters: must be an object {\"path\": glob, \"meta\": {...}}");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)fl, k, v) {
+        if (strcmp(k, "path") && strcmp(k, "meta"))
+            return qs_fail(e, 400, "unknown_field", "filters", "filters: unknown member \"%.64s\" (path, meta)", k);
+    }
+    const json_t *p = json_object_get(fl, "path");
+    if (p && !json_is_null(p)) {
+        if (!json_is_string(p) || json_string_length(p) == 0)
+            return qs_fail(e, 400, "type", "filters.path", "filters.path: must be a non-empty glob string");
+        f[*n] = (qr_retrieve_filter){"path", json_string_value(p)};
+        (*n)++;
+    }
+    const json_t *m = json_object_get(fl, "meta");
+    if (m && !json_is_null(m)) {
+        if (!json_is_object(m))
+            return qs_fail(e, 400, "type", "filters.meta", "filters.meta: must be an object {key: value}");
+        json_object_foreach((json_t *)m, k, v) {
+            char param[96];
+            snprintf(param, sizeof param, "filters.meta.%.60s", k);
+            if (*n >= QR_RETRIEVE_MAX_FILTERS)
+                return qs_fail(e, 400, "limit", "filters.meta", "filters: more than %d filters",
+                               QR_RETRIEVE_MAX_FILTERS);
+            if (!strcmp(k, "path") || !*k)
+                return qs_fail(e, 400, "invalid", param, "%s: key must be non-empty and not \"path\"", param);
+            if (json_is_string(v)) {
+                f[*n] = (qr_retrieve_filter){k, json_string_value(v)};
+            } else if (json_is_number(v) || json_is_boolean(v)) {
+                /* numbers and booleans compare by their JSON text */
+                char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+                if (!t || strlen(t) >= 64) {
+                    free(t);
+                    return qs_fail(e, 400, "invalid", param, "%s: value too long", param);
+                }
+                snprintf(vals[*n], 64, "%s", t);
+                free(t);
+                f[*n] = (qr_retrieve_filter){k, vals[*n]};
+            } else {
+                return qs_fail(e, 400, "type", param, "%s: must be a string, number or boolean", param);
+            }
+            (*n)++;
+        }
+    }
+    return 0;
+}
+
+int qs_parse_sampling(qr_server *s, const json_t *body, qr_sample_params *p, const char ***stop_buf, qs_err *e)
+{
+    *p = s->o.sample;
+    p->stop = NULL;
+    p->n_stop = 0;
+    *stop_buf = NULL;
+    long long v = p->max_tokens > s->o.lim.max_gen_tokens ? s->o.lim.max_gen_tokens : p->max_tokens;
+    if (qs_get_int(body, "max_tokens", 1, s->o.lim.max_gen_tokens, &v, e) ||
+        qs_get_int(body, "max_completion_tokens", 1, s->o.lim.max_gen_tokens, &v, e))
+        return -1;
+    p->max_tokens = (int)v;
+    double d = p->temperature;
+    if (qs_get_num(body, "temperature", 0, 100, &d, e))
+        return -1;
+    p->temperature = (float)d;
+    d = p->top_p;
+    if (qs_get_num(body, "top_p", 0, 1, &d, e))
+        return -1;
+    p->top_p = (float)d;
+    d = p->min_p;
+    if (qs_get_num(body, "min_p", 0, 1, &d, e))
+        return -1;
+    p->min_p = (float)d;
+    d = p->repeat_penalty;
+    if (qs_get_num(body, "repeat_penalty", 0.01, 100, &d, e))
+        return -1;
+    p->repeat_penalty = (float)d;
+    v = p->top_k;
+    if (qs_get_int(body, "top_k", 0, 1000000, &v, e))
+        return -1;
+    p->top_k = (int)v;
+    v = (long long)p->seed;
+    if (qs_get_int(body, "seed", 0, 9007199254740991LL, &v, e))
+        return -1;
+    p->seed = (uint64_t)v;
+    v = 1;
+    if (qs_get_int(body, "n", 1, 1, &v, e))
+        return qs_fail(e, 400, "unsupported", "n", "n: only 1 choice per request is supported");
+    const json_t *st = json_object_get(body, "stop");
+    if (st && !json_is_null(st)) {
+        size_t ns = json_is_array(st) ? json_array_size(st) : 1;
+        if (!json_is_string(st) && !json_is_array(st))
+            return qs_fail(e, 400, "type", "stop", "stop: must be a string or an array of strings");
+        if (ns > 16)
+            return qs_fail(e, 400, "limit", "stop", "stop: %zu stop strings exceed the limit of 16", ns);
+        const char **a = calloc(ns + 1, sizeof *a);
+        if (!a)
+            return qs_fail(e, 500, "internal", NULL, "out of memory");
+        for (size_t i = 0; i < ns; i++) {
+            const json_t *x = json_is_array(st) ? json_array_get(st, i) : st;
+            if (!json_is_string(x) || json_string_length(x) == 0) {
+                free(a);
+                char param[32];
+                snprintf(param, sizeof param, json_is_array(st) ? "stop[%zu]" : "stop", i);
+                return qs_fail(e, 400, "type", param, "%s: must be a non-empty string", param);
+            }
+            a[i] = json_string_value(x);
+        }
+        p->stop = a;
+        p->n_stop = (int)ns;
+        *stop_buf = a;
+    }
+    return 0;
+}
+
+/* query/question + k + filters → results (under the lock). */
+static int do_retrieve(qr_server *s, const json_t *body, const char *query, size_t qlen, int k, qr_results *res,
+                       qs_err *e)
+{
+    qr_retrieve_filter f[QR_RETRIEVE_MAX_FILTERS];
+    char vals[QR_RETRIEVE_MAX_FILTERS][64];
+    int nf = 0;
+    if (qs_parse_filters(body, f, &nf, vals, e))
+        return -1;
+    pthread_mutex_lock(&s->mu);
+    int rc = s->retr ? qr_retrieve_query(s->retr, query, qlen, k, f, nf, NULL, res)
+                     : qr_fail(QR_EINTERNAL, "the store is not open (a document update failed; see the log)");
+    pthread_mutex_unlock(&s->mu);
+    if (rc == QR_ELIMIT || rc == QR_EINVAL)
+        return qs_fail(e, 400, "invalid", NULL, "%s", qr_last_error());
+    if (rc)
+        return qs_fail(e, 500, "internal", NULL, "retrieval: %s", qr_last_error());
+    return 0;
+}
+
+enum MHD_Result qs_route_search(qs_req *q, json_t *body)
+{
+    qr_server *s = q->s;
+    qs_err e = {0};
+    const char *query = NULL;
+    size_t qlen = 0;
+    long long k = s->o.default_k;
+    if (qs_get_str(body, "query", true, QR_RETRIEVE_MAX_QUERY, &query, &qlen, &e) ||
+        qs_get_int(body, "k", 1, s->o.lim.max_k, &k, &e))
+        return qs_send_err(q, &e);
+    qr_results res = {0};
+    if (do_retrieve(s, body, query, qlen, (int)k, &res, &e))
+        return qs_send_err(q, &e);
+    json_t *j = json_object();
+    json_object_set_new(j, "query", json_string(query));
+    json_object_set_new(j, "k", json_integer(k));
+    json_object_set_new(j, "dense", json_boolean(s->dense));
+    json_object_set_new(j, "reranked", json_boolean(s->o.reranker != NULL));
+    json_object_set_new(j, "candidates_dense", json_integer(res.n_dense));
+    json_object_set_new(j, "candidates_bm25", json_integer(res.n_bm25));
+    json_object_set_new(j, "seconds", json_real(res.seconds));
+    json_t *a = json_array();
+    for (size_t i = 0; i < res.n; i++)
+        json_array_append_new(a, qr_passage_to_json(&res.items[i], (int)i + 1));
+    json_object_set_new(j, "results", a);
+    qr_results_free(&res);
+    return qs_send_json(q, 200, j);
+}
+
+/* ---------------------------------------------------------------- ask */
+
+/* An SSE body already complete (extractive answers): token event, answer, [DONE]. */
+static enum MHD_Result send_sse_answer(qs_req *q, const char *text, json_t *answer)
+{
+    json_t *tok = json_pack("{s:s, s:s}", "type", "token", "text", text);
+    json_object_set_new(answer, "type", json_string("answer"));
+    char *a = qs_dump(tok), *b = qs_dump(answer);
+    json_decref(tok);
+    json_decref(answer);
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = a && b ? open_memstream(&buf, &n) : NULL;
+    if (f) {
+        if (*text)
+            fprintf(f, "data: %s\n\n", a);
+        fprintf(f, "data: %s\n\ndata: [DONE]\n\n", b);
+        fclose(f);
+    }
+    free(a);
+    free(b);
+    if (!buf)
+        return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(buf);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    return qs_queue(q, 200, r);
+}
+
+void qs_sources_from_results(const qr_results *res, qr_source *src)
+{
+    for (size_t i = 0; i < res->n; i++) {
+        const qr_passage *p = &res->items[i];
+        src[i] = (qr_source){.chunk_id = p->chunk_id,
+                             .path = p->path,
+                             .title = p->title,
+                             .page = p->page,
+                             .heading = p->heading,
+                             .off = (size_t)p->byte_start,
+                             .len = (size_t)(p->byte_end - p->byte_start),
+                             .text = p->text,
+                             .text_len = strlen(p->text),
+                             .score = p->score};
+    }
+}
+
+enum MHD_Result qs_route_ask(qs_req *q, json_t *body)
+{
+    qr_server *s = q->s;
+    qs_err e = {0};
+    const char *question = NULL;
+    size_t qlen = 0;
+    long long k = s->o.default_k;
+    bool stream = false;
+    qr_sample_params sp;
+    const char **stops = NULL;
+    if (qs_get_str(body, "question", true, QR_RETRIEVE_MAX_QUERY, &question, &qlen, &e) ||
+        qs_get_int(body, "k", 1, s->o.lim.max_k, &k, &e) || qs_get_bool(body, "stream", &stream, &e) ||
+        qs_parse_sampling(s, body, &sp, &stops, &e))
+        return qs_send_err(q, &e);
+    /* BM25 alone: the question's keywords ("How do I" words dropped), as quire ask does */
+    char *keywords = NULL;
+    const char *query = question;
+    if (!s->dense) {
+        if (qr_question_keywords(question, &keywords)) {
+            free(stops);
+            qs_fail(&e, 500, "internal", NULL, "question keywords: %s", qr_last_error());
+            return qs_send_err(q, &e);
+        }
+        query = keywords;
+    }
+    qr_results *res = calloc(1, sizeof *res);
+    if (!res || do_retrieve(s, body, query, strlen(query), (int)k, res, &e)) {
+        free(keywords);
+        free(stops);
+        free(res);
+        if (!res)
+            qs_fail(&e, 500, "internal", NULL, "out of memory");
+        return qs_send_err(q, &e);
+    }
+    free(keywords);
+    if (s->sched) {
+        enum MHD_Result r = qs_ask_llm(q, question, (int)k, res, &sp, stream);
+        free(stops);
+        return r;
+    }
+    free(stops);
+    /* extractive */
+    qr_source *src = calloc(res->n ? res->n : 1, sizeof *src);
+    qr_answer ans;
+    memset(&ans, 0, sizeof ans);
+    json_t *j = NULL;
+    int rc = src ? 0 : QR_ENOMEM;
+    if (!rc) {
+        qs_sources_from_results(res, src);
+        qr_answer_opts ao;
+        qr_answer_opts_default(&ao);
+        ao.extract.max_sources = res->n;
+        rc = qr_answer_run(question, src, res->n, &ao, &ans);
+    }
+    if (!rc)
+        rc = qr_answer_to_json(&ans, question, src, &j);
+    enum MHD_Result r;
+    if (rc) {
+        qs_fail(&e, 500, "internal", NULL, "answer: %s", qr_last_error());
+        r = qs_send_err(q, &e);
+    } else {
+        json_object_set_new(j, "store", json_string(s->store_dir));
+        json_object_set_new(j, "k", json_integer(k));
+        r = stream ? send_sse_answer(q, ans.text ? ans.text : "", j) : qs_send_json(q, 200, j);
+    }
+    qr_answer_free(&ans);
+    free(src);
+    qr_results_free(res);
+    free(res);
+    return r;
+}
+
+/* ---------------------------------------------------------------- embeddings */
+
+static char *base64(const unsigned char *d, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *o = malloc((n + 2) / 3 * 4 + 1), *p = o;
+    if (!o)
+        return NULL;
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        unsigned v = (unsigned)d[i] << 16 | (unsigned)d[i + 1] << 8 | d[i + 2];
+        *p++ = tab[v >> 18];
+        *p++ = tab[(v >> 12) & 63];
+        *p++ = tab[(v >> 6) & 63];
+        *p++ = tab[v & 63];
+    }
+    if (i < n) {
+        unsigned v = (unsigned)d[i] << 16 | (i + 1 < n ? (unsigned)d[i + 1] << 8 : 0);
+        *p++ = tab[v >> 18];
+        *p++ = tab[(v >> 12) & 63];
+        *p++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        *p++ = '=';
+    }
+    *p = '\0';
+    return o;
+}
+
+enum MHD_Result qs_route_embeddings(qs_req *q, json_t *body)
+{
+    qr_server *s = q->s;
+    qs_err e = {0};
+    qr_model *m = s->o.embedder;
+    if (!m) {
+        qs_fail(&e, 422, "no_model", "model", "no embedder is loaded (start quire serve with --embedder)");
+        return qs_send_err(q, &e);
+    }
+    const json_t *in = json_object_get(body, "input");
+    if (!in || json_is_null(in)) {
+        qs_fail(&e, 400, "missing_field", "input", "input: required (a string or an array of strings)");
+        return qs_send_err(q, &e);
+    }
+    size_t n = json_is_array(in) ? json_array_size(in) : 1;
+    if (!json_is_string(in) && !json_is_array(in)) {
+        qs_fail(&e, 400, "type", "input", "input: must be a string or an array of strings");
+        return qs_send_err(q, &e);
+    }
+    if (n == 0 || n > (size_t)s->o.lim.max_inputs) {
+        qs_fail(&e, 400, "limit", "input", "input: must hold 1..%d strings (got %zu)", s->o.lim.max_inputs, n);
+        return qs_send_err(q, &e);
+    }
+    const char *fmt = "float";
+    if (qs_get_str(body, "encoding_format", false, 16, &fmt, NULL, &e))
+        return qs_send_err(q, &e);
+    if (strcmp(fmt, "float") && strcmp(fmt, "base64")) {
+        qs_fail(&e, 400, "invalid", "encoding_format", "encoding_format: must be \"float\" or \"base64\"");
+        return qs_send_err(q, &e);
+    }
+    int dim = (int)qr_model_cfg(m)->d_model;
+    long long want_dim = dim;
+    if (qs_get_int(body, "dimensions", dim, dim, &want_dim, &e))
+        return qs_send_err(q, &e);
+    const char **texts = calloc(n, sizeof *texts);
+    size_t *lens = calloc(n, sizeof *lens);
+    float *vec = malloc(n * (size_t)dim * sizeof *vec);
+    if (!texts || !lens || !vec) {
+        free(texts);
+        free(lens);
+        free(vec);
+        qs_fail(&e, 500, "internal", NULL, "out of memory for %zu embeddings", n);
+        return qs_send_err(q, &e);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *x = json_is_array(in) ? json_array_get(in, i) : in;
+        char param[32];
+        snprintf(param, sizeof param, json_is_array(in) ? "input[%zu]" : "input", i);
+        if (!json_is_string(x)) {
+            qs_fail(&e, 400, "type", param, "%s: must be a string (token arrays are not supported)", param);
+            break;
+        }
+        if (json_string_length(x) == 0) {
+            qs_fail(&e, 400, "empty", param, "%s: must not be empty", param);
+            break;
+        }
+        texts[i] = json_string_value(x);
+        lens[i] = json_string_length(x);
+    }
+    /* prompt tokens (special tokens included, cut at the encoder's limit) */
+    uint64_t tokens = 0;
+    const qr_tokenizer *tok = qr_model_tokenizer(m);
+    int lim = qr_embed_seq_limit(m);
+    for (size_t i = 0; i < n && !e.status && tok; i++) {
+        int32_t *ids = NULL;
+        size_t nid = 0;
+        if (qr_tokenize(tok, texts[i], lens[i], true, &ids, &nid) == 0)
+            tokens += nid < (size_t)lim ? nid : (size_t)lim;
+        free(ids);
+    }
+    if (!e.status) {
+        pthread_mutex_lock(&s->mu);
+        int rc = 0;
+        for (size_t i = 0; i < n && !rc; i += 16) {
+            int b = (int)(n - i < 16 ? n - i : 16);
+            rc = qr_embed_texts(m, texts + i, lens + i, b, vec + i * (size_t)dim);
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (rc)
+            qs_fail(&e, 500, "internal", NULL, "embedding: %s", qr_last_error());
+    }
+    if (e.status) {
+        free(texts);
+        free(lens);
+        free(vec);
+        return qs_send_err(q, &e);
+    }
+    qs_metrics_add(&s->m, &s->m.embed_tokens, tokens);
+    json_t *data = json_array();
+    bool b64 = !strcmp(fmt, "base64");
+    for (size_t i = 0; i < n; i++) {
+        const float *v = vec + i * (size_t)dim;
+        json_t *emb;
+        if (b64) { /* little-endian float32, as the OpenAI API sends it */
+            char *t = base64((const unsigned char *)v, (size_t)dim * sizeof *v);
+            emb = t ? json_string(t) : NULL;
+            free(t);
+        } else {
+            emb = json_array();
+            for (int d = 0; d < dim; d++)
+                json_array_append_new(emb, json_real(v[d]));
+        }
+        json_array_append_new(data, json_pack("{s:s, s:I, s:o}", "object", "embedding", "index", (json_int_t)i,
+                                              "embedding", emb));
+    }
+    free(texts);
+    free(lens);
+    free(vec);
+    json_t *j = json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data, "model",
+                          s->embedder_name ? s->embedder_name : "embedder", "usage", "prompt_tokens",
+                          (json_int_t)tokens, "total_tokens", (json_int_t)tokens);
+    return qs_send_json(q, 200, j);
+}
+
+/* ---------------------------------------------------------------- documents */
+
+/* Runs fn with the store closed (the pipeline opens it for writing) and
+ * opens it again, under the lock. */
+static int with_store_closed(qr_server *s, int (*fn)(qr_server *, void *), void *user)
+{
+    pthread_mutex_lock(&s->mu);
+    qs_close_store(s);
+    int rc = fn(s, user);
+    char why[512];
+    snprintf(why, sizeof why, "%s", qr_last_error());
+    int rc2 = qs_open_store(s);
+    if (rc2)
+        QR_ERROR("serve: reopening the store %s after a document update failed: %s", s->store_dir,
+                 qr_last_error());
+    pthread_mutex_unlock(&s->mu);
+    if (rc)
+        qr_fail(rc, "%s", why);
+    return rc ? rc : rc2;
+}
+
+typedef struct {
+    const char *path;
+    qr_ingest_report rep;
+} ingest_arg;
+
+static int run_ingest(qr_server *s, void *user)
+{
+    ingest_arg *a = user;
+    qr_ingest_opts io;
+    qr_ingest_opts_default(&io);
+    qr_manifest man;
+    if (qr_manifest_read(s->store_dir, &man) == 0) {
+        io.chunk.max_tokens = man.chunk_tokens;
+        io.chunk.overlap_tokens = man.chunk_overlap;
+        if (man.has_embedder) {
+            io.embedder = s->o.embedder;
+            io.embedder_path = s->o.embedder_path;
+        }
+    }
+    io.jobs = 2;
+    return qr_ingest_run(s->store_dir, &a->path, 1, &io, &a->rep);
+}
+
+/* A posted text becomes a file under STORE/posted/ (so its chunks cite a
+ * real file and byte span): NAME, or NAME.jsonl holding one record when
+ * metadata is given. Written atomically; a second post of a name replaces it. */
+static int write_posted(qr_server *s, const char *name, const char *text, size_t len, const json_t *meta,
+                        char **path_out, qs_err *e)
+{
+    char clean[201];
+    size_t n = 0;
+    for (const char *p = name; *p && n < sizeof clean - 1; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '-' || c == '_';
+        clean[n++] = ok ? c : '_';
+    }
+    clean[n] = '\0';
+    while (clean[0] == '.')
+        clean[0] = '_';
+    char dir[4096], path[4400], tmp[4500];
+    snprintf(dir, sizeof dir, "%s/posted", s->store_dir);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return qs_fail(e, 500, "internal", NULL, "cannot create %s: %s", dir, strerror(errno));
+    snprintf(path, sizeof path, "%s/%s%s", dir, clean, meta ? ".jsonl" : "");
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    char *rec = NULL;
+    if (meta) {
+        json_t *r = json_deep_copy(meta);
+        json_object_set_new(r, "text", json_stringn(text, len));
+        json_object_set_new(r, "title", json_string(name));
+        rec = r ? json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(r);
+        if (!rec)
+            return qs_fail(e, 500, "internal", NULL, "out of memory");
+        text = rec;
+        len = strlen(rec);
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0;
+    for (size_t off = 0; ok && off < len;) {
+        ssize_t w = write(fd, text + off, len - off);
+        if (w <= 0)
+            ok = false;
+        else
+            off += (size_t)w;
+    }
+    if (ok && meta)
+        ok = write(fd, "\n", 1) == 1;
+    if (fd >= 0 && (fsync(fd) != 0 || close(fd) != 0))
+        ok = false;
+    free(rec);
+    if (!ok || rename(tmp, path) != 0) {
+        int err = errno;
+        unlink(tmp);
+        return qs_fail(e, 500, "internal", NULL, "cannot write %s: %s", path, strerror(err));
+    }
+    if (!(*path_out = strdup(path)))
+        return qs_fail(e, 500, "internal", NULL, "out of memory");
+    return 0;
+}
+
+enum MHD_Result qs_route_docs_post(qs_req *q, json_t *body)
+{
+    qr_server *s = q->s;
+    qs_err e = {0};
+    const char *path = NULL, *text = NULL, *name = NULL;
+    size_t tlen = 0;
+    if (qs_get_str(body, "path", false, 4095, &path, NULL, &e) ||
+        qs_get_str(body, "text", false, s->o.lim.max_string_bytes, &text, &tlen, &e) ||
+        qs_get_str(body, "name", false, 200, &name, NULL, &e))
+        return qs_send_err(q, &e);
+    const json_t *meta = json_object_get(body, "meta");
+    if (meta && json_is_null(meta))
+        meta = NULL;
+    if (!path == !text) {
+        qs_fail(&e, 400, "missing_field", path ? "text" : "path",
+                "give either \"path\" (a file or directory on the server) or \"text\" with \"name\"");
+        return qs_send_err(q, &e);
+    }
+    char *posted = NULL;
+    if (path) {
+        if (path[0] != '/') {
+            qs_fail(&e, 400, "invalid", "path", "path: must be absolute (a file or directory on the server)");
+            return qs_send_err(q, &e);
+        }
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            qs_fail(&e, 400, "not_found", "path", "path: %s: %s", path, strerror(errno));
+            return qs_send_err(q, &e);
+        }
+        if (meta) {
+            qs_fail(&e, 400, "invalid", "meta", "meta: only with \"text\" (files carry their own metadata)");
+            return qs_send_err(q, &e);
+        }
+    } else {
+        if (!name || !*name) {
+            qs_fail(&e, 400, "missing_field", "name", "name: required with text (a file name such as notes.md)");
+            return qs_send_err(q, &e);
+        }
+        if (tlen == 0) {
+            qs_fail(&e, 400, "empty", "text", "text: must not be empty");
+            return qs_send_err(q, &e);
+        }
+        if (meta) {
+            if (!json_is_object(meta)) {
+                qs_fail(&e, 400, "type", "meta", "meta: must be an object {key: value}");
+                return qs_send_err(q, &e);
+            }
+            const char *k;
+            json_t *v;
+            json_object_foreach((json_t *)meta, k, v) {
+                char param[96];
+                snprintf(param, sizeof param, "meta.%.60s", k);
+                if (!strcmp(k, "text") || !strcmp(k, "title") || !*k) {
+                    qs_fail(&e, 400, "invalid", param, "%s: reserved key", param);
+                    return qs_send_err(q, &e);
+                }
+                if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v)) {
+                    qs_fail(&e, 400, "type", param, "%s: must be a string, number or boolean", param);
+                    return qs_send_err(q, &e);
+                }
+            }
+        }
+        if (write_posted(s, name, text, tlen, meta, &posted, &e))
+            return qs_send_err(q, &e);
+        path = posted;
+    }
+    ingest_arg a = {path, {0}};
+    int rc = with_store_closed(s, run_ingest, &a);
+    free(posted);
+    if (rc) {
+        if (rc == QR_EIO)
+            qs_fail(&e, 503, "store_busy", NULL, "ingest: %s", qr_last_error());
+        else if (rc == QR_EMISMATCH || rc == QR_EINVAL || rc == QR_ENOTFOUND)
+            qs_fail(&e, 422, "ingest", "path", "ingest: %s", qr_last_error());
+        else
+            qs_fail(&e, 500, "internal", NULL, "ingest: %s", qr_last_error());
+        qr_ingest_report_free(&a.rep);
+        return qs_send_err(q, &e);
+    }
+    json_t *j = NULL;
+    rc = qr_ingest_report_to_json(&a.rep, &j);
+    qr_ingest_report_free(&a.rep);
+    if (rc) {
+        qs_fail(&e, 500, "internal", NULL, "ingest report: %s", qr_last_error());
+        return qs_send_err(q, &e);
+    }
+    return qs_send_json(q, 201, j);
+}
+
+typedef struct {
+    uint64_t id;
+    size_t chunks;
+} del_arg;
+
+static int run_delete(qr_server *s, void *user)
+{
+    del_arg *a = user;
+    return qr_ingest_delete_doc(s->store_dir, a->id, &a->chunks);
+}
+
+enum MHD_Result qs_route_docs_delete(qs_req *q)
+{
+    qr_server *s = q->s;
+    qs_err e = {0};
+    const char *t = q->path_arg;
+    char *end;
+    errno = 0;
+    unsigned long long id = strtoull(t, &end, 10);
+    if (!*t || *end || errno || t[0] < '0' || t[0] > '9') {
+        qs_fail(&e, 400, "invalid", "id", "id: \"%.40s\" is not a document id (a decimal number)", t);
+        return qs_send_err(q, &e);
+    }
+    del_arg a = {id, 0};
+    int rc = with_store_closed(s, run_delete, &a);
+    if (rc == QR_ENOTFOUND) {
+        qs_fail(&e, 404, "not_found", "id", "no document with id %llu", id);
+        return qs_send_err(q, &e);
+    }
+    if (rc) {
+        qs_fail(&e, rc == QR_EIO ? 503 : 500, rc == QR_EIO ? "store_busy" : "internal", NULL, "delete: %s",
+                qr_last_error());
+        return qs_send_err(q, &e);
+    }
+    return qs_send_json(q, 200, json_pack("{s:I, s:I}", "deleted", (json_int_t)id, "chunks", (json_int_t)a.chunks));
+}
