@@ -86,11 +86,6 @@ int cli_serve(int argc, char **argv)
         code = CLI_EXIT_USAGE;
         goto out;
     }
-    if (qr_options_n_positional(o)) {
-        fprintf(stderr, "quire serve: unexpected argument '%s'\n", qr_options_positional(o, 0));
-        code = CLI_EXIT_USAGE;
-        goto out;
-    }
     char host[256];
     int port = 0;
     if (qr_listen_parse(qr_opt_str(o, QR_OPT_LISTEN), host, sizeof host, &port)) {

@@ -26,20 +26,34 @@ int cli_wait(int argc, char **argv)
 {
     static const int allowed[] = {QR_OPT_TIMEOUT, QR_OPT_JSON, QR_OPT_LOG_LEVEL, -1};
     qr_options *o = NULL;
+    char **oargv = calloc((size_t)argc + 1, sizeof *oargv), **files = calloc((size_t)argc + 1, sizeof *files);
+    int oargc = 0, nfiles = 0;
+    if (!oargv || !files) {
+        free(oargv);
+        free(files);
+        fprintf(stderr, "quire wait: out of memory\n");
+        return CLI_EXIT_ERROR;
+    }
+    cli_split_paths(argc, argv, oargv, &oargc, files, &nfiles);
     int code = cli_load_options("wait", "ENDPOINT_FILE [--timeout S] [--json]",
                                 "Blocks until the endpoint file written by `quire serve` exists and the server it names\n"
                                 "answers GET /ready with 200 (using the token file it names, if any); prints the URL\n"
                                 "(--json: the endpoint object) and exits 0. Exits 1 after --timeout seconds.",
-                                argc, argv, allowed, &o);
-    if (code >= 0)
+                                oargc, oargv, allowed, &o);
+    if (code >= 0) {
+        free(oargv);
+        free(files);
         return code;
+    }
     code = CLI_EXIT_OK;
-    if (qr_options_n_positional(o) != 1) {
-        fprintf(stderr, "quire wait: expected one ENDPOINT_FILE argument (got %zu)\n", qr_options_n_positional(o));
+    if (nfiles != 1) {
+        fprintf(stderr, "quire wait: expected one ENDPOINT_FILE argument (got %d)\n", nfiles);
         qr_options_free(o);
+        free(oargv);
+        free(files);
         return CLI_EXIT_USAGE;
     }
-    const char *path = qr_options_positional(o, 0);
+    const char *path = files[0];
     double timeout = qr_opt_float(o, QR_OPT_TIMEOUT);
     double t0 = mono(), deadline = t0 + timeout;
     char last[700] = "the endpoint file to appear";
@@ -103,5 +117,7 @@ out:
         free(token);
     }
     qr_options_free(o);
+    free(oargv);
+    free(files);
     return code;
 }

@@ -221,8 +221,7 @@ static int pump(qs_gen *g)
         return -1;
     if (ev.kind == QR_SCHED_TIMEOUT) {
         if (qs_client_gone(g->conn)) {
-            qr_sched_cancel(g->r);
-            qs_metrics_add(&g->s->m, &g->s->m.client_cancels, 1);
+            qr_sched_cancel(g->r); /* counted when MHD frees the stream */
             QR_DEBUG("serve: client of %s went away; generation cancelled", g->id);
             return -1;
         }
@@ -323,6 +322,8 @@ static void sse_free(void *cls)
 {
     qs_gen *g = cls;
     qr_server *s = g->s;
+    if (!g->finished) /* MHD gave up on the stream: the client went away */
+        qs_metrics_add(&s->m, &s->m.client_cancels, 1);
     gen_free(g); /* releases the request: cancels it if it still runs */
     atomic_fetch_sub(&s->inflight_all, 1);
 }
