@@ -26,22 +26,13 @@
 #include "cli/retrieval.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/slurm.h"
 #include "generate/chat.h"
 #include "runtime/backend.h"
 #include "runtime/models/model.h"
 #include "service/endpoint.h"
 #include "service/server.h"
 
-/* The slurm helper's GPU report (common/slurm.h) is called here once it is in main. */
-
-static void default_endpoint(char *buf, size_t len)
-{
-    const char *job = getenv("SLURM_JOB_ID");
-    if (job && *job)
-        snprintf(buf, len, "quire-endpoint-%s.json", job);
-    else
-        snprintf(buf, len, "quire-endpoint.json");
-}
 
 int cli_serve(int argc, char **argv)
 {
@@ -53,7 +44,7 @@ int cli_serve(int argc, char **argv)
         QR_OPT_CTX,            QR_OPT_MAX_TOKENS,     QR_OPT_TEMPERATURE,    QR_OPT_TOP_K,       QR_OPT_TOP_P,
         QR_OPT_MIN_P,          QR_OPT_REPEAT_PENALTY, QR_OPT_REPEAT_LAST_N,  QR_OPT_SEED,        QR_OPT_RRF_K,
         QR_OPT_WEIGHT_DENSE,   QR_OPT_WEIGHT_BM25,    QR_OPT_MMR_LAMBDA,     QR_OPT_DUP_THRESHOLD,
-        QR_OPT_RERANK_DEPTH,   QR_OPT_DTYPE,          QR_OPT_THREADS,        QR_OPT_DEVICE,      QR_OPT_LOG_LEVEL,
+        QR_OPT_RERANK_DEPTH,   QR_OPT_IDLE_TIMEOUT,   QR_OPT_DTYPE,          QR_OPT_THREADS,        QR_OPT_DEVICE,      QR_OPT_LOG_LEVEL,
         -1};
     qr_options *o = NULL;
     cli_retrieval cr = {0};
@@ -93,10 +84,12 @@ int cli_serve(int argc, char **argv)
         code = CLI_EXIT_USAGE;
         goto out;
     }
+    qr_slurm_env senv;
+    qr_slurm_env_read(&senv);
     if (*qr_opt_str(o, QR_OPT_ENDPOINT_FILE))
         snprintf(endpoint, sizeof endpoint, "%s", qr_opt_str(o, QR_OPT_ENDPOINT_FILE));
     else
-        default_endpoint(endpoint, sizeof endpoint);
+        qr_slurm_endpoint_name(&senv, endpoint, sizeof endpoint);
 
     /* the token: read it, or create the file */
     int rc;
@@ -114,9 +107,8 @@ int cli_serve(int argc, char **argv)
     } else if (!qr_host_is_loopback(host)) {
         char ep[PATH_MAX];
         snprintf(ep, sizeof ep, "%s", endpoint);
-        const char *job = getenv("SLURM_JOB_ID");
-        snprintf(tokfile, sizeof tokfile, "%s/quire-token%s%s", dirname(ep), job && *job ? "-" : "",
-                 job && *job ? job : "");
+        snprintf(tokfile, sizeof tokfile, "%s/quire-token%s%s", dirname(ep), senv.job_id[0] ? "-" : "",
+                 senv.job_id);
         if ((rc = qr_token_create(tokfile, &token))) {
             code = cli_fail("serve", rc, "creating a token file");
             goto out;
@@ -157,6 +149,10 @@ int cli_serve(int argc, char **argv)
         emb_path = emb2_path;
     }
 
+    /* GPUs of the allocation against those used (logged once; cli_open_model
+     * already did when a model was loaded; a BM25-only server computes nothing) */
+    cli_log_gpus(NULL, 0);
+
     qr_server_opts so;
     qr_server_opts_default(&so);
     so.host = host;
@@ -191,6 +187,7 @@ int cli_serve(int argc, char **argv)
     so.lim.max_inputs = (int)qr_opt_int(o, QR_OPT_MAX_INPUTS);
     so.lim.max_messages = (int)qr_opt_int(o, QR_OPT_MAX_MESSAGES);
     so.lim.max_inflight = (int)qr_opt_int(o, QR_OPT_MAX_INFLIGHT);
+    so.idle_timeout_s = (int)qr_opt_int(o, QR_OPT_IDLE_TIMEOUT);
 
     /* Signals are taken by this thread with sigwait; every thread started
      * from here on (MHD, scheduler) inherits the blocked mask. */

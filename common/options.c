@@ -211,6 +211,8 @@ static const qr_option_def table[QR_OPT_COUNT] = {
         "most messages in one /v1/chat/completions request", 0, NULL},
     [QR_OPT_TIMEOUT] = {"timeout", QR_OPT_FLOAT, "command", "60", 0, 1e9, NULL,
         "wait: seconds to wait for the endpoint file and /ready before giving up", QR_OPTF_CLI, NULL},
+    [QR_OPT_IDLE_TIMEOUT] = {"idle-timeout", QR_OPT_INT, "serve", "60", 1, 86400, NULL,
+        "seconds a connection may stay silent (slow or stalled clients are closed)", 0, NULL},
 };
 
 const qr_option_def *qr_option_def_at(int id)

@@ -122,6 +122,7 @@ typedef enum {
     QR_OPT_MAX_INPUTS,
     QR_OPT_MAX_MESSAGES,
     QR_OPT_TIMEOUT,
+    QR_OPT_IDLE_TIMEOUT,
     QR_OPT_COUNT
 } qr_opt_id;
 

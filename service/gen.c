@@ -5,7 +5,7 @@
  * in the context is 400 (code context_length_exceeded).
  *
  * Streaming (text/event-stream): the response body comes from an MHD
- * content-reader callback that blocks on qr_sched_next in 200 ms steps and
+ * content-reader callback that blocks on qr_sched_next in 100 ms steps and
  * between steps checks whether the client closed its socket; if so (or when
  * MHD fails to write) the generation is cancelled and its slot freed. Frames
  * are "data: JSON\n\n", ending with "data: [DONE]\n\n":
@@ -53,6 +53,7 @@ typedef struct qs_gen {
     size_t len, pos, cap;
     bool finished; /* [DONE] queued */
     bool role_sent;
+    double next_check; /* next look at the client's socket */
 } qs_gen;
 
 static void gen_free(qs_gen *g)
@@ -216,17 +217,22 @@ static int pump(qs_gen *g)
         return out_event(g, chunk_json(g, NULL, 0, NULL));
     }
     qr_sched_event ev;
-    int rc = qr_sched_next(g->r, 200, &ev);
+    int rc = qr_sched_next(g->r, 100, &ev);
     if (rc)
         return -1;
-    if (ev.kind == QR_SCHED_TIMEOUT) {
+    /* MHD notices a closed socket when a write fails; while the request
+     * waits in the queue nothing is written, so look every 100 ms */
+    double now = qs_now();
+    if (ev.kind != QR_SCHED_DONE && now >= g->next_check) {
+        g->next_check = now + 0.1;
         if (qs_client_gone(g->conn)) {
             qr_sched_cancel(g->r); /* counted when MHD frees the stream */
             QR_DEBUG("serve: client of %s went away; generation cancelled", g->id);
             return -1;
         }
-        return 0;
     }
+    if (ev.kind == QR_SCHED_TIMEOUT)
+        return 0;
     if (ev.kind == QR_SCHED_TEXT) {
         if (!ev.len)
             return 0;
@@ -369,15 +375,20 @@ static int submit(qs_gen *g, const int32_t *ids, size_t n, const qr_sample_param
 static int wait_done(qs_gen *g, qr_sched_event *ev)
 {
     bool gone = false;
+    double next_check = qs_now() + 0.1;
     for (;;) {
-        if (qr_sched_next(g->r, 200, ev))
+        if (qr_sched_next(g->r, 100, ev))
             return -1;
         if (ev->kind == QR_SCHED_DONE)
             return gone ? 1 : 0;
-        if (ev->kind == QR_SCHED_TIMEOUT && !gone && qs_client_gone(g->conn)) {
-            gone = true;
-            qr_sched_cancel(g->r);
-            qs_metrics_add(&g->s->m, &g->s->m.client_cancels, 1);
+        /* text keeps coming while the model runs: look at the socket every 100 ms whatever arrives */
+        if (!gone && qs_now() >= next_check) {
+            next_check = qs_now() + 0.1;
+            if (qs_client_gone(g->conn)) {
+                gone = true;
+                qr_sched_cancel(g->r);
+                qs_metrics_add(&g->s->m, &g->s->m.client_cancels, 1);
+            }
         }
     }
 }

@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -427,6 +429,13 @@ static bool json_ctype(const char *ct)
     return c == '\0' || c == ';' || c == ' ';
 }
 
+static enum MHD_Result count_cl(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        (*(int *)cls)++;
+    return MHD_YES;
+}
+
 static enum MHD_Result dispatch(qr_server *s, qs_req *q)
 {
     qs_err e = {0};
@@ -495,6 +504,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         q->t0 = qs_now();
         atomic_fetch_add(&s->inflight_all, 1);
         q->route = find_route(url, q->path_arg, sizeof q->path_arg);
+        if (!strcmp(version, MHD_HTTP_VERSION_1_1) &&
+            !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)) { /* RFC 9112 3.2 */
+            qs_fail(&e, 400, "no_host", NULL, "HTTP/1.1 request without a Host header");
+            return qs_send_err(q, &e);
+        }
         if (q->route == QS_R_OTHER) {
             qs_fail(&e, 404, "unknown_route", NULL, "no route %s %.200s", method, url);
             return qs_send_err(q, &e);
@@ -512,6 +526,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         q->is_post = !strcmp(method, "POST");
         if (q->is_post) {
             const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            int n_cl = 0;
+            MHD_get_connection_values(conn, MHD_HEADER_KIND, count_cl, &n_cl);
+            if (n_cl > 1) { /* RFC 9112 6.3: ambiguous framing, a request-smuggling vector */
+                qs_fail(&e, 400, "content_length", NULL, "body: more than one Content-Length header");
+                return qs_send_err(q, &e);
+            }
             const char *te =
                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
             if (cl) {
@@ -706,14 +726,21 @@ int qr_server_start(const qr_server_opts *o, qr_server **out)
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    unsigned conn_limit = o->connection_limit > 0
-                              ? (unsigned)o->connection_limit
-                              : (unsigned)(o->lim.max_inflight + o->sched.n_slots + o->sched.max_queue + 16);
+    /* Open connections: idle or slow ones (a slowloris client) must not lock
+     * out real ones, so allow many more than are served at once; each is a
+     * thread that mostly sleeps. Bounded by the descriptors we may open. */
+    unsigned conn_limit = 1024;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1024 + 128)
+        conn_limit = rl.rlim_cur > 192 ? (unsigned)rl.rlim_cur - 128 : 64;
+    if (o->connection_limit > 0)
+        conn_limit = (unsigned)o->connection_limit;
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             MHD_OPTION_CONNECTION_LIMIT, conn_limit,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                            MHD_OPTION_THREAD_STACK_SIZE, (size_t)(2u << 20),
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->idle_timeout_s > 0 ? o->idle_timeout_s : 60),
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                             MHD_OPTION_END);
     if (!s->d) {

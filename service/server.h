@@ -62,7 +62,8 @@ typedef struct qr_server_opts {
     qr_retrieve_opts ro;          /* retrieval options */
     qr_sched_opts sched;          /* slots, queue (n_ctx is set from n_ctx above) */
     qr_server_limits lim;
-    int connection_limit;         /* open connections; 0: max_inflight + slots + queue + 16 */
+    int connection_limit;         /* open connections; 0: 1024 (less when RLIMIT_NOFILE is lower) */
+    int idle_timeout_s;           /* a silent connection is closed after this; 0: 60 */
 } qr_server_opts;
 
 void qr_server_opts_default(qr_server_opts *o);
