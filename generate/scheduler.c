@@ -94,6 +94,8 @@ struct qr_sched {
     qr_dec_seq *seqs;   // (n_slots)
     qr_sched_req **seq_req; // (n_slots) request of each batched sequence
     float *logits;      // (n_slots, vocab)
+    int32_t *best;      // (n_slots) arg-max ids when the device selects them
+    bool dev_topk;      /* the backend selects top-k on the device */
 };
 
 static double now_s(void)
@@ -366,9 +368,17 @@ static void *worker(void *arg)
         }
         pthread_mutex_unlock(&s->mu);
 
+        /* When every sequence of the step is plain greedy and the backend
+         * selects on the device, only the arg-max ids come back instead of
+         * n_seq logits rows (the same ids: lowest on ties, as qr_generate). */
+        bool dev = s->dev_topk;
+        for (int i = 0; dev && i < n_seq; i++)
+            dev = qr_genseq_greedy(s->seq_req[i]->g);
+
         /* The step runs without the lock: submit, stats and drain go on
          * meanwhile. Requests in s->run only leave it on this thread. */
-        int rc = qr_decoder_step(s->st, s->seqs, n_seq, s->logits);
+        int rc = dev ? qr_decoder_step_topk(s->st, s->seqs, n_seq, 1, s->best, NULL)
+                     : qr_decoder_step(s->st, s->seqs, n_seq, s->logits);
         char err[512] = "";
         if (rc)
             snprintf(err, sizeof err, "%s", qr_last_error());
@@ -386,7 +396,8 @@ static void *worker(void *arg)
                         continue; /* more prompt to come: these logits are not needed */
                 }
                 qr_genseq_tok tk;
-                if ((rr = qr_genseq_next(r->g, s->logits + (size_t)i * V, &tk))) {
+                if ((rr = dev ? qr_genseq_next_id(r->g, s->best[i], &tk)
+                              : qr_genseq_next(r->g, s->logits + (size_t)i * V, &tk))) {
                     msg = qr_last_error();
                     done = true;
                 } else {
@@ -459,11 +470,13 @@ int qr_sched_create(qr_model *m, const qr_sched_opts *o, qr_sched **out)
     s->seqs = calloc((size_t)d.n_slots, sizeof *s->seqs);
     s->seq_req = calloc((size_t)d.n_slots, sizeof *s->seq_req);
     s->logits = malloc((size_t)d.n_slots * (size_t)s->vocab * sizeof *s->logits);
-    if (!s->run || !s->slot_busy || !s->seqs || !s->seq_req || !s->logits) {
+    s->best = calloc((size_t)d.n_slots, sizeof *s->best);
+    if (!s->run || !s->slot_busy || !s->seqs || !s->seq_req || !s->logits || !s->best) {
         rc = qr_fail(QR_ENOMEM, "scheduler: buffers for %d slots", d.n_slots);
         goto fail;
     }
     s->stats.n_slots = d.n_slots;
+    s->dev_topk = qr_decoder_has_topk(s->st);
     if (!(mu = pthread_mutex_init(&s->mu, NULL) == 0) || !(work = cond_init(&s->work) == 0) ||
         !(idle = cond_init(&s->idle) == 0)) {
         rc = qr_fail(QR_ENOMEM, "scheduler: mutex/condition variable");
@@ -492,6 +505,7 @@ fail:
     free(s->seqs);
     free(s->seq_req);
     free(s->logits);
+    free(s->best);
     free(s);
     return rc;
 }
@@ -516,6 +530,7 @@ void qr_sched_destroy(qr_sched *s)
     free(s->seqs);
     free(s->seq_req);
     free(s->logits);
+    free(s->best);
     free(s);
 }
 
@@ -587,7 +602,7 @@ int qr_sched_submit(qr_sched *s, const int32_t *prompt, size_t n, const qr_sampl
     if (waiting >= s->o.max_queue) {
         s->stats.refused_busy++;
         pthread_mutex_unlock(&s->mu);
-        rc = qr_fail(QR_EBUSY, "scheduler: %d requests already wait for a slot (max_queue %d)", s->n_queued,
+        rc = qr_fail(QR_EBUSY, "scheduler: %d requests already wait for a slot (max_queue %d)", waiting,
                      s->o.max_queue);
         goto fail;
     }
@@ -669,6 +684,12 @@ void qr_sched_release(qr_sched_req *r)
     atomic_store(&r->cancel, true);
     pthread_mutex_lock(&r->mu);
     req_unref_unlock(r);
+}
+
+void qr_sched_get_opts(const qr_sched *s, qr_sched_opts *out)
+{
+    if (s && out)
+        *out = s->o; /* fixed after create: no lock needed */
 }
 
 void qr_sched_get_stats(qr_sched *s, qr_sched_stats *out)

@@ -39,7 +39,7 @@ typedef struct qr_sched_req qr_sched_req;
 
 typedef struct qr_sched_opts {
     int n_slots;       /* concurrent generations (KV slots); default 8 */
-    int n_ctx;         /* positions per slot (prompt + completion); default min(model max positions, 4096) */
+    int n_ctx;         /* positions per slot (prompt + completion); 0 (the default) = min(model max positions, 4096) */
     int max_queue;     /* requests waiting for a slot; one more is refused with QR_EBUSY; default 64 */
     int prefill_chunk; /* prompt tokens per step over all sequences; default 512 */
 } qr_sched_opts;
@@ -117,5 +117,9 @@ typedef struct qr_sched_stats {
 } qr_sched_stats;
 
 void qr_sched_get_stats(qr_sched *s, qr_sched_stats *out);
+
+/* The options in effect (defaults resolved: n_ctx is the real context per
+ * slot, e.g. for qr_answer_opts.n_ctx and max_tokens limits). */
+void qr_sched_get_opts(const qr_sched *s, qr_sched_opts *out);
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/error.h"
 #include "generate/scheduler.h"
@@ -441,6 +442,153 @@ static void test_drain_destroy(qr_model *m)
     qr_sched_release(NULL);
 }
 
+/* ---- many client threads at once ----
+ * Eight clients submit 48 requests in all (BOS + the first k reference ids,
+ * greedy, so every completed request must continue with reference ids k..)
+ * on four slots with a queue of four: some submits meet QR_EBUSY and retry;
+ * clients read everything, cancel after two events, release without reading
+ * or poll with short timeouts. Then destroy while clients still wait in
+ * qr_sched_next on long requests: every one gets DONE. */
+typedef struct {
+    qr_sched *s;
+    int tid;
+    int busy, completed, cancelled, bad;
+} client;
+
+static void *client_main(void *arg)
+{
+    client *c = arg;
+    for (int it = 0; it < 6; it++) {
+        int k = (c->tid * 7 + it * 5) % 30;
+        int32_t prompt[32] = {1};
+        memcpy(prompt + 1, ref, (size_t)k * sizeof *prompt);
+        qr_sample_params p;
+        qr_sample_params_default(&p);
+        p.max_tokens = 1 + (c->tid * 3 + it * 11) % 30;
+        qr_sched_req *r = NULL;
+        int rc;
+        while ((rc = qr_sched_submit(c->s, prompt, (size_t)k + 1, &p, &r)) == QR_EBUSY) {
+            c->busy++;
+            struct timespec ts = {0, 2000000};
+            nanosleep(&ts, NULL);
+        }
+        if (rc) {
+            c->bad++;
+            continue;
+        }
+        int mode = (c->tid + it) % 4;
+        if (mode == 2) { /* gone before reading anything */
+            qr_sched_release(r);
+            continue;
+        }
+        int events = 0, done = 0;
+        while (!done) {
+            qr_sched_event ev;
+            if (qr_sched_next(r, mode == 3 ? 1 : -1, &ev)) {
+                c->bad++;
+                break;
+            }
+            if (ev.kind == QR_SCHED_TEXT && ++events == 2 && mode == 1)
+                qr_sched_cancel(r);
+            if (ev.kind == QR_SCHED_DONE) {
+                done = 1;
+                if (ev.rc == 0) {
+                    c->completed++;
+                    if (!same_ids(ev.result->ids, ev.result->n_ids, ref + k, (size_t)p.max_tokens))
+                        c->bad++;
+                } else if (ev.rc == QR_ECANCELED && mode == 1) {
+                    c->cancelled++;
+                } else {
+                    c->bad++;
+                }
+            }
+        }
+        qr_sched_release(r);
+    }
+    return NULL;
+}
+
+typedef struct {
+    qr_sched_req *r;
+    int rc;
+} waiter;
+
+static void *wait_done(void *arg)
+{
+    waiter *w = arg;
+    w->rc = 1;
+    for (;;) {
+        qr_sched_event ev;
+        if (qr_sched_next(w->r, -1, &ev))
+            return NULL;
+        if (ev.kind == QR_SCHED_DONE) {
+            w->rc = ev.rc;
+            return NULL;
+        }
+    }
+}
+
+static void test_stress(qr_model *m)
+{
+    qr_sched_opts o;
+    qr_sched_opts_default(&o);
+    o.n_slots = 4;
+    o.n_ctx = 128;
+    o.max_queue = 4;
+    o.prefill_chunk = 5;
+    qr_sched *s = NULL;
+    CHECK_OK(qr_sched_create(m, &o, &s));
+    if (!s)
+        return;
+    client C[8];
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        C[i] = (client){.s = s, .tid = i};
+        pthread_create(&th[i], NULL, client_main, &C[i]);
+    }
+    int busy = 0, completed = 0, cancelled = 0, bad = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        busy += C[i].busy;
+        completed += C[i].completed;
+        cancelled += C[i].cancelled;
+        bad += C[i].bad;
+    }
+    qr_sched_stats st;
+    qr_sched_get_stats(s, &st);
+    printf("stress: 48 requests from 8 threads: %d completed, %d cancelled by their client, %d busy retries; "
+           "stats: finished %llu cancelled %llu refused %llu, %llu steps\n",
+           completed, cancelled, busy, (unsigned long long)st.finished, (unsigned long long)st.cancelled,
+           (unsigned long long)st.refused_busy, (unsigned long long)st.steps);
+    CHECK_INT(bad, 0);
+    CHECK_INT(st.submitted, 48);
+    CHECK_INT(st.finished + st.cancelled + st.failed, 48);
+    CHECK_INT(st.failed, 0);
+    CHECK_INT(st.refused_busy, busy);
+    CHECK(completed >= 24); /* modes 0 and 3 always complete */
+    CHECK((int)st.finished >= completed);
+    CHECK_INT(st.queued + st.running, 0);
+
+    /* destroy while six consumers wait on long requests (four running, two queued) */
+    qr_sample_params lp = long_params();
+    int32_t bos = 1;
+    waiter W[6];
+    pthread_t wt[6];
+    int n = 0;
+    for (int i = 0; i < 6; i++) {
+        W[i] = (waiter){.rc = 1};
+        if (qr_sched_submit(s, &bos, 1, &lp, &W[i].r) == 0)
+            pthread_create(&wt[n++], NULL, wait_done, &W[i]);
+    }
+    CHECK_INT(n, 6);
+    qr_sched_destroy(s);
+    for (int i = 0; i < n; i++) {
+        pthread_join(wt[i], NULL);
+        CHECK_INT(W[i].rc, QR_ECANCELED);
+        qr_sched_release(W[i].r);
+    }
+}
+
 static void test_errors(qr_model *m)
 {
     qr_sched_opts o;
@@ -495,6 +643,7 @@ int main(void)
         test_queue_and_cancel(m);
         test_drain_destroy(m);
         test_errors(m);
+        test_stress(m);
     }
     qr_model_free(m);
     qr_backend_destroy(be);
