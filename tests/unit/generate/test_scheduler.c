@@ -28,6 +28,7 @@
 #define N_REF 60
 
 static int32_t ref[N_REF];
+static int topk_calls, topk_sched_calls; /* test_device_select's emulated device op */
 
 static int read_ref(void)
 {
@@ -208,6 +209,7 @@ static void test_concurrent(qr_model *m)
         pthread_create(&th[i], NULL, consume, &C[i]);
     for (int i = 0; i < n_sub; i++)
         pthread_join(th[i], NULL);
+    topk_sched_calls = topk_calls; /* before the qr_generate references below */
 
     size_t total_gen = 0;
     for (int i = 0; i < n_sub; i++) {
@@ -628,6 +630,58 @@ static void test_errors(qr_model *m)
     CHECK_INT(qr_sched_create(m, &o, &s), QR_EINVAL);
 }
 
+/* ---- device-side selection, emulated on the CPU ----
+ * A backend with the optional topk op (CUDA) lets all-greedy steps return
+ * arg-max ids instead of logits rows. The CPU backend has none; this test
+ * gives it one (logits downloaded, best ids picked on the host, lowest id on
+ * ties) so the scheduler's topk path runs here, and the concurrent test must
+ * give the same ids (reference included). */
+static qr_backend_ops topk_ops;
+
+static int host_topk(qr_backend *be, const qr_tensor *logits, int64_t n, int k, int32_t *ids, float *vals)
+{
+    int64_t V = logits->cols;
+    float *row = malloc((size_t)V * sizeof *row);
+    if (!row)
+        return QR_ENOMEM;
+    topk_calls++;
+    for (int64_t i = 0; i < n; i++) {
+        int rc = be->ops->download(be, logits, i, row, 1);
+        if (rc) {
+            free(row);
+            return rc;
+        }
+        for (int j = 0; j < k; j++) {
+            int64_t b = -1;
+            for (int64_t v = 0; v < V; v++) {
+                bool taken = false;
+                for (int t = 0; t < j; t++)
+                    taken |= ids[i * k + t] == v;
+                if (!taken && (b < 0 || row[v] > row[b]))
+                    b = v;
+            }
+            ids[i * k + j] = (int32_t)b;
+            if (vals)
+                vals[i * k + j] = row[b];
+        }
+    }
+    free(row);
+    return QR_OK;
+}
+
+static void test_device_select(qr_backend *be, qr_model *m)
+{
+    const qr_backend_ops *cpu = be->ops;
+    topk_ops = *cpu;
+    topk_ops.topk = host_topk;
+    be->ops = &topk_ops;
+    topk_calls = 0;
+    test_concurrent(m);
+    printf("device-select emulation: %d of the scheduler's steps selected on the device\n", topk_sched_calls);
+    CHECK(topk_sched_calls > 0);
+    be->ops = cpu;
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -644,6 +698,7 @@ int main(void)
         test_drain_destroy(m);
         test_errors(m);
         test_stress(m);
+        test_device_select(be, m);
     }
     qr_model_free(m);
     qr_backend_destroy(be);
