@@ -25,8 +25,6 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "generate/answer.h"
-#include "generate/cite.h"
-#include "generate/prompt.h"
 #include "service/internal.h"
 
 typedef enum { G_CHAT = 0, G_COMPL, G_ASK } gen_kind;
@@ -46,8 +44,7 @@ typedef struct qs_gen {
     int k;
     qr_results *res;
     qr_source *src;
-    size_t n_used;
-    qr_cite_stream *cs;
+    qr_answer_job *job; /* prompt, then citation cleaning of the pieces (generate/answer.h) */
     /* SSE output waiting to be read by MHD */
     char *out;
     size_t len, pos, cap;
@@ -70,7 +67,7 @@ static void gen_free(qs_gen *g)
         free(g->res);
     }
     free(g->src);
-    qr_cite_stream_free(g->cs);
+    qr_answer_job_free(g->job);
     free(g->out);
     free(g);
 }
@@ -168,36 +165,26 @@ static void count_tokens(qs_gen *g, const qr_gen_result *r)
 
 /* ---------------------------------------------------------------- ask answers */
 
-/* The cited answer from the completion text (cleaned text given when
- * streaming, else cleaned here), as qr_answer_to_json prints it. */
-static json_t *ask_answer_json(qs_gen *g, const qr_gen_result *r, char *cleaned, const qr_cite_report *rep_in)
+/* The cited answer once the generation is done (qr_answer_job_finish),
+ * as qr_answer_to_json prints it plus store, k and model. *tail (may be
+ * NULL) gets the cleaned text still held back (borrowed from the job). */
+static json_t *ask_answer_json(qs_gen *g, const qr_gen_result *r, const char **tail, size_t *tail_len)
 {
     qr_answer a;
     memset(&a, 0, sizeof a);
-    a.extractive = false;
-    a.n_sources = g->res->n;
-    a.n_used = g->n_used;
-    a.status = calloc(a.n_sources ? a.n_sources : 1, sizeof *a.status);
-    for (size_t i = 0; a.status && i < a.n_sources; i++)
-        a.status[i] = i < g->n_used ? QR_SRC_USED : QR_SRC_DROPPED_LENGTH;
-    if (cleaned) {
-        a.text = cleaned;
-        a.cites = *rep_in;
-    } else if (qr_cite_clean(r->text ? r->text : "", r->text ? strlen(r->text) : 0, g->n_used, &a.text, &a.cites)) {
-        a.text = NULL;
-    }
-    a.n_prompt = r->n_prompt;
-    a.n_generated = (int)r->n_ids;
-    a.finish = r->finish;
-    a.prefill_s = r->prefill_s;
-    a.decode_s = r->decode_s;
+    const char *t = NULL;
+    size_t tl = 0;
     json_t *j = NULL;
-    if (a.status && a.text && qr_answer_to_json(&a, g->question, g->src, &j) == 0) {
+    if (qr_answer_job_finish(g->job, r, &t, &tl, &a) == 0 && qr_answer_to_json(&a, g->question, g->src, &j) == 0) {
         json_object_set_new(j, "store", json_string(g->s->store_dir));
         json_object_set_new(j, "k", json_integer(g->k));
         json_object_set_new(j, "model", json_string(model_name(g->s)));
     }
     qr_answer_free(&a);
+    if (tail) {
+        *tail = t;
+        *tail_len = tl;
+    }
     return j;
 }
 
@@ -239,7 +226,7 @@ static int pump(qs_gen *g)
         if (g->kind == G_ASK) {
             const char *p;
             size_t n;
-            if (qr_cite_stream_push(g->cs, ev.piece, ev.len, &p, &n))
+            if (qr_answer_job_push(g->job, ev.piece, ev.len, &p, &n))
                 return -1;
             if (!n)
                 return 0;
@@ -254,26 +241,13 @@ static int pump(qs_gen *g)
     int bad = 0;
     if (ev.rc == 0) {
         if (g->kind == G_ASK) {
-            const char *p;
-            size_t n;
-            char *full = NULL;
-            qr_cite_report rep;
-            memset(&rep, 0, sizeof rep);
-            bad |= qr_cite_stream_finish(g->cs, &p, &n);
-            if (!bad && n) {
+            const char *p = NULL;
+            size_t n = 0;
+            json_t *a = ask_answer_json(g, ev.result, &p, &n);
+            if (a && n) {
                 json_t *t = json_stringn(p, n);
                 if (t)
                     bad |= out_event(g, json_pack("{s:s, s:o}", "type", "token", "text", t));
-            }
-            /* the cleaned whole text: the stream's pieces equal qr_cite_clean of the text */
-            bad |= qr_cite_stream_report(g->cs, &rep);
-            if (!bad)
-                bad |= qr_cite_clean(ev.result->text ? ev.result->text : "",
-                                     ev.result->text ? strlen(ev.result->text) : 0, g->n_used, &full, NULL);
-            json_t *a = bad ? NULL : ask_answer_json(g, ev.result, full, &rep);
-            if (bad) {
-                free(full);
-                qr_cite_report_free(&rep);
             }
             if (a) {
                 json_object_set_new(a, "type", json_string("answer"));
@@ -452,7 +426,10 @@ static enum MHD_Result run(qs_req *q, qs_gen *g, const int32_t *ids, size_t n, c
     const qr_gen_result *r = ev.result;
     json_t *j = NULL;
     if (g->kind == G_ASK) {
-        j = ask_answer_json(g, r, NULL, NULL);
+        const char *p;
+        size_t n;
+        if (qr_answer_job_push(g->job, r->text ? r->text : "", r->text ? strlen(r->text) : 0, &p, &n) == 0)
+            j = ask_answer_json(g, r, NULL, NULL);
     } else {
         json_t *text = json_string(r->text ? r->text : "");
         if (!text)
@@ -748,15 +725,13 @@ enum MHD_Result qs_ask_llm(qs_req *q, const char *question, int k, qr_results *r
         return qs_send_err(q, &e);
     }
     qs_sources_from_results(res, g->src);
-    qr_prompt_opts po;
-    memset(&po, 0, sizeof po);
-    po.tmpl = s->o.tmpl;
-    po.tok = qr_model_tokenizer(s->o.llm);
-    po.n_ctx = s->n_ctx;
-    po.max_tokens = p->max_tokens < s->n_ctx ? p->max_tokens : s->n_ctx - 1;
-    qr_prompt pr;
-    memset(&pr, 0, sizeof pr);
-    int rc = qr_prompt_build(question, g->src, res->n, &po, &pr);
+    qr_answer_opts ao;
+    qr_answer_opts_default(&ao);
+    ao.model = s->o.llm;
+    ao.tmpl = s->o.tmpl;
+    ao.n_ctx = s->n_ctx; /* the scheduler's */
+    ao.sample = *p;
+    int rc = qr_answer_prepare(question, g->src, res->n, &ao, &g->job);
     if (rc) {
         gen_free(g);
         if (rc == QR_ELIMIT || rc == QR_EINVAL)
@@ -765,14 +740,7 @@ enum MHD_Result qs_ask_llm(qs_req *q, const char *question, int k, qr_results *r
             qs_fail(&e, 500, "internal", NULL, "prompt: %s", qr_last_error());
         return qs_send_err(q, &e);
     }
-    g->n_used = pr.n_used;
-    if (qr_cite_stream_create(g->n_used, &g->cs)) {
-        qr_prompt_free(&pr);
-        gen_free(g);
-        qs_fail(&e, 500, "internal", NULL, "out of memory");
-        return qs_send_err(q, &e);
-    }
-    enum MHD_Result r = run(q, g, pr.ids, pr.n_ids, p);
-    qr_prompt_free(&pr);
-    return r;
+    size_t n_ids = 0;
+    const int32_t *ids = qr_answer_job_prompt(g->job, &n_ids);
+    return run(q, g, ids, n_ids, p);
 }

@@ -23,6 +23,8 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "generate/answer.h"
+#include "generate/extract.h"
 #include "ingest/pipeline.h"
 #include "runtime/backend.h"
 #include "runtime/models/model.h"
@@ -322,6 +324,61 @@ static void test_search(void)
     t = raw(g_port, chunked, (size_t)n);
     CHECK(t && strstr(t, " 413 "));
     free(t);
+}
+
+/* The service's answer (scheduler) equals qr_answer_run (qr_generate) on the
+ * same passages: the same prompt, the same greedy ids, the same cleaning. */
+static void check_ask_equals_library(qr_model *llm)
+{
+    const char *question = "Does Quire need a C compiler to build from source?";
+    char *kw = NULL;
+    CHECK_OK(qr_question_keywords(question, &kw)); /* what the server searches on a BM25-only store */
+    json_t *sq = json_pack("{s:s, s:i}", "query", kw ? kw : "", "k", 3);
+    char *sqt = json_dumps(sq, 0);
+    resp r = post("/v1/search", sqt);
+    free(sqt);
+    json_decref(sq);
+    free(kw);
+    CHECK_INT(r.status, 200);
+    json_t *res = json_object_get(r.j, "results");
+    size_t n = json_array_size(res);
+    CHECK(n >= 1);
+    qr_source src[8];
+    for (size_t i = 0; i < n && i < 8; i++) {
+        json_t *p = json_array_get(res, i);
+        const char *text = json_string_value(json_object_get(p, "text"));
+        json_int_t bs = json_integer_value(json_object_get(p, "byte_start")),
+                   be = json_integer_value(json_object_get(p, "byte_end"));
+        src[i] = (qr_source){.chunk_id = (uint64_t)json_integer_value(json_object_get(p, "chunk_id")),
+                             .path = json_string_value(json_object_get(p, "path")),
+                             .title = json_string_value(json_object_get(p, "title")),
+                             .page = (int)json_integer_value(json_object_get(p, "page")),
+                             .heading = json_string_value(json_object_get(p, "heading")),
+                             .off = (size_t)bs,
+                             .len = (size_t)(be - bs),
+                             .text = text,
+                             .text_len = strlen(text),
+                             .score = json_real_value(json_object_get(p, "score"))};
+    }
+    qr_answer_opts ao;
+    qr_answer_opts_default(&ao);
+    ao.model = llm;
+    ao.n_ctx = 512;
+    qr_sample_params_default(&ao.sample);
+    ao.sample.temperature = 0;
+    ao.sample.max_tokens = 24;
+    qr_answer a;
+    memset(&a, 0, sizeof a);
+    CHECK_OK(qr_answer_run(question, src, n < 8 ? n : 8, &ao, &a));
+    resp s = post("/v1/ask", "{\"question\": \"Does Quire need a C compiler to build from source?\", \"k\": 3, "
+                             "\"max_tokens\": 24, \"temperature\": 0}");
+    CHECK_INT(s.status, 200);
+    CHECK_STR(json_string_value(json_object_get(s.j, "answer")), a.text ? a.text : "?");
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(s.j, "generation"), "prompt_tokens")), a.n_prompt);
+    CHECK_INT(json_array_size(json_object_get(s.j, "sources")), a.n_used);
+    qr_answer_free(&a);
+    resp_free(&s);
+    resp_free(&r);
 }
 
 static void test_ask_llm(void)
@@ -904,6 +961,7 @@ int main(void)
     test_auth_and_basics();
     test_search();
     test_ask_llm();
+    check_ask_equals_library(llm);
     test_completions(llm);
     test_chat();
     test_embeddings(emb);
