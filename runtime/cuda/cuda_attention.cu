@@ -4,7 +4,8 @@
  *
  * Two kernels, chosen by the longest query run of the call:
  * - prefill (any sequence with more than QR_ATTN_DECODE_MAX_Q new rows; also
- *   the encoder): flash-attention style. A block takes 32 query rows of one
+ *   the encoder): flash-attention style; for bf16 with head_dim 64 or 128 on
+ *   the tensor cores (attn_prefill_tc, below), otherwise on CUDA cores: A block takes 32 query rows of one
  *   (sequence, head) - 4 threads per row, each holding a quarter of the head
  *   dimensions of q and of the output accumulator in registers - and walks
  *   the keys in tiles staged in shared memory as f32; scores of a tile are
@@ -42,12 +43,18 @@
  * the grid limits on the host. */
 #include <cuda_bf16.h>
 #include <math.h>
+#include <mma.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/cuda/cuda_internal.h"
 
+/* bf16 prefill with head_dim 64/128 on the tensor cores (0: the CUDA-core
+ * kernel for everything, e.g. to compare the two). */
+#ifndef QR_ATTN_TENSOR_CORES
+#define QR_ATTN_TENSOR_CORES 1
+#endif
 /* Query rows per sequence up to which the split-K decode kernel is used. */
 #define QR_ATTN_DECODE_MAX_Q 4
 /* Query rows per prefill block (4 threads each). */
@@ -187,6 +194,168 @@ attn_prefill(const uint8_t *__restrict__ Q, size_t q_rb, const uint8_t *__restri
             if (d < hd)
                 st_a(orow, bf, (int64_t)h * hd + d, acc[4 * i + c] * inv);
         }
+}
+
+/* ------------------------------------------------------------ prefill on tensor cores (bf16) */
+
+/* bf16 activations with head_dim 64 or 128 (the models quire runs): the two
+ * products of a tile on the tensor cores through WMMA (bf16 in, f32
+ * accumulate). A block is 4 warps x 16 query rows (64 rows of one sequence
+ * and head); per key tile of 64:
+ *   S = Q K^T  (WMMA, f32) -> shared memory (per warp 16 x 64)
+ *   online softmax on S by rows (2 lanes per row, f32), P = exp(S - m) as
+ *   bf16 into shared memory, the running output O (f32, shared memory: the
+ *   rows of a WMMA accumulator are not addressable in registers) scaled by
+ *   exp(m_old - m_new)
+ *   O += P V   (WMMA, accumulator loaded from and stored back to O)
+ * P in bf16 costs ~1e-3 relative, as in FlashAttention. */
+#define TC_BQ 64
+#define TC_BK 64
+
+template <int HD> struct TcCfg {
+    static constexpr int LDH = HD + 8;     /* bf16 rows of Q/K/V tiles (16-byte multiple, skewed banks) */
+    static constexpr int LDS = TC_BK + 4;  /* f32 rows of S */
+    static constexpr int LDP = TC_BK + 8;  /* bf16 rows of P */
+    static constexpr int LDO = HD + 4;     /* f32 rows of O */
+    static constexpr size_t QB = (size_t)TC_BQ * LDH * 2, KB = (size_t)TC_BK * LDH * 2;
+    static constexpr size_t SB = 4ull * 16 * LDS * 4, PB = 4ull * 16 * LDP * 2, OB = 4ull * 16 * LDO * 4;
+    static constexpr size_t SMEM = QB + 2 * KB + SB + PB + OB; /* every part a multiple of 32 bytes */
+};
+
+template <int HD>
+__global__ void __launch_bounds__(128)
+attn_prefill_tc(const uint8_t *__restrict__ Q, size_t q_rb, const uint8_t *__restrict__ K, size_t k_rb,
+                const uint8_t *__restrict__ V, size_t v_rb, uint8_t *__restrict__ O, size_t o_rb,
+                const qr_attn_seq *__restrict__ seqs, const int2 *__restrict__ tiles, int group, float scale,
+                bool causal)
+{
+    using namespace nvcuda;
+    typedef TcCfg<HD> C;
+    extern __shared__ __align__(128) unsigned char tc_sm[];
+    __nv_bfloat16 *Qs = (__nv_bfloat16 *)tc_sm;
+    __nv_bfloat16 *Ks = (__nv_bfloat16 *)(tc_sm + C::QB);
+    __nv_bfloat16 *Vs = (__nv_bfloat16 *)(tc_sm + C::QB + C::KB);
+    float *Ss = (float *)(tc_sm + C::QB + 2 * C::KB);
+    __nv_bfloat16 *Ps = (__nv_bfloat16 *)(tc_sm + C::QB + 2 * C::KB + C::SB);
+    float *Os = (float *)(tc_sm + C::QB + 2 * C::KB + C::SB + C::PB);
+
+    const int2 tl = tiles[blockIdx.x];
+    const qr_attn_seq s = seqs[tl.x];
+    const int h = blockIdx.y, kvh = h / group;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const size_t qcol = (size_t)h * HD, kcol = (size_t)kvh * HD;
+    const int nrow = min(TC_BQ, s.n_q - tl.y); /* valid rows of this tile */
+
+    /* Q tile (rows past the sequence: zeros) */
+    for (int idx = threadIdx.x; idx < TC_BQ * HD; idx += blockDim.x) {
+        int r = idx / HD, d = idx - r * HD;
+        __nv_bfloat16 v = __float2bfloat16_rn(0.0f);
+        if (r < nrow)
+            v = ((const __nv_bfloat16 *)(Q + (size_t)(s.q_start + tl.y + r) * q_rb))[qcol + d];
+        Qs[r * C::LDH + d] = v;
+    }
+    float *Ow = Os + warp * 16 * C::LDO;
+    float *Sw = Ss + warp * 16 * C::LDS;
+    __nv_bfloat16 *Pw = Ps + warp * 16 * C::LDP;
+    for (int idx = lane; idx < 16 * C::LDO; idx += 32)
+        Ow[idx] = 0.0f;
+    /* softmax state: lane owns half (lane & 1) of row (lane >> 1) of its warp's 16 */
+    const int rr = lane >> 1, half = lane & 1;
+    const int qi = tl.y + warp * 16 + rr; /* row inside the sequence */
+    int nvis = 0;
+    if (qi < s.n_q)
+        nvis = causal ? min(s.n_kv, s.q_pos0 + qi + 1) : s.n_kv;
+    const int last = tl.y + nrow - 1;
+    const int nmax = causal ? min(s.n_kv, s.q_pos0 + last + 1) : s.n_kv;
+    float m = -INFINITY, l = 0.0f;
+
+    for (int j0 = 0; j0 < nmax; j0 += TC_BK) {
+        __syncthreads(); /* Q written (first pass) / previous K, V tiles no longer read */
+        for (int idx = threadIdx.x; idx < TC_BK * HD; idx += blockDim.x) {
+            int r = idx / HD, d = idx - r * HD;
+            __nv_bfloat16 kv = __float2bfloat16_rn(0.0f), vv = kv;
+            if (j0 + r < nmax) {
+                size_t row = (size_t)(s.kv_start + j0 + r);
+                kv = ((const __nv_bfloat16 *)(K + row * k_rb))[kcol + d];
+                vv = ((const __nv_bfloat16 *)(V + row * v_rb))[kcol + d];
+            }
+            Ks[r * C::LDH + d] = kv;
+            Vs[r * C::LDH + d] = vv;
+        }
+        __syncthreads();
+        /* S = Q K^T for this warp's 16 rows */
+#pragma unroll
+        for (int n = 0; n < TC_BK / 16; n++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+            wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b;
+                wmma::load_matrix_sync(a, Qs + warp * 16 * C::LDH + kk * 16, C::LDH);
+                wmma::load_matrix_sync(b, Ks + n * 16 * C::LDH + kk * 16, C::LDH); /* K^T: key-major = col-major */
+                wmma::mma_sync(acc, a, b, acc);
+            }
+            wmma::store_matrix_sync(Sw + n * 16, acc, C::LDS, wmma::mem_row_major);
+        }
+        __syncwarp();
+        /* online softmax over this tile, by rows */
+        float sv[TC_BK / 2];
+        float tmax = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < TC_BK / 2; c++) {
+            int j = half * (TC_BK / 2) + c;
+            float x = j0 + j < nvis ? Sw[rr * C::LDS + j] * scale : -INFINITY;
+            sv[c] = x;
+            tmax = fmaxf(tmax, x);
+        }
+        tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
+        const float mn = fmaxf(m, tmax);
+        float corr = 1.0f, psum = 0.0f;
+        if (mn != -INFINITY) {
+            corr = __expf(m - mn); /* m = -inf: 0 */
+#pragma unroll
+            for (int c = 0; c < TC_BK / 2; c++) {
+                float p = __expf(sv[c] - mn);
+                psum += p;
+                Pw[rr * C::LDP + half * (TC_BK / 2) + c] = __float2bfloat16_rn(p);
+            }
+        } else {
+#pragma unroll
+            for (int c = 0; c < TC_BK / 2; c++)
+                Pw[rr * C::LDP + half * (TC_BK / 2) + c] = __float2bfloat16_rn(0.0f);
+        }
+        psum += __shfl_xor_sync(0xffffffffu, psum, 1);
+        l = l * corr + psum;
+        m = mn;
+        if (corr != 1.0f)
+            for (int d = half * (HD / 2); d < (half + 1) * (HD / 2); d++)
+                Ow[rr * C::LDO + d] *= corr;
+        __syncwarp();
+        /* O += P V */
+#pragma unroll
+        for (int n = 0; n < HD / 16; n++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+            wmma::load_matrix_sync(acc, Ow + n * 16, C::LDO, wmma::mem_row_major);
+#pragma unroll
+            for (int kk = 0; kk < TC_BK / 16; kk++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> b;
+                wmma::load_matrix_sync(a, Pw + kk * 16, C::LDP);
+                wmma::load_matrix_sync(b, Vs + kk * 16 * C::LDH + n * 16, C::LDH);
+                wmma::mma_sync(acc, a, b, acc);
+            }
+            wmma::store_matrix_sync(Ow + n * 16, acc, C::LDO, wmma::mem_row_major);
+        }
+        __syncwarp();
+    }
+    __syncwarp();
+    if (qi < s.n_q) {
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        __nv_bfloat16 *orow = (__nv_bfloat16 *)(O + (size_t)(s.q_start + qi) * o_rb) + qcol;
+        for (int d = half * (HD / 2); d < (half + 1) * (HD / 2); d++)
+            orow[d] = __float2bfloat16_rn(Ow[rr * C::LDO + d] * inv);
+    }
 }
 
 /* ------------------------------------------------------------ decode (split-K) */
@@ -354,6 +523,36 @@ static int check_t(const qr_tensor *t, const char *name)
     return QR_OK;
 }
 
+/* Tensor-core prefill for HD 64 / 128 (other HDP: never called). */
+template <int HDP>
+static int launch_tc(qr_cuda_backend *cb, dim3 grid, const qr_tensor *q, const qr_tensor *k, const qr_tensor *v,
+                     qr_tensor *out, const qr_attn_seq *dseqs, const int2 *dt, int group, float scale, bool causal)
+{
+    if constexpr (HDP == 64 || HDP == 128) {
+        const size_t smem = TcCfg<HDP>::SMEM;
+        static bool attr_set[64]; /* per device; benign race (same value) */
+        bool *done = cb->device >= 0 && cb->device < 64 ? &attr_set[cb->device] : NULL;
+        if (!(done && *done)) {
+            int rc = qr_cuda_check(cudaFuncSetAttribute(attn_prefill_tc<HDP>,
+                                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+                                   "cuda: attention: shared memory limit");
+            if (rc)
+                return rc;
+            if (done)
+                *done = true;
+        }
+        attn_prefill_tc<HDP><<<grid, 128, smem, cb->stream>>>(
+            (const uint8_t *)q->data, q->row_bytes, (const uint8_t *)k->data, k->row_bytes, (const uint8_t *)v->data,
+            v->row_bytes, (uint8_t *)out->data, out->row_bytes, dseqs, dt, group, scale, causal);
+        cudaError_t e = cudaGetLastError();
+        return e == cudaSuccess ? QR_OK : qr_cuda_check(e, "cuda: attention: prefill (tensor cores) kernel");
+    } else {
+        (void)cb; (void)grid; (void)q; (void)k; (void)v; (void)out; (void)dseqs; (void)dt; (void)group;
+        (void)scale; (void)causal;
+        return qr_fail(QR_EINTERNAL, "cuda: attention: no tensor-core kernel for head_dim %d", HDP);
+    }
+}
+
 template <int HDP>
 static int launch(qr_cuda_backend *cb, const qr_tensor *q, const qr_tensor *k, const qr_tensor *v, qr_tensor *out,
                   bool bf, const qr_attn_seq *dseqs, const qr_attn_seq *seqs, int n_seq, int n_head, int n_kv_head,
@@ -366,9 +565,12 @@ static int launch(qr_cuda_backend *cb, const qr_tensor *q, const qr_tensor *k, c
         if (cb->capture)
             return qr_fail(QR_EUNSUPPORTED, "cuda: attention: prefill (%d query rows) cannot be captured in a graph",
                            max_nq);
+        /* bf16 with head_dim 64/128: tensor cores, 64-row tiles; else 32-row CUDA-core tiles */
+        const bool tc = QR_ATTN_TENSOR_CORES && bf && (hd == 64 || hd == 128) && HDP == hd;
+        const int rows = tc ? TC_BQ : PF_ROWS;
         int64_t n_tiles = 0;
         for (int i = 0; i < n_seq; i++)
-            n_tiles += (seqs[i].n_q + PF_ROWS - 1) / PF_ROWS;
+            n_tiles += (seqs[i].n_q + rows - 1) / rows;
         if (n_tiles == 0)
             return QR_OK;
         if (n_tiles > INT32_MAX || n_head > 65535)
@@ -379,7 +581,7 @@ static int launch(qr_cuda_backend *cb, const qr_tensor *q, const qr_tensor *k, c
             return qr_fail(QR_ENOMEM, "cuda: attention: %lld tiles", (long long)n_tiles);
         int64_t t = 0;
         for (int i = 0; i < n_seq; i++)
-            for (int q0 = 0; q0 < seqs[i].n_q; q0 += PF_ROWS)
+            for (int q0 = 0; q0 < seqs[i].n_q; q0 += rows)
                 tiles[t++] = make_int2(i, q0);
         void *dt = NULL;
         rc = qr_cuda_stage(cb, tiles, (size_t)n_tiles * sizeof(int2), &dt);
@@ -387,6 +589,8 @@ static int launch(qr_cuda_backend *cb, const qr_tensor *q, const qr_tensor *k, c
         if (rc)
             return rc;
         dim3 grid((unsigned)n_tiles, (unsigned)n_head);
+        if (tc)
+            return launch_tc<HDP>(cb, grid, q, k, v, out, dseqs, (const int2 *)dt, group, scale, causal);
         attn_prefill<HDP><<<grid, PF_ROWS * 4, 0, cb->stream>>>(
             (const uint8_t *)q->data, q->row_bytes, (const uint8_t *)k->data, k->row_bytes, (const uint8_t *)v->data,
             v->row_bytes, (uint8_t *)out->data, out->row_bytes, bf, dseqs, (const int2 *)dt, group, hd, scale, causal);
