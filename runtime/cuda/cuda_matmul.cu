@@ -22,10 +22,14 @@
  * - otherwise cuBLASLt with f32 compute: f16/bf16 weights take x converted to
  *   the weight type (scratch) and write y in its own type with the bias fused
  *   as an epilogue where cuBLASLt offers one (else a separate add); f32
- *   weights run in plain f32 (no TF32: this is the reference precision);
- *   int8/Q8_0 weights are dequantised to bf16 a slab of rows at a time into
- *   scratch (bounded, QR_CUDA_DEQ_BYTES) and each slab is one bf16 GEMM
- *   writing its columns of y.
+ *   weights run in plain f32 (no TF32: this is the reference precision).
+ * - int8/Q8_0 weights with 9..QR_CUDA_W8_GEMM_MAX rows (batched decode): a
+ *   tensor-core kernel that widens each weight tile to bf16 in shared memory
+ *   (weights read once per 64 rows of x, not re-written);
+ *   more rows (prefill): the weights are dequantised to bf16 a slab of rows
+ *   at a time into scratch (bounded, QR_CUDA_DEQ_BYTES) and each slab is one
+ *   cuBLASLt GEMM writing its columns of y (the dequantisation is small
+ *   beside 2 x n flops per weight).
  * cuBLASLt plans (descriptors, layouts, the heuristic's algorithm) are
  * cached process-wide by shape and type; the cache is only appended to
  * (bounded; past the bound a plan is built per call) and used under one
@@ -36,6 +40,7 @@
  * against the grid limits. */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <mma.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -53,6 +58,9 @@ extern "C" {
 /* GEMV up to this many x rows. */
 #define QR_CUDA_GEMV_MAX_FLOAT 4
 #define QR_CUDA_GEMV_MAX_INT8 8
+/* int8/Q8_0 weights: the tensor-core kernel up to this many x rows, then
+ * dequantise-to-bf16 slabs + cuBLASLt. */
+#define QR_CUDA_W8_GEMM_MAX 256
 /* cuBLASLt plans kept. */
 #define QR_CUDA_LT_CACHE 1024
 
@@ -324,6 +332,118 @@ gemv_scalar(const uint8_t *__restrict__ W, size_t w_rb, int wk, const float *__r
         float v = warp_sum(acc[r]);
         if (lane == 0 && r < n)
             st_act(Y + (size_t)r * y_rb, yk, row, v + b);
+    }
+}
+
+/* ------------------------------------------------------------ int8 / Q8_0 GEMM (tensor cores) */
+
+/* y(n, out) = x(n, in) . W(out, in)^T for int8 / Q8_0 weights and a middle
+ * number of rows (batched decode: 9..QR_CUDA_W8_GEMM_MAX): each weight byte
+ * is read once per 64 rows of x, widened to bf16 in shared memory and fed to
+ * the tensor cores (WMMA bf16, f32 accumulate). int8 values are exact in
+ * bf16 and their per-row scale is applied in the epilogue; a Q8_0 block
+ * scale varies along k, so Q8_0 tiles hold value x scale rounded to bf16
+ * (as the dequantise-then-GEMM path does). Block: 4 warps, tile 64 (rows of
+ * x) x 64 (weight rows), k steps of 64; each warp 32 x 32 (2 x 2 fragments).
+ * Preconditions (host): in % 16 == 0, W and x rows 16-byte aligned. */
+#define W8_T 64
+
+template <int WK, int XK>
+__global__ void __launch_bounds__(128)
+gemm_w8_tc(const uint8_t *__restrict__ W, size_t w_rb, const float *__restrict__ wscale, int64_t nblk,
+           const uint8_t *__restrict__ X, size_t x_rb, int64_t n, uint8_t *__restrict__ Y, size_t y_rb, int yk,
+           const float *__restrict__ bias, int64_t out, int64_t in)
+{
+    using namespace nvcuda;
+    constexpr int LD = W8_T + 8;  /* bf16 tile rows */
+    constexpr int LDC = W8_T + 4; /* f32 result rows */
+    __shared__ __align__(32) __nv_bfloat16 Xs[W8_T * LD];
+    __shared__ __align__(32) __nv_bfloat16 Ws[W8_T * LD];
+    __shared__ __align__(32) float Cs[W8_T * LDC];
+    const int64_t r0 = (int64_t)blockIdx.y * W8_T; /* rows of x */
+    const int64_t c0 = (int64_t)blockIdx.x * W8_T; /* rows of W = columns of y */
+    const int warp = threadIdx.x >> 5, wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            wmma::fill_fragment(acc[i][j], 0.0f);
+    for (int64_t k0 = 0; k0 < in; k0 += W8_T) {
+        __syncthreads(); /* the previous tiles are no longer read */
+        /* W tile: 64 rows x 64 bytes = 256 chunks of 16 bytes, 2 per thread */
+        for (int ch = threadIdx.x; ch < W8_T * 4; ch += blockDim.x) {
+            int r = ch >> 2, kc = (ch & 3) * 16;
+            int64_t row = c0 + r, col = k0 + kc;
+            float w[16];
+            if (row < out && col < in) { /* in % 16 == 0: whole chunks */
+                WVec<WK_I8>::load(W + (size_t)row * w_rb + (size_t)col, w);
+                if (WK == WK_Q8) {
+                    float sc = wscale[(size_t)row * (size_t)nblk + (size_t)(col >> 5)];
+#pragma unroll
+                    for (int e = 0; e < 16; e++)
+                        w[e] *= sc;
+                }
+            } else {
+#pragma unroll
+                for (int e = 0; e < 16; e++)
+                    w[e] = 0.0f;
+            }
+#pragma unroll
+            for (int e = 0; e < 16; e++)
+                Ws[r * LD + kc + e] = __float2bfloat16_rn(w[e]);
+        }
+        /* x tile: 64 rows x 64 columns in chunks of 8 */
+        for (int ch = threadIdx.x; ch < W8_T * 8; ch += blockDim.x) {
+            int r = ch >> 3, kc = (ch & 7) * 8;
+            int64_t row = r0 + r, col = k0 + kc;
+            float xv[8];
+            if (row < n && col + 8 <= in) {
+                ld_xvec<XK, 8>(X + (size_t)row * x_rb, col, xv);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    xv[e] = row < n && col + e < in ? ld_act(X + (size_t)row * x_rb, XK, col + e) : 0.0f;
+            }
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                Xs[r * LD + kc + e] = __float2bfloat16_rn(xv[e]);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < W8_T; kk += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a[2];
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b[2];
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+                wmma::load_matrix_sync(a[i], Xs + (wm + 16 * i) * LD + kk, LD);
+#pragma unroll
+            for (int j = 0; j < 2; j++) /* W rows are y columns: (k x 64) column-major */
+                wmma::load_matrix_sync(b[j], Ws + (wn + 16 * j) * LD + kk, LD);
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int j = 0; j < 2; j++)
+                    wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            wmma::store_matrix_sync(Cs + (wm + 16 * i) * LDC + wn + 16 * j, acc[i][j], LDC, wmma::mem_row_major);
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < W8_T * W8_T; idx += blockDim.x) {
+        int r = idx / W8_T, c = idx - r * W8_T;
+        int64_t row = r0 + r, col = c0 + c;
+        if (row < n && col < out) {
+            float v = Cs[r * LDC + c];
+            if (WK == WK_I8)
+                v *= wscale[col];
+            if (bias)
+                v += bias[col];
+            st_act(Y + (size_t)row * y_rb, yk, col, v);
+        }
     }
 }
 
@@ -952,6 +1072,26 @@ extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tenso
     if (n <= (int8 ? QR_CUDA_GEMV_MAX_INT8 : QR_CUDA_GEMV_MAX_FLOAT))
         return gemv(cb, x, w, bp, y);
 
+    if (int8 && n <= QR_CUDA_W8_GEMM_MAX && in % 16 == 0 && aligned16(w->data, w->row_bytes) &&
+        aligned16(x->data, x->row_bytes)) { /* int8 / Q8_0, batched decode: tensor-core kernel on the raw weights */
+        int64_t gx = (out + W8_T - 1) / W8_T, gy = (n + W8_T - 1) / W8_T;
+        if (gx > INT32_MAX || gy > 65535)
+            return qr_fail(QR_ELIMIT, "cuda: matmul: grid %lld x %lld", (long long)gx, (long long)gy);
+        dim3 g((unsigned)gx, (unsigned)gy);
+        int64_t nb = w->dtype == QR_Q8_0 ? in / 32 : 0;
+        const uint8_t *W = (const uint8_t *)w->data, *X = (const uint8_t *)x->data;
+        uint8_t *Y = (uint8_t *)y->data;
+        int yk = xkind(y->dtype);
+        if (w->dtype == QR_I8 && x->dtype == QR_F32)
+            gemm_w8_tc<WK_I8, XK_F32><<<g, 128, 0, cb->stream>>>(W, w->row_bytes, w->scale, nb, X, x->row_bytes, n, Y, y->row_bytes, yk, bp, out, in);
+        else if (w->dtype == QR_I8)
+            gemm_w8_tc<WK_I8, XK_BF16><<<g, 128, 0, cb->stream>>>(W, w->row_bytes, w->scale, nb, X, x->row_bytes, n, Y, y->row_bytes, yk, bp, out, in);
+        else if (x->dtype == QR_F32)
+            gemm_w8_tc<WK_Q8, XK_F32><<<g, 128, 0, cb->stream>>>(W, w->row_bytes, w->scale, nb, X, x->row_bytes, n, Y, y->row_bytes, yk, bp, out, in);
+        else
+            gemm_w8_tc<WK_Q8, XK_BF16><<<g, 128, 0, cb->stream>>>(W, w->row_bytes, w->scale, nb, X, x->row_bytes, n, Y, y->row_bytes, yk, bp, out, in);
+        return launch_check("cuda: matmul: int8 tensor-core GEMM");
+    }
     /* GEMM: operand type of the multiply */
     qr_dtype ot = w->dtype == QR_F32 ? QR_F32 : w->dtype == QR_F16 ? QR_F16 : QR_BF16;
     size_t oes = ot == QR_F32 ? 4 : 2;
@@ -987,7 +1127,7 @@ extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tenso
                   y->row_bytes, bp, n, out, in);
         goto out;
     }
-    {   /* int8 / Q8_0: slabs of rows dequantised to bf16, one GEMM each */
+    {   /* int8 / Q8_0, many rows: slabs of rows dequantised to bf16, one cuBLASLt GEMM each */
         int64_t slab = (int64_t)(QR_CUDA_DEQ_BYTES / ((size_t)in * 2));
         if (slab < 64)
             slab = 64;

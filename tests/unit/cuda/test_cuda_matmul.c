@@ -147,8 +147,12 @@ int main(void)
         run_case(QR_I8, QR_BF16, acts[a], 1, 50, 72, true);
         run_case(QR_F16, QR_F16, acts[a], 64, 128, 256, true);
     }
-    /* a wide GEMM (several dequantisation slabs would need > 64 MiB; this at least spans many tiles) */
+    /* int8 / Q8_0 beyond the tensor-core kernel's rows: dequantised slabs + cuBLASLt */
     run_case(QR_I8, QR_F32, QR_F32, 100, 1024, 512, true);
+    run_case(QR_I8, QR_F32, QR_F32, 300, 200, 256, true);
+    run_case(QR_Q8_0, QR_Q8_0, QR_F32, 300, 130, 256, false);
+    if (gpu_bf16)
+        run_case(QR_I8, QR_BF16, QR_BF16, 300, 96, 128, true);
     run_case(QR_BF16, QR_F32, QR_F32, 200, 768, 384, true);
 
     /* argument errors */
