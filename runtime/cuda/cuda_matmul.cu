@@ -788,6 +788,7 @@ typedef struct {
     int64_t m, n, k, lda, ldb, ldc;
     int bias;            /* 0 none, 1 f32 bias epilogue */
     size_t ws;
+    uint32_t align_a, align_b, align_c; /* pointer alignments (bytes, <= 256): the algorithm must accept them */
 } lt_key;
 
 typedef struct {
@@ -857,8 +858,17 @@ static int lt_plan_make(qr_cuda_backend *cb, const lt_key *k, lt_plan **out)
         goto fail;
     {
         size_t ws = k->ws;
+        uint32_t aa = k->align_a, ab = k->align_b, ac = k->align_c;
         if ((rc = qr_cublas_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                                       &ws, sizeof ws), "cublasLt: workspace")))
+                                                                       &ws, sizeof ws), "cublasLt: workspace")) ||
+            (rc = qr_cublas_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                                       &aa, sizeof aa), "cublasLt: alignment A")) ||
+            (rc = qr_cublas_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                                       &ab, sizeof ab), "cublasLt: alignment B")) ||
+            (rc = qr_cublas_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                                       &ac, sizeof ac), "cublasLt: alignment C")) ||
+            (rc = qr_cublas_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                                       &ac, sizeof ac), "cublasLt: alignment D")))
             goto fail;
     }
     if (cublasLtMatmulAlgoGetHeuristic(cb->lt, p->op, p->a, p->b, p->c, p->c, pref, 1, &res, &found) ==
@@ -920,6 +930,16 @@ out:
     return rc;
 }
 
+/* Largest power of two up to 256 dividing the address (cuBLASLt's alignment preference). */
+static uint32_t ptr_align(const void *p)
+{
+    uintptr_t v = (uintptr_t)p;
+    uint32_t a = 256;
+    while (a > 1 && v % a)
+        a >>= 1;
+    return a;
+}
+
 /* y(n, m) = a(n, k) . w(m, k)^T [+ bias], 16-bit or f32 operands of one type
  * (wt), y of type yt (f32 or the operand type). Pointers are to the first
  * row; strides in elements. Falls back to no epilogue + an add kernel. */
@@ -939,6 +959,9 @@ static int gemm(qr_cuda_backend *cb, qr_dtype wt, const void *w, int64_t ldw, co
     key.ldc = ldy;
     key.bias = bias ? 1 : 0;
     key.ws = cb->workspace ? cb->workspace_bytes : 0;
+    key.align_a = ptr_align(w);
+    key.align_b = ptr_align(a);
+    key.align_c = ptr_align(y);
     bool done;
     int rc = lt_matmul(cb, &key, w, a, y, bias, &done);
     if (rc || done)
@@ -1128,7 +1151,8 @@ extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tenso
         goto out;
     }
     {   /* int8 / Q8_0, many rows: slabs of rows dequantised to bf16, one cuBLASLt GEMM each */
-        int64_t slab = (int64_t)(QR_CUDA_DEQ_BYTES / ((size_t)in * 2));
+        /* whole multiples of 64 rows keep every slab's y and bias pointers 256-byte aligned */
+        int64_t slab = (int64_t)(QR_CUDA_DEQ_BYTES / ((size_t)in * 2)) / 64 * 64;
         if (slab < 64)
             slab = 64;
         if (slab > out)
