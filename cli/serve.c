@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -104,6 +105,10 @@ int cli_serve(int argc, char **argv)
             code = cli_fail("serve", rc, "token file");
             goto out;
         }
+        struct stat st;
+        if (stat(tokfile, &st) == 0 && (st.st_mode & 077))
+            QR_WARN("serve: token file %s can be read by other users (mode %03o); chmod 600 %s", tokfile,
+                    (unsigned)(st.st_mode & 0777), tokfile);
     } else if (!qr_host_is_loopback(host)) {
         char ep[PATH_MAX];
         snprintf(ep, sizeof ep, "%s", endpoint);

@@ -101,6 +101,11 @@ static char *raw(int port, const char *bytes, size_t n)
     return out;
 }
 
+static char *raws(int port, const char *s)
+{
+    return raw(port, s, strlen(s));
+}
+
 static const char *err_param(const resp *r)
 {
     json_t *p = json_object_get(json_object_get(r->j, "error"), "param");
@@ -192,7 +197,7 @@ static void test_auth_and_basics(void)
     CHECK_STR(json_string_value(json_object_get(r.j, "embedder")), "minilm");
     resp_free(&r);
     /* the 401 names the scheme */
-    char *t = raw(g_port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 53);
+    char *t = raws(g_port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     CHECK(t && strstr(t, " 401 ") && strstr(t, "WWW-Authenticate: Bearer"));
     free(t);
 
@@ -209,8 +214,7 @@ static void test_auth_and_basics(void)
     CHECK_INT(r.status, 404);
     CHECK_STR(err_type(&r), "not_found_error");
     resp_free(&r);
-    t = raw(g_port, "GET /v1/search HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-t0ken\r\nConnection: close\r\n\r\n",
-            94);
+    t = raws(g_port, "GET /v1/search HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-t0ken\r\nConnection: close\r\n\r\n");
     CHECK(t && strstr(t, " 405 ") && strstr(t, "Allow: POST"));
     free(t);
 }
@@ -303,10 +307,9 @@ static void test_search(void)
                              &q.status, &q.body, &len));
     CHECK_INT(q.status, 415);
     free(q.body);
-    char *t = raw(g_port,
+    char *t = raws(g_port,
                   "POST /v1/search HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-t0ken\r\n"
-                  "Content-Type: application/json\r\nConnection: close\r\n\r\n",
-                  125);
+                  "Content-Type: application/json\r\nConnection: close\r\n\r\n");
     CHECK(t && strstr(t, " 411 "));
     free(t);
     /* chunked body over the limit: 413 at the end */
@@ -797,10 +800,9 @@ static void test_busy(qr_model *llm, const char *store)
         return;
     int saved = g_port;
     g_port = qr_server_port(s);
-    char *t = raw(g_port,
-                  "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 15\r\n"
-                  "Connection: close\r\n\r\n{\"query\": \"a\"}",
-                  135);
+    char *t = raws(g_port,
+                  "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 14\r\n"
+                  "Connection: close\r\n\r\n{\"query\": \"a\"}");
     CHECK(t && strstr(t, " 503 ") && strstr(t, "Retry-After: "));
     CHECK(t && strstr(t, "overloaded_error"));
     free(t);
