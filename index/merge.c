@@ -427,6 +427,10 @@ int qr_merge_run(const char *out_dir, const char *const *shards, size_t n_shards
             goto fail;
         QR_DEBUG("merge: %zu of %zu documents", b, el.n);
         a = b;
+        if (o.progress && o.progress(b, el.n, o.progress_user)) {
+            rc = qr_fail(QR_ECANCELED, "merge: stopped after %zu of %zu documents", b, el.n);
+            goto fail;
+        }
     }
     // 5. The file records last: a record means its documents are all there.
     if ((rc = write_batch(&m, NULL, 0, 0, true, n_shards, &rep)))

@@ -39,9 +39,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Called after each commit with the documents handled so far (of total);
+ * return non-zero to stop, as a kill would: what is committed stays
+ * (qr_merge_run then fails with QR_ECANCELED). */
+typedef int (*qr_merge_progress_fn)(size_t docs_done, size_t docs_total, void *user);
+
 typedef struct qr_merge_opts {
     size_t map_size;      /* LMDB map of a new output (tests); 0: store default */
     size_t commit_chunks; /* chunks per transaction; 0: 4096 */
+    qr_merge_progress_fn progress; /* may be NULL */
+    void *progress_user;
 } qr_merge_opts;
 
 typedef struct qr_merge_report {
