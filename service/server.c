@@ -801,6 +801,10 @@ void qr_server_stop(qr_server *s)
     if (!s)
         return;
     atomic_store(&s->state, QS_STATE_DRAINING);
+    /* end every generation first: connection threads that stream one are
+     * joined by MHD_stop_daemon */
+    if (s->sched)
+        qr_sched_drain(s->sched, 0);
     if (s->d)
         MHD_stop_daemon(s->d);
     qr_sched_destroy(s->sched);
