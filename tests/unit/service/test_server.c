@@ -858,11 +858,29 @@ static void test_drain(qr_server *s)
 {
     stream_job j = {0};
     pthread_t th;
+    /* a connection opened before the drain (kept alive by a client) */
+    int keep = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    CHECK(connect(keep, (struct sockaddr *)&a, sizeof a) == 0);
     pthread_create(&th, NULL, run_stream, &j);
     struct timespec ts = {0, 30 * 1000 * 1000};
     nanosleep(&ts, NULL);
     int cancelled = qr_server_drain(s, 0); /* no grace: whatever runs is cancelled */
     pthread_join(th, NULL);
+    /* on it, /ready now says draining (libmicrohttpd closes it after that answer) */
+    char rq[512];
+    int n = snprintf(rq, sizeof rq, "GET /ready HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", TOKEN);
+    CHECK(send(keep, rq, (size_t)n, MSG_NOSIGNAL) == n);
+    struct timeval tv = {5, 0};
+    setsockopt(keep, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    size_t got = 0;
+    for (ssize_t r; got < sizeof buf - 1 && (r = recv(keep, buf + got, sizeof buf - 1 - got, 0)) > 0;)
+        got += (size_t)r;
+    buf[got] = '\0';
+    close(keep);
+    CHECK_MSG(strstr(buf, " 503 ") && strstr(buf, "\"draining\"") && strstr(buf, "Retry-After: "), "%s", buf);
     CHECK(cancelled >= 0);
     CHECK(j.out && strstr(j.out, " 200 "));
     /* either it finished or it was cancelled with an error event; [DONE] ends it either way */
