@@ -192,7 +192,7 @@ int main(void)
     qr_ingest_report_free(&r);
 
     /* 3 shards: every file in exactly one, each shard non-empty */
-    size_t seen = 0, chunks_sh = 0;
+    size_t seen = 0, chunks_sh = 0, seen_shard1 = 0;
     for (int i = 0; i < 3; i++) {
         snprintf(sh[i], sizeof sh[i], "%s/shard-%d", base, i);
         CHECK_OK(ingest(sh[i], m, mdir, i, 3, 64, &r));
@@ -203,6 +203,8 @@ int main(void)
             CHECK_INT(qr_ingest_shard_of(p + strlen(tree) + 1, 3), i);
         }
         seen += r.files_seen;
+        if (i == 1)
+            seen_shard1 = r.files_seen;
         chunks_sh += r.chunks;
         qr_ingest_report_free(&r);
     }
@@ -295,6 +297,7 @@ int main(void)
     free(err);
     CHECK(stat(bad, &stt) != 0);
     CHECK_INT(quire("merge"), 2);
+
     /* and a good merge through the CLI, --json */
     snprintf(args, sizeof args, "merge --store '%s/cli' '%s' '%s' '%s' --json", base, sh[2], sh[0], sh[1]);
     CHECK_INT(quire(args), 0);
@@ -307,6 +310,39 @@ int main(void)
     snprintf(out, sizeof out, "%s/cli", base);
     char *s5 = ti_snapshot(out, NULL); /* shard order on the command line does not matter */
     CHECK(s5 && s1 && strcmp(s1, s5) == 0);
+    /* ingest --shard through the CLI: bad values, auto from a Slurm array task, none */
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/x' --shard 3/3", tree, base);
+    CHECK_INT(quire(args), 2);
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/x' --shard half", tree, base);
+    CHECK_INT(quire(args), 2);
+    setenv("SLURM_JOB_ID", "77", 1);
+    setenv("SLURM_ARRAY_TASK_ID", "5", 1); /* --array=4-6: task 5 is shard 1 of 3 */
+    setenv("SLURM_ARRAY_TASK_MIN", "4", 1);
+    setenv("SLURM_ARRAY_TASK_COUNT", "3", 1);
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/auto1' --json", tree, base);
+    CHECK_INT(quire(args), 0);
+    snprintf(out, sizeof out, "%s/err", base);
+    err = qr_test_slurp(out, NULL);
+    CHECK_MSG(err && strstr(err, "shard 1/3 from the Slurm array task"), "%s", err ? err : "(none)");
+    free(err);
+    snprintf(out, sizeof out, "%s/out", base);
+    js = qr_test_slurp(out, NULL);
+    snprintf(want, sizeof want, "\"files_seen\": %zu", seen_shard1);
+    CHECK_MSG(js && strstr(js, want), "want %s in %s", want, js ? js : "(none)");
+    free(js);
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/none' --shard none --json", tree, base);
+    CHECK_INT(quire(args), 0);
+    js = qr_test_slurp(out, NULL);
+    snprintf(want, sizeof want, "\"files_seen\": %zu", files);
+    CHECK_MSG(js && strstr(js, want), "want %s in %s", want, js ? js : "(none)");
+    free(js);
+    setenv("SLURM_ARRAY_TASK_ID", "9", 1); /* not in 4..6: refused, pointing at --shard */
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/x'", tree, base);
+    CHECK_INT(quire(args), 2);
+    unsetenv("SLURM_JOB_ID");
+    unsetenv("SLURM_ARRAY_TASK_ID");
+    unsetenv("SLURM_ARRAY_TASK_MIN");
+    unsetenv("SLURM_ARRAY_TASK_COUNT");
 
     free(s1);
     free(s2);
