@@ -8,7 +8,9 @@
  * embedder (for /v1/embeddings). Expected values come from the fixtures'
  * text (which passage holds "bananas"), from the stories260K greedy
  * reference ids (../shared/models/stories260K/greedy_from_bos_60.ref.txt),
- * and from direct library calls (qr_embed_texts) for the embeddings. */
+ * from direct library calls (qr_embed_texts for the embeddings, qr_answer_run
+ * for /v1/ask, qr_generate on the rendered chat template for 8 concurrent
+ * chat requests). */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -24,6 +26,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "generate/answer.h"
+#include "generate/chat.h"
 #include "generate/extract.h"
 #include "ingest/pipeline.h"
 #include "runtime/backend.h"
@@ -331,7 +334,7 @@ static void test_search(void)
 
 /* The service's answer (scheduler) equals qr_answer_run (qr_generate) on the
  * same passages: the same prompt, the same greedy ids, the same cleaning. */
-static void check_ask_equals_library(qr_model *llm)
+static void check_ask_equals_library(qr_model *llm, const qr_chat_template *tmpl)
 {
     const char *question = "Does Quire need a C compiler to build from source?";
     char *kw = NULL;
@@ -366,6 +369,7 @@ static void check_ask_equals_library(qr_model *llm)
     qr_answer_opts ao;
     qr_answer_opts_default(&ao);
     ao.model = llm;
+    ao.tmpl = tmpl;
     ao.n_ctx = 512;
     qr_sample_params_default(&ao.sample);
     ao.sample.temperature = 0;
@@ -782,6 +786,63 @@ static void *run_job(void *p)
     return NULL;
 }
 
+typedef struct {
+    const char *body;
+    resp r;
+} chat_job;
+
+static void *run_chat(void *p)
+{
+    chat_job *j = p;
+    j->r = post("/v1/chat/completions", j->body);
+    return NULL;
+}
+
+/* With a chat template: the prompt is the rendered conversation (special
+ * tokens from the template text, no BOS added), and 8 concurrent requests
+ * (rendered in 8 connection threads, decoded together by the scheduler) each
+ * give what qr_generate gives on that prompt alone. */
+static void test_chat_template(qr_model *llm, const qr_chat_template *tmpl)
+{
+    qr_chat_message m[2] = {{"system", "Tell short stories."}, {"user", "Once upon a time"}};
+    qr_chat_opts co;
+    memset(&co, 0, sizeof co);
+    co.add_generation_prompt = 1;
+    char *text = NULL;
+    size_t tl = 0;
+    CHECK_OK(qr_chat_render(tmpl, m, 2, &co, &text, &tl));
+    CHECK(text && strstr(text, "<|user|>Once upon a time"));
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK_OK(qr_tokenize(qr_model_tokenizer(llm), text, tl, false, &ids, &n));
+    qr_sample_params sp;
+    qr_sample_params_default(&sp);
+    sp.temperature = 0;
+    sp.max_tokens = 16;
+    qr_gen_result g;
+    memset(&g, 0, sizeof g);
+    CHECK_OK(qr_generate(llm, ids, n, &sp, NULL, NULL, &g));
+    chat_job jobs[8];
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        jobs[i].body = "{\"messages\": [{\"role\": \"system\", \"content\": \"Tell short stories.\"}, "
+                       "{\"role\": \"user\", \"content\": \"Once upon a time\"}], \"max_tokens\": 16, "
+                       "\"temperature\": 0}";
+        pthread_create(&th[i], NULL, run_chat, &jobs[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(jobs[i].r.status, 200);
+        json_t *c0 = json_array_get(json_object_get(jobs[i].r.j, "choices"), 0);
+        CHECK_STR(json_string_value(json_object_get(json_object_get(c0, "message"), "content")), g.text ? g.text : "?");
+        CHECK_INT(json_integer_value(json_object_get(json_object_get(jobs[i].r.j, "usage"), "prompt_tokens")), n);
+        resp_free(&jobs[i].r);
+    }
+    qr_gen_result_free(&g);
+    free(ids);
+    free(text);
+}
+
 /* Server B: one slot, no queue, no room for other requests: 503s with Retry-After. */
 static void test_busy(qr_model *llm, const char *store)
 {
@@ -971,6 +1032,12 @@ int main(void)
     o.lim.max_inputs = 4;
     o.lim.max_messages = 4;
     o.sched.n_slots = 4;
+    /* a small chat template of our own (stories260K has none) */
+    static const char tmpl_text[] = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+                                    "{% if add_generation_prompt %}<|assistant|>{% endif %}";
+    qr_chat_template *tmpl = NULL;
+    CHECK_OK(qr_chat_template_from_string(tmpl_text, sizeof tmpl_text - 1, "<s>", "</s>", &tmpl));
+    o.tmpl = tmpl;
     qr_server *s = NULL;
     CHECK_OK(qr_server_start(&o, &s));
     if (!s)
@@ -981,9 +1048,10 @@ int main(void)
     test_auth_and_basics();
     test_search();
     test_ask_llm();
-    check_ask_equals_library(llm);
+    check_ask_equals_library(llm, tmpl);
     test_completions(llm);
     test_chat();
+    test_chat_template(llm, tmpl);
     test_embeddings(emb);
     test_documents();
     test_disconnect();
@@ -994,6 +1062,7 @@ int main(void)
     test_busy(llm, store);
     test_no_models(store);
 
+    qr_chat_template_free(tmpl);
     qr_model_free(llm);
     qr_model_free(emb);
     qr_backend_destroy(be);
