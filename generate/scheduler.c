@@ -183,9 +183,8 @@ static int req_publish_text(qr_sched_req *r, const char *piece, int32_t n_tokens
     int rc = QR_OK;
     pthread_mutex_lock(&r->mu);
     r->n_tokens = n_tokens;
-    if (n)
-        rc = buf_append(&r->pend, &r->pend_len, &r->pend_cap, piece, n);
-    pthread_cond_signal(&r->ev);
+    if (n && !(rc = buf_append(&r->pend, &r->pend_len, &r->pend_cap, piece, n)))
+        pthread_cond_signal(&r->ev); /* only text wakes the consumer */
     pthread_mutex_unlock(&r->mu);
     return rc;
 }
