@@ -16,7 +16,9 @@
  *   ask         {"type": "token", "text"} pieces of the cleaned answer
  *               (citations naming no source removed while streaming), then
  *               {"type": "answer", ...qr_answer_to_json...}
- * An error after the stream started is sent as data: {"error": {...}}. */
+ * An error after the stream started is sent as data: {"error": {...}}. A
+ * request still waiting for a slot gets an SSE comment (": waiting") every
+ * 15 s so that proxies do not close the quiet connection. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,7 @@ typedef struct qs_gen {
     bool finished; /* [DONE] queued */
     bool role_sent;
     double next_check; /* next look at the client's socket */
+    double last_out;   /* when the stream last got an event */
 } qs_gen;
 
 static void gen_free(qs_gen *g)
@@ -218,8 +221,16 @@ static int pump(qs_gen *g)
             return -1;
         }
     }
-    if (ev.kind == QR_SCHED_TIMEOUT)
+    if (ev.kind == QR_SCHED_TIMEOUT) {
+        /* a request waiting long for a slot: an SSE comment now and then keeps
+         * proxies from closing the quiet connection (clients ignore it) */
+        if (now - g->last_out >= 15.0) {
+            g->last_out = now;
+            return out_add(g, ": waiting\n\n", 11);
+        }
         return 0;
+    }
+    g->last_out = now;
     if (ev.kind == QR_SCHED_TEXT) {
         if (!ev.len)
             return 0;
@@ -316,6 +327,7 @@ static enum MHD_Result start_stream(qs_req *q, qs_gen *g)
         return MHD_NO;
     }
     atomic_fetch_add(&g->s->inflight_all, 1); /* the stream outlives the request handler */
+    g->last_out = qs_now();
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
     return qs_queue(q, 200, r);
