@@ -111,12 +111,17 @@ munged --force --key-file="$T/munge/munge.key" --socket="$T/munge/munge.socket" 
 for _ in $(seq 50); do [ -S "$T/munge/munge.socket" ] && break; sleep 0.1; done
 
 host=$(hostname -s)
-# two free TCP ports for slurmctld and slurmd
+# two free TCP ports for slurmctld and slurmd, below the ephemeral range
+# (32768+, where outgoing connections take theirs) and not in any socket now
 free_port() {
-    local p
-    for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 30000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    local p hex
+    for _ in $(seq 200); do
+        p=$((10000 + RANDOM % 20000))
+        hex=$(printf ':%04X ' "$p")
+        grep -qs "$hex" /proc/net/tcp /proc/net/tcp6 && continue
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+        echo "$p"
+        return
     done
     echo 0
 }
