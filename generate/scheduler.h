@@ -40,7 +40,9 @@ typedef struct qr_sched_req qr_sched_req;
 typedef struct qr_sched_opts {
     int n_slots;       /* concurrent generations (KV slots); default 8 */
     int n_ctx;         /* positions per slot (prompt + completion); 0 (the default) = min(model max positions, 4096) */
-    int max_queue;     /* requests waiting for a slot; one more is refused with QR_EBUSY; default 64 */
+    int max_queue;     /* requests waiting for a slot; one more is refused with QR_EBUSY; default 64.
+                        * A request submitted while a slot is free never counts as waiting
+                        * (max_queue 0: only as many requests as slots). */
     int prefill_chunk; /* prompt tokens per step over all sequences; default 512 */
 } qr_sched_opts;
 

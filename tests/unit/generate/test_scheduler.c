@@ -623,6 +623,34 @@ static void test_errors(qr_model *m)
     CHECK(c.res && same_ids(c.res->ids, c.res->n_ids, ref, 15));
     qr_sched_release(r);
     qr_sched_destroy(s);
+    /* max_queue 0: as many requests as slots, none waiting */
+    o.max_queue = 0;
+    o.n_ctx = 400;
+    CHECK_OK(qr_sched_create(m, &o, &s));
+    if (s) {
+        qr_sample_params lp = long_params();
+        qr_sched_req *q[3] = {0};
+        CHECK_OK(qr_sched_submit(s, ids, 1, &lp, &q[0]));
+        CHECK_OK(qr_sched_submit(s, ids, 1, &lp, &q[1]));
+        CHECK_INT(qr_sched_submit(s, ids, 1, &lp, &q[2]), QR_EBUSY);
+        qr_sched_opts got;
+        qr_sched_get_opts(s, &got);
+        CHECK_INT(got.n_ctx, 400);
+        CHECK_INT(got.max_queue, 0);
+        qr_sched_release(q[0]);
+        qr_sched_release(q[1]);
+        qr_sched_destroy(s);
+    }
+    /* n_ctx 0 resolves to min(max positions, 4096) */
+    o.n_ctx = 0;
+    CHECK_OK(qr_sched_create(m, &o, &s));
+    if (s) {
+        qr_sched_opts got;
+        qr_sched_get_opts(s, &got);
+        int mp = qr_model_cfg(m)->max_pos;
+        CHECK_INT(got.n_ctx, mp < 4096 ? mp : 4096);
+        qr_sched_destroy(s);
+    }
     o.n_ctx = qr_model_cfg(m)->max_pos + 1;
     CHECK_INT(qr_sched_create(m, &o, &s), QR_EINVAL);
     o.n_ctx = 0; /* default: min(max positions, 4096) */
