@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,16 @@
 #include "service/endpoint.h"
 #include "service/server.h"
 
+
+static sem_t stop_sem;
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    if (!stop_signal)
+        stop_signal = sig;
+    sem_post(&stop_sem); /* async-signal-safe */
+}
 
 int cli_serve(int argc, char **argv)
 {
@@ -56,6 +67,21 @@ int cli_serve(int argc, char **argv)
     qr_server *srv = NULL;
     char endpoint[PATH_MAX] = "", tokfile[PATH_MAX] = "";
     bool wrote_endpoint = false;
+    /* SIGTERM/SIGINT only post a semaphore that this thread waits on once the
+     * server runs. A handler (not a blocked mask + sigwait) because some
+     * threads exist before main runs (OpenBLAS starts its pool in a library
+     * constructor) and would take a second SIGTERM with the default action —
+     * Slurm signals both the batch shell and the step. A signal during
+     * start-up is remembered and drains at once when ready. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sem_init(&stop_sem, 0, 0);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
     int code = cli_load_options(
         "serve", "--store DIR [--model LLM] [--embedder M] [--listen HOST:PORT] [--token-file F] [--endpoint-file F]",
         "HTTP API over a store (service/API.md): /v1/search, /v1/ask (extractive without --model), OpenAI-compatible\n"
@@ -194,14 +220,6 @@ int cli_serve(int argc, char **argv)
     so.lim.max_inflight = (int)qr_opt_int(o, QR_OPT_MAX_INFLIGHT);
     so.idle_timeout_s = (int)qr_opt_int(o, QR_OPT_IDLE_TIMEOUT);
 
-    /* Signals are taken by this thread with sigwait; every thread started
-     * from here on (MHD, scheduler) inherits the blocked mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     if ((rc = qr_server_start(&so, &srv))) {
         code = cli_fail("serve", rc, "starting the server");
@@ -225,9 +243,9 @@ int cli_serve(int argc, char **argv)
             host, strchr(host, ':') ? "]" : "", bound, dir, emb ? so.embedder_name : "none (BM25 only)",
             llm ? so.llm_name : "none (extractive answers)", token ? ", bearer token required" : "", endpoint);
 
-    int sig = 0;
-    while (sigwait(&set, &sig) != 0)
-        ;
+    while (sem_wait(&stop_sem) != 0)
+        ; /* EINTR */
+    int sig = stop_signal;
     int grace = (int)qr_opt_int(o, QR_OPT_GRACE);
     QR_INFO("serve: %s: draining (grace %d s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", grace);
     unlink(endpoint);
