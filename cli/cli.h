@@ -52,7 +52,15 @@ int cli_exit_code(int rc);
  * qr_model_resolve; *path malloc'd. Returns -1 to continue or an exit code. */
 int cli_resolve_model(const char *cmd, const qr_options *o, int id, char **path);
 
-/* Checks --device: auto/cpu -> CPU; cuda -> not built. Returns -1 or an exit code. */
+/* Picks the device from --device: *cuda = -1 for the CPU, else the CUDA
+ * ordinal. auto: the first GPU qr_cuda_devices finds (listing every GPU seen on
+ * stderr), else the CPU with one line saying why. cpu: the CPU. cuda[:N] when
+ * that GPU is not usable (not built, no driver, no device): prints why and
+ * returns CLI_EXIT_UNSUPPORTED. *used (may be NULL) gets the chosen GPU's
+ * listing. Returns -1 to continue or an exit code. */
+struct qr_gpu_info;
+int cli_pick_device(const char *cmd, const qr_options *o, int *cuda, struct qr_gpu_info *used);
+/* cli_pick_device without the answer (checks only). */
 int cli_check_device(const char *cmd, const qr_options *o);
 
 /* Reads stdin lines with limits (max-line-bytes, max-lines). Calls fn on each
@@ -62,8 +70,8 @@ int cli_read_lines(const char *cmd, const qr_options *o, cli_line_fn fn, void *u
 /* Reads all of stdin (limit max-line-bytes) into *out (malloc'd, NUL-terminated). */
 int cli_read_all(const char *cmd, const qr_options *o, char **out, size_t *len);
 
-/* Resolves model option id, checks the device, creates the CPU backend
- * (threads) and loads the model at --dtype, printing the load line
+/* Resolves model option id, picks the device (cli_pick_device), creates the
+ * CUDA backend there or the CPU backend (threads) and loads the model at --dtype, printing the load line
  * ("weights bf16 → f32 (1.2 MB)") on stderr at log-level info. Returns -1 on
  * success (*be, *m set; free with qr_model_free then qr_backend_destroy) or
  * an exit code after printing the error. */

@@ -1,5 +1,6 @@
 /* Loading a model for a subcommand, with the load line that states the
  * precision: what the files store and what the runtime computes with. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,18 +36,84 @@ int cli_resolve_model(const char *cmd, const qr_options *o, int id, char **path)
     return -1;
 }
 
-int cli_check_device(const char *cmd, const qr_options *o)
+/* Parses "cuda" / "cuda:N" into the ordinal N (0 for plain "cuda"). */
+static int cuda_ordinal(const char *dev) { return dev[4] == ':' ? atoi(dev + 5) : 0; }
+
+int cli_pick_device(const char *cmd, const qr_options *o, int *cuda, qr_gpu_info *used)
 {
+    /* The listing is asked once per process (it makes a context on every GPU)
+     * and said once (ask opens two or three models). */
+    static qr_gpu_info gpus[64];
+    static int n = -1;
+    static char why[512];
+    static bool said;
     const char *dev = qr_opt_str(o, QR_OPT_DEVICE);
-    if (!strncmp(dev, "cuda", 4)) {
-        fprintf(stderr, "quire %s: device %s (%s): this quire was built without the CUDA backend; use "
-                        "--device cpu, or rebuild with `meson setup build -Dcuda=enabled` where the CUDA toolkit "
-                        "is installed\n", cmd, dev, qr_opt_origin(o, QR_OPT_DEVICE));
+    bool want_cuda = !strncmp(dev, "cuda", 4);
+    *cuda = -1;
+    if (!strcmp(dev, "cpu"))
+        return -1;
+    if (!qr_cuda_built()) {
+        if (want_cuda) {
+            fprintf(stderr, "quire %s: device %s (%s): this quire was built without the CUDA backend; use "
+                            "--device cpu, or rebuild with `meson setup build -Dcuda=enabled` where the CUDA toolkit "
+                            "is installed\n", cmd, dev, qr_opt_origin(o, QR_OPT_DEVICE));
+            return CLI_EXIT_UNSUPPORTED;
+        }
+        if (!said)
+            QR_INFO("device cpu (device auto: this build has only the CPU backend)");
+        said = true;
+        return -1;
+    }
+    if (n < 0) {
+        n = 0;
+        qr_cuda_devices(gpus, 64, &n); /* errors are "no GPU": n = 0 and the reason kept */
+        snprintf(why, sizeof why, "%s", qr_cuda_why_none());
+    }
+    if (n == 0) {
+        if (want_cuda) {
+            fprintf(stderr, "quire %s: device %s (%s): no usable CUDA device: %s; use --device cpu, or --device "
+                            "auto to fall back to the CPU\n", cmd, dev, qr_opt_origin(o, QR_OPT_DEVICE), why);
+            return CLI_EXIT_UNSUPPORTED;
+        }
+        /* the one line that says why auto is running on the CPU */
+        if (!said)
+            QR_WARN("device auto: no usable GPU (%s); running on the CPU", why);
+        said = true;
+        return -1;
+    }
+    int want = want_cuda ? cuda_ordinal(dev) : gpus[0].index, pick = -1;
+    for (int i = 0; i < n; i++)
+        if (gpus[i].index == want)
+            pick = i;
+    if (pick < 0) {
+        fprintf(stderr, "quire %s: device %s (%s): no such usable CUDA device; %d visible:", cmd, dev,
+                qr_opt_origin(o, QR_OPT_DEVICE), n);
+        for (int i = 0; i < n; i++)
+            fprintf(stderr, " cuda:%d", gpus[i].index);
+        fputc('\n', stderr);
         return CLI_EXIT_UNSUPPORTED;
     }
-    if (!strcmp(dev, "auto"))
-        QR_INFO("device cpu (device auto: this build has only the CPU backend)");
+    /* Start-up listing: every GPU this process sees, and which one it uses. */
+    if (!said && qr_log_get_level() >= QR_LOG_WARN) {
+        char b1[32], b2[32];
+        for (int i = 0; i < n; i++)
+            fprintf(stderr, "quire %s: GPU cuda:%d %s (sm_%d%d, %s, %s free) %s%s\n", cmd, gpus[i].index,
+                    gpus[i].name, gpus[i].cc_major, gpus[i].cc_minor,
+                    cli_bytes((double)gpus[i].total_bytes, b1, sizeof b1),
+                    cli_bytes((double)gpus[i].free_bytes, b2, sizeof b2), gpus[i].uuid,
+                    i == pick ? " \xe2\x86\x90 used" : "");
+    }
+    said = true;
+    *cuda = want;
+    if (used)
+        *used = gpus[pick];
     return -1;
+}
+
+int cli_check_device(const char *cmd, const qr_options *o)
+{
+    int cuda;
+    return cli_pick_device(cmd, o, &cuda, NULL);
 }
 
 void cli_storage_dtypes(const qr_wsrc *s, char *buf, size_t len)
@@ -82,9 +149,31 @@ void cli_log_gpus(const qr_gpu_info *used, int n_used)
     done = true;
 }
 
-/* Loads a resolved model path on the CPU backend (the device already checked). */
-static int load_resolved(const char *cmd, const qr_options *o, const char *path, qr_backend **be_out,
-                         qr_model **m_out)
+/* What the chosen GPU holds for this model: the weights as loaded, the KV
+ * cache of one sequence of --ctx positions (decoders) and the workspace of one
+ * forward pass (activations at the backend's type, plus cuBLAS's workspace). */
+static void print_gpu_holds(const char *cmd, const qr_options *o, int cuda, const qr_backend *be, const qr_model *m)
+{
+    const qr_model_config *c = qr_model_cfg(m);
+    bool bert = c->arch == QR_ARCH_BERT;
+    int64_t ctx = qr_opt_int(o, QR_OPT_CTX);
+    if (ctx > c->max_pos || ctx <= 0)
+        ctx = c->max_pos;
+    qr_mem_estimate e;
+    char b1[32], b2[32], b3[32];
+    if (qr_model_estimate(c, QR_F32, ctx, 1, bert ? 8192 : 512, &e))
+        return;
+    double act = be->act_dtype == QR_F32 ? 1.0 : 0.5; /* the estimate counts activations and KV at 4 bytes */
+    fprintf(stderr, "quire %s: cuda:%d holds weights %s, KV cache %s (%s), workspace %s\n", cmd, cuda,
+            cli_bytes((double)qr_model_weight_bytes(m), b1, sizeof b1), cli_bytes((double)e.kv_cache * act, b2, sizeof b2),
+            bert ? "encoder: none" : "one sequence of --ctx positions",
+            cli_bytes((double)e.workspace * act + 32.0 * 1024 * 1024, b3, sizeof b3));
+}
+
+/* Loads a resolved model path on the device cli_pick_device chose (cuda >= 0:
+ * that GPU, whose listing is *gpu; else the CPU backend). */
+static int load_resolved(const char *cmd, const qr_options *o, const char *path, int cuda, const qr_gpu_info *gpu,
+                         qr_backend **be_out, qr_model **m_out)
 {
     qr_backend *be = NULL;
     qr_model *m = NULL;
@@ -103,11 +192,21 @@ static int load_resolved(const char *cmd, const qr_options *o, const char *path,
         qr_wsrc_close(src);
         src = NULL;
     }
-    if ((rc = qr_backend_cpu_create((int)qr_opt_int(o, QR_OPT_THREADS), &be))) {
-        code = cli_fail(cmd, rc, "creating the CPU backend");
-        goto fail;
+    if (cuda >= 0) {
+        if ((rc = qr_backend_cuda_create(cuda, &be))) {
+            char what[64];
+            snprintf(what, sizeof what, "creating the CUDA backend on cuda:%d", cuda);
+            code = cli_fail(cmd, rc, what);
+            goto fail;
+        }
+        cli_log_gpus(gpu, 1);
+    } else {
+        if ((rc = qr_backend_cpu_create((int)qr_opt_int(o, QR_OPT_THREADS), &be))) {
+            code = cli_fail(cmd, rc, "creating the CPU backend");
+            goto fail;
+        }
+        cli_log_gpus(NULL, 0); /* the CPU backend: GPUs the Slurm allocation gives stay idle */
     }
-    cli_log_gpus(NULL, 0); /* the CPU backend: GPUs the Slurm allocation gives stay idle */
     if ((rc = qr_model_load(path, &mo, be, &m))) {
         char what[300];
         snprintf(what, sizeof what, "loading %.250s", path);
@@ -121,6 +220,8 @@ static int load_resolved(const char *cmd, const qr_options *o, const char *path,
                 qr_dtype_name(mo.dtype), cli_bytes((double)qr_model_weight_bytes(m), b1, sizeof b1),
                 qr_opt_origin(o, QR_OPT_DTYPE));
     }
+    if (cuda >= 0 && qr_log_get_level() >= QR_LOG_WARN)
+        print_gpu_holds(cmd, o, cuda, be, m);
     *be_out = be;
     *m_out = m;
     return -1;
@@ -132,20 +233,23 @@ fail:
 
 int cli_load_model(const char *cmd, const qr_options *o, const char *path, qr_backend **be_out, qr_model **m_out)
 {
-    int code = cli_check_device(cmd, o);
-    return code >= 0 ? code : load_resolved(cmd, o, path, be_out, m_out);
+    int cuda = -1;
+    qr_gpu_info gpu;
+    int code = cli_pick_device(cmd, o, &cuda, &gpu);
+    return code >= 0 ? code : load_resolved(cmd, o, path, cuda, &gpu, be_out, m_out);
 }
 
 int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be_out, qr_model **m_out)
 {
     char *path = NULL;
-    int code;
+    int code, cuda = -1;
+    qr_gpu_info gpu;
     /* the device first: --device cuda fails the same way whatever the model */
-    if ((code = cli_check_device(cmd, o)) >= 0)
+    if ((code = cli_pick_device(cmd, o, &cuda, &gpu)) >= 0)
         return code;
     if ((code = cli_resolve_model(cmd, o, id, &path)) >= 0)
         return code;
-    code = load_resolved(cmd, o, path, be_out, m_out);
+    code = load_resolved(cmd, o, path, cuda, &gpu, be_out, m_out);
     free(path);
     return code;
 }

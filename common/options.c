@@ -66,7 +66,7 @@ static const qr_option_def table[QR_OPT_COUNT] = {
     [QR_OPT_KV_DTYPE] = {"kv-dtype", QR_OPT_ENUM, "model", "f32", 0, 0, "f32|bf16|f16",
         "KV cache element type used by estimate (the CPU runtime keeps its KV cache in f32)", 0, NULL},
     [QR_OPT_DEVICE] = {"device", QR_OPT_STRING, "runtime", "auto", 0, 0, NULL,
-        "compute device: auto, cpu, cuda or cuda:N (this build has the CPU backend only)", 0, check_device},
+        "compute device: auto (the first usable GPU, else the CPU, saying why), cpu, cuda or cuda:N", 0, check_device},
     [QR_OPT_THREADS] = {"threads", QR_OPT_INT, "runtime", "0", 0, 1024, NULL,
         "CPU worker threads (0 = all online cores)", 0, NULL},
     [QR_OPT_GPUS] = {"gpus", QR_OPT_INT, "runtime", "1", 1, 64, NULL,

@@ -143,6 +143,11 @@ typedef struct qr_backend_ops {
     int (*graph_end)(qr_backend *be, qr_be_graph **out);
     int (*graph_launch)(qr_backend *be, qr_be_graph *g);
     void (*graph_free)(qr_backend *be, qr_be_graph *g);
+    /* Fused residual add + RMSNorm: x += y, then out = RMSNorm(x) * w, with
+     * the result of add followed by rmsnorm (one pass over x instead of
+     * three). out must not overlap x or y. Capturable like the ops above. */
+    int (*add_rmsnorm)(qr_backend *be, qr_tensor *x, const qr_tensor *y, const qr_tensor *w, float eps,
+                       qr_tensor *out);
 } qr_backend_ops;
 
 /* Largest k the optional topk op accepts. */
@@ -175,8 +180,12 @@ int qr_cuda_devices(qr_gpu_info *out, int max, int *n);
 /* Why the last qr_cuda_devices found none ("built without CUDA",
  * "cudaGetDeviceCount: CUDA driver version is insufficient ... (35)"); "" otherwise. */
 const char *qr_cuda_why_none(void);
-/* Creates the CUDA backend on device ordinal `device` (one stream, cuBLAS handles). */
+/* Creates the CUDA backend on device ordinal `device` (one stream, cuBLAS handles),
+ * computing activations in f32. */
 int qr_backend_cuda_create(int device, qr_backend **out);
+/* Same with the activation type chosen: QR_F32 (exact, the default) or QR_BF16
+ * (half the activation and KV-cache memory traffic; ~3 significant digits). */
+int qr_backend_cuda_create_ex(int device, qr_dtype act_dtype, qr_backend **out);
 
 /* Destroys any backend; NULL is fine. */
 void qr_backend_destroy(qr_backend *be);

@@ -3,8 +3,9 @@
  *
  *   cuda_backend.cu    create/destroy, device list, memory, upload/download,
  *                      sync, the ops table, small host-array staging
- *   cuda_kernels.cu    embed, add, layernorm, rmsnorm, rope, gelu, silu_mul,
- *                      copy_rows, pool, l2norm
+ *   cuda_kernels.cu    embed, add, layernorm, rmsnorm, add_rmsnorm (fused),
+ *                      rope, gelu, silu_mul, copy_rows, pool, l2norm, and the
+ *                      f32 conversions behind upload/download
  *   cuda_matmul.cu     weight_load (conversion on the device) and matmul:
  *                      cuBLAS(Lt) bf16/f16 with f32 accumulation, int8
  *                      weight-only GEMV/GEMM with per-row scales
@@ -31,6 +32,7 @@
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <pthread.h>
 
 /* The project's headers are C: C linkage for them and for everything below. */
 #ifdef __cplusplus
@@ -55,6 +57,7 @@ typedef struct qr_cuda_backend {
      * descriptors, inv_freq): pinned host + device ring, copied on the stream. */
     void *stage_host, *stage_dev;
     size_t stage_bytes, stage_off;
+    pthread_mutex_t stage_mu;    /* guards the ring's host-side state */
     /* Non-NULL between graph_begin and graph_end (cuda_graph.cu). */
     struct qr_cuda_capture *capture;
 } qr_cuda_backend;
@@ -66,14 +69,41 @@ int qr_cuda_check(cudaError_t e, const char *what);
 int qr_cublas_check(cublasStatus_t s, const char *what);
 
 /* Copies bytes of host data to device memory valid for ops enqueued on the
- * stream until the next qr_cuda_stage_reset (called by sync). *dev receives
- * the device pointer. While cb->capture is set it must return
- * qr_cuda_graph_stage(cb, host, bytes, dev) instead (graph-owned staging that
- * graph_launch refreshes from the same host address). */
+ * stream until the next sync (the host may reuse `host` at once). *dev
+ * receives the device pointer (256-byte aligned). The ring restarts at every
+ * sync; when it is full it waits for the stream first (and grows for an array
+ * larger than itself). One thread drives a backend at a time: another thread's
+ * sync could recycle the ring between a stage and the launch that reads it.
+ * While cb->capture is set it returns qr_cuda_graph_stage(cb, host, bytes,
+ * dev) instead (graph-owned staging that graph_launch refreshes from the same
+ * host address). */
 int qr_cuda_stage(qr_cuda_backend *cb, const void *host, size_t bytes, void **dev);
 
-/* Element size of an activation/weight dtype on this backend (F32 4, F16/BF16 2, I8 1, I32 4). */
+/* Element size of a tensor dtype on this backend (F32 4, F16/BF16 2, I8 1, I32 4,
+ * Q8_0 1: its device layout is int8 values + f32 block scales; 0 otherwise). */
 size_t qr_cuda_elem_size(qr_dtype dt);
+
+/* Argument checks shared by the ops (messages "cuda: OP: NAME: ...", QR_EINVAL):
+ * check_tensor: a tensor dtype, sane shape and stride, data present, I8/Q8_0
+ *   with scales (Q8_0: cols a multiple of 32);
+ * check_act: check_tensor + dtype is an activation type (F32 or BF16);
+ * check_shape: exactly (rows, cols). */
+int qr_cuda_check_tensor(const qr_tensor *t, const char *op, const char *name);
+int qr_cuda_check_act(const qr_tensor *t, const char *op, const char *name);
+int qr_cuda_check_shape(const qr_tensor *t, int64_t rows, int64_t cols, const char *op, const char *name);
+/* True if the byte ranges spanned by a and b overlap. */
+bool qr_cuda_overlaps(const qr_tensor *a, const qr_tensor *b);
+/* Makes the backend's device current on the calling thread (ops may be called
+ * from any thread; the current device is per thread). First thing every op does. */
+int qr_cuda_use(qr_cuda_backend *cb);
+/* After kernel launches: cudaGetLastError as QR_EBACKEND ("cuda: WHAT: message (code)"). */
+int qr_cuda_launched(const char *what);
+/* Converts rows row0.. of a strided tensor of any tensor dtype (F32, F16, BF16,
+ * I8 and Q8_0 with their scales, I32) into dense f32 at dst (device), on the stream. */
+int qr_cuda_to_f32(qr_cuda_backend *cb, const qr_tensor *t, int64_t row0, int64_t rows, float *dst);
+/* Converts dense f32 (rows, cols) at src (device) into rows row0.. of t
+ * (F32, F16 or BF16), on the stream. */
+int qr_cuda_from_f32(qr_cuda_backend *cb, const float *src, qr_tensor *t, int64_t row0, int64_t rows);
 
 /* ops implemented in cuda_kernels.cu (same contracts as backend.h) */
 int qr_cuda_embed(qr_backend *be, const qr_tensor *table, const int32_t *ids, int64_t n, qr_tensor *out);
@@ -89,6 +119,8 @@ int qr_cuda_copy_rows(qr_backend *be, const qr_tensor *src, const int32_t *src_i
 int qr_cuda_pool(qr_backend *be, const qr_tensor *x, const qr_attn_seq *seqs, int n_seq, qr_pool_mode mode,
                  qr_tensor *out);
 int qr_cuda_l2norm(qr_backend *be, qr_tensor *x);
+int qr_cuda_add_rmsnorm(qr_backend *be, qr_tensor *x, const qr_tensor *y, const qr_tensor *w, float eps,
+                        qr_tensor *out);
 
 /* cuda_matmul.cu */
 int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src_dt, int64_t rows, int64_t cols,

@@ -204,6 +204,17 @@ int qr_decoder_slot_truncate(qr_decoder_state *st, int slot, int n)
     return QR_OK;
 }
 
+/* x += o, then h = RMSNorm(x) * w: the backend's fused op where it has one
+ * (one pass over x instead of three), else add then rmsnorm (same result). */
+static int add_norm(qr_backend *be, qr_tensor *x, const qr_tensor *o, const qr_tensor *w, float eps, qr_tensor *h)
+{
+    const qr_backend_ops *ops = be->ops;
+    if (ops->add_rmsnorm)
+        return ops->add_rmsnorm(be, x, o, w, eps, h);
+    int rc = ops->add(be, x, o);
+    return rc ? rc : ops->rmsnorm(be, x, w, eps, h);
+}
+
 /* Enqueues the forward pass of T packed tokens (host descriptors already
  * filled) up to the LM head's logits of each sequence's last row (when
  * head). Enqueues only: nothing here waits or reads results, so the same
@@ -235,7 +246,9 @@ static int forward(qr_decoder_state *st, int64_t T, int n_seq, bool head)
         const qr_tensor *bg = qr_tensor_present(&y->b_gate) ? &y->b_gate : NULL;
         const qr_tensor *bu = qr_tensor_present(&y->b_up) ? &y->b_up : NULL;
         const qr_tensor *bd = qr_tensor_present(&y->b_down) ? &y->b_down : NULL;
-        if ((rc = ops->rmsnorm(be, &x, &y->attn_norm_w, c->norm_eps, &h)) ||
+        /* h = RMSNorm(x): for layers after the first, already made by the
+         * previous layer's residual add (add_norm) */
+        if ((l == 0 && (rc = ops->rmsnorm(be, &x, &y->attn_norm_w, c->norm_eps, &h))) ||
             (rc = ops->matmul(be, &h, &y->wq, bq, &q)) || (rc = ops->matmul(be, &h, &y->wk, bk, &k)) ||
             (rc = ops->matmul(be, &h, &y->wv, bv, &v)) ||
             (rc = ops->rope(be, &q, c->n_head, c->head_dim, st->pos, m->inv_freq)) ||
@@ -244,11 +257,16 @@ static int forward(qr_decoder_state *st, int64_t T, int n_seq, bool head)
             (rc = ops->copy_rows(be, &v, NULL, &st->vc[l], st->dst_rows, T)) ||
             (rc = ops->attention(be, &q, &st->kc[l], &st->vc[l], st->as, n_seq, c->n_head, c->n_kv_head, c->head_dim,
                                  scale, true, &att)) ||
-            (rc = ops->matmul(be, &att, &y->wo, bo, &o)) || (rc = ops->add(be, &x, &o)) ||
-            (rc = ops->rmsnorm(be, &x, &y->ffn_norm_w, c->norm_eps, &h)) ||
+            (rc = ops->matmul(be, &att, &y->wo, bo, &o)) ||
+            (rc = add_norm(be, &x, &o, &y->ffn_norm_w, c->norm_eps, &h)) ||
             (rc = ops->matmul(be, &h, &y->w_gate, bg, &gate)) || (rc = ops->matmul(be, &h, &y->w_up, bu, &up)) ||
-            (rc = ops->silu_mul(be, &gate, &up)) || (rc = ops->matmul(be, &gate, &y->w_down, bd, &o)) ||
-            (rc = ops->add(be, &x, &o)))
+            (rc = ops->silu_mul(be, &gate, &up)) || (rc = ops->matmul(be, &gate, &y->w_down, bd, &o)))
+            return rc;
+        if (l + 1 < c->n_layer)
+            rc = add_norm(be, &x, &o, &m->layers[l + 1].attn_norm_w, c->norm_eps, &h);
+        else
+            rc = ops->add(be, &x, &o);
+        if (rc)
             return rc;
     }
     /* Only the rows whose logits are wanted go through the final norm and LM head. */

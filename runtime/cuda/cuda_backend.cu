@@ -1,0 +1,482 @@
+/* The CUDA backend (runtime/backend.h): one device, one non-blocking stream,
+ * cuBLAS/cuBLASLt handles sharing one workspace; device listing for
+ * --device auto; memory, upload/download and the small-array staging ring.
+ *
+ * Ordering: every op is enqueued on cb->stream. upload() returns once the host
+ * data is copied out (cudaMemcpy*Async from pageable memory stages it before
+ * returning); download() waits for the stream, so dst is filled on return.
+ * Small host arrays (ids, positions, descriptors) go through qr_cuda_stage:
+ * copied into pinned memory and sent on the stream ahead of the kernel that
+ * reads them, so the caller can reuse its array at once.
+ *
+ * Errors: every CUDA/cuBLAS status is translated once (qr_cuda_check) into
+ * QR_EBACKEND with CUDA's message; nothing here aborts. A launch failure or a
+ * fault inside a kernel surfaces at the next check or sync. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/cuda/cuda_internal.h"
+
+#define QR_CUDA_WORKSPACE_BYTES ((size_t)32 << 20) /* cuBLAS(Lt): 32 MiB is NVIDIA's advice for Hopper */
+#define QR_CUDA_STAGE_BYTES ((size_t)1 << 20)      /* first size of the staging ring */
+#define QR_CUDA_STAGE_ALIGN 256
+
+/* ------------------------------------------------------------ errors, checks */
+
+extern "C" int qr_cuda_check(cudaError_t e, const char *what)
+{
+    if (e == cudaSuccess)
+        return QR_OK;
+    (void)cudaGetLastError(); /* clear a non-sticky error so later calls start clean */
+    return qr_fail(QR_EBACKEND, "cuda: %s: %s (%d)", what, cudaGetErrorString(e), (int)e);
+}
+
+extern "C" int qr_cublas_check(cublasStatus_t s, const char *what)
+{
+    if (s == CUBLAS_STATUS_SUCCESS)
+        return QR_OK;
+    return qr_fail(QR_EBACKEND, "cuda: %s: %s (%d)", what, cublasGetStatusString(s), (int)s);
+}
+
+extern "C" int qr_cuda_launched(const char *what) { return qr_cuda_check(cudaGetLastError(), what); }
+
+extern "C" int qr_cuda_use(qr_cuda_backend *cb)
+{
+    int cur = -1;
+    if (cudaGetDevice(&cur) == cudaSuccess && cur == cb->device)
+        return QR_OK;
+    return qr_cuda_check(cudaSetDevice(cb->device), "cudaSetDevice");
+}
+
+extern "C" size_t qr_cuda_elem_size(qr_dtype dt)
+{
+    switch (dt) {
+    case QR_F32: case QR_I32: return 4;
+    case QR_F16: case QR_BF16: return 2;
+    case QR_I8: case QR_Q8_0: return 1; /* Q8_0 on the device: int8 values + f32 block scales */
+    default: return 0;
+    }
+}
+
+extern "C" int qr_cuda_check_tensor(const qr_tensor *t, const char *op, const char *name)
+{
+    if (!t)
+        return qr_fail(QR_EINVAL, "cuda: %s: %s is NULL", op, name);
+    size_t es = qr_cuda_elem_size(t->dtype);
+    if (!es)
+        return qr_fail(QR_EINVAL, "cuda: %s: %s: dtype %s is not a tensor type", op, name, qr_dtype_name(t->dtype));
+    if (t->rows < 0 || t->cols < 0)
+        return qr_fail(QR_EINVAL, "cuda: %s: %s: negative shape (%lld, %lld)", op, name, (long long)t->rows,
+                       (long long)t->cols);
+    if (t->row_bytes < (size_t)t->cols * es || t->row_bytes % es)
+        return qr_fail(QR_EINVAL, "cuda: %s: %s: row_bytes %zu does not fit %lld %s columns", op, name, t->row_bytes,
+                       (long long)t->cols, qr_dtype_name(t->dtype));
+    if (!t->data && t->rows > 0 && t->cols > 0)
+        return qr_fail(QR_EINVAL, "cuda: %s: %s: no data", op, name);
+    if ((t->dtype == QR_I8 || t->dtype == QR_Q8_0) && !t->scale && t->rows > 0)
+        return qr_fail(QR_EINVAL, "cuda: %s: %s: %s tensor without scales", op, name, qr_dtype_name(t->dtype));
+    if (t->dtype == QR_Q8_0 && t->cols % 32)
+        return qr_fail(QR_EINVAL, "cuda: %s: %s: q8_0 with %lld columns (not whole blocks of 32)", op, name,
+                       (long long)t->cols);
+    return QR_OK;
+}
+
+extern "C" int qr_cuda_check_act(const qr_tensor *t, const char *op, const char *name)
+{
+    int rc = qr_cuda_check_tensor(t, op, name);
+    if (rc)
+        return rc;
+    if (t->dtype != QR_F32 && t->dtype != QR_BF16)
+        return qr_fail(QR_EINVAL, "cuda: %s: %s must be an activation (f32 or bf16), got %s", op, name,
+                       qr_dtype_name(t->dtype));
+    return QR_OK;
+}
+
+extern "C" int qr_cuda_check_shape(const qr_tensor *t, int64_t rows, int64_t cols, const char *op, const char *name)
+{
+    if (t->rows != rows || t->cols != cols)
+        return qr_fail(QR_EINVAL, "cuda: %s: %s is (%lld, %lld), expected (%lld, %lld)", op, name, (long long)t->rows,
+                       (long long)t->cols, (long long)rows, (long long)cols);
+    return QR_OK;
+}
+
+extern "C" bool qr_cuda_overlaps(const qr_tensor *a, const qr_tensor *b)
+{
+    if (a->rows == 0 || b->rows == 0 || !a->data || !b->data)
+        return false;
+    const char *a0 = (const char *)a->data, *b0 = (const char *)b->data;
+    const char *a1 = a0 + (size_t)(a->rows - 1) * a->row_bytes + a->row_bytes;
+    const char *b1 = b0 + (size_t)(b->rows - 1) * b->row_bytes + b->row_bytes;
+    return a0 < b1 && b0 < a1;
+}
+
+/* ------------------------------------------------------------ device listing */
+
+static char why_none[512];
+
+static void set_why(const char *what, cudaError_t e)
+{
+    snprintf(why_none, sizeof why_none, "%s: %s (%d)", what, cudaGetErrorString(e), (int)e);
+    (void)cudaGetLastError();
+}
+
+extern "C" bool qr_cuda_built(void) { return true; }
+
+extern "C" const char *qr_cuda_why_none(void) { return why_none; }
+
+static void format_uuid(const cudaUUID_t *u, char *out, size_t len)
+{
+    const unsigned char *b = (const unsigned char *)u->bytes;
+    snprintf(out, len, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+extern "C" int qr_cuda_devices(qr_gpu_info *out, int max, int *n)
+{
+    int count = 0, found = 0;
+    why_none[0] = '\0';
+    if (n)
+        *n = 0;
+    if (max < 0 || (!out && max > 0))
+        return qr_fail(QR_EINVAL, "cuda: devices: bad output array (%d entries)", max);
+    /* Any error here (no driver: 35, stub libcuda: 34, no device: 100) means no GPU. */
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        set_why("cudaGetDeviceCount", e);
+        return QR_OK;
+    }
+    if (count == 0) {
+        snprintf(why_none, sizeof why_none, "cudaGetDeviceCount: no CUDA device visible (CUDA_VISIBLE_DEVICES?)");
+        return QR_OK;
+    }
+    int prev = -1;
+    bool have_prev = cudaGetDevice(&prev) == cudaSuccess;
+    for (int i = 0; i < count && found < max; i++) {
+        cudaDeviceProp p;
+        size_t free_b = 0, total_b = 0;
+        /* Free memory needs a context on the device: a device that cannot give
+         * one (exclusive mode taken, fallen off the bus) is not usable. */
+        if ((e = cudaGetDeviceProperties(&p, i)) != cudaSuccess || (e = cudaSetDevice(i)) != cudaSuccess ||
+            (e = cudaMemGetInfo(&free_b, &total_b)) != cudaSuccess) {
+            char what[64];
+            snprintf(what, sizeof what, "device %d", i);
+            set_why(what, e);
+            continue;
+        }
+        qr_gpu_info *g = &out[found++];
+        memset(g, 0, sizeof *g);
+        g->index = i;
+        snprintf(g->name, sizeof g->name, "%.127s", p.name);
+        g->cc_major = p.major;
+        g->cc_minor = p.minor;
+        g->total_bytes = total_b ? total_b : p.totalGlobalMem;
+        g->free_bytes = free_b;
+        format_uuid(&p.uuid, g->uuid, sizeof g->uuid);
+    }
+    if (have_prev && prev >= 0)
+        (void)cudaSetDevice(prev);
+    if (found > 0)
+        why_none[0] = '\0';
+    if (n)
+        *n = found;
+    return QR_OK;
+}
+
+/* ------------------------------------------------------------ staging, scratch */
+
+extern "C" int qr_cuda_stage(qr_cuda_backend *cb, const void *host, size_t bytes, void **dev)
+{
+    int rc = QR_OK;
+    size_t need = (bytes + QR_CUDA_STAGE_ALIGN - 1) / QR_CUDA_STAGE_ALIGN * QR_CUDA_STAGE_ALIGN;
+    if (cb->capture) /* recording a graph: staging the graph owns and refreshes at each launch */
+        return qr_cuda_graph_stage(cb, host, bytes, dev);
+    if (bytes == 0) {
+        *dev = (char *)cb->stage_dev + cb->stage_off;
+        return QR_OK;
+    }
+    if (!host)
+        return qr_fail(QR_EINVAL, "cuda: stage: NULL host array of %zu bytes", bytes);
+    pthread_mutex_lock(&cb->stage_mu);
+    if (cb->stage_off + need > cb->stage_bytes) {
+        /* Full: every earlier user of the ring must be done before it is reused. */
+        if ((rc = qr_cuda_check(cudaStreamSynchronize(cb->stream), "stage: cudaStreamSynchronize")))
+            goto out;
+        cb->stage_off = 0;
+        if (need > cb->stage_bytes) {
+            size_t nb = cb->stage_bytes * 2 > need ? cb->stage_bytes * 2 : need;
+            void *h = NULL, *d = NULL;
+            if ((rc = qr_cuda_check(cudaMallocHost(&h, nb), "stage: cudaMallocHost")))
+                goto out;
+            if ((rc = qr_cuda_check(cudaMalloc(&d, nb), "stage: cudaMalloc"))) {
+                cudaFreeHost(h);
+                goto out;
+            }
+            cudaFreeHost(cb->stage_host);
+            cudaFree(cb->stage_dev);
+            cb->stage_host = h;
+            cb->stage_dev = d;
+            cb->stage_bytes = nb;
+        }
+    }
+    {
+        char *h = (char *)cb->stage_host + cb->stage_off, *d = (char *)cb->stage_dev + cb->stage_off;
+        memcpy(h, host, bytes);
+        if ((rc = qr_cuda_check(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, cb->stream),
+                                "stage: cudaMemcpyAsync")))
+            goto out;
+        cb->stage_off += need;
+        *dev = d;
+    }
+out:
+    pthread_mutex_unlock(&cb->stage_mu);
+    return rc;
+}
+
+/* ------------------------------------------------------------ memory */
+
+static int cuda_tensor_alloc(qr_backend *be, qr_dtype dt, int64_t rows, int64_t cols, qr_tensor *out)
+{
+    qr_cuda_backend *cb = qr_cuda_of(be);
+    size_t es = qr_cuda_elem_size(dt);
+    int rc;
+    if (!es || dt == QR_Q8_0) /* Q8_0 tensors come from weight_load only */
+        return qr_fail(QR_EINVAL, "cuda: tensor_alloc: dtype %s is not a tensor type", qr_dtype_name(dt));
+    if (rows < 0 || cols < 0 || (cols > 0 && (uint64_t)rows > (UINT64_MAX / 2) / ((uint64_t)cols * es)))
+        return qr_fail(QR_EINVAL, "cuda: tensor_alloc: bad shape (%lld, %lld)", (long long)rows, (long long)cols);
+    if ((rc = qr_cuda_use(cb)))
+        return rc;
+    qr_tensor t;
+    memset(&t, 0, sizeof t);
+    t.dtype = dt;
+    t.rows = rows;
+    t.cols = cols;
+    t.row_bytes = (size_t)cols * es;
+    t.owned = true;
+    size_t bytes = (t.row_bytes * (size_t)rows + 255) / 256 * 256;
+    cudaError_t e = cudaMalloc(&t.data, bytes ? bytes : 256);
+    if (e != cudaSuccess) {
+        size_t fr = 0, tot = 0;
+        (void)cudaGetLastError();
+        (void)cudaMemGetInfo(&fr, &tot);
+        return qr_fail(QR_ENOMEM, "cuda: tensor_alloc: %zu bytes for (%lld, %lld) %s on device %d (%zu of %zu MiB free): %s",
+                       bytes, (long long)rows, (long long)cols, qr_dtype_name(dt), cb->device, fr >> 20, tot >> 20,
+                       cudaGetErrorString(e));
+    }
+    if (dt == QR_I8) {
+        e = cudaMalloc((void **)&t.scale, (rows ? (size_t)rows : 1) * sizeof(float));
+        if (e != cudaSuccess) {
+            cudaFree(t.data);
+            (void)cudaGetLastError();
+            return qr_fail(QR_ENOMEM, "cuda: tensor_alloc: scales for %lld rows: %s", (long long)rows,
+                           cudaGetErrorString(e));
+        }
+    }
+    *out = t;
+    return QR_OK;
+}
+
+static void cuda_tensor_free(qr_backend *be, qr_tensor *t)
+{
+    if (!t)
+        return;
+    if (t->owned) {
+        /* cudaFree waits for work using the memory; the device must be ours */
+        (void)qr_cuda_use(qr_cuda_of(be));
+        if (t->data)
+            cudaFree(t->data);
+        if (t->scale)
+            cudaFree(t->scale);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+static int check_row_range(const qr_tensor *t, int64_t row0, int64_t rows, const char *op)
+{
+    if (row0 < 0 || rows < 0 || row0 > t->rows || rows > t->rows - row0)
+        return qr_fail(QR_EINVAL, "cuda: %s: rows %lld..%lld outside tensor of %lld rows", op, (long long)row0,
+                       (long long)(row0 + rows), (long long)t->rows);
+    return QR_OK;
+}
+
+static int cuda_upload(qr_backend *be, qr_tensor *t, int64_t row0, const float *src, int64_t rows)
+{
+    qr_cuda_backend *cb = qr_cuda_of(be);
+    int rc;
+    if ((rc = qr_cuda_check_tensor(t, "upload", "t")) || (rc = check_row_range(t, row0, rows, "upload")))
+        return rc;
+    if (t->dtype != QR_F32 && t->dtype != QR_F16 && t->dtype != QR_BF16)
+        return qr_fail(QR_EINVAL, "cuda: upload: cannot upload f32 into a %s tensor", qr_dtype_name(t->dtype));
+    if (rows == 0 || t->cols == 0)
+        return QR_OK;
+    if (!src)
+        return qr_fail(QR_EINVAL, "cuda: upload: src is NULL");
+    if ((rc = qr_cuda_use(cb)))
+        return rc;
+    size_t w = (size_t)t->cols * sizeof(float);
+    if (t->dtype == QR_F32)
+        return qr_cuda_check(cudaMemcpy2DAsync((char *)t->data + (size_t)row0 * t->row_bytes, t->row_bytes, src, w, w,
+                                               (size_t)rows, cudaMemcpyHostToDevice, cb->stream),
+                             "upload: cudaMemcpy2DAsync");
+    void *tmp = NULL;
+    if ((rc = qr_cuda_scratch(cb, w * (size_t)rows, &tmp)))
+        return rc;
+    rc = qr_cuda_check(cudaMemcpyAsync(tmp, src, w * (size_t)rows, cudaMemcpyHostToDevice, cb->stream),
+                       "upload: cudaMemcpyAsync");
+    if (!rc)
+        rc = qr_cuda_from_f32(cb, (const float *)tmp, t, row0, rows);
+    qr_cuda_scratch_free(cb, tmp);
+    return rc;
+}
+
+static int cuda_download(qr_backend *be, const qr_tensor *t, int64_t row0, float *dst, int64_t rows)
+{
+    qr_cuda_backend *cb = qr_cuda_of(be);
+    int rc;
+    if ((rc = qr_cuda_check_tensor(t, "download", "t")) || (rc = check_row_range(t, row0, rows, "download")))
+        return rc;
+    if (rows == 0 || t->cols == 0)
+        return QR_OK;
+    if (!dst)
+        return qr_fail(QR_EINVAL, "cuda: download: dst is NULL");
+    if ((rc = qr_cuda_use(cb)))
+        return rc;
+    size_t w = (size_t)t->cols * sizeof(float);
+    if (t->dtype == QR_F32) {
+        rc = qr_cuda_check(cudaMemcpy2DAsync(dst, w, (const char *)t->data + (size_t)row0 * t->row_bytes,
+                                             t->row_bytes, w, (size_t)rows, cudaMemcpyDeviceToHost, cb->stream),
+                           "download: cudaMemcpy2DAsync");
+    } else {
+        void *tmp = NULL;
+        if ((rc = qr_cuda_scratch(cb, w * (size_t)rows, &tmp)))
+            return rc;
+        rc = qr_cuda_to_f32(cb, t, row0, rows, (float *)tmp);
+        if (!rc)
+            rc = qr_cuda_check(cudaMemcpyAsync(dst, tmp, w * (size_t)rows, cudaMemcpyDeviceToHost, cb->stream),
+                               "download: cudaMemcpyAsync");
+        qr_cuda_scratch_free(cb, tmp);
+    }
+    if (!rc)
+        rc = qr_cuda_check(cudaStreamSynchronize(cb->stream), "download: cudaStreamSynchronize");
+    return rc;
+}
+
+static int cuda_sync(qr_backend *be)
+{
+    qr_cuda_backend *cb = qr_cuda_of(be);
+    int rc;
+    if ((rc = qr_cuda_use(cb)))
+        return rc;
+    pthread_mutex_lock(&cb->stage_mu);
+    rc = qr_cuda_check(cudaStreamSynchronize(cb->stream), "sync: cudaStreamSynchronize");
+    if (!rc)
+        cb->stage_off = 0; /* everything that read the ring has run */
+    pthread_mutex_unlock(&cb->stage_mu);
+    return rc;
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+static void cuda_destroy(qr_backend *be)
+{
+    qr_cuda_backend *cb = qr_cuda_of(be);
+    if (!cb)
+        return;
+    (void)qr_cuda_use(cb);
+    if (cb->stream)
+        (void)cudaStreamSynchronize(cb->stream);
+    if (cb->lt)
+        cublasLtDestroy(cb->lt);
+    if (cb->blas)
+        cublasDestroy(cb->blas);
+    if (cb->workspace)
+        cudaFree(cb->workspace);
+    if (cb->stage_host)
+        cudaFreeHost(cb->stage_host);
+    if (cb->stage_dev)
+        cudaFree(cb->stage_dev);
+    if (cb->stream)
+        cudaStreamDestroy(cb->stream);
+    (void)cudaGetLastError();
+    pthread_mutex_destroy(&cb->stage_mu);
+    free(cb);
+}
+
+/* The table, field by field (C++17 has no designated initialisers). */
+static qr_backend_ops make_ops(void)
+{
+    qr_backend_ops o;
+    memset(&o, 0, sizeof o);
+    o.name = "cuda";
+    o.tensor_alloc = cuda_tensor_alloc;
+    o.tensor_free = cuda_tensor_free;
+    o.upload = cuda_upload;
+    o.download = cuda_download;
+    o.sync = cuda_sync;
+    o.weight_load = qr_cuda_weight_load;
+    o.embed = qr_cuda_embed;
+    o.matmul = qr_cuda_matmul;
+    o.add = qr_cuda_add;
+    o.layernorm = qr_cuda_layernorm;
+    o.rmsnorm = qr_cuda_rmsnorm;
+    o.rope = qr_cuda_rope;
+    o.gelu = qr_cuda_gelu;
+    o.silu_mul = qr_cuda_silu_mul;
+    o.attention = qr_cuda_attention;
+    o.copy_rows = qr_cuda_copy_rows;
+    o.pool = qr_cuda_pool;
+    o.l2norm = qr_cuda_l2norm;
+    o.destroy = cuda_destroy;
+    o.topk = qr_cuda_topk;
+    o.graph_begin = qr_cuda_graph_begin;
+    o.graph_end = qr_cuda_graph_end;
+    o.graph_launch = qr_cuda_graph_launch;
+    o.graph_free = qr_cuda_graph_free;
+    o.add_rmsnorm = qr_cuda_add_rmsnorm;
+    return o;
+}
+
+static const qr_backend_ops cuda_ops = make_ops();
+
+extern "C" int qr_backend_cuda_create_ex(int device, qr_dtype act_dtype, qr_backend **out)
+{
+    int count = 0, rc;
+    if (act_dtype != QR_F32 && act_dtype != QR_BF16)
+        return qr_fail(QR_EINVAL, "cuda: activation type %s: expected f32 or bf16", qr_dtype_name(act_dtype));
+    if ((rc = qr_cuda_check(cudaGetDeviceCount(&count), "cudaGetDeviceCount")))
+        return rc;
+    if (device < 0 || device >= count)
+        return qr_fail(QR_EINVAL, "cuda: device %d: %d device%s visible (0..%d)", device, count, count == 1 ? "" : "s",
+                       count - 1);
+    qr_cuda_backend *cb = (qr_cuda_backend *)calloc(1, sizeof *cb);
+    if (!cb)
+        return qr_fail(QR_ENOMEM, "cuda: backend");
+    pthread_mutex_init(&cb->stage_mu, NULL);
+    cb->hdr.ops = &cuda_ops;
+    cb->hdr.act_dtype = act_dtype;
+    cb->device = device;
+    if ((rc = qr_cuda_check(cudaSetDevice(device), "cudaSetDevice")) ||
+        (rc = qr_cuda_check(cudaGetDeviceProperties(&cb->prop, device), "cudaGetDeviceProperties")) ||
+        (rc = qr_cuda_check(cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking), "cudaStreamCreate")) ||
+        (rc = qr_cublas_check(cublasCreate(&cb->blas), "cublasCreate")) ||
+        (rc = qr_cublas_check(cublasSetStream(cb->blas, cb->stream), "cublasSetStream")) ||
+        (rc = qr_cublas_check(cublasLtCreate(&cb->lt), "cublasLtCreate")) ||
+        (rc = qr_cuda_check(cudaMalloc(&cb->workspace, QR_CUDA_WORKSPACE_BYTES), "cudaMalloc (cuBLAS workspace)")) ||
+        (rc = qr_cublas_check(cublasSetWorkspace(cb->blas, cb->workspace, QR_CUDA_WORKSPACE_BYTES),
+                              "cublasSetWorkspace")) ||
+        (rc = qr_cuda_check(cudaMallocHost(&cb->stage_host, QR_CUDA_STAGE_BYTES), "cudaMallocHost (staging)")) ||
+        (rc = qr_cuda_check(cudaMalloc(&cb->stage_dev, QR_CUDA_STAGE_BYTES), "cudaMalloc (staging)")))
+        goto fail;
+    cb->workspace_bytes = QR_CUDA_WORKSPACE_BYTES;
+    cb->stage_bytes = QR_CUDA_STAGE_BYTES;
+    *out = &cb->hdr;
+    return QR_OK;
+fail:
+    cuda_destroy(&cb->hdr);
+    return rc;
+}
+
+extern "C" int qr_backend_cuda_create(int device, qr_backend **out)
+{
+    return qr_backend_cuda_create_ex(device, QR_F32, out);
+}
