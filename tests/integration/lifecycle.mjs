@@ -10,7 +10,9 @@
 //    generation refuses the next with 503, Retry-After and overloaded_error;
 //  - SIGTERM during generations: exit 0 within the grace period, streams end,
 //    the store is intact (CLI search gives the same results as before, a
-//    document posted just before is on disk); SIGINT exits 0 too.
+//    document posted just before is on disk); SIGINT exits 0 too;
+//  - draining with a long grace: the in-flight generation finishes, a
+//    kept-alive connection gets 503 + Retry-After, new connections are refused.
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -179,10 +181,48 @@ async function sigterm(t, store) {
     t.ok(w.status !== 0, `quire wait on a stopped server fails (exit ${w.status})`, w.stderr);
 }
 
+// SIGTERM with a long grace: in-flight work finishes, a kept-alive connection
+// gets 503 + Retry-After for new work, new connections are refused.
+async function drain(t, store) {
+    const srv = await startServer(t, { store, llm: true, extra: ['--slots', '1', '--grace', '15'] });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const post = (p, b) => new Promise((resolve) => {
+        const d = JSON.stringify(b);
+        const q = http.request({ host: srv.host, port: srv.port, method: 'POST', path: p, agent,
+            headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(d) } }, (res) => {
+            let x = '';
+            res.on('data', (y) => (x += y));
+            res.on('end', () => { let j = null; try { j = JSON.parse(x); } catch { /* */ } resolve({ status: res.statusCode, headers: res.headers, json: j, text: x }); });
+        });
+        q.on('error', (e) => resolve({ error: e.code }));
+        q.end(d);
+    });
+    let r = await post('/v1/search', { query: 'build', k: 1 });
+    t.ok(r.status === 200, 'kept-alive connection: first search 200', r.text);
+    const long = srv.request('POST', '/v1/completions', { prompt: 'Once', max_tokens: 1500, temperature: 0 }, { timeout: 30000 });
+    await sleep(150);
+    const t0 = Date.now();
+    srv.proc.kill('SIGTERM');
+    await sleep(300);
+    r = await post('/v1/search', { query: 'build', k: 1 });
+    t.ok(r.status === 503 && Number(r.headers['retry-after']) >= 1 && r.json && r.json.error && r.json.error.type === 'overloaded_error',
+        'while draining, new work on a kept-alive connection: 503 + Retry-After, overloaded_error', JSON.stringify(r).slice(0, 300));
+    let refused = false;
+    try { await srv.request('GET', '/health', undefined, { timeout: 3000 }); } catch (e) { refused = e.code === 'ECONNREFUSED'; }
+    t.ok(refused, 'while draining, new connections are refused');
+    const lr = await long.catch((e) => ({ status: e.code }));
+    t.ok(lr.status === 200 && lr.json && lr.json.usage.completion_tokens === 1500,
+        'the in-flight non-streamed generation (1500 tokens) finishes within the grace period', `${lr.status} ${String(lr.text).slice(0, 200)}`);
+    const ex = await Promise.race([srv.exited, sleep(20000).then(() => null)]);
+    t.ok(ex && ex.code === 0 && ex.signal === null, `exit 0 after the drain (${((Date.now() - t0) / 1000).toFixed(2)} s after SIGTERM)`, JSON.stringify(ex));
+    agent.destroy();
+}
+
 async function main() {
     const t = new Test('lifecycle');
     const store = buildStore(t);
-    for (const [name, f] of [['auth', auth], ['generated token', generatedToken], ['disconnect/queue', disconnectAndQueue], ['sigterm', sigterm]]) {
+    for (const [name, f] of [['auth', auth], ['generated token', generatedToken], ['disconnect/queue', disconnectAndQueue], ['sigterm', sigterm],
+        ['drain', drain]]) {
         try {
             await f(t, store);
         } catch (e) {

@@ -5,7 +5,9 @@
 // (extractive on a server without an LLM, stories260K greedy on one with it),
 // /v1/completions = `quire generate` (greedy), /v1/embeddings = `quire embed`
 // (within 1e-5), SSE framing of /v1/ask, /v1/completions and
-// /v1/chat/completions (pieces add up to the non-streamed text), documents
+// /v1/chat/completions (pieces add up to the non-streamed text; with a stop
+// string too), seeded sampling = `quire generate --seed`, chat on the
+// template-less stories260K = `quire generate` on the plain prompt, documents
 // posted by text and by server-side path become searchable and DELETE removes
 // them, /health, /ready, /v1/models, /metrics content type.
 import fs from 'node:fs';
@@ -127,6 +129,33 @@ async function main() {
             r.json.choices[0].finish_reason === 'stop', '/v1/completions stop ["Lily"] cuts before it, finish stop', r.text.slice(0, 400));
     }
 
+    // streamed with a stop string: the pieces add up to the same cut text
+    {
+        const r1 = await srv.request('POST', '/v1/completions', { prompt: '', max_tokens: 60, temperature: 0, stop: 'Lily' });
+        const s = await srv.stream('POST', '/v1/completions', { prompt: '', max_tokens: 60, temperature: 0, stop: 'Lily', stream: true });
+        const chunks = s.events.filter((e) => e && typeof e === 'object' && e.choices);
+        t.eq(chunks.map((e) => e.choices[0].text || '').join(''), r1.json ? r1.json.choices[0].text : null,
+            '/v1/completions stream with stop "Lily" (a string): pieces add up to the non-streamed text');
+        t.eq(chunks.length ? chunks[chunks.length - 1].choices[0].finish_reason : null, 'stop', 'streamed finish_reason stop');
+    }
+    // seeded sampling (temperature 0.8, seed 42, the other sampling options at their defaults)
+    // draws the same tokens as quire generate with the same seed
+    {
+        const g = quire(['generate', '--model', STORIES, '--prompt', 'Once upon a time', '--max-tokens', '40', '--temperature', '0.8',
+            '--seed', '42', '--log-level', 'error']);
+        const want = g.status === 0 ? g.stdout.replace(/\n$/, '') : null;
+        for (let i = 0; i < 2; i++) {
+            r = await srv.request('POST', '/v1/completions', { prompt: 'Once upon a time', max_tokens: 40, temperature: 0.8, seed: 42 });
+            t.eq(r.json && r.json.choices ? r.json.choices[0].text : r.text, want, `/v1/completions seed 42 temperature 0.8 = quire generate --seed 42 (run ${i + 1})`);
+        }
+    }
+    // UTF-8 beyond ASCII goes through unchanged
+    {
+        const q = 'naïve café 🚀 build — 構築';
+        r = await srv.request('POST', '/v1/search', { query: q, k: 2 });
+        t.ok(r.status === 200 && r.json.query === q, '/v1/search echoes a non-ASCII query byte for byte', r.text.slice(0, 200));
+    }
+
     // --- /v1/chat/completions: streamed pieces = non-streamed content ---
     {
         const body = { model: 'stories260K', messages: [{ role: 'user', content: 'Tell me a story.' }], max_tokens: 24, temperature: 0 };
@@ -231,6 +260,13 @@ async function main() {
             const d = diffJSON(r.json, want, { ignore: [...TIMINGS, 'store'] });
             t.ok(!d, '/v1/ask (extractive) = quire ask --json', d);
         }
+        const s = await ex.stream('POST', '/v1/ask', { question: Q1, k: 3, stream: true });
+        const ans = s.events.filter((e) => e && e.type === 'answer');
+        t.ok(s.status === 200 && ans.length === 1 && s.events[s.events.length - 1] === '[DONE]' && want &&
+            !diffJSON(ans[0], want, { ignore: [...TIMINGS, 'store', 'type'] }), '/v1/ask extractive streamed: the answer event = quire ask --json, then [DONE]',
+        s.raw.slice(0, 600));
+        t.eq(s.events.filter((e) => e && e.type === 'token').map((e) => e.text).join(''), want ? want.answer : null,
+            '/v1/ask extractive streamed: token pieces add up to the answer');
         r = await ex.request('POST', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }] });
         t.ok(r.status === 422 && r.json && r.json.error, '/v1/chat/completions without an LLM: 422', r.text);
         r = await ex.request('POST', '/v1/completions', { prompt: 'hi' });
