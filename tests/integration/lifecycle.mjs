@@ -1,7 +1,8 @@
 // Life-cycle and security of the real server:
 //  - auth with --token-file: /health open, every other route 401 (with
 //    WWW-Authenticate: Bearer) without or with a wrong token, 200 with it; the
-//    endpoint file names the token file but never holds the token;
+//    endpoint file names the token file but never holds the token; an empty
+//    or blank token file is refused at start, a missing one is created 0600;
 //  - a non-loopback --listen without a token file creates one (mode 0600),
 //    says where, and enforces it;
 //  - a client that disconnects during a streamed generation frees its slot
@@ -68,6 +69,26 @@ async function auth(t, store) {
         t.ok(r.status === 200, `${m} ${p} with the token: 200`, r.text.slice(0, 300));
     }
     await srv.stopClean('auth server exits 0');
+
+    // a token file that is empty or blank is refused (no silent "no auth"); a missing one is created
+    for (const [name, text] of [['empty', ''], ['blank', '  \n\n']]) {
+        const f = path.join(t.dir, `token-${name}`);
+        fs.writeFileSync(f, text, { mode: 0o600 });
+        const ep = path.join(t.dir, `ep-${name}.json`);
+        const r = await runAsync(QUIRE, ['serve', '--store', store, '--listen', '127.0.0.1:0', '--token-file', f, '--endpoint-file', ep], { timeout: 20000 });
+        t.ok(r.status !== 0 && r.signal === null && !fs.existsSync(ep) && r.stderr.includes(f),
+            `an ${name} token file: serve refuses to start, naming the file (exit ${r.status})`, r.stderr);
+    }
+    const nf = path.join(t.dir, 'sub-token-new');
+    const s2 = await startServer(t, { store, tokenFile: nf });
+    t.ok(fs.existsSync(nf) && (fs.statSync(nf).mode & 0o777) === 0o600, 'a missing --token-file is created with mode 0600');
+    const tok2 = fs.existsSync(nf) ? fs.readFileSync(nf, 'utf8').split('\n')[0].trim() : '';
+    t.ok(tok2.length >= 32, `the created token is long (${tok2.length} characters)`);
+    let r2 = await s2.request('GET', '/ready', undefined, { token: null });
+    t.ok(r2.status === 401, 'created token file: no token, 401', r2.text);
+    r2 = await s2.request('GET', '/ready', undefined, { token: tok2 });
+    t.ok(r2.status === 200, 'created token file: its token, 200', r2.text);
+    await s2.stopClean('created-token server exits 0');
 }
 
 async function generatedToken(t, store) {
