@@ -11,7 +11,7 @@
 //  - the in-flight limit (--max-inflight 2) answers the overflow with 503 +
 //    Retry-After, never an error or a crash, and serves again after;
 //  - connection exhaustion (slowloris): 200 idle half-open connections do not
-//    stop /health from answering within 5 s.
+//    stop /health from answering within 5 s, and --idle-timeout closes them.
 import http from 'node:http';
 import net from 'node:net';
 import { Test, buildStore, startServer, quire, metricSum, STORIES } from './lib/harness.mjs';
@@ -145,22 +145,30 @@ async function inflight(t, store) {
 }
 
 async function slowloris(t, store) {
-    const srv = await startServer(t, { store });
+    const IDLE = 2;
+    const srv = await startServer(t, { store, extra: ['--idle-timeout', String(IDLE)] });
     const socks = [];
+    const closedAt = [];
+    const t0 = Date.now();
     for (let i = 0; i < 200; i++) {
         const s = net.connect({ host: srv.host, port: srv.port });
         s.on('error', () => {});
+        s.on('close', () => closedAt.push(Date.now() - t0));
         s.write('GET /health HTTP/1.1\r\nHost: x\r\n');
         socks.push(s);
     }
     await sleep(500);
-    const t0 = Date.now();
+    const t1 = Date.now();
     let ok = false;
     try {
         const r = await srv.request('GET', '/health', undefined, { timeout: 5000 });
         ok = r.status === 200;
     } catch { /* timed out */ }
-    t.ok(ok, `/health answers within 5 s while 200 idle half-open connections are held (${Date.now() - t0} ms)`);
+    t.ok(ok, `/health answers within 5 s while 200 idle half-open connections are held (${Date.now() - t1} ms)`);
+    // the idle timeout closes them all
+    for (let i = 0; i < 100 && closedAt.length < socks.length; i++) await sleep(100);
+    t.ok(closedAt.length === socks.length && Math.max(...closedAt) <= IDLE * 1000 + 5000,
+        `the idle timeout (${IDLE} s) closed all 200 half-open connections (${closedAt.length} closed, last after ${Math.max(0, ...closedAt)} ms)`);
     for (const s of socks) s.destroy();
     await sleep(200);
     t.ok(await srv.health(), '/health answers after they are gone');

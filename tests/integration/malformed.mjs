@@ -18,6 +18,7 @@ export const LIMITS = {
     string: 8192,     // bytes per JSON string
     inputs: 256,      // /v1/embeddings input array
     messages: 128,    // /v1/chat/completions messages
+    idle: 2,          // seconds a connection may stay silent
 };
 
 // Expands ${...} in text; vars: token, len. Inside ${rep:N:TEXT} the TEXT
@@ -142,6 +143,8 @@ async function runCase(t, srv, c) {
         t.ok(await srv.health(), `${c.name}: /health answers while ${n} connection(s) are held open`);
         const rs = await Promise.all(pending);
         for (const r of rs) if (!checkAnswer(t, c, r)) break;
+        const slowest = Math.max(...rs.map((r) => r.ms));
+        t.ok(slowest <= LIMITS.idle * 1000 + 4000, `${c.name}: closed within the idle timeout + 4 s (${slowest} ms, idle ${LIMITS.idle} s)`);
     } else {
         const r = await rawExchange(srv.host, srv.port, c.bytes, { timeout: c.timeout, halfClose: c.halfclose });
         checkAnswer(t, c, r);
@@ -164,7 +167,7 @@ async function main() {
     const srv = await startServer(t, {
         store, llm: true, embedder: true, tokenFile: tok.file, token: tok.token,
         extra: ['--max-body-bytes', String(LIMITS.body), '--max-string-bytes', String(LIMITS.string),
-            '--max-inputs', String(LIMITS.inputs), '--max-messages', String(LIMITS.messages)],
+            '--max-inputs', String(LIMITS.inputs), '--max-messages', String(LIMITS.messages), '--idle-timeout', String(LIMITS.idle)],
     });
     t.note(`${cases.length} cases against ${srv.base}`);
     for (const c of cases) {
