@@ -623,8 +623,13 @@ static int doc_term(const char *t, size_t len, void *user)
     return 0;
 }
 
-int qr_bm25_add(qr_bm25 *ix, MDB_txn *txn, uint64_t id, const char *text, size_t len)
+/* Indexes the concatenation of n texts (analysed one after the other, as if
+ * joined by line breaks). */
+static int add_parts(qr_bm25 *ix, MDB_txn *txn, uint64_t id, const char *const *parts, const size_t *lens, int n)
 {
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += lens[i];
     if (len > QR_BM25_MAX_TEXT)
         return qr_fail(QR_ELIMIT, "bm25: chunk %llu: text of %zu bytes exceeds %zu", (unsigned long long)id, len,
                        QR_BM25_MAX_TEXT);
@@ -641,8 +646,9 @@ int qr_bm25_add(qr_bm25 *ix, MDB_txn *txn, uint64_t id, const char *text, size_t
     }
     tt_reset_small(&ix->doc);
     doc_ctx c = {ix, 0};
-    if ((rc = qr_analyzer_run(ix->an, text, len, doc_term, &c)))
-        return rc;
+    for (int i = 0; i < n; i++)
+        if (lens[i] && (rc = qr_analyzer_run(ix->an, parts[i], lens[i], doc_term, &c)))
+            return rc;
     if (c.dl > 0x7FFFFFFF)
         return qr_fail(QR_ELIMIT, "bm25: chunk %llu: %llu terms", (unsigned long long)id, (unsigned long long)c.dl);
     uint8_t norm = qr_bm25_int_to_byte4((uint32_t)c.dl);
@@ -712,6 +718,19 @@ static int remove_posting(qr_bm25 *ix, MDB_txn *txn, MDB_cursor *cur, const char
     if ((r = mdb_cursor_del(cur, 0)))
         return lmdb_fail(r, "delete postings");
     return w ? write_blocks(ix, txn, term, len, ix->mp, w) : 0;
+}
+
+int qr_bm25_add(qr_bm25 *ix, MDB_txn *txn, uint64_t id, const char *text, size_t len)
+{
+    return add_parts(ix, txn, id, &text, &len, 1);
+}
+
+int qr_bm25_add_chunk(qr_bm25 *ix, MDB_txn *txn, uint64_t id, const char *title, const char *heading,
+                      const char *text, size_t len)
+{
+    const char *parts[3] = {title ? title : "", heading ? heading : "", text};
+    size_t lens[3] = {strlen(parts[0]), strlen(parts[1]), len};
+    return add_parts(ix, txn, id, parts, lens, 3);
 }
 
 int qr_bm25_remove(qr_bm25 *ix, MDB_txn *txn, uint64_t id)

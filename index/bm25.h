@@ -81,6 +81,16 @@ int qr_bm25_set_params(qr_bm25 *ix, const qr_bm25_params *params);
  * replaced. QR_ELIMIT when len > QR_BM25_MAX_TEXT. */
 int qr_bm25_add(qr_bm25 *ix, MDB_txn *txn, uint64_t id, const char *text, size_t len);
 
+/* Indexes a store chunk with its context: the document's title and the
+ * chunk's heading path, then its text (analysed as title + "\n" + heading +
+ * "\n" + text; NULL title/heading = ""). Words that say what a passage is
+ * about (a man page's name, the section it sits in) then match even where
+ * the passage does not repeat them, as Anserini's BEIR runs index title +
+ * text. The pipeline (ingest) and shard merge both index chunks this way.
+ * The total length counts against QR_BM25_MAX_TEXT. */
+int qr_bm25_add_chunk(qr_bm25 *ix, MDB_txn *txn, uint64_t id, const char *title, const char *heading,
+                      const char *text, size_t len);
+
 /* Removes a chunk; QR_ENOTFOUND when id is not indexed. */
 int qr_bm25_remove(qr_bm25 *ix, MDB_txn *txn, uint64_t id);
 
