@@ -14,6 +14,8 @@
 #define MAX_QTERMS 64
 #define QTERM_LEN 64
 #define MIN_TERMS 3 /* analyzed terms a candidate sentence needs */
+#define OPTION_BOOST 1.5    /* score factor of a sentence showing an option named by the question */
+#define RELATIVE_FLOOR 0.5  /* sentences scoring under this fraction of the best are not taken */
 
 void qr_extract_opts_default(qr_extract_opts *o)
 {
@@ -35,18 +37,44 @@ static int question_word(const char *t)
     return 0;
 }
 
+/* The digits of a spelled-out cardinal ("two" -> "2"), NULL otherwise.
+ * Questions spell small numbers out ("two GPUs") where documentation writes
+ * digits ("--gres=gpu:2", "2 nodes"); the query gets both forms. Raw
+ * (lower-cased) tokens and the analyzer's Porter stems are both listed
+ * ("one" is stemmed "on", "twelve" "twelv"; raw "on" is a stop word, so an
+ * analysed "on" comes from "one"). */
+static const char *number_digits(const char *w)
+{
+    static const struct {
+        const char *word, *digits;
+    } n[] = {{"zero", "0"},  {"one", "1"},  {"on", "1"},     {"two", "2"},     {"three", "3"},
+             {"four", "4"},  {"five", "5"}, {"six", "6"},    {"seven", "7"},   {"eight", "8"},
+             {"nine", "9"},  {"ten", "10"}, {"eleven", "11"}, {"twelve", "12"}, {"twelv", "12"}};
+    for (size_t i = 0; i < sizeof n / sizeof n[0]; i++)
+        if (!strcmp(w, n[i].word)) return n[i].digits;
+    return NULL;
+}
+
 typedef struct {
     char t[MAX_QTERMS][QTERM_LEN];
     int n;
 } qterms;
 
+static void push_qterm(qterms *q, const char *term, size_t len)
+{
+    if (len >= QTERM_LEN || q->n == MAX_QTERMS) return;
+    for (int i = 0; i < q->n; i++)
+        if (!strcmp(q->t[i], term)) return;
+    memcpy(q->t[q->n++], term, len + 1);
+}
+
 static int add_qterm(const char *term, size_t len, void *user)
 {
     qterms *q = user;
-    if (len >= QTERM_LEN || q->n == MAX_QTERMS || question_word(term)) return 0;
-    for (int i = 0; i < q->n; i++)
-        if (!strcmp(q->t[i], term)) return 0;
-    memcpy(q->t[q->n++], term, len + 1);
+    if (question_word(term)) return 0;
+    push_qterm(q, term, len);
+    const char *d = number_digits(term);
+    if (d) push_qterm(q, d, strlen(d));
     return 0;
 }
 
@@ -54,6 +82,7 @@ typedef struct {
     size_t source, off, len;
     int dl;
     int tf[MAX_QTERMS];
+    int option; /* holds a command-line option naming a question term */
     double score;
 } cand;
 
@@ -72,6 +101,47 @@ static int count_term(const char *term, size_t len, void *user)
     return 0;
 }
 
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+typedef struct {
+    const qterms *q;
+    int hit;
+} opt_ctx;
+
+static int opt_term(const char *term, size_t len, void *user)
+{
+    opt_ctx *x = user;
+    (void)len;
+    for (int i = 0; i < x->q->n && !x->hit; i++)
+        x->hit = !strcmp(x->q->t[i], term);
+    return x->hit; /* non-zero stops the analyzer: one match is enough */
+}
+
+/* Whether t holds a command-line option ("-G", "--gres=gpu:2") whose own
+ * terms include a question term: in technical documentation the sentence
+ * that shows the option is the one that says how to do it ("request two
+ * GPUs" -> "--gres=gpu:2", "--gpus"). Options are tokens (split at spaces,
+ * quotes, brackets and commas) starting with '-' or "--" then a letter. */
+#define OPT_DELIMS "\"'`()[]{},;"
+
+static int has_option(qr_analyzer *an, const qterms *q, const char *t, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (is_space(t[i]) || (t[i] && strchr(OPT_DELIMS, t[i])))) i++;
+        size_t a = i;
+        while (i < n && !is_space(t[i]) && !(t[i] && strchr(OPT_DELIMS, t[i]))) i++;
+        size_t d = a;
+        while (d < i && d < a + 2 && t[d] == '-') d++;
+        if (d > a && d < i && ((t[d] >= 'a' && t[d] <= 'z') || (t[d] >= 'A' && t[d] <= 'Z'))) {
+            opt_ctx x = {q, 0};
+            qr_analyzer_run(an, t + a, i - a, opt_term, &x); /* stopped early on a match */
+            if (x.hit) return 1;
+        }
+    }
+    return 0;
+}
+
 static int by_score(const void *a, const void *b)
 {
     const cand *x = *(const cand *const *)a, *y = *(const cand *const *)b;
@@ -87,7 +157,6 @@ static int by_position(const void *a, const void *b)
     return x->off < y->off ? -1 : x->off > y->off;
 }
 
-static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 /* A label line: a term of a definition list written alone on its line, as
  * option and variable references do ("--gpus", "SLURM_GPUS_ON_NODE",
@@ -176,6 +245,7 @@ int qr_extract_answer(const char *question, const qr_source *sources, size_t n, 
                     free(sp);
                     goto fail;
                 }
+                c->option = has_option(an, &q, t + a, b - a);
                 if (c->dl >= MIN_TERMS) nc++;
             }
             free(sp);
@@ -202,7 +272,7 @@ int qr_extract_answer(const char *question, const qr_source *sources, size_t n, 
             sc += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * cs[i].dl / avgdl));
         }
         double coverage = q.n ? (double)matched / q.n : 0;
-        cs[i].score = sc * (0.5 + 0.5 * coverage) / (1.0 + 0.05 * (double)cs[i].source);
+        cs[i].score = sc * (0.5 + 0.5 * coverage) * (cs[i].option ? OPTION_BOOST : 1.0) / (1.0 + 0.05 * (double)cs[i].source);
     }
     if (nc && !(order = malloc(nc * sizeof *order))) {
         rc = qr_fail(QR_ENOMEM, "extract: out of memory");
@@ -211,9 +281,11 @@ int qr_extract_answer(const char *question, const qr_source *sources, size_t n, 
     for (size_t i = 0; i < nc; i++) order[i] = &cs[i];
     if (nc) qsort(order, nc, sizeof *order, by_score);
     size_t chosen = 0, chars = 0;
+    /* sentences far below the best one are padding, not answer */
+    double floor_score = nc ? RELATIVE_FLOOR * order[0]->score : 0;
     for (size_t i = 0; i < nc && chosen < o.max_sentences; i++) {
         cand *c = order[i];
-        if (c->score <= 0) break;
+        if (c->score <= 0 || c->score < floor_score) break;
         if (chars + c->len > o.max_chars) continue;
         const char *ct = sources[c->source].text + c->off;
         int dup = 0;
@@ -278,14 +350,24 @@ typedef struct {
     int err;
 } kw_buf;
 
+static int append_keyword(kw_buf *b, const char *term, size_t len);
+
 static int add_keyword(const char *term, size_t len, void *user)
 {
     kw_buf *b = user;
     char low[QTERM_LEN];
+    const char *digits = NULL;
     if (len < QTERM_LEN) {
         for (size_t i = 0; i <= len; i++) low[i] = (char)((term[i] >= 'A' && term[i] <= 'Z') ? term[i] + 32 : term[i]);
         if (question_word(low)) return 0;
+        digits = number_digits(low);
     }
+    int rc = append_keyword(b, term, len);
+    return rc || !digits ? rc : append_keyword(b, digits, strlen(digits));
+}
+
+static int append_keyword(kw_buf *b, const char *term, size_t len)
+{
     if (b->n + len + 2 > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 128;
         while (cap < b->n + len + 2) cap *= 2;

@@ -10,13 +10,19 @@
  *    do not answer) are not candidates.
  * 2. Scoring: question and sentences go through the BM25 analyzer
  *    (index/analyzer.h: Lucene English); question words that carry no topic
- *    (how, what, do, can, I, ...) are dropped from the question as well.
- *    BM25 over the candidate sentences as the collection (k1 = 1.2, b = 0.3,
- *    idf = ln(1 + (N - df + 0.5) / (df + 0.5))), times a coverage factor
- *    0.5 + 0.5 * (question terms matched / question terms) and a
- *    passage-rank prior 1 / (1 + 0.05 * rank).
- * 3. Selection: best first, skipping sentences with no question term and
- *    exact repeats (overlapping chunks share sentences), up to max_sentences
+ *    (how, what, do, can, I, ...) are dropped from the question as well, and
+ *    a spelled-out number (zero .. twelve) also counts as its digits ("two
+ *    GPUs" matches "--gres=gpu:2"). BM25 over the candidate sentences as the
+ *    collection (k1 = 1.2, b = 0.3, idf = ln(1 + (N - df + 0.5) / (df +
+ *    0.5))), times a coverage factor 0.5 + 0.5 * (question terms matched /
+ *    question terms), times 1.5 when the sentence shows a command-line option
+ *    ("-G", "--gres=gpu:2": a token starting with '-' or "--" and a letter)
+ *    whose own terms include a question term (in technical documentation the
+ *    sentence that shows the option says how), and a passage-rank prior
+ *    1 / (1 + 0.05 * rank).
+ * 3. Selection: best first, skipping sentences with no question term, those
+ *    scoring under half of the best sentence (padding, not answer) and exact
+ *    repeats (overlapping chunks share sentences), up to max_sentences
  *    and max_chars bytes; then put in document order (source number, offset)
  *    and written as "Sentence. [n] Next sentence. [m]".
  * Deterministic; ties keep the earlier sentence. */
@@ -56,9 +62,10 @@ void qr_extract_result_free(qr_extract_result *r);
 
 /* The question without its question words (how, what, do, does, can, I,
  * ...: the same list the sentence scorer ignores), the remaining words
- * (StandardTokenizer tokens) joined by spaces: a keyword query for BM25,
- * where "How do I" would otherwise match every FAQ entry. The question
- * itself when nothing would remain. *out malloc'd. */
+ * (StandardTokenizer tokens) joined by spaces, a spelled-out number followed
+ * by its digits ("two" -> "two 2"): a keyword query for BM25, where "How do
+ * I" would otherwise match every FAQ entry. The question itself when nothing
+ * would remain. *out malloc'd. */
 int qr_question_keywords(const char *question, char **out);
 
 #endif
