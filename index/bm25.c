@@ -725,9 +725,32 @@ int qr_bm25_add(qr_bm25 *ix, MDB_txn *txn, uint64_t id, const char *text, size_t
     return add_parts(ix, txn, id, &text, &len, 1);
 }
 
-int qr_bm25_add_chunk(qr_bm25 *ix, MDB_txn *txn, uint64_t id, const char *title, const char *heading,
-                      const char *text, size_t len)
+/* Whether title is what the readers put when a document has none: its file
+ * name, or "line <n>" for the JSONL record "FILE#L<n>". */
+static bool placeholder_title(const char *path, const char *title)
 {
+    if (!path || !title || !*title)
+        return true;
+    const char *rec = strstr(path, "#L");
+    while (rec && strstr(rec + 2, "#L"))
+        rec = strstr(rec + 2, "#L"); /* the last one */
+    size_t plen = strlen(path);
+    if (rec && rec[2] && strspn(rec + 2, "0123456789") == strlen(rec + 2)) {
+        if (!strncmp(title, "line ", 5) && !strcmp(title + 5, rec + 2))
+            return true;
+        plen = (size_t)(rec - path);
+    }
+    size_t b = plen;
+    while (b > 0 && path[b - 1] != '/')
+        b--;
+    return strlen(title) == plen - b && !strncmp(title, path + b, plen - b);
+}
+
+int qr_bm25_add_chunk(qr_bm25 *ix, MDB_txn *txn, uint64_t id, const char *path, const char *title,
+                      const char *heading, const char *text, size_t len)
+{
+    if (placeholder_title(path, title))
+        title = NULL;
     const char *parts[3] = {title ? title : "", heading ? heading : "", text};
     size_t lens[3] = {strlen(parts[0]), strlen(parts[1]), len};
     return add_parts(ix, txn, id, parts, lens, 3);

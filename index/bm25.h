@@ -86,10 +86,14 @@ int qr_bm25_add(qr_bm25 *ix, MDB_txn *txn, uint64_t id, const char *text, size_t
  * "\n" + text; NULL title/heading = ""). Words that say what a passage is
  * about (a man page's name, the section it sits in) then match even where
  * the passage does not repeat them, as Anserini's BEIR runs index title +
- * text. The pipeline (ingest) and shard merge both index chunks this way.
- * The total length counts against QR_BM25_MAX_TEXT. */
-int qr_bm25_add_chunk(qr_bm25 *ix, MDB_txn *txn, uint64_t id, const char *title, const char *heading,
-                      const char *text, size_t len);
+ * text. A title the reader made up is left out: one equal to the file name
+ * (the last component of path, without a JSONL record's "#L<n>") or, for a
+ * record path "FILE#L<n>", equal to "line <n>" (ingest/reader.h fallbacks).
+ * The pipeline (ingest) and shard merge both index chunks this way, from
+ * the document's store path and title. The total length counts against
+ * QR_BM25_MAX_TEXT. */
+int qr_bm25_add_chunk(qr_bm25 *ix, MDB_txn *txn, uint64_t id, const char *path, const char *title,
+                      const char *heading, const char *text, size_t len);
 
 /* Removes a chunk; QR_ENOTFOUND when id is not indexed. */
 int qr_bm25_remove(qr_bm25 *ix, MDB_txn *txn, uint64_t id);

@@ -206,8 +206,8 @@ static int merge_doc(merger *m, qr_store_txn *t, const entry *e)
     }
     qr_clear_error();
     for (size_t i = 0; i < n && !rc; i++)
-        rc = qr_bm25_add_chunk(m->bm, qr_store_txn_mdb(t), first + i, d.title, m->cl.c[i].heading, m->cl.c[i].text,
-                               m->cl.c[i].text_len); /* as ingest indexes chunks */
+        rc = qr_bm25_add_chunk(m->bm, qr_store_txn_mdb(t), first + i, d.path, d.title, m->cl.c[i].heading,
+                               m->cl.c[i].text, m->cl.c[i].text_len); /* as ingest indexes chunks */
     m->docs++;
     m->chunks += n;
     return rc;

@@ -651,7 +651,7 @@ static int write_file(ctx *c, qr_store_txn *t, walk_file *f, file_out *o, int di
         uint64_t first = 0;
         rc = qr_store_put_doc(t, &sd, sc, n, dim ? o->vecs + vec_off * (size_t)dim : NULL, NULL, &first);
         for (size_t i = 0; i < n && !rc; i++)
-            rc = qr_bm25_add_chunk(c->bm, qr_store_txn_mdb(t), first + i, doc->title, sc[i].heading, sc[i].text,
+            rc = qr_bm25_add_chunk(c->bm, qr_store_txn_mdb(t), first + i, name, doc->title, sc[i].heading, sc[i].text,
                                    sc[i].text_len);
         vec_off += n;
     }

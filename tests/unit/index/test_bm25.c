@@ -323,9 +323,45 @@ static void merge_consistency(void)
     rmdir(dir2);
 }
 
+/* qr_bm25_add_chunk: title and heading path indexed with the text, a
+ * made-up title (file name, a JSONL record's "line N") not; the document
+ * length counts every indexed term. */
+static void chunk_context(void)
+{
+    MDB_txn *txn;
+    qr_bm25 *ix = NULL;
+    CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    CHECK_OK(qr_bm25_open(txn, NULL, &ix));
+    CHECK_OK(qr_bm25_add_chunk(ix, txn, 1, "/d/guide.html", "Walrus guide", "Install > Build", "alpha beta", 10));
+    CHECK_OK(qr_bm25_add_chunk(ix, txn, 2, "/d/zebra.txt", "zebra.txt", NULL, "alpha gamma", 11));
+    CHECK_OK(qr_bm25_add_chunk(ix, txn, 3, "/d/recs.jsonl#L7", "line 7", "", "alpha delta", 11));
+    CHECK_OK(qr_bm25_add_chunk(ix, txn, 4, "/d/recs.jsonl#L8", "Okapi", "", "alpha", 5));
+    CHECK_OK(qr_bm25_flush(ix, txn));
+    CHECK(mdb_txn_commit(txn) == 0);
+    qr_bm25_hit h[8];
+    CHECK_INT(search(ix, "walrus", 8, h), 1);
+    CHECK_INT(h[0].id, 1);
+    CHECK_INT(search(ix, "build", 8, h), 1);
+    CHECK_INT(search(ix, "okapi", 8, h), 1);
+    CHECK_INT(h[0].id, 4);
+    CHECK_INT(search(ix, "zebra.txt", 8, h), 0);
+    CHECK_INT(search(ix, "line", 8, h), 0);
+    CHECK_INT(search(ix, "7", 8, h), 0);
+    qr_bm25_stats st;
+    CHECK(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
+    CHECK_OK(qr_bm25_get_stats(ix, txn, &st));
+    mdb_txn_abort(txn);
+    /* walrus guid instal build alpha beta | alpha gamma | alpha delta | okapi alpha */
+    CHECK_INT(st.sum_ttf, 6 + 2 + 2 + 2);
+    qr_bm25_close(ix);
+}
+
 int main(void)
 {
     small_float();
+    open_env();
+    chunk_context();
+    close_env();
     open_env();
     hand_example();
     close_env();
