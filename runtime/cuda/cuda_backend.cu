@@ -9,6 +9,13 @@
  * copied into pinned memory and sent on the stream ahead of the kernel that
  * reads them, so the caller can reuse its array at once.
  *
+ * Threads: every entry of the ops table takes the backend's (recursive) lock
+ * for the whole op, so a backend may be called from several threads (the
+ * service's connection threads sharing an embedder): each op's staging and
+ * launches stay together on the one stream, and cuBLAS handles are never used
+ * concurrently. Graph capture (cuda_graph.cu) is the exception: only the
+ * capturing thread may use the backend between graph_begin and graph_end.
+ *
  * Errors: every CUDA/cuBLAS status is translated once (qr_cuda_check) into
  * QR_EBACKEND with CUDA's message; nothing here aborts. A launch failure or a
  * fault inside a kernel surfaces at the next check or sync. */
@@ -402,37 +409,53 @@ static void cuda_destroy(qr_backend *be)
     free(cb);
 }
 
+/* LK(f): f with the backend's lock held for the whole op (see "Threads" above). */
+struct op_lock {
+    qr_cuda_backend *cb;
+    explicit op_lock(qr_backend *be) : cb(qr_cuda_of(be)) { pthread_mutex_lock(&cb->stage_mu); }
+    ~op_lock() { pthread_mutex_unlock(&cb->stage_mu); }
+};
+template <typename Sig, Sig *F> struct locked;
+template <typename R, typename... A, R (*F)(qr_backend *, A...)> struct locked<R(qr_backend *, A...), F> {
+    static R call(qr_backend *be, A... a)
+    {
+        op_lock g(be);
+        return F(be, a...);
+    }
+};
+#define LK(f) locked<decltype(f), f>::call
+
 /* The table, field by field (C++17 has no designated initialisers). */
 static qr_backend_ops make_ops(void)
 {
     qr_backend_ops o;
     memset(&o, 0, sizeof o);
     o.name = "cuda";
-    o.tensor_alloc = cuda_tensor_alloc;
-    o.tensor_free = cuda_tensor_free;
-    o.upload = cuda_upload;
-    o.download = cuda_download;
-    o.sync = cuda_sync;
-    o.weight_load = qr_cuda_weight_load;
-    o.embed = qr_cuda_embed;
-    o.matmul = qr_cuda_matmul;
-    o.add = qr_cuda_add;
-    o.layernorm = qr_cuda_layernorm;
-    o.rmsnorm = qr_cuda_rmsnorm;
-    o.rope = qr_cuda_rope;
-    o.gelu = qr_cuda_gelu;
-    o.silu_mul = qr_cuda_silu_mul;
-    o.attention = qr_cuda_attention;
-    o.copy_rows = qr_cuda_copy_rows;
-    o.pool = qr_cuda_pool;
-    o.l2norm = qr_cuda_l2norm;
+    o.tensor_alloc = LK(cuda_tensor_alloc);
+    o.tensor_free = LK(cuda_tensor_free);
+    o.upload = LK(cuda_upload);
+    o.download = LK(cuda_download);
+    o.sync = LK(cuda_sync);
+    o.weight_load = LK(qr_cuda_weight_load);
+    o.embed = LK(qr_cuda_embed);
+    o.matmul = LK(qr_cuda_matmul);
+    o.add = LK(qr_cuda_add);
+    o.layernorm = LK(qr_cuda_layernorm);
+    o.rmsnorm = LK(qr_cuda_rmsnorm);
+    o.rope = LK(qr_cuda_rope);
+    o.gelu = LK(qr_cuda_gelu);
+    o.silu_mul = LK(qr_cuda_silu_mul);
+    o.attention = LK(qr_cuda_attention);
+    o.copy_rows = LK(qr_cuda_copy_rows);
+    o.pool = LK(qr_cuda_pool);
+    o.l2norm = LK(qr_cuda_l2norm);
     o.destroy = cuda_destroy;
-    o.topk = qr_cuda_topk;
-    o.graph_begin = qr_cuda_graph_begin;
-    o.graph_end = qr_cuda_graph_end;
-    o.graph_launch = qr_cuda_graph_launch;
-    o.graph_free = qr_cuda_graph_free;
-    o.add_rmsnorm = qr_cuda_add_rmsnorm;
+    o.topk = LK(qr_cuda_topk);
+    o.graph_begin = LK(qr_cuda_graph_begin);
+    o.graph_end = LK(qr_cuda_graph_end);
+    o.graph_launch = LK(qr_cuda_graph_launch);
+    o.graph_free = LK(qr_cuda_graph_free);
+    o.add_rmsnorm = LK(qr_cuda_add_rmsnorm);
     return o;
 }
 
@@ -451,7 +474,11 @@ extern "C" int qr_backend_cuda_create_ex(int device, qr_dtype act_dtype, qr_back
     qr_cuda_backend *cb = (qr_cuda_backend *)calloc(1, sizeof *cb);
     if (!cb)
         return qr_fail(QR_ENOMEM, "cuda: backend");
-    pthread_mutex_init(&cb->stage_mu, NULL);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE); /* ops call qr_cuda_stage, which locks too */
+    pthread_mutex_init(&cb->stage_mu, &ma);
+    pthread_mutexattr_destroy(&ma);
     cb->hdr.ops = &cuda_ops;
     cb->hdr.act_dtype = act_dtype;
     cb->device = device;

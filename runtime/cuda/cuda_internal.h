@@ -57,7 +57,7 @@ typedef struct qr_cuda_backend {
      * descriptors, inv_freq): pinned host + device ring, copied on the stream. */
     void *stage_host, *stage_dev;
     size_t stage_bytes, stage_off;
-    pthread_mutex_t stage_mu;    /* guards the ring's host-side state */
+    pthread_mutex_t stage_mu;    /* recursive; held by every op (table entry) while it stages and enqueues */
     /* Non-NULL between graph_begin and graph_end (cuda_graph.cu). */
     struct qr_cuda_capture *capture;
 } qr_cuda_backend;
@@ -72,8 +72,10 @@ int qr_cublas_check(cublasStatus_t s, const char *what);
  * stream until the next sync (the host may reuse `host` at once). *dev
  * receives the device pointer (256-byte aligned). The ring restarts at every
  * sync; when it is full it waits for the stream first (and grows for an array
- * larger than itself). One thread drives a backend at a time: another thread's
- * sync could recycle the ring between a stage and the launch that reads it.
+ * larger than itself). Every entry of the ops table holds cb->stage_mu
+ * while it stages and enqueues (cuda_backend.cu), so callers on several
+ * threads are serialised per backend and a sync from one of them cannot
+ * recycle the ring between another's stage and the launch that reads it.
  * While cb->capture is set it returns qr_cuda_graph_stage(cb, host, bytes,
  * dev) instead (graph-owned staging that graph_launch refreshes from the same
  * host address). */
