@@ -193,7 +193,8 @@ static int load_resolved(const char *cmd, const qr_options *o, const char *path,
         src = NULL;
     }
     if (cuda >= 0) {
-        if ((rc = qr_backend_cuda_create(cuda, &be))) {
+        qr_dtype act = strcmp(qr_opt_str(o, QR_OPT_ACT_DTYPE), "bf16") ? QR_F32 : QR_BF16;
+        if ((rc = qr_backend_cuda_create_ex(cuda, act, &be))) {
             char what[64];
             snprintf(what, sizeof what, "creating the CUDA backend on cuda:%d", cuda);
             code = cli_fail(cmd, rc, what);

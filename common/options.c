@@ -213,6 +213,10 @@ static const qr_option_def table[QR_OPT_COUNT] = {
         "wait: seconds to wait for the endpoint file and /ready before giving up", QR_OPTF_CLI, NULL},
     [QR_OPT_IDLE_TIMEOUT] = {"idle-timeout", QR_OPT_INT, "serve", "60", 1, 86400, NULL,
         "seconds a connection may stay silent (slow or stalled clients are closed)", 0, NULL},
+    /* cudaa helper: CUDA backend */
+    [QR_OPT_ACT_DTYPE] = {"act-dtype", QR_OPT_ENUM, "runtime", "f32", 0, 0, "f32|bf16",
+        "activation and KV-cache type on a GPU: f32 (as the CPU backend) or bf16 (half the memory traffic, "
+        "about 3 significant digits); the CPU backend always computes in f32", 0, NULL},
 };
 
 const qr_option_def *qr_option_def_at(int id)

@@ -123,6 +123,8 @@ typedef enum {
     QR_OPT_MAX_MESSAGES,
     QR_OPT_TIMEOUT,
     QR_OPT_IDLE_TIMEOUT,
+    /* cudaa helper: CUDA backend */
+    QR_OPT_ACT_DTYPE,
     QR_OPT_COUNT
 } qr_opt_id;
 

@@ -49,10 +49,38 @@ elif [ $gpu = 0 ]; then
 else
   echo "GPU present:"; cat "$T/auto.err"
   grep -qF " used" "$T/auto.err" && ok || bad "auto with GPU: no line says which GPU is used"
+  grep -qF "holds weights" "$T/auto.err" && ok || bad "auto with GPU: no line says what the GPU holds"
+  # the embedding on the GPU (f32) is the CPU's within f32 rounding
+  [ $rc = 0 ] && python3 - "$T/cpu.out" "$T/auto.out" <<'PY' && ok || bad "auto with GPU: embedding differs from cpu"
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+assert len(a) == len(b) and all(len(x) == len(y) for x, y in zip(a, b))
+d = max(abs(p - q) for x, y in zip(a, b) for p, q in zip(x, y))
+print("max |gpu - cpu| =", d)
+sys.exit(0 if d <= 1e-4 else 1)
+PY
   n=$(grep -c "^quire embed: GPU cuda:" "$T/auto.err")
   out=$(emb --device "cuda:$n" 2>&1 >/dev/null); rc=$?
   [ $rc = 5 ] && grep -qF "no such usable CUDA device" <<<"$out" && ok || bad "cuda:$n of $n GPUs: $rc $out"
 fi
+# act-dtype (config file / QUIRE_ACT_DTYPE): bf16 activations on a GPU, nothing on the CPU
+out=$(printf '"rend"\n' | QUIRE_ACT_DTYPE=bf16 "$Q" embed --model "$M" --jsonl --device auto 2>"$T/bf.err" >"$T/bf.out"); rc=$?
+if [ $gpu = 0 ]; then
+  [ $rc = 0 ] && cmp -s "$T/cpu.out" "$T/bf.out" && ok || bad "act-dtype bf16 on the CPU: $rc $(cat "$T/bf.err")"
+else
+  [ $rc = 0 ] && python3 - "$T/cpu.out" "$T/bf.out" <<'PY' && ok || bad "act-dtype bf16 on the GPU: $rc $(cat "$T/bf.err")"
+import json, math, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+for x, y in zip(a, b):
+    cos = sum(p * q for p, q in zip(x, y)) / math.sqrt(sum(p * p for p in x) * sum(q * q for q in y))
+    print("bf16 activations: cosine to cpu", cos)
+    assert cos >= 0.999
+PY
+fi
+out=$(printf '"rend"\n' | QUIRE_ACT_DTYPE=f16 "$Q" embed --model "$M" --jsonl 2>&1 >/dev/null); rc=$?
+[ $rc = 2 ] && grep -qF "act-dtype" <<<"$out" && ok || bad "act-dtype f16: $rc $out"
 # bad values are usage errors whatever the build
 out=$(emb --device cuda:x 2>&1 >/dev/null); rc=$?
 [ $rc = 2 ] && ok || bad "cuda:x: $rc $out"
