@@ -2,6 +2,9 @@
  * on a GPU machine (it builds everywhere; without a GPU every mode but the
  * CPU parity dumps says so and exits 77).
  *
+ * Every mode takes --act f32|bf16, the CUDA backend's activation type (KV cache
+ * included); default bf16, except logits/embeds with --dtype f32 (f32).
+ *
  *   bench_gpu ops                         our matmul: bf16 GEMM rate at 4096^3 and
  *                                         8192x4096x4096; GEMV bandwidth (batch 1) for
  *                                         bf16 / int8 / q8_0 weights of 14336x4096
@@ -81,6 +84,9 @@ static inline uint32_t rnd(void)
 }
 static inline float rndf(void) { return (float)rnd() * (1.0f / 2147483648.0f) - 1.0f; }
 
+/* Activation type of the CUDA backend: --act f32|bf16 (default: given by the mode). */
+static qr_dtype act_type = QR_BF16;
+
 /* The CUDA backend on device 0, or exit 77 (no GPU). */
 static qr_backend *gpu_or_skip(void)
 {
@@ -94,7 +100,7 @@ static qr_backend *gpu_or_skip(void)
         printf("# GPU %d: %s, cc %d.%d, %.1f GiB (%.1f free)\n", info[i].index, info[i].name, info[i].cc_major,
                info[i].cc_minor, info[i].total_bytes / 1073741824.0, info[i].free_bytes / 1073741824.0);
     qr_backend *be = NULL;
-    int rc = qr_backend_cuda_create(0, &be);
+    int rc = qr_backend_cuda_create_ex(0, act_type, &be);
     if (rc)
         exit(die(rc, "qr_backend_cuda_create"));
     printf("# activations: %s\n", qr_dtype_name(be->act_dtype));
@@ -605,6 +611,15 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *mode = argc > 1 ? argv[1] : "";
+    /* speed runs compute in bf16 by default; parity runs in the weights' precision (f32 with f32) */
+    const char *dflt = (strcmp(mode, "logits") == 0 || strcmp(mode, "embeds") == 0) &&
+                               strcmp(arg(argc, argv, "--dtype", "f32"), "f32") == 0
+                           ? "f32"
+                           : "bf16";
+    if (qr_dtype_parse(arg(argc, argv, "--act", dflt), &act_type) || (act_type != QR_F32 && act_type != QR_BF16)) {
+        fprintf(stderr, "bench_gpu: --act f32|bf16\n");
+        return 2;
+    }
     if (strcmp(mode, "ops") == 0)
         return mode_ops();
     if (strcmp(mode, "decode") == 0)

@@ -656,7 +656,7 @@ extern "C" int qr_cuda_attention(qr_backend *be, const qr_tensor *q, const qr_te
 {
     qr_cuda_backend *cb = qr_cuda_of(be);
     int rc;
-    if ((rc = check_t(q, "q")) || (rc = check_t(k, "k")) || (rc = check_t(v, "v")) || (rc = check_t(out, "out")))
+    if ((rc = qr_cuda_use(cb)) || (rc = check_t(q, "q")) || (rc = check_t(k, "k")) || (rc = check_t(v, "v")) || (rc = check_t(out, "out")))
         return rc;
     if (k->dtype != q->dtype || v->dtype != q->dtype || out->dtype != q->dtype)
         return qr_fail(QR_EINVAL, "cuda: attention: q %s, k %s, v %s, out %s must share one type",

@@ -66,6 +66,9 @@ extern "C" int qr_cuda_graph_begin(qr_backend *be)
     qr_cuda_backend *cb = qr_cuda_of(be);
     if (cb->capture)
         return qr_fail(QR_EINVAL, "cuda: graph_begin: a capture is already running");
+    int urc = qr_cuda_use(cb);
+    if (urc)
+        return urc;
     struct qr_cuda_capture *c = (struct qr_cuda_capture *)calloc(1, sizeof *c);
     if (!c)
         return qr_fail(QR_ENOMEM, "cuda: graph capture");
@@ -119,9 +122,9 @@ extern "C" int qr_cuda_graph_stage(qr_cuda_backend *cb, const void *host, size_t
 
 extern "C" void qr_cuda_graph_free(qr_backend *be, qr_be_graph *g)
 {
-    (void)be;
     if (!g)
         return;
+    (void)qr_cuda_use(qr_cuda_of(be)); /* cudaFree on the graph's device */
     if (g->launched)
         cudaEventSynchronize(g->done);
     if (g->exec)
@@ -143,6 +146,7 @@ extern "C" int qr_cuda_graph_end(qr_backend *be, qr_be_graph **out)
     if (!c)
         return qr_fail(QR_EINVAL, "cuda: graph_end without graph_begin");
     cb->capture = NULL;
+    (void)qr_cuda_use(cb); /* instantiation and events on the backend's device */
     cudaGraph_t graph = NULL;
     cudaError_t e = cudaStreamEndCapture(cb->stream, &graph); /* always: leaves capture mode */
     int rc = QR_OK;
@@ -190,6 +194,8 @@ extern "C" int qr_cuda_graph_launch(qr_backend *be, qr_be_graph *g)
     if (cb->capture)
         return qr_fail(QR_EINVAL, "cuda: graph_launch while capturing");
     int rc;
+    if ((rc = qr_cuda_use(cb)))
+        return rc;
     /* the previous replay must have read the pinned slots before they change */
     if (g->launched && (rc = qr_cuda_check(cudaEventSynchronize(g->done), "cuda: graph_launch: wait")))
         return rc;

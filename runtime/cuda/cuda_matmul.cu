@@ -640,6 +640,9 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
 {
     qr_cuda_backend *cb = qr_cuda_of(be);
     (void)may_alias; /* device memory never aliases host data */
+    int urc = qr_cuda_use(cb);
+    if (urc)
+        return urc;
     if (want != QR_F32 && want != QR_F16 && want != QR_BF16 && want != QR_I8 && want != QR_Q8_0)
         return qr_fail(QR_EINVAL, "cuda: weight_load: cannot make %s weights (f32, f16, bf16, int8, q8_0)",
                        qr_dtype_name(want));
@@ -1058,7 +1061,7 @@ extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tenso
 {
     qr_cuda_backend *cb = qr_cuda_of(be);
     int rc;
-    if ((rc = check_act(x, "x")) || (rc = check_act(y, "y")))
+    if ((rc = qr_cuda_use(cb)) || (rc = check_act(x, "x")) || (rc = check_act(y, "y")))
         return rc;
     if (!w || wkind(w->dtype) < 0)
         return qr_fail(QR_EINVAL, "cuda: matmul: w must be f32, f16, bf16, int8 or q8_0%s%s", w ? ", got " : "",

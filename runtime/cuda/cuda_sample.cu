@@ -157,6 +157,9 @@ extern "C" int qr_cuda_topk(qr_backend *be, const qr_tensor *logits, int64_t n, 
                        (long long)logits->rows, (long long)logits->cols);
     if (cb->capture)
         return qr_fail(QR_EINVAL, "cuda: topk: not allowed while a graph is captured");
+    int urc = qr_cuda_use(cb);
+    if (urc)
+        return urc;
     if (!ids && n > 0)
         return qr_fail(QR_EINVAL, "cuda: topk: ids is NULL");
     if (n == 0)
