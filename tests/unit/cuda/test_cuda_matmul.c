@@ -83,14 +83,15 @@ static void run_case(qr_dtype want, qr_dtype src_dt, qr_dtype act, int64_t n, in
               qr_dtype_name(want), qr_dtype_name(src_dt), qr_dtype_name(act), (long long)n, (long long)out,
               (long long)in, bias, e, bound);
 
-    /* int8 weights: the device quantisation is the CPU's, value for value */
-    if (want == QR_I8 && src_dt != QR_Q8_0) {
+    /* int8 weights: the device quantisation is the CPU's, value for value;
+     * Q8_0 kept on the device: exactly GGUF's values (the CPU's dequantisation) */
+    if ((want == QR_I8 && src_dt != QR_Q8_0) || (want == QR_Q8_0 && src_dt == QR_Q8_0)) {
         float *wc = ct_get(cpu, &cw), *wg = ct_get(gpu, &gw);
         size_t diff = 0;
         for (int64_t i = 0; wc && wg && i < out * in; i++)
             diff += wc[i] != wg[i];
-        CHECK_MSG(wc && wg && diff == 0, "int8 weights from %s: %zu of %lld values differ", qr_dtype_name(src_dt),
-                  diff, (long long)(out * in));
+        CHECK_MSG(wc && wg && diff == 0, "%s weights from %s: %zu of %lld values differ", qr_dtype_name(want),
+                  qr_dtype_name(src_dt), diff, (long long)(out * in));
         free(wc);
         free(wg);
     }
