@@ -131,7 +131,8 @@ typedef struct qr_backend_ops {
      * returns the graph (on failure nothing recorded runs and the caller runs
      * the ops normally). Between the two only the ops embed..l2norm and
      * matmul/attention may be called (no upload, download, sync, topk,
-     * weight_load, tensor_alloc/free). graph_launch enqueues one replay. The
+     * weight_load, tensor_alloc/free), and other threads sharing the backend
+     * wait until graph_end. graph_launch enqueues one replay. The
      * host arrays the recorded ops took (ids, positions, row indices, sequence
      * descriptors, inv_freq) are read again from the same addresses at every
      * graph_launch: the caller keeps them alive and writes the new step's

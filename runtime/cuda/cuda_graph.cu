@@ -16,7 +16,9 @@
  * not to branch on staged values while capturing (cuda_internal.h).
  *
  * Capture uses cudaStreamCaptureModeThreadLocal: other threads driving
- * other backends (allocating, synchronising) are not affected. */
+ * other backends (allocating, synchronising) are not affected; threads
+ * sharing this backend wait on its lock, which graph_begin keeps until
+ * graph_end. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +84,10 @@ extern "C" int qr_cuda_graph_begin(qr_backend *be)
         return rc;
     }
     cb->capture = c;
+    /* Hold the backend's (recursive) lock until graph_end: another thread's
+     * ops on this stream would otherwise be recorded into the graph. The op
+     * wrapper's own level is released when this call returns; this one stays. */
+    pthread_mutex_lock(&cb->stage_mu);
     return QR_OK;
 }
 
@@ -146,6 +152,7 @@ extern "C" int qr_cuda_graph_end(qr_backend *be, qr_be_graph **out)
     if (!c)
         return qr_fail(QR_EINVAL, "cuda: graph_end without graph_begin");
     cb->capture = NULL;
+    pthread_mutex_unlock(&cb->stage_mu); /* taken by graph_begin; the op wrapper holds its own level */
     (void)qr_cuda_use(cb); /* instantiation and events on the backend's device */
     cudaGraph_t graph = NULL;
     cudaError_t e = cudaStreamEndCapture(cb->stream, &graph); /* always: leaves capture mode */
