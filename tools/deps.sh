@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libpcre2-dev libopenblas-dev libutf8proc-dev
       liblmdb-dev libfaiss-dev libxml2-dev libpoppler-glib-dev libmicrohttpd-dev slurm-wlm-doc
-      prometheus
+      prometheus nodejs
       slurmctld slurmd slurm-client munge curl)
 missing=()
 for p in "${pkgs[@]}"; do
