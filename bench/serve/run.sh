@@ -58,10 +58,24 @@ start() {
   URL=$(python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); print(e.get("url") or "http://%s:%s" % (e["host"], e["port"]))' "$T/$name.ep")
 }
 
+# quiet: wait (at most 60 s) until the server has nothing in flight. wrk closes its connections
+# at the end of a run while requests are still being served; their work goes on and counts
+# against --max-inflight, so the next run would start with 503s.
+quiet() {
+  local i busy
+  for i in $(seq 600); do
+    busy=$(curl -s "$URL/metrics" | awk '/^quire_inflight_requests |^quire_sched_running |^quire_sched_queue_depth / {s += $2} END {print s + 0}')
+    [ "$busy" = 0 ] && return 0
+    sleep 0.1
+  done
+  echo "warning: still busy after 60 s" >&2
+}
+
 # run LABEL ROUTE BODIES: wrk with each connection count
 run() {
   local label=$1 route=$2 bodies=$3 c out rps p50 p99 n non2xx
   for c in $CONNS; do
+    quiet
     out=$(BODIES=$bodies wrk -t $(( c < 2 ? 1 : 2 )) -c "$c" -d "$DUR" --timeout 30s --latency \
       -s "$HERE/post.lua" "$URL$route" 2>&1)
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
