@@ -176,7 +176,9 @@ typedef struct qr_gpu_info {
 bool qr_cuda_built(void);
 /* Lists up to max devices into out and sets *n. Any CUDA error (no driver,
  * stub library, no device) is "no GPU": returns 0 with *n = 0 and the reason
- * kept for qr_cuda_why_none(). */
+ * kept for qr_cuda_why_none(). Reading free memory needs a context on each
+ * device; the ones no backend of this process uses are released again, so a
+ * listing leaves nothing behind on GPUs the process does not compute on. */
 int qr_cuda_devices(qr_gpu_info *out, int max, int *n);
 /* Why the last qr_cuda_devices found none ("built without CUDA",
  * "cudaGetDeviceCount: CUDA driver version is insufficient ... (35)"); "" otherwise. */

@@ -139,7 +139,28 @@ static void format_uuid(const cudaUUID_t *u, char *out, size_t len)
              b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+/* Backends alive per device ordinal. Listing a device creates its primary
+ * context (free memory needs one; cudaSetDevice makes it in CUDA 12+);
+ * qr_cuda_devices releases it again where no backend of this process uses the
+ * device, so a process never keeps a context (~0.5 GB, and the device itself
+ * in exclusive-process mode) on GPUs it only looked at. */
+#define QR_CUDA_MAX_DEVICES 256
+static pthread_mutex_t dev_mu = PTHREAD_MUTEX_INITIALIZER;
+static int dev_users[QR_CUDA_MAX_DEVICES];
+
+static int devices_locked(qr_gpu_info *out, int max, int *n);
+
+static bool dev_used(int i) { return i >= 0 && i < QR_CUDA_MAX_DEVICES && dev_users[i] > 0; }
+
 extern "C" int qr_cuda_devices(qr_gpu_info *out, int max, int *n)
+{
+    pthread_mutex_lock(&dev_mu);
+    int rc = devices_locked(out, max, n);
+    pthread_mutex_unlock(&dev_mu);
+    return rc;
+}
+
+static int devices_locked(qr_gpu_info *out, int max, int *n)
 {
     int count = 0, found = 0;
     why_none[0] = '\0';
@@ -164,8 +185,11 @@ extern "C" int qr_cuda_devices(qr_gpu_info *out, int max, int *n)
         size_t free_b = 0, total_b = 0;
         /* Free memory needs a context on the device: a device that cannot give
          * one (exclusive mode taken, fallen off the bus) is not usable. */
-        if ((e = cudaGetDeviceProperties(&p, i)) != cudaSuccess || (e = cudaSetDevice(i)) != cudaSuccess ||
-            (e = cudaMemGetInfo(&free_b, &total_b)) != cudaSuccess) {
+        if ((e = cudaGetDeviceProperties(&p, i)) == cudaSuccess && (e = cudaSetDevice(i)) == cudaSuccess)
+            e = cudaMemGetInfo(&free_b, &total_b);
+        if (!dev_used(i))
+            (void)cudaDeviceReset(); /* the context this listing made (see dev_users) */
+        if (e != cudaSuccess) {
             char what[64];
             snprintf(what, sizeof what, "device %d", i);
             set_why(what, e);
@@ -181,8 +205,9 @@ extern "C" int qr_cuda_devices(qr_gpu_info *out, int max, int *n)
         g->free_bytes = free_b;
         format_uuid(&p.uuid, g->uuid, sizeof g->uuid);
     }
-    if (have_prev && prev >= 0)
+    if (have_prev && dev_used(prev)) /* setting an unused device would make its context again */
         (void)cudaSetDevice(prev);
+    (void)cudaGetLastError();
     if (found > 0)
         why_none[0] = '\0';
     if (n)
@@ -405,6 +430,11 @@ static void cuda_destroy(qr_backend *be)
     if (cb->stream)
         cudaStreamDestroy(cb->stream);
     (void)cudaGetLastError();
+    if (cb->counted) {
+        pthread_mutex_lock(&dev_mu);
+        dev_users[cb->device]--;
+        pthread_mutex_unlock(&dev_mu);
+    }
     pthread_mutex_destroy(&cb->stage_mu);
     free(cb);
 }
@@ -479,6 +509,12 @@ extern "C" int qr_backend_cuda_create_ex(int device, qr_dtype act_dtype, qr_back
     pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE); /* ops call qr_cuda_stage, which locks too */
     pthread_mutex_init(&cb->stage_mu, &ma);
     pthread_mutexattr_destroy(&ma);
+    if (device < QR_CUDA_MAX_DEVICES) { /* before any context work: a listing must not reset it */
+        pthread_mutex_lock(&dev_mu);
+        dev_users[device]++;
+        pthread_mutex_unlock(&dev_mu);
+        cb->counted = true;
+    }
     cb->hdr.ops = &cuda_ops;
     cb->hdr.act_dtype = act_dtype;
     cb->device = device;

@@ -47,6 +47,7 @@ struct qr_cuda_capture; /* cuda_graph.cu: a graph being recorded */
 typedef struct qr_cuda_backend {
     qr_backend hdr;              /* first: the ops table and act_dtype */
     int device;
+    bool counted;                /* counted among the device's users (cuda_backend.cu, dev_users) */
     cudaDeviceProp prop;
     cudaStream_t stream;
     cublasHandle_t blas;

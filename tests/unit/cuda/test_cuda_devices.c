@@ -84,6 +84,14 @@ static void check_gpus(const qr_gpu_info *g, int n)
     CHECK_OK(be->ops->download(be, &t, 0, out, 2));
     CHECK(!memcmp(in, out, sizeof in));
     CHECK_INT(be->ops->download(be, &t, 1, out, 2), QR_EINVAL); /* rows 1..3 of 2 */
+    /* listing again releases only contexts no backend uses: this one's data survives */
+    qr_gpu_info again[16];
+    int n2 = 0;
+    CHECK_OK(qr_cuda_devices(again, 16, &n2));
+    CHECK_INT(n2, n);
+    memset(out, 0, sizeof out);
+    CHECK_OK(be->ops->download(be, &t, 0, out, 2));
+    CHECK(!memcmp(in, out, sizeof in));
     CHECK_OK(qr_be_sync(be));
     qr_be_tensor_free(be, &t);
     qr_backend_destroy(be);
