@@ -20,11 +20,6 @@
 #include "runtime/backend.h"
 #include "service/internal.h"
 
-/* Until the CUDA helper's device listing is in every build, the GPU gauges
- * link weakly: absent functions mean no GPU figures. */
-#pragma weak qr_cuda_built
-#pragma weak qr_cuda_devices
-
 static const double bounds[QS_N_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                              0.5,   1,      2.5,   5,    10,    30,   60,  120};
 static const int codes[QS_N_CODES - 1] = {200, 201, 400, 401, 404, 405, 411, 413, 415, 422, 499, 500, 503, 504, 429};
@@ -191,7 +186,8 @@ int qs_metrics_render(qr_server *s, char **out, size_t *len)
     }
     qr_gpu_info gi[16];
     int ng = 0;
-    if (qr_cuda_built && qr_cuda_devices && qr_cuda_built() && qr_cuda_devices(gi, 16, &ng) == 0 && ng > 0) {
+    /* CUDA builds only; without a GPU (or CUDA) there are no GPU lines */
+    if (qr_cuda_built() && qr_cuda_devices(gi, 16, &ng) == 0 && ng > 0) {
         fprintf(f, "# HELP quire_gpu_memory_used_bytes GPU memory in use (all processes).\n"
                    "# TYPE quire_gpu_memory_used_bytes gauge\n");
         for (int i = 0; i < ng; i++)
