@@ -136,7 +136,7 @@ static void test_client_timeout(void)
                              &body, NULL);
     double dt = mono() - t0;
     CHECK_INT(rc, QR_ECANCELED);
-    CHECK_MSG(dt >= 0.25 && dt < 2.0, "timed out after %.3f s", dt);
+    CHECK_MSG(dt >= 0.25 && dt < 10.0, "timed out after %.3f s", dt); /* upper bound: no hang (loaded CI) */
     close(fd);
     /* nothing listening: refused at once */
     CHECK_INT(qr_http_request("127.0.0.1", ntohs(a.sin_port), "GET", "/", NULL, NULL, NULL, 0, 1000, &status, &body,
@@ -167,7 +167,7 @@ static void test_wait_cli(const char *dir)
     snprintf(cmd, sizeof cmd, "%s wait %s --timeout 0.3 2>&1", bin, ep);
     double t0 = mono();
     CHECK_INT(run(cmd, out, sizeof out), 1);
-    CHECK(mono() - t0 < 3.0);
+    CHECK(mono() - t0 < 15.0); /* no hang; process start-up can be slow on a loaded machine */
     CHECK_MSG(strstr(out, "timed out") && strstr(out, "endpoint file"), "%s", out);
 
     /* a real server on a BM25 store: wait exits 0 and prints the URL; with a token file it sends the token */
@@ -203,7 +203,7 @@ static void test_wait_cli(const char *dir)
     FILE *f = fopen(tok, "w");
     fputs("not-the-token\n", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s wait %s --timeout 0.5 2>&1", bin, ep);
+    snprintf(cmd, sizeof cmd, "%s wait %s --timeout 3 2>&1", bin, ep); /* long enough for one 401 when loaded */
     CHECK_INT(run(cmd, out, sizeof out), 1);
     CHECK_MSG(strstr(out, "401") != NULL, "%s", out);
     qr_server_stop(s);
