@@ -149,6 +149,12 @@ typedef struct qr_backend_ops {
      * three). out must not overlap x or y. Capturable like the ops above. */
     int (*add_rmsnorm)(qr_backend *be, qr_tensor *x, const qr_tensor *y, const qr_tensor *w, float eps,
                        qr_tensor *out);
+    /* Fused residual add + LayerNorm (BERT's post-norm): x += y, then out =
+     * LayerNorm(x) * gamma + beta (beta may be NULL), with the result of add
+     * followed by layernorm. out may be x or y itself (same tensor), not a
+     * partial overlap. */
+    int (*add_layernorm)(qr_backend *be, qr_tensor *x, const qr_tensor *y, const qr_tensor *gamma,
+                         const qr_tensor *beta, float eps, qr_tensor *out);
 } qr_backend_ops;
 
 /* Largest k the optional topk op accepts. */

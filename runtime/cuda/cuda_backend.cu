@@ -486,6 +486,7 @@ static qr_backend_ops make_ops(void)
     o.graph_launch = LK(qr_cuda_graph_launch);
     o.graph_free = LK(qr_cuda_graph_free);
     o.add_rmsnorm = LK(qr_cuda_add_rmsnorm);
+    o.add_layernorm = LK(qr_cuda_add_layernorm);
     return o;
 }
 

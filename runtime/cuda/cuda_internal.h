@@ -3,7 +3,7 @@
  *
  *   cuda_backend.cu    create/destroy, device list, memory, upload/download,
  *                      sync, the ops table, small host-array staging
- *   cuda_kernels.cu    embed, add, layernorm, rmsnorm, add_rmsnorm (fused),
+ *   cuda_kernels.cu    embed, add, layernorm, rmsnorm, add_rmsnorm/add_layernorm (fused),
  *                      rope, gelu, silu_mul, copy_rows, pool, l2norm, and the
  *                      f32 conversions behind upload/download
  *   cuda_matmul.cu     weight_load (conversion on the device) and matmul:
@@ -124,6 +124,8 @@ int qr_cuda_pool(qr_backend *be, const qr_tensor *x, const qr_attn_seq *seqs, in
 int qr_cuda_l2norm(qr_backend *be, qr_tensor *x);
 int qr_cuda_add_rmsnorm(qr_backend *be, qr_tensor *x, const qr_tensor *y, const qr_tensor *w, float eps,
                         qr_tensor *out);
+int qr_cuda_add_layernorm(qr_backend *be, qr_tensor *x, const qr_tensor *y, const qr_tensor *gamma,
+                          const qr_tensor *beta, float eps, qr_tensor *out);
 
 /* cuda_matmul.cu */
 int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src_dt, int64_t rows, int64_t cols,

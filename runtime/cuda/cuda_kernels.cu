@@ -1,7 +1,7 @@
 /* The non-GEMM ops of the CUDA backend, with the semantics of the CPU
  * reference (runtime/cpu/cpu_backend.c): embed, add, layernorm, rmsnorm,
- * add_rmsnorm (fused), rope, gelu, silu_mul, copy_rows, pool, l2norm, and the
- * f32 <-> storage conversions behind upload/download.
+ * add_rmsnorm and add_layernorm (fused), rope, gelu, silu_mul, copy_rows,
+ * pool, l2norm, and the f32 <-> storage conversions behind upload/download.
  *
  * Activations are f32 or bf16 (one template per type); every value is widened
  * to f32 for arithmetic and rounded once when stored (round to nearest even).
@@ -486,19 +486,30 @@ extern "C" int qr_cuda_add_rmsnorm(qr_backend *be, qr_tensor *x, const qr_tensor
 
 /* out = (x - mean) / sqrt(var + eps) * gamma + beta per row. The mean is kept
  * as an unevaluated f32 sum hi + lo so that centring loses nothing when the
- * mean is large next to the spread (as the CPU's double mean). */
-template <typename T, int N>
-__global__ void k_layernorm(const void *x, size_t xrb, const float *gamma, const float *beta, float eps, void *out,
-                            size_t orb, int64_t rows, int64_t cols)
+ * mean is large next to the spread (as the CPU's double mean). With RES,
+ * first x += y (stored) as add followed by layernorm. Each element is read
+ * and written by one thread in all passes, and the passes are separated by
+ * the block reductions' barriers, so out may be x or y. */
+template <typename T, int N, bool RES>
+__global__ void k_layernorm(void *x, size_t xrb, const void *y, size_t yrb, const float *gamma, const float *beta,
+                            float eps, void *out, size_t orb, int64_t rows, int64_t cols)
 {
     __shared__ double sh[33];
     int64_t nv = cols / N;
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-        const T *xr = row_ptr<T>(x, xrb, r);
+        T *xr = row_ptr<T>(x, xrb, r);
         float s = 0.0f;
         for (int64_t c = threadIdx.x; c < nv; c += blockDim.x) {
             float a[N];
             ldv<T, N>(xr + c * N, a);
+            if constexpr (RES) { /* x += y, stored; y is read only here (out may be y) */
+                float b[N];
+                ldv<T, N>(row_ptr<T>(y, yrb, r) + c * N, b);
+#pragma unroll
+                for (int k = 0; k < N; k++)
+                    a[k] = round_as<T>(a[k] + b[k]);
+                stv<T, N>(xr + c * N, a);
+            }
 #pragma unroll
             for (int k = 0; k < N; k++)
                 s += a[k];
@@ -531,21 +542,35 @@ __global__ void k_layernorm(const void *x, size_t xrb, const float *gamma, const
     }
 }
 
-template <typename T>
-static void launch_layernorm(qr_cuda_backend *cb, const qr_tensor *x, const qr_tensor *gamma, const qr_tensor *beta,
-                             float eps, qr_tensor *out)
+template <typename T, bool RES>
+static void launch_layernorm(qr_cuda_backend *cb, qr_tensor *x, const qr_tensor *y, const qr_tensor *gamma,
+                             const qr_tensor *beta, float eps, qr_tensor *out)
 {
     constexpr int N = vec_n<T>::n;
-    bool v = vec_ok(x, N) && vec_ok(out, N);
+    bool v = vec_ok(x, N) && vec_ok(out, N) && (!RES || vec_ok(y, N));
     int th = row_threads(v ? x->cols / N : x->cols, 1024);
     unsigned g = grid_for(x->rows);
     const float *bt = beta ? (const float *)beta->data : nullptr;
+    const void *yd = RES ? y->data : nullptr;
+    size_t yrb = RES ? y->row_bytes : 0;
     if (v)
-        k_layernorm<T, N><<<g, th, 0, cb->stream>>>(x->data, x->row_bytes, (const float *)gamma->data, bt, eps,
-                                                    out->data, out->row_bytes, x->rows, x->cols);
+        k_layernorm<T, N, RES><<<g, th, 0, cb->stream>>>(x->data, x->row_bytes, yd, yrb, (const float *)gamma->data,
+                                                         bt, eps, out->data, out->row_bytes, x->rows, x->cols);
     else
-        k_layernorm<T, 1><<<g, th, 0, cb->stream>>>(x->data, x->row_bytes, (const float *)gamma->data, bt, eps,
-                                                    out->data, out->row_bytes, x->rows, x->cols);
+        k_layernorm<T, 1, RES><<<g, th, 0, cb->stream>>>(x->data, x->row_bytes, yd, yrb, (const float *)gamma->data,
+                                                         bt, eps, out->data, out->row_bytes, x->rows, x->cols);
+}
+
+static int check_beta(const qr_tensor *x, const qr_tensor *beta, const char *op)
+{
+    int rc;
+    if (!beta)
+        return QR_OK;
+    if ((rc = qr_cuda_check_tensor(beta, op, "beta")) || (rc = qr_cuda_check_shape(beta, 1, x->cols, op, "beta")))
+        return rc;
+    if (beta->dtype != QR_F32)
+        return qr_fail(QR_EINVAL, "cuda: %s: beta must be f32, got %s", op, qr_dtype_name(beta->dtype));
+    return QR_OK;
 }
 
 extern "C" int qr_cuda_layernorm(qr_backend *be, const qr_tensor *x, const qr_tensor *gamma, const qr_tensor *beta,
@@ -553,24 +578,45 @@ extern "C" int qr_cuda_layernorm(qr_backend *be, const qr_tensor *x, const qr_te
 {
     qr_cuda_backend *cb = qr_cuda_of(be);
     int rc;
-    if ((rc = check_norm(x, gamma, out, "layernorm", "gamma")))
+    if ((rc = check_norm(x, gamma, out, "layernorm", "gamma")) || (rc = check_beta(x, beta, "layernorm")))
         return rc;
-    if (beta) {
-        if ((rc = qr_cuda_check_tensor(beta, "layernorm", "beta")) ||
-            (rc = qr_cuda_check_shape(beta, 1, x->cols, "layernorm", "beta")))
-            return rc;
-        if (beta->dtype != QR_F32)
-            return qr_fail(QR_EINVAL, "cuda: layernorm: beta must be f32, got %s", qr_dtype_name(beta->dtype));
-    }
+    if (x->rows == 0 || x->cols == 0)
+        return QR_OK;
+    if ((rc = qr_cuda_use(cb)))
+        return rc;
+    qr_tensor *xm = const_cast<qr_tensor *>(x); /* not written without RES */
+    if (x->dtype == QR_F32)
+        launch_layernorm<float, false>(cb, xm, nullptr, gamma, beta, eps, out);
+    else
+        launch_layernorm<__nv_bfloat16, false>(cb, xm, nullptr, gamma, beta, eps, out);
+    return qr_cuda_launched("layernorm");
+}
+
+/* out is x or y itself, or apart from both. */
+static bool same_or_apart(const qr_tensor *out, const qr_tensor *t)
+{
+    return !qr_cuda_overlaps(out, t) || (out->data == t->data && out->row_bytes == t->row_bytes);
+}
+
+extern "C" int qr_cuda_add_layernorm(qr_backend *be, qr_tensor *x, const qr_tensor *y, const qr_tensor *gamma,
+                                     const qr_tensor *beta, float eps, qr_tensor *out)
+{
+    qr_cuda_backend *cb = qr_cuda_of(be);
+    int rc;
+    if ((rc = check_pair(x, y, "add_layernorm", "x", "y")) || (rc = check_norm(x, gamma, out, "add_layernorm", "gamma")) ||
+        (rc = check_beta(x, beta, "add_layernorm")))
+        return rc;
+    if (!same_or_apart(out, x) || !same_or_apart(out, y) || qr_cuda_overlaps(x, y))
+        return qr_fail(QR_EINVAL, "cuda: add_layernorm: out partly overlaps x or y, or x overlaps y");
     if (x->rows == 0 || x->cols == 0)
         return QR_OK;
     if ((rc = qr_cuda_use(cb)))
         return rc;
     if (x->dtype == QR_F32)
-        launch_layernorm<float>(cb, x, gamma, beta, eps, out);
+        launch_layernorm<float, true>(cb, x, y, gamma, beta, eps, out);
     else
-        launch_layernorm<__nv_bfloat16>(cb, x, gamma, beta, eps, out);
-    return qr_cuda_launched("layernorm");
+        launch_layernorm<__nv_bfloat16, true>(cb, x, y, gamma, beta, eps, out);
+    return qr_cuda_launched("add_layernorm");
 }
 
 /* Each row scaled to unit L2 norm; rows of norm 0 stay zeros. */

@@ -42,6 +42,18 @@ static void enc_free(qr_backend *be, enc_bufs *b)
     memset(b, 0, sizeof *b);
 }
 
+/* x += y, then out = LayerNorm(x) * gamma + beta: the backend's fused op
+ * where it has one (one pass instead of three), else add then layernorm. */
+static int add_norm(qr_backend *be, qr_tensor *x, const qr_tensor *y, const qr_tensor *gamma, const qr_tensor *beta,
+                    float eps, qr_tensor *out)
+{
+    const qr_backend_ops *ops = be->ops;
+    if (ops->add_layernorm)
+        return ops->add_layernorm(be, x, y, gamma, beta, eps, out);
+    int rc = ops->add(be, x, y);
+    return rc ? rc : ops->layernorm(be, x, gamma, beta, eps, out);
+}
+
 int qr_bert_forward(qr_model *m, const int32_t *ids, const int32_t *pos, const int32_t *types, int64_t T,
                     const qr_attn_seq *seqs, int n_seq, qr_pool_mode pooling, bool normalize, float *out)
 {
@@ -62,8 +74,7 @@ int qr_bert_forward(qr_model *m, const int32_t *ids, const int32_t *pos, const i
     /* embeddings: word + position + token type, then LayerNorm */
     if ((rc = ops->embed(be, &m->tok_embd, ids, T, &b.x)) || (rc = ops->embed(be, &m->pos_embd, pos, T, &b.tmp)) ||
         (rc = ops->add(be, &b.x, &b.tmp)) || (rc = ops->embed(be, &m->type_embd, types, T, &b.tmp)) ||
-        (rc = ops->add(be, &b.x, &b.tmp)) ||
-        (rc = ops->layernorm(be, &b.x, &m->embd_norm_w, &m->embd_norm_b, c->norm_eps, &b.x)))
+        (rc = add_norm(be, &b.x, &b.tmp, &m->embd_norm_w, &m->embd_norm_b, c->norm_eps, &b.x)))
         goto fail;
 
     float scale = 1.0f / sqrtf((float)c->head_dim);
@@ -73,11 +84,11 @@ int qr_bert_forward(qr_model *m, const int32_t *ids, const int32_t *pos, const i
             (rc = ops->matmul(be, &b.x, &y->wv, &y->bv, &b.v)) ||
             (rc = ops->attention(be, &b.q, &b.k, &b.v, seqs, n_seq, c->n_head, c->n_head, c->head_dim, scale, false,
                                  &b.att)) ||
-            (rc = ops->matmul(be, &b.att, &y->wo, &y->bo, &b.tmp)) || (rc = ops->add(be, &b.tmp, &b.x)) ||
-            (rc = ops->layernorm(be, &b.tmp, &y->attn_norm_w, &y->attn_norm_b, c->norm_eps, &b.x)) ||
+            (rc = ops->matmul(be, &b.att, &y->wo, &y->bo, &b.tmp)) ||
+            (rc = add_norm(be, &b.tmp, &b.x, &y->attn_norm_w, &y->attn_norm_b, c->norm_eps, &b.x)) ||
             (rc = ops->matmul(be, &b.x, &y->w_up, &y->b_up, &b.ff)) || (rc = ops->gelu(be, &b.ff)) ||
-            (rc = ops->matmul(be, &b.ff, &y->w_down, &y->b_down, &b.tmp)) || (rc = ops->add(be, &b.tmp, &b.x)) ||
-            (rc = ops->layernorm(be, &b.tmp, &y->ffn_norm_w, &y->ffn_norm_b, c->norm_eps, &b.x)))
+            (rc = ops->matmul(be, &b.ff, &y->w_down, &y->b_down, &b.tmp)) ||
+            (rc = add_norm(be, &b.tmp, &b.x, &y->ffn_norm_w, &y->ffn_norm_b, c->norm_eps, &b.x)))
             goto fail;
     }
     if ((rc = ops->pool(be, &b.x, seqs, n_seq, pooling, &b.pooled)))

@@ -1,5 +1,6 @@
-/* The CUDA backend's own ops (cuda_kernels.cu, cuda_backend.cu) against the
- * CPU backend, the reference, on fresh random inputs (seed printed; set
+/* The CUDA backend's own ops (cuda_kernels.cu, cuda_backend.cu; the fused
+ * add_rmsnorm / add_layernorm against the CPU's add followed by the norm)
+ * against the CPU backend, the reference, on fresh random inputs (seed printed; set
  * QUIRE_TEST_SEED to replay), for f32 and bf16 activations, at sizes that take
  * both the 16-byte vector path and the element path, and on strided views.
  * Outputs are poisoned with NaN first and must come back fully written; rows
@@ -309,6 +310,27 @@ static void test_norms(int64_t rows, int64_t cols)
         snprintf(what, sizeof what, "add_rmsnorm: out (%lld, %lld)", (long long)rows, (long long)cols);
         cmp(what, &out, tol_red());
         CHECK_INT(gpu->ops->add_rmsnorm(gpu, &a.g, &b.g, &gw.g, 1e-6f, &a.g), QR_EINVAL); /* out overlaps x */
+    }
+    /* fused residual add + layernorm, out = y (BERT's pattern: tmp += x; x = LN(tmp)) */
+    if (gpu->ops->add_layernorm) {
+        rm(&a);
+        rm(&b);
+        a = mk(rows, cols, y);
+        b = mk(rows, cols, x);
+        CHECK_OK(cpu->ops->add(cpu, &a.c, &b.c));
+        CHECK_OK(cpu->ops->layernorm(cpu, &a.c, &gw.c, &bw.c, 1e-12f, &b.c));
+        CHECK_OK(gpu->ops->add_layernorm(gpu, &a.g, &b.g, &gw.g, &bw.g, 1e-12f, &b.g));
+        snprintf(what, sizeof what, "add_layernorm: x (%lld, %lld)", (long long)rows, (long long)cols);
+        cmp(what, &a, tol_ew());
+        snprintf(what, sizeof what, "add_layernorm: out = y (%lld, %lld)", (long long)rows, (long long)cols);
+        cmp(what, &b, tol_red());
+        /* out apart from both, no beta */
+        CHECK_OK(cpu->ops->add(cpu, &a.c, &b.c));
+        CHECK_OK(cpu->ops->layernorm(cpu, &a.c, &gw.c, NULL, 1e-5f, &out.c));
+        CHECK_OK(gpu->ops->add_layernorm(gpu, &a.g, &b.g, &gw.g, NULL, 1e-5f, &out.g));
+        snprintf(what, sizeof what, "add_layernorm: out apart (%lld, %lld)", (long long)rows, (long long)cols);
+        cmp(what, &out, tol_red());
+        CHECK_INT(gpu->ops->add_layernorm(gpu, &a.g, &a.g, &gw.g, NULL, 1e-5f, &out.g), QR_EINVAL); /* x is y */
     }
     float *g2 = rnd(1, cols + 1, 1.0, 1.0);
     pair wrong = mk_f32(1, cols + 1, g2);
