@@ -200,19 +200,7 @@ int cli_ask(int argc, char **argv)
         code = cli_fail("ask", QR_ENOMEM, "sources");
         goto out;
     }
-    for (size_t i = 0; i < res.n; i++) {
-        const qr_passage *p = &res.items[i];
-        src[i] = (qr_source){.chunk_id = p->chunk_id,
-                             .path = p->path,
-                             .title = p->title,
-                             .page = p->page,
-                             .heading = p->heading,
-                             .off = (size_t)p->byte_start,
-                             .len = (size_t)(p->byte_end - p->byte_start),
-                             .text = p->text,
-                             .text_len = strlen(p->text),
-                             .score = p->score};
-    }
+    qr_sources_from_results(&res, src);
     qr_answer_opts ao;
     qr_answer_opts_default(&ao);
     bool ends_nl = true;

@@ -137,19 +137,9 @@ int cli_search(int argc, char **argv)
         goto out;
     }
     if (qr_opt_bool(o, QR_OPT_JSON)) {
-        json_t *j = json_object();
-        json_object_set_new(j, "query", json_string(query));
-        json_object_set_new(j, "store", json_string(dir));
-        json_object_set_new(j, "k", json_integer(k));
-        json_object_set_new(j, "dense", json_boolean(cr.emb != NULL));
-        json_object_set_new(j, "reranked", json_boolean(cr.rr != NULL));
-        json_object_set_new(j, "candidates_dense", json_integer(res.n_dense));
-        json_object_set_new(j, "candidates_bm25", json_integer(res.n_bm25));
-        json_object_set_new(j, "seconds", json_real(res.seconds));
-        json_t *a = json_array();
-        for (size_t i = 0; i < res.n; i++)
-            json_array_append_new(a, qr_passage_to_json(&res.items[i], (int)i + 1));
-        json_object_set_new(j, "results", a);
+        json_t *j = qr_results_to_json(&res, query, k, cr.emb != NULL, cr.rr != NULL);
+        if (j) /* the CLI also says which store */
+            json_object_set_new(j, "store", json_string(dir));
         char *t = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
         json_decref(j);
         if (!t) {

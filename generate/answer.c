@@ -335,3 +335,20 @@ int qr_answer_to_json(const qr_answer *a, const char *question, const qr_source 
     *out = j;
     return 0;
 }
+
+void qr_sources_from_results(const qr_results *res, qr_source *src)
+{
+    for (size_t i = 0; i < res->n; i++) {
+        const qr_passage *p = &res->items[i];
+        src[i] = (qr_source){.chunk_id = p->chunk_id,
+                             .path = p->path,
+                             .title = p->title,
+                             .page = p->page,
+                             .heading = p->heading,
+                             .off = (size_t)p->byte_start,
+                             .len = (size_t)(p->byte_end - p->byte_start),
+                             .text = p->text,
+                             .text_len = strlen(p->text),
+                             .score = p->score};
+    }
+}

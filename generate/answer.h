@@ -23,6 +23,7 @@
 #include "generate/cite.h"
 #include "generate/extract.h"
 #include "generate/prompt.h"
+#include "retrieve/retrieve.h"
 #include "runtime/models/model.h"
 
 typedef int (*qr_answer_text_fn)(const char *piece, size_t len, void *user);
@@ -58,6 +59,10 @@ typedef struct {
     const char *finish;         /* LLM: "stop", "length", "callback"; NULL when extractive */
     double prefill_s, decode_s;
 } qr_answer;
+
+/* Fills src[0..res->n-1] from retrieved passages (pointers borrow res's
+ * strings, so res must outlive src). */
+void qr_sources_from_results(const qr_results *res, qr_source *src);
 
 int qr_answer_run(const char *question, const qr_source *sources, size_t n, const qr_answer_opts *o,
                   qr_answer *out);

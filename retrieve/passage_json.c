@@ -33,3 +33,29 @@ json_t *qr_passage_to_json(const qr_passage *p, int rank)
     }
     return j;
 }
+
+json_t *qr_results_to_json(const qr_results *res, const char *query, int k, bool dense, bool reranked)
+{
+    json_t *j = json_object(), *a = json_array();
+    int bad = !j || !a;
+    for (size_t i = 0; !bad && i < res->n; i++)
+        bad |= json_array_append_new(a, qr_passage_to_json(&res->items[i], (int)i + 1));
+    if (!bad) {
+        json_t *qj = json_string(query); /* NULL for invalid UTF-8 (a command-line query): null */
+        bad |= json_object_set_new(j, "query", qj ? qj : json_null());
+        bad |= json_object_set_new(j, "k", json_integer(k));
+        bad |= json_object_set_new(j, "dense", json_boolean(dense));
+        bad |= json_object_set_new(j, "reranked", json_boolean(reranked));
+        bad |= json_object_set_new(j, "candidates_dense", json_integer((json_int_t)res->n_dense));
+        bad |= json_object_set_new(j, "candidates_bm25", json_integer((json_int_t)res->n_bm25));
+        bad |= json_object_set_new(j, "seconds", json_real(res->seconds));
+        bad |= json_object_set_new(j, "results", a);
+        a = NULL;
+    }
+    json_decref(a);
+    if (bad) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}

@@ -122,6 +122,10 @@ void qr_results_free(qr_results *res); /* accepts NULL and zeroed results */
  * doc_id, path, title, page (null when not paged), heading, byte_start,
  * byte_end, text. New reference (caller json_decref's); NULL when out of memory. */
 json_t *qr_passage_to_json(const qr_passage *p, int rank);
+/* A whole result list as JSON, the shape of `quire search --json` and POST
+ * /v1/search: {query, k, dense, reranked, candidates_dense, candidates_bm25,
+ * seconds, results: [qr_passage_to_json...]}. NULL when out of memory. */
+json_t *qr_results_to_json(const qr_results *res, const char *query, int k, bool dense, bool reranked);
 
 /* Parses "key=value" (CLI --filter) into f (pointers into s, which is
  * modified: '=' replaced by NUL). QR_EINVAL without '=' or empty key. */

@@ -643,6 +643,25 @@ static int parse_stream(const json_t *body, bool *stream, bool *usage, qs_err *e
     return 0;
 }
 
+/* Runs a parsed OpenAI-style request (chat or completion) through the
+ * scheduler; takes ownership of ids. */
+static enum MHD_Result start(qs_req *q, gen_kind kind, const qr_sample_params *p, bool stream, bool usage, int32_t *ids,
+                             size_t n)
+{
+    qs_gen *g = gen_new(q, kind, p);
+    if (!g) {
+        free(ids);
+        qs_err e = {0};
+        qs_fail(&e, 500, "internal", NULL, "out of memory");
+        return qs_send_err(q, &e);
+    }
+    g->stream = stream;
+    g->include_usage = usage;
+    enum MHD_Result r = run(q, g, ids, n, p);
+    free(ids);
+    return r;
+}
+
 enum MHD_Result qs_route_chat(qs_req *q, json_t *body)
 {
     qr_server *s = q->s;
@@ -659,17 +678,8 @@ enum MHD_Result qs_route_chat(qs_req *q, json_t *body)
         free(stops);
         return qs_send_err(q, &e);
     }
-    qs_gen *g = gen_new(q, G_CHAT, &p);
+    enum MHD_Result r = start(q, G_CHAT, &p, stream, usage, ids, n); /* copies the stop strings */
     free(stops);
-    if (!g) {
-        free(ids);
-        qs_fail(&e, 500, "internal", NULL, "out of memory");
-        return qs_send_err(q, &e);
-    }
-    g->stream = stream;
-    g->include_usage = usage;
-    enum MHD_Result r = run(q, g, ids, n, &p);
-    free(ids);
     return r;
 }
 
@@ -700,17 +710,8 @@ enum MHD_Result qs_route_completions(qs_req *q, json_t *body)
         free(stops);
         return qs_send_err(q, &e);
     }
-    qs_gen *g = gen_new(q, G_COMPL, &p);
+    enum MHD_Result r = start(q, G_COMPL, &p, stream, usage, ids, n); /* copies the stop strings */
     free(stops);
-    if (!g) {
-        free(ids);
-        qs_fail(&e, 500, "internal", NULL, "out of memory");
-        return qs_send_err(q, &e);
-    }
-    g->stream = stream;
-    g->include_usage = usage;
-    enum MHD_Result r = run(q, g, ids, n, &p);
-    free(ids);
     return r;
 }
 
@@ -736,7 +737,7 @@ enum MHD_Result qs_ask_llm(qs_req *q, const char *question, int k, qr_results *r
         qs_fail(&e, 500, "internal", NULL, "out of memory");
         return qs_send_err(q, &e);
     }
-    qs_sources_from_results(res, g->src);
+    qr_sources_from_results(res, g->src);
     qr_answer_opts ao;
     qr_answer_opts_default(&ao);
     ao.model = s->o.llm;

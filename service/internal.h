@@ -142,8 +142,6 @@ enum MHD_Result qs_route_docs_delete(qs_req *q);
  * freed with qr_results_free + free); p's stop strings are copied. */
 enum MHD_Result qs_ask_llm(qs_req *q, const char *question, int k, qr_results *res, const qr_sample_params *p,
                            bool stream);
-/* qr_source views of retrieved passages (borrowing from res). */
-void qs_sources_from_results(const qr_results *res, qr_source *src);
 
 /* ---- metrics.c ---- */
 void qs_metrics_init(qs_metrics *m);

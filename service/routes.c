@@ -268,19 +268,12 @@ enum MHD_Result qs_route_search(qs_req *q, json_t *body)
     qr_results res = {0};
     if (do_retrieve(s, body, query, qlen, (int)k, &res, &e))
         return qs_send_err(q, &e);
-    json_t *j = json_object();
-    json_object_set_new(j, "query", json_string(query));
-    json_object_set_new(j, "k", json_integer(k));
-    json_object_set_new(j, "dense", json_boolean(s->dense));
-    json_object_set_new(j, "reranked", json_boolean(s->o.reranker != NULL));
-    json_object_set_new(j, "candidates_dense", json_integer(res.n_dense));
-    json_object_set_new(j, "candidates_bm25", json_integer(res.n_bm25));
-    json_object_set_new(j, "seconds", json_real(res.seconds));
-    json_t *a = json_array();
-    for (size_t i = 0; i < res.n; i++)
-        json_array_append_new(a, qr_passage_to_json(&res.items[i], (int)i + 1));
-    json_object_set_new(j, "results", a);
+    json_t *j = qr_results_to_json(&res, query, (int)k, s->dense, s->o.reranker != NULL);
     qr_results_free(&res);
+    if (!j) {
+        qs_fail(&e, 500, "internal", NULL, "out of memory");
+        return qs_send_err(q, &e);
+    }
     return qs_send_json(q, 200, j);
 }
 
@@ -314,23 +307,6 @@ static enum MHD_Result send_sse_answer(qs_req *q, const char *text, json_t *answ
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     return qs_queue(q, 200, r);
-}
-
-void qs_sources_from_results(const qr_results *res, qr_source *src)
-{
-    for (size_t i = 0; i < res->n; i++) {
-        const qr_passage *p = &res->items[i];
-        src[i] = (qr_source){.chunk_id = p->chunk_id,
-                             .path = p->path,
-                             .title = p->title,
-                             .page = p->page,
-                             .heading = p->heading,
-                             .off = (size_t)p->byte_start,
-                             .len = (size_t)(p->byte_end - p->byte_start),
-                             .text = p->text,
-                             .text_len = strlen(p->text),
-                             .score = p->score};
-    }
 }
 
 enum MHD_Result qs_route_ask(qs_req *q, json_t *body)
@@ -381,7 +357,7 @@ enum MHD_Result qs_route_ask(qs_req *q, json_t *body)
     json_t *j = NULL;
     int rc = src ? 0 : QR_ENOMEM;
     if (!rc) {
-        qs_sources_from_results(res, src);
+        qr_sources_from_results(res, src);
         qr_answer_opts ao;
         qr_answer_opts_default(&ao);
         ao.extract.max_sources = res->n;
