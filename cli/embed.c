@@ -77,7 +77,7 @@ static int on_line(const char *line, size_t len, size_t lineno, void *user)
 
 int cli_embed(int argc, char **argv)
 {
-    static const int allowed[] = {QR_OPT_MODEL, QR_OPT_EMBEDDER, QR_OPT_DTYPE, QR_OPT_JSONL, QR_OPT_BATCH,
+    static const int allowed[] = {QR_OPT_MODEL, QR_OPT_EMBEDDER, QR_OPT_DTYPE, QR_OPT_ACT_DTYPE, QR_OPT_JSONL, QR_OPT_BATCH,
                                   QR_OPT_THREADS, QR_OPT_DEVICE, QR_OPT_MAX_LINE_BYTES, QR_OPT_MAX_LINES,
                                   QR_OPT_LOG_LEVEL, -1};
     qr_options *o = NULL;

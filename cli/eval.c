@@ -386,7 +386,7 @@ int cli_eval(int argc, char **argv)
                                   QR_OPT_HITS,         QR_OPT_JSON,         QR_OPT_STORE,        QR_OPT_EMBEDDER,
                                   QR_OPT_RERANKER,     QR_OPT_RRF_K,        QR_OPT_WEIGHT_DENSE, QR_OPT_WEIGHT_BM25,
                                   QR_OPT_MMR_LAMBDA,   QR_OPT_DUP_THRESHOLD, QR_OPT_RERANK_DEPTH, QR_OPT_CHUNK_TOKENS,
-                                  QR_OPT_CHUNK_OVERLAP, QR_OPT_JOBS,        QR_OPT_BATCH,        QR_OPT_DTYPE,
+                                  QR_OPT_CHUNK_OVERLAP, QR_OPT_JOBS,        QR_OPT_BATCH,        QR_OPT_DTYPE, QR_OPT_ACT_DTYPE,
                                   QR_OPT_THREADS,      QR_OPT_DEVICE,       QR_OPT_LOG_LEVEL,    -1};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         eval_usage(argc < 2 ? stderr : stdout);

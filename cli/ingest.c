@@ -123,7 +123,7 @@ int cli_print_ingest_report(const qr_ingest_report *r, bool json, const char *cm
 
 int cli_ingest(int argc, char **argv)
 {
-    static const int allowed[] = {QR_OPT_STORE, QR_OPT_EMBEDDER, QR_OPT_DTYPE, QR_OPT_DEVICE, QR_OPT_THREADS,
+    static const int allowed[] = {QR_OPT_STORE, QR_OPT_EMBEDDER, QR_OPT_DTYPE, QR_OPT_ACT_DTYPE, QR_OPT_DEVICE, QR_OPT_THREADS,
                                   QR_OPT_BATCH, QR_OPT_CHUNK_TOKENS, QR_OPT_CHUNK_OVERLAP, QR_OPT_FAISS_INDEX, QR_OPT_JOBS,
                                   QR_OPT_MAX_FILE_BYTES, QR_OPT_HIDDEN, QR_OPT_PRUNE, QR_OPT_JSON,
                                   QR_OPT_LOG_LEVEL, QR_OPT_SHARD, -1};
