@@ -101,7 +101,7 @@ export function loadCase(file, token) {
 function checkAnswer(t, c, r) {
     const what = `${c.name}`;
     if (r.error && !r.raw.length) {
-        return t.ok(c.expect.includes('close') && r.error === 'ECONNRESET', what,
+        return t.ok(c.expect.includes('close') && (r.error === 'ECONNRESET' || r.error === 'EPIPE'), what,
             `connection error ${r.error}, want ${c.expect.join('|')}`);
     }
     if (!r.raw.length) {
