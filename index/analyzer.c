@@ -3,6 +3,7 @@
  * Martin Porter's published algorithm. */
 #include "index/analyzer.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,7 +233,13 @@ static int wb_class(int32_t c)
 /* ---- UTF-8 ---- */
 
 static uint8_t ascii_cls[0x80];
-static volatile bool ascii_ready;
+static pthread_once_t ascii_once = PTHREAD_ONCE_INIT;
+
+static void ascii_init(void)
+{
+    for (int c = 0; c < 0x80; c++)
+        ascii_cls[c] = (uint8_t)wb_class(c);
+}
 
 /* Decodes text into a->cp / a->cls; invalid bytes become U+FFFD. */
 static int decode(qr_analyzer *a, const char *text, size_t len, size_t *n_out)
@@ -243,11 +250,7 @@ static int decode(qr_analyzer *a, const char *text, size_t len, size_t *n_out)
     rc = grow((void **)&a->cls, &a->clscap, len + 1, 1);
     if (rc)
         return rc;
-    if (!ascii_ready) {
-        for (int c = 0; c < 0x80; c++)
-            ascii_cls[c] = (uint8_t)wb_class(c);
-        ascii_ready = true; /* idempotent: racing threads write the same bytes */
-    }
+    pthread_once(&ascii_once, ascii_init); /* analyzers run in many threads (serve) */
     size_t n = 0, i = 0;
     const uint8_t *s = (const uint8_t *)text;
     while (i < len) {

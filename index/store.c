@@ -526,6 +526,19 @@ static int open_dbis(qr_store *s, MDB_txn *txn, unsigned flags)
         if (mrc)
             return lmdb_fail(NULL, mrc, dbs[i].name);
     }
+    /* Sub-databases other modules keep in this env (index/bm25.h), opened
+     * here only so their handles persist once this transaction commits:
+     * LMDB's mdb_dbi_open may not run in concurrent transactions of one
+     * process, and a read transaction that opened a handle frees its name on
+     * abort. With the handles open, later opens are a read-only lookup, so
+     * searches in many threads (the HTTP service) may each open them. */
+    static const char *const others[] = {"bm25_meta", "bm25_post", "bm25_docs"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        MDB_dbi dbi;
+        int mrc = mdb_dbi_open(txn, others[i], 0, &dbi);
+        if (mrc && mrc != MDB_NOTFOUND)
+            return lmdb_fail(NULL, mrc, others[i]);
+    }
     return 0;
 }
 

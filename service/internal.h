@@ -34,6 +34,7 @@ enum {
 };
 
 #define QS_N_BUCKETS 16
+#define QS_MAX_RETRIEVERS 16 /* parallel BM25-only retrievals */
 #define QS_N_CODES 16
 
 typedef struct qs_metrics {
@@ -58,12 +59,25 @@ struct qr_server {
     int port;
     atomic_int state;
     double started;             /* unix time */
-    /* Store, retriever and embedder: one thread at a time. Ingest/delete
-     * close and reopen the store under the same lock. */
+    /* Locks (taken in this order): mu serialises the models (embedder,
+     * reranker: their backends run one call at a time); store_rw is read-
+     * held by every retrieval and write-held while POST/DELETE /v1/documents
+     * close, update and reopen the store; pool_mu guards the retriever pool.
+     * A BM25-only server keeps one retriever per core so searches run in
+     * parallel (LMDB read transactions, a BM25 handle per query); with a
+     * model the pool has one retriever and retrievals also hold mu. */
     pthread_mutex_t mu;
+    pthread_rwlock_t store_rw;
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;
     qr_store *store;
-    qr_retriever *retr;
-    bool dense;                 /* the retriever has an embedder */
+    qr_retriever *retr[QS_MAX_RETRIEVERS];
+    bool retr_busy[QS_MAX_RETRIEVERS];
+    int n_retr;
+    /* atomics: read without locks by routes, rewritten (same values) when a
+     * document update reopens the store */
+    atomic_bool dense;          /* the retriever has an embedder */
+    atomic_bool uses_model;     /* retrieval runs the embedder or the reranker: hold mu */
     qr_sched *sched;
     int n_ctx;
     atomic_int inflight_other;  /* non-generation requests being served */

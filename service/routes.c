@@ -4,12 +4,13 @@
  * CLI (qr_passage_to_json, qr_answer_to_json, qr_ingest_report_to_json), so
  * `quire search --json` and POST /v1/search print identical passages.
  *
- * The store, the retriever and the embedder are used under s->mu (one thread
- * at a time); what a response needs is copied out before the lock is let go.
+ * Retrievals run in parallel on a pool of retrievers over the read-only
+ * store (one at a time when they use a model; locks: service/internal.h);
+ * what a response needs is copied out before the locks are let go.
  * Documents: the server keeps the store open read-only; POST/DELETE close it,
  * run the ingest pipeline on it (which opens it for writing: LMDB must not
- * be opened twice in one process) and open it again, all under s->mu, so
- * searches wait for the ingest to finish and then see its documents. */
+ * be opened twice in one process) and open it again with store_rw held for
+ * writing, so searches wait for the ingest to finish and then see its documents. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -39,21 +40,58 @@ int qs_open_store(qr_server *s)
         return rc;
     const qr_manifest *man = qr_store_manifest(s->store);
     qr_model *emb = man->has_embedder && s->o.embedder && s->o.ro.w_dense > 0 ? s->o.embedder : NULL;
-    if ((rc = qr_retriever_open(s->store, emb, s->o.embedder_path, s->o.reranker, &s->o.ro, &s->retr))) {
-        qr_store_close(s->store);
-        s->store = NULL;
-        return rc;
+    atomic_store(&s->dense, emb != NULL);
+    atomic_store(&s->uses_model, emb || s->o.reranker);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = atomic_load(&s->uses_model) ? 1 : (int)(cores < 1 ? 1 : cores > QS_MAX_RETRIEVERS ? QS_MAX_RETRIEVERS : cores);
+    for (s->n_retr = 0; s->n_retr < want; s->n_retr++) {
+        if ((rc = qr_retriever_open(s->store, emb, s->o.embedder_path, s->o.reranker, &s->o.ro,
+                                    &s->retr[s->n_retr]))) {
+            qs_close_store(s);
+            return rc;
+        }
+        s->retr_busy[s->n_retr] = false;
     }
-    s->dense = emb != NULL;
     return 0;
 }
 
 void qs_close_store(qr_server *s)
 {
-    qr_retriever_close(s->retr);
-    s->retr = NULL;
+    for (int i = 0; i < s->n_retr; i++) {
+        qr_retriever_close(s->retr[i]);
+        s->retr[i] = NULL;
+    }
+    s->n_retr = 0;
     qr_store_close(s->store);
     s->store = NULL;
+}
+
+/* A free retriever of the pool (waits for one); -1 when the store is closed.
+ * Caller holds store_rw for reading, so the pool does not change meanwhile. */
+static int retr_acquire(qr_server *s)
+{
+    pthread_mutex_lock(&s->pool_mu);
+    int got = -1;
+    while (s->n_retr > 0) {
+        for (int i = 0; i < s->n_retr && got < 0; i++)
+            if (!s->retr_busy[i])
+                got = i;
+        if (got >= 0)
+            break;
+        pthread_cond_wait(&s->pool_cv, &s->pool_mu);
+    }
+    if (got >= 0)
+        s->retr_busy[got] = true;
+    pthread_mutex_unlock(&s->pool_mu);
+    return got;
+}
+
+static void retr_release(qr_server *s, int i)
+{
+    pthread_mutex_lock(&s->pool_mu);
+    s->retr_busy[i] = false;
+    pthread_cond_signal(&s->pool_cv);
+    pthread_mutex_unlock(&s->pool_mu);
 }
 
 /* ---------------------------------------------------------------- simple routes */
@@ -244,10 +282,21 @@ static int do_retrieve(qr_server *s, const json_t *body, const char *query, size
     int nf = 0;
     if (qs_parse_filters(body, f, &nf, vals, e))
         return -1;
-    pthread_mutex_lock(&s->mu);
-    int rc = s->retr ? qr_retrieve_query(s->retr, query, qlen, k, f, nf, NULL, res)
-                     : qr_fail(QR_EINTERNAL, "the store is not open (a document update failed; see the log)");
-    pthread_mutex_unlock(&s->mu);
+    /* lock order: mu (models), store_rw, pool_mu */
+    bool model = atomic_load(&s->uses_model);
+    if (model)
+        pthread_mutex_lock(&s->mu);
+    pthread_rwlock_rdlock(&s->store_rw);
+    int ri = retr_acquire(s), rc;
+    if (ri >= 0) {
+        rc = qr_retrieve_query(s->retr[ri], query, qlen, k, f, nf, NULL, res);
+        retr_release(s, ri);
+    } else {
+        rc = qr_fail(QR_EINTERNAL, "the store is not open (a document update failed; see the log)");
+    }
+    pthread_rwlock_unlock(&s->store_rw);
+    if (model)
+        pthread_mutex_unlock(&s->mu);
     if (rc == QR_ELIMIT || rc == QR_EINVAL)
         return qs_fail(e, 400, "invalid", NULL, "%s", qr_last_error());
     if (rc)
@@ -528,7 +577,8 @@ enum MHD_Result qs_route_embeddings(qs_req *q, json_t *body)
  * opens it again, under the lock. */
 static int with_store_closed(qr_server *s, int (*fn)(qr_server *, void *), void *user)
 {
-    pthread_mutex_lock(&s->mu);
+    pthread_mutex_lock(&s->mu);           /* the pipeline may run the embedder */
+    pthread_rwlock_wrlock(&s->store_rw); /* no retrieval while the store is closed */
     qs_close_store(s);
     int rc = fn(s, user);
     char why[512];
@@ -537,6 +587,7 @@ static int with_store_closed(qr_server *s, int (*fn)(qr_server *, void *), void 
     if (rc2)
         QR_ERROR("serve: reopening the store %s after a document update failed: %s", s->store_dir,
                  qr_last_error());
+    pthread_rwlock_unlock(&s->store_rw);
     pthread_mutex_unlock(&s->mu);
     if (rc)
         qr_fail(rc, "%s", why);

@@ -678,6 +678,15 @@ int qr_server_start(const qr_server_opts *o, qr_server **out)
     if (s->o.default_k > s->o.lim.max_k)
         s->o.default_k = s->o.lim.max_k;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->pool_mu, NULL);
+    pthread_cond_init(&s->pool_cv, NULL);
+    {   /* writer preference: a document update is not starved by a stream of searches */
+        pthread_rwlockattr_t ra;
+        pthread_rwlockattr_init(&ra);
+        pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&s->store_rw, &ra);
+        pthread_rwlockattr_destroy(&ra);
+    }
     qs_metrics_init(&s->m);
     atomic_init(&s->state, QS_STATE_STARTING);
     atomic_init(&s->inflight_other, 0);
@@ -811,6 +820,9 @@ void qr_server_stop(qr_server *s)
     qs_close_store(s);
     qs_metrics_destroy(&s->m);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->pool_mu);
+    pthread_cond_destroy(&s->pool_cv);
+    pthread_rwlock_destroy(&s->store_rw);
     free(s->host);
     free(s->store_dir);
     if (s->token) {
