@@ -435,6 +435,26 @@ static void *worker(void *arg)
 
 /* ---- public ---- */
 
+/* Frees a scheduler whose worker is not running (never started or joined);
+ * the flags say which synchronisation objects were initialised. */
+static void sched_free(qr_sched *s, bool mu, bool work, bool idle)
+{
+    if (idle)
+        pthread_cond_destroy(&s->idle);
+    if (work)
+        pthread_cond_destroy(&s->work);
+    if (mu)
+        pthread_mutex_destroy(&s->mu);
+    qr_decoder_state_free(s->st);
+    free(s->run);
+    free(s->slot_busy);
+    free(s->seqs);
+    free(s->seq_req);
+    free(s->logits);
+    free(s->best);
+    free(s);
+}
+
 int qr_sched_create(qr_model *m, const qr_sched_opts *o, qr_sched **out)
 {
     if (!m || !out)
@@ -492,20 +512,7 @@ int qr_sched_create(qr_model *m, const qr_sched_opts *o, qr_sched **out)
     *out = s;
     return QR_OK;
 fail:
-    if (idle)
-        pthread_cond_destroy(&s->idle);
-    if (work)
-        pthread_cond_destroy(&s->work);
-    if (mu)
-        pthread_mutex_destroy(&s->mu);
-    qr_decoder_state_free(s->st);
-    free(s->run);
-    free(s->slot_busy);
-    free(s->seqs);
-    free(s->seq_req);
-    free(s->logits);
-    free(s->best);
-    free(s);
+    sched_free(s, mu, work, idle);
     return rc;
 }
 
@@ -520,17 +527,7 @@ void qr_sched_destroy(qr_sched *s)
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->th, NULL);
     }
-    pthread_cond_destroy(&s->idle);
-    pthread_cond_destroy(&s->work);
-    pthread_mutex_destroy(&s->mu);
-    qr_decoder_state_free(s->st);
-    free(s->run);
-    free(s->slot_busy);
-    free(s->seqs);
-    free(s->seq_req);
-    free(s->logits);
-    free(s->best);
-    free(s);
+    sched_free(s, true, true, true);
 }
 
 int qr_sched_drain(qr_sched *s, int grace_ms)
