@@ -118,6 +118,8 @@ int qs_fail(qs_err *e, int status, const char *code, const char *param, const ch
 /* Responses: each queues one response and records its status. */
 enum MHD_Result qs_send_err(qs_req *q, const qs_err *e);
 enum MHD_Result qs_send_json(qs_req *q, int status, json_t *j); /* steals j */
+/* A JSON response (steals j) for callers that add headers before qs_queue; NULL when out of memory. */
+struct MHD_Response *qs_json_response(json_t *j);
 enum MHD_Result qs_send_text(qs_req *q, int status, const char *ctype, char *text, size_t len); /* steals text */
 struct MHD_Response;
 enum MHD_Result qs_queue(qs_req *q, int status, struct MHD_Response *r); /* adds common headers, destroys r */

@@ -106,17 +106,10 @@ enum MHD_Result qs_route_ready(qs_req *q)
     qr_server *s = q->s;
     int st = atomic_load(&s->state);
     if (st != QS_STATE_READY) {
-        json_t *j = json_pack("{s:s}", "status", st == QS_STATE_DRAINING ? "draining" : "starting");
-        char *t = qs_dump(j);
-        json_decref(j);
-        if (!t)
+        struct MHD_Response *r =
+            qs_json_response(json_pack("{s:s}", "status", st == QS_STATE_DRAINING ? "draining" : "starting"));
+        if (!r)
             return MHD_NO;
-        struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), t, MHD_RESPMEM_MUST_FREE);
-        if (!r) {
-            free(t);
-            return MHD_NO;
-        }
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "5");
         return qs_queue(q, 503, r);
     }

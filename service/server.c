@@ -123,6 +123,21 @@ enum MHD_Result qs_send_text(qs_req *q, int status, const char *ctype, char *tex
     return qs_queue(q, status, r);
 }
 
+struct MHD_Response *qs_json_response(json_t *j)
+{
+    char *t = j ? qs_dump(j) : NULL;
+    json_decref(j);
+    if (!t)
+        return NULL;
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), t, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(t);
+        return NULL;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    return r;
+}
+
 enum MHD_Result qs_send_json(qs_req *q, int status, json_t *j)
 {
     char *t = j ? qs_dump(j) : NULL;
@@ -152,16 +167,9 @@ enum MHD_Result qs_send_err(qs_req *q, const qs_err *e)
     json_object_set_new(err, "code", e->code ? json_string(e->code) : json_null());
     json_t *j = json_object();
     json_object_set_new(j, "error", err);
-    char *t = qs_dump(j);
-    json_decref(j);
-    if (!t)
+    struct MHD_Response *r = qs_json_response(j);
+    if (!r)
         return MHD_NO;
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), t, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(t);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (e->status == 401)
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (e->status == 503 || e->status == 429) {
