@@ -372,6 +372,23 @@ extern "C" int qr_cuda_silu_mul(qr_backend *be, qr_tensor *gate, const qr_tensor
 /* out = x / sqrt(mean(x^2) + eps) * w per row; with RES, first x += y (stored)
  * and the norm is taken of the stored sum, as add followed by rmsnorm. The same
  * thread reads and writes each element in both passes, so out may be x. */
+/* Loads N values of row r of x at vector c into a; with RES, first x += y
+ * (rounded to T, as the unfused add then norm would store it) and stores the
+ * sum back into x. y is read only here, so a norm's out may alias y. */
+template <typename T, int N, bool RES>
+__device__ __forceinline__ void load_residual(T *xr, const void *y, size_t yrb, int64_t r, int64_t c, float (&a)[N])
+{
+    ldv<T, N>(xr + c * N, a);
+    if constexpr (RES) {
+        float b[N];
+        ldv<T, N>(row_ptr<T>(y, yrb, r) + c * N, b);
+#pragma unroll
+        for (int k = 0; k < N; k++)
+            a[k] = round_as<T>(a[k] + b[k]);
+        stv<T, N>(xr + c * N, a);
+    }
+}
+
 template <typename T, int N, bool RES>
 __global__ void k_rmsnorm(void *x, size_t xrb, const void *y, size_t yrb, const float *w, float eps, void *out,
                           size_t orb, int64_t rows, int64_t cols)
@@ -383,15 +400,7 @@ __global__ void k_rmsnorm(void *x, size_t xrb, const void *y, size_t yrb, const 
         float ss = 0.0f;
         for (int64_t c = threadIdx.x; c < nv; c += blockDim.x) {
             float a[N];
-            ldv<T, N>(xr + c * N, a);
-            if constexpr (RES) {
-                float b[N];
-                ldv<T, N>(row_ptr<T>(y, yrb, r) + c * N, b);
-#pragma unroll
-                for (int k = 0; k < N; k++)
-                    a[k] = round_as<T>(a[k] + b[k]);
-                stv<T, N>(xr + c * N, a);
-            }
+            load_residual<T, N, RES>(xr, y, yrb, r, c, a);
 #pragma unroll
             for (int k = 0; k < N; k++)
                 ss += a[k] * a[k];
@@ -501,15 +510,7 @@ __global__ void k_layernorm(void *x, size_t xrb, const void *y, size_t yrb, cons
         float s = 0.0f;
         for (int64_t c = threadIdx.x; c < nv; c += blockDim.x) {
             float a[N];
-            ldv<T, N>(xr + c * N, a);
-            if constexpr (RES) { /* x += y, stored; y is read only here (out may be y) */
-                float b[N];
-                ldv<T, N>(row_ptr<T>(y, yrb, r) + c * N, b);
-#pragma unroll
-                for (int k = 0; k < N; k++)
-                    a[k] = round_as<T>(a[k] + b[k]);
-                stv<T, N>(xr + c * N, a);
-            }
+            load_residual<T, N, RES>(xr, y, yrb, r, c, a);
 #pragma unroll
             for (int k = 0; k < N; k++)
                 s += a[k];
