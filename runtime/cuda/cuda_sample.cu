@@ -29,8 +29,8 @@ __device__ __forceinline__ bool tk_better(float v, int i, float bv, int bi)
     return v > bv || (v == bv && (unsigned)i < (unsigned)bi);
 }
 
-/* Block-wide best of (v, i); every thread gets the result. red: 2 * 32 words. */
-__device__ __forceinline__ void tk_block_best(float &v, int &i, float *rv, int *ri)
+/* Warp-wide best of (v, i) by butterfly shuffles; every lane gets it. */
+__device__ __forceinline__ void tk_warp_best(float &v, int &i)
 {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
@@ -41,6 +41,12 @@ __device__ __forceinline__ void tk_block_best(float &v, int &i, float *rv, int *
             i = oi;
         }
     }
+}
+
+/* Block-wide best of (v, i); every thread gets the result. red: 2 * 32 words. */
+__device__ __forceinline__ void tk_block_best(float &v, int &i, float *rv, int *ri)
+{
+    tk_warp_best(v, i);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     if (lane == 0) {
         rv[warp] = v;
@@ -50,15 +56,7 @@ __device__ __forceinline__ void tk_block_best(float &v, int &i, float *rv, int *
     if (warp == 0) {
         v = lane < (int)(blockDim.x >> 5) ? rv[lane] : -INFINITY;
         i = lane < (int)(blockDim.x >> 5) ? ri[lane] : -1;
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            float ov = __shfl_xor_sync(0xffffffffu, v, o);
-            int oi = __shfl_xor_sync(0xffffffffu, i, o);
-            if (tk_better(ov, oi, v, i)) {
-                v = ov;
-                i = oi;
-            }
-        }
+        tk_warp_best(v, i);
         if (lane == 0) {
             rv[0] = v;
             ri[0] = i;
