@@ -196,6 +196,11 @@ int qr_backend_cuda_create(int device, qr_backend **out);
  * (half the activation and KV-cache memory traffic; ~3 significant digits). */
 int qr_backend_cuda_create_ex(int device, qr_dtype act_dtype, qr_backend **out);
 
+/* Checks attention descriptors against q (query rows) and k (key/value
+ * rows) for backend `name`: QR_EINVAL naming the first bad sequence. Shared
+ * by the backends' attention ops so every backend refuses the same input. */
+int qr_attn_check_seqs(const char *name, const qr_tensor *q, const qr_tensor *k, const qr_attn_seq *seqs, int n_seq);
+
 /* Destroys any backend; NULL is fine. */
 void qr_backend_destroy(qr_backend *be);
 

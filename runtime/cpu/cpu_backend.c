@@ -792,21 +792,11 @@ static int cpu_attention(qr_backend *be, const qr_tensor *q, const qr_tensor *k,
                        head_dim);
     if ((rc = check_shape(out, q->rows, q->cols, "attention", "out")))
         return rc;
-    if (n_seq < 0 || (!seqs && n_seq > 0))
-        return qr_fail(QR_EINVAL, "cpu: attention: bad sequence list (%d)", n_seq);
+    if ((rc = qr_attn_check_seqs("cpu", q, k, seqs, n_seq)))
+        return rc;
     int64_t n_items = 0;
-    for (int s = 0; s < n_seq; s++) {
-        const qr_attn_seq *d = &seqs[s];
-        if (d->q_start < 0 || d->n_q < 0 || d->q_start > q->rows || d->n_q > q->rows - d->q_start ||
-            d->kv_start < 0 || d->n_kv < 0 || d->kv_start > k->rows || d->n_kv > k->rows - d->kv_start ||
-            d->q_pos0 < 0)
-            return qr_fail(QR_EINVAL,
-                           "cpu: attention: seq %d (q %d+%d at pos %d, kv %d+%d) outside q (%lld rows) / kv "
-                           "(%lld rows)",
-                           s, d->q_start, d->n_q, d->q_pos0, d->kv_start, d->n_kv, (long long)q->rows,
-                           (long long)k->rows);
-        n_items += (int64_t)n_head * ((d->n_q + QR_CPU_ATTN_QB - 1) / QR_CPU_ATTN_QB);
-    }
+    for (int s = 0; s < n_seq; s++)
+        n_items += (int64_t)n_head * ((seqs[s].n_q + QR_CPU_ATTN_QB - 1) / QR_CPU_ATTN_QB);
     if (n_items == 0)
         return QR_OK;
     attn_item *items = malloc((size_t)n_items * sizeof *items);
@@ -976,6 +966,24 @@ void qr_backend_cpu_set_gemm_min_rows(qr_backend *be, int64_t n)
 {
     if (be && be->ops == &cpu_ops)
         ((qr_cpu *)be)->gemm_min_rows = n < 0 ? 0 : n;
+}
+
+int qr_attn_check_seqs(const char *name, const qr_tensor *q, const qr_tensor *k, const qr_attn_seq *seqs, int n_seq)
+{
+    if (n_seq < 0 || (!seqs && n_seq > 0))
+        return qr_fail(QR_EINVAL, "%s: attention: bad sequence list (%d)", name, n_seq);
+    for (int s = 0; s < n_seq; s++) {
+        const qr_attn_seq *d = &seqs[s];
+        if (d->q_start < 0 || d->n_q < 0 || d->q_start > q->rows || d->n_q > q->rows - d->q_start ||
+            d->kv_start < 0 || d->n_kv < 0 || d->kv_start > k->rows || d->n_kv > k->rows - d->kv_start ||
+            d->q_pos0 < 0)
+            return qr_fail(QR_EINVAL,
+                           "%s: attention: seq %d (q %d+%d at pos %d, kv %d+%d) outside q (%lld rows) / kv "
+                           "(%lld rows)",
+                           name, s, d->q_start, d->n_q, d->q_pos0, d->kv_start, d->n_kv, (long long)q->rows,
+                           (long long)k->rows);
+    }
+    return 0;
 }
 
 void qr_backend_destroy(qr_backend *be)

@@ -675,20 +675,12 @@ extern "C" int qr_cuda_attention(qr_backend *be, const qr_tensor *q, const qr_te
     if (out->rows != q->rows || out->cols != q->cols)
         return qr_fail(QR_EINVAL, "cuda: attention: out is (%lld, %lld), expected (%lld, %lld)", (long long)out->rows,
                        (long long)out->cols, (long long)q->rows, (long long)q->cols);
-    if (n_seq < 0 || (!seqs && n_seq > 0))
-        return qr_fail(QR_EINVAL, "cuda: attention: bad sequence list (%d)", n_seq);
+    if ((rc = qr_attn_check_seqs("cuda", q, k, seqs, n_seq)))
+        return rc;
     int max_nq = 0;
     int64_t max_nkv = 0;
     for (int s = 0; s < n_seq; s++) {
         const qr_attn_seq *d = &seqs[s];
-        if (d->q_start < 0 || d->n_q < 0 || d->q_start > q->rows || d->n_q > q->rows - d->q_start ||
-            d->kv_start < 0 || d->n_kv < 0 || d->kv_start > k->rows || d->n_kv > k->rows - d->kv_start ||
-            d->q_pos0 < 0)
-            return qr_fail(QR_EINVAL,
-                           "cuda: attention: seq %d (q %d+%d at pos %d, kv %d+%d) outside q (%lld rows) / kv "
-                           "(%lld rows)",
-                           s, d->q_start, d->n_q, d->q_pos0, d->kv_start, d->n_kv, (long long)q->rows,
-                           (long long)k->rows);
         max_nq = d->n_q > max_nq ? d->n_q : max_nq;
         max_nkv = d->n_kv > max_nkv ? d->n_kv : max_nkv;
     }
