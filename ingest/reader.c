@@ -403,10 +403,13 @@ int qr_result_skip(qr_read_result *r, qr_skip_kind k, const char *fmt, ...)
     return r->skip_reason ? 0 : QR_ENOMEM;
 }
 
-int qr_result_add_doc(qr_read_result *r, qr_doc *doc)
+int qr_result_add_doc(qr_read_result *r, qr_doc *doc, const char *name)
 {
     qr_doc *d = realloc(r->docs, (r->n_docs + 1) * sizeof *d);
-    if (!d) return QR_ENOMEM;
+    if (!d) {
+        qr_doc_release(doc);
+        return qr_fail(QR_ENOMEM, "%s: out of memory", name);
+    }
     r->docs = d;
     d[r->n_docs++] = *doc;
     memset(doc, 0, sizeof *doc);
@@ -1019,10 +1022,8 @@ static int read_jsonl(const char *name, const char *data, size_t len, const qr_r
             qr_doc_release(&d);
             continue;
         }
-        if (qr_result_add_doc(r, &d)) {
-            qr_doc_release(&d);
-            return qr_fail(QR_ENOMEM, "%s: out of memory", name);
-        }
+        if ((rc = qr_result_add_doc(r, &d, name)))
+            return rc;
     }
     if (!r->n_docs) {
         if (bad) return qr_result_skip(r, QR_SKIP_CORRUPT, "no valid JSONL record (%zu bad lines)", bad);
@@ -1080,11 +1081,7 @@ static int read_buffer(const char *name, const char *data, size_t len, const qr_
         qr_doc_release(&d);
         return qr_result_skip(r, QR_SKIP_EMPTY, "no text");
     }
-    if (qr_result_add_doc(r, &d)) {
-        qr_doc_release(&d);
-        return qr_fail(QR_ENOMEM, "%s: out of memory", name);
-    }
-    return 0;
+    return qr_result_add_doc(r, &d, name);
 }
 
 static int finish(qr_read_result *r, int rc, qr_read_result **out)

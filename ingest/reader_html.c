@@ -299,9 +299,5 @@ int qr_read_html(const char *name, const char *data, size_t len, const qr_reader
         qr_doc_release(&d);
         return qr_result_skip(r, QR_SKIP_EMPTY, "no text");
     }
-    if (qr_result_add_doc(r, &d)) {
-        qr_doc_release(&d);
-        return qr_fail(QR_ENOMEM, "%s: out of memory", name);
-    }
-    return 0;
+    return qr_result_add_doc(r, &d, name);
 }

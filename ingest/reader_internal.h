@@ -40,8 +40,9 @@ int qr_docb_finish(qr_docb *b, qr_doc *doc);
 /* Result helpers. */
 int qr_result_warn(qr_read_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int qr_result_skip(qr_read_result *r, qr_skip_kind k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Appends doc (moved) to r->docs. */
-int qr_result_add_doc(qr_read_result *r, qr_doc *doc);
+/* Appends doc (moved) to r->docs. Out of memory: releases doc and fails with
+ * QR_ENOMEM naming the file. */
+int qr_result_add_doc(qr_read_result *r, qr_doc *doc, const char *name);
 void qr_doc_release(qr_doc *d);
 
 /* Collapses runs of whitespace (ASCII and U+00A0) to one space in place and

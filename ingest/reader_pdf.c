@@ -82,9 +82,5 @@ int qr_read_pdf(const char *name, const char *data, size_t len, const qr_reader_
         qr_doc_release(&d);
         return qr_result_skip(r, QR_SKIP_EMPTY, "no text (%d pages; scanned images?)", n_pages);
     }
-    if (qr_result_add_doc(r, &d)) {
-        qr_doc_release(&d);
-        return qr_fail(QR_ENOMEM, "%s: out of memory", name);
-    }
-    return 0;
+    return qr_result_add_doc(r, &d, name);
 }
