@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int qr_test_pass, qr_test_fail;
 
@@ -90,5 +91,18 @@ static inline const char *qr_test_path(const char *envvar, const char *rel)
 }
 #define SHARED(rel) qr_test_path("QUIRE_SHARED", rel)
 #define FIXTURE(rel) qr_test_path("QUIRE_FIXTURES", rel)
+
+/* Path of a model fetched by tools/models.sh (QUIRE_MODELS); exits 77 (SKIP), naming
+ * the script, when it is not there. */
+static inline const char *qr_test_model(const char *rel)
+{
+    const char *p = qr_test_path("QUIRE_MODELS", rel);
+    if (access(p, R_OK) != 0) {
+        printf("SKIP: %s not found: run tools/models.sh\n", p);
+        exit(77);
+    }
+    return p;
+}
+#define MODEL(rel) qr_test_model(rel)
 
 #endif
