@@ -4,7 +4,8 @@ set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libpcre2-dev libopenblas-dev libutf8proc-dev
       liblmdb-dev libfaiss-dev libxml2-dev libpoppler-glib-dev libmicrohttpd-dev slurm-wlm-doc
       prometheus nodejs
-      slurmctld slurmd slurm-client munge curl)
+      slurmctld slurmd slurm-client munge curl
+      python3 python3-venv python3-pip unzip)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
