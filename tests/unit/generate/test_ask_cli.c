@@ -156,7 +156,7 @@ int main(void)
     CHECK(strstr(out_buf, "docs/gres.html \"T\", page 1, section Guide > Jobs, bytes 0-") != NULL);
 
     /* stories260K as the LLM */
-    const char *model = SHARED("models/stories260K/stories260K.gguf");
+    const char *model = FIXTURE("models/stories260K/stories260K.gguf");
     snprintf(cmd, sizeof cmd,
              "'%s' ask '%s' --store '%s' -k 4 --model '%s' --max-tokens 16 --temperature 0 --json --log-level error",
              bin, q, dir, model);
