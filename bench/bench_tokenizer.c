@@ -4,7 +4,8 @@
  * Each document is one qr_tokenize call without special tokens; the best of 3 passes is
  * reported (the first pass also warms caches).
  *
- * usage: bench_tokenizer [SHARED_DIR [REPO_DIR]]   (defaults: ../shared and .) */
+ * usage: bench_tokenizer [SHARED_DIR [REPO_DIR]]   (defaults: ../shared and .; SciFact from
+ * SHARED_DIR/data, the tokenizers and the oracle corpus from REPO_DIR/tests/fixtures) */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,15 +117,15 @@ int main(int argc, char **argv)
     snprintf(p, sizeof p, "%s/tests/fixtures/tokenizer/oracle/corpus.jsonl", repo);
     if (load_jsonl(p, "", "", &ora) != 0)
         fprintf(stderr, "cannot read %s\n", p);
-    static const struct { const char *name, *base, *rel; } toks[] = {
-        {"minilm", "shared", "models/all-MiniLM-L6-v2-tokenizer/tokenizer.json"},
-        {"qwen2.5", "shared", "models/qwen2.5-tokenizer/tokenizer.json"},
-        {"llama3", "shared", "models/llama3-tokenizer/tokenizer.json"},
-        {"llama2", "repo", "tests/fixtures/tokenizer/llama2-tokenizer.json"},
+    static const struct { const char *name, *rel; } toks[] = { /* under REPO_DIR/tests/fixtures */
+        {"minilm", "models/all-MiniLM-L6-v2-tokenizer/tokenizer.json"},
+        {"qwen2.5", "models/qwen2.5-tokenizer/tokenizer.json"},
+        {"llama3", "models/llama3-tokenizer/tokenizer.json"},
+        {"llama2", "tokenizer/llama2-tokenizer.json"},
     };
     printf("tokenizer throughput, single thread, best of 3\n");
     for (size_t i = 0; i < sizeof toks / sizeof toks[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", strcmp(toks[i].base, "shared") == 0 ? shared : repo, toks[i].rel);
+        snprintf(p, sizeof p, "%s/tests/fixtures/%s", repo, toks[i].rel);
         if (sci.n)
             run(toks[i].name, p, &sci, "scifact");
         if (ora.n)

@@ -27,9 +27,9 @@ JSON
 mk() { # name config [dtype]: skip when already there
     [ -f "$out/$1/model.safetensors" ] || ./build/tools/mkmodel --seed 1 ${3:+--dtype $3} "$2" "$out/$1"
 }
-mk minilm-l6 ../shared/models/all-MiniLM-L6-v2-tokenizer/config.json
+mk minilm-l6 tests/fixtures/models/all-MiniLM-L6-v2-tokenizer/config.json
 mk smollm2-135m "$out/smollm2-135m.config.json"
-mk qwen2.5-0.5b ../shared/models/qwen2.5-tokenizer/config.json
+mk qwen2.5-0.5b tests/fixtures/models/qwen2.5-tokenizer/config.json
 [ "${1:-}" = --models-only ] && exit 0
 
 echo "# $(date -u +%FT%TZ) $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(git rev-parse --short HEAD)"

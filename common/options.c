@@ -556,7 +556,11 @@ int qr_options_load_env(qr_options *o)
             return rc;
     }
     /* A QUIRE_ variable close to an option name is probably a typo: warn
-     * (other QUIRE_ variables may belong to scripts, so they are not errors). */
+     * (other QUIRE_ variables may belong to scripts, so they are not errors).
+     * The project's own script variables are not typos: QUIRE_MODELS (the test
+     * environment's model cache) and QUIRE_MODELS_DIR (tools/models.sh) are
+     * one letter from QUIRE_MODEL. */
+    static const char *const not_options[] = {"config", "models", "models-dir"};
     for (char **e = environ; e && *e; e++) {
         if (strncmp(*e, "QUIRE_", 6))
             continue;
@@ -568,7 +572,10 @@ int qr_options_load_env(qr_options *o)
         for (size_t k = 0; k < len; k++)
             key[k] = (*e)[6 + k] == '_' ? '-' : (char)tolower((unsigned char)(*e)[6 + k]);
         key[len] = '\0';
-        if (!strcmp(key, "config") || qr_option_find(key) >= 0)
+        bool script_var = false;
+        for (size_t k = 0; k < sizeof not_options / sizeof not_options[0]; k++)
+            script_var = script_var || !strcmp(key, not_options[k]);
+        if (script_var || qr_option_find(key) >= 0)
             continue;
         const char *sug = qr_option_suggest(key, true);
         if (sug) {

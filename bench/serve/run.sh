@@ -2,7 +2,7 @@
 # Load test of `quire serve` with wrk, loopback only, bounded in time:
 #   /v1/search           BM25 store of the SciFact corpus (../shared/data/scifact, 5,183 docs)
 #   /v1/ask extractive   same store, no LLM
-#   /v1/ask stories260K  same store, ../shared/models/stories260K as the LLM (k 3, 32 tokens, greedy)
+#   /v1/ask stories260K  same store, tests/fixtures/models/stories260K as the LLM (k 3, 32 tokens, greedy)
 # each with 1, 8 and 64 connections for DUR (default 10s). Queries are the SciFact test queries,
 # cycled by post.lua so consecutive requests differ. Prints one markdown row per run (requests/s,
 # p50/p99 latency from wrk --latency, non-2xx count) plus the machine and its load (uptime), the
@@ -16,7 +16,7 @@ SHARED=${QUIRE_SHARED:-$PWD/../shared}
 DUR=${DUR:-10s}
 CONNS=${CONNS:-"1 8 64"}
 DATA=$SHARED/data/scifact
-LLM=$SHARED/models/stories260K/stories260K.gguf
+LLM=$PWD/tests/fixtures/models/stories260K/stories260K.gguf
 HERE=$PWD/bench/serve
 
 if ! command -v wrk >/dev/null; then

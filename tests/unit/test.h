@@ -79,7 +79,14 @@ static inline char *qr_test_slurp(const char *path, size_t *len)
     return b;
 }
 
-/* Path under ../shared (QUIRE_SHARED) or tests/fixtures (QUIRE_FIXTURES). */
+/* Where a test's files come from (the one rule; tests/fixtures/models/README.md):
+ *  - FIXTURE(rel): tests/fixtures (QUIRE_FIXTURES), committed with the repository: every
+ *    model, tokenizer, vocabulary, chat template and reference a test reads, so a clone
+ *    with nothing beside it runs them (tests/fixtures/models keeps ../shared/models' layout);
+ *  - DATA(rel): ../shared/data (QUIRE_SHARED), the public evaluation sets (BEIR ArguAna,
+ *    SciFact, ...) too large to commit; exits 77 (SKIP) naming what is missing;
+ *  - MODEL(rel): real models fetched by tools/models.sh (QUIRE_MODELS); exits 77 likewise.
+ * CI has ../shared and the models (tools/test.sh checks), so nothing skips there. */
 static inline const char *qr_test_path(const char *envvar, const char *rel)
 {
     static char buf[8][4096];
@@ -89,8 +96,23 @@ static inline const char *qr_test_path(const char *envvar, const char *rel)
     snprintf(b, sizeof buf[0], "%s/%s", base ? base : ".", rel);
     return b;
 }
-#define SHARED(rel) qr_test_path("QUIRE_SHARED", rel)
 #define FIXTURE(rel) qr_test_path("QUIRE_FIXTURES", rel)
+
+/* Path of rel under ../shared/data; exits 77 (SKIP) when it is not there. */
+static inline const char *qr_test_data(const char *rel)
+{
+    static char buf[4][4096];
+    static int slot;
+    const char *base = getenv("QUIRE_SHARED");
+    char *b = buf[slot++ & 3];
+    snprintf(b, sizeof buf[0], "%s/data/%s", base ? base : "../shared", rel);
+    if (access(b, R_OK) != 0) {
+        printf("SKIP: %s not found: the evaluation data comes with ../shared (QUIRE_SHARED)\n", b);
+        exit(77);
+    }
+    return b;
+}
+#define DATA(rel) qr_test_data(rel)
 
 /* Path of a model fetched by tools/models.sh (QUIRE_MODELS); exits 77 (SKIP), naming
  * the script, when it is not there. */

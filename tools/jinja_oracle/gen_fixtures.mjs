@@ -1,4 +1,4 @@
-// Renders every template in ../../../shared/models/chat-templates (or argv[2])
+// Renders every template in tests/fixtures/models/chat-templates (or argv[2])
 // with @huggingface/jinja for a fixed set of conversations and writes
 // tests/fixtures/chat/oracle.json: one case per (template, conversation,
 // add_generation_prompt) with the exact output, or the error message when the
@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, "../..");
-const tdir = process.argv[2] ?? path.resolve(repo, "../shared/models/chat-templates");
+const tdir = process.argv[2] ?? path.join(repo, "tests/fixtures/models/chat-templates");
 const outFile = process.argv[3] ?? path.join(repo, "tests/fixtures/chat/oracle.json");
 
 // Special tokens as the models' tokenizer_config.json define them.

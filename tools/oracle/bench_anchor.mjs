@@ -3,15 +3,18 @@
 // (RAYON_NUM_THREADS=1), both per document and as one batch call. Usage: node bench_anchor.mjs SHARED_DIR
 import { Tokenizer } from 'tokenizers';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const shared = process.argv[2] || '../../../shared';
+const shared = process.argv[2] || '../../../shared';   // SciFact from SHARED_DIR/data
+const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'tests', 'fixtures');
 const docs = readFileSync(`${shared}/data/scifact/corpus.jsonl`, 'utf8').split('\n').filter(Boolean)
   .map((l) => { const o = JSON.parse(l); return `${o.title}\n${o.text}`; });
 const bytes = docs.reduce((n, d) => n + Buffer.byteLength(d), 0);
 const files = {
-  minilm: `${shared}/models/all-MiniLM-L6-v2-tokenizer/tokenizer.json`,
-  'qwen2.5': `${shared}/models/qwen2.5-tokenizer/tokenizer.json`,
-  llama3: `${shared}/models/llama3-tokenizer/tokenizer.json`,
+  minilm: `${fixtures}/models/all-MiniLM-L6-v2-tokenizer/tokenizer.json`,
+  'qwen2.5': `${fixtures}/models/qwen2.5-tokenizer/tokenizer.json`,
+  llama3: `${fixtures}/models/llama3-tokenizer/tokenizer.json`,
 };
 for (const [name, path] of Object.entries(files)) {
   const tok = Tokenizer.fromFile(path);

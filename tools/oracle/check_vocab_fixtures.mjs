@@ -3,7 +3,7 @@
 // "__ggml_vocab_test__"; line i of FILE.out holds the expected ids of string i
 // (no special tokens), space-separated (with a leading space).
 //
-//   node check_vocab_fixtures.mjs tokenizer.json ../../../shared/models/vocab-fixtures/ggml-vocab-llama-spm.gguf
+//   node check_vocab_fixtures.mjs tokenizer.json ../../tests/fixtures/models/vocab-fixtures/ggml-vocab-llama-spm.gguf
 
 import fs from 'node:fs';
 import tokenizers from 'tokenizers';

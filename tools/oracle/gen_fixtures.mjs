@@ -38,6 +38,10 @@ import { sameBert, sameSpm } from './verify_same_vocab.mjs';
 const { Tokenizer } = tokenizers;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
+// base "shared" and "fixtures" both resolve under tests/fixtures (the ../shared/models files the
+// tests use are committed in tests/fixtures/models with the same path); only SPM_MODEL, an input of
+// the vocabulary check, is read from ../shared.
+const fixtures = path.join(root, 'tests', 'fixtures');
 const shared = path.resolve(root, '..', 'shared');
 const outDir = path.join(root, 'tests', 'fixtures', 'tokenizer', 'oracle');
 const N = parseInt(process.argv[2] || '10000', 10);
@@ -49,8 +53,8 @@ const packIds = (ids) => ids.map((v) => {
 }).join('');
 const version = createRequire(import.meta.url)('tokenizers/package.json').version;
 
-// Reference tokenizers run by HF here. base: "shared" (QUIRE_SHARED) or "fixtures"
-// (QUIRE_FIXTURES), as the C test resolves them; n: only the first n corpus strings.
+// Reference tokenizers run by HF here. base: "shared" (copied from ../shared) or "fixtures",
+// both under tests/fixtures (QUIRE_FIXTURES) as the C test resolves them; n: only the first n corpus strings.
 // gpt2: HF has no GPT-2 tokenizer.json here, so one is built from the GGUF vocabulary
 // (gguf_to_tokenizer_json.mjs; it reproduces all 46 ggml-vocab-gpt-2 cases) into a
 // temporary file, and quire is tested by loading the GGUF itself.
@@ -62,7 +66,7 @@ const TOKENIZERS = [
     { name: 'gpt-2.gguf', base: 'shared', rel: 'models/vocab-fixtures/ggml-vocab-gpt-2.gguf', format: 'gguf', n: 3000,
         reference: () => {
             const tmp = path.join(os.tmpdir(), `quire-oracle-gpt2-${process.pid}.json`);
-            fs.writeFileSync(tmp, JSON.stringify(gpt2TokenizerJson(readGguf(path.join(shared, 'models/vocab-fixtures/ggml-vocab-gpt-2.gguf')))));
+            fs.writeFileSync(tmp, JSON.stringify(gpt2TokenizerJson(readGguf(path.join(fixtures, 'models/vocab-fixtures/ggml-vocab-gpt-2.gguf')))));
             return tmp;
         } },
 ];
@@ -73,7 +77,7 @@ const SPM_MODEL = 'models/llama2-spm-tokenizer/tokenizer.model';
 const MINILM_JSON = 'models/all-MiniLM-L6-v2-tokenizer/tokenizer.json';
 const ALIASES = [
     { name: 'bert-bge.gguf', ids: 'minilm', base: 'shared', rel: 'models/vocab-fixtures/ggml-vocab-bert-bge.gguf',
-        same: (f) => sameBert(f, path.join(shared, MINILM_JSON)) },
+        same: (f) => sameBert(f, path.join(fixtures, MINILM_JSON)) },
     { name: 'llama-spm.gguf', ids: 'llama2', base: 'shared', rel: 'models/vocab-fixtures/ggml-vocab-llama-spm.gguf',
         same: (f) => sameSpm(f, path.join(shared, SPM_MODEL)) },
     { name: 'tiny-random-llama-2.gguf', ids: 'llama2', base: 'shared',
@@ -87,7 +91,7 @@ const ALIASES = [
         rel: 'models/llama3-tokenizer/tokenizer.json', same: () => null },
 ];
 
-const resolve = (t) => path.join(t.base === 'shared' ? shared : path.join(root, 'tests', 'fixtures'), t.rel);
+const resolve = (t) => path.join(fixtures, t.rel);
 
 async function encodeAll(tok, texts, addSpecialTokens) {
     const out = [];
@@ -186,7 +190,7 @@ async function main() {
     }
     for (const a of ALIASES) {
         const src = manifest.tokenizers.find((e) => e.name === a.ids);
-        const diff = a.same(path.join(shared, a.rel));
+        const diff = a.same(path.join(fixtures, a.rel));
         if (diff) throw new Error(`${a.name}: not the vocabulary of ${a.ids}: ${diff}`);
         manifest.tokenizers.push({ ...src, name: a.name, format: a.format || 'gguf', ...(a.pre ? { pre: a.pre } : {}),
             base: a.base, path: a.rel, ids: a.ids });

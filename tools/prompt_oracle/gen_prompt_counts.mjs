@@ -1,6 +1,6 @@
 // Writes tests/fixtures/prompt/qwen_counts.json: for the question and sources in
 // tests/fixtures/prompt/sources.json and k = 0..n sources, the prompt rendered with
-// @huggingface/jinja from the Qwen2.5 chat template (../shared/models/qwen2.5-tokenizer)
+// @huggingface/jinja from the Qwen2.5 chat template (tests/fixtures/models/qwen2.5-tokenizer)
 // and its token count from the Hugging Face `tokenizers` library (encode without added
 // special tokens, as apply_chat_template(tokenize=True) does). The user message format
 // is written here independently from generate/prompt.c, following prompt.h.
@@ -14,7 +14,6 @@ import { createRequire } from 'node:module';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
-const shared = path.resolve(root, '..', 'shared');
 const reqTok = createRequire(path.join(root, 'tools', 'oracle', 'package.json'));
 const reqJinja = createRequire(path.join(root, 'tools', 'jinja_oracle', 'package.json'));
 const { Tokenizer } = reqTok('tokenizers');
@@ -26,7 +25,7 @@ const INSTRUCTION =
   'the answer, say so.';
 
 const fx = JSON.parse(fs.readFileSync(path.join(root, 'tests/fixtures/prompt/sources.json'), 'utf8'));
-const dir = path.join(shared, 'models', 'qwen2.5-tokenizer');
+const dir = path.join(root, 'tests', 'fixtures', 'models', 'qwen2.5-tokenizer');
 const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'));
 const tok = Tokenizer.fromFile(path.join(dir, 'tokenizer.json'));
 const tmpl = new Template(cfg.chat_template);

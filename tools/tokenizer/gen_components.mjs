@@ -6,7 +6,8 @@
 //
 //   cd tools/oracle && npm ci && node ../tokenizer/gen_components.mjs
 //
-// A variant = a base tokenizer.json (shared: ../shared/..., fixtures: tests/fixtures/...,
+// A variant = a base tokenizer.json (shared or fixtures: tests/fixtures/..., the shared ones
+// copied there from ../shared with the same path,
 // or an inline "tiny" model) with top-level keys replaced ("set"), model keys replaced
 // ("model"; with "model_keep" the model object is first reduced to the listed keys), and
 // added tokens appended ("added"). The C test (test_tok_components.c)
@@ -24,7 +25,6 @@ import { createRequire } from 'node:module';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
-const shared = path.resolve(root, '..', 'shared');
 const req = createRequire(path.join(root, 'tools', 'oracle', 'package.json'));
 const { Tokenizer } = req('tokenizers');
 const version = req('tokenizers/package.json').version;
@@ -150,7 +150,7 @@ const TARGETED = [
 function loadBase(name) {
     const b = BASES[name];
     if (b.inline) return JSON.parse(JSON.stringify(b.inline));
-    const p = b.base === 'shared' ? path.join(shared, b.rel) : path.join(root, 'tests', 'fixtures', b.rel);
+    const p = path.join(root, 'tests', 'fixtures', b.rel);
     return JSON.parse(fs.readFileSync(p, 'utf8'));
 }
 

@@ -3,7 +3,7 @@
 // talks to it over real sockets. No mocks: the store is built here with
 // `quire ingest` from tests/fixtures/ingest (hybrid: BM25 + vectors from the
 // random-weight MiniLM-shaped embedder tests/fixtures/models/bert_minilm), the
-// LLM is ../shared/models/stories260K.
+// LLM is tests/fixtures/models/stories260K.
 //
 //   const t = new Test('name');           // temp dir, pass/fail counting
 //   const st = buildStore(t);             // quire ingest into t.dir/store
@@ -22,17 +22,16 @@ import os from 'node:os';
 import path from 'node:path';
 
 export const QUIRE = process.env.QUIRE_BIN;
-export const SHARED = process.env.QUIRE_SHARED;
 export const FIXTURES = process.env.QUIRE_FIXTURES;
-export const STORIES = SHARED ? path.resolve(SHARED, 'models/stories260K/stories260K.gguf') : null;
+export const STORIES = FIXTURES ? path.resolve(FIXTURES, 'models/stories260K/stories260K.gguf') : null;
 export const EMBEDDER = FIXTURES ? path.resolve(FIXTURES, 'models/bert_minilm') : null;
 export const INGEST_DIR = FIXTURES ? path.resolve(FIXTURES, 'ingest') : null;
 export const SKIP = 77;
 
 export class Test {
     constructor(name) {
-        if (!QUIRE || !SHARED || !FIXTURES) {
-            console.error('QUIRE_BIN, QUIRE_SHARED and QUIRE_FIXTURES must be set (run through meson test)');
+        if (!QUIRE || !FIXTURES) {
+            console.error('QUIRE_BIN and QUIRE_FIXTURES must be set (run through meson test)');
             process.exit(1);
         }
         this.name = name;

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# quire estimate on ../shared/models/qwen2.5-tokenizer (config.json, no weight
+# quire estimate on tests/fixtures/models/qwen2.5-tokenizer (config.json, no weight
 # files: sizes must come from the config alone) and on stories260K.gguf (GGUF
 # tensor headers). The expected numbers are computed here, independently, from
 # the config values with the accounting documented in cli/estimate.c and
 # README.md, written out in Python below.
 set -u
-Q=${QUIRE_BIN:?}; S=${QUIRE_SHARED:?}
+Q=${QUIRE_BIN:?}; F=${QUIRE_FIXTURES:?}
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 fails=0; passes=0
 ok() { passes=$((passes+1)); }
 bad() { echo "FAIL: $*" >&2; fails=$((fails+1)); }
 
-QW=$S/models/qwen2.5-tokenizer
+QW=$F/models/qwen2.5-tokenizer
 check() { # check LABEL MODEL_DIR_OR_FILE PYTHON_CONFIG_EXPR -- quire estimate args...
   local label=$1 model=$2 cfg=$3; shift 4
   if ! "$Q" estimate --model "$model" --json "$@" > "$T/got.json" 2> "$T/err"; then
@@ -92,21 +92,21 @@ check qwen-bf16-big "$QW" "$QCFG" -- --dtype bf16 --ctx 131072 --batch 64
 # published shape (models/README.md): dim 64, 5 layers, 8 heads / 4 KV heads,
 # FFN 172, vocab 512, separate output.weight, no biases
 SCFG="dict(d=64, L=5, H=8, KV=4, ff=172, V=512, tied=False, bias=False)"
-check stories-f32 "$S/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype f32 --ctx 256
-check stories-int8-tp4 "$S/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype int8 --ctx 256 --gpus 4
-check stories-bf16-tp2 "$S/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype bf16 --ctx 512 --gpus 2
+check stories-f32 "$F/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype f32 --ctx 256
+check stories-int8-tp4 "$F/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype int8 --ctx 256 --gpus 4
+check stories-bf16-tp2 "$F/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype bf16 --ctx 512 --gpus 2
 
-# BERT (all-MiniLM-L6-v2): config only (the shared tokenizer directory), and
+# BERT (all-MiniLM-L6-v2): config only (the tokenizer directory copied from ../shared), and
 # tensor headers of the random-weight fixture with the same structure
 bcfg() { python3 -c "
 import json; c = json.load(open('$1/config.json'))
 print(repr(dict(d=c['hidden_size'], L=c['num_hidden_layers'], H=c['num_attention_heads'],
   KV=c['num_attention_heads'], ff=c['intermediate_size'], V=c['vocab_size'], P=c['max_position_embeddings'],
   TV=c['type_vocab_size'], tied=False, bias=True, bert=True)))"; }
-MINI=$S/models/all-MiniLM-L6-v2-tokenizer
+MINI=$F/models/all-MiniLM-L6-v2-tokenizer
 check minilm-f32 "$MINI" "$(bcfg "$MINI")" -- --dtype f32 --ctx 256 --batch 32
 check minilm-int8-tp2 "$MINI" "$(bcfg "$MINI")" -- --dtype int8 --ctx 128 --batch 8 --gpus 2
-BF=${QUIRE_FIXTURES:?}/models/bert_minilm
+BF=$F/models/bert_minilm
 check bert-fixture-bf16 "$BF" "$(bcfg "$BF")" -- --dtype bf16 --ctx 64 --batch 4
 
 # text output names the parts and the GPU sizes

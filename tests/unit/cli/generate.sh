@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# quire generate on ../shared/models/stories260K/stories260K.gguf: a 60-step
+# quire generate on tests/fixtures/models/stories260K/stories260K.gguf: a 60-step
 # greedy decode from BOS (empty prompt) must reproduce the reference ids in
 # greedy_from_bos_60.ref.txt (line 1) and its text (line 2). Also: the load
 # line states the precision, --dtype is honoured, stop strings, limits and
 # bad arguments give the documented exit codes.
 set -u
-Q=${QUIRE_BIN:?}; S=${QUIRE_SHARED:?}
-M=$S/models/stories260K/stories260K.gguf
-REF=$S/models/stories260K/greedy_from_bos_60.ref.txt
+Q=${QUIRE_BIN:?}; F=${QUIRE_FIXTURES:?}
+M=$F/models/stories260K/stories260K.gguf
+REF=$F/models/stories260K/greedy_from_bos_60.ref.txt
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 fails=0; passes=0
 ok() { passes=$((passes+1)); }

@@ -3,10 +3,10 @@
 # Face id found in a Hugging Face cache laid out as huggingface_hub writes it
 # (HF_HUB_CACHE/models--ORG--NAME/{refs/main,snapshots/<hash>/}), and
 # ollama:NAME[:TAG] through an Ollama store (OLLAMA_MODELS/manifests/... ->
-# blobs/sha256-<hex>), both built here from ../shared files with symlinks.
+# blobs/sha256-<hex>), both built here from tests/fixtures/models files with symlinks.
 # Missing ones exit 4 with a message that says how to fetch them.
 set -u
-Q=${QUIRE_BIN:?}; S=${QUIRE_SHARED:?}
+Q=${QUIRE_BIN:?}; F=${QUIRE_FIXTURES:?}
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 fails=0; passes=0
 ok() { passes=$((passes+1)); }
@@ -17,7 +17,7 @@ repo=$T/hf/models--Qwen--Qwen2.5-0.5B-Instruct
 mkdir -p "$repo/refs" "$repo/snapshots/$hash"
 printf '%s' "$hash" > "$repo/refs/main"
 for f in config.json generation_config.json tokenizer.json tokenizer_config.json; do
-  ln -s "$S/models/qwen2.5-tokenizer/$f" "$repo/snapshots/$hash/$f"
+  ln -s "$F/models/qwen2.5-tokenizer/$f" "$repo/snapshots/$hash/$f"
 done
 got=$(printf 'Hello world' | HF_HUB_CACHE=$T/hf "$Q" tokenize --model Qwen/Qwen2.5-0.5B-Instruct 2>"$T/err")
 [ "$got" = "[9707, 1879]" ] && ok || bad "HF id tokenize: $got $(cat "$T/err")"
@@ -31,14 +31,14 @@ got=$(printf 'Hello world' | env -u HF_HUB_CACHE HF_HOME=$T/home "$Q" tokenize -
 out=$(HF_HUB_CACHE=$T/hf "$Q" tokenize --model Qwen/Qwen9-1B < /dev/null 2>&1); rc=$?
 [ $rc = 4 ] && grep -qF "huggingface-cli download Qwen/Qwen9-1B" <<<"$out" && ok || bad "missing HF id: $rc $out"
 
-digest=$(sha256sum "$S/models/stories260K/stories260K.gguf" | cut -d' ' -f1)
+digest=$(sha256sum "$F/models/stories260K/stories260K.gguf" | cut -d' ' -f1)
 man=$T/ollama/manifests/registry.ollama.ai/library/stories/260k
 mkdir -p "$(dirname "$man")" "$T/ollama/blobs"
-ln -s "$S/models/stories260K/stories260K.gguf" "$T/ollama/blobs/sha256-$digest"
+ln -s "$F/models/stories260K/stories260K.gguf" "$T/ollama/blobs/sha256-$digest"
 printf '{"schemaVersion":2,"layers":[{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:%s","size":1}]}' \
   "$digest" > "$man"
 got=$(OLLAMA_MODELS=$T/ollama "$Q" generate --model ollama:stories:260k --prompt "" --temperature 0 --max-tokens 60 --ids 2>"$T/err" | tail -n 1 | tr -d ' ')
-want=$(sed -n 1p "$S/models/stories260K/greedy_from_bos_60.ref.txt" | tr -d ' ')
+want=$(sed -n 1p "$F/models/stories260K/greedy_from_bos_60.ref.txt" | tr -d ' ')
 [ "$got" = "$want" ] && ok || bad "ollama generate: $got $(cat "$T/err")"
 out=$(OLLAMA_MODELS=$T/ollama "$Q" generate --model ollama:llama3.2 --prompt x 2>&1); rc=$?
 [ $rc = 4 ] && grep -qF "ollama pull llama3.2:latest" <<<"$out" && ok || bad "missing ollama: $rc $out"

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# quire tokenize --jsonl on the ../shared vocab fixtures: every test string of
+# quire tokenize --jsonl on the vocab fixtures (tests/fixtures/models/vocab-fixtures): every test string of
 # ggml-vocab-{llama-bpe,qwen2}.gguf.inp, written as one JSON string per line,
 # must give the ids on the matching line of the .out file (reference ids from
 # the Hugging Face tokenizers library), through the llama3 / qwen2.5
 # tokenizer.json directories. Also: the whole-stdin mode, --add-special, and
 # malformed input (exit 3 naming the line).
 set -u
-Q=${QUIRE_BIN:?}; S=${QUIRE_SHARED:?}
+Q=${QUIRE_BIN:?}; F=${QUIRE_FIXTURES:?}
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 fails=0; passes=0
 ok() { passes=$((passes+1)); }
 bad() { echo "FAIL: $*" >&2; fails=$((fails+1)); }
 
 for pair in llama3-tokenizer:ggml-vocab-llama-bpe qwen2.5-tokenizer:ggml-vocab-qwen2; do
-  dir=$S/models/${pair%%:*}; stem=$S/models/vocab-fixtures/${pair##*:}.gguf
+  dir=$F/models/${pair%%:*}; stem=$F/models/vocab-fixtures/${pair##*:}.gguf
   # .inp: each case followed by "\n__ggml_vocab_test__\n"; .out: one line of ids per case
   python3 - "$stem.inp" "$stem.out" "$T/in.jsonl" "$T/want.jsonl" <<'PY'
 import json, sys
@@ -44,10 +44,10 @@ PY
 done
 
 # whole stdin is one text (no --jsonl): "Hello world" -> Qwen2 ids 9707 1879 (vocab fixture case)
-got=$(printf 'Hello world' | "$Q" tokenize --model "$S/models/qwen2.5-tokenizer")
+got=$(printf 'Hello world' | "$Q" tokenize --model "$F/models/qwen2.5-tokenizer")
 [ "$got" = "[9707, 1879]" ] && ok || bad "whole-stdin: $got"
 # --add-special on Llama-3 adds <|begin_of_text|> = 128000 first
-got=$(printf '"Hello world"\n' | "$Q" tokenize --model "$S/models/llama3-tokenizer" --jsonl --add-special)
+got=$(printf '"Hello world"\n' | "$Q" tokenize --model "$F/models/llama3-tokenizer" --jsonl --add-special)
 [ "$got" = "[128000, 9906, 1917]" ] && ok || bad "add-special: $got"
 
 # malformed input
@@ -57,7 +57,7 @@ expect() {
   if [ "$rc" != "$code" ]; then bad "$* -> exit $rc, want $code: $out"; return; fi
   grep -qF -- "$needle" <<<"$out" && ok || bad "$* -> missing '$needle' in: $out"
 }
-M=$S/models/qwen2.5-tokenizer
+M=$F/models/qwen2.5-tokenizer
 printf '"ok"\n{"text": 1}\n' > "$T/bad1"; printf '"ok"\n"unterminated\n' > "$T/bad2"
 expect 3 "stdin line 2: expected a JSON string" -- bash -c "\"$Q\" tokenize --model \"$M\" --jsonl < \"$T/bad1\""
 expect 3 "stdin line 2" -- bash -c "\"$Q\" tokenize --model \"$M\" --jsonl < \"$T/bad2\""

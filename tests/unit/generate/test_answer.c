@@ -2,7 +2,7 @@
  *  - extractive: the answer, its citation report and the JSON metadata
  *    (citations point at used sources with path/page/span, sentence spans
  *    lie inside the passage and hold the chosen sentence);
- *  - language model (stories260K from ../shared, no chat template: the plain
+ *  - language model (stories260K from tests/fixtures/models, no chat template: the plain
  *    prompt format): the streamed pieces add up to the answer, the answer is
  *    qr_cite_clean() of an independent greedy generation from the same
  *    prompt ids, prompt tokens are counted, and a context too small for all
@@ -131,7 +131,7 @@ static void test_llm(void)
     qr_model *m = NULL;
     CHECK_OK(qr_backend_cpu_create(1, &be));
     qr_model_opts mo = {.dtype = QR_F32};
-    CHECK_OK(qr_model_load(SHARED("models/stories260K/stories260K.gguf"), &mo, be, &m));
+    CHECK_OK(qr_model_load(FIXTURE("models/stories260K/stories260K.gguf"), &mo, be, &m));
     if (!m) {
         qr_backend_destroy(be);
         return;

@@ -65,7 +65,7 @@ static void check_structure(json_t *j, const char *mode)
 {
     CHECK(j != NULL);
     if (!j) return;
-    CHECK(!strcmp(json_string_value(json_object_get(j, "mode")), mode));
+    CHECK_STR(json_string_value(json_object_get(j, "mode")), mode);
     const char *ans = json_string_value(json_object_get(j, "answer"));
     json_t *src = json_object_get(j, "sources"), *cit = json_object_get(j, "citations");
     CHECK(ans != NULL && json_is_array(src) && json_is_array(cit));
@@ -80,7 +80,8 @@ static void check_structure(json_t *j, const char *mode)
         CHECK(n >= 1 && (size_t)n <= ns);
         if (n < 1 || (size_t)n > ns) continue;
         json_t *s = json_array_get(src, (size_t)n - 1);
-        CHECK(!strcmp(json_string_value(json_object_get(c, "path")), json_string_value(json_object_get(s, "path"))));
+        const char *cpath = json_string_value(json_object_get(c, "path"));
+        CHECK_STR(cpath, json_string_value(json_object_get(s, "path")));
         CHECK(json_is_true(json_object_get(s, "cited")));
         char tag[16];
         snprintf(tag, sizeof tag, "[%d]", (int)n);
@@ -88,7 +89,7 @@ static void check_structure(json_t *j, const char *mode)
         /* the cited path is one of the store's documents, with its page and span */
         int doc = -1;
         for (int d = 0; d < N; d++)
-            if (!strcmp(TEXTS[d][0], json_string_value(json_object_get(c, "path")))) doc = d;
+            if (cpath && !strcmp(TEXTS[d][0], cpath)) doc = d;
         CHECK(doc >= 0);
         if (doc < 0) continue;
         CHECK_INT(json_integer_value(json_object_get(c, "page")), doc + 1);
@@ -156,7 +157,7 @@ int main(void)
     CHECK(strstr(out_buf, "docs/gres.html \"T\", page 1, section Guide > Jobs, bytes 0-") != NULL);
 
     /* stories260K as the LLM */
-    const char *model = SHARED("models/stories260K/stories260K.gguf");
+    const char *model = FIXTURE("models/stories260K/stories260K.gguf");
     snprintf(cmd, sizeof cmd,
              "'%s' ask '%s' --store '%s' -k 4 --model '%s' --max-tokens 16 --temperature 0 --json --log-level error",
              bin, q, dir, model);
@@ -241,7 +242,7 @@ int main(void)
             json_t *jj = json_loads(out_buf, 0, &err);
             CHECK(jj != NULL);
             if (!jj) continue;
-            CHECK(!strcmp(json_string_value(json_object_get(jj, "mode")), llm ? "llm" : "extractive"));
+            CHECK_STR(json_string_value(json_object_get(jj, "mode")), llm ? "llm" : "extractive");
             const char *an = json_string_value(json_object_get(jj, "answer"));
             json_t *srcs = json_object_get(jj, "sources"), *x;
             size_t i;
@@ -257,7 +258,8 @@ int main(void)
             if (!llm) {
                 /* the extractive answer cites the guide that explains building */
                 CHECK(strstr(an ? an : "", "[1]") != NULL);
-                CHECK(strstr(json_string_value(json_object_get(json_array_get(srcs, 0), "path")), "guide.md") != NULL);
+                const char *p0 = json_string_value(json_object_get(json_array_get(srcs, 0), "path"));
+                CHECK(p0 && strstr(p0, "guide.md") != NULL);
                 CHECK(json_array_size(json_object_get(jj, "citations")) >= 1);
             }
             json_decref(jj);

@@ -1,7 +1,7 @@
 /* generate/chat: template sources (tokenizer_config.json string and named
  * list, chat_template.jinja / chat_template.json precedence), special tokens
  * as strings / AddedToken objects / null, and rendering of a real model
- * directory (../shared/models/qwen2.5-tokenizer) against the
+ * directory (tests/fixtures/models/qwen2.5-tokenizer) against the
  * @huggingface/jinja oracle fixture for the same template. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,7 +119,7 @@ static void test_load_dir(void)
 static void test_qwen_dir(void)
 {
     qr_chat_template *ct = NULL;
-    CHECK_OK(qr_chat_template_load(SHARED("models/qwen2.5-tokenizer"), &ct));
+    CHECK_OK(qr_chat_template_load(FIXTURE("models/qwen2.5-tokenizer"), &ct));
     if (!ct)
         return;
     json_error_t je;
@@ -162,7 +162,7 @@ static void test_system_fallback(void)
     const char *want[2] = {"<bos><start_of_turn>user\nS\n\nHi<end_of_turn>\n<start_of_turn>model\n",
                            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"};
     for (int i = 0; i < 2; i++) {
-        FILE *f = fopen(SHARED(names[i]), "rb");
+        FILE *f = fopen(FIXTURE(names[i]), "rb");
         CHECK(f != NULL);
         if (!f)
             return;

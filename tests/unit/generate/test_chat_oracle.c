@@ -3,7 +3,7 @@
  * @huggingface/jinja, must render byte-identically, or fail where the oracle
  * failed with the same message (exactly, for raise_exception). Conversations
  * carry extra template variables (tools, enable_thinking, documents...). Templates come from
- * ../shared/models/chat-templates. */
+ * tests/fixtures/models/chat-templates. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +48,7 @@ int main(void)
         char rel[512];
         snprintf(rel, sizeof rel, "models/chat-templates/%s", tname);
         size_t len;
-        char *src = qr_test_slurp(SHARED(rel), &len);
+        char *src = qr_test_slurp(FIXTURE(rel), &len);
         CHECK_MSG(src != NULL, "cannot read %s", rel);
         if (!src)
             continue;

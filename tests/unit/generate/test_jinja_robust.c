@@ -1,5 +1,5 @@
 /* Robustness of generate/jinja on damaged templates: every prefix of every
- * chat template under ../shared/models/chat-templates, and seeded random byte
+ * chat template under tests/fixtures/models/chat-templates, and seeded random byte
  * mutations of each, must parse-and-render to success or a clean error code
  * with a message (run it under ASan/UBSan for memory safety). */
 #include <stdint.h>
@@ -66,7 +66,7 @@ int main(void)
     for (size_t f = 0; f < sizeof FILES / sizeof FILES[0]; f++) {
         char rel[256];
         snprintf(rel, sizeof rel, "models/chat-templates/%s", FILES[f]);
-        FILE *fp = fopen(SHARED(rel), "rb");
+        FILE *fp = fopen(FIXTURE(rel), "rb");
         CHECK_MSG(fp != NULL, "cannot open %s", rel);
         if (!fp)
             continue;

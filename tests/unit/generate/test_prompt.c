@@ -1,5 +1,5 @@
 /* generate/prompt: fitting sources to the context window with the real
- * Qwen2.5 tokenizer and chat template (../shared/models/qwen2.5-tokenizer).
+ * Qwen2.5 tokenizer and chat template (tests/fixtures/models/qwen2.5-tokenizer).
  * Reference: tests/fixtures/prompt/qwen_counts.json, made by
  * tools/prompt_oracle/gen_prompt_counts.mjs with @huggingface/jinja and the
  * Hugging Face `tokenizers` library: the rendered prompt and its token count
@@ -51,7 +51,7 @@ int main(void)
     CHECK_INT(NSRC, 5);
     CHECK_INT(json_array_size(ref), NSRC + 1);
 
-    const char *dir = SHARED("models/qwen2.5-tokenizer");
+    const char *dir = FIXTURE("models/qwen2.5-tokenizer");
     qr_tokenizer *tok = NULL;
     qr_chat_template *ct = NULL;
     CHECK_OK(qr_tokenizer_load(dir, &tok));
@@ -121,7 +121,7 @@ int main(void)
     /* Plain fallback (no chat template): BOS, instruction, sources, "Answer:". */
     {
         qr_tokenizer *st = NULL;
-        CHECK_OK(qr_tokenizer_load(SHARED("models/stories260K/stories260K.gguf"), &st));
+        CHECK_OK(qr_tokenizer_load(FIXTURE("models/stories260K/stories260K.gguf"), &st));
         if (st) {
             qr_prompt_opts o = {.tmpl = NULL, .tok = st, .n_ctx = 4096, .max_tokens = 64};
             qr_prompt p;
@@ -162,7 +162,7 @@ int main(void)
     /* A template that refuses system messages (Gemma 2): the instruction is
      * folded into the user turn and the sources still come through. */
     {
-        FILE *f = fopen(SHARED("models/chat-templates/google-gemma-2-2b-it.jinja"), "rb");
+        FILE *f = fopen(FIXTURE("models/chat-templates/google-gemma-2-2b-it.jinja"), "rb");
         CHECK(f != NULL);
         if (f) {
             static char tbuf[16384];

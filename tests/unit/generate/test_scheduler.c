@@ -1,4 +1,4 @@
-/* generate/scheduler: continuous batching on stories260K (../shared, F32).
+/* generate/scheduler: continuous batching on stories260K (tests/fixtures/models, F32).
  *
  * References are independent of the scheduler:
  *  - greedy_from_bos_60.ref.txt: a request from BOS must give its 60 ids; a
@@ -32,7 +32,7 @@ static int topk_calls, topk_sched_calls; /* test_device_select's emulated device
 
 static int read_ref(void)
 {
-    char *t = qr_test_slurp(SHARED("models/stories260K/greedy_from_bos_60.ref.txt"), NULL);
+    char *t = qr_test_slurp(FIXTURE("models/stories260K/greedy_from_bos_60.ref.txt"), NULL);
     if (!t)
         return -1;
     int n = 0;
@@ -719,7 +719,7 @@ int main(void)
     qr_model *m = NULL;
     qr_model_opts mo = {.dtype = QR_F32};
     if (be)
-        CHECK_OK(qr_model_load(SHARED("models/stories260K/stories260K.gguf"), &mo, be, &m));
+        CHECK_OK(qr_model_load(FIXTURE("models/stories260K/stories260K.gguf"), &mo, be, &m));
     if (m) {
         test_concurrent(m);
         test_queue_and_cancel(m);

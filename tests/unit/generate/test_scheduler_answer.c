@@ -1,6 +1,6 @@
 /* generate/answer in steps (qr_answer_prepare / _job_push / _job_finish) with
  * the generation run by generate/scheduler: the service's /v1/ask path.
- *  - stories260K (../shared), greedy: three questions answered at once
+ *  - stories260K (tests/fixtures/models), greedy: three questions answered at once
  *    through one scheduler give the same answer JSON as qr_answer_run one by
  *    one (timings removed), including a context that drops sources for
  *    length; the cleaned pieces streamed plus the tail add up to the answer.
@@ -73,7 +73,7 @@ static void test_llm(void)
     CHECK_OK(qr_backend_cpu_create(2, &be));
     qr_model_opts mo = {.dtype = QR_F32};
     if (be)
-        CHECK_OK(qr_model_load(SHARED("models/stories260K/stories260K.gguf"), &mo, be, &m));
+        CHECK_OK(qr_model_load(FIXTURE("models/stories260K/stories260K.gguf"), &mo, be, &m));
     if (!m) {
         qr_backend_destroy(be);
         return;
@@ -189,7 +189,7 @@ static void test_cleaner_pieces(void)
     CHECK_OK(qr_backend_cpu_create(1, &be));
     qr_model_opts mo = {.dtype = QR_F32};
     if (be)
-        CHECK_OK(qr_model_load(SHARED("models/stories260K/stories260K.gguf"), &mo, be, &m));
+        CHECK_OK(qr_model_load(FIXTURE("models/stories260K/stories260K.gguf"), &mo, be, &m));
     if (!m) {
         qr_backend_destroy(be);
         return;

@@ -4,6 +4,9 @@
 # human output, and the documented exit codes for bad usage and missing data.
 set -u
 Q=${QUIRE_BIN:?}; S=${QUIRE_SHARED:?}
+if [ ! -d "$S/data/scifact" ]; then
+  echo "SKIP: $S/data/scifact not found: the evaluation data comes with ../shared (QUIRE_SHARED)"; exit 77
+fi
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 fails=0; passes=0
 ok() { passes=$((passes+1)); }

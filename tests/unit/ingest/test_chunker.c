@@ -383,12 +383,12 @@ static void test_counts_and_opts(void)
 
 int main(void)
 {
-    const char *tp = SHARED("models/all-MiniLM-L6-v2-tokenizer");
+    const char *tp = FIXTURE("models/all-MiniLM-L6-v2-tokenizer");
     if (qr_tokenizer_load(tp, &tok) != 0) {
         fprintf(stderr, "MiniLM tokenizer not loadable (%s): %s\n", tp, qr_last_error());
-        CHECK(tok != NULL); // the shared models are part of the test environment
+        CHECK(tok != NULL); // committed under tests/fixtures/models
     }
-    if (qr_tokenizer_load(SHARED("models/llama3-tokenizer"), &tok_bpe) != 0) {
+    if (qr_tokenizer_load(FIXTURE("models/llama3-tokenizer"), &tok_bpe) != 0) {
         fprintf(stderr, "Llama-3 tokenizer not loadable: %s\n", qr_last_error());
         CHECK(tok_bpe != NULL);
     }

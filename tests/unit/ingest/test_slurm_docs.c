@@ -44,7 +44,7 @@ int main(void)
     closedir(dp);
     qsort(names, nn, sizeof *names, cmp);
     qr_tokenizer *tok = NULL;
-    CHECK_OK(qr_tokenizer_load(SHARED("models/all-MiniLM-L6-v2-tokenizer"), &tok));
+    CHECK_OK(qr_tokenizer_load(FIXTURE("models/all-MiniLM-L6-v2-tokenizer"), &tok));
     qr_chunker *ck = NULL;
     CHECK_OK(qr_chunker_create(tok, NULL, &ck));
     if (!ck) return qr_test_done();

@@ -1,5 +1,5 @@
 /* Model configs from real HF files (values visible in the JSON), from GGUF
- * metadata (stories260K, per ../shared/models/README.md), error cases built in
+ * metadata (stories260K, per tests/fixtures/models/README.md), error cases built in
  * a temporary directory, and RoPE frequencies against hand-computed values. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +37,7 @@ static void rm_file(const char *name)
 static void test_minilm(void)
 {
     qr_model_config c;
-    CHECK_OK(qr_config_load(SHARED("models/all-MiniLM-L6-v2-tokenizer"), &c));
+    CHECK_OK(qr_config_load(FIXTURE("models/all-MiniLM-L6-v2-tokenizer"), &c));
     CHECK(c.arch == QR_ARCH_BERT);
     CHECK(strcmp(c.arch_name, "bert") == 0);
     CHECK_INT(c.d_model, 384);
@@ -58,7 +58,7 @@ static void test_minilm(void)
 static void test_qwen(void)
 {
     qr_model_config c;
-    CHECK_OK(qr_config_from_dir(SHARED("models/qwen2.5-tokenizer"), &c));
+    CHECK_OK(qr_config_from_dir(FIXTURE("models/qwen2.5-tokenizer"), &c));
     CHECK(c.arch == QR_ARCH_QWEN2);
     CHECK_INT(c.d_model, 896);
     CHECK_INT(c.n_layer, 24);
@@ -119,7 +119,7 @@ static void test_fixture_llama3(void)
 static void test_gguf(void)
 {
     qr_model_config c;
-    CHECK_OK(qr_config_load(SHARED("models/stories260K/stories260K.gguf"), &c));
+    CHECK_OK(qr_config_load(FIXTURE("models/stories260K/stories260K.gguf"), &c));
     CHECK(c.arch == QR_ARCH_LLAMA);
     CHECK_INT(c.d_model, 64);
     CHECK_INT(c.n_layer, 5);

@@ -24,7 +24,7 @@ static char ref_text[1024]; /* second line, without its newline */
 
 static int read_ref(void)
 {
-    FILE *f = fopen(SHARED("models/stories260K/greedy_from_bos_60.ref.txt"), "r");
+    FILE *f = fopen(FIXTURE("models/stories260K/greedy_from_bos_60.ref.txt"), "r");
     if (!f)
         return -1;
     char line[4096];
@@ -246,7 +246,7 @@ int main(void)
     CHECK_OK(qr_backend_cpu_create(2, &be));
     if (!be)
         return qr_test_done();
-    const char *path = SHARED("models/stories260K/stories260K.gguf");
+    const char *path = FIXTURE("models/stories260K/stories260K.gguf");
     const qr_dtype dts[] = {QR_F32, QR_BF16, QR_F16, QR_I8};
     for (size_t k = 0; k < sizeof dts / sizeof dts[0]; k++) {
         qr_model_opts o = {.dtype = dts[k]};

@@ -166,7 +166,7 @@ static void test_stops(void)
 
 int main(void)
 {
-    CHECK_OK(qr_tokenizer_load_json(SHARED("models/qwen2.5-tokenizer/tokenizer.json"), &tok));
+    CHECK_OK(qr_tokenizer_load_json(FIXTURE("models/qwen2.5-tokenizer/tokenizer.json"), &tok));
     if (!tok)
         return qr_test_done();
     test_utf8();

@@ -5,7 +5,10 @@
 # second SIGTERM reached an OpenBLAS worker thread (started before main, so it
 # did not share a blocked signal mask) and killed the process with 143.
 set -u
-Q=${QUIRE_BIN:?}; S=${QUIRE_SHARED:?}; F=${QUIRE_FIXTURES:?}
+Q=${QUIRE_BIN:?}; F=${QUIRE_FIXTURES:?}
+M=$F/models/stories260K/stories260K.gguf
+# without the model each round would wait 30 s for a server that never starts
+[ -f "$M" ] || { echo "FAIL: $M not found"; exit 1; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 fails=0; passes=0
 ok() { passes=$((passes+1)); }
@@ -14,7 +17,7 @@ bad() { echo "FAIL: $*" >&2; fails=$((fails+1)); }
 "$Q" ingest "$F/ingest/guide.md" --store "$T/store" --log-level error >/dev/null || { echo "FAIL: ingest"; exit 1; }
 for round in 1 2 3 4 5; do
   ep=$T/ep-$round.json
-  "$Q" serve --store "$T/store" --model "$S/models/stories260K/stories260K.gguf" --endpoint-file "$ep" \
+  "$Q" serve --store "$T/store" --model "$M" --endpoint-file "$ep" \
     --grace 5 --log-level warn 2>"$T/log" & pid=$!
   if ! "$Q" wait "$ep" --timeout 30 >/dev/null 2>&1; then bad "round $round: not ready"; kill -9 $pid; continue; fi
   port=$(sed -n 's/.*"port": *\([0-9]*\).*/\1/p' "$ep")

@@ -4,10 +4,10 @@
  * disconnects cancelling generations, documents, metrics, draining.
  *
  * Parts: a BM25-only store ingested from tests/fixtures/ingest, stories260K
- * (../shared/models) as the LLM, the random-weight MiniLM fixture as the
+ * (tests/fixtures/models) as the LLM, the random-weight MiniLM fixture as the
  * embedder (for /v1/embeddings). Expected values come from the fixtures'
  * text (which passage holds "bananas"), from the stories260K greedy
- * reference ids (../shared/models/stories260K/greedy_from_bos_60.ref.txt),
+ * reference ids (tests/fixtures/models/stories260K/greedy_from_bos_60.ref.txt),
  * from direct library calls (qr_embed_texts for the embeddings, qr_answer_run
  * for /v1/ask, qr_generate on the rendered chat template for 8 concurrent
  * chat requests). */
@@ -431,7 +431,7 @@ static void test_ask_llm(void)
 /* Greedy from BOS must give the reference ids of stories260K. */
 static void test_completions(qr_model *llm)
 {
-    char *ref = qr_test_slurp(SHARED("models/stories260K/greedy_from_bos_60.ref.txt"), NULL);
+    char *ref = qr_test_slurp(FIXTURE("models/stories260K/greedy_from_bos_60.ref.txt"), NULL);
     json_t *ids = ref ? json_loads(ref, JSON_DISABLE_EOF_CHECK, NULL) : NULL; /* ids, then the text */
     free(ref);
     CHECK(json_array_size(ids) == 60);
@@ -1009,7 +1009,7 @@ int main(void)
     qr_model_opts mo = {.dtype = QR_F32};
     CHECK_OK(qr_backend_cpu_create(1, &be));
     CHECK_OK(qr_backend_cpu_create(1, &be2));
-    CHECK_OK(qr_model_load(SHARED("models/stories260K/stories260K.gguf"), &mo, be, &llm));
+    CHECK_OK(qr_model_load(FIXTURE("models/stories260K/stories260K.gguf"), &mo, be, &llm));
     CHECK_OK(qr_model_load(FIXTURE("models/bert_minilm"), &mo, be2, &emb));
     if (!llm || !emb)
         return qr_test_done();

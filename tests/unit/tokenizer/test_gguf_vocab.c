@@ -1,5 +1,5 @@
 /* GGUF vocabularies (qr_tokenizer_load_gguf) against llama.cpp's reference vocab fixtures:
- * ../shared/models/vocab-fixtures/ggml-vocab-NAME.gguf with NAME.gguf.inp (test strings, each
+ * tests/fixtures/models/vocab-fixtures/ggml-vocab-NAME.gguf with NAME.gguf.inp (test strings, each
  * followed by a line "__ggml_vocab_test__") and NAME.gguf.out (line i: the ids of string i
  * from the Hugging Face tokenizer, no special tokens). Every case must match exactly, for
  * bert-bge (WordPiece), gpt-2 (byte-level BPE) and llama-spm (score-based SentencePiece).
@@ -106,7 +106,7 @@ static size_t run_cases(const char *label, const char *gguf_path, const char *fi
     char base[512];
     snprintf(base, sizeof base, "models/vocab-fixtures/%s", fixture);
     cases c;
-    bool ok = read_cases(SHARED(base), &c);
+    bool ok = read_cases(FIXTURE(base), &c);
     CHECK_MSG(ok, "%s: fixture unreadable", fixture);
     CHECK_MSG(c.n == 46, "%s: %zu cases", fixture, c.n);
     qr_gguf *g = NULL;
@@ -186,7 +186,7 @@ static void check_same_vocab(const char *a_path, const char *b_path)
  * space of the first piece ("▁Once"); the Hugging Face decoder strips one leading space. */
 static void check_stories(void)
 {
-    char *ref = qr_test_slurp(SHARED("models/stories260K/greedy_from_bos_60.ref.txt"), NULL);
+    char *ref = qr_test_slurp(FIXTURE("models/stories260K/greedy_from_bos_60.ref.txt"), NULL);
     CHECK(ref != NULL);
     if (!ref)
         return;
@@ -209,7 +209,7 @@ static void check_stories(void)
     CHECK_INT(n, 60);
     qr_gguf *g = NULL;
     qr_tokenizer *t = NULL;
-    CHECK_OK(qr_gguf_open(SHARED("models/stories260K/stories260K.gguf"), &g));
+    CHECK_OK(qr_gguf_open(FIXTURE("models/stories260K/stories260K.gguf"), &g));
     if (g)
         CHECK_OK(qr_tokenizer_load_gguf(g, &t));
     if (t) {
@@ -231,7 +231,7 @@ static void check_props(void)
 {
     qr_gguf *g = NULL;
     qr_tokenizer *t = NULL;
-    CHECK_OK(qr_gguf_open(SHARED("models/vocab-fixtures/ggml-vocab-bert-bge.gguf"), &g));
+    CHECK_OK(qr_gguf_open(FIXTURE("models/vocab-fixtures/ggml-vocab-bert-bge.gguf"), &g));
     if (g && qr_tokenizer_load_gguf(g, &t) == 0) {
         CHECK_INT(qr_tokenizer_n_vocab(t), 30522);
         CHECK_INT(qr_tokenizer_find(t, "[CLS]"), 101);
@@ -258,7 +258,7 @@ static void check_props(void)
 
     g = NULL;
     t = NULL;
-    CHECK_OK(qr_gguf_open(SHARED("models/vocab-fixtures/ggml-vocab-gpt-2.gguf"), &g));
+    CHECK_OK(qr_gguf_open(FIXTURE("models/vocab-fixtures/ggml-vocab-gpt-2.gguf"), &g));
     if (g && qr_tokenizer_load_gguf(g, &t) == 0) {
         CHECK_INT(qr_tokenizer_n_vocab(t), 50257);
         CHECK_INT(qr_tokenizer_eos(t), 50256);
@@ -282,16 +282,16 @@ static void check_props(void)
 int main(void)
 {
     const int32_t llama_bos[] = {1}, bert_cls[] = {101}, bert_sep[] = {102};
-    run_cases("bert-bge", SHARED("models/vocab-fixtures/ggml-vocab-bert-bge.gguf"), "ggml-vocab-bert-bge.gguf",
+    run_cases("bert-bge", FIXTURE("models/vocab-fixtures/ggml-vocab-bert-bge.gguf"), "ggml-vocab-bert-bge.gguf",
               bert_cls, 1, bert_sep, 1);
     /* GPT-2 adds no special tokens (no add_bos_token key; the HF tokenizer adds none). */
-    run_cases("gpt-2", SHARED("models/vocab-fixtures/ggml-vocab-gpt-2.gguf"), "ggml-vocab-gpt-2.gguf", NULL, 0,
+    run_cases("gpt-2", FIXTURE("models/vocab-fixtures/ggml-vocab-gpt-2.gguf"), "ggml-vocab-gpt-2.gguf", NULL, 0,
               NULL, 0);
-    run_cases("llama-spm", SHARED("models/vocab-fixtures/ggml-vocab-llama-spm.gguf"), "ggml-vocab-llama-spm.gguf",
+    run_cases("llama-spm", FIXTURE("models/vocab-fixtures/ggml-vocab-llama-spm.gguf"), "ggml-vocab-llama-spm.gguf",
               llama_bos, 1, NULL, 0);
-    check_same_vocab(SHARED("models/tiny-random-llama-2/llama-2-tiny-random.gguf"),
-                     SHARED("models/vocab-fixtures/ggml-vocab-llama-spm.gguf"));
-    run_cases("tiny-random-llama-2", SHARED("models/tiny-random-llama-2/llama-2-tiny-random.gguf"),
+    check_same_vocab(FIXTURE("models/tiny-random-llama-2/llama-2-tiny-random.gguf"),
+                     FIXTURE("models/vocab-fixtures/ggml-vocab-llama-spm.gguf"));
+    run_cases("tiny-random-llama-2", FIXTURE("models/tiny-random-llama-2/llama-2-tiny-random.gguf"),
               "ggml-vocab-llama-spm.gguf", llama_bos, 1, NULL, 0);
     check_stories();
     check_props();

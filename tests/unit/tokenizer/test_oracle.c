@@ -319,9 +319,10 @@ int main(int argc, char **argv)
     CHECK_INT(n_id_lines, n_use);
     CHECK_INT(n_dec_lines, json_integer_value(json_object_get(entry, "n_decoded")));
 
-    const char *base = json_string_value(json_object_get(entry, "base"));
+    /* base "shared" or "fixtures": both under tests/fixtures now (the ../shared/models
+     * files are committed there with the same relative path) */
     const char *path = json_string_value(json_object_get(entry, "path"));
-    const char *file = strcmp(base, "shared") == 0 ? SHARED(path) : FIXTURE(path);
+    const char *file = FIXTURE(path);
     const char *format = json_string_value(json_object_get(entry, "format"));
     qr_tokenizer *tok = NULL;
     qr_gguf *gg = NULL;

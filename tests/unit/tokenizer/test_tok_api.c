@@ -93,9 +93,9 @@ static void *worker(void *p)
 int main(void)
 {
     qr_tokenizer *bert = NULL, *llama3 = NULL, *qwen = NULL, *gg = NULL;
-    CHECK_OK(qr_tokenizer_load(SHARED("models/all-MiniLM-L6-v2-tokenizer"), &bert));
-    CHECK_OK(qr_tokenizer_load(SHARED("models/llama3-tokenizer"), &llama3));
-    CHECK_OK(qr_tokenizer_load_json(SHARED("models/qwen2.5-tokenizer/tokenizer.json"), &qwen));
+    CHECK_OK(qr_tokenizer_load(FIXTURE("models/all-MiniLM-L6-v2-tokenizer"), &bert));
+    CHECK_OK(qr_tokenizer_load(FIXTURE("models/llama3-tokenizer"), &llama3));
+    CHECK_OK(qr_tokenizer_load_json(FIXTURE("models/qwen2.5-tokenizer/tokenizer.json"), &qwen));
     if (!bert || !llama3 || !qwen)
         return qr_test_done();
 
@@ -173,8 +173,9 @@ int main(void)
         free(w);
     }
     qr_tokenizer *bad = NULL;
-    CHECK_INT(qr_tokenizer_load(SHARED("models/no-such-dir"), &bad), QR_ENOTFOUND);
-    CHECK_INT(qr_tokenizer_load(SHARED("models/llama2-spm-tokenizer"), &bad), QR_ENOTFOUND); /* no tokenizer.json */
+    CHECK_INT(qr_tokenizer_load(FIXTURE("models/no-such-dir"), &bad), QR_ENOTFOUND);
+    /* a model directory with neither tokenizer.json nor vocab.txt (its vocabulary is in the GGUF) */
+    CHECK_INT(qr_tokenizer_load(FIXTURE("models/stories260K"), &bad), QR_ENOTFOUND);
     char dir[] = "/tmp/quire_tok_apiXXXXXX";
     if (mkdtemp(dir)) {
         char p[256];
@@ -258,7 +259,7 @@ int main(void)
     }
 
     /* .gguf path: the bge vocabulary gives the same WordPiece ids as MiniLM's tokenizer.json */
-    CHECK_OK(qr_tokenizer_load(SHARED("models/vocab-fixtures/ggml-vocab-bert-bge.gguf"), &gg));
+    CHECK_OK(qr_tokenizer_load(FIXTURE("models/vocab-fixtures/ggml-vocab-bert-bge.gguf"), &gg));
     if (gg) {
         CHECK(tok_eq(gg, "Hello, world!", 13, false, hw + 1, 4));
         qr_tokenizer_free(gg);

@@ -25,12 +25,13 @@ static json_t *load_base(const json_t *bases, const char *name)
     const json_t *in = json_object_get(b, "inline");
     if (in)
         return json_deep_copy(in);
-    const char *base = json_string_value(json_object_get(b, "base"));
+    /* base "shared" or "fixtures": both under tests/fixtures now (the ../shared/models
+     * files are committed there with the same relative path) */
     const char *rel = json_string_value(json_object_get(b, "path"));
-    if (!base || !rel)
+    if (!rel)
         return NULL;
     json_error_t err;
-    return json_load_file(strcmp(base, "shared") == 0 ? SHARED(rel) : FIXTURE(rel), 0, &err);
+    return json_load_file(FIXTURE(rel), 0, &err);
 }
 
 static bool same_ids(const int32_t *got, size_t n, const json_t *want)

@@ -1,6 +1,6 @@
 /* Compares qr_tokenize (no special tokens) with llama.cpp's reference vocab fixtures:
- * argv[1] = tokenizer.json (relative to ../shared), argv[2] = fixture stem under
- * ../shared/models/vocab-fixtures. The .inp file holds the test strings, each followed
+ * argv[1] = tokenizer.json (relative to tests/fixtures), argv[2] = fixture stem under
+ * tests/fixtures/models/vocab-fixtures. The .inp file holds the test strings, each followed
  * by a line "__ggml_vocab_test__"; line i of the .out file holds the expected ids of
  * string i, space-separated (produced by Hugging Face tokenizers, independent of us).
  * (The MiniLM vocab.txt equals the bert-bge GGUF token list once GGUF's "▁word" / "suffix"
@@ -26,10 +26,10 @@ int main(int argc, char **argv)
     snprintf(inp_path, sizeof inp_path, "models/vocab-fixtures/%s.inp", argv[2]);
     snprintf(out_path, sizeof out_path, "models/vocab-fixtures/%s.out", argv[2]);
     size_t ilen, olen;
-    char *inp = qr_test_slurp(SHARED(inp_path), &ilen), *outp = qr_test_slurp(SHARED(out_path), &olen);
+    char *inp = qr_test_slurp(FIXTURE(inp_path), &ilen), *outp = qr_test_slurp(FIXTURE(out_path), &olen);
     CHECK(inp && outp);
     qr_tokenizer *t = NULL;
-    CHECK_OK(qr_tokenizer_load(SHARED(argv[1]), &t));
+    CHECK_OK(qr_tokenizer_load(FIXTURE(argv[1]), &t));
     if (!inp || !outp || !t)
         return qr_test_done();
 

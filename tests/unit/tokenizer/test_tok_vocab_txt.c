@@ -31,9 +31,9 @@ int main(void)
     CHECK(mkdtemp(dir) != NULL);
     char p[512], q[512];
     snprintf(p, sizeof p, "%s/vocab.txt", dir);
-    CHECK(symlink(SHARED("models/all-MiniLM-L6-v2-tokenizer/vocab.txt"), p) == 0);
+    CHECK(symlink(FIXTURE("models/all-MiniLM-L6-v2-tokenizer/vocab.txt"), p) == 0);
     snprintf(q, sizeof q, "%s/tokenizer_config.json", dir);
-    CHECK(symlink(SHARED("models/all-MiniLM-L6-v2-tokenizer/tokenizer_config.json"), q) == 0);
+    CHECK(symlink(FIXTURE("models/all-MiniLM-L6-v2-tokenizer/tokenizer_config.json"), q) == 0);
     qr_tokenizer *t = NULL;
     CHECK_OK(qr_tokenizer_load(dir, &t));
     unlink(p);

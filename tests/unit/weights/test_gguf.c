@@ -1,4 +1,4 @@
-/* GGUF reader: real files from ../shared (values checked against
+/* GGUF reader: real files from tests/fixtures/models (values checked against
  * models/README.md and against stories260K.bin, the same weights in
  * llama2.c's format), hand-built files for every value type and error path,
  * and truncations / random mutations that must fail cleanly. */
@@ -23,7 +23,7 @@ static uint64_t u64_of(const qr_gguf *g, const char *key)
 
 static void test_stories(void)
 {
-    const char *path = SHARED("models/stories260K/stories260K.gguf");
+    const char *path = FIXTURE("models/stories260K/stories260K.gguf");
     qr_gguf *g = NULL;
     CHECK_OK(qr_gguf_open(path, &g));
     if (!g)
@@ -86,7 +86,7 @@ static void test_stories(void)
     /* stories260K.bin: 7 int32 header, then token embeddings (vocab, dim), then the
      * attention RMS weights (layers, dim): the same numbers as the GGUF tensors. */
     size_t bn = 0;
-    unsigned char *bin = (unsigned char *)qr_test_slurp(SHARED("models/stories260K/stories260K.bin"), &bn);
+    unsigned char *bin = (unsigned char *)qr_test_slurp(FIXTURE("models/stories260K/stories260K.bin"), &bn);
     CHECK(bin && bn > 28 + 512 * 64 * 4 + 5 * 64 * 4);
     t = qr_gguf_find_tensor(g, "token_embd.weight");
     if (bin && t)
@@ -104,7 +104,7 @@ static void test_stories(void)
 static void test_tiny_llama(void)
 {
     qr_gguf *g = NULL;
-    CHECK_OK(qr_gguf_open(SHARED("models/tiny-random-llama-2/llama-2-tiny-random.gguf"), &g));
+    CHECK_OK(qr_gguf_open(FIXTURE("models/tiny-random-llama-2/llama-2-tiny-random.gguf"), &g));
     if (!g)
         return;
     CHECK_INT(qr_gguf_n_tensors(g), 12);
@@ -135,7 +135,7 @@ static void test_vocab_only(void)
     };
     for (size_t i = 0; i < 3; i++) {
         qr_gguf *g = NULL;
-        CHECK_OK(qr_gguf_open(SHARED(v[i].file), &g));
+        CHECK_OK(qr_gguf_open(FIXTURE(v[i].file), &g));
         if (!g)
             continue;
         qr_gguf_type et;
@@ -416,7 +416,7 @@ static uint64_t rnd(void)
 static void test_corruption(void)
 {
     size_t n = 0;
-    unsigned char *orig = (unsigned char *)qr_test_slurp(SHARED("models/stories260K/stories260K.gguf"), &n);
+    unsigned char *orig = (unsigned char *)qr_test_slurp(FIXTURE("models/stories260K/stories260K.gguf"), &n);
     CHECK(orig != NULL);
     if (!orig)
         return;

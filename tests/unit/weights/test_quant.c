@@ -117,6 +117,7 @@ int main(void)
     CHECK_INT(qr_convert_to_f32(QR_I8, t->data, 4, out), QR_EUNSUPPORTED);
     CHECK_INT(qr_convert_rows_to_f32(QR_Q4_K, t->data, 100, 0, 1, out), QR_EINVAL);
     qr_wsrc_close(s);
+    s = NULL; /* a failed qr_wsrc_open below leaves s as it was: never a closed source */
 
     /* hand-made blocks with known values (from the format description) */
     unsigned char q8[34];
@@ -154,7 +155,7 @@ int main(void)
           out3k[224] == 1.5f && out3k[255] == 1.5f);
 
     /* stories260K (all F32) through the same interface */
-    CHECK_OK(qr_wsrc_open(SHARED("models/stories260K/stories260K.gguf"), &s));
+    CHECK_OK(qr_wsrc_open(FIXTURE("models/stories260K/stories260K.gguf"), &s));
     if (s) {
         CHECK_INT(qr_wsrc_count(s), 48);
         t = qr_wsrc_find(s, "blk.0.attn_q.weight");
