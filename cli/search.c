@@ -57,7 +57,7 @@ int cli_search(int argc, char **argv)
 {
     static const int allowed[] = {QR_OPT_STORE, QR_OPT_K,          QR_OPT_FILTER,       QR_OPT_JSON,        QR_OPT_EMBEDDER,
                                   QR_OPT_RERANKER,   QR_OPT_RRF_K,        QR_OPT_WEIGHT_DENSE, QR_OPT_WEIGHT_BM25,
-                                  QR_OPT_MMR_LAMBDA, QR_OPT_DUP_THRESHOLD, QR_OPT_RERANK_DEPTH, QR_OPT_DTYPE, QR_OPT_ACT_DTYPE,
+                                  QR_OPT_MMR_LAMBDA, QR_OPT_DUP_THRESHOLD, QR_OPT_MAX_PER_DOC, QR_OPT_RERANK_DEPTH, QR_OPT_DTYPE, QR_OPT_ACT_DTYPE,
                                   QR_OPT_THREADS,    QR_OPT_DEVICE,       QR_OPT_LOG_LEVEL,   QR_OPT_BM25_K1,      QR_OPT_BM25_B,      -1};
     /* -k N is spelled --k N for the option parser. */
     const char *dir = NULL;

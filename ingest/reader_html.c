@@ -42,6 +42,9 @@ typedef struct {
     qr_block_kind kind;
     char *title;
     char *first_h1;
+    bool keep_links;    /* link-dense blocks kept (a page that is nothing but links) */
+    size_t nav_dropped; /* link-dense blocks skipped */
+    size_t text_blocks; /* non-heading blocks emitted */
 } hctx;
 
 static bool is_tag(const xmlNode *n, const char *name)
@@ -110,11 +113,67 @@ static void gather(hbuf *o, const xmlNode *n)
     }
 }
 
+/* Link density of a block, as readability-style extractors measure it: the
+ * share of its text (non-space bytes, dropped elements excluded) that lies
+ * inside <a href>. Named anchors (<a id>, <a name>: FAQ question titles, man
+ * page option targets) are not links. */
+static bool is_link(const xmlNode *n)
+{
+    return is_tag(n, "a") && xmlHasProp((xmlNode *)n, (const xmlChar *)"href");
+}
+
+static void count_text(const xmlNode *n, bool in_link, size_t *all, size_t *link)
+{
+    for (; n; n = n->next) {
+        if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
+            size_t k = 0;
+            for (const unsigned char *p = n->content; p && *p; p++)
+                k += !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v');
+            *all += k;
+            if (in_link) *link += k;
+        } else if (n->type == XML_ELEMENT_NODE && !dropped(n)) {
+            count_text(n->children, in_link || is_link(n), all, link);
+        }
+    }
+}
+
+/* A navigation block: a table of contents, menu or index of links, whose text
+ * is mostly link text. Measured on the Slurm HTML docs (bench/slurm_qa): their
+ * in-page TOCs and man-page indexes are lists at density 1.0, while content
+ * lists, paragraphs and table rows that mention other pages stay below 0.5
+ * (tests/unit/ingest test_reader: html_link_density). The whole element is
+ * skipped, children included. */
+#define QR_HTML_MAX_LINK_DENSITY 0.5
+
+static bool is_heading(const xmlNode *n)
+{
+    const char *s = (const char *)n->name;
+    return n->type == XML_ELEMENT_NODE && (s[0] == 'h' || s[0] == 'H') && s[1] >= '1' && s[1] <= '6' && !s[2];
+}
+
+static bool has_heading(const xmlNode *n)
+{
+    for (; n; n = n->next)
+        if (n->type == XML_ELEMENT_NODE && !dropped(n) && (is_heading(n) || has_heading(n->children))) return true;
+    return false;
+}
+
+/* A container with a heading inside is a section, not a navigation block: the
+ * check is made again on its children instead. */
+static bool link_dense(const xmlNode *n)
+{
+    if (is_tag(n, "body") || is_tag(n, "html") || has_heading(n->children)) return false;
+    size_t all = 0, link = 0;
+    count_text(n->children, is_link(n), &all, &link);
+    return all > 0 && (double)link > QR_HTML_MAX_LINK_DENSITY * (double)all;
+}
+
 static void flush(hctx *c)
 {
     if (c->buf.n) {
         size_t n = qr_collapse_ws(c->buf.s, c->buf.n);
         qr_docb_block(c->b, c->kind, 0, c->buf.s, n);
+        c->text_blocks += n > 0;
     }
     c->buf.n = 0;
 }
@@ -149,7 +208,7 @@ static void element(hctx *c, const xmlNode *n)
         }
         return;
     }
-    if ((name[0] == 'h' || name[0] == 'H') && name[1] >= '1' && name[1] <= '6' && !name[2]) {
+    if (is_heading(n)) {
         flush(c);
         hbuf t = {0};
         gather(&t, n->children);
@@ -159,6 +218,11 @@ static void element(hctx *c, const xmlNode *n)
             if (name[1] == '1' && !c->first_h1 && len) c->first_h1 = strdup(t.s);
         }
         free(t.s);
+        return;
+    }
+    if (!c->keep_links && (block_level(n) || is_tag(n, "tr")) && link_dense(n)) {
+        flush(c);
+        c->nav_dropped++;
         return;
     }
     if (is_tag(n, "tr")) {
@@ -179,6 +243,7 @@ static void element(hctx *c, const xmlNode *n)
             free(t.s);
         }
         if (row.s) qr_docb_block(c->b, QR_BLOCK_TABLE_ROW, 0, row.s, row.n);
+        c->text_blocks += row.n > 0;
         free(row.s);
         return;
     }
@@ -187,6 +252,7 @@ static void element(hctx *c, const xmlNode *n)
         hbuf t = {0};
         gather(&t, n->children);
         if (t.s) qr_docb_block(c->b, QR_BLOCK_CODE, 0, t.s, t.n);
+        c->text_blocks += t.n > 0;
         free(t.s);
         return;
     }
@@ -272,6 +338,18 @@ int qr_read_html(const char *name, const char *data, size_t len, const qr_reader
     hctx c = {.b = &b, .kind = QR_BLOCK_PARAGRAPH};
     walk(&c, xmlDocGetRootElement(doc));
     flush(&c);
+    if (!c.text_blocks && c.nav_dropped) {
+        /* nothing but link lists (a site map, an index page): they are the
+         * content, so read the page again keeping them */
+        qr_docb_release(&b);
+        qr_docb_init(&b, o->max_blocks);
+        free(c.title);
+        free(c.first_h1);
+        c = (hctx){.b = &b, .kind = QR_BLOCK_PARAGRAPH, .keep_links = true, .buf = c.buf};
+        c.buf.n = 0;
+        walk(&c, xmlDocGetRootElement(doc));
+        flush(&c);
+    }
     xmlFreeDoc(doc);
     bool trunc = b.truncated;
     if (c.buf.err) b.err = QR_ENOMEM;

@@ -27,6 +27,12 @@
  *      when the store has vectors, else Jaccard of the analyzed term sets.
  *      Candidates with sim >= opts.dup_threshold to a selected one are
  *      dropped outright (near-duplicates) whatever lambda is.
+ *      Per-document cap (opts.max_per_doc > 0): once a document has that
+ *      many passages selected, its other candidates are skipped, so one
+ *      long page cannot fill the whole list (the pool holds depth >= 4k
+ *      candidates; fewer than k come back only when it runs out). Applied
+ *      in the same greedy pass, with or without MMR; a document's best
+ *      passage is never removed by it.
  *   5. The first k are returned with their chunk/doc records.
  *
  * Threads: a retriever is used by one thread at a time. */
@@ -57,6 +63,7 @@ typedef struct qr_retrieve_opts {
     float mmr_lambda;    /* 1 = no MMR (default 0.7; duplicates still dropped) */
     float dup_threshold; /* similarity at which a candidate is a duplicate; default 0.95 (> 1 = off) */
     float bm25_k1, bm25_b; /* default 0.9 / 0.4 */
+    int max_per_doc;       /* passages per document in the result, 0 = no cap; default 2 */
 } qr_retrieve_opts;
 
 void qr_retrieve_opts_default(qr_retrieve_opts *o);
