@@ -35,7 +35,7 @@ void qr_retrieve_opts_default(qr_retrieve_opts *o)
     o->dup_threshold = 0.95f;
     o->bm25_k1 = 0.9f;
     o->bm25_b = 0.4f;
-    o->max_per_doc = 2;
+    o->max_per_doc = 1;
 }
 
 static int check_opts(const qr_retrieve_opts *o)
@@ -459,11 +459,19 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int retrieve(qr_retriever *r, const char *query, size_t len, const float *qvec, int k,
-                    const qr_retrieve_filter *filters, int n_filters, const qr_retrieve_opts *opts, qr_results *out)
+static int retrieve(qr_retriever *r, const char *query, size_t len, const char *lex, size_t lex_len,
+                    const float *qvec, int k, const qr_retrieve_filter *filters, int n_filters,
+                    const qr_retrieve_opts *opts, qr_results *out)
 {
-    if (!r || !out || (!query && len))
+    if (!r || !out || (!query && len) || (!lex && lex_len))
         return qr_fail(QR_EINVAL, "qr_retrieve_query: bad arguments");
+    if (!lex) {
+        lex = query;
+        lex_len = len;
+    }
+    if (lex_len > QR_RETRIEVE_MAX_QUERY)
+        return qr_fail(QR_ELIMIT, "search: lexical query of %zu bytes exceeds the limit %d", lex_len,
+                       QR_RETRIEVE_MAX_QUERY);
     const qr_retrieve_opts *o = opts ? opts : &r->o;
     int rc = check_opts(o);
     if (rc)
@@ -564,7 +572,7 @@ static int retrieve(qr_retriever *r, const char *query, size_t len, const float 
             goto fail;
         } else {
             size_t nh = 0;
-            if ((rc = qr_bm25_search(bm, qr_store_txn_mdb(t), query, len, fetch, hits, &nh)))
+            if ((rc = qr_bm25_search(bm, qr_store_txn_mdb(t), lex, lex_len, fetch, hits, &nh)))
                 goto fail;
             for (size_t i = 0; i < nh; i++) {
                 bids[i] = hits[i].id;
@@ -832,7 +840,14 @@ fail:
 int qr_retrieve_query(qr_retriever *r, const char *query, size_t len, int k, const qr_retrieve_filter *filters,
                       int n_filters, const qr_retrieve_opts *opts, qr_results *out)
 {
-    return retrieve(r, query, len, NULL, k, filters, n_filters, opts, out);
+    return retrieve(r, query, len, NULL, 0, NULL, k, filters, n_filters, opts, out);
+}
+
+int qr_retrieve_query_lex(qr_retriever *r, const char *query, size_t len, const char *lex, size_t lex_len, int k,
+                          const qr_retrieve_filter *filters, int n_filters, const qr_retrieve_opts *opts,
+                          qr_results *out)
+{
+    return retrieve(r, query, len, lex, lex_len, NULL, k, filters, n_filters, opts, out);
 }
 
 int qr_retrieve_query_vec(qr_retriever *r, const char *query, size_t len, const float *qvec, int k,
@@ -841,5 +856,5 @@ int qr_retrieve_query_vec(qr_retriever *r, const char *query, size_t len, const 
 {
     if (!qvec)
         return qr_fail(QR_EINVAL, "qr_retrieve_query_vec: no query vector");
-    return retrieve(r, query, len, qvec, k, filters, n_filters, opts, out);
+    return retrieve(r, query, len, NULL, 0, qvec, k, filters, n_filters, opts, out);
 }

@@ -63,7 +63,7 @@ typedef struct qr_retrieve_opts {
     float mmr_lambda;    /* 1 = no MMR (default 0.7; duplicates still dropped) */
     float dup_threshold; /* similarity at which a candidate is a duplicate; default 0.95 (> 1 = off) */
     float bm25_k1, bm25_b; /* default 0.9 / 0.4 */
-    int max_per_doc;       /* passages per document in the result, 0 = no cap; default 2 */
+    int max_per_doc;       /* passages per document in the result, 0 = no cap; default 1 */
 } qr_retrieve_opts;
 
 void qr_retrieve_opts_default(qr_retrieve_opts *o);
@@ -115,6 +115,13 @@ void qr_retriever_close(qr_retriever *r);
  * empty query. *out freed with qr_results_free. */
 int qr_retrieve_query(qr_retriever *r, const char *query, size_t len, int k, const qr_retrieve_filter *filters,
                       int n_filters, const qr_retrieve_opts *opts, qr_results *out);
+/* Same with another query for BM25 (lex, lex_len bytes; NULL: query): the
+ * dense retriever embeds query as asked, BM25 searches lex (e.g. the
+ * question's keywords, qr_question_keywords in generate/extract.h, where
+ * "how do I" would match every FAQ entry). */
+int qr_retrieve_query_lex(qr_retriever *r, const char *query, size_t len, const char *lex, size_t lex_len, int k,
+                          const qr_retrieve_filter *filters, int n_filters, const qr_retrieve_opts *opts,
+                          qr_results *out);
 /* Same with the query's embedding given (dim floats, from the store's
  * embedder: the caller vouches for it; used by benchmarks and by callers that
  * embed in batches). Dense search runs even when the retriever has no model. */

@@ -6,7 +6,11 @@ A question is a hit when a page that answers it (column 2, file names under
 `quire search -k K` prints (what a user of `quire search` / `quire ask` sees).
 
   hit5.py --quire build/cli/quire --store STORE [--split tune|held|all] [-k 5]
-          [--min-hits N] [-- extra quire search flags]
+          [--cmd search|ask] [--min-hits N] [-- extra quire flags]
+
+--cmd ask counts the sources of `quire ask --json` (extractive without a model) instead: on a
+BM25-only store ask searches with the question's keywords (question words dropped), as the
+quickstart does.
 
 Prints one line per miss (question, expected pages, pages returned) and a summary
 line "hit@K SPLIT: H/N"; exits 1 when --min-hits is given and H < N_min."""
@@ -38,17 +42,20 @@ def main():
     ap.add_argument("--split", default="held", choices=("tune", "held", "all"))
     ap.add_argument("-k", type=int, default=5)
     ap.add_argument("--min-hits", type=int)
+    ap.add_argument("--cmd", default="search", choices=("search", "ask"))
     ap.add_argument("--questions", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "questions.tsv"))
     ap.add_argument("extra", nargs="*")
     a = ap.parse_args()
     qs = load(a.questions, a.split)
     hits = 0
     for q, want in qs:
-        cmd = [a.quire, "search", q, "--store", a.store, "-k", str(a.k), "--json", "--log-level", "error"] + a.extra
+        cmd = [a.quire, a.cmd, q, "--store", a.store, "-k", str(a.k), "--json", "--log-level", "error"] + a.extra
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             sys.exit(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.strip()}")
-        got = [os.path.basename(r["path"]) for r in json.loads(p.stdout)["results"]]
+        j = json.loads(p.stdout)
+        rows = j["results"] if a.cmd == "search" else j["sources"] + j["dropped"]
+        got = [os.path.basename(r["path"]) for r in rows]
         if want & set(got):
             hits += 1
         else:
