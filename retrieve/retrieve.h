@@ -31,8 +31,9 @@
  *      many passages selected, its other candidates are skipped, so one
  *      long page cannot fill the whole list (the pool holds depth >= 4k
  *      candidates; fewer than k come back only when it runs out). Applied
- *      in the same greedy pass, with or without MMR; a document's best
- *      passage is never removed by it.
+ *      in the same greedy pass, with or without MMR; without MMR the result
+ *      is the uncapped order minus each document's passages past the cap
+ *      (so documents keep the order of their best passages).
  *   5. The first k are returned with their chunk/doc records.
  *
  * Threads: a retriever is used by one thread at a time. */
