@@ -12,9 +12,9 @@
  *     a moment). The source list follows the answer.
  *   - without --model: an extractive answer, the best sentences of the top
  *     passages with the same [n] citations.
- * Without dense retrieval (BM25-only store, or no embedder available) the
- * query is the question's keywords (qr_question_keywords: "How do I ..."
- * words dropped); the LLM still sees the question as asked.
+ * BM25 searches the question's keywords (qr_question_keywords: "How do I ..."
+ * words dropped), as quire search does; dense retrieval embeds the question
+ * as asked, and the LLM sees it as asked.
  * Human output: the answer, then "Sources:" with [n] file, page, section and
  * byte span of each used source (cited ones marked), then dropped ones.
  * --json: one object (generate/answer.h qr_answer_to_json) after the run,
@@ -86,7 +86,7 @@ int cli_ask(int argc, char **argv)
                                   QR_OPT_MAX_TOKENS,  QR_OPT_CTX,           QR_OPT_TEMPERATURE,  QR_OPT_TOP_K,
                                   QR_OPT_TOP_P,       QR_OPT_MIN_P,         QR_OPT_REPEAT_PENALTY, QR_OPT_REPEAT_LAST_N,
                                   QR_OPT_SEED,        QR_OPT_RERANKER,      QR_OPT_RRF_K,        QR_OPT_WEIGHT_DENSE,
-                                  QR_OPT_WEIGHT_BM25, QR_OPT_MMR_LAMBDA,    QR_OPT_DUP_THRESHOLD, QR_OPT_RERANK_DEPTH,
+                                  QR_OPT_WEIGHT_BM25, QR_OPT_MMR_LAMBDA,    QR_OPT_DUP_THRESHOLD, QR_OPT_MAX_PER_DOC, QR_OPT_RERANK_DEPTH,
                                   QR_OPT_FILTER,      QR_OPT_DTYPE, QR_OPT_ACT_DTYPE,         QR_OPT_THREADS,      QR_OPT_DEVICE,
                                   QR_OPT_LOG_LEVEL,   QR_OPT_BM25_K1, QR_OPT_BM25_B,   QR_OPT_STORE,         -1};
     /* -k N is spelled --k N for the option parser. */
@@ -179,19 +179,17 @@ int cli_ask(int argc, char **argv)
     code = CLI_EXIT_OK;
     int rc;
     int k = (int)qr_opt_int(o, QR_OPT_K);
-    /* BM25 alone: the question's keywords (question words dropped, see
-     * qr_question_keywords); with dense retrieval the question as asked. */
-    const char *query = question;
-    if (!cr.emb) {
-        if ((rc = qr_question_keywords(question, &keywords))) {
-            code = cli_fail("ask", rc, "question keywords");
-            goto out;
-        }
-        query = keywords;
-        QR_DEBUG("ask: BM25 query \"%s\"", query);
+    /* BM25 searches the question's keywords (question words dropped, see
+     * qr_question_keywords), as quire search does; the dense retriever
+     * embeds the question as asked. */
+    if ((rc = qr_question_keywords(question, &keywords))) {
+        code = cli_fail("ask", rc, "question keywords");
+        goto out;
     }
+    QR_DEBUG("ask: BM25 query \"%s\"", keywords);
     if ((rc = qr_retriever_open(cr.store, cr.emb, cr.emb_path, cr.rr, &cr.ro, &r)) ||
-        (rc = qr_retrieve_query(r, query, strlen(query), k, cr.filters, (int)cr.nf, NULL, &res))) {
+        (rc = qr_retrieve_query_lex(r, question, strlen(question), keywords, strlen(keywords), k, cr.filters,
+                                    (int)cr.nf, NULL, &res))) {
         code = rc == QR_ELIMIT || rc == QR_EINVAL ? CLI_EXIT_USAGE : cli_exit_code(rc);
         fprintf(stderr, "quire ask: %s\n", qr_last_error());
         goto out;

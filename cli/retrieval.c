@@ -45,6 +45,7 @@ void cli_retrieval_options(const qr_options *o, qr_retrieve_opts *ro)
     ro->w_bm25 = (float)qr_opt_float(o, QR_OPT_WEIGHT_BM25);
     ro->mmr_lambda = (float)qr_opt_float(o, QR_OPT_MMR_LAMBDA);
     ro->dup_threshold = (float)qr_opt_float(o, QR_OPT_DUP_THRESHOLD);
+    ro->max_per_doc = (int)qr_opt_int(o, QR_OPT_MAX_PER_DOC);
     ro->rerank_depth = (int)qr_opt_int(o, QR_OPT_RERANK_DEPTH);
     ro->bm25_k1 = (float)qr_opt_float(o, QR_OPT_BM25_K1);
     ro->bm25_b = (float)qr_opt_float(o, QR_OPT_BM25_B);

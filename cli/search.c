@@ -3,7 +3,9 @@
  * Hybrid retrieval (retrieve/retrieve.h): dense k-NN when the store has an
  * embedder (the store's model, or --embedder, which must be the same
  * embedder), BM25, weighted reciprocal rank fusion, optional cross-encoder
- * reranking (--reranker), MMR / near-duplicate suppression, filters. */
+ * reranking (--reranker), MMR / near-duplicate suppression, filters.
+ * BM25 searches the question's keywords (qr_question_keywords: "How do I"
+ * dropped, as quire ask does); the dense retriever embeds the query as given. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "cli/retrieval.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "generate/extract.h"
 #include "index/store.h"
 #include "retrieve/retrieve.h"
 #include "runtime/backend.h"
@@ -57,7 +60,7 @@ int cli_search(int argc, char **argv)
 {
     static const int allowed[] = {QR_OPT_STORE, QR_OPT_K,          QR_OPT_FILTER,       QR_OPT_JSON,        QR_OPT_EMBEDDER,
                                   QR_OPT_RERANKER,   QR_OPT_RRF_K,        QR_OPT_WEIGHT_DENSE, QR_OPT_WEIGHT_BM25,
-                                  QR_OPT_MMR_LAMBDA, QR_OPT_DUP_THRESHOLD, QR_OPT_RERANK_DEPTH, QR_OPT_DTYPE, QR_OPT_ACT_DTYPE,
+                                  QR_OPT_MMR_LAMBDA, QR_OPT_DUP_THRESHOLD, QR_OPT_MAX_PER_DOC, QR_OPT_RERANK_DEPTH, QR_OPT_DTYPE, QR_OPT_ACT_DTYPE,
                                   QR_OPT_THREADS,    QR_OPT_DEVICE,       QR_OPT_LOG_LEVEL,   QR_OPT_BM25_K1,      QR_OPT_BM25_B,      -1};
     /* -k N is spelled --k N for the option parser. */
     const char *dir = NULL;
@@ -93,6 +96,7 @@ int cli_search(int argc, char **argv)
     cli_retrieval cr = {0};
     qr_retriever *r = NULL;
     qr_results res = {0};
+    char *keywords = NULL;
     int code = cli_load_options(
         "search", "\"query\" --store DIR [-k N] [--filter path=GLOB] [--filter key=value] [--json]",
         "Hybrid search of a store: dense k-NN (when the store has an embedder: its model, or --embedder naming\n"
@@ -130,8 +134,14 @@ int cli_search(int argc, char **argv)
     code = CLI_EXIT_OK;
     int rc;
     int k = (int)qr_opt_int(o, QR_OPT_K);
+    if ((rc = qr_question_keywords(query, &keywords))) {
+        code = cli_fail("search", rc, "query keywords");
+        goto out;
+    }
+    QR_DEBUG("search: BM25 query \"%s\"", keywords);
     if ((rc = qr_retriever_open(cr.store, cr.emb, cr.emb_path, cr.rr, &cr.ro, &r)) ||
-        (rc = qr_retrieve_query(r, query, qlen, k, cr.filters, (int)cr.nf, NULL, &res))) {
+        (rc = qr_retrieve_query_lex(r, query, qlen, keywords, strlen(keywords), k, cr.filters, (int)cr.nf, NULL,
+                                    &res))) {
         code = rc == QR_ELIMIT || rc == QR_EINVAL ? CLI_EXIT_USAGE : cli_exit_code(rc);
         fprintf(stderr, "quire search: %s\n", qr_last_error());
         goto out;
@@ -165,6 +175,7 @@ int cli_search(int argc, char **argv)
                 res.n_dense, res.n_bm25, cr.rr ? ", reranked" : "");
     }
 out:
+    free(keywords);
     qr_results_free(&res);
     qr_retriever_close(r);
     cli_retrieval_close(&cr);

@@ -133,6 +133,9 @@ static const qr_option_def table[QR_OPT_COUNT] = {
     [QR_OPT_DUP_THRESHOLD] = {"dup-threshold", QR_OPT_FLOAT, "search", "0.95", 0, 2, NULL,
         "similarity (cosine, or term Jaccard without vectors) at which a passage is a near-duplicate and dropped (> 1 = off)",
         0, NULL},
+    [QR_OPT_MAX_PER_DOC] = {"max-per-doc", QR_OPT_INT, "search", "1", 0, 1000, NULL,
+        "passages one document may contribute to a result list, so one long page cannot fill it (0 = no cap; "
+        "eval retrieval turns it off)", 0, NULL},
     [QR_OPT_RERANK_DEPTH] = {"rerank-depth", QR_OPT_INT, "search", "50", 0, 10000, NULL,
         "fused candidates the reranker scores", 0, NULL},
     [QR_OPT_FILTER] = {"filter", QR_OPT_STRING, "command", "", 0, 0, NULL,

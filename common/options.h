@@ -87,6 +87,7 @@ typedef enum {
     QR_OPT_WEIGHT_BM25,
     QR_OPT_MMR_LAMBDA,
     QR_OPT_DUP_THRESHOLD,
+    QR_OPT_MAX_PER_DOC,
     QR_OPT_RERANK_DEPTH,
     QR_OPT_FILTER,
     /* ingest helper: [store] [ingest] */

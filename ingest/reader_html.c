@@ -4,6 +4,7 @@
 #include <libxml/tree.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -42,6 +43,12 @@ typedef struct {
     qr_block_kind kind;
     char *title;
     char *first_h1;
+    struct nstat *st;   /* per element, by (uintptr_t)node->_private - 1 (stat_pass) */
+    size_t n_st, cap_st;
+    bool st_err;
+    bool keep_links;    /* link-dense blocks kept (a page that is nothing but links) */
+    size_t nav_dropped; /* link-dense blocks skipped */
+    size_t text_blocks; /* non-heading blocks emitted */
 } hctx;
 
 static bool is_tag(const xmlNode *n, const char *name)
@@ -110,11 +117,84 @@ static void gather(hbuf *o, const xmlNode *n)
     }
 }
 
+/* Link density of a block, as readability-style extractors measure it: the
+ * share of its text (non-space bytes, dropped elements excluded) that lies
+ * inside <a href>. Named anchors (<a id>, <a name>: FAQ question titles, man
+ * page option targets) are not links. */
+typedef struct nstat {
+    size_t all, link; /* non-space text bytes under the element; those inside <a href> */
+    bool heading;     /* an h1..h6 under it */
+} nstat;
+
+static bool is_link(const xmlNode *n)
+{
+    return is_tag(n, "a") && xmlHasProp((xmlNode *)n, (const xmlChar *)"href");
+}
+
+static bool is_heading(const xmlNode *n)
+{
+    const char *s = (const char *)n->name;
+    return n->type == XML_ELEMENT_NODE && (s[0] == 'h' || s[0] == 'H') && s[1] >= '1' && s[1] <= '6' && !s[2];
+}
+
+/* One bottom-up pass over the tree (so the checks below cost O(1) per block,
+ * not a walk of the subtree at every level): fills c->st and numbers the
+ * elements through node->_private, which libxml2 leaves to the application. */
+static nstat stat_pass(hctx *c, xmlNode *n)
+{
+    nstat sum = {0};
+    for (; n; n = n->next) {
+        if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
+            for (const unsigned char *p = n->content; p && *p; p++)
+                sum.all += !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v');
+        } else if (n->type == XML_ELEMENT_NODE && !dropped(n)) {
+            nstat e = stat_pass(c, n->children);
+            if (is_link(n)) e.link = e.all;
+            e.heading = e.heading || is_heading(n);
+            if (c->n_st == c->cap_st) {
+                size_t cap = c->cap_st ? 2 * c->cap_st : 256;
+                nstat *v = realloc(c->st, cap * sizeof *v);
+                if (!v) {
+                    c->st_err = true;
+                    return sum;
+                }
+                c->st = v;
+                c->cap_st = cap;
+            }
+            c->st[c->n_st++] = e;
+            n->_private = (void *)(uintptr_t)c->n_st;
+            sum.all += e.all;
+            sum.link += e.link;
+            sum.heading = sum.heading || e.heading;
+        }
+    }
+    return sum;
+}
+
+/* A navigation block: a table of contents, menu or index of links, whose text
+ * is mostly link text. Measured on the Slurm HTML docs (bench/slurm_qa): their
+ * in-page TOCs and man-page indexes are lists at density 1.0, while content
+ * lists, paragraphs and table rows that mention other pages stay below 0.5
+ * (tests/unit/ingest test_reader: html_link_density; hit@5 on bench/slurm_qa's
+ * tune questions is the same from 0.33 to 0.9). The whole element is skipped,
+ * children included. A container with a heading inside is a section, not a
+ * navigation block: the check is made again on its children instead. */
+#define QR_HTML_MAX_LINK_DENSITY 0.5
+
+static bool link_dense(const hctx *c, const xmlNode *n)
+{
+    uintptr_t i = (uintptr_t)n->_private;
+    if (!i || i > c->n_st || is_tag(n, "body") || is_tag(n, "html")) return false;
+    const nstat *e = &c->st[i - 1];
+    return !e->heading && e->all > 0 && (double)e->link > QR_HTML_MAX_LINK_DENSITY * (double)e->all;
+}
+
 static void flush(hctx *c)
 {
     if (c->buf.n) {
         size_t n = qr_collapse_ws(c->buf.s, c->buf.n);
         qr_docb_block(c->b, c->kind, 0, c->buf.s, n);
+        c->text_blocks += n > 0;
     }
     c->buf.n = 0;
 }
@@ -149,7 +229,7 @@ static void element(hctx *c, const xmlNode *n)
         }
         return;
     }
-    if ((name[0] == 'h' || name[0] == 'H') && name[1] >= '1' && name[1] <= '6' && !name[2]) {
+    if (is_heading(n)) {
         flush(c);
         hbuf t = {0};
         gather(&t, n->children);
@@ -159,6 +239,11 @@ static void element(hctx *c, const xmlNode *n)
             if (name[1] == '1' && !c->first_h1 && len) c->first_h1 = strdup(t.s);
         }
         free(t.s);
+        return;
+    }
+    if (!c->keep_links && (block_level(n) || is_tag(n, "tr")) && link_dense(c, n)) {
+        flush(c);
+        c->nav_dropped++;
         return;
     }
     if (is_tag(n, "tr")) {
@@ -179,6 +264,7 @@ static void element(hctx *c, const xmlNode *n)
             free(t.s);
         }
         if (row.s) qr_docb_block(c->b, QR_BLOCK_TABLE_ROW, 0, row.s, row.n);
+        c->text_blocks += row.n > 0;
         free(row.s);
         return;
     }
@@ -187,6 +273,7 @@ static void element(hctx *c, const xmlNode *n)
         hbuf t = {0};
         gather(&t, n->children);
         if (t.s) qr_docb_block(c->b, QR_BLOCK_CODE, 0, t.s, t.n);
+        c->text_blocks += t.n > 0;
         free(t.s);
         return;
     }
@@ -270,11 +357,26 @@ int qr_read_html(const char *name, const char *data, size_t len, const qr_reader
     qr_docb b;
     qr_docb_init(&b, o->max_blocks);
     hctx c = {.b = &b, .kind = QR_BLOCK_PARAGRAPH};
+    stat_pass(&c, xmlDocGetRootElement(doc));
+    bool st_err = c.st_err;
     walk(&c, xmlDocGetRootElement(doc));
     flush(&c);
+    if (!c.text_blocks && c.nav_dropped) {
+        /* nothing but link lists (a site map, an index page): they are the
+         * content, so read the page again keeping them */
+        qr_docb_release(&b);
+        qr_docb_init(&b, o->max_blocks);
+        free(c.title);
+        free(c.first_h1);
+        c = (hctx){.b = &b, .kind = QR_BLOCK_PARAGRAPH, .keep_links = true, .buf = c.buf, .st = c.st};
+        c.buf.n = 0;
+        walk(&c, xmlDocGetRootElement(doc));
+        flush(&c);
+    }
     xmlFreeDoc(doc);
+    free(c.st);
     bool trunc = b.truncated;
-    if (c.buf.err) b.err = QR_ENOMEM;
+    if (c.buf.err || st_err) b.err = QR_ENOMEM;
     free(c.buf.s);
     qr_doc d = {0};
     d.format = QR_FMT_HTML;

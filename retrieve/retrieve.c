@@ -35,6 +35,7 @@ void qr_retrieve_opts_default(qr_retrieve_opts *o)
     o->dup_threshold = 0.95f;
     o->bm25_k1 = 0.9f;
     o->bm25_b = 0.4f;
+    o->max_per_doc = 1;
 }
 
 static int check_opts(const qr_retrieve_opts *o)
@@ -54,6 +55,8 @@ static int check_opts(const qr_retrieve_opts *o)
         return qr_fail(QR_EINVAL, "retrieve: dup_threshold %g is negative", (double)o->dup_threshold);
     if (!(o->bm25_k1 >= 0.0f && o->bm25_b >= 0.0f && o->bm25_b <= 1.0f))
         return qr_fail(QR_EINVAL, "retrieve: bm25 k1 %g / b %g invalid", (double)o->bm25_k1, (double)o->bm25_b);
+    if (o->max_per_doc < 0 || o->max_per_doc > QR_RETRIEVE_MAX_K)
+        return qr_fail(QR_EINVAL, "retrieve: max_per_doc %d outside [0, %d]", o->max_per_doc, QR_RETRIEVE_MAX_K);
     return 0;
 }
 
@@ -410,6 +413,7 @@ typedef struct {
     float rerank;
     bool reranked;
     float score; /* stage score used for MMR relevance and output */
+    uint64_t doc_id;
     char *text;
     size_t text_len;
 } pool_item;
@@ -420,6 +424,17 @@ static int cmp_pool_rerank(const void *a, const void *b)
     if (x->rerank != y->rerank)
         return x->rerank > y->rerank ? -1 : 1;
     return cmp_cand(&x->c, &y->c);
+}
+
+/* Has doc already cap passages among the nsel selected? (cap 0: no cap) */
+static bool doc_full(const pool_item *pool, const int *sel, size_t nsel, uint64_t doc, int cap)
+{
+    if (cap <= 0)
+        return false;
+    int n = 0;
+    for (size_t j = 0; j < nsel; j++)
+        n += pool[sel[j]].doc_id == doc;
+    return n >= cap;
 }
 
 static char *dupn(const char *s, size_t n)
@@ -444,11 +459,19 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int retrieve(qr_retriever *r, const char *query, size_t len, const float *qvec, int k,
-                    const qr_retrieve_filter *filters, int n_filters, const qr_retrieve_opts *opts, qr_results *out)
+static int retrieve(qr_retriever *r, const char *query, size_t len, const char *lex, size_t lex_len,
+                    const float *qvec, int k, const qr_retrieve_filter *filters, int n_filters,
+                    const qr_retrieve_opts *opts, qr_results *out)
 {
-    if (!r || !out || (!query && len))
+    if (!r || !out || (!query && len) || (!lex && lex_len))
         return qr_fail(QR_EINVAL, "qr_retrieve_query: bad arguments");
+    if (!lex) {
+        lex = query;
+        lex_len = len;
+    }
+    if (lex_len > QR_RETRIEVE_MAX_QUERY)
+        return qr_fail(QR_ELIMIT, "search: lexical query of %zu bytes exceeds the limit %d", lex_len,
+                       QR_RETRIEVE_MAX_QUERY);
     const qr_retrieve_opts *o = opts ? opts : &r->o;
     int rc = check_opts(o);
     if (rc)
@@ -549,7 +572,7 @@ static int retrieve(qr_retriever *r, const char *query, size_t len, const float 
             goto fail;
         } else {
             size_t nh = 0;
-            if ((rc = qr_bm25_search(bm, qr_store_txn_mdb(t), query, len, fetch, hits, &nh)))
+            if ((rc = qr_bm25_search(bm, qr_store_txn_mdb(t), lex, lex_len, fetch, hits, &nh)))
                 goto fail;
             for (size_t i = 0; i < nh; i++) {
                 bids[i] = hits[i].id;
@@ -592,6 +615,7 @@ static int retrieve(qr_retriever *r, const char *query, size_t len, const float 
         qr_store_chunk ch;
         if ((rc = qr_store_get_chunk(t, c[i].id, &ch)))
             goto fail;
+        pool[i].doc_id = ch.doc_id;
         pool[i].text = dupn(ch.text, ch.text_len);
         pool[i].text_len = ch.text_len;
         if (!pool[i].text) {
@@ -643,7 +667,8 @@ static int retrieve(qr_retriever *r, const char *query, size_t len, const float 
     bool do_mmr = o->mmr_lambda < 1.0f || o->dup_threshold <= 1.0f;
     if (!do_mmr || npool == 0) {
         for (size_t i = 0; i < npool && nsel < (size_t)k; i++)
-            sel[nsel++] = (int)i;
+            if (!doc_full(pool, sel, nsel, pool[i].doc_id, o->max_per_doc))
+                sel[nsel++] = (int)i;
     } else {
         bool use_vec = man->has_embedder && man->embedder.dim > 0;
         int dim = use_vec ? man->embedder.dim : 0;
@@ -722,6 +747,9 @@ static int retrieve(qr_retriever *r, const char *query, size_t len, const float 
                 break;
             taken[best] = true;
             sel[nsel++] = best;
+            if (doc_full(pool, sel, nsel, pool[best].doc_id, o->max_per_doc))
+                for (size_t i = 0; i < npool; i++)
+                    taken[i] = taken[i] || pool[i].doc_id == pool[best].doc_id;
             for (size_t i = 0; i < npool; i++) {
                 if (taken[i])
                     continue;
@@ -812,7 +840,14 @@ fail:
 int qr_retrieve_query(qr_retriever *r, const char *query, size_t len, int k, const qr_retrieve_filter *filters,
                       int n_filters, const qr_retrieve_opts *opts, qr_results *out)
 {
-    return retrieve(r, query, len, NULL, k, filters, n_filters, opts, out);
+    return retrieve(r, query, len, NULL, 0, NULL, k, filters, n_filters, opts, out);
+}
+
+int qr_retrieve_query_lex(qr_retriever *r, const char *query, size_t len, const char *lex, size_t lex_len, int k,
+                          const qr_retrieve_filter *filters, int n_filters, const qr_retrieve_opts *opts,
+                          qr_results *out)
+{
+    return retrieve(r, query, len, lex, lex_len, NULL, k, filters, n_filters, opts, out);
 }
 
 int qr_retrieve_query_vec(qr_retriever *r, const char *query, size_t len, const float *qvec, int k,
@@ -821,5 +856,5 @@ int qr_retrieve_query_vec(qr_retriever *r, const char *query, size_t len, const 
 {
     if (!qvec)
         return qr_fail(QR_EINVAL, "qr_retrieve_query_vec: no query vector");
-    return retrieve(r, query, len, qvec, k, filters, n_filters, opts, out);
+    return retrieve(r, query, len, NULL, 0, qvec, k, filters, n_filters, opts, out);
 }

@@ -27,6 +27,13 @@
  *      when the store has vectors, else Jaccard of the analyzed term sets.
  *      Candidates with sim >= opts.dup_threshold to a selected one are
  *      dropped outright (near-duplicates) whatever lambda is.
+ *      Per-document cap (opts.max_per_doc > 0): once a document has that
+ *      many passages selected, its other candidates are skipped, so one
+ *      long page cannot fill the whole list (the pool holds depth >= 4k
+ *      candidates; fewer than k come back only when it runs out). Applied
+ *      in the same greedy pass, with or without MMR; without MMR the result
+ *      is the uncapped order minus each document's passages past the cap
+ *      (so documents keep the order of their best passages).
  *   5. The first k are returned with their chunk/doc records.
  *
  * Threads: a retriever is used by one thread at a time. */
@@ -57,6 +64,7 @@ typedef struct qr_retrieve_opts {
     float mmr_lambda;    /* 1 = no MMR (default 0.7; duplicates still dropped) */
     float dup_threshold; /* similarity at which a candidate is a duplicate; default 0.95 (> 1 = off) */
     float bm25_k1, bm25_b; /* default 0.9 / 0.4 */
+    int max_per_doc;       /* passages per document in the result, 0 = no cap; default 1 */
 } qr_retrieve_opts;
 
 void qr_retrieve_opts_default(qr_retrieve_opts *o);
@@ -108,6 +116,13 @@ void qr_retriever_close(qr_retriever *r);
  * empty query. *out freed with qr_results_free. */
 int qr_retrieve_query(qr_retriever *r, const char *query, size_t len, int k, const qr_retrieve_filter *filters,
                       int n_filters, const qr_retrieve_opts *opts, qr_results *out);
+/* Same with another query for BM25 (lex, lex_len bytes; NULL: query): the
+ * dense retriever embeds query as asked, BM25 searches lex (e.g. the
+ * question's keywords, qr_question_keywords in generate/extract.h, where
+ * "how do I" would match every FAQ entry). */
+int qr_retrieve_query_lex(qr_retriever *r, const char *query, size_t len, const char *lex, size_t lex_len, int k,
+                          const qr_retrieve_filter *filters, int n_filters, const qr_retrieve_opts *opts,
+                          qr_results *out);
 /* Same with the query's embedding given (dim floats, from the store's
  * embedder: the caller vouches for it; used by benchmarks and by callers that
  * embed in batches). Dense search runs even when the retriever has no model. */

@@ -150,7 +150,7 @@ async function disconnectAndQueue(t, store) {
 async function sigterm(t, store) {
     // every chunk of the store (k 50 > 17 chunks, no near-duplicate dropping, no MMR: dense k-NN returns them all), and its counts
     const allChunks = () => {
-        const r = quire(['search', 'build from source', '--store', store, '--json', '-k', '50', '--dup-threshold', '1.5', '--mmr-lambda', '1', '--log-level', 'error']);
+        const r = quire(['search', 'build from source', '--store', store, '--json', '-k', '50', '--dup-threshold', '1.5', '--mmr-lambda', '1', '--max-per-doc', '0', '--log-level', 'error']);
         if (r.status !== 0) return null;
         const m = new Map();
         for (const x of JSON.parse(r.stdout).results) m.set(x.chunk_id, `${x.path}|${x.byte_start}|${x.byte_end}|${x.text}`);

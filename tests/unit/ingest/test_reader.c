@@ -161,6 +161,60 @@ static void test_html_charset(void)
     }
 }
 
+
+/* Link density (reader_html.c): blocks whose text is mostly inside <a href>
+ * (tables of contents, menus, "back to top", man-page indexes) are left out;
+ * content that merely contains links, and named anchors (<a id>), stay. */
+static void test_html_link_density(void)
+{
+    const char html[] =
+        "<html><head><title>FAQ</title></head><body>"
+        "<h1>Frequently Asked Questions</h1>"
+        "<ul><li><a href=\"#gpu\">How do I request GPUs?</a></li>"
+        "<li><a href=\"#mem\">How do I request memory?</a></li></ul>"
+        "<p><a id=\"gpu\"><b>How do I request GPUs?</b></a><br>Use <a href=\"gres.html\">--gres</a>=gpu:2 with "
+        "sbatch or srun.</p>"
+        "<ul><li>See <a href=\"sbatch.html\">sbatch</a> for the batch options and their defaults.</li>"
+        "<li><a href=\"srun.html\">srun</a></li></ul>"
+        "<p><a href=\"#top\">Back to top</a></p>"
+        "<div><a href=\"a.html\">One</a> | <a href=\"b.html\">Two</a> | <a href=\"c.html\">Three</a></div>"
+        "<table><tr><td><a href=\"sacct.html\">sacct</a></td><td>displays accounting data for jobs</td></tr></table>"
+        "<p><a href=\"x\">abcd</a> efgh</p>"  /* density 4/8: kept (the limit is > 0.5) */
+        "<p><a href=\"x\">abcde</a> fgh</p>"  /* 5/8: dropped */
+        "<div class=\"section\"><h2>Index</h2><dl><dt><a href=\"#n\">NAME</a></dt><dd><a href=\"#s\">SYNOPSIS</a>"
+        "</dd></dl></div>"
+        "</body></html>";
+    qr_read_result *r = NULL;
+    CHECK_OK(qr_read_memory("faq.html", html, sizeof html - 1, NULL, &r));
+    if (!r) return;
+    CHECK_INT(r->n_docs, 1);
+    if (r->n_docs == 1) {
+        const char *top = "Frequently Asked Questions";
+        const want_block w[] = {
+            {H, 0, top, "Frequently Asked Questions"},
+            {P, 0, top, "How do I request GPUs? Use --gres=gpu:2 with sbatch or srun."},
+            {L, 0, top, "See sbatch for the batch options and their defaults."},
+            {T, 0, top, "sacct | displays accounting data for jobs"},
+            {P, 0, top, "abcd efgh"},
+            {H, 0, "Frequently Asked Questions > Index", "Index"}, // a container with a heading is descended into
+        };
+        check_doc(&r->docs[0], w, sizeof w / sizeof w[0]);
+    }
+    qr_read_result_free(r);
+    // A page that is nothing but links (a site map) keeps them: they are its content.
+    const char hub[] = "<h1>Docs</h1><ul><li><a href=\"a.html\">Alpha guide</a></li>"
+                       "<li><a href=\"b.html\">Beta guide</a></li></ul>";
+    CHECK_OK(qr_read_memory("hub.html", hub, sizeof hub - 1, NULL, &r));
+    if (!r) return;
+    CHECK_INT(r->n_docs, 1);
+    if (r->n_docs == 1) {
+        const want_block w[] = {{H, 0, "Docs", "Docs"}, {L, 0, "Docs", "Alpha guide"}, {L, 0, "Docs", "Beta guide"}};
+        check_doc(&r->docs[0], w, sizeof w / sizeof w[0]);
+        CHECK(!strcmp(r->docs[0].title, "Docs"));
+    }
+    qr_read_result_free(r);
+}
+
 static void test_pdf(void)
 {
     qr_read_result *r = read_fixture("ingest/three_pages.pdf");
@@ -433,6 +487,7 @@ int main(void)
     test_markdown();
     test_html();
     test_html_charset();
+    test_html_link_density();
     test_pdf();
     test_jsonl();
     test_code();

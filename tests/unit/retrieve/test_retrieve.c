@@ -7,6 +7,8 @@
  *    and vector cosine), and keeps it when switched off;
  *  - dense search with the random-weight MiniLM fixture: a chunk's own text
  *    finds it first with cosine 1; a different embedder is refused;
+ *  - the per-document cap: the uncapped ranking minus each document's chunks
+ *    past the cap, with and without MMR;
  *  - limits: k, query length, empty query, filters. */
 #include <stdint.h>
 #include <stdio.h>
@@ -384,6 +386,119 @@ static void test_dense(const char *dir)
     qr_backend_destroy(be);
 }
 
+
+/* Per-document cap (opts.max_per_doc): one long page must not fill the list.
+ * Doc 0 has four chunks about GPUs, docs 1 and 2 one each (weaker matches).
+ * Without MMR the capped list must be exactly the uncapped ranking with each
+ * document's chunks past the cap removed (so each document's best chunk keeps
+ * its relative order); with MMR no document exceeds the cap. */
+static void test_max_per_doc(const char *dir)
+{
+    static const char *const long_doc[] = {
+        "GPU jobs: request GPUs with --gres=gpu:2; GPU nodes have four GPUs.",
+        "GPU binding: each task gets the GPU closest to its cores; GPU GPU.",
+        "GPU frequency can be set for a GPU job with --gpu-freq on GPU nodes.",
+        "GPU memory of a GPU is not limited by Slurm; one GPU per task.",
+    };
+    static const char *const short_docs[] = {"Request a GPU in sbatch with --gpus=1 for the job.",
+                                             "The scheduler counts a GPU as a generic resource."};
+    qr_store *s = NULL;
+    qr_store_open_opts oo = {.create = true, .map_size = (size_t)64 << 20};
+    CHECK_OK(qr_store_open(dir, &oo, &s));
+    if (!s)
+        return;
+    qr_store_txn *t = NULL;
+    qr_bm25 *bm = NULL;
+    CHECK_OK(qr_store_txn_begin(s, true, &t));
+    CHECK_OK(qr_bm25_open(qr_store_txn_mdb(t), NULL, &bm));
+    for (int d = 0; d < 3 && bm; d++) {
+        qr_store_chunk ch[4];
+        size_t n = d == 0 ? 4 : 1;
+        memset(ch, 0, sizeof ch);
+        for (size_t i = 0; i < n; i++) {
+            ch[i].text = d == 0 ? long_doc[i] : short_docs[d - 1];
+            ch[i].text_len = strlen(ch[i].text);
+            ch[i].byte_end = ch[i].text_len;
+            ch[i].ordinal = (uint32_t)i;
+        }
+        char path[32];
+        snprintf(path, sizeof path, "doc%d.md", d);
+        qr_store_doc doc = {.path = path, .hash = "h", .size = 1, .title = "T", .format = "md"};
+        uint64_t first = 0;
+        CHECK_OK(qr_store_put_doc(t, &doc, ch, n, NULL, NULL, &first));
+        for (size_t i = 0; i < n; i++)
+            CHECK_OK(qr_bm25_add(bm, qr_store_txn_mdb(t), first + i, ch[i].text, ch[i].text_len));
+    }
+    CHECK_OK(qr_bm25_flush(bm, qr_store_txn_mdb(t)));
+    qr_bm25_close(bm);
+    CHECK_OK(qr_store_txn_commit(t));
+    qr_retrieve_opts o = no_mmr();
+    o.max_per_doc = 0;
+    qr_retriever *r = NULL;
+    CHECK_OK(qr_retriever_open(s, NULL, NULL, NULL, &o, &r));
+    const char *q = "gpu";
+    qr_results all = {0};
+    CHECK_OK(qr_retrieve_query(r, q, strlen(q), 10, NULL, 0, &o, &all));
+    CHECK_INT(all.n, 6);
+    int top0 = 0; /* chunks of doc 0 ahead of the first chunk of another doc */
+    while (top0 < (int)all.n && all.items[top0].doc_id == all.items[0].doc_id)
+        top0++;
+    CHECK_MSG(top0 >= 3, "the long document should hold the top %d (got %d)", 3, top0);
+    for (int cap = 1; cap <= 3; cap++) {
+        for (int k = 2; k <= 5; k++) {
+            qr_retrieve_opts oc = no_mmr();
+            oc.max_per_doc = cap;
+            qr_results got = {0};
+            CHECK_OK(qr_retrieve_query(r, q, strlen(q), k, NULL, 0, &oc, &got));
+            /* expected: the uncapped ranking filtered by the cap, first k */
+            uint64_t want[10];
+            size_t nw = 0;
+            for (size_t i = 0; i < all.n && nw < (size_t)k; i++) {
+                int seen = 0;
+                for (size_t j = 0; j < nw; j++)
+                    for (size_t m = 0; m < all.n; m++)
+                        if (all.items[m].chunk_id == want[j])
+                            seen += all.items[m].doc_id == all.items[i].doc_id;
+                if (seen < cap)
+                    want[nw++] = all.items[i].chunk_id;
+            }
+            CHECK_MSG(got.n == nw, "cap %d k %d: %zu results, want %zu", cap, k, got.n, nw);
+            for (size_t i = 0; i < got.n && i < nw; i++)
+                CHECK_MSG(got.items[i].chunk_id == want[i], "cap %d k %d rank %zu", cap, k, i + 1);
+            qr_results_free(&got);
+        }
+    }
+    /* cap 1, k 5: one passage per document, all three documents */
+    qr_retrieve_opts o1 = no_mmr();
+    o1.max_per_doc = 1;
+    qr_results one = {0};
+    CHECK_OK(qr_retrieve_query(r, q, strlen(q), 5, NULL, 0, &o1, &one));
+    CHECK_INT(one.n, 3);
+    qr_results_free(&one);
+    /* with MMR (term-set similarity) the cap holds too */
+    qr_retrieve_opts om;
+    qr_retrieve_opts_default(&om);
+    om.max_per_doc = 2;
+    qr_results mm = {0};
+    CHECK_OK(qr_retrieve_query(r, q, strlen(q), 5, NULL, 0, &om, &mm));
+    CHECK_INT(mm.n, 4);
+    for (size_t i = 0; i < mm.n; i++) {
+        int same = 0;
+        for (size_t j = 0; j < mm.n; j++)
+            same += mm.items[j].doc_id == mm.items[i].doc_id;
+        CHECK_MSG(same <= 2, "MMR: doc %llu has %d passages", (unsigned long long)mm.items[i].doc_id, same);
+    }
+    qr_results_free(&mm);
+    /* bounds */
+    qr_retrieve_opts bad = no_mmr();
+    bad.max_per_doc = -1;
+    qr_results none = {0};
+    CHECK_INT(qr_retrieve_query(r, q, strlen(q), 5, NULL, 0, &bad, &none), QR_EINVAL);
+    qr_results_free(&all);
+    qr_retriever_close(r);
+    qr_store_close(s);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/qr_retrieve_XXXXXX";
@@ -391,8 +506,9 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
-    char bdir[300], ddir[300];
+    char bdir[300], ddir[300], cdir[300];
     snprintf(bdir, sizeof bdir, "%s/bm25", dir);
+    snprintf(cdir, sizeof cdir, "%s/cap", dir);
     snprintf(ddir, sizeof ddir, "%s/dense", dir);
     test_rrf_hand();
     uint64_t cid[NDOCS];
@@ -401,6 +517,7 @@ int main(void)
     if (!rc)
         test_bm25_only(bdir, cid);
     test_dense(ddir);
+    test_max_per_doc(cdir);
     rm_rf(dir);
     return qr_test_done();
 }
