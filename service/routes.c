@@ -266,7 +266,9 @@ int qs_parse_sampling(qr_server *s, const json_t *body, qr_sample_params *p, con
     return 0;
 }
 
-/* query/question + k + filters → results (under the lock). */
+/* query/question + k + filters → results (under the lock). BM25 searches the
+ * query's keywords ("How do I" words dropped, qr_question_keywords), the dense
+ * retriever embeds the query as given: the same split as quire search / ask. */
 static int do_retrieve(qr_server *s, const json_t *body, const char *query, size_t qlen, int k, qr_results *res,
                        qs_err *e)
 {
@@ -275,6 +277,9 @@ static int do_retrieve(qr_server *s, const json_t *body, const char *query, size
     int nf = 0;
     if (qs_parse_filters(body, f, &nf, vals, e))
         return -1;
+    char *keywords = NULL;
+    if (qr_question_keywords(query, &keywords))
+        return qs_fail(e, 500, "internal", NULL, "query keywords: %s", qr_last_error());
     /* lock order: mu (models), store_rw, pool_mu */
     bool model = atomic_load(&s->uses_model);
     if (model)
@@ -282,7 +287,7 @@ static int do_retrieve(qr_server *s, const json_t *body, const char *query, size
     pthread_rwlock_rdlock(&s->store_rw);
     int ri = retr_acquire(s), rc;
     if (ri >= 0) {
-        rc = qr_retrieve_query(s->retr[ri], query, qlen, k, f, nf, NULL, res);
+        rc = qr_retrieve_query_lex(s->retr[ri], query, qlen, keywords, strlen(keywords), k, f, nf, NULL, res);
         retr_release(s, ri);
     } else {
         rc = qr_fail(QR_EINTERNAL, "the store is not open (a document update failed; see the log)");
@@ -290,6 +295,7 @@ static int do_retrieve(qr_server *s, const json_t *body, const char *query, size
     pthread_rwlock_unlock(&s->store_rw);
     if (model)
         pthread_mutex_unlock(&s->mu);
+    free(keywords);
     if (rc == QR_ELIMIT || rc == QR_EINVAL)
         return qs_fail(e, 400, "invalid", NULL, "%s", qr_last_error());
     if (rc)
@@ -365,27 +371,14 @@ enum MHD_Result qs_route_ask(qs_req *q, json_t *body)
         qs_get_int(body, "k", 1, s->o.lim.max_k, &k, &e) || qs_get_bool(body, "stream", &stream, &e) ||
         qs_parse_sampling(s, body, &sp, &stops, &e))
         return qs_send_err(q, &e);
-    /* BM25 alone: the question's keywords ("How do I" words dropped), as quire ask does */
-    char *keywords = NULL;
-    const char *query = question;
-    if (!s->dense) {
-        if (qr_question_keywords(question, &keywords)) {
-            free(stops);
-            qs_fail(&e, 500, "internal", NULL, "question keywords: %s", qr_last_error());
-            return qs_send_err(q, &e);
-        }
-        query = keywords;
-    }
     qr_results *res = calloc(1, sizeof *res);
-    if (!res || do_retrieve(s, body, query, strlen(query), (int)k, res, &e)) {
-        free(keywords);
+    if (!res || do_retrieve(s, body, question, qlen, (int)k, res, &e)) {
         free(stops);
         free(res);
         if (!res)
             qs_fail(&e, 500, "internal", NULL, "out of memory");
         return qs_send_err(q, &e);
     }
-    free(keywords);
     if (s->sched) {
         enum MHD_Result r = qs_ask_llm(q, question, (int)k, res, &sp, stream);
         free(stops);

@@ -64,6 +64,8 @@ async function main() {
         [{ query: 'first record sentences', k: 5 }, ['-k', '5']],
         [{ query: 'build', k: 4, filters: { path: '*.md' } }, ['-k', '4', '--filter', 'path=*.md']],
         [{ query: 'nothing matches zzqxj', k: 2 }, ['-k', '2']],
+        // question words dropped for BM25 on both sides (qr_question_keywords)
+        [{ query: 'How do I build the first record?', k: 3 }, ['-k', '3']],
     ]) {
         const want = cliJSON(t, ['search', body.query, '--store', store, ...flags], `search ${body.query}`);
         r = await srv.request('POST', '/v1/search', body);
