@@ -212,14 +212,9 @@ bool qr_tok_is_punctuation(uint32_t cp)
     if (cp < 0x80)
         return (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) ||
                (cp >= 123 && cp <= 126);
-    switch (utf8proc_category((utf8proc_int32_t)cp)) {
-    case UTF8PROC_CATEGORY_PC: case UTF8PROC_CATEGORY_PD: case UTF8PROC_CATEGORY_PS:
-    case UTF8PROC_CATEGORY_PE: case UTF8PROC_CATEGORY_PI: case UTF8PROC_CATEGORY_PF:
-    case UTF8PROC_CATEGORY_PO:
-        return true;
-    default:
-        return false;
-    }
+    /* unicode_categories' P* (HF's tables, tok_unicode.c): punctuation of recent Unicode
+     * versions (e.g. U+10EAD, U+11660) is not split by HF. */
+    return (qr_tok_uflags(cp) & QR_U_PUNCT) != 0;
 }
 
 bool qr_tok_is_alnum(uint32_t cp)
