@@ -88,10 +88,15 @@ unsigned qr_tok_uflags(uint32_t cp);
 #define QR_U_DECOMP 0x040u /* NFD changes it */
 #define QR_U_LOWER 0x080u  /* Lowercase changes it */
 #define QR_U_CCC 0x100u    /* nonzero canonical combining class */
+#define QR_U_NUMERIC 0x200u /* Digits splits on it (Rust char::is_numeric) */
+#define QR_U_COMPAT 0x400u  /* NFKD differs from NFD on it */
+#define QR_U_COMP2 0x800u   /* second code point of a canonical composition */
 /* HF Lowercase of one code point (Rust char::to_lowercase), U+0130 excepted (two code points). */
 uint32_t qr_tok_ulower(uint32_t cp);
-/* HF NFD (unicode-normalization-alignments): canonical decomposition, canonical reordering. */
+/* HF NFD / NFKD / NFC / NFKC (unicode-normalization-alignments): canonical or compatibility
+ * decomposition, canonical reordering, and for NFC/NFKC canonical composition. */
 int qr_tok_nfd(const char *s, size_t len, qr_tok_buf *out);
+int qr_tok_unorm(const char *s, size_t len, bool compat, bool compose, qr_tok_buf *out);
 
 /* ---- string → id hash map (open addressing, FNV-1a) ------------------------------------ */
 
@@ -214,6 +219,8 @@ typedef struct {
 
 /* Compiles a pattern with PCRE2_UTF | PCRE2_UCP. Errors are QR_EFORMAT naming `where`. */
 int qr_tok_regex_compile(const char *pattern, size_t len, const char *where, pcre2_code **out);
+/* The Whitespace pre-tokenizer's regex, \w+|[^\w\s]+ with the Rust regex crate's classes. */
+int qr_tok_regex_compile_whitespace(const char *where, pcre2_code **out);
 /* The GPT-2 ByteLevel pre-tokenizer pattern. */
 extern const char qr_tok_gpt2_pattern[];
 

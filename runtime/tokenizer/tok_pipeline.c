@@ -3,7 +3,6 @@
  * Offsets are not tracked: only ids matter here. */
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 #include "common/error.h"
 #include "runtime/tokenizer/tok_internal.h"
@@ -73,20 +72,6 @@ static bool all_ascii(const char *s, size_t len)
         if ((unsigned char)s[i] >= 0x80)
             return false;
     return true;
-}
-
-static int utf8proc_norm(const char *s, size_t len, int options, qr_tok_buf *out)
-{
-    if (all_ascii(s, len))
-        return qr_tok_buf_put(out, s, len);
-    utf8proc_uint8_t *dst = NULL;
-    utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &dst,
-                                      (utf8proc_option_t)(UTF8PROC_STABLE | options));
-    if (r < 0)
-        return qr_fail(QR_EINTERNAL, "tokenizer: unicode normalization: %s", utf8proc_errmsg(r));
-    int rc = qr_tok_buf_put(out, (const char *)dst, (size_t)r);
-    free(dst);
-    return rc;
 }
 
 /* Rust char::to_lowercase (HF's tables, tok_unicode.c): the simple mapping plus U+0130's
@@ -160,10 +145,11 @@ static int norm_one(const qr_tok_norm *nm, const char *s, size_t len, qr_tok_buf
     int rc = 0;
     uint32_t cp;
     switch (nm->type) {
-    case QR_NORM_NFC: return utf8proc_norm(s, len, UTF8PROC_COMPOSE, out);
-    case QR_NORM_NFD: return all_ascii(s, len) ? qr_tok_buf_put(out, s, len) : qr_tok_nfd(s, len, out);
-    case QR_NORM_NFKC: return utf8proc_norm(s, len, UTF8PROC_COMPOSE | UTF8PROC_COMPAT, out);
-    case QR_NORM_NFKD: return utf8proc_norm(s, len, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, out);
+    /* HF's normalization tables (tok_unicode.c), not utf8proc's newer ones. */
+    case QR_NORM_NFC: return all_ascii(s, len) ? qr_tok_buf_put(out, s, len) : qr_tok_unorm(s, len, false, true, out);
+    case QR_NORM_NFD: return all_ascii(s, len) ? qr_tok_buf_put(out, s, len) : qr_tok_unorm(s, len, false, false, out);
+    case QR_NORM_NFKC: return all_ascii(s, len) ? qr_tok_buf_put(out, s, len) : qr_tok_unorm(s, len, true, true, out);
+    case QR_NORM_NFKD: return all_ascii(s, len) ? qr_tok_buf_put(out, s, len) : qr_tok_unorm(s, len, true, false, out);
     case QR_NORM_LOWERCASE:
         for (size_t i = 0; i < len && !rc;) {
             i += (size_t)qr_tok_utf8_next(s + i, len - i, &cp);
@@ -353,13 +339,13 @@ static int seg_add(segs *g, size_t s, size_t e, bool m)
 typedef bool (*char_pred)(uint32_t);
 
 static bool is_bert_punct(uint32_t c) { return qr_tok_is_punctuation(c); }
-/* Rust char::is_numeric (categories Nd, Nl, No), what HF's Digits pre-tokenizer splits on. */
+/* Rust char::is_numeric (Nd, Nl, No of Rust's Unicode; HF's tables, tok_unicode.c), what
+ * HF's Digits pre-tokenizer splits on. */
 static bool is_numeric(uint32_t c)
 {
     if (c < 0x80)
         return c >= '0' && c <= '9';
-    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
-    return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
+    return (qr_tok_uflags(c) & QR_U_NUMERIC) != 0;
 }
 
 /* Each character satisfying pred is its own match; runs of others are non-matches. */

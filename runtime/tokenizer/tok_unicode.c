@@ -61,14 +61,22 @@ static unsigned ccc_of(uint32_t cp)
     return qr_u_ccc[lo] & 0xFF;
 }
 
-/* Appends the full canonical decomposition of cp to d (at most 7 code points). */
-static size_t decompose(uint32_t cp, uint32_t *d)
+/* The full decomposition of cp into d (at most 31 code points): compatibility (NFKD) or
+ * canonical (NFD). Returns its length. */
+static size_t decompose(uint32_t cp, bool compat, uint32_t *d)
 {
-    if (!(qr_tok_uflags(cp) & QR_U_DECOMP)) {
+    unsigned f = qr_tok_uflags(cp);
+    const uint32_t *keys = qr_u_decomp_cp, *at = qr_u_decomp_at, *pool = qr_u_decomp_pool;
+    size_t n_keys = sizeof qr_u_decomp_cp / sizeof *qr_u_decomp_cp;
+    if (compat && (f & QR_U_COMPAT)) {
+        keys = qr_u_kdecomp_cp;
+        at = qr_u_kdecomp_at;
+        pool = qr_u_kdecomp_pool;
+        n_keys = sizeof qr_u_kdecomp_cp / sizeof *qr_u_kdecomp_cp;
+    } else if (!(f & QR_U_DECOMP)) {
         d[0] = cp;
         return 1;
-    }
-    if (cp >= 0xAC00 && cp <= 0xD7A3) { /* Hangul syllable: L V (T) */
+    } else if (cp >= 0xAC00 && cp <= 0xD7A3) { /* Hangul syllable: L V (T) */
         uint32_t s = cp - 0xAC00;
         d[0] = 0x1100 + s / 588;
         d[1] = 0x1161 + (s % 588) / 28;
@@ -78,73 +86,114 @@ static size_t decompose(uint32_t cp, uint32_t *d)
         }
         return 2;
     }
-    long k = find_cp(qr_u_decomp_cp, sizeof qr_u_decomp_cp / sizeof *qr_u_decomp_cp, cp);
+    long k = find_cp(keys, n_keys, cp);
     if (k < 0) {
         d[0] = cp;
         return 1;
     }
-    size_t off = qr_u_decomp_at[k] >> 3, n = qr_u_decomp_at[k] & 7;
+    size_t off = at[k] >> 5, n = at[k] & 31;
     for (size_t i = 0; i < n; i++)
-        d[i] = qr_u_decomp_pool[off + i];
+        d[i] = pool[off + i];
     return n;
 }
 
-/* Writes a run of non-starters (class << 32 | code point, already in canonical order). */
-static int flush_run(const uint64_t *run, size_t n, qr_tok_buf *out)
+/* The canonical composite of a + b, or 0. */
+static uint32_t compose_pair(uint32_t a, uint32_t b)
 {
+    if (a >= 0x1100 && a < 0x1113 && b >= 0x1161 && b < 0x1176) /* Hangul L + V */
+        return 0xAC00 + ((a - 0x1100) * 21 + (b - 0x1161)) * 28;
+    if (a >= 0xAC00 && a <= 0xD7A3 && (a - 0xAC00) % 28 == 0 && b > 0x11A7 && b < 0x11C3) /* LV + T */
+        return a + (b - 0x11A7);
+    if (!(qr_tok_uflags(b) & QR_U_COMP2))
+        return 0;
+    uint64_t key = (uint64_t)a << 21 | b;
+    size_t lo = 0, hi = sizeof qr_u_comp_key / sizeof *qr_u_comp_key;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (qr_u_comp_key[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < sizeof qr_u_comp_key / sizeof *qr_u_comp_key && qr_u_comp_key[lo] == key ? qr_u_comp_to[lo] : 0;
+}
+
+typedef struct { uint32_t *v; size_t n, cap; } cps;
+
+static int cps_push(cps *a, uint32_t c)
+{
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 256;
+        uint32_t *v = realloc(a->v, cap * sizeof *v);
+        if (!v)
+            return qr_fail(QR_ENOMEM, "tokenizer: Unicode normalization of %zu code points", a->n);
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = c;
+    return 0;
+}
+
+int qr_tok_unorm(const char *s, size_t len, bool compat, bool compose, qr_tok_buf *out)
+{
+    cps a = {0};
     int rc = 0;
-    for (size_t k = 0; k < n && !rc; k++)
-        rc = qr_tok_buf_put_cp(out, (uint32_t)run[k]);
+    /* Decompose, then put each run of non-starters in canonical order: a stable insertion
+     * sort by combining class as the run grows (runs are short). */
+    size_t run = 0; /* start of the current run of non-starters in a */
+    for (size_t i = 0; i < len && !rc;) {
+        uint32_t cp, d[32];
+        i += (size_t)qr_tok_utf8_next(s + i, len - i, &cp);
+        size_t nd = cp < 0xA0 ? (d[0] = cp, 1) : decompose(cp, compat, d);
+        for (size_t j = 0; j < nd && !rc; j++) {
+            unsigned c = ccc_of(d[j]);
+            if ((rc = cps_push(&a, d[j])))
+                break;
+            if (c == 0) {
+                run = a.n;
+                continue;
+            }
+            size_t k = a.n - 1;
+            while (k > run && ccc_of(a.v[k - 1]) > c) {
+                a.v[k] = a.v[k - 1];
+                k--;
+            }
+            a.v[k] = d[j];
+        }
+    }
+    if (!rc && compose && a.n) {
+        /* Canonical composition (UAX #15): a character composes with the last starter when
+         * nothing between them has a class >= its own (last == -1: adjacent). */
+        size_t w = 0, starter = 0;
+        bool have_starter = false;
+        int last = -1;
+        for (size_t r = 0; r < a.n; r++) {
+            uint32_t c = a.v[r];
+            int cc = (int)ccc_of(c);
+            uint32_t p;
+            if (have_starter && (last == -1 || last < cc) && (last == -1 || cc != 0) &&
+                (p = compose_pair(a.v[starter], c)) != 0) {
+                a.v[starter] = p;
+                continue;
+            }
+            if (cc == 0) {
+                starter = w;
+                have_starter = true;
+                last = -1;
+            } else {
+                last = cc;
+            }
+            a.v[w++] = c;
+        }
+        a.n = w;
+    }
+    for (size_t k = 0; k < a.n && !rc; k++)
+        rc = a.v[k] < 0x80 ? qr_tok_buf_putc(out, (char)a.v[k]) : qr_tok_buf_put_cp(out, a.v[k]);
+    free(a.v);
     return rc;
 }
 
 int qr_tok_nfd(const char *s, size_t len, qr_tok_buf *out)
 {
-    /* A run of non-starters is collected, stably sorted by combining class as it grows
-     * (insertion: runs are short) and written out before the next starter. */
-    uint64_t small[32], *run = small;
-    size_t nrun = 0, cap = sizeof small / sizeof *small;
-    int rc = 0;
-    for (size_t i = 0; i < len && !rc;) {
-        uint32_t cp, d[8];
-        i += (size_t)qr_tok_utf8_next(s + i, len - i, &cp);
-        if (cp < 0xC0 && nrun == 0) { /* nothing below U+00C0 decomposes or combines */
-            rc = cp < 0x80 ? qr_tok_buf_putc(out, (char)cp) : qr_tok_buf_put_cp(out, cp);
-            continue;
-        }
-        size_t nd = decompose(cp, d);
-        for (size_t j = 0; j < nd && !rc; j++) {
-            uint64_t c = ccc_of(d[j]);
-            if (c == 0) {
-                if (!(rc = flush_run(run, nrun, out)))
-                    rc = qr_tok_buf_put_cp(out, d[j]);
-                nrun = 0;
-                continue;
-            }
-            if (nrun == cap) {
-                uint64_t *r = malloc(2 * cap * sizeof *r);
-                if (!r) {
-                    rc = qr_fail(QR_ENOMEM, "tokenizer: NFD run of %zu combining marks", nrun);
-                    break;
-                }
-                for (size_t k = 0; k < nrun; k++)
-                    r[k] = run[k];
-                if (run != small)
-                    free(run);
-                run = r;
-                cap *= 2;
-            }
-            size_t k = nrun++;
-            while (k > 0 && run[k - 1] >> 32 > c) {
-                run[k] = run[k - 1];
-                k--;
-            }
-            run[k] = c << 32 | d[j];
-        }
-    }
-    if (!rc)
-        rc = flush_run(run, nrun, out);
-    if (run != small)
-        free(run);
-    return rc;
+    return qr_tok_unorm(s, len, false, false, out);
 }

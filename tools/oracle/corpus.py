@@ -430,5 +430,57 @@ def make_corpus(n):
     return out
 
 
+# ---- Unicode coverage --------------------------------------------------------------------
+# Every Unicode block starts at a multiple of 16 and spans a multiple of 16 code points, so
+# sampling every 16-code-point column covers every block of every Unicode version (those
+# newer than a tokenizer's tables included). General categories are those of Python's
+# unicodedata (Unicode 14 in the pinned Python); Cs (surrogates) cannot occur in valid
+# UTF-8 and is left out. A separate PRNG keeps make_corpus() unchanged.
+BLOCK_PLANES = (0, 1, 2, 3, 14)  # planes with blocks; the others are unassigned or private use
+CATEGORIES = ['Lu', 'Ll', 'Lt', 'Lm', 'Lo', 'Mn', 'Mc', 'Me', 'Nd', 'Nl', 'No', 'Pc', 'Pd', 'Ps', 'Pe', 'Pi',
+              'Pf', 'Po', 'Sm', 'Sc', 'Sk', 'So', 'Zs', 'Zl', 'Zp', 'Cc', 'Cf', 'Co', 'Cn']
+CONTEXT_BASES = ['a', 'A', 'e', 'k', 'n', ' ', '', '1', '.', 'x']
+
+
 def unicode_coverage():
-    return []
+    """Strings that together hold two random code points of every 16-code-point column of
+    planes 0-3 and 14 (one string per 256 code points: 16 words, each a context character
+    or nothing followed by the column's two code points), 16 random code points of each
+    other plane, and for every general category 24 random code points of it, alone, after a
+    letter, between letters and in a run."""
+    import unicodedata
+
+    r = rng(20261207)
+
+    def below(n):
+        return int(r() * n)
+
+    def ok(c):
+        return not 0xD800 <= c <= 0xDFFF
+
+    out = []
+    for plane in BLOCK_PLANES:
+        for row in range(plane << 16, (plane + 1) << 16, 256):
+            words = []
+            for col in range(row, row + 256, 16):
+                cps = [c for c in (col + below(16), col + below(16)) if ok(c)]
+                if cps:
+                    words.append(CONTEXT_BASES[below(len(CONTEXT_BASES))] + ''.join(map(chr, cps)))
+            if words:
+                out.append(' '.join(words))
+    for plane in range(17):
+        if plane not in BLOCK_PLANES:
+            out.append(''.join(chr((plane << 16) + below(0x10000)) for _ in range(16)))
+    by_cat = {k: [] for k in CATEGORIES}
+    for c in range(0x110000):
+        k = unicodedata.category(chr(c))
+        if k in by_cat:
+            by_cat[k].append(c)
+    for k in CATEGORIES:
+        pool = by_cat[k]
+        picks = [chr(pool[below(len(pool))]) for _ in range(24)]
+        out.append(''.join(picks[0:4]))
+        out.append(' '.join('a' + p for p in picks[4:12]))
+        out.append(' '.join('b' + p + 'c' for p in picks[12:20]))
+        out.append('x' + ''.join(picks[20:24]) + ' ' + ''.join(picks[20:24]).upper())
+    return out

@@ -82,7 +82,7 @@ TOKENIZERS = [
     {'name': 'llama3', 'base': 'shared', 'rel': 'models/llama3-tokenizer/tokenizer.json'},
     {'name': 'llama2', 'base': 'fixtures', 'rel': 'tokenizer/llama2-tokenizer.json'},
     {'name': 'gpt-2.gguf', 'base': 'shared', 'rel': 'models/vocab-fixtures/ggml-vocab-gpt-2.gguf', 'format': 'gguf',
-     'reference': gpt2_reference, 'n': 3000},
+     'reference': gpt2_reference},
 ]
 # GGUF vocabularies identical to a reference above (checked by verify_same_vocab.py:
 # pieces, scores and types; BERT pieces after undoing the converter's "▁"/"##" mapping)

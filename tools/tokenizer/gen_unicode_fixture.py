@@ -38,12 +38,24 @@ CONFIGS = {
     'bert_strip': (bert(False, False, True, False), None),
     'bert_lower': (bert(False, False, False, True), None),
     'nfd': ({'type': 'NFD'}, None),
+    'nfkd': ({'type': 'NFKD'}, None),
+    'nfc': ({'type': 'NFC'}, None),
+    'nfkc': ({'type': 'NFKC'}, None),
     'lowercase': ({'type': 'Lowercase'}, None),
     'strip_accents': ({'type': 'StripAccents'}, None),
     'nfd_strip_accents': ({'type': 'Sequence', 'normalizers': [{'type': 'NFD'}, {'type': 'StripAccents'}]}, None),
     'bert_pre': (None, {'type': 'BertPreTokenizer'}),
     'punctuation': (None, {'type': 'Punctuation', 'behavior': 'Isolated'}),
     'whitespace_split': (None, {'type': 'WhitespaceSplit'}),
+    'whitespace': (None, {'type': 'Whitespace'}),
+    'digits': (None, {'type': 'Digits', 'individual_digits': True}),
+    'byte_level': (None, {'type': 'ByteLevel', 'add_prefix_space': False, 'trim_offsets': True, 'use_regex': True}),
+    **{f'split_{k}': (None, {'type': 'Split', 'pattern': {'Regex': rx}, 'behavior': 'Isolated', 'invert': False})
+       for k, rx in [('L', r'\p{L}+'), ('N', r'\p{N}'), ('d', r'\d+'), ('w', r'\w+'), ('s', r'\s+'),
+                     ('not_LN', r'[^\s\p{L}\p{N}]+'), ('PL', r'\P{L}+'), ('W', r'\W+'), ('D', r'\D+')]},
+    # Qwen2.5's pre-tokenizer pattern
+    'split_qwen': (None, {'type': 'Split', 'pattern': {'Regex': r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"},
+                          'behavior': 'Isolated', 'invert': False}),
 }
 
 
