@@ -443,7 +443,7 @@ CONTEXT_BASES = ['a', 'A', 'e', 'k', 'n', ' ', '', '1', '.', 'x']
 
 
 def unicode_coverage():
-    """Strings that together hold two random code points of every 16-code-point column of
+    """Six strings of recent combining marks and compositions, then strings that together hold two random code points of every 16-code-point column of
     planes 0-3 and 14 (one string per 256 code points: 16 words, each a context character
     or nothing followed by the column's two code points), 16 random code points of each
     other plane, and for every general category 24 random code points of it, alone, after a
@@ -458,7 +458,10 @@ def unicode_coverage():
     def ok(c):
         return not 0xD800 <= c <= 0xDFFF
 
-    out = []
+    # Marks of recent Unicode versions that HF's BertNormalizer keeps (U+089C, U+08D9, U+08DD:
+    # Unicode 14; U+1AC2: 14; U+1ACE: 14) and that utf8proc's newer tables strip as accents.
+    out = ['caf\u089ce', 'x\u08d9y z\u08dd', '\u1ac2', 'na\u08ddive re\u0301sume\u1ac2', 'e\u0301\u089c\u0316 A\u1ace\u0300',
+           'Sogdian \U00010f30\U00010f46\U00010f47\U00010f50 Dives Akuru \U00011935\U00011930 \U00011938']
     for plane in BLOCK_PLANES:
         for row in range(plane << 16, (plane + 1) << 16, 256):
             words = []

@@ -1,7 +1,8 @@
 /* Tokenizer oracle test: quire's tokenizer.json loader against the Hugging
  * Face `tokenizers` library on a 10,000-string corpus (many scripts, emoji,
  * whitespace runs, numbers, code, URLs, long words, contractions, special-
- * token look-alikes). Fixtures from tools/oracle/gen_fixtures.py, format
+ * token look-alikes) followed by ~1,400 strings covering every Unicode block and
+ * general category. Fixtures from tools/oracle/gen_fixtures.py, format
  * described there. Requires 100% identical ids with and without special
  * tokens, and identical decode output for the strings that have one.
  * Entries of format "gguf" load a GGUF vocabulary (qr_tokenizer_load_gguf) and are
