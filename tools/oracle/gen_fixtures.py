@@ -13,10 +13,11 @@ Unicode block and general category). Output, under tests/fixtures/tokenizer/orac
                    3 characters of the base64 alphabet A-Za-z0-9+/ (6 bits each, most
                    significant first: id = c0*4096 + c1*64 + c2), no separators; this keeps
                    the fixtures small (ids < 262144)
-  NAME.dec         line i (for the first N_DEC strings): decode(ids of line i,
-                   skip_special_tokens=False): "=" when it equals corpus[i] exactly,
-                   otherwise the decoded text as a JSON string
-  NAME.decs        line i (same strings): decode(ids with add_special_tokens=True,
+  NAME.dec         one line per decoded string (the first N_DEC strings, then every string from
+                   manifest "decoded_tail_from" on, i.e. the Unicode coverage strings):
+                   decode(ids, skip_special_tokens=False): "=" when it equals the string
+                   exactly, otherwise the decoded text as a JSON string
+  NAME.decs        one line per decoded string (same strings): decode(ids with add_special_tokens=True,
                    skip_special_tokens=True): "=" when it equals the NAME.dec text of line i,
                    otherwise the decoded text as a JSON string
   manifest.json    per tokenizer: where the tokenizer quire loads lives (format json:
@@ -150,7 +151,11 @@ def main(argv):
         if 'reference' in t:
             os.unlink(file)
         texts = corpus[:t.get('n', len(corpus))]
-        n_dec = min(N_DEC, len(texts))
+        # Decoded: the first N_DEC strings and the coverage strings after the generated ones.
+        head = min(N_DEC, len(texts))
+        tail_from = max(head, min(n, len(texts)))
+        dec_idx = list(range(head)) + list(range(tail_from, len(texts)))
+        n_dec = len(dec_idx)
         tok.no_truncation()
         tok.no_padding()
         plain = [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
@@ -167,7 +172,7 @@ def main(argv):
 
         dec, decs = [], []
         same = same_skip = 0
-        for i in range(n_dec):
+        for i in dec_idx:
             d = tok.decode(plain[i], skip_special_tokens=False)
             if d == corpus[i]:
                 dec.append('=')
@@ -197,6 +202,8 @@ def main(argv):
             'special_exceptions': exceptions,
             'n_ids': n_ids,
             'n_decoded': n_dec,
+            'decoded_head': head,
+            'decoded_tail_from': tail_from,
             'decode_roundtrip_exact': same,
         })
         print(f"{t['name']}: {n_ids} ids, {len(exceptions)} special exceptions, "
