@@ -91,6 +91,7 @@ unsigned qr_tok_uflags(uint32_t cp);
 #define QR_U_NUMERIC 0x200u /* Digits splits on it (Rust char::is_numeric) */
 #define QR_U_COMPAT 0x400u  /* NFKD differs from NFD on it */
 #define QR_U_COMP2 0x800u   /* second code point of a canonical composition */
+#define QR_U_WORD 0x1000u   /* a word character for added tokens' single_word (Rust regex \w) */
 /* HF Lowercase of one code point (Rust char::to_lowercase), U+0130 excepted (two code points). */
 uint32_t qr_tok_ulower(uint32_t cp);
 /* HF NFD / NFKD / NFC / NFKC (unicode-normalization-alignments): canonical or compatibility

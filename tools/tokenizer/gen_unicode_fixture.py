@@ -9,7 +9,9 @@ prints HF's output there for a closer look).
 Region r is the string of code points r*4096 .. r*4096+4095 in order, surrogates left
 out, as one input (so canonical reordering across neighbours is covered too).
 Normalizers: the hash of normalize_str(region). Pre-tokenizers: the hash of the pieces of
-pre_tokenize_str(region) joined by NUL bytes. test_tok_unicode.c loads each "tokenizer"
+pre_tokenize_str(region) joined by NUL bytes. single_word: the hash of the ids (decimal,
+joined by ",") of the region with "Q " after every code point, "Q" an added token with
+single_word (matched only where the code point before it is not a word character). test_tok_unicode.c loads each "tokenizer"
 below (a WordLevel stub carrying the component) with quire and compares.
 """
 import json
@@ -30,7 +32,8 @@ def bert(clean, cjk, strip, lower):
             'lowercase': lower}
 
 
-# name -> (normalizer, pre_tokenizer); exactly one of them is set.
+# name -> (normalizer, pre_tokenizer); exactly one of them is set. Both None: the added token
+# "Q" with single_word (see ADDED) is looked for after every code point.
 CONFIGS = {
     'bert': (bert(True, True, True, True), None),  # MiniLM's normalizer
     'bert_clean': (bert(True, False, False, False), None),
@@ -53,18 +56,27 @@ CONFIGS = {
     **{f'split_{k}': (None, {'type': 'Split', 'pattern': {'Regex': rx}, 'behavior': 'Isolated', 'invert': False})
        for k, rx in [('L', r'\p{L}+'), ('N', r'\p{N}'), ('d', r'\d+'), ('w', r'\w+'), ('s', r'\s+'),
                      ('not_LN', r'[^\s\p{L}\p{N}]+'), ('PL', r'\P{L}+'), ('W', r'\W+'), ('D', r'\D+')]},
+    'single_word': (None, None),
     # Qwen2.5's pre-tokenizer pattern
     'split_qwen': (None, {'type': 'Split', 'pattern': {'Regex': r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"},
                           'behavior': 'Isolated', 'invert': False}),
 }
 
 
+ADDED = {'id': 1, 'content': 'Q', 'single_word': True, 'lstrip': False, 'rstrip': False, 'normalized': False,
+         'special': False}
+
+
 def stub(normalizer, pre_tokenizer):
-    return {'version': '1.0', 'truncation': None, 'padding': None,
-            'added_tokens': [{'id': 0, 'content': '[UNK]', 'single_word': False, 'lstrip': False, 'rstrip': False,
-                              'normalized': False, 'special': True}],
+    added = [{'id': 0, 'content': '[UNK]', 'single_word': False, 'lstrip': False, 'rstrip': False,
+              'normalized': False, 'special': True}]
+    vocab = {'[UNK]': 0}
+    if normalizer is None and pre_tokenizer is None:
+        added.append(ADDED)
+        vocab['Q'] = 1
+    return {'version': '1.0', 'truncation': None, 'padding': None, 'added_tokens': added,
             'normalizer': normalizer, 'pre_tokenizer': pre_tokenizer, 'post_processor': None, 'decoder': None,
-            'model': {'type': 'WordLevel', 'vocab': {'[UNK]': 0}, 'unk_token': '[UNK]'}}
+            'model': {'type': 'WordLevel', 'vocab': vocab, 'unk_token': '[UNK]'}}
 
 
 def fnv1a64(b):
@@ -81,7 +93,11 @@ def region_text(r):
 def output(tok, text):
     if tok.normalizer is not None:
         return tok.normalizer.normalize_str(text).encode('utf-8')
-    return b'\0'.join(p.encode('utf-8') for p, _ in tok.pre_tokenizer.pre_tokenize_str(text))
+    if tok.pre_tokenizer is not None:
+        return b'\0'.join(p.encode('utf-8') for p, _ in tok.pre_tokenizer.pre_tokenize_str(text))
+    # single_word: ids of every code point followed by "Q ", as decimal numbers joined by ","
+    ids = tok.encode(''.join(c + 'Q ' for c in text), add_special_tokens=False).ids
+    return ','.join(map(str, ids)).encode('ascii')
 
 
 def main(argv):

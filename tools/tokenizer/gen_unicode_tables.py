@@ -22,6 +22,7 @@ probes, per code point c (surrogates excluded):
   DECOMP NFD(c) != c: the decomposition (Hangul syllables are algorithmic, checked here)
   LOWER  Lowercase(c) != c: the lowercase (U+0130 → "i̇" is the only multi-code-point one)
   NUMERIC Digits(individual_digits) splits "a" c "b" into three  (Rust char::is_numeric)
+  WORD   an added token with single_word does not match right after c (Rust regex \w)
   COMPAT NFKD(c) != NFD(c): the compatibility decomposition
   COMP2  c is the second code point of a primary composite P (NFC(NFD(P)) == P, the pair
          from Python's unicodedata, whose mappings are stable across versions)
@@ -32,10 +33,12 @@ probes, per code point c (surrogates excluded):
 The flags are a two-stage table (blocks of 128 code points, deduplicated); combining
 classes, decompositions and lowercase mappings are sorted arrays for binary search.
 """
+import json
 import os
 import unicodedata
 
 import tokenizers
+from tokenizers import Tokenizer
 from tokenizers import normalizers as N
 from tokenizers import pre_tokenizers as P
 
@@ -43,7 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, '..', '..'))
 OUT = os.path.join(ROOT, 'runtime', 'tokenizer', 'tok_unicode_tables.h')
 
-FLAGS = ['CTRL', 'WS', 'CJK', 'MN', 'MARK', 'PUNCT', 'DECOMP', 'LOWER', 'CCC', 'NUMERIC', 'COMPAT', 'COMP2']
+FLAGS = ['CTRL', 'WS', 'CJK', 'MN', 'MARK', 'PUNCT', 'DECOMP', 'LOWER', 'CCC', 'NUMERIC', 'COMPAT', 'COMP2', 'WORD']
 BLOCK = 128
 
 
@@ -113,6 +116,17 @@ def derive():
         flags[c] = f
     for a, b in comp:
         flags[b] |= bit['COMP2']
+    # single_word: "Q" (a single_word added token) is not matched in c + "Q" when c is a word character.
+    stub = {'version': '1.0', 'truncation': None, 'padding': None,
+            'added_tokens': [{'id': 1, 'content': 'Q', 'single_word': True, 'lstrip': False, 'rstrip': False,
+                              'normalized': False, 'special': False}],
+            'normalizer': None, 'pre_tokenizer': None, 'post_processor': None, 'decoder': None,
+            'model': {'type': 'WordLevel', 'vocab': {'[UNK]': 0, 'Q': 1}, 'unk_token': '[UNK]'}}
+    tok = Tokenizer.from_str(json.dumps(stub))
+    cps = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for c, e in zip(cps, tok.encode_batch([chr(c) + 'Q' for c in cps], add_special_tokens=False)):
+        if 1 not in e.ids:
+            flags[c] |= bit['WORD']
     # BERT strip_accents = NFD then drop MN: check that on every decomposable character.
     for c, d in decomp.items():
         want = ''.join(chr(x) for x in d if not flags[x] & bit['MN'])

@@ -4,7 +4,7 @@
  * parts, NFD, Lowercase, StripAccents, BertPreTokenizer, Punctuation, WhitespaceSplit) and
  * per region of 4096 consecutive code points (one string, surrogates left out), the FNV-1a
  * 64 hash of HF's output. quire loads the same stub tokenizer.json and must hash the same
- * in every region. A mismatch names the region; the generator's --show prints HF's output. */
+ * in every region; single_word: an added token after every code point. A mismatch names the region; the generator's --show prints HF's output. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,14 +78,36 @@ int main(void)
         CHECK_OK(qr_tokenizer_load_json(tmp, &t));
         if (!t || json_array_size(hashes) != n_regions)
             continue;
-        bool pre = !json_is_null(json_object_get(json_object_get(cfg, "tokenizer"), "pre_tokenizer"));
+        json_t *tj = json_object_get(cfg, "tokenizer");
+        bool pre = !json_is_null(json_object_get(tj, "pre_tokenizer"));
+        bool added = !pre && json_is_null(json_object_get(tj, "normalizer")); /* single_word */
         qr_tok_buf out = {0};
         qr_tok_pieces pieces = {0};
         int bad = 0;
         for (size_t r = 0; r < n_regions; r++) {
             size_t n = region_utf8((uint32_t)(r * region), (uint32_t)((r + 1) * region), buf);
             uint64_t h = 0xCBF29CE484222325ull;
-            if (pre) {
+            if (added) {
+                /* every code point followed by "Q " (Q: a single_word added token) */
+                qr_tok_buf q = {0};
+                for (size_t i = 0; i < n;) {
+                    uint32_t cp;
+                    size_t cl = (size_t)qr_tok_utf8_next(buf + i, n - i, &cp);
+                    CHECK_OK(qr_tok_buf_put(&q, buf + i, cl));
+                    CHECK_OK(qr_tok_buf_put(&q, "Q ", 2));
+                    i += cl;
+                }
+                int32_t *ids = NULL;
+                size_t nid = 0;
+                CHECK_OK(qr_tokenize(t, q.p, q.n, false, &ids, &nid));
+                for (size_t i = 0; i < nid; i++) {
+                    char num[16];
+                    int k = snprintf(num, sizeof num, i ? ",%d" : "%d", (int)ids[i]);
+                    h = fnv1a64(h, num, (size_t)k);
+                }
+                free(ids);
+                qr_tok_buf_free(&q);
+            } else if (pre) {
                 CHECK_OK(qr_tok_pretokenize(t, buf, n, true, &pieces));
                 for (size_t i = 0; i < pieces.n; i++) {
                     if (i)
