@@ -69,10 +69,35 @@ int qr_tok_utf8_next(const char *s, size_t len, uint32_t *cp);
 int qr_tok_utf8_sanitize(const char *src, size_t len, qr_tok_buf *dst);
 /* Rust char::is_whitespace (Unicode White_Space). */
 bool qr_tok_is_whitespace(uint32_t cp);
-/* HF `is_punctuation`: ASCII punctuation or general category P*. */
+/* HF `is_punctuation`: ASCII punctuation or general category P* (of HF's Unicode tables). */
 bool qr_tok_is_punctuation(uint32_t cp);
 /* Rust char::is_alphanumeric (Alphabetic or Numeric, approximated with categories L*, N*). */
 bool qr_tok_is_alnum(uint32_t cp);
+
+/* Unicode data as Hugging Face `tokenizers` has it (tok_unicode.c, tables generated from the
+ * Python package by tools/tokenizer/gen_unicode_tables.py; HF's crates lag utf8proc by
+ * several Unicode versions, so marks, punctuation, decompositions and case pairs of recent
+ * versions differ). Flags QR_U_* of tok_unicode_tables.h. */
+unsigned qr_tok_uflags(uint32_t cp);
+#define QR_U_CTRL 0x001u   /* BertNormalizer clean_text removes it (Cc, Cf, Co, U+0000, U+FFFD) */
+#define QR_U_WS 0x002u     /* White_Space (Rust char::is_whitespace) */
+#define QR_U_CJK 0x004u    /* BertNormalizer handle_chinese_chars pads it with spaces */
+#define QR_U_MN 0x008u     /* BertNormalizer strip_accents drops it after NFD (Mn) */
+#define QR_U_MARK 0x010u   /* StripAccents drops it (Mn, Mc, Me) */
+#define QR_U_PUNCT 0x020u  /* BertPreTokenizer / Punctuation split on it */
+#define QR_U_DECOMP 0x040u /* NFD changes it */
+#define QR_U_LOWER 0x080u  /* Lowercase changes it */
+#define QR_U_CCC 0x100u    /* nonzero canonical combining class */
+#define QR_U_NUMERIC 0x200u /* Digits splits on it (Rust char::is_numeric) */
+#define QR_U_COMPAT 0x400u  /* NFKD differs from NFD on it */
+#define QR_U_COMP2 0x800u   /* second code point of a canonical composition */
+#define QR_U_WORD 0x1000u   /* a word character for added tokens' single_word (Rust regex \w) */
+/* HF Lowercase of one code point (Rust char::to_lowercase), U+0130 excepted (two code points). */
+uint32_t qr_tok_ulower(uint32_t cp);
+/* HF NFD / NFKD / NFC / NFKC (unicode-normalization-alignments): canonical or compatibility
+ * decomposition, canonical reordering, and for NFC/NFKC canonical composition. */
+int qr_tok_nfd(const char *s, size_t len, qr_tok_buf *out);
+int qr_tok_unorm(const char *s, size_t len, bool compat, bool compose, qr_tok_buf *out);
 
 /* ---- string → id hash map (open addressing, FNV-1a) ------------------------------------ */
 
@@ -195,6 +220,8 @@ typedef struct {
 
 /* Compiles a pattern with PCRE2_UTF | PCRE2_UCP. Errors are QR_EFORMAT naming `where`. */
 int qr_tok_regex_compile(const char *pattern, size_t len, const char *where, pcre2_code **out);
+/* The Whitespace pre-tokenizer's regex, \w+|[^\w\s]+ with the Rust regex crate's classes. */
+int qr_tok_regex_compile_whitespace(const char *where, pcre2_code **out);
 /* The GPT-2 ByteLevel pre-tokenizer pattern. */
 extern const char qr_tok_gpt2_pattern[];
 

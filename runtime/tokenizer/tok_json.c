@@ -217,10 +217,9 @@ static int parse_pretok(ctx *c, const json_t *j)
         p.type = QR_PT_BERT;
     } else if (!strcmp(type, "Whitespace")) {
         p.type = QR_PT_WHITESPACE;
-        static const char pat[] = "\\w+|[^\\w\\s]+";
         char w[256];
         snprintf(w, sizeof w, "%s: pre_tokenizer Whitespace", c->path);
-        if ((rc = qr_tok_regex_compile(pat, sizeof pat - 1, w, &p.re)))
+        if ((rc = qr_tok_regex_compile_whitespace(w, &p.re)))
             return rc;
     } else if (!strcmp(type, "WhitespaceSplit")) {
         p.type = QR_PT_WHITESPACE_SPLIT;

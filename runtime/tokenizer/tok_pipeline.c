@@ -3,7 +3,6 @@
  * Offsets are not tracked: only ids matter here. */
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 #include "common/error.h"
 #include "runtime/tokenizer/tok_internal.h"
@@ -75,21 +74,8 @@ static bool all_ascii(const char *s, size_t len)
     return true;
 }
 
-static int utf8proc_norm(const char *s, size_t len, int options, qr_tok_buf *out)
-{
-    if (all_ascii(s, len))
-        return qr_tok_buf_put(out, s, len);
-    utf8proc_uint8_t *dst = NULL;
-    utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &dst,
-                                      (utf8proc_option_t)(UTF8PROC_STABLE | options));
-    if (r < 0)
-        return qr_fail(QR_EINTERNAL, "tokenizer: unicode normalization: %s", utf8proc_errmsg(r));
-    int rc = qr_tok_buf_put(out, (const char *)dst, (size_t)r);
-    free(dst);
-    return rc;
-}
-
-/* Rust char::to_lowercase: the simple mapping plus U+0130's two-code-point mapping. */
+/* Rust char::to_lowercase (HF's tables, tok_unicode.c): the simple mapping plus U+0130's
+ * two-code-point mapping. */
 static int put_lower(qr_tok_buf *out, uint32_t cp)
 {
     if (cp < 0x80)
@@ -98,45 +84,26 @@ static int put_lower(qr_tok_buf *out, uint32_t cp)
         int rc = qr_tok_buf_putc(out, 'i');
         return rc ? rc : qr_tok_buf_put_cp(out, 0x307);
     }
-    return qr_tok_buf_put_cp(out, (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp));
+    return qr_tok_buf_put_cp(out, qr_tok_ulower(cp));
 }
 
-static bool is_cjk(uint32_t c)
-{
-    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
-           (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
-           (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
-           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
-}
+/* The character classes below are HF's, from tok_unicode_tables.h (see tok_unicode.c). */
 
-/* BERT's is_control: categories Cc, Cf, Co (Cs cannot occur in valid UTF-8). Unassigned
- * code points (Cn) are kept: the HF oracle keeps U+FFFE, U+038B, U+1D4A1 and turns them
- * into [UNK]. */
-static bool is_other(uint32_t c)
-{
-    switch (utf8proc_category((utf8proc_int32_t)c)) {
-    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CS:
-    case UTF8PROC_CATEGORY_CO:
-        return true;
-    default:
-        return false;
-    }
-}
+/* BertNormalizer handle_chinese_chars: the CJK Unified/Compatibility Ideograph blocks. */
+static bool is_cjk(uint32_t c) { return c >= 0x3400 && (qr_tok_uflags(c) & QR_U_CJK); }
 
-static bool is_mn(uint32_t c)
-{
-    return c >= 0x300 && utf8proc_category((utf8proc_int32_t)c) == UTF8PROC_CATEGORY_MN;
-}
+/* BertNormalizer clean_text removes these: U+0000, U+FFFD and unicode_categories' Cc, Cf,
+ * Co (not \t \n \r, which become spaces). Unassigned code points (Cn) are kept: HF keeps
+ * U+FFFE, U+038B, U+1D4A1 and turns them into [UNK]. */
+static bool is_other(uint32_t c) { return (qr_tok_uflags(c) & QR_U_CTRL) && c != '\t' && c != '\n' && c != '\r'; }
 
-/* General category M* (what HF's StripAccents normalizer removes; BERT's strip_accents
- * removes Mn only). */
-static bool is_mark(uint32_t c)
-{
-    if (c < 0x300)
-        return false;
-    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
-    return k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME;
-}
+/* BertNormalizer strip_accents drops these after NFD: unicode_categories' Mn (Unicode
+ * marks added since, e.g. U+089C, U+1AC2, stay and make the word [UNK]). */
+static bool is_mn(uint32_t c) { return c >= 0x300 && (qr_tok_uflags(c) & QR_U_MN); }
+
+/* What HF's StripAccents normalizer removes (is_combining_mark: Mn, Mc, Me of
+ * unicode-normalization-alignments); BERT's strip_accents removes Mn only. */
+static bool is_mark(uint32_t c) { return c >= 0x300 && (qr_tok_uflags(c) & QR_U_MARK); }
 
 /* Literal or regex replacement of every non-overlapping match. */
 static int replace_all(const char *s, size_t len, const char *pat, size_t pat_len, const pcre2_code *re,
@@ -178,10 +145,11 @@ static int norm_one(const qr_tok_norm *nm, const char *s, size_t len, qr_tok_buf
     int rc = 0;
     uint32_t cp;
     switch (nm->type) {
-    case QR_NORM_NFC: return utf8proc_norm(s, len, UTF8PROC_COMPOSE, out);
-    case QR_NORM_NFD: return utf8proc_norm(s, len, UTF8PROC_DECOMPOSE, out);
-    case QR_NORM_NFKC: return utf8proc_norm(s, len, UTF8PROC_COMPOSE | UTF8PROC_COMPAT, out);
-    case QR_NORM_NFKD: return utf8proc_norm(s, len, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, out);
+    /* HF's normalization tables (tok_unicode.c), not utf8proc's newer ones. */
+    case QR_NORM_NFC: return all_ascii(s, len) ? qr_tok_buf_put(out, s, len) : qr_tok_unorm(s, len, false, true, out);
+    case QR_NORM_NFD: return all_ascii(s, len) ? qr_tok_buf_put(out, s, len) : qr_tok_unorm(s, len, false, false, out);
+    case QR_NORM_NFKC: return all_ascii(s, len) ? qr_tok_buf_put(out, s, len) : qr_tok_unorm(s, len, true, true, out);
+    case QR_NORM_NFKD: return all_ascii(s, len) ? qr_tok_buf_put(out, s, len) : qr_tok_unorm(s, len, true, false, out);
     case QR_NORM_LOWERCASE:
         for (size_t i = 0; i < len && !rc;) {
             i += (size_t)qr_tok_utf8_next(s + i, len - i, &cp);
@@ -253,7 +221,7 @@ static int norm_one(const qr_tok_norm *nm, const char *s, size_t len, qr_tok_buf
             i += (size_t)cl;
             if (nm->clean_text) {
                 bool ws = cp == '\t' || cp == '\n' || cp == '\r';
-                if (cp == 0 || cp == 0xFFFD || (!ws && is_other(cp)))
+                if (!ws && is_other(cp)) /* includes U+0000 and U+FFFD */
                     continue;
                 if (ws || qr_tok_is_whitespace(cp))
                     cp = ' ';
@@ -267,7 +235,7 @@ static int norm_one(const qr_tok_norm *nm, const char *s, size_t len, qr_tok_buf
             }
         }
         if (!rc && nm->strip_accents) {
-            if (!(rc = utf8proc_norm(a.p ? a.p : "", a.n, UTF8PROC_DECOMPOSE, &b))) {
+            if (!(rc = qr_tok_nfd(a.p ? a.p : "", a.n, &b))) {
                 a.n = 0;
                 for (size_t i = 0; i < b.n && !rc;) {
                     int cl = qr_tok_utf8_next(b.p + i, b.n - i, &cp);
@@ -371,13 +339,13 @@ static int seg_add(segs *g, size_t s, size_t e, bool m)
 typedef bool (*char_pred)(uint32_t);
 
 static bool is_bert_punct(uint32_t c) { return qr_tok_is_punctuation(c); }
-/* Rust char::is_numeric (categories Nd, Nl, No), what HF's Digits pre-tokenizer splits on. */
+/* Rust char::is_numeric (Nd, Nl, No of Rust's Unicode; HF's tables, tok_unicode.c), what
+ * HF's Digits pre-tokenizer splits on. */
 static bool is_numeric(uint32_t c)
 {
     if (c < 0x80)
         return c >= '0' && c <= '9';
-    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
-    return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
+    return (qr_tok_uflags(c) & QR_U_NUMERIC) != 0;
 }
 
 /* Each character satisfying pred is its own match; runs of others are non-matches. */

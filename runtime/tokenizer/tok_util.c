@@ -7,6 +7,8 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "runtime/tokenizer/tok_regex_classes.h"
+
 #include "common/error.h"
 
 /* ---- buffers ------------------------------------------------------------------------- */
@@ -212,14 +214,9 @@ bool qr_tok_is_punctuation(uint32_t cp)
     if (cp < 0x80)
         return (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) ||
                (cp >= 123 && cp <= 126);
-    switch (utf8proc_category((utf8proc_int32_t)cp)) {
-    case UTF8PROC_CATEGORY_PC: case UTF8PROC_CATEGORY_PD: case UTF8PROC_CATEGORY_PS:
-    case UTF8PROC_CATEGORY_PE: case UTF8PROC_CATEGORY_PI: case UTF8PROC_CATEGORY_PF:
-    case UTF8PROC_CATEGORY_PO:
-        return true;
-    default:
-        return false;
-    }
+    /* unicode_categories' P* (HF's tables, tok_unicode.c): punctuation of recent Unicode
+     * versions (e.g. U+10EAD, U+11660) is not split by HF. */
+    return (qr_tok_uflags(cp) & QR_U_PUNCT) != 0;
 }
 
 bool qr_tok_is_alnum(uint32_t cp)
@@ -760,9 +757,24 @@ const char qr_tok_gpt2_pattern[] =
  * explicit sets. */
 #define WS_SET "\\t\\n\\x0b\\f\\r\\x20\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
 
-/* Oniguruma's Unicode \w (Alphabetic, marks, decimal digits, connector punctuation, joiners);
- * PCRE2 10.42's \w lacks the marks. */
-#define WORD_SET "\\p{L}\\p{Nl}\\p{Nd}\\p{M}\\p{Pc}\\x{200c}\\x{200d}"
+/* Oniguruma's \w, \d, \p{L}, \p{N} (tok_regex_classes.h, generated from HF): PCRE2's
+ * properties plus the code points of newer Unicode versions that PCRE2's tables may lack
+ * (PCRE2 10.42 has Unicode 14, HF's Oniguruma Unicode 16); PCRE2's own \w also lacks the
+ * marks. */
+#define WORD_SET QR_RX_W
+
+/* Writes class set (a class body) as a class, negated or not, or as is inside a class. */
+static int put_class(qr_tok_buf *out, const char *set, bool negate, bool in_class)
+{
+    int rc = 0;
+    if (!in_class)
+        rc = qr_tok_buf_put(out, negate ? "[^" : "[", negate ? 2 : 1);
+    if (!rc)
+        rc = qr_tok_buf_put(out, set, strlen(set));
+    if (!rc && !in_class)
+        rc = qr_tok_buf_putc(out, ']');
+    return rc;
+}
 
 static int rewrite_space_classes(const char *p, size_t len, qr_tok_buf *out)
 {
@@ -773,7 +785,14 @@ static int rewrite_space_classes(const char *p, size_t len, qr_tok_buf *out)
         if (c == '\\' && i + 1 < len) {
             char e = p[i + 1];
             i++;
-            if (e == 's')
+            /* \p{L} \p{N} \P{L} \P{N} (negated forms only outside classes) */
+            if ((e == 'p' || (e == 'P' && !in_class)) && i + 3 < len && p[i + 1] == '{' && p[i + 3] == '}' &&
+                (p[i + 2] == 'L' || p[i + 2] == 'N')) {
+                rc = put_class(out, p[i + 2] == 'L' ? QR_RX_L : QR_RX_N, e == 'P', in_class);
+                i += 3;
+            } else if (e == 'd' || (e == 'D' && !in_class))
+                rc = put_class(out, QR_RX_D, e == 'D', in_class);
+            else if (e == 's')
                 rc = qr_tok_buf_put(out, in_class ? WS_SET : "[" WS_SET "]", strlen(in_class ? WS_SET : "[" WS_SET "]"));
             else if (e == 'S' && !in_class)
                 rc = qr_tok_buf_put(out, "[^" WS_SET "]", strlen("[^" WS_SET "]"));
@@ -809,12 +828,12 @@ static int rewrite_space_classes(const char *p, size_t len, qr_tok_buf *out)
     return rc;
 }
 
-int qr_tok_regex_compile(const char *pattern, size_t len, const char *where, pcre2_code **out)
+static int regex_compile(const char *pattern, size_t len, bool rewrite, const char *where, pcre2_code **out)
 {
     int err;
     PCRE2_SIZE off;
     qr_tok_buf pat = {0};
-    int rc = rewrite_space_classes(pattern, len, &pat);
+    int rc = rewrite ? rewrite_space_classes(pattern, len, &pat) : qr_tok_buf_put(&pat, pattern, len);
     if (rc) {
         qr_tok_buf_free(&pat);
         return rc;
@@ -832,6 +851,19 @@ int qr_tok_regex_compile(const char *pattern, size_t len, const char *where, pcr
     (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
     *out = re;
     return 0;
+}
+
+int qr_tok_regex_compile(const char *pattern, size_t len, const char *where, pcre2_code **out)
+{
+    return regex_compile(pattern, len, true, where, out);
+}
+
+/* HF's Whitespace pre-tokenizer: \w+|[^\w\s]+ of Rust's regex crate, whose \w (Unicode 16,
+ * with the joiners) differs from Oniguruma's. */
+int qr_tok_regex_compile_whitespace(const char *where, pcre2_code **out)
+{
+    static const char pat[] = "[" QR_RX_RUST_W "]+|[^" QR_RX_RUST_W WS_SET "]+";
+    return regex_compile(pat, sizeof pat - 1, false, where, out);
 }
 
 /* GPT-2 bytes_to_unicode: bytes '!'..'~', '¡'..'¬', '®'..'ÿ' map to themselves; the other 68

@@ -21,29 +21,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <utf8proc.h>
 
 #include "common/error.h"
 #include "runtime/tokenizer/tok_internal.h"
 
 /* ---- encode ---------------------------------------------------------------------------- */
 
-/* Rust regex \w: Alphabetic, marks, decimal digits, connector punctuation, joiners. */
+/* Rust regex \w (Alphabetic, marks, decimal digits, connector punctuation, joiners) as HF's
+ * single_word test has it (tok_unicode.c tables, Unicode 16). */
 static bool is_word_char(uint32_t c)
 {
     if (c < 0x80)
         return c == '_' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
-    if (c == 0x200C || c == 0x200D)
-        return true;
-    switch (utf8proc_category((utf8proc_int32_t)c)) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_NL:
-    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
-    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_PC:
-        return true;
-    default:
-        return false;
-    }
+    return (qr_tok_uflags(c) & QR_U_WORD) != 0;
 }
 
 static uint32_t last_cp(const char *s, size_t len)

@@ -1,7 +1,8 @@
 /* Tokenizer oracle test: quire's tokenizer.json loader against the Hugging
  * Face `tokenizers` library on a 10,000-string corpus (many scripts, emoji,
  * whitespace runs, numbers, code, URLs, long words, contractions, special-
- * token look-alikes). Fixtures from tools/oracle/gen_fixtures.mjs, format
+ * token look-alikes) followed by ~1,400 strings covering every Unicode block and
+ * general category. Fixtures from tools/oracle/gen_fixtures.py, format
  * described there. Requires 100% identical ids with and without special
  * tokens, and identical decode output for the strings that have one.
  * Entries of format "gguf" load a GGUF vocabulary (qr_tokenizer_load_gguf) and are
@@ -318,6 +319,11 @@ int main(int argc, char **argv)
     CHECK_INT(n_decs_lines, n_dec_lines);
     CHECK_INT(n_id_lines, n_use);
     CHECK_INT(n_dec_lines, json_integer_value(json_object_get(entry, "n_decoded")));
+    /* Decoded strings: the first dec_head, then all from dec_tail on (.dec line order). */
+    json_t *jhead = json_object_get(entry, "decoded_head"), *jtail = json_object_get(entry, "decoded_tail_from");
+    size_t dec_head = jhead ? (size_t)json_integer_value(jhead) : n_dec_lines;
+    size_t dec_tail = jtail ? (size_t)json_integer_value(jtail) : n_use;
+    CHECK(dec_head <= dec_tail && dec_tail <= n_use && dec_head + (n_use - dec_tail) == n_dec_lines);
 
     /* base "shared" or "fixtures": both under tests/fixtures now (the ../shared/models
      * files are committed there with the same relative path) */
@@ -418,15 +424,16 @@ int main(int argc, char **argv)
         /* Decode of the reference ids (not ours), skip_special = false. */
         /* qr_detokenize returns a NUL-terminated string, so texts with an
          * embedded NUL cannot be compared through it; they are skipped. */
-        if (i < n_dec_lines && !memchr(c.text[i], 0, c.len[i])) {
+        size_t dl = i < dec_head ? i : i >= dec_tail ? dec_head + (i - dec_tail) : SIZE_MAX;
+        if (dl < n_dec_lines && !memchr(c.text[i], 0, c.len[i])) {
             const char *exp = c.text[i];
             size_t exp_len = c.len[i];
             json_t *js = NULL;
-            if (strcmp(dec_lines[i], "=") != 0) {
-                js = json_loads(dec_lines[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+            if (strcmp(dec_lines[dl], "=") != 0) {
+                js = json_loads(dec_lines[dl], JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
                 exp = js ? json_string_value(js) : "";
                 exp_len = js ? json_string_length(js) : 0;
-                CHECK_MSG(js != NULL, "%s.dec line %zu malformed", name, i + 1);
+                CHECK_MSG(js != NULL, "%s.dec line %zu malformed", name, dl + 1);
             }
             char *out = NULL;
             rc = qr_detokenize(tok, want, (size_t)nw, false, &out);
@@ -443,9 +450,9 @@ int main(int argc, char **argv)
 
             /* Ids with special tokens, decoded skipping them: "=" means the text above. */
             json_t *jss = NULL;
-            if (i < n_decs_lines && strcmp(decs_lines[i], "=") != 0) {
-                jss = json_loads(decs_lines[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-                CHECK_MSG(jss != NULL, "%s.decs line %zu malformed", name, i + 1);
+            if (dl < n_decs_lines && strcmp(decs_lines[dl], "=") != 0) {
+                jss = json_loads(decs_lines[dl], JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+                CHECK_MSG(jss != NULL, "%s.decs line %zu malformed", name, dl + 1);
                 exp = jss ? json_string_value(jss) : "";
                 exp_len = jss ? json_string_length(jss) : 0;
             }

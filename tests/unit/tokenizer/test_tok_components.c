@@ -1,5 +1,5 @@
-/* Tokenizer pipeline components against Hugging Face `tokenizers` (npm, Rust core):
- * tests/fixtures/tokenizer/components.json (tools/tokenizer/gen_components.mjs) holds
+/* Tokenizer pipeline components against Hugging Face `tokenizers` (Python, Rust core):
+ * tests/fixtures/tokenizer/components.json (tools/tokenizer/gen_components.py) holds
  * tokenizer.json variants (a base file with edited normalizer / pre_tokenizer / model
  * options / added tokens / post_processor / decoder) and, for 158 texts, the ids and
  * decodes HF produced. Each variant is rebuilt here with the same edits, written to a

@@ -79,7 +79,7 @@ int main(void)
         json_decref(s);
         n++;
     }
-    CHECK_INT(n, 10000);
+    CHECK(n >= 10000); /* the corpus: 10,000 generated strings, then the Unicode coverage strings */
     CHECK_INT(bad, 0);
     CHECK_INT(bad_sp, 0);
     printf("vocab.txt tokenizer: %d strings, %d differ without special tokens, %d with\n", n, bad, bad_sp);
