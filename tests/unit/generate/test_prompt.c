@@ -1,7 +1,7 @@
 /* generate/prompt: fitting sources to the context window with the real
  * Qwen2.5 tokenizer and chat template (tests/fixtures/models/qwen2.5-tokenizer).
  * Reference: tests/fixtures/prompt/qwen_counts.json, made by
- * tools/prompt_oracle/gen_prompt_counts.mjs with @huggingface/jinja and the
+ * tools/prompt_oracle/gen_prompt_counts.py with transformers' apply_chat_template and the
  * Hugging Face `tokenizers` library: the rendered prompt and its token count
  * for k = 0..5 sources. For budgets around each count the prompt must hold
  * exactly the sources that fit, render identically and count identically.
