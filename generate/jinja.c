@@ -149,15 +149,16 @@ static void sb_put(ectx *E, sbuf *b, const char *s, size_t n)
 
 /* ------------------------------------------------------ unicode helpers */
 
-/* Length of the JS whitespace character (\s) at p, 0 if none. */
+/* Length of the whitespace character at p (Python str.isspace(), which
+ * str.strip() and the \\s of jinja2's whitespace control use), 0 if none. */
 static size_t ws_at(const char *p, size_t n)
 {
     unsigned char c = (unsigned char)p[0];
     if (n == 0)
         return 0;
-    if (c == ' ' || (c >= 9 && c <= 13))
+    if (c == ' ' || (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x1f))
         return 1;
-    if (c == 0xC2 && n >= 2 && (unsigned char)p[1] == 0xA0)
+    if (c == 0xC2 && n >= 2 && ((unsigned char)p[1] == 0xA0 || (unsigned char)p[1] == 0x85))
         return 2;
     if (c == 0xE1 && n >= 3 && (unsigned char)p[1] == 0x9A && (unsigned char)p[2] == 0x80)
         return 3;
@@ -169,8 +170,6 @@ static size_t ws_at(const char *p, size_t n)
             return 3;
     }
     if (c == 0xE3 && n >= 3 && (unsigned char)p[1] == 0x80 && (unsigned char)p[2] == 0x80)
-        return 3;
-    if (c == 0xEF && n >= 3 && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF)
         return 3;
     return 0;
 }
@@ -206,13 +205,6 @@ static size_t u8len(unsigned char c)
 }
 
 /* Length in UTF-16 code units, as JS String.length counts. */
-static size_t u16count(const char *p, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i += u8len((unsigned char)p[i]))
-        k += u8len((unsigned char)p[i]) == 4 ? 2 : 1;
-    return k;
-}
 
 /* ---------------------------------------------------------------- lexer */
 
@@ -252,6 +244,23 @@ static void push_tok(lexer *L, int type, const char *s, size_t n, size_t pos)
 
 static int is_word(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; }
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* The exponent of a float literal (1e16, 2.5E-3), as jinja2's lexer reads it. */
+static void lex_exponent(lexer *L)
+{
+    const char *s = L->src;
+    size_t i = L->i;
+    if (i < L->n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < L->n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i < L->n && is_digit(s[i])) {
+            while (i < L->n && is_digit(s[i]))
+                i++;
+            L->i = i;
+        }
+    }
+}
 
 static void put_cp(sbuf *b, ectx *E, unsigned cp)
 {
@@ -432,6 +441,8 @@ static void lex(lexer *L)
                     while (L->i < L->n && is_digit(s[L->i]))
                         L->i++;
                 }
+                if (L->i > st + 1)
+                    lex_exponent(L);
                 push_tok(L, L->i > st + 1 ? K_NUM : K_UNARY, s + st, L->i - st, st);
                 continue;
             }
@@ -470,6 +481,8 @@ static void lex(lexer *L)
                 while (L->i < L->n && is_digit(s[L->i]))
                     L->i++;
             }
+            if (lt != K_DOT)
+                lex_exponent(L);
             push_tok(L, K_NUM, s + st, L->i - st, st);
             continue;
         }
@@ -926,7 +939,7 @@ static node *parse_primary(parser *P)
     case K_NUM: {
         char buf[64];
         snprintf(buf, sizeof buf, "%.*s", (int)(t->n < 63 ? t->n : 63), t->s);
-        if (memchr(t->s, '.', t->n)) {
+        if (memchr(t->s, '.', t->n) || memchr(t->s, 'e', t->n) || memchr(t->s, 'E', t->n)) {
             node *x = mk(P, N_FLOAT, t->pos);
             x->f = strtod(buf, NULL);
             return x;
@@ -1450,70 +1463,49 @@ static int truthy(const val *v)
     }
 }
 
-/* JS Number.prototype.toString for finite and special doubles. */
-static void js_num(double x, char *out, size_t cap)
+/* Python float.__repr__: the shortest digits that read back as x, in
+ * positional notation for exponents -4..15 and d.ddde+XX otherwise. */
+static void py_float(double x, char *out, size_t cap)
 {
     if (isnan(x)) {
-        snprintf(out, cap, "NaN");
+        snprintf(out, cap, "nan");
         return;
     }
     if (isinf(x)) {
-        snprintf(out, cap, x < 0 ? "-Infinity" : "Infinity");
+        snprintf(out, cap, x < 0 ? "-inf" : "inf");
         return;
     }
-    if (x == 0) {
-        snprintf(out, cap, "0");
-        return;
-    }
-    char buf[64];
-    int p;
-    for (p = 1; p <= 17; p++) {
-        snprintf(buf, sizeof buf, "%.*e", p - 1, x);
+    char buf[48];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*e", prec - 1, x);
         if (strtod(buf, NULL) == x)
             break;
     }
-    /* buf = [-]d.ddde[+-]XX */
-    char digits[32];
-    int nd = 0, neg = buf[0] == '-';
-    const char *q = buf + neg;
-    for (; *q && *q != 'e'; q++)
+    char *e = strchr(buf, 'e');
+    int ex = atoi(e + 1);
+    char dg[24];
+    size_t nd = 0;
+    for (char *q = buf; q < e; q++)
         if (*q >= '0' && *q <= '9')
-            digits[nd++] = *q;
-    while (nd > 1 && digits[nd - 1] == '0')
+            dg[nd++] = *q;
+    while (nd > 1 && dg[nd - 1] == '0')
         nd--;
-    digits[nd] = 0;
-    int e = atoi(q + 1);
-    int n = e + 1; /* decimal point position */
-    char *o = out;
-    size_t left = cap;
-#define EMIT(...)                                   \
-    do {                                            \
-        int w_ = snprintf(o, left, __VA_ARGS__);    \
-        if (w_ > 0 && (size_t)w_ < left) {          \
-            o += w_;                                \
-            left -= (size_t)w_;                     \
-        }                                           \
-    } while (0)
-    if (neg)
-        EMIT("-");
-    if (nd <= n && n <= 21) {
-        EMIT("%s", digits);
-        for (int i = nd; i < n; i++)
-            EMIT("0");
-    } else if (0 < n && n <= 21) {
-        EMIT("%.*s.%s", n, digits, digits + n);
-    } else if (-6 < n && n <= 0) {
-        EMIT("0.");
-        for (int i = 0; i < -n; i++)
-            EMIT("0");
-        EMIT("%s", digits);
+    dg[nd] = 0;
+    const char *sg = signbit(x) ? "-" : "";
+    if (ex < -4 || ex >= 16) {
+        snprintf(out, cap, "%s%c%s%se%c%02d", sg, dg[0], nd > 1 ? "." : "", dg + 1, ex < 0 ? '-' : '+',
+                 ex < 0 ? -ex : ex);
+    } else if (ex >= 0) {
+        char ip[24], fp[24];
+        size_t ni = (size_t)ex + 1;
+        for (size_t i = 0; i < ni; i++)
+            ip[i] = i < nd ? dg[i] : '0';
+        ip[ni] = 0;
+        snprintf(fp, sizeof fp, "%s", nd > ni ? dg + ni : "0");
+        snprintf(out, cap, "%s%s.%s", sg, ip, fp);
     } else {
-        EMIT("%c", digits[0]);
-        if (nd > 1)
-            EMIT(".%s", digits + 1);
-        EMIT("e%c%d", n - 1 >= 0 ? '+' : '-', abs(n - 1));
+        snprintf(out, cap, "%s0.%.*s%s", sg, -ex - 1, "000", dg); /* ex >= -4: at most 3 zeros */
     }
-#undef EMIT
 }
 
 typedef struct {
@@ -1635,10 +1627,10 @@ static void to_json(rctx *R, abuf *b, const val *v, const jopts *o, int depth, i
         ab_puts(R, b, nb);
         return;
     case V_FLOAT:
-        if (isnan(v->u.f) || isinf(v->u.f))
-            snprintf(nb, sizeof nb, "null");
+        if (isnan(v->u.f) || isinf(v->u.f)) /* json.dumps allows them, spelled as in JavaScript */
+            snprintf(nb, sizeof nb, "%s", isnan(v->u.f) ? "NaN" : v->u.f < 0 ? "-Infinity" : "Infinity");
         else
-            js_num(v->u.f, nb, sizeof nb);
+            py_float(v->u.f, nb, sizeof nb);
         ab_puts(R, b, nb);
         return;
     case V_BOOL:
@@ -1711,80 +1703,101 @@ static void to_json_ab(rctx *R, abuf *out, const val *v, const jopts *o, int und
         ab_put(R, out, "", 0);
 }
 
-/* RuntimeValue.toString(): what {{ v }} prints. */
+static void py_repr(rctx *R, abuf *out, const val *v, int depth, long pos);
+
+/* Python repr() of a str: single quotes unless the text has ' and no ",
+ * backslash escapes for the quote, backslash and control characters. */
+static void py_repr_str(rctx *R, abuf *out, const char *p, size_t n)
+{
+    char q = memchr(p, '\'', n) && !memchr(p, '"', n) ? '"' : '\'';
+    ab_put(R, out, &q, 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        char esc[8];
+        if (c == '\\' || c == (unsigned char)q) {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            ab_put(R, out, esc, 2);
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            ab_put(R, out, c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t", 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            snprintf(esc, sizeof esc, "\\x%02x", c);
+            ab_put(R, out, esc, 4);
+        } else {
+            ab_put(R, out, (const char *)&p[i], 1);
+        }
+    }
+    ab_put(R, out, &q, 1);
+}
+
+/* Python str(): what {{ v }}, ~, + on strings and join print. Undefined is
+ * "" (jinja2's default Undefined), None/True/False as Python spells them,
+ * lists and dicts as their repr(). */
 static void to_str(rctx *R, abuf *out, const val *v, long pos)
 {
+    if (v->t == V_UNDEF)
+        return;
+    if (v->t == V_STR) {
+        ab_put(R, out, v->u.s.p, v->u.s.n);
+        return;
+    }
+    py_repr(R, out, v, 0, pos);
+}
+
+static void py_repr(rctx *R, abuf *out, const val *v, int depth, long pos)
+{
     char nb[64];
+    if (depth > R->t->lim.max_depth)
+        efail(R->E, QR_ELIMIT, pos, "printing: nesting deeper than %d", R->t->lim.max_depth);
     switch (v->t) {
     case V_UNDEF:
-        ab_put(R, out, "undefined", 9);
+        ab_puts(R, out, "Undefined");
         return;
     case V_NULL:
-        ab_put(R, out, "null", 4);
+        ab_puts(R, out, "None");
         return;
     case V_BOOL:
-        ab_put(R, out, v->u.b ? "true" : "false", v->u.b ? 4 : 5);
+        ab_puts(R, out, v->u.b ? "True" : "False");
         return;
     case V_INT:
         snprintf(nb, sizeof nb, "%lld", v->u.i);
-        break;
+        ab_puts(R, out, nb);
+        return;
     case V_FLOAT:
-        if (v->u.f == 0 && signbit(v->u.f))
-            snprintf(nb, sizeof nb, "-0.0");
-        else if (isfinite(v->u.f) && v->u.f == floor(v->u.f) && fabs(v->u.f) < 1e21)
-            snprintf(nb, sizeof nb, "%.1f", v->u.f);
-        else
-            js_num(v->u.f, nb, sizeof nb);
-        break;
+        py_float(v->u.f, nb, sizeof nb);
+        ab_puts(R, out, nb);
+        return;
     case V_STR:
-        ab_put(R, out, v->u.s.p, v->u.s.n);
+        py_repr_str(R, out, v->u.s.p, v->u.s.n);
         return;
     case V_ARR:
-    case V_OBJ:
-    case V_KW:
-    case V_NS: {
-        jopts o = {0};
-        to_json_ab(R, out, v, &o, 0, pos);
-        return;
-    }
-    default:
-        efail(R->E, QR_EINVAL, pos, "cannot convert a function to a string");
-    }
-    ab_put(R, out, nb, strlen(nb));
-}
-
-/* JS `String(x.value)`: used by + and ~ on strings, and join. */
-static void raw_str(rctx *R, abuf *out, const val *v, long pos)
-{
-    char nb[64];
-    switch (v->t) {
-    case V_UNDEF:
-    case V_NULL:
-        return; /* callers handle these (join prints ""); */
-    case V_FLOAT:
-        js_num(v->u.f, nb, sizeof nb);
-        ab_put(R, out, nb, strlen(nb));
-        return;
-    case V_ARR:
+        ab_puts(R, out, "[");
         for (size_t i = 0; i < v->u.a->n; i++) {
             if (i)
-                ab_put(R, out, ",", 1);
-            const val *e = &v->u.a->v[i];
-            if (e->t == V_UNDEF || e->t == V_NULL)
-                to_str(R, out, e, pos);
-            else
-                to_str(R, out, e, pos);
+                ab_puts(R, out, ", ");
+            py_repr(R, out, &v->u.a->v[i], depth + 1, pos);
         }
+        ab_puts(R, out, "]");
         return;
     case V_OBJ:
     case V_KW:
     case V_NS:
-        ab_put(R, out, "[object Map]", 12);
+        ab_puts(R, out, v->t == V_NS ? "<Namespace {" : "{");
+        for (size_t i = 0; i < v->u.o->n; i++) {
+            if (i)
+                ab_puts(R, out, ", ");
+            py_repr_str(R, out, v->u.o->k[i], v->u.o->kn[i]);
+            ab_puts(R, out, ": ");
+            py_repr(R, out, &v->u.o->v[i], depth + 1, pos);
+        }
+        ab_puts(R, out, v->t == V_NS ? "}>" : "}");
         return;
     default:
-        to_str(R, out, v, pos);
+        efail(R->E, QR_EINVAL, pos, "cannot convert a function to a string");
     }
 }
+
+static void raw_str(rctx *R, abuf *out, const val *v, long pos) { to_str(R, out, v, pos); }
 
 /* ------------------------------------------------------------ environment */
 
@@ -1807,58 +1820,54 @@ static env *env_new(rctx *R, env *parent)
 
 /* --------------------------------------------------------------- helpers */
 
-static int js_loose_eq(const val *a, const val *b)
+/* Python ==: numbers (bool as int) by value, strings by bytes, lists and
+ * dicts element by element, Undefined only equal to Undefined (jinja2's
+ * Undefined.__eq__), namespaces and functions by identity. */
+static int py_eq(const val *a, const val *b)
 {
-    int an = a->t == V_NULL || a->t == V_UNDEF, bn = b->t == V_NULL || b->t == V_UNDEF;
-    if (an || bn)
-        return an && bn;
     int anum = a->t == V_INT || a->t == V_FLOAT || a->t == V_BOOL;
     int bnum = b->t == V_INT || b->t == V_FLOAT || b->t == V_BOOL;
-    double x = a->t == V_INT ? (double)a->u.i : a->t == V_FLOAT ? a->u.f : a->t == V_BOOL ? a->u.b : 0;
-    double y = b->t == V_INT ? (double)b->u.i : b->t == V_FLOAT ? b->u.f : b->t == V_BOOL ? b->u.b : 0;
-    if (anum && bnum)
+    if (anum && bnum) {
+        if (a->t != V_FLOAT && b->t != V_FLOAT)
+            return (a->t == V_INT ? a->u.i : a->u.b) == (b->t == V_INT ? b->u.i : b->u.b);
+        double x = a->t == V_INT ? (double)a->u.i : a->t == V_FLOAT ? a->u.f : a->u.b;
+        double y = b->t == V_INT ? (double)b->u.i : b->t == V_FLOAT ? b->u.f : b->u.b;
         return x == y;
-    if (a->t == V_STR && b->t == V_STR)
-        return a->u.s.n == b->u.s.n && !memcmp(a->u.s.p, b->u.s.p, a->u.s.n);
-    if ((a->t == V_STR && bnum) || (anum && b->t == V_STR)) {
-        const val *s = a->t == V_STR ? a : b;
-        double num = anum ? x : y;
-        char buf[128];
-        const char *p = s->u.s.p;
-        size_t n = s->u.s.n;
-        trim_js(&p, &n, 1, 1);
-        if (n == 0)
-            return num == 0;
-        if (n >= sizeof buf)
-            return 0;
-        memcpy(buf, p, n);
-        buf[n] = 0;
-        char *end;
-        double d = strtod(buf, &end);
-        if (*end)
-            return 0;
-        return d == num;
     }
-    if (a->t == V_ARR && b->t == V_ARR)
-        return a->u.a == b->u.a;
-    if (is_objlike(a) && is_objlike(b))
-        return a->u.o == b->u.o;
-    if (a->t == V_FUNC && b->t == V_FUNC)
-        return a->fn == b->fn && a->self == b->self;
-    return 0;
-}
-
-/* JS `===` on the underlying values (in, unique, equalto). */
-static int js_strict_eq(const val *a, const val *b)
-{
-    int anum = a->t == V_INT || a->t == V_FLOAT, bnum = b->t == V_INT || b->t == V_FLOAT;
-    if (anum && bnum)
-        return (a->t == V_INT ? (double)a->u.i : a->u.f) == (b->t == V_INT ? (double)b->u.i : b->u.f);
-    if (a->t != b->t)
+    int ad = a->t == V_OBJ || a->t == V_KW, bd = b->t == V_OBJ || b->t == V_KW;
+    if (a->t != b->t && !(ad && bd))
         return 0;
-    return js_loose_eq(a, b);
+    switch (a->t) {
+    case V_UNDEF:
+    case V_NULL:
+        return 1;
+    case V_STR:
+        return a->u.s.n == b->u.s.n && !memcmp(a->u.s.p, b->u.s.p, a->u.s.n);
+    case V_ARR:
+        if (a->u.a->n != b->u.a->n)
+            return 0;
+        for (size_t i = 0; i < a->u.a->n; i++)
+            if (!py_eq(&a->u.a->v[i], &b->u.a->v[i]))
+                return 0;
+        return 1;
+    case V_OBJ:
+    case V_KW:
+        if (a->u.o->n != b->u.o->n)
+            return 0;
+        for (size_t i = 0; i < a->u.o->n; i++) {
+            const val *w = obj_find(b->u.o, a->u.o->k[i], a->u.o->kn[i]);
+            if (!w || !py_eq(&a->u.o->v[i], w))
+                return 0;
+        }
+        return 1;
+    case V_NS:
+        return a->u.o == b->u.o;
+    case V_FUNC:
+        return a->fn == b->fn && a->self == b->self;
+    default:
+        return 0;
+    }
 }
-
 
 static val case_map(rctx *R, const val *s, int upper)
 {
@@ -1891,6 +1900,35 @@ static val str_trim(const val *s, int l, int r)
     size_t n = s->u.s.n;
     trim_js(&p, &n, l, r);
     return mkstr(p, n);
+}
+
+static arr *str_chars(rctx *R, const val *s);
+
+/* Python str.strip(chars): drops leading / trailing code points found in chars. */
+static val str_strip_chars(rctx *R, const val *s, const val *chars, int l, int r)
+{
+    arr *c = str_chars(R, s), *set = str_chars(R, chars);
+    size_t a = 0, b = c->n;
+    for (int side = 0; side < 2; side++) {
+        if (!(side ? r : l))
+            continue;
+        while (a < b) {
+            const val *ch = &c->v[side ? b - 1 : a];
+            int hit = 0;
+            for (size_t j = 0; j < set->n && !hit; j++)
+                hit = py_eq(ch, &set->v[j]);
+            if (!hit)
+                break;
+            if (side)
+                b--;
+            else
+                a++;
+        }
+    }
+    if (a == b)
+        return mkstr("", 0);
+    const char *from = c->v[a].u.s.p, *to = c->v[b - 1].u.s.p + c->v[b - 1].u.s.n;
+    return mkstr(from, (size_t)(to - from));
 }
 
 static int starts_with(const val *s, const val *pre)
@@ -1941,31 +1979,39 @@ static val kwarg(const val *args, size_t nargs, const char *name)
 
 static size_t npos(const val *args, size_t nargs) { return nargs && args[nargs - 1].t == V_KW ? nargs - 1 : nargs; }
 
-static void strftime_js(rctx *R, abuf *b, const char *f, size_t n)
+/* datetime.strftime(format) of the render date: Python hands the format to
+ * the C library's strftime with the date's struct tm (C locale), so we do
+ * the same; %z and %Z are empty for Python's naive datetime. */
+static void strftime_py(rctx *R, abuf *b, const char *f, size_t n)
 {
-    static const char *mon_s[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    static const char *mon_l[] = {"January", "February", "March", "April", "May", "June", "July", "August",
-                                  "September", "October", "November", "December"};
     const qr_jinja_date *d = &R->date;
+    /* day of week and of year from the civil date (days since 1970-01-01) */
+    int y = d->year - (d->month <= 2), m = d->month;
+    int era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
+    int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d->day - 1;
+    long long days = (long long)era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+    static const int cum[] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
+    int leap = (d->year % 4 == 0 && d->year % 100 != 0) || d->year % 400 == 0;
     int mi = d->month >= 1 && d->month <= 12 ? d->month - 1 : 0;
-    char nb[32];
+    struct tm tm = {.tm_year = d->year - 1900, .tm_mon = mi, .tm_mday = d->day, .tm_hour = d->hour,
+                    .tm_min = d->minute, .tm_wday = (int)(((days % 7) + 11) % 7), .tm_isdst = -1,
+                    .tm_yday = cum[mi] + d->day - 1 + (leap && mi > 1)};
+    abuf fmt = {0};
     for (size_t i = 0; i < n; i++) {
-        if (f[i] == '%' && i + 1 < n && strchr("YmdbBHM%", f[i + 1])) {
-            switch (f[++i]) {
-            case 'Y': snprintf(nb, sizeof nb, "%d", d->year); break;
-            case 'm': snprintf(nb, sizeof nb, "%02d", d->month); break;
-            case 'd': snprintf(nb, sizeof nb, "%02d", d->day); break;
-            case 'b': snprintf(nb, sizeof nb, "%s", mon_s[mi]); break;
-            case 'B': snprintf(nb, sizeof nb, "%s", mon_l[mi]); break;
-            case 'H': snprintf(nb, sizeof nb, "%02d", d->hour); break;
-            case 'M': snprintf(nb, sizeof nb, "%02d", d->minute); break;
-            default: snprintf(nb, sizeof nb, "%%"); break;
-            }
-            ab_put(R, b, nb, strlen(nb));
-        } else {
-            ab_put(R, b, f + i, 1);
+        if (f[i] == '%' && i + 1 < n && (f[i + 1] == 'z' || f[i + 1] == 'Z')) {
+            i++;
+            continue;
         }
+        ab_put(R, &fmt, f + i, 1);
+        if (f[i] == '%' && i + 1 < n)
+            ab_put(R, &fmt, f + ++i, 1);
     }
+    ab_put(R, &fmt, "", 1); /* NUL */
+    char out[1024];
+    size_t k = fmt.n > 1 ? strftime(out, sizeof out, fmt.p, &tm) : 0;
+    if (k == 0 && fmt.n > 1)
+        efail(R->E, QR_ELIMIT, -1, "strftime_now: result longer than %zu bytes", sizeof out - 1);
+    ab_put(R, b, out, k);
 }
 
 static int cmp_values(rctx *R, const val *a, const val *b, int cs, long pos);
@@ -2012,7 +2058,7 @@ static val call_func(rctx *R, const val *fn, val *args, size_t nargs, long pos)
         if (np < 1 || args[0].t != V_STR)
             efail(R->E, QR_EINVAL, pos, "strftime_now() expects a format string");
         abuf b = {0};
-        strftime_js(R, &b, args[0].u.s.p, args[0].u.s.n);
+        strftime_py(R, &b, args[0].u.s.p, args[0].u.s.n);
         return b.p ? ab_val(&b) : mkstr("", 0);
     }
     case F_NAMESPACE: {
@@ -2034,9 +2080,16 @@ static val call_func(rctx *R, const val *fn, val *args, size_t nargs, long pos)
     }
     case F_S_UPPER: return case_map(R, self, 1);
     case F_S_LOWER: return case_map(R, self, 0);
-    case F_S_STRIP: return str_trim(self, 1, 1);
-    case F_S_LSTRIP: return str_trim(self, 1, 0);
-    case F_S_RSTRIP: return str_trim(self, 0, 1);
+    case F_S_STRIP:
+    case F_S_LSTRIP:
+    case F_S_RSTRIP: {
+        int l = fn->fn != F_S_RSTRIP, r = fn->fn != F_S_LSTRIP;
+        if (np == 0 || args[0].t == V_NULL)
+            return str_trim(self, l, r);
+        if (args[0].t != V_STR)
+            efail(R->E, QR_EINVAL, pos, "strip arg must be None or str");
+        return str_strip_chars(R, self, &args[0], l, r);
+    }
     case F_S_TITLE: {
         abuf b = {0};
         ab_put(R, &b, self->u.s.p, self->u.s.n);
@@ -2052,9 +2105,10 @@ static val call_func(rctx *R, const val *fn, val *args, size_t nargs, long pos)
         if (k > self->u.s.n)
             k = self->u.s.n;
         val first = case_map(R, &(val){.t = V_STR, .u.s = {self->u.s.p, k}}, 1);
+        val rest = case_map(R, &(val){.t = V_STR, .u.s = {self->u.s.p + k, self->u.s.n - k}}, 0);
         abuf b = {0};
         ab_put(R, &b, first.u.s.p, first.u.s.n);
-        ab_put(R, &b, self->u.s.p + k, self->u.s.n - k);
+        ab_put(R, &b, rest.u.s.p, rest.u.s.n);
         return ab_val(&b);
     }
     case F_S_STARTS:
@@ -2204,7 +2258,7 @@ static val builtin_attr(rctx *R, const val *v, const char *k, size_t kn)
 #define IS(s) (kn == sizeof(s) - 1 && !memcmp(k, s, kn))
     if (v->t == V_STR) {
         if (IS("length"))
-            return mkint((long long)u16count(v->u.s.p, v->u.s.n));
+            return mkundef(); /* a Python str has no .length */
         static const struct {
             const char *n;
             int f;
@@ -2345,6 +2399,8 @@ static val eval_member(rctx *R, const node *x, env *e)
     val o = eval(R, x->a, e);
     val prop;
     long pos = (long)x->pos;
+    if (o.t == V_UNDEF) /* jinja2: an attribute or item of Undefined raises UndefinedError */
+        efail(R->E, QR_EINVAL, pos, "UndefinedError: cannot read an attribute or item of an undefined value");
     if (x->flag) {
         if (x->b->kind == N_SLICE)
             return eval_slice(R, &o, x->b, e);
@@ -2381,6 +2437,23 @@ static val eval_member(rctx *R, const node *x, env *e)
     return mkundef();
 }
 
+/* Python's name of a value's type, for error messages. */
+static const char *py_type(int t)
+{
+    switch (t) {
+    case V_UNDEF: return "Undefined";
+    case V_NULL: return "NoneType";
+    case V_BOOL: return "bool";
+    case V_INT: return "int";
+    case V_FLOAT: return "float";
+    case V_STR: return "str";
+    case V_ARR: return "list";
+    case V_NS: return "Namespace";
+    case V_FUNC: return "function";
+    default: return "dict";
+    }
+}
+
 static val num_result(double r, int isfloat)
 {
     return isfloat ? mkfloat(r) : mkint((long long)r);
@@ -2399,23 +2472,27 @@ static val eval_binary(rctx *R, const node *x, env *e)
         return truthy(&l) ? l : eval(R, x->b, e);
     val r = eval(R, x->b, e);
     if (OP("=="))
-        return mkbool(js_loose_eq(&l, &r));
+        return mkbool(py_eq(&l, &r));
     if (OP("!="))
-        return mkbool(!js_loose_eq(&l, &r));
+        return mkbool(!py_eq(&l, &r));
     int in = OP("in"), notin = OP("not in");
-    if (l.t == V_UNDEF || r.t == V_UNDEF) {
-        if (r.t == V_UNDEF && (in || notin))
-            return mkbool(notin);
-        efail(R->E, QR_EINVAL, pos, "Cannot perform operation %.*s on undefined values", (int)on, op);
-    }
-    if (l.t == V_NULL || r.t == V_NULL)
-        efail(R->E, QR_EINVAL, pos, "Cannot perform operation on null values");
-    if (OP("~")) {
+    if (OP("~")) { /* str(l) + str(r): Undefined is "", None "None" */
         abuf b = {0};
         raw_str(R, &b, &l, pos);
         raw_str(R, &b, &r, pos);
         return b.p ? ab_val(&b) : mkstr("", 0);
     }
+    if (r.t == V_UNDEF && (in || notin)) /* iterating Undefined yields nothing */
+        return mkbool(notin);
+    if ((l.t == V_UNDEF && !((in || notin) && r.t == V_ARR)) || r.t == V_UNDEF) /* jinja2 UndefinedError */
+        efail(R->E, QR_EINVAL, pos, "UndefinedError: Cannot perform operation %.*s on an undefined value", (int)on, op);
+    if ((l.t == V_STR) != (r.t == V_STR) && OP("+")) /* Python TypeError */
+        efail(R->E, QR_EINVAL, pos, l.t == V_STR ? "TypeError: can only concatenate str (not \"%s\") to str"
+                                                 : "TypeError: unsupported operand type(s) for +: '%s' and 'str'",
+              py_type(l.t == V_STR ? r.t : l.t));
+    if ((l.t == V_NULL || r.t == V_NULL) && !((in || notin) && r.t == V_ARR))
+        efail(R->E, QR_EINVAL, pos, "TypeError: unsupported operand type(s) for %.*s: '%s' and '%s'", (int)on, op,
+              py_type(l.t), py_type(r.t));
     int ln = l.t == V_INT || l.t == V_FLOAT, rn = r.t == V_INT || r.t == V_FLOAT;
     if (OP("**") && (ln || l.t == V_BOOL) && (rn || r.t == V_BOOL)) {
         double a = l.t == V_INT ? (double)l.u.i : l.t == V_FLOAT ? l.u.f : l.u.b;
@@ -2468,7 +2545,7 @@ static val eval_binary(rctx *R, const node *x, env *e)
         if (in || notin) {
             int found = 0;
             for (size_t i = 0; i < r.u.a->n && !found; i++)
-                found = js_strict_eq(&r.u.a->v[i], &l);
+                found = py_eq(&r.u.a->v[i], &l);
             return mkbool(in ? found : !found);
         }
     }
@@ -2534,7 +2611,7 @@ static int run_test(rctx *R, const char *name, size_t n, const val *v, const val
         val u = arg ? *arg : mkundef();
         if (v->t == V_UNDEF && u.t == V_UNDEF)
             return 1;
-        return js_strict_eq(v, &u);
+        return py_eq(v, &u);
     }
     efail(R->E, QR_EINVAL, pos, "Unknown test: %.*s", (int)n, name);
 #undef IS
@@ -2604,6 +2681,15 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
     const char *name = f->s;
     size_t n = f->n;
 #define IS(s) (n == sizeof(s) - 1 && !memcmp(name, s, n))
+    if (op.t == V_UNDEF) { /* jinja2's Undefined reads as "" for string filters, empty for sequence ones */
+        if (IS("trim") || IS("upper") || IS("lower") || IS("title") || IS("capitalize") || IS("string") ||
+            IS("indent") || IS("replace"))
+            op = mkstr("", 0);
+        else if (IS("list") || IS("length") || IS("count") || IS("join") || IS("reverse") || IS("sort") ||
+                 IS("unique") || IS("select") || IS("reject") || IS("selectattr") || IS("rejectattr") ||
+                 IS("map") || IS("first") || IS("last"))
+            op = mkarr(arr_new(R));
+    }
     if (!f->flag) {
         if (IS("safe"))
             return op;
@@ -2653,17 +2739,24 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
                 for (size_t i = 0; i < a->n; i++) {
                     int seen = 0;
                     for (size_t j = 0; j < r->n && !seen; j++)
-                        seen = js_strict_eq(&r->v[j], &a->v[i]) && r->v[j].t == a->v[i].t;
+                        seen = py_eq(&r->v[j], &a->v[i]) && r->v[j].t == a->v[i].t;
                     if (!seen)
                         arr_push(R, r, a->v[i]);
                 }
                 return mkarr(r);
             }
+            if (IS("select") || IS("reject")) { /* items that are (select) or are not truthy */
+                arr *r = arr_new(R);
+                for (size_t i = 0; i < a->n; i++)
+                    if (truthy(&a->v[i]) == IS("select"))
+                        arr_push(R, r, a->v[i]);
+                return mkarr(r);
+            }
             efail(R->E, QR_EINVAL, pos, "Unknown ArrayValue filter: %.*s", (int)n, name);
         }
         if (op.t == V_STR) {
-            if (IS("length"))
-                return builtin_attr(R, &op, "length", 6);
+            if (IS("length")) /* len(str): code points */
+                return mkint((long long)str_chars(R, &op)->n);
             if (IS("upper") || IS("lower") || IS("title") || IS("capitalize")) {
                 val fn = builtin_attr(R, &op, name, n);
                 return call_func(R, &fn, NULL, 0, pos);
@@ -2898,6 +2991,21 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
             }
             return mkarr(r);
         }
+        if (IS("select") || IS("reject")) { /* select('test', arg): items passing the test */
+            int sel = IS("select");
+            eval_args(R, &f->l1, e, &args, &nargs);
+            size_t np = npos(args, nargs);
+            if (np && args[0].t != V_STR)
+                efail(R->E, QR_EINVAL, pos, "`%.*s`: the test name must be a string", (int)n, name);
+            arr *r = arr_new(R);
+            for (size_t i = 0; i < a->n; i++) {
+                int res = np ? run_test(R, args[0].u.s.p, args[0].u.s.n, &a->v[i], np > 1 ? &args[1] : NULL, pos)
+                             : truthy(&a->v[i]);
+                if (sel ? res : !res)
+                    arr_push(R, r, a->v[i]);
+            }
+            return mkarr(r);
+        }
         if (IS("selectattr") || IS("rejectattr")) {
             int sel = IS("selectattr");
             for (size_t i = 0; i < a->n; i++)
@@ -2913,10 +3021,8 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
             val tv = f->l1.n > 2 ? mkstr(f->l1.v[2]->s, f->l1.v[2]->n) : mkundef();
             arr *r = arr_new(R);
             for (size_t i = 0; i < a->n; i++) {
-                val *av = obj_find(a->v[i].u.o, attr->s, attr->n);
-                int res = 0;
-                if (av)
-                    res = tn ? run_test(R, tn->s, tn->n, av, &tv, pos) : truthy(av);
+                val *av = obj_find(a->v[i].u.o, attr->s, attr->n), u = mkundef();
+                int res = tn ? run_test(R, tn->s, tn->n, av ? av : &u, &tv, pos) : av && truthy(av);
                 if (sel ? res : !res)
                     arr_push(R, r, a->v[i]);
             }
@@ -3214,8 +3320,7 @@ static void exec_body(rctx *R, const nlist *body, env *e, abuf *out)
             break;
         default: {
             val v = eval(R, x, e);
-            if (v.t != V_NULL && v.t != V_UNDEF)
-                to_str(R, out, &v, (long)x->pos);
+            to_str(R, out, &v, (long)x->pos); /* None prints "None", Undefined "" */
         }
         }
         if (out->n > R->t->lim.max_output_bytes)

@@ -1,6 +1,7 @@
 /* generate/jinja on small templates: tests/fixtures/chat/jinja_unit.json holds
- * hand-written expectations (Jinja semantics as @huggingface/jinja implements
- * them; tools/jinja_oracle/check_unit.mjs confirms each with the library).
+ * hand-written expectations (Jinja semantics as jinja2 implements them, set up
+ * as transformers' apply_chat_template; tools/jinja_oracle/check_unit.py
+ * confirms each with jinja2).
  * Plus what only the C side has: line:col in syntax errors, unsupported
  * constructs, limits, the date parameter, output ownership. */
 #include <stdio.h>
@@ -88,7 +89,7 @@ static void syntax_errors(void)
     CHECK(render("{% filter upper %}x{% endfilter %}", NULL, NULL, &out) == QR_EUNSUPPORTED);
     CHECK(render("{{ f(*args) }}", NULL, NULL, &out) == QR_EUNSUPPORTED);
     /* run-time errors carry position too */
-    CHECK(render("ab\n {{ 1 ~ none }}", NULL, NULL, &out) == QR_EINVAL);
+    CHECK(render("ab\n {{ 1 + none }}", NULL, NULL, &out) == QR_EINVAL);
     CHECK_MSG(strstr(qr_last_error(), "2:7"), "%s", qr_last_error());
 }
 
