@@ -1,5 +1,5 @@
 /* Chat templates: a model's Jinja chat template plus its special tokens,
- * rendered over a conversation as transformers / transformers.js do.
+ * rendered over a conversation as transformers' apply_chat_template does.
  *
  * Where the template comes from (first found wins, as in transformers):
  *   MODEL_DIR/chat_template.jinja           the template text

@@ -1,4 +1,4 @@
-/* Jinja2 subset interpreter; semantics of @huggingface/jinja (see jinja.h).
+/* Jinja2 subset interpreter; semantics of Python jinja2 as transformers sets it up (see jinja.h).
  *
  * Structure: preprocess (trim_blocks, lstrip_blocks, one trailing newline)
  * -> tokens -> AST (arena) -> tree-walking renderer. Errors inside the lexer,
@@ -401,6 +401,11 @@ static void lex(lexer *L)
         }
         if (L->n - L->i >= 3 && !memcmp(s + L->i, "{%-", 3)) {
             strip_trailing_ws(L);
+            push_tok(L, K_OSTMT, "{%", 2, L->i);
+            L->i += 3;
+            continue;
+        }
+        if (L->n - L->i >= 3 && !memcmp(s + L->i, "{%+", 3)) { /* lstrip_blocks off (handled in preprocess) */
             push_tok(L, K_OSTMT, "{%", 2, L->i);
             L->i += 3;
             continue;
@@ -1146,9 +1151,10 @@ static node *parse_any(parser *P)
     }
 }
 
-/* Preprocessing as @huggingface/jinja's Template constructor does: drop one
- * trailing newline; lstrip_blocks (/^[ \t]*({[#%-])/gm -> $1); trim_blocks
- * (/([#%-]})\n/g -> $1). map[i] is the original offset of output byte i. */
+/* Preprocessing as jinja2's lexer does with keep_trailing_newline off,
+ * lstrip_blocks and trim_blocks on: drop one trailing newline; drop spaces and
+ * tabs between a line start and {% or {# (not {%+); drop the newline after
+ * %} or #}. map[i] is the original offset of output byte i. */
 static void preprocess(ectx *E, const char *src, size_t n, char **out, size_t **map, size_t *outn)
 {
     if (n && src[n - 1] == '\n')
@@ -1161,7 +1167,8 @@ static void preprocess(ectx *E, const char *src, size_t n, char **out, size_t **
             size_t j = i;
             while (j < n && (src[j] == ' ' || src[j] == '\t'))
                 j++;
-            if (j + 1 < n && src[j] == '{' && (src[j + 1] == '#' || src[j + 1] == '%' || src[j + 1] == '-'))
+            if (j + 1 < n && src[j] == '{' && (src[j + 1] == '#' || src[j + 1] == '%') &&
+                !(j + 2 < n && src[j + 2] == '+')) /* {%+ turns lstrip_blocks off for the tag */
                 i = j;
         }
         /* the line-start check above must also run at the stripped position */
@@ -1771,13 +1778,13 @@ static void py_repr(rctx *R, abuf *out, const val *v, int depth, long pos)
         py_repr_str(R, out, v->u.s.p, v->u.s.n);
         return;
     case V_ARR:
-        ab_puts(R, out, "[");
+        ab_puts(R, out, v->tuple ? "(" : "[");
         for (size_t i = 0; i < v->u.a->n; i++) {
             if (i)
                 ab_puts(R, out, ", ");
             py_repr(R, out, &v->u.a->v[i], depth + 1, pos);
         }
-        ab_puts(R, out, "]");
+        ab_puts(R, out, v->tuple ? (v->u.a->n == 1 ? ",)" : ")") : "]");
         return;
     case V_OBJ:
     case V_KW:
@@ -1929,6 +1936,63 @@ static val str_strip_chars(rctx *R, const val *s, const val *chars, int l, int r
         return mkstr("", 0);
     const char *from = c->v[a].u.s.p, *to = c->v[b - 1].u.s.p + c->v[b - 1].u.s.n;
     return mkstr(from, (size_t)(to - from));
+}
+
+/* Title case. filter = 0: Python str.title() (a cased letter after an uncased
+ * character starts a word). filter = 1: jinja2's title filter (a word starts
+ * after '-', whitespace, '(', '{', '[' or '<'). Word starts are title-cased,
+ * everything else lower-cased. */
+static val title_case(rctx *R, const val *s, int filter)
+{
+    abuf b = {0};
+    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s->u.s.p;
+    utf8proc_ssize_t n = (utf8proc_ssize_t)s->u.s.n, i = 0;
+    int start = 1;
+    while (i < n) {
+        int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate(p + i, n - i, &cp);
+        if (k < 1) {
+            ab_put(R, &b, (const char *)p + i, 1);
+            i++;
+            start = 1;
+            continue;
+        }
+        int32_t m = start ? utf8proc_totitle(cp) : utf8proc_tolower(cp);
+        utf8proc_uint8_t enc[4];
+        ab_put(R, &b, (const char *)enc, (size_t)utf8proc_encode_char(m, enc));
+        if (filter) {
+            start = cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' ||
+                    ws_at((const char *)p + i, (size_t)k) == (size_t)k;
+        } else {
+            utf8proc_category_t c = utf8proc_category(cp);
+            start = !(c == UTF8PROC_CATEGORY_LU || c == UTF8PROC_CATEGORY_LL || c == UTF8PROC_CATEGORY_LT);
+        }
+        i += k;
+    }
+    return b.p ? ab_val(&b) : mkstr("", 0);
+}
+
+/* jinja2's round filter: method "common" is Python round() (the exact binary
+ * value rounded half-even, as printf("%.*f") does; an int stays an int),
+ * "ceil" / "floor" round up / down; the result of those is a float. */
+static val do_round(rctx *R, const val *v, long long prec, const char *method, long pos)
+{
+    if (v->t != V_INT && v->t != V_FLOAT && v->t != V_BOOL)
+        efail(R->E, QR_EINVAL, pos, "round: expected a number, got %s", type_name(v->t));
+    if (prec < 0 || prec > 30)
+        efail(R->E, QR_EUNSUPPORTED, pos, "round: precision must be 0..30");
+    double x = v->t == V_INT ? (double)v->u.i : v->t == V_FLOAT ? v->u.f : v->u.b;
+    if (!strcmp(method, "common")) {
+        if (v->t != V_FLOAT)
+            return v->t == V_BOOL ? mkint(v->u.b) : *v;
+        char buf[512];
+        snprintf(buf, sizeof buf, "%.*f", (int)prec, x);
+        return mkfloat(strtod(buf, NULL));
+    }
+    if (strcmp(method, "ceil") && strcmp(method, "floor"))
+        efail(R->E, QR_EINVAL, pos, "round: method must be common, ceil or floor");
+    double f = pow(10, (double)prec);
+    return mkfloat((method[0] == 'c' ? ceil(x * f) : floor(x * f)) / f);
 }
 
 static int starts_with(const val *s, const val *pre)
@@ -2090,14 +2154,8 @@ static val call_func(rctx *R, const val *fn, val *args, size_t nargs, long pos)
             efail(R->E, QR_EINVAL, pos, "strip arg must be None or str");
         return str_strip_chars(R, self, &args[0], l, r);
     }
-    case F_S_TITLE: {
-        abuf b = {0};
-        ab_put(R, &b, self->u.s.p, self->u.s.n);
-        for (size_t i = 0; i < b.n; i++)
-            if (is_word(b.p[i]) && (i == 0 || !is_word(b.p[i - 1])) && b.p[i] >= 'a' && b.p[i] <= 'z')
-                b.p[i] = (char)(b.p[i] - 32);
-        return b.p ? ab_val(&b) : mkstr("", 0);
-    }
+    case F_S_TITLE:
+        return title_case(R, self, 0);
     case F_S_CAP: {
         if (!self->u.s.n)
             return *self;
@@ -2240,7 +2298,9 @@ static val call_func(rctx *R, const val *fn, val *args, size_t nargs, long pos)
                 arr *pr = arr_new(R);
                 arr_push(R, pr, k);
                 arr_push(R, pr, self->u.o->v[i]);
-                arr_push(R, a, mkarr(pr));
+                val t = mkarr(pr);
+                t.tuple = 1; /* (key, value) */
+                arr_push(R, a, t);
             } else {
                 arr_push(R, a, fn->fn == F_O_KEYS ? k : self->u.o->v[i]);
             }
@@ -2493,6 +2553,26 @@ static val eval_binary(rctx *R, const node *x, env *e)
     if ((l.t == V_NULL || r.t == V_NULL) && !((in || notin) && r.t == V_ARR))
         efail(R->E, QR_EINVAL, pos, "TypeError: unsupported operand type(s) for %.*s: '%s' and '%s'", (int)on, op,
               py_type(l.t), py_type(r.t));
+    if (!(in || notin)) { /* a Python bool is an int in arithmetic and comparisons */
+        if (l.t == V_BOOL)
+            l = mkint(l.u.b);
+        if (r.t == V_BOOL)
+            r = mkint(r.u.b);
+    }
+    if (OP("*") && ((l.t == V_STR && r.t == V_INT) || (l.t == V_INT && r.t == V_STR))) { /* str repetition */
+        const val *sv = l.t == V_STR ? &l : &r;
+        long long k = l.t == V_INT ? l.u.i : r.u.i;
+        if (k > 0 && sv->u.s.n && (unsigned long long)k > R->t->lim.max_output_bytes / sv->u.s.n)
+            efail(R->E, QR_ELIMIT, pos, "string repetition exceeds %zu bytes", R->t->lim.max_output_bytes);
+        abuf b = {0};
+        for (long long i = 0; i < k; i++)
+            ab_put(R, &b, sv->u.s.p, sv->u.s.n);
+        return b.p ? ab_val(&b) : mkstr("", 0);
+    }
+    if (l.t == V_STR && r.t == V_STR && (OP("<") || OP(">") || OP("<=") || OP(">="))) { /* code point order */
+        int c = key_cmp(l.u.s.p, l.u.s.n, r.u.s.p, r.u.s.n);
+        return mkbool(OP("<") ? c < 0 : OP(">") ? c > 0 : OP("<=") ? c <= 0 : c >= 0);
+    }
     int ln = l.t == V_INT || l.t == V_FLOAT, rn = r.t == V_INT || r.t == V_FLOAT;
     if (OP("**") && (ln || l.t == V_BOOL) && (rn || r.t == V_BOOL)) {
         double a = l.t == V_INT ? (double)l.u.i : l.t == V_FLOAT ? l.u.f : l.u.b;
@@ -2522,7 +2602,14 @@ static val eval_binary(rctx *R, const node *x, env *e)
                 efail(R->E, QR_EINVAL, pos, "integer division or modulo by zero");
             if (OP("//"))
                 return num_result(floor(a / b), fl);
-            return fl ? mkfloat(fmod(a, b)) : mkint(l.u.i % r.u.i);
+            if (fl) { /* Python: the result takes the divisor's sign */
+                if (b == 0)
+                    efail(R->E, QR_EINVAL, pos, "float modulo");
+                double m = fmod(a, b);
+                return mkfloat(m != 0 && (m < 0) != (b < 0) ? m + b : m);
+            }
+            long long m = l.u.i % r.u.i;
+            return mkint(m != 0 && (m < 0) != (r.u.i < 0) ? m + r.u.i : m);
         }
         if (OP("<"))
             return mkbool(a < b);
@@ -2730,8 +2817,7 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
             }
             if (IS("string")) {
                 abuf b = {0};
-                jopts o = {0};
-                to_json_ab(R, &b, &op, &o, 0, pos);
+                to_str(R, &b, &op, pos);
                 return ab_val(&b);
             }
             if (IS("unique")) {
@@ -2757,7 +2843,9 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
         if (op.t == V_STR) {
             if (IS("length")) /* len(str): code points */
                 return mkint((long long)str_chars(R, &op)->n);
-            if (IS("upper") || IS("lower") || IS("title") || IS("capitalize")) {
+            if (IS("title"))
+                return title_case(R, &op, 1);
+            if (IS("upper") || IS("lower") || IS("capitalize")) {
                 val fn = builtin_attr(R, &op, name, n);
                 return call_func(R, &fn, NULL, 0, pos);
             }
@@ -2801,6 +2889,8 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
             efail(R->E, QR_EINVAL, pos, "Unknown StringValue filter: %.*s", (int)n, name);
         }
         if (op.t == V_INT || op.t == V_FLOAT) {
+            if (IS("round"))
+                return do_round(R, &op, 0, "common", pos);
             if (IS("abs"))
                 return op.t == V_INT ? mkint(op.u.i < 0 ? -op.u.i : op.u.i) : mkfloat(fabs(op.u.f));
             if (IS("int"))
@@ -2818,6 +2908,15 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
             if (IS("items")) {
                 val fn = mkfunc(R, F_O_ITEMS, &op);
                 return call_func(R, &fn, NULL, 0, pos);
+            }
+            if (IS("dictsort")) { /* (key, value) pairs by key, case-insensitive as jinja2's default */
+                val fn = mkfunc(R, F_O_ITEMS, &op);
+                val it = call_func(R, &fn, NULL, 0, pos);
+                arr *keys = arr_new(R);
+                for (size_t i = 0; i < it.u.a->n; i++)
+                    arr_push(R, keys, it.u.a->v[i].u.a->v[0]);
+                sort_vals(R, it.u.a->v, it.u.a->n, keys->v, 0, 0, pos);
+                return it;
             }
             if (IS("length"))
                 return mkint((long long)op.u.o->n);
@@ -2907,6 +3006,18 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
         if (op.t == V_UNDEF || (bl.u.b && !truthy(&op)))
             return d;
         return op;
+    }
+    if (IS("round")) {
+        eval_args(R, &f->l1, e, &args, &nargs);
+        size_t np = npos(args, nargs);
+        val pr = np > 0 ? args[0] : kwarg(args, nargs, "precision");
+        val me = np > 1 ? args[1] : kwarg(args, nargs, "method");
+        if ((pr.t != V_UNDEF && pr.t != V_INT) || (me.t != V_UNDEF && me.t != V_STR))
+            efail(R->E, QR_EINVAL, pos, "round(precision=int, method=str)");
+        char mbuf[16] = "common";
+        if (me.t == V_STR)
+            snprintf(mbuf, sizeof mbuf, "%.*s", (int)(me.u.s.n < 15 ? me.u.s.n : 15), me.u.s.p);
+        return do_round(R, &op, pr.t == V_INT ? pr.u.i : 0, mbuf, pos);
     }
     if (IS("int") || IS("float")) {
         eval_args(R, &f->l1, e, &args, &nargs);
@@ -3224,6 +3335,10 @@ static void exec_for(rctx *R, const node *x, env *e, abuf *out)
         val fn = mkfunc(R, F_O_KEYS, &iv);
         iv = call_func(R, &fn, NULL, 0, (long)x->pos);
     }
+    if (iv.t == V_STR) /* a Python str iterates over its characters */
+        iv = mkarr(str_chars(R, &iv));
+    if (iv.t == V_UNDEF) /* iterating Undefined yields nothing */
+        iv = mkarr(arr_new(R));
     if (iv.t != V_ARR)
         efail(R->E, QR_EINVAL, (long)x->b->pos, "Expected iterable or object type in for loop: got %s", type_name(iv.t));
     arr *items = arr_new(R);
@@ -3262,14 +3377,11 @@ static void exec_for(rctx *R, const node *x, env *e, abuf *out)
         obj_set(R, lo, "nextitem", 8, i + 1 < len ? items->v[i + 1] : mkundef());
         obj_set(R, &scope->vars, "loop", 4, loop);
         assign(R, scope, x->a, items->v[i]);
-        size_t mark = out->n;
         exec_body(R, &x->l1, scope, out);
         if (R->ctl) {
             int c = R->ctl;
             R->ctl = 0;
-            out->n = mark; /* the iteration's partial output is dropped, as in @huggingface/jinja */
-            if (out->p)
-                out->p[mark] = 0;
+            /* jinja2 keeps what the iteration printed before break / continue */
             if (c == 1)
                 break;
             continue;

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "common/error.h"
+#include "generate/chat.h"
 #include "generate/jinja.h"
 #include "tests/unit/test.h"
 
@@ -26,6 +27,35 @@ static void show_diff(const char *want, const char *got)
         i++;
     size_t from = i > 40 ? i - 40 : 0;
     fprintf(stderr, "  first difference at byte %zu\n  want: %.80s\n  got:  %.80s\n", i, want + from, got + from);
+}
+
+/* The same case through the chat API with the raw conversation (null
+ * contents, reasoning fields, documents as an extra variable): what
+ * qr_chat_render_json prepares must be what transformers hands the template. */
+static void chat_path(json_t *c, const char *src, size_t len, const char *bos, const char *eos, json_t *conv,
+                      const qr_jinja_date *date, size_t *nok)
+{
+    qr_chat_template *ct = NULL;
+    if (qr_chat_template_from_string(src, len, bos, eos, &ct))
+        return; /* the parse failure is reported by the caller */
+    json_t *extra = json_object();
+    if (json_object_get(conv, "vars"))
+        json_object_update(extra, json_object_get(conv, "vars"));
+    if (json_object_get(conv, "documents"))
+        json_object_set(extra, "documents", json_object_get(conv, "documents"));
+    qr_chat_opts o = {.add_generation_prompt = json_is_true(json_object_get(c, "add_generation_prompt")),
+                      .date = date, .tools = json_object_get(conv, "tools"), .extra = extra};
+    char *out = NULL;
+    int rc = qr_chat_render_json(ct, json_object_get(conv, "messages"), &o, &out, NULL);
+    json_t *want = json_object_get(c, "output");
+    int same = want ? rc == 0 && !strcmp(out, json_string_value(want)) : rc == QR_EINVAL;
+    CHECK_MSG(same, "chat API: %s / %s / agp=%d: rc=%d %s", json_string_value(json_object_get(c, "template")),
+              json_string_value(json_object_get(c, "conversation")), o.add_generation_prompt, rc,
+              rc ? qr_last_error() : "output differs");
+    *nok += same;
+    free(out);
+    json_decref(extra);
+    qr_chat_template_free(ct);
 }
 
 int main(void)
@@ -42,6 +72,8 @@ int main(void)
                           (int)json_integer_value(json_object_get(d, "hour")),
                           (int)json_integer_value(json_object_get(d, "minute"))};
     json_t *convs = json_object_get(fx, "template_vars"), *toks = json_object_get(fx, "tokens");
+    json_t *raw = json_object_get(fx, "conversations");
+    size_t nchat = 0;
     json_t *cases = json_object_get(fx, "cases");
     size_t ok = 0, n = json_array_size(cases), nerr = 0, nskip = 0;
     CHECK(n >= 370);
@@ -63,6 +95,9 @@ int main(void)
         qr_jinja *t = NULL;
         int rc = qr_jinja_parse(src, len, NULL, &t);
         CHECK_MSG(rc == 0, "%s: parse: %s", tname, qr_last_error());
+        json_t *tk = json_object_get(toks, tname);
+        chat_path(c, src, len, json_string_value(json_object_get(tk, "bos_token")),
+                  json_string_value(json_object_get(tk, "eos_token")), json_object_get(raw, cname), &date, &nchat);
         free(src);
         if (rc)
             continue;
@@ -105,7 +140,8 @@ int main(void)
         json_decref(vars);
         qr_jinja_free(t);
     }
-    printf("%zu of %zu template x conversation cases identical to jinja2 / apply_chat_template (%zu expected errors)\n", ok, n - nskip, nerr);
+    printf("%zu of %zu template x conversation cases identical to jinja2 / apply_chat_template (%zu expected errors); "
+           "%zu identical through the chat API from the raw conversations\n", ok, n - nskip, nerr, nchat);
     json_decref(fx);
     return qr_test_done();
 }
