@@ -840,29 +840,38 @@ static node *parse_add(parser *P)
     return l;
 }
 
+/* Comparisons chain as in Python: a < b < c is (a < b) and (b < c), with b
+ * written once (evaluated twice: template expressions have no side effects). */
 static node *parse_cmp(parser *P)
 {
-    static tok notin = {K_IDENT, "not in", 6, 0};
-    node *l = parse_add(P);
+    static tok notin = {K_IDENT, "not in", 6, 0}, and_ = {K_IDENT, "and", 3, 0};
+    node *l = parse_add(P), *chain = NULL;
     for (;;) {
         tok *op;
+        size_t pos;
         if (is_ident(P, "not") && P->t[P->cur + 1].type == K_IDENT && tok_is(&P->t[P->cur + 1], "in")) {
             op = &notin;
-            size_t pos = T(P)->pos;
+            pos = T(P)->pos;
             P->cur += 2;
-            node *x = binary(P, op, l, parse_add(P));
-            x->pos = pos;
-            l = x;
-            continue;
         } else if (is_ident(P, "in") || is_t(P, K_CMP)) {
             op = T(P);
+            pos = op->pos;
             P->cur++;
         } else {
             break;
         }
-        l = binary(P, op, l, parse_add(P));
+        node *r = parse_add(P), *x = binary(P, op, l, r);
+        x->pos = pos;
+        if (chain) {
+            node *a = binary(P, &and_, chain, x);
+            a->pos = pos;
+            chain = a;
+        } else {
+            chain = x;
+        }
+        l = r;
     }
-    return l;
+    return chain ? chain : l;
 }
 
 static node *parse_not(parser *P)
@@ -1323,6 +1332,8 @@ struct val {
     int t;
     int fn;     /* V_FUNC: F_* */
     int tuple;  /* V_ARR made by a tuple literal */
+    int gen;    /* V_ARR standing for a jinja2 generator (select, map, unique, items...): 1, or 2 for
+                   one that raises when iterated (made from a non-iterable value) */
     union {
         int b;
         long long i;
@@ -1461,7 +1472,7 @@ static int truthy(const val *v)
     case V_STR:
         return v->u.s.n != 0;
     case V_ARR:
-        return v->u.a->n != 0;
+        return v->gen || v->u.a->n != 0; /* a generator is always true */
     case V_OBJ:
     case V_KW:
         return v->u.o->n != 0;
@@ -1650,6 +1661,8 @@ static void to_json(rctx *R, abuf *b, const val *v, const jopts *o, int depth, i
     case V_OBJ:
     case V_KW:
     case V_NS: {
+        if (v->t == V_ARR && v->gen)
+            efail(R->E, QR_EINVAL, pos, "TypeError: Object of type generator is not JSON serializable");
         size_t cnt = v->t == V_ARR ? v->u.a->n : v->u.o->n;
         int arrv = v->t == V_ARR;
         if (!o->indent || cnt == 0) {
@@ -1778,6 +1791,10 @@ static void py_repr(rctx *R, abuf *out, const val *v, int depth, long pos)
         py_repr_str(R, out, v->u.s.p, v->u.s.n);
         return;
     case V_ARR:
+        if (v->gen) { /* jinja2 prints "<generator object NAME at 0xADDRESS>" */
+            ab_puts(R, out, "<generator object>");
+            return;
+        }
         ab_puts(R, out, v->tuple ? "(" : "[");
         for (size_t i = 0; i < v->u.a->n; i++) {
             if (i)
@@ -1851,6 +1868,8 @@ static int py_eq(const val *a, const val *b)
     case V_STR:
         return a->u.s.n == b->u.s.n && !memcmp(a->u.s.p, b->u.s.p, a->u.s.n);
     case V_ARR:
+        if (a->gen || b->gen)
+            return a->u.a == b->u.a;
         if (a->u.a->n != b->u.a->n)
             return 0;
         for (size_t i = 0; i < a->u.a->n; i++)
@@ -2317,7 +2336,7 @@ static val builtin_attr(rctx *R, const val *v, const char *k, size_t kn)
 {
 #define IS(s) (kn == sizeof(s) - 1 && !memcmp(k, s, kn))
     if (v->t == V_STR) {
-        if (IS("length"))
+        if (IS("length") || IS("count"))
             return mkundef(); /* a Python str has no .length */
         static const struct {
             const char *n;
@@ -2330,7 +2349,7 @@ static val builtin_attr(rctx *R, const val *v, const char *k, size_t kn)
             if (kn == strlen(M[i].n) && !memcmp(k, M[i].n, kn))
                 return mkfunc(R, M[i].f, v);
     } else if (v->t == V_ARR) {
-        if (IS("length"))
+        if (IS("length") || IS("count"))
             return mkint((long long)v->u.a->n);
     } else if (v->t == V_OBJ || v->t == V_KW) {
         if (IS("get"))
@@ -2380,6 +2399,8 @@ static int cmp_values(rctx *R, const val *a, const val *b, int cs, long pos)
 /* ------------------------------------------------------------- evaluator */
 
 static val eval(rctx *R, const node *x, env *e);
+static val apply_filter(rctx *R, val op, const node *f, env *e);
+static void gen_use(rctx *R, const val *v, int measure, long pos);
 static void exec_body(rctx *R, const nlist *body, env *e, abuf *out);
 
 static void eval_args(rctx *R, const nlist *l, env *e, val **out, size_t *nout)
@@ -2544,6 +2565,13 @@ static val eval_binary(rctx *R, const node *x, env *e)
     }
     if (r.t == V_UNDEF && (in || notin)) /* iterating Undefined yields nothing */
         return mkbool(notin);
+    if (in || notin)
+        gen_use(R, &r, 0, pos);
+    if ((in || notin) && (r.t == V_OBJ || r.t == V_KW) && l.t != V_STR) { /* a dict's keys are strings */
+        if ((l.t == V_ARR && !l.gen) || l.t == V_OBJ || l.t == V_KW || l.t == V_NS)
+            efail(R->E, QR_EINVAL, pos, "TypeError: unhashable type: '%s'", py_type(l.t));
+        return mkbool(notin);
+    }
     if ((l.t == V_UNDEF && !((in || notin) && r.t == V_ARR)) || r.t == V_UNDEF) /* jinja2 UndefinedError */
         efail(R->E, QR_EINVAL, pos, "UndefinedError: Cannot perform operation %.*s on an undefined value", (int)on, op);
     if ((l.t == V_STR) != (r.t == V_STR) && OP("+")) /* Python TypeError */
@@ -2595,11 +2623,11 @@ static val eval_binary(rctx *R, const node *x, env *e)
             }
             return mkfloat(OP("+") ? a + b : OP("-") ? a - b : a * b);
         }
+        if ((OP("/") || OP("//") || OP("%")) && b == 0) /* Python raises ZeroDivisionError */
+            efail(R->E, QR_EINVAL, pos, "ZeroDivisionError: division by zero");
         if (OP("/"))
             return mkfloat(a / b);
         if (OP("//") || OP("%")) {
-            if (b == 0 && !fl)
-                efail(R->E, QR_EINVAL, pos, "integer division or modulo by zero");
             if (OP("//"))
                 return num_result(floor(a / b), fl);
             if (fl) { /* Python: the result takes the divisor's sign */
@@ -2679,16 +2707,30 @@ static int run_test(rctx *R, const char *name, size_t n, const val *v, const val
     if (IS("integer"))
         return v->t == V_INT;
     if (IS("iterable"))
-        return v->t == V_ARR || v->t == V_STR;
+        return v->t == V_ARR || v->t == V_STR || v->t == V_OBJ || v->t == V_KW;
     if (IS("mapping"))
         return v->t == V_OBJ || v->t == V_KW;
-    if (IS("sequence"))
-        return v->t == V_ARR || v->t == V_OBJ || v->t == V_KW || v->t == V_STR;
-    if (IS("lower") || IS("upper")) {
-        if (v->t != V_STR)
-            return 0;
-        val m = case_map(R, v, IS("upper"));
-        return m.u.s.n == v->u.s.n && !memcmp(m.u.s.p, v->u.s.p, m.u.s.n);
+    if (IS("sequence")) /* has len() and [] (a generator has neither) */
+        return (v->t == V_ARR && !v->gen) || v->t == V_OBJ || v->t == V_KW || v->t == V_STR;
+    if (IS("lower") || IS("upper")) { /* str(v).islower() / isupper(): some cased letter, none of the other case */
+        abuf b = {0};
+        to_str(R, &b, v, pos);
+        const utf8proc_uint8_t *sp = (const utf8proc_uint8_t *)(b.p ? b.p : "");
+        utf8proc_ssize_t sn = (utf8proc_ssize_t)b.n, i = 0;
+        int up = IS("upper"), cased = 0, wrong = 0;
+        while (i < sn) {
+            int32_t cp;
+            utf8proc_ssize_t k = utf8proc_iterate(sp + i, sn - i, &cp);
+            if (k < 1)
+                break;
+            utf8proc_category_t c = utf8proc_category(cp);
+            if (c == UTF8PROC_CATEGORY_LU || c == UTF8PROC_CATEGORY_LT)
+                *(up ? &cased : &wrong) = 1;
+            else if (c == UTF8PROC_CATEGORY_LL)
+                *(up ? &wrong : &cased) = 1;
+            i += k;
+        }
+        return cased && !wrong;
     }
     if (IS("defined"))
         return v->t != V_UNDEF;
@@ -2768,9 +2810,38 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
     const char *name = f->s;
     size_t n = f->n;
 #define IS(s) (n == sizeof(s) - 1 && !memcmp(name, s, n))
+    if (op.t != V_STR && op.t != V_UNDEF &&
+        (IS("trim") || IS("upper") || IS("lower") || IS("title") || IS("capitalize") || IS("replace") ||
+         IS("safe"))) { /* jinja2 applies string filters to str(value); safe makes Markup(str(value)) */
+        abuf b = {0};
+        to_str(R, &b, &op, pos);
+        op = b.p ? ab_val(&b) : mkstr("", 0);
+    }
+    if ((op.t == V_STR || op.t == V_OBJ || op.t == V_KW) &&
+        (IS("list") || IS("sort") || IS("unique") || IS("select") || IS("reject") || IS("first") || IS("last") ||
+         IS("join") || IS("map") || IS("selectattr") || IS("rejectattr") || (IS("reverse") && op.t != V_STR))) {
+        /* iterating a str gives its characters, a dict its keys */
+        if (op.t == V_STR) {
+            op = mkarr(str_chars(R, &op));
+        } else {
+            val fn = mkfunc(R, F_O_KEYS, &op);
+            op = call_func(R, &fn, NULL, 0, pos);
+        }
+    }
+    if (op.t == V_STR && IS("reverse")) { /* a str reversed is a str */
+        arr *c = str_chars(R, &op);
+        abuf b = {0};
+        for (size_t i = c->n; i > 0; i--)
+            ab_put(R, &b, c->v[i - 1].u.s.p, c->v[i - 1].u.s.n);
+        return b.p ? ab_val(&b) : mkstr("", 0);
+    }
+    if ((IS("int") || IS("float") || IS("abs")) && op.t == V_BOOL)
+        op = mkint(op.u.b);
+    if ((IS("int") || IS("float")) && !f->flag && op.t != V_INT && op.t != V_FLOAT && op.t != V_STR)
+        return IS("int") ? mkint(0) : mkfloat(0); /* not convertible: the default */
     if (op.t == V_UNDEF) { /* jinja2's Undefined reads as "" for string filters, empty for sequence ones */
         if (IS("trim") || IS("upper") || IS("lower") || IS("title") || IS("capitalize") || IS("string") ||
-            IS("indent") || IS("replace"))
+            IS("indent") || IS("replace") || IS("safe"))
             op = mkstr("", 0);
         else if (IS("list") || IS("length") || IS("count") || IS("join") || IS("reverse") || IS("sort") ||
                  IS("unique") || IS("select") || IS("reject") || IS("selectattr") || IS("rejectattr") ||
@@ -2794,7 +2865,7 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
                 return a->n ? a->v[0] : mkundef();
             if (IS("last"))
                 return a->n ? a->v[a->n - 1] : mkundef();
-            if (IS("length"))
+            if (IS("length") || IS("count"))
                 return mkint((long long)a->n);
             if (IS("reverse")) {
                 arr *r = arr_new(R);
@@ -2841,7 +2912,7 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
             efail(R->E, QR_EINVAL, pos, "Unknown ArrayValue filter: %.*s", (int)n, name);
         }
         if (op.t == V_STR) {
-            if (IS("length")) /* len(str): code points */
+            if (IS("length") || IS("count")) /* len(str): code points */
                 return mkint((long long)str_chars(R, &op)->n);
             if (IS("title"))
                 return title_case(R, &op, 1);
@@ -2918,7 +2989,7 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
                 sort_vals(R, it.u.a->v, it.u.a->n, keys->v, 0, 0, pos);
                 return it;
             }
-            if (IS("length"))
+            if (IS("length") || IS("count"))
                 return mkint((long long)op.u.o->n);
             val fn = builtin_attr(R, &op, name, n);
             if (fn.t == V_FUNC)
@@ -3119,9 +3190,6 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
         }
         if (IS("selectattr") || IS("rejectattr")) {
             int sel = IS("selectattr");
-            for (size_t i = 0; i < a->n; i++)
-                if (a->v[i].t != V_OBJ && a->v[i].t != V_KW && a->v[i].t != V_NS)
-                    efail(R->E, QR_EINVAL, pos, "`%.*s` can only be applied to array of objects", (int)n, name);
             for (size_t i = 0; i < f->l1.n; i++)
                 if (f->l1.v[i]->kind != N_STR)
                     efail(R->E, QR_EINVAL, pos, "arguments of `%.*s` must be strings", (int)n, name);
@@ -3132,7 +3200,8 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
             val tv = f->l1.n > 2 ? mkstr(f->l1.v[2]->s, f->l1.v[2]->n) : mkundef();
             arr *r = arr_new(R);
             for (size_t i = 0; i < a->n; i++) {
-                val *av = obj_find(a->v[i].u.o, attr->s, attr->n), u = mkundef();
+                int ob = a->v[i].t == V_OBJ || a->v[i].t == V_KW || a->v[i].t == V_NS; /* else: Undefined */
+                val *av = ob ? obj_find(a->v[i].u.o, attr->s, attr->n) : NULL, u = mkundef();
                 int res = tn ? run_test(R, tn->s, tn->n, av ? av : &u, &tv, pos) : av && truthy(av);
                 if (sel ? res : !res)
                     arr_push(R, r, a->v[i]);
@@ -3207,6 +3276,59 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
 #undef IS
 }
 
+/* Filters whose jinja2 result is a generator (lazy): truthy even when empty,
+ * no len(), not printable; made from a non-iterable value they only fail when
+ * iterated. Everything that iterates or measures a value checks gen_use. */
+static int lazy_filter(const node *f)
+{
+    static const char *L[] = {"select", "reject", "selectattr", "rejectattr", "map", "unique", "items"};
+    for (size_t i = 0; i < sizeof L / sizeof L[0]; i++)
+        if (f->n == strlen(L[i]) && !memcmp(f->s, L[i], f->n))
+            return 1;
+    return 0;
+}
+
+static void gen_use(rctx *R, const val *v, int measure, long pos)
+{
+    if (v->t != V_ARR || !v->gen)
+        return;
+    if (v->gen == 2)
+        efail(R->E, QR_EINVAL, pos, "TypeError: the value given to select/reject/map/unique/items is not iterable");
+    if (measure)
+        efail(R->E, QR_EINVAL, pos, "TypeError: object of type 'generator' has no len()");
+}
+
+static val filter_gen(rctx *R, val op, const node *f, env *e)
+{
+    long pos = (long)f->pos;
+    int lazy = lazy_filter(f), items = f->n == 5 && !memcmp(f->s, "items", 5);
+    if (op.t == V_ARR && op.gen) {
+        int measure = (f->n == 6 && !memcmp(f->s, "length", 6)) || (f->n == 5 && !memcmp(f->s, "count", 5)) ||
+                      (f->n == 4 && !memcmp(f->s, "last", 4));
+        gen_use(R, &op, measure, pos);
+        if (f->n == 6 && !memcmp(f->s, "tojson", 6))
+            efail(R->E, QR_EINVAL, pos, "TypeError: Object of type generator is not JSON serializable");
+    }
+    if (lazy && (items ? !(op.t == V_OBJ || op.t == V_KW || op.t == V_UNDEF)
+                       : (op.t == V_INT || op.t == V_FLOAT || op.t == V_BOOL || op.t == V_NULL))) {
+        if (f->flag)
+            eval_args(R, &f->l1, e, &(val *){NULL}, &(size_t){0}); /* arguments are still evaluated */
+        val g = mkarr(arr_new(R));
+        /* select/reject/selectattr/rejectattr/map skip a false value ("if value: for item in value") */
+        int guarded = !items && !(f->n == 6 && !memcmp(f->s, "unique", 6));
+        g.gen = guarded && !truthy(&op) ? 1 : 2;
+        return g;
+    }
+    val r = apply_filter(R, op, f, e);
+    if (lazy && r.t == V_ARR) {
+        r.gen = 1;
+        r.tuple = 0;
+    } else if (r.t == V_ARR && !lazy) {
+        r.gen = 0; /* list, sort, reverse... give lists */
+    }
+    return r;
+}
+
 static val eval(rctx *R, const node *x, env *e)
 {
     if (!x)
@@ -3270,7 +3392,7 @@ static val eval(rctx *R, const node *x, env *e)
         break;
     }
     case N_BINARY: r = eval_binary(R, x, e); break;
-    case N_FILTER: r = apply_filter(R, eval(R, x->a, e), x, e); break;
+    case N_FILTER: r = filter_gen(R, eval(R, x->a, e), x, e); break;
     case N_TEST: {
         val a = eval(R, x->a, e);
         int t = run_test(R, x->s, x->n, &a, NULL, (long)x->pos);
@@ -3335,6 +3457,7 @@ static void exec_for(rctx *R, const node *x, env *e, abuf *out)
         val fn = mkfunc(R, F_O_KEYS, &iv);
         iv = call_func(R, &fn, NULL, 0, (long)x->pos);
     }
+    gen_use(R, &iv, 0, (long)x->b->pos);
     if (iv.t == V_STR) /* a Python str iterates over its characters */
         iv = mkarr(str_chars(R, &iv));
     if (iv.t == V_UNDEF) /* iterating Undefined yields nothing */
@@ -3467,10 +3590,7 @@ static val from_json(rctx *R, const json_t *j, int depth)
     case JSON_FALSE: return mkbool(0);
     case JSON_INTEGER: return mkint((long long)json_integer_value(j));
     case JSON_REAL: {
-        double d = json_real_value(j);
-        if (d == floor(d) && fabs(d) < 9e15)
-            return mkint((long long)d); /* JS: Number.isInteger -> IntegerValue */
-        return mkfloat(d);
+        return mkfloat(json_real_value(j)); /* 2.0 stays a float, as json.loads gives */
     }
     case JSON_STRING: return mkstr(astrdup(R->E, json_string_value(j), json_string_length(j)), json_string_length(j));
     case JSON_ARRAY: {
