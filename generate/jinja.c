@@ -437,7 +437,7 @@ static void lex(lexer *L)
             int lt = L->nt ? L->t[L->nt - 1].type : -1;
             if (lt == K_TEXT || lt == -1)
                 efail(L->E, QR_EFORMAT, (long)L->i, "unexpected character: %c", c);
-            if (!(lt == K_IDENT || lt == K_NUM || lt == K_STR || lt == K_RPAREN || lt == K_RBRACK)) {
+            if (!(lt == K_IDENT || lt == K_NUM || lt == K_STR || lt == K_RPAREN || lt == K_RBRACK || lt == K_RBRACE)) {
                 size_t st = L->i++;
                 while (L->i < L->n && is_digit(s[L->i]))
                     L->i++;
@@ -829,13 +829,27 @@ static node *parse_mul(parser *P)
     return l;
 }
 
-static node *parse_add(parser *P)
+/* jinja2's precedence: ~ binds tighter than + and -, looser than * / // %. */
+static int is_tilde(parser *P) { return is_t(P, K_ADD) && T(P)->n == 1 && T(P)->s[0] == '~'; }
+
+static node *parse_concat(parser *P)
 {
     node *l = parse_mul(P);
-    while (is_t(P, K_ADD)) {
+    while (is_tilde(P)) {
         tok *op = T(P);
         P->cur++;
         l = binary(P, op, l, parse_mul(P));
+    }
+    return l;
+}
+
+static node *parse_add(parser *P)
+{
+    node *l = parse_concat(P);
+    while (is_t(P, K_ADD) && !is_tilde(P)) {
+        tok *op = T(P);
+        P->cur++;
+        l = binary(P, op, l, parse_concat(P));
     }
     return l;
 }
@@ -1332,6 +1346,8 @@ struct val {
     int t;
     int fn;     /* V_FUNC: F_* */
     int tuple;  /* V_ARR made by a tuple literal */
+    int view;   /* V_ARR from dict.keys() / values() / items(): 1 / 2 / 3 (Python views: printed as
+                   dict_keys([...]), no indexing, no + or *) */
     int gen;    /* V_ARR standing for a jinja2 generator (select, map, unique, items...): 1, or 2 for
                    one that raises when iterated (made from a non-iterable value) */
     union {
@@ -1637,9 +1653,9 @@ static void to_json(rctx *R, abuf *b, const val *v, const jopts *o, int depth, i
     case V_NULL:
         ab_puts(R, b, "null");
         return;
-    case V_UNDEF:
-        ab_puts(R, b, undef_null ? "null" : "undefined");
-        return;
+    case V_UNDEF: /* json.dumps(Undefined) */
+        (void)undef_null;
+        efail(R->E, QR_EINVAL, pos, "TypeError: Object of type Undefined is not JSON serializable");
     case V_INT:
         snprintf(nb, sizeof nb, "%lld", v->u.i);
         ab_puts(R, b, nb);
@@ -1661,8 +1677,9 @@ static void to_json(rctx *R, abuf *b, const val *v, const jopts *o, int depth, i
     case V_OBJ:
     case V_KW:
     case V_NS: {
-        if (v->t == V_ARR && v->gen)
-            efail(R->E, QR_EINVAL, pos, "TypeError: Object of type generator is not JSON serializable");
+        if (v->t == V_ARR && (v->gen || v->view))
+            efail(R->E, QR_EINVAL, pos, "TypeError: Object of type %s is not JSON serializable",
+                  v->gen ? "generator" : v->view == 1 ? "dict_keys" : v->view == 2 ? "dict_values" : "dict_items");
         size_t cnt = v->t == V_ARR ? v->u.a->n : v->u.o->n;
         int arrv = v->t == V_ARR;
         if (!o->indent || cnt == 0) {
@@ -1795,6 +1812,8 @@ static void py_repr(rctx *R, abuf *out, const val *v, int depth, long pos)
             ab_puts(R, out, "<generator object>");
             return;
         }
+        if (v->view)
+            ab_puts(R, out, v->view == 1 ? "dict_keys(" : v->view == 2 ? "dict_values(" : "dict_items(");
         ab_puts(R, out, v->tuple ? "(" : "[");
         for (size_t i = 0; i < v->u.a->n; i++) {
             if (i)
@@ -1802,6 +1821,8 @@ static void py_repr(rctx *R, abuf *out, const val *v, int depth, long pos)
             py_repr(R, out, &v->u.a->v[i], depth + 1, pos);
         }
         ab_puts(R, out, v->tuple ? (v->u.a->n == 1 ? ",)" : ")") : "]");
+        if (v->view)
+            ab_puts(R, out, ")");
         return;
     case V_OBJ:
     case V_KW:
@@ -1868,8 +1889,8 @@ static int py_eq(const val *a, const val *b)
     case V_STR:
         return a->u.s.n == b->u.s.n && !memcmp(a->u.s.p, b->u.s.p, a->u.s.n);
     case V_ARR:
-        if (a->gen || b->gen)
-            return a->u.a == b->u.a;
+        if (a->gen || b->gen || a->view || b->view)
+            return a->u.a == b->u.a && a->view == b->view;
         if (a->u.a->n != b->u.a->n)
             return 0;
         for (size_t i = 0; i < a->u.a->n; i++)
@@ -1959,8 +1980,8 @@ static val str_strip_chars(rctx *R, const val *s, const val *chars, int l, int r
 
 /* Title case. filter = 0: Python str.title() (a cased letter after an uncased
  * character starts a word). filter = 1: jinja2's title filter (a word starts
- * after '-', whitespace, '(', '{', '[' or '<'). Word starts are title-cased,
- * everything else lower-cased. */
+ * after '-', whitespace, '(', '{', '[' or '<'). Word starts are title-cased
+ * (filter: upper-cased), everything else lower-cased. */
 static val title_case(rctx *R, const val *s, int filter)
 {
     abuf b = {0};
@@ -1976,7 +1997,8 @@ static val title_case(rctx *R, const val *s, int filter)
             start = 1;
             continue;
         }
-        int32_t m = start ? utf8proc_totitle(cp) : utf8proc_tolower(cp);
+        /* str.title() title-cases a word start; jinja2's filter upper-cases it (item[0].upper()) */
+        int32_t m = start ? (filter ? utf8proc_toupper(cp) : utf8proc_totitle(cp)) : utf8proc_tolower(cp);
         utf8proc_uint8_t enc[4];
         ab_put(R, &b, (const char *)enc, (size_t)utf8proc_encode_char(m, enc));
         if (filter) {
@@ -1989,6 +2011,52 @@ static val title_case(rctx *R, const val *s, int filter)
         i += k;
     }
     return b.p ? ab_val(&b) : mkstr("", 0);
+}
+
+/* jinja2's int / float filters: int(value) (a str in base 10, else through
+ * float(value), truncated), float(value); the default when not convertible. */
+static val py_int_float(rctx *R, const val *v, int to_int, val dflt, long pos)
+{
+    if (v->t == V_UNDEF)
+        efail(R->E, QR_EINVAL, pos, "UndefinedError: %s() of an undefined value", to_int ? "int" : "float");
+    double d;
+    if (v->t == V_INT || v->t == V_BOOL) {
+        long long i = v->t == V_INT ? v->u.i : v->u.b;
+        return to_int ? mkint(i) : mkfloat((double)i);
+    }
+    if (v->t == V_FLOAT) {
+        d = v->u.f;
+    } else if (v->t == V_STR) {
+        const char *p = v->u.s.p;
+        size_t n = v->u.s.n;
+        trim_js(&p, &n, 1, 1);
+        char buf[128];
+        if (n == 0 || n >= sizeof buf)
+            return dflt;
+        memcpy(buf, p, n);
+        buf[n] = 0;
+        char *end;
+        if (to_int) {
+            size_t k = buf[0] == '+' || buf[0] == '-';
+            int digits = k < n;
+            for (size_t j = k; j < n; j++)
+                digits &= buf[j] >= '0' && buf[j] <= '9';
+            if (digits)
+                return mkint(strtoll(buf, NULL, 10));
+        }
+        if (strchr(buf, 'x') || strchr(buf, 'X')) /* strtod reads hex floats, Python does not */
+            return dflt;
+        d = strtod(buf, &end);
+        if (*end)
+            return dflt;
+    } else {
+        return dflt;
+    }
+    if (!to_int)
+        return mkfloat(d);
+    if (!isfinite(d))
+        efail(R->E, QR_EINVAL, pos, "OverflowError: cannot convert float infinity or NaN to integer");
+    return mkint((long long)trunc(d));
 }
 
 /* jinja2's round filter: method "common" is Python round() (the exact binary
@@ -2181,7 +2249,14 @@ static val call_func(rctx *R, const val *fn, val *args, size_t nargs, long pos)
         size_t k = u8len((unsigned char)self->u.s.p[0]);
         if (k > self->u.s.n)
             k = self->u.s.n;
-        val first = case_map(R, &(val){.t = V_STR, .u.s = {self->u.s.p, k}}, 1);
+        int32_t cp0;
+        utf8proc_uint8_t enc[4];
+        val first = {.t = V_STR, .u.s = {self->u.s.p, k}};
+        if (utf8proc_iterate((const utf8proc_uint8_t *)self->u.s.p, (utf8proc_ssize_t)k, &cp0) > 0) {
+            utf8proc_ssize_t w = utf8proc_encode_char(utf8proc_totitle(cp0), enc); /* Python: title case */
+            first.u.s.p = astrdup(R->E, (const char *)enc, (size_t)w);
+            first.u.s.n = (size_t)w;
+        }
         val rest = case_map(R, &(val){.t = V_STR, .u.s = {self->u.s.p + k, self->u.s.n - k}}, 0);
         abuf b = {0};
         ab_put(R, &b, first.u.s.p, first.u.s.n);
@@ -2400,6 +2475,7 @@ static int cmp_values(rctx *R, const val *a, const val *b, int cs, long pos)
 
 static val eval(rctx *R, const node *x, env *e);
 static val apply_filter(rctx *R, val op, const node *f, env *e);
+static val filter_gen(rctx *R, val op, const node *f, env *e);
 static void gen_use(rctx *R, const val *v, int measure, long pos);
 static void exec_body(rctx *R, const nlist *body, env *e, abuf *out);
 
@@ -2499,6 +2575,8 @@ static val eval_member(rctx *R, const node *x, env *e)
             return *v;
         return o.t == V_NS ? mkundef() : builtin_attr(R, &o, prop.u.s.p, prop.u.s.n);
     }
+    if (o.t == V_ARR && (o.view || o.gen) && prop.t != V_STR) /* not subscriptable: jinja2 gives Undefined */
+        return mkundef();
     if (o.t == V_ARR || o.t == V_STR) {
         if (prop.t == V_INT) {
             if (o.t == V_ARR) {
@@ -2533,6 +2611,31 @@ static const char *py_type(int t)
     case V_FUNC: return "function";
     default: return "dict";
     }
+}
+
+/* Python ordering of two strs (code points) or two lists (element by
+ * element, then length); other pairs are a TypeError. */
+static int py_order(rctx *R, const val *a, const val *b, int depth, long pos)
+{
+    if (depth > R->t->lim.max_depth)
+        efail(R->E, QR_ELIMIT, pos, "comparison nesting deeper than %d", R->t->lim.max_depth);
+    int an = a->t == V_INT || a->t == V_FLOAT || a->t == V_BOOL, bn = b->t == V_INT || b->t == V_FLOAT || b->t == V_BOOL;
+    if (an && bn) {
+        double x = a->t == V_INT ? (double)a->u.i : a->t == V_FLOAT ? a->u.f : a->u.b;
+        double y = b->t == V_INT ? (double)b->u.i : b->t == V_FLOAT ? b->u.f : b->u.b;
+        return x < y ? -1 : x > y;
+    }
+    if (a->t == V_STR && b->t == V_STR)
+        return key_cmp(a->u.s.p, a->u.s.n, b->u.s.p, b->u.s.n);
+    if (a->t == V_ARR && b->t == V_ARR && !a->gen && !b->gen) {
+        size_t n = a->u.a->n < b->u.a->n ? a->u.a->n : b->u.a->n;
+        for (size_t i = 0; i < n; i++)
+            if (!py_eq(&a->u.a->v[i], &b->u.a->v[i]))
+                return py_order(R, &a->u.a->v[i], &b->u.a->v[i], depth + 1, pos);
+        return a->u.a->n < b->u.a->n ? -1 : a->u.a->n > b->u.a->n;
+    }
+    efail(R->E, QR_EINVAL, pos, "TypeError: '<' not supported between instances of '%s' and '%s'", py_type(a->t),
+          py_type(b->t));
 }
 
 static val num_result(double r, int isfloat)
@@ -2581,6 +2684,10 @@ static val eval_binary(rctx *R, const node *x, env *e)
     if ((l.t == V_NULL || r.t == V_NULL) && !((in || notin) && r.t == V_ARR))
         efail(R->E, QR_EINVAL, pos, "TypeError: unsupported operand type(s) for %.*s: '%s' and '%s'", (int)on, op,
               py_type(l.t), py_type(r.t));
+    if (!(in || notin) && (OP("+") || OP("*")) && ((l.t == V_ARR && l.view) || (r.t == V_ARR && r.view)))
+        efail(R->E, QR_EINVAL, pos, "TypeError: unsupported operand type(s) for %.*s: a dict view", (int)on, op);
+    if (!(in || notin) && ((l.t == V_ARR && l.gen) || (r.t == V_ARR && r.gen)))
+        efail(R->E, QR_EINVAL, pos, "TypeError: unsupported operand type(s) for %.*s: a generator", (int)on, op);
     if (!(in || notin)) { /* a Python bool is an int in arithmetic and comparisons */
         if (l.t == V_BOOL)
             l = mkint(l.u.b);
@@ -2597,8 +2704,20 @@ static val eval_binary(rctx *R, const node *x, env *e)
             ab_put(R, &b, sv->u.s.p, sv->u.s.n);
         return b.p ? ab_val(&b) : mkstr("", 0);
     }
-    if (l.t == V_STR && r.t == V_STR && (OP("<") || OP(">") || OP("<=") || OP(">="))) { /* code point order */
-        int c = key_cmp(l.u.s.p, l.u.s.n, r.u.s.p, r.u.s.n);
+    if (OP("*") && ((l.t == V_ARR && r.t == V_INT) || (l.t == V_INT && r.t == V_ARR))) { /* list repetition */
+        const val *av = l.t == V_ARR ? &l : &r;
+        long long k = l.t == V_INT ? l.u.i : r.u.i;
+        if (k > 0 && av->u.a->n && (unsigned long long)k > R->t->lim.max_loop_iterations / av->u.a->n)
+            efail(R->E, QR_ELIMIT, pos, "list repetition exceeds %zu items", R->t->lim.max_loop_iterations);
+        arr *a = arr_new(R);
+        for (long long i = 0; i < k; i++)
+            for (size_t j = 0; j < av->u.a->n; j++)
+                arr_push(R, a, av->u.a->v[j]);
+        return mkarr(a);
+    }
+    if (((l.t == V_STR && r.t == V_STR) || (l.t == V_ARR && r.t == V_ARR)) &&
+        (OP("<") || OP(">") || OP("<=") || OP(">="))) { /* code point / element order */
+        int c = py_order(R, &l, &r, 0, pos);
         return mkbool(OP("<") ? c < 0 : OP(">") ? c > 0 : OP("<=") ? c <= 0 : c >= 0);
     }
     int ln = l.t == V_INT || l.t == V_FLOAT, rn = r.t == V_INT || r.t == V_FLOAT;
@@ -2634,7 +2753,9 @@ static val eval_binary(rctx *R, const node *x, env *e)
                 if (b == 0)
                     efail(R->E, QR_EINVAL, pos, "float modulo");
                 double m = fmod(a, b);
-                return mkfloat(m != 0 && (m < 0) != (b < 0) ? m + b : m);
+                if (m == 0)
+                    return mkfloat(copysign(0.0, b)); /* Python: a zero takes the divisor's sign too */
+                return mkfloat((m < 0) != (b < 0) ? m + b : m);
             }
             long long m = l.u.i % r.u.i;
             return mkint(m != 0 && (m < 0) != (r.u.i < 0) ? m + r.u.i : m);
@@ -2647,7 +2768,7 @@ static val eval_binary(rctx *R, const node *x, env *e)
             return mkbool(a >= b);
         if (OP("<="))
             return mkbool(a <= b);
-    } else if (l.t == V_ARR && r.t == V_ARR) {
+    } else if (l.t == V_ARR && r.t == V_ARR && !(in || notin)) {
         if (OP("+")) {
             arr *a = arr_new(R);
             for (size_t i = 0; i < l.u.a->n; i++)
@@ -2689,10 +2810,17 @@ static int run_test(rctx *R, const char *name, size_t n, const val *v, const val
         return v->t == V_BOOL;
     if (IS("callable"))
         return v->t == V_FUNC;
-    if (IS("odd") || IS("even")) {
-        if (v->t != V_INT)
-            efail(R->E, QR_EINVAL, pos, "cannot %.*s on %s", (int)n, name, type_name(v->t));
-        return IS("odd") ? v->u.i % 2 != 0 : v->u.i % 2 == 0;
+    if (IS("odd") || IS("even")) { /* value % 2 == 1 / == 0, Python's % */
+        if (v->t == V_FLOAT) {
+            double m = fmod(v->u.f, 2);
+            if (m < 0)
+                m += 2;
+            return IS("odd") ? m == 1 : m == 0;
+        }
+        if (v->t != V_INT && v->t != V_BOOL)
+            efail(R->E, QR_EINVAL, pos, "TypeError: cannot test %s for %.*s", py_type(v->t), (int)n, name);
+        long long i = v->t == V_INT ? v->u.i : v->u.b;
+        return IS("odd") ? i % 2 != 0 : i % 2 == 0;
     }
     if (IS("false"))
         return v->t == V_BOOL && !v->u.b;
@@ -2702,16 +2830,16 @@ static int run_test(rctx *R, const char *name, size_t n, const val *v, const val
         return v->t == V_NULL;
     if (IS("string"))
         return v->t == V_STR;
-    if (IS("number"))
-        return v->t == V_INT || v->t == V_FLOAT;
+    if (IS("number")) /* a bool is a Number */
+        return v->t == V_INT || v->t == V_FLOAT || v->t == V_BOOL;
     if (IS("integer"))
         return v->t == V_INT;
     if (IS("iterable"))
-        return v->t == V_ARR || v->t == V_STR || v->t == V_OBJ || v->t == V_KW;
+        return v->t == V_ARR || v->t == V_STR || v->t == V_OBJ || v->t == V_KW || v->t == V_UNDEF;
     if (IS("mapping"))
         return v->t == V_OBJ || v->t == V_KW;
-    if (IS("sequence")) /* has len() and [] (a generator has neither) */
-        return (v->t == V_ARR && !v->gen) || v->t == V_OBJ || v->t == V_KW || v->t == V_STR;
+    if (IS("sequence")) /* has len() and [] (a generator has neither, a dict view no []; Undefined has both) */
+        return (v->t == V_ARR && !v->gen && !v->view) || v->t == V_OBJ || v->t == V_KW || v->t == V_STR || v->t == V_UNDEF;
     if (IS("lower") || IS("upper")) { /* str(v).islower() / isupper(): some cased letter, none of the other case */
         abuf b = {0};
         to_str(R, &b, v, pos);
@@ -2835,13 +2963,18 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
             ab_put(R, &b, c->v[i - 1].u.s.p, c->v[i - 1].u.s.n);
         return b.p ? ab_val(&b) : mkstr("", 0);
     }
-    if ((IS("int") || IS("float") || IS("abs")) && op.t == V_BOOL)
+    if (IS("string")) { /* str(value); Undefined gives "" */
+        abuf b = {0};
+        to_str(R, &b, &op, pos);
+        return b.p ? ab_val(&b) : mkstr("", 0);
+    }
+    if ((IS("int") || IS("float") || IS("abs") || IS("round")) && op.t == V_BOOL)
         op = mkint(op.u.b);
-    if ((IS("int") || IS("float")) && !f->flag && op.t != V_INT && op.t != V_FLOAT && op.t != V_STR)
-        return IS("int") ? mkint(0) : mkfloat(0); /* not convertible: the default */
+    if ((IS("int") || IS("float")) && !f->flag)
+        return py_int_float(R, &op, IS("int"), IS("int") ? mkint(0) : mkfloat(0), pos);
     if (op.t == V_UNDEF) { /* jinja2's Undefined reads as "" for string filters, empty for sequence ones */
         if (IS("trim") || IS("upper") || IS("lower") || IS("title") || IS("capitalize") || IS("string") ||
-            IS("indent") || IS("replace") || IS("safe"))
+            IS("replace") || IS("safe"))
             op = mkstr("", 0);
         else if (IS("list") || IS("length") || IS("count") || IS("join") || IS("reverse") || IS("sort") ||
                  IS("unique") || IS("select") || IS("reject") || IS("selectattr") || IS("rejectattr") ||
@@ -2892,13 +3025,22 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
                 return ab_val(&b);
             }
             if (IS("unique")) {
-                arr *r = arr_new(R);
+                /* jinja2: first of each group of items equal as set keys, strings compared
+                   lower-cased (case_sensitive=False); lists and dicts are unhashable */
+                arr *r = arr_new(R), *keys = arr_new(R);
                 for (size_t i = 0; i < a->n; i++) {
+                    val k = a->v[i];
+                    if (k.t == V_ARR || k.t == V_OBJ || k.t == V_KW)
+                        efail(R->E, QR_EINVAL, pos, "TypeError: unhashable type: '%s'", py_type(k.t));
+                    if (k.t == V_STR)
+                        k = case_map(R, &k, 0);
                     int seen = 0;
-                    for (size_t j = 0; j < r->n && !seen; j++)
-                        seen = py_eq(&r->v[j], &a->v[i]) && r->v[j].t == a->v[i].t;
-                    if (!seen)
+                    for (size_t j = 0; j < keys->n && !seen; j++)
+                        seen = py_eq(&keys->v[j], &k);
+                    if (!seen) {
+                        arr_push(R, keys, k);
                         arr_push(R, r, a->v[i]);
+                    }
                 }
                 return mkarr(r);
             }
@@ -3096,22 +3238,7 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
         val d = np > 0 ? args[0] : kwarg(args, nargs, "default");
         if (d.t == V_UNDEF)
             d = IS("int") ? mkint(0) : mkfloat(0);
-        if (op.t == V_STR) {
-            char buf[128];
-            snprintf(buf, sizeof buf, "%.*s", (int)(op.u.s.n < 127 ? op.u.s.n : 127), op.u.s.p);
-            char *end;
-            if (IS("int")) {
-                long long v = strtoll(buf, &end, 10);
-                return end == buf ? d : mkint(v);
-            }
-            double v = strtod(buf, &end);
-            return end == buf ? d : mkfloat(v);
-        }
-        if (op.t == V_INT || op.t == V_FLOAT)
-            return op;
-        if (op.t == V_BOOL)
-            return IS("int") ? mkint(op.u.b) : mkfloat(op.u.b);
-        efail(R->E, QR_EINVAL, pos, "Cannot apply filter \"%.*s\" to type: %s", (int)n, name, type_name(op.t));
+        return py_int_float(R, &op, IS("int"), d, pos);
     }
     if (op.t == V_ARR) {
         arr *a = op.u.a;
@@ -3211,15 +3338,24 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
         if (IS("map")) {
             eval_args(R, &f->l1, e, &args, &nargs);
             val at = kwarg(args, nargs, "attribute");
+            if (at.t == V_UNDEF && npos(args, nargs) == 1 && args[0].t == V_STR) {
+                /* map('filter'): that filter (without arguments) applied to every item */
+                node fake = *f;
+                fake.s = args[0].u.s.p;
+                fake.n = args[0].u.s.n;
+                fake.flag = 0;
+                arr *r = arr_new(R);
+                for (size_t i = 0; i < a->n; i++)
+                    arr_push(R, r, filter_gen(R, a->v[i], &fake, e));
+                return mkarr(r);
+            }
             if (at.t == V_UNDEF)
-                efail(R->E, QR_EUNSUPPORTED, pos, "`map` expressions without `attribute` set are not currently supported.");
+                efail(R->E, QR_EUNSUPPORTED, pos, "`map` supports attribute= or one filter name without arguments");
             if (at.t != V_STR)
                 efail(R->E, QR_EINVAL, pos, "attribute must be a string");
             val d = kwarg(args, nargs, "default");
             arr *r = arr_new(R);
-            for (size_t i = 0; i < a->n; i++) {
-                if (!is_objlike(&a->v[i]))
-                    efail(R->E, QR_EINVAL, pos, "items in map must be an object");
+            for (size_t i = 0; i < a->n; i++) { /* an item without the attribute (a str...) gives Undefined */
                 val v = attr_path(R, &a->v[i], at.u.s.p, at.u.s.n);
                 arr_push(R, r, v.t == V_UNDEF ? d : v);
             }
@@ -3302,7 +3438,23 @@ static val filter_gen(rctx *R, val op, const node *f, env *e)
 {
     long pos = (long)f->pos;
     int lazy = lazy_filter(f), items = f->n == 5 && !memcmp(f->s, "items", 5);
-    if (op.t == V_ARR && op.gen) {
+    static const char *NONIT[] = {"string", "safe", "default", "upper", "lower", "title", "capitalize", "trim",
+                                  "replace"}; /* these read str(value) or pass it on: no iteration */
+    int nonit = 0;
+    for (size_t i = 0; i < sizeof NONIT / sizeof NONIT[0]; i++)
+        nonit |= f->n == strlen(NONIT[i]) && !memcmp(f->s, NONIT[i], f->n);
+    if (lazy && op.t == V_ARR && op.gen == 2) { /* chained lazily: fails only when iterated */
+        val g = mkarr(arr_new(R));
+        g.gen = 2;
+        return g;
+    }
+    if (((f->n == 7 && !memcmp(f->s, "reverse", 7)) || items) && op.t == V_UNDEF) {
+        /* reversed(Undefined) is an iterator; items(Undefined) yields nothing */
+        val g = mkarr(arr_new(R));
+        g.gen = 1;
+        return g;
+    }
+    if (op.t == V_ARR && op.gen && !nonit) {
         int measure = (f->n == 6 && !memcmp(f->s, "length", 6)) || (f->n == 5 && !memcmp(f->s, "count", 5)) ||
                       (f->n == 4 && !memcmp(f->s, "last", 4));
         gen_use(R, &op, measure, pos);
@@ -3319,12 +3471,39 @@ static val filter_gen(rctx *R, val op, const node *f, env *e)
         g.gen = guarded && !truthy(&op) ? 1 : 2;
         return g;
     }
-    val r = apply_filter(R, op, f, e);
-    if (lazy && r.t == V_ARR) {
-        r.gen = 1;
+    val r;
+    if (lazy) {
+        /* jinja2 runs these lazily: an error inside (a test that fails on an item) only surfaces
+           when the generator is iterated, so it becomes a generator that fails then; limits
+           (QR_ELIMIT) still stop the render */
+        jmp_buf saved;
+        memcpy(saved, R->E->jb, sizeof saved);
+        volatile int failed = 0, depth = R->depth;
+        if (setjmp(R->E->jb) == 0)
+            r = apply_filter(R, op, f, e);
+        else
+            failed = 1;
+        memcpy(R->E->jb, saved, sizeof saved);
+        if (failed) {
+            if (R->E->code == QR_ELIMIT)
+                longjmp(R->E->jb, 1);
+            R->E->code = 0;
+            R->E->msg[0] = 0;
+            R->depth = depth;
+            r = mkarr(arr_new(R));
+            r.gen = 2;
+            return r;
+        }
+    } else {
+        r = apply_filter(R, op, f, e);
+    }
+    if ((lazy && r.t == V_ARR) || (f->n == 7 && !memcmp(f->s, "reverse", 7) && r.t == V_ARR &&
+                                        ((op.t == V_ARR && !op.gen) || op.t == V_OBJ || op.t == V_KW))) {
+        r.gen = 1; /* reverse of a list is reversed(list), an iterator */
         r.tuple = 0;
-    } else if (r.t == V_ARR && !lazy) {
-        r.gen = 0; /* list, sort, reverse... give lists */
+    } else if (r.t == V_ARR && f->n == 4 && !memcmp(f->s, "list", 4)) {
+        r.gen = 0; /* list(generator) is a list */
+        r.view = 0;
     }
     return r;
 }
@@ -3373,6 +3552,8 @@ static val eval(rctx *R, const node *x, env *e)
         if (fn.t != V_FUNC)
             efail(R->E, QR_EINVAL, (long)x->pos, "Cannot call something that is not a function: got %s", type_name(fn.t));
         r = call_func(R, &fn, args, nargs, (long)x->pos);
+        if (fn.fn == F_O_KEYS || fn.fn == F_O_VALUES || fn.fn == F_O_ITEMS) /* a dict view, not a list */
+            r.view = fn.fn == F_O_KEYS ? 1 : fn.fn == F_O_VALUES ? 2 : 3;
         break;
     }
     case N_MEMBER: r = eval_member(R, x, e); break;

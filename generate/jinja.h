@@ -1,16 +1,23 @@
 /* A Jinja2 subset interpreter for chat templates.
  *
  * Semantics follow Python jinja2 as transformers' apply_chat_template sets it
- * up (the reference: tools/jinja_oracle, tests/fixtures/chat): the template
- * is preprocessed with trim_blocks and lstrip_blocks on ({%+ turns lstrip
- * off for a tag) and one trailing newline dropped; values print as Python's
- * str() does (True/False/None, lists and dicts as repr(), floats as repr());
- * Undefined prints "" and iterates as empty, but reading an attribute or item
- * of it, or arithmetic on it, fails (jinja2's default Undefined); str + non-str
- * and None in arithmetic fail as Python's TypeError; `==` is Python equality
- * (deep for lists and dicts, 1 == 1.0 == True); `%` and `//` take the
- * divisor's sign; tojson is json.dumps(ensure_ascii=False) with ", " / ": "
- * separators (or "," plus newline indentation with indent=N).
+ * up (the reference: tools/jinja_oracle, tests/fixtures/chat, checked on the
+ * real chat templates and on seeded random templates): the template is
+ * preprocessed with trim_blocks and lstrip_blocks on ({%+ turns lstrip off for
+ * a tag) and one trailing newline dropped; values print as Python's str()
+ * does (True/False/None, lists, tuples and dicts as repr(), floats as repr(),
+ * dict.keys()/values()/items() as dict_keys([...])...); Undefined prints ""
+ * and iterates as empty, but reading an attribute or item of it, arithmetic,
+ * int/float/tojson of it fail (jinja2's default Undefined); str + non-str,
+ * None in arithmetic, division by zero fail as Python does; `==` is Python
+ * equality (deep for lists and dicts, 1 == 1.0 == True); comparisons chain
+ * (a < b < c); `~` binds tighter than + and -; `%` and `//` take the
+ * divisor's sign; string filters read str(value), sequence filters iterate a
+ * str's characters or a dict's keys; select, reject, selectattr, rejectattr,
+ * map, unique, items (and reverse of a list) give generators as in jinja2:
+ * always true, no length, not indexable, and a failure inside them only
+ * surfaces when they are iterated; tojson is json.dumps(ensure_ascii=False)
+ * with ", " / ": " separators (or "," plus newline indentation with indent=N).
  *
  * Supported: text, {{ }}, {% %}, {# #} with '-' whitespace control; if/elif/
  * else, for (tuple targets, `if` filter, loop.* variables, else block; break /
@@ -20,7 +27,7 @@
  * filters tojson, safe, list, first, last, length, reverse, sort, join,
  * string, unique, trim, upper, lower, title, capitalize, indent, int, float,
  * abs, round, items, dictsort, default, select, reject, selectattr,
- * rejectattr, map(attribute=), replace; tests defined, undefined, none,
+ * rejectattr, map(attribute=) / map('filter'), replace, count; tests defined, undefined, none,
  * string, number, integer, boolean, mapping, iterable, sequence, callable,
  * odd, even, true, false, lower, upper, equalto/eq; string methods upper,
  * lower, strip/lstrip/rstrip (optional characters), title, capitalize,
@@ -30,10 +37,13 @@
  * statements) fails at parse time with QR_EUNSUPPORTED and "line:col".
  *
  * Strings are UTF-8; length, indexing and slicing count code points, as
- * Python does. Known differences from jinja2: upper/lower use simple (1:1)
- * case mapping (Python: "ß".upper() is "SS"); comparing lists with < > is
- * not supported; loop.cycle, the divisibleby test and tests written without
- * parentheses around a number argument are not supported.
+ * Python does. Known differences from jinja2: upper/lower/capitalize use
+ * simple (1:1) case mapping (Python: "ß".upper() is "SS"); printf-style
+ * `str % args` is not supported; a printed generator is "<generator object>"
+ * (jinja2 adds its name and address); a generator can be iterated more than
+ * once; jinja2 compiles a negative constant base as -(2 ** x), quire as
+ * (-2) ** x; loop.cycle, the divisibleby test and test arguments without
+ * parentheses are not supported.
  */
 #ifndef QR_GENERATE_JINJA_H
 #define QR_GENERATE_JINJA_H

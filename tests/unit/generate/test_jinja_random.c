@@ -24,7 +24,7 @@ int main(void)
         return qr_test_done();
     json_t *vars = json_object_get(fx, "vars"), *cases = json_object_get(fx, "cases");
     size_t n = json_array_size(cases), ok = 0, nerr = 0;
-    CHECK(n >= 500);
+    CHECK(n >= 1500);
     for (size_t i = 0; i < n; i++) {
         json_t *c = json_array_get(cases, i);
         const char *src = json_string_value(json_object_get(c, "template"));
