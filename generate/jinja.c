@@ -1178,8 +1178,23 @@ static node *parse_any(parser *P)
  * lstrip_blocks and trim_blocks on: drop one trailing newline; drop spaces and
  * tabs between a line start and {% or {# (not {%+); drop the newline after
  * %} or #}. map[i] is the original offset of output byte i. */
-static void preprocess(ectx *E, const char *src, size_t n, char **out, size_t **map, size_t *outn)
+static void preprocess(ectx *E, const char *src0, size_t n0, char **out, size_t **map, size_t *outn)
 {
+    /* jinja2's lexer turns every newline sequence (\r\n, \r, \n) into \n first */
+    char *src = aalloc(E, n0 + 1);
+    size_t *nm = aalloc(E, (n0 + 1) * sizeof *nm), n = 0;
+    for (size_t i = 0; i < n0; i++) {
+        nm[n] = i;
+        if (src0[i] == '\r') {
+            src[n++] = '\n';
+            if (i + 1 < n0 && src0[i + 1] == '\n')
+                i++;
+        } else {
+            src[n++] = src0[i];
+        }
+    }
+    nm[n] = n0;
+    src[n] = 0;
     if (n && src[n - 1] == '\n')
         n--;
     char *a = aalloc(E, n + 1);
@@ -1266,7 +1281,10 @@ static void preprocess(ectx *E, const char *src, size_t n, char **out, size_t **
         i++;
     }
     c[o] = 0;
+    cm[o] = n; /* end of the text */
     *out = c;
+    for (size_t i = 0; i <= o; i++) /* offsets back into the original source */
+        cm[i] = nm[cm[i] < n ? cm[i] : n];
     *map = cm;
     *outn = o;
 }

@@ -35,9 +35,18 @@ int main(void)
         if (rc == 0)
             rc = qr_jinja_render(t, vars, &DATE, &out, NULL);
         int good = want ? rc == 0 && !strcmp(out, json_string_value(want)) : rc != 0;
-        CHECK_MSG(good, "case %zu: %s\n  jinja2: %s\n  quire:  %s", i, src,
-                  want ? json_string_value(want) : json_string_value(json_object_get(c, "error")),
-                  rc ? qr_last_error() : out);
+        if (!good) { /* JSON-escaped, so whitespace differences show */
+            json_t *js = json_string(src), *jw = json_string(want ? json_string_value(want) : json_string_value(json_object_get(c, "error")));
+            json_t *jq = json_string(rc ? qr_last_error() : out);
+            char *a = json_dumps(js, JSON_ENCODE_ANY), *b = json_dumps(jw, JSON_ENCODE_ANY), *q = json_dumps(jq, JSON_ENCODE_ANY);
+            CHECK_MSG(0, "case %zu: %s\n  jinja2: %s%s\n  quire:  %s%s", i, a, want ? "" : "error ", b, rc ? "error " : "", q);
+            free(a);
+            free(b);
+            free(q);
+            json_decref(js);
+            json_decref(jw);
+            json_decref(jq);
+        }
         ok += good;
         nerr += !want;
         free(out);
