@@ -75,6 +75,12 @@ static void syntax_errors(void)
     /* line:col of the offending token, counted in the original source */
     CHECK(render("line one\n  {{ 1 + }}", NULL, NULL, &out) == QR_EFORMAT);
     CHECK_MSG(strstr(qr_last_error(), "2:10") != NULL, "%s", qr_last_error());
+    /* \r\n line ends (normalized to \n before rendering) still count as one line each */
+    CHECK(render("one\r\ntwo\r\n  {{ 1 + }}", NULL, NULL, &out) == QR_EFORMAT);
+    CHECK_MSG(strstr(qr_last_error(), "3:10") != NULL, "%s", qr_last_error());
+    CHECK(render("a\r\n{% if true %}\r\nb\r\n{% endif %}\r\n", NULL, NULL, &out) == 0);
+    CHECK_MSG(out && !strcmp(out, "a\nb\n"), "[%s]", out ? out : "");
+    free(out);
     CHECK(render("{% if x %}never closed", NULL, NULL, &out) == QR_EFORMAT);
     CHECK_MSG(strstr(qr_last_error(), "1:1") && strstr(qr_last_error(), "endif"), "%s", qr_last_error());
     CHECK(render("ok\n{% frobnicate %}", NULL, NULL, &out) == QR_EFORMAT);
