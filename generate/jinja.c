@@ -2895,6 +2895,8 @@ static int run_test(rctx *R, const char *name, size_t n, const val *v, const val
 /* Stable merge sort with an error-raising comparator. */
 static void sort_vals(rctx *R, val *v, size_t n, const val *keys, int cs, int rev, long pos)
 {
+    if (n < 2)
+        return; /* nothing to order (an empty array has no storage) */
     size_t *idx = aalloc(R->E, (n + 1) * sizeof *idx), *tmp = aalloc(R->E, (n + 1) * sizeof *tmp);
     for (size_t i = 0; i < n; i++)
         idx[i] = i;
