@@ -333,6 +333,48 @@ static json_t *fold_system(const json_t *messages)
     return out;
 }
 
+/* The messages as transformers' apply_chat_template hands them to the
+ * template: keys whose value is null dropped (_normalize_chat_messages),
+ * and a message's reasoning (reasoning_content, thinking or reasoning, the
+ * first non-null) copied under both "thinking" and "reasoning_content"
+ * (_alias_reasoning_fields). NULL when out of memory. */
+static json_t *normalize_messages(const json_t *messages)
+{
+    static const char *REASONING[] = {"reasoning_content", "thinking", "reasoning"};
+    json_t *out = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(messages, i, m) {
+        if (!out)
+            return NULL;
+        json_t *c;
+        if (!json_is_object(m)) {
+            c = json_incref(m); /* the template decides what a non-object message means */
+        } else {
+            c = json_object();
+            const char *k;
+            json_t *v;
+            json_object_foreach((json_t *)m, k, v)
+                if (c && !json_is_null(v) && json_object_set(c, k, v)) {
+                    json_decref(c);
+                    c = NULL;
+                }
+            json_t *r = NULL;
+            for (size_t j = 0; c && !r && j < sizeof REASONING / sizeof REASONING[0]; j++)
+                r = json_object_get(c, REASONING[j]);
+            if (r && (json_object_set(c, "thinking", r) || json_object_set(c, "reasoning_content", r))) {
+                json_decref(c);
+                c = NULL;
+            }
+        }
+        if (!c || json_array_append_new(out, c)) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
 int qr_chat_render_json(const qr_chat_template *ct, const json_t *messages, const qr_chat_opts *opts, char **out,
                         size_t *out_len)
 {
@@ -346,13 +388,15 @@ int qr_chat_render_json(const qr_chat_template *ct, const json_t *messages, cons
     json_t *vars = json_object();
     if (!vars)
         return qr_fail(QR_ENOMEM, "chat: out of memory");
-    int bad = json_object_set(vars, "messages", (json_t *)messages);
+    /* as transformers: special tokens that are None are left out (special_tokens_map),
+       tools and documents are always passed (None when not given) */
+    int bad = json_object_set_new(vars, "messages", normalize_messages(messages));
     bad |= json_object_set_new(vars, "add_generation_prompt", json_boolean(opts && opts->add_generation_prompt));
     for (int i = 0; i < NTOK; i++)
-        if (ct->has_tok[i])
-            bad |= json_object_set_new(vars, TOKEN_KEYS[i], ct->tok[i] ? json_string(ct->tok[i]) : json_null());
-    if (opts && opts->tools)
-        bad |= json_object_set(vars, "tools", (json_t *)opts->tools);
+        if (ct->has_tok[i] && ct->tok[i])
+            bad |= json_object_set_new(vars, TOKEN_KEYS[i], json_string(ct->tok[i]));
+    bad |= json_object_set(vars, "tools", opts && opts->tools ? (json_t *)opts->tools : json_null());
+    bad |= json_object_set_new(vars, "documents", json_null());
     if (opts && opts->extra) {
         if (!json_is_object(opts->extra)) {
             json_decref(vars);

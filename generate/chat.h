@@ -1,5 +1,5 @@
 /* Chat templates: a model's Jinja chat template plus its special tokens,
- * rendered over a conversation as transformers / transformers.js do.
+ * rendered over a conversation as transformers' apply_chat_template does.
  *
  * Where the template comes from (first found wins, as in transformers):
  *   MODEL_DIR/chat_template.jinja           the template text
@@ -10,9 +10,12 @@
  * from tokenizer_config.json when it exists: a string, null, or an AddedToken
  * object {"content": "..."}.
  *
- * Variables a template sees: messages (list of {role, content}),
- * add_generation_prompt, the special tokens, tools when given, and any extra
- * variables the caller passes (e.g. enable_thinking, documents). */
+ * Variables a template sees, as transformers' apply_chat_template passes them:
+ * messages (list of {role, content, ...}; keys whose value is null dropped,
+ * reasoning_content / thinking / reasoning aliased to each other),
+ * add_generation_prompt, the special tokens that are not None, tools and
+ * documents (None unless given), and any extra variables the caller passes
+ * (e.g. enable_thinking, documents), which override these. */
 #ifndef QR_GENERATE_CHAT_H
 #define QR_GENERATE_CHAT_H
 
@@ -26,7 +29,8 @@ typedef struct qr_chat_template qr_chat_template;
 
 typedef struct {
     const char *role;    /* "system", "user", "assistant", "tool", ... */
-    const char *content; /* UTF-8; NULL renders as None */
+    const char *content; /* UTF-8; NULL: the message has no content key (transformers drops
+                            None-valued keys before rendering) */
 } qr_chat_message;
 
 typedef struct {

@@ -1,4 +1,4 @@
-/* Jinja2 subset interpreter; semantics of @huggingface/jinja (see jinja.h).
+/* Jinja2 subset interpreter; semantics of Python jinja2 as transformers sets it up (see jinja.h).
  *
  * Structure: preprocess (trim_blocks, lstrip_blocks, one trailing newline)
  * -> tokens -> AST (arena) -> tree-walking renderer. Errors inside the lexer,
@@ -149,15 +149,16 @@ static void sb_put(ectx *E, sbuf *b, const char *s, size_t n)
 
 /* ------------------------------------------------------ unicode helpers */
 
-/* Length of the JS whitespace character (\s) at p, 0 if none. */
+/* Length of the whitespace character at p (Python str.isspace(), which
+ * str.strip() and the \\s of jinja2's whitespace control use), 0 if none. */
 static size_t ws_at(const char *p, size_t n)
 {
     unsigned char c = (unsigned char)p[0];
     if (n == 0)
         return 0;
-    if (c == ' ' || (c >= 9 && c <= 13))
+    if (c == ' ' || (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x1f))
         return 1;
-    if (c == 0xC2 && n >= 2 && (unsigned char)p[1] == 0xA0)
+    if (c == 0xC2 && n >= 2 && ((unsigned char)p[1] == 0xA0 || (unsigned char)p[1] == 0x85))
         return 2;
     if (c == 0xE1 && n >= 3 && (unsigned char)p[1] == 0x9A && (unsigned char)p[2] == 0x80)
         return 3;
@@ -169,8 +170,6 @@ static size_t ws_at(const char *p, size_t n)
             return 3;
     }
     if (c == 0xE3 && n >= 3 && (unsigned char)p[1] == 0x80 && (unsigned char)p[2] == 0x80)
-        return 3;
-    if (c == 0xEF && n >= 3 && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF)
         return 3;
     return 0;
 }
@@ -206,13 +205,6 @@ static size_t u8len(unsigned char c)
 }
 
 /* Length in UTF-16 code units, as JS String.length counts. */
-static size_t u16count(const char *p, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i += u8len((unsigned char)p[i]))
-        k += u8len((unsigned char)p[i]) == 4 ? 2 : 1;
-    return k;
-}
 
 /* ---------------------------------------------------------------- lexer */
 
@@ -252,6 +244,23 @@ static void push_tok(lexer *L, int type, const char *s, size_t n, size_t pos)
 
 static int is_word(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; }
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* The exponent of a float literal (1e16, 2.5E-3), as jinja2's lexer reads it. */
+static void lex_exponent(lexer *L)
+{
+    const char *s = L->src;
+    size_t i = L->i;
+    if (i < L->n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < L->n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i < L->n && is_digit(s[i])) {
+            while (i < L->n && is_digit(s[i]))
+                i++;
+            L->i = i;
+        }
+    }
+}
 
 static void put_cp(sbuf *b, ectx *E, unsigned cp)
 {
@@ -396,6 +405,11 @@ static void lex(lexer *L)
             L->i += 3;
             continue;
         }
+        if (L->n - L->i >= 3 && !memcmp(s + L->i, "{%+", 3)) { /* lstrip_blocks off (handled in preprocess) */
+            push_tok(L, K_OSTMT, "{%", 2, L->i);
+            L->i += 3;
+            continue;
+        }
         if (L->n - L->i >= 3 && !memcmp(s + L->i, "{{-", 3)) {
             strip_trailing_ws(L);
             push_tok(L, K_OEXPR, "{{", 2, L->i);
@@ -423,7 +437,7 @@ static void lex(lexer *L)
             int lt = L->nt ? L->t[L->nt - 1].type : -1;
             if (lt == K_TEXT || lt == -1)
                 efail(L->E, QR_EFORMAT, (long)L->i, "unexpected character: %c", c);
-            if (!(lt == K_IDENT || lt == K_NUM || lt == K_STR || lt == K_RPAREN || lt == K_RBRACK)) {
+            if (!(lt == K_IDENT || lt == K_NUM || lt == K_STR || lt == K_RPAREN || lt == K_RBRACK || lt == K_RBRACE)) {
                 size_t st = L->i++;
                 while (L->i < L->n && is_digit(s[L->i]))
                     L->i++;
@@ -432,6 +446,8 @@ static void lex(lexer *L)
                     while (L->i < L->n && is_digit(s[L->i]))
                         L->i++;
                 }
+                if (L->i > st + 1)
+                    lex_exponent(L);
                 push_tok(L, L->i > st + 1 ? K_NUM : K_UNARY, s + st, L->i - st, st);
                 continue;
             }
@@ -470,6 +486,8 @@ static void lex(lexer *L)
                 while (L->i < L->n && is_digit(s[L->i]))
                     L->i++;
             }
+            if (lt != K_DOT)
+                lex_exponent(L);
             push_tok(L, K_NUM, s + st, L->i - st, st);
             continue;
         }
@@ -811,10 +829,13 @@ static node *parse_mul(parser *P)
     return l;
 }
 
-static node *parse_add(parser *P)
+/* jinja2's precedence: ~ binds tighter than + and -, looser than * / // %. */
+static int is_tilde(parser *P) { return is_t(P, K_ADD) && T(P)->n == 1 && T(P)->s[0] == '~'; }
+
+static node *parse_concat(parser *P)
 {
     node *l = parse_mul(P);
-    while (is_t(P, K_ADD)) {
+    while (is_tilde(P)) {
         tok *op = T(P);
         P->cur++;
         l = binary(P, op, l, parse_mul(P));
@@ -822,29 +843,49 @@ static node *parse_add(parser *P)
     return l;
 }
 
+static node *parse_add(parser *P)
+{
+    node *l = parse_concat(P);
+    while (is_t(P, K_ADD) && !is_tilde(P)) {
+        tok *op = T(P);
+        P->cur++;
+        l = binary(P, op, l, parse_concat(P));
+    }
+    return l;
+}
+
+/* Comparisons chain as in Python: a < b < c is (a < b) and (b < c), with b
+ * written once (evaluated twice: template expressions have no side effects). */
 static node *parse_cmp(parser *P)
 {
-    static tok notin = {K_IDENT, "not in", 6, 0};
-    node *l = parse_add(P);
+    static tok notin = {K_IDENT, "not in", 6, 0}, and_ = {K_IDENT, "and", 3, 0};
+    node *l = parse_add(P), *chain = NULL;
     for (;;) {
         tok *op;
+        size_t pos;
         if (is_ident(P, "not") && P->t[P->cur + 1].type == K_IDENT && tok_is(&P->t[P->cur + 1], "in")) {
             op = &notin;
-            size_t pos = T(P)->pos;
+            pos = T(P)->pos;
             P->cur += 2;
-            node *x = binary(P, op, l, parse_add(P));
-            x->pos = pos;
-            l = x;
-            continue;
         } else if (is_ident(P, "in") || is_t(P, K_CMP)) {
             op = T(P);
+            pos = op->pos;
             P->cur++;
         } else {
             break;
         }
-        l = binary(P, op, l, parse_add(P));
+        node *r = parse_add(P), *x = binary(P, op, l, r);
+        x->pos = pos;
+        if (chain) {
+            node *a = binary(P, &and_, chain, x);
+            a->pos = pos;
+            chain = a;
+        } else {
+            chain = x;
+        }
+        l = r;
     }
-    return l;
+    return chain ? chain : l;
 }
 
 static node *parse_not(parser *P)
@@ -926,7 +967,7 @@ static node *parse_primary(parser *P)
     case K_NUM: {
         char buf[64];
         snprintf(buf, sizeof buf, "%.*s", (int)(t->n < 63 ? t->n : 63), t->s);
-        if (memchr(t->s, '.', t->n)) {
+        if (memchr(t->s, '.', t->n) || memchr(t->s, 'e', t->n) || memchr(t->s, 'E', t->n)) {
             node *x = mk(P, N_FLOAT, t->pos);
             x->f = strtod(buf, NULL);
             return x;
@@ -1133,11 +1174,27 @@ static node *parse_any(parser *P)
     }
 }
 
-/* Preprocessing as @huggingface/jinja's Template constructor does: drop one
- * trailing newline; lstrip_blocks (/^[ \t]*({[#%-])/gm -> $1); trim_blocks
- * (/([#%-]})\n/g -> $1). map[i] is the original offset of output byte i. */
-static void preprocess(ectx *E, const char *src, size_t n, char **out, size_t **map, size_t *outn)
+/* Preprocessing as jinja2's lexer does with keep_trailing_newline off,
+ * lstrip_blocks and trim_blocks on: drop one trailing newline; drop spaces and
+ * tabs between a line start and {% or {# (not {%+); drop the newline after
+ * %} or #}. map[i] is the original offset of output byte i. */
+static void preprocess(ectx *E, const char *src0, size_t n0, char **out, size_t **map, size_t *outn)
 {
+    /* jinja2's lexer turns every newline sequence (\r\n, \r, \n) into \n first */
+    char *src = aalloc(E, n0 + 1);
+    size_t *nm = aalloc(E, (n0 + 1) * sizeof *nm), n = 0;
+    for (size_t i = 0; i < n0; i++) {
+        nm[n] = i;
+        if (src0[i] == '\r') {
+            src[n++] = '\n';
+            if (i + 1 < n0 && src0[i + 1] == '\n')
+                i++;
+        } else {
+            src[n++] = src0[i];
+        }
+    }
+    nm[n] = n0;
+    src[n] = 0;
     if (n && src[n - 1] == '\n')
         n--;
     char *a = aalloc(E, n + 1);
@@ -1148,7 +1205,8 @@ static void preprocess(ectx *E, const char *src, size_t n, char **out, size_t **
             size_t j = i;
             while (j < n && (src[j] == ' ' || src[j] == '\t'))
                 j++;
-            if (j + 1 < n && src[j] == '{' && (src[j + 1] == '#' || src[j + 1] == '%' || src[j + 1] == '-'))
+            if (j + 1 < n && src[j] == '{' && (src[j + 1] == '#' || src[j + 1] == '%') &&
+                !(j + 2 < n && src[j + 2] == '+')) /* {%+ turns lstrip_blocks off for the tag */
                 i = j;
         }
         /* the line-start check above must also run at the stripped position */
@@ -1223,7 +1281,10 @@ static void preprocess(ectx *E, const char *src, size_t n, char **out, size_t **
         i++;
     }
     c[o] = 0;
+    cm[o] = n; /* end of the text */
     *out = c;
+    for (size_t i = 0; i <= o; i++) /* offsets back into the original source */
+        cm[i] = nm[cm[i] < n ? cm[i] : n];
     *map = cm;
     *outn = o;
 }
@@ -1303,6 +1364,10 @@ struct val {
     int t;
     int fn;     /* V_FUNC: F_* */
     int tuple;  /* V_ARR made by a tuple literal */
+    int view;   /* V_ARR from dict.keys() / values() / items(): 1 / 2 / 3 (Python views: printed as
+                   dict_keys([...]), no indexing, no + or *) */
+    int gen;    /* V_ARR standing for a jinja2 generator (select, map, unique, items...): 1, or 2 for
+                   one that raises when iterated (made from a non-iterable value) */
     union {
         int b;
         long long i;
@@ -1441,7 +1506,7 @@ static int truthy(const val *v)
     case V_STR:
         return v->u.s.n != 0;
     case V_ARR:
-        return v->u.a->n != 0;
+        return v->gen || v->u.a->n != 0; /* a generator is always true */
     case V_OBJ:
     case V_KW:
         return v->u.o->n != 0;
@@ -1450,70 +1515,49 @@ static int truthy(const val *v)
     }
 }
 
-/* JS Number.prototype.toString for finite and special doubles. */
-static void js_num(double x, char *out, size_t cap)
+/* Python float.__repr__: the shortest digits that read back as x, in
+ * positional notation for exponents -4..15 and d.ddde+XX otherwise. */
+static void py_float(double x, char *out, size_t cap)
 {
     if (isnan(x)) {
-        snprintf(out, cap, "NaN");
+        snprintf(out, cap, "nan");
         return;
     }
     if (isinf(x)) {
-        snprintf(out, cap, x < 0 ? "-Infinity" : "Infinity");
+        snprintf(out, cap, x < 0 ? "-inf" : "inf");
         return;
     }
-    if (x == 0) {
-        snprintf(out, cap, "0");
-        return;
-    }
-    char buf[64];
-    int p;
-    for (p = 1; p <= 17; p++) {
-        snprintf(buf, sizeof buf, "%.*e", p - 1, x);
+    char buf[48];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*e", prec - 1, x);
         if (strtod(buf, NULL) == x)
             break;
     }
-    /* buf = [-]d.ddde[+-]XX */
-    char digits[32];
-    int nd = 0, neg = buf[0] == '-';
-    const char *q = buf + neg;
-    for (; *q && *q != 'e'; q++)
+    char *e = strchr(buf, 'e');
+    int ex = atoi(e + 1);
+    char dg[24];
+    size_t nd = 0;
+    for (char *q = buf; q < e; q++)
         if (*q >= '0' && *q <= '9')
-            digits[nd++] = *q;
-    while (nd > 1 && digits[nd - 1] == '0')
+            dg[nd++] = *q;
+    while (nd > 1 && dg[nd - 1] == '0')
         nd--;
-    digits[nd] = 0;
-    int e = atoi(q + 1);
-    int n = e + 1; /* decimal point position */
-    char *o = out;
-    size_t left = cap;
-#define EMIT(...)                                   \
-    do {                                            \
-        int w_ = snprintf(o, left, __VA_ARGS__);    \
-        if (w_ > 0 && (size_t)w_ < left) {          \
-            o += w_;                                \
-            left -= (size_t)w_;                     \
-        }                                           \
-    } while (0)
-    if (neg)
-        EMIT("-");
-    if (nd <= n && n <= 21) {
-        EMIT("%s", digits);
-        for (int i = nd; i < n; i++)
-            EMIT("0");
-    } else if (0 < n && n <= 21) {
-        EMIT("%.*s.%s", n, digits, digits + n);
-    } else if (-6 < n && n <= 0) {
-        EMIT("0.");
-        for (int i = 0; i < -n; i++)
-            EMIT("0");
-        EMIT("%s", digits);
+    dg[nd] = 0;
+    const char *sg = signbit(x) ? "-" : "";
+    if (ex < -4 || ex >= 16) {
+        snprintf(out, cap, "%s%c%s%se%c%02d", sg, dg[0], nd > 1 ? "." : "", dg + 1, ex < 0 ? '-' : '+',
+                 ex < 0 ? -ex : ex);
+    } else if (ex >= 0) {
+        char ip[24], fp[24];
+        size_t ni = (size_t)ex + 1;
+        for (size_t i = 0; i < ni; i++)
+            ip[i] = i < nd ? dg[i] : '0';
+        ip[ni] = 0;
+        snprintf(fp, sizeof fp, "%s", nd > ni ? dg + ni : "0");
+        snprintf(out, cap, "%s%s.%s", sg, ip, fp);
     } else {
-        EMIT("%c", digits[0]);
-        if (nd > 1)
-            EMIT(".%s", digits + 1);
-        EMIT("e%c%d", n - 1 >= 0 ? '+' : '-', abs(n - 1));
+        snprintf(out, cap, "%s0.%.*s%s", sg, -ex - 1, "000", dg); /* ex >= -4: at most 3 zeros */
     }
-#undef EMIT
 }
 
 typedef struct {
@@ -1627,18 +1671,18 @@ static void to_json(rctx *R, abuf *b, const val *v, const jopts *o, int depth, i
     case V_NULL:
         ab_puts(R, b, "null");
         return;
-    case V_UNDEF:
-        ab_puts(R, b, undef_null ? "null" : "undefined");
-        return;
+    case V_UNDEF: /* json.dumps(Undefined) */
+        (void)undef_null;
+        efail(R->E, QR_EINVAL, pos, "TypeError: Object of type Undefined is not JSON serializable");
     case V_INT:
         snprintf(nb, sizeof nb, "%lld", v->u.i);
         ab_puts(R, b, nb);
         return;
     case V_FLOAT:
-        if (isnan(v->u.f) || isinf(v->u.f))
-            snprintf(nb, sizeof nb, "null");
+        if (isnan(v->u.f) || isinf(v->u.f)) /* json.dumps allows them, spelled as in JavaScript */
+            snprintf(nb, sizeof nb, "%s", isnan(v->u.f) ? "NaN" : v->u.f < 0 ? "-Infinity" : "Infinity");
         else
-            js_num(v->u.f, nb, sizeof nb);
+            py_float(v->u.f, nb, sizeof nb);
         ab_puts(R, b, nb);
         return;
     case V_BOOL:
@@ -1651,6 +1695,9 @@ static void to_json(rctx *R, abuf *b, const val *v, const jopts *o, int depth, i
     case V_OBJ:
     case V_KW:
     case V_NS: {
+        if (v->t == V_ARR && (v->gen || v->view))
+            efail(R->E, QR_EINVAL, pos, "TypeError: Object of type %s is not JSON serializable",
+                  v->gen ? "generator" : v->view == 1 ? "dict_keys" : v->view == 2 ? "dict_values" : "dict_items");
         size_t cnt = v->t == V_ARR ? v->u.a->n : v->u.o->n;
         int arrv = v->t == V_ARR;
         if (!o->indent || cnt == 0) {
@@ -1711,80 +1758,109 @@ static void to_json_ab(rctx *R, abuf *out, const val *v, const jopts *o, int und
         ab_put(R, out, "", 0);
 }
 
-/* RuntimeValue.toString(): what {{ v }} prints. */
+static void py_repr(rctx *R, abuf *out, const val *v, int depth, long pos);
+
+/* Python repr() of a str: single quotes unless the text has ' and no ",
+ * backslash escapes for the quote, backslash and control characters. */
+static void py_repr_str(rctx *R, abuf *out, const char *p, size_t n)
+{
+    char q = memchr(p, '\'', n) && !memchr(p, '"', n) ? '"' : '\'';
+    ab_put(R, out, &q, 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        char esc[8];
+        if (c == '\\' || c == (unsigned char)q) {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            ab_put(R, out, esc, 2);
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            ab_put(R, out, c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t", 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            snprintf(esc, sizeof esc, "\\x%02x", c);
+            ab_put(R, out, esc, 4);
+        } else {
+            ab_put(R, out, (const char *)&p[i], 1);
+        }
+    }
+    ab_put(R, out, &q, 1);
+}
+
+/* Python str(): what {{ v }}, ~, + on strings and join print. Undefined is
+ * "" (jinja2's default Undefined), None/True/False as Python spells them,
+ * lists and dicts as their repr(). */
 static void to_str(rctx *R, abuf *out, const val *v, long pos)
 {
+    if (v->t == V_UNDEF)
+        return;
+    if (v->t == V_STR) {
+        ab_put(R, out, v->u.s.p, v->u.s.n);
+        return;
+    }
+    py_repr(R, out, v, 0, pos);
+}
+
+static void py_repr(rctx *R, abuf *out, const val *v, int depth, long pos)
+{
     char nb[64];
+    if (depth > R->t->lim.max_depth)
+        efail(R->E, QR_ELIMIT, pos, "printing: nesting deeper than %d", R->t->lim.max_depth);
     switch (v->t) {
     case V_UNDEF:
-        ab_put(R, out, "undefined", 9);
+        ab_puts(R, out, "Undefined");
         return;
     case V_NULL:
-        ab_put(R, out, "null", 4);
+        ab_puts(R, out, "None");
         return;
     case V_BOOL:
-        ab_put(R, out, v->u.b ? "true" : "false", v->u.b ? 4 : 5);
+        ab_puts(R, out, v->u.b ? "True" : "False");
         return;
     case V_INT:
         snprintf(nb, sizeof nb, "%lld", v->u.i);
-        break;
+        ab_puts(R, out, nb);
+        return;
     case V_FLOAT:
-        if (v->u.f == 0 && signbit(v->u.f))
-            snprintf(nb, sizeof nb, "-0.0");
-        else if (isfinite(v->u.f) && v->u.f == floor(v->u.f) && fabs(v->u.f) < 1e21)
-            snprintf(nb, sizeof nb, "%.1f", v->u.f);
-        else
-            js_num(v->u.f, nb, sizeof nb);
-        break;
+        py_float(v->u.f, nb, sizeof nb);
+        ab_puts(R, out, nb);
+        return;
     case V_STR:
-        ab_put(R, out, v->u.s.p, v->u.s.n);
+        py_repr_str(R, out, v->u.s.p, v->u.s.n);
         return;
     case V_ARR:
-    case V_OBJ:
-    case V_KW:
-    case V_NS: {
-        jopts o = {0};
-        to_json_ab(R, out, v, &o, 0, pos);
-        return;
-    }
-    default:
-        efail(R->E, QR_EINVAL, pos, "cannot convert a function to a string");
-    }
-    ab_put(R, out, nb, strlen(nb));
-}
-
-/* JS `String(x.value)`: used by + and ~ on strings, and join. */
-static void raw_str(rctx *R, abuf *out, const val *v, long pos)
-{
-    char nb[64];
-    switch (v->t) {
-    case V_UNDEF:
-    case V_NULL:
-        return; /* callers handle these (join prints ""); */
-    case V_FLOAT:
-        js_num(v->u.f, nb, sizeof nb);
-        ab_put(R, out, nb, strlen(nb));
-        return;
-    case V_ARR:
+        if (v->gen) { /* jinja2 prints "<generator object NAME at 0xADDRESS>" */
+            ab_puts(R, out, "<generator object>");
+            return;
+        }
+        if (v->view)
+            ab_puts(R, out, v->view == 1 ? "dict_keys(" : v->view == 2 ? "dict_values(" : "dict_items(");
+        ab_puts(R, out, v->tuple ? "(" : "[");
         for (size_t i = 0; i < v->u.a->n; i++) {
             if (i)
-                ab_put(R, out, ",", 1);
-            const val *e = &v->u.a->v[i];
-            if (e->t == V_UNDEF || e->t == V_NULL)
-                to_str(R, out, e, pos);
-            else
-                to_str(R, out, e, pos);
+                ab_puts(R, out, ", ");
+            py_repr(R, out, &v->u.a->v[i], depth + 1, pos);
         }
+        ab_puts(R, out, v->tuple ? (v->u.a->n == 1 ? ",)" : ")") : "]");
+        if (v->view)
+            ab_puts(R, out, ")");
         return;
     case V_OBJ:
     case V_KW:
     case V_NS:
-        ab_put(R, out, "[object Map]", 12);
+        ab_puts(R, out, v->t == V_NS ? "<Namespace {" : "{");
+        for (size_t i = 0; i < v->u.o->n; i++) {
+            if (i)
+                ab_puts(R, out, ", ");
+            py_repr_str(R, out, v->u.o->k[i], v->u.o->kn[i]);
+            ab_puts(R, out, ": ");
+            py_repr(R, out, &v->u.o->v[i], depth + 1, pos);
+        }
+        ab_puts(R, out, v->t == V_NS ? "}>" : "}");
         return;
     default:
-        to_str(R, out, v, pos);
+        efail(R->E, QR_EINVAL, pos, "cannot convert a function to a string");
     }
 }
+
+static void raw_str(rctx *R, abuf *out, const val *v, long pos) { to_str(R, out, v, pos); }
 
 /* ------------------------------------------------------------ environment */
 
@@ -1807,58 +1883,56 @@ static env *env_new(rctx *R, env *parent)
 
 /* --------------------------------------------------------------- helpers */
 
-static int js_loose_eq(const val *a, const val *b)
+/* Python ==: numbers (bool as int) by value, strings by bytes, lists and
+ * dicts element by element, Undefined only equal to Undefined (jinja2's
+ * Undefined.__eq__), namespaces and functions by identity. */
+static int py_eq(const val *a, const val *b)
 {
-    int an = a->t == V_NULL || a->t == V_UNDEF, bn = b->t == V_NULL || b->t == V_UNDEF;
-    if (an || bn)
-        return an && bn;
     int anum = a->t == V_INT || a->t == V_FLOAT || a->t == V_BOOL;
     int bnum = b->t == V_INT || b->t == V_FLOAT || b->t == V_BOOL;
-    double x = a->t == V_INT ? (double)a->u.i : a->t == V_FLOAT ? a->u.f : a->t == V_BOOL ? a->u.b : 0;
-    double y = b->t == V_INT ? (double)b->u.i : b->t == V_FLOAT ? b->u.f : b->t == V_BOOL ? b->u.b : 0;
-    if (anum && bnum)
+    if (anum && bnum) {
+        if (a->t != V_FLOAT && b->t != V_FLOAT)
+            return (a->t == V_INT ? a->u.i : a->u.b) == (b->t == V_INT ? b->u.i : b->u.b);
+        double x = a->t == V_INT ? (double)a->u.i : a->t == V_FLOAT ? a->u.f : a->u.b;
+        double y = b->t == V_INT ? (double)b->u.i : b->t == V_FLOAT ? b->u.f : b->u.b;
         return x == y;
-    if (a->t == V_STR && b->t == V_STR)
-        return a->u.s.n == b->u.s.n && !memcmp(a->u.s.p, b->u.s.p, a->u.s.n);
-    if ((a->t == V_STR && bnum) || (anum && b->t == V_STR)) {
-        const val *s = a->t == V_STR ? a : b;
-        double num = anum ? x : y;
-        char buf[128];
-        const char *p = s->u.s.p;
-        size_t n = s->u.s.n;
-        trim_js(&p, &n, 1, 1);
-        if (n == 0)
-            return num == 0;
-        if (n >= sizeof buf)
-            return 0;
-        memcpy(buf, p, n);
-        buf[n] = 0;
-        char *end;
-        double d = strtod(buf, &end);
-        if (*end)
-            return 0;
-        return d == num;
     }
-    if (a->t == V_ARR && b->t == V_ARR)
-        return a->u.a == b->u.a;
-    if (is_objlike(a) && is_objlike(b))
-        return a->u.o == b->u.o;
-    if (a->t == V_FUNC && b->t == V_FUNC)
-        return a->fn == b->fn && a->self == b->self;
-    return 0;
-}
-
-/* JS `===` on the underlying values (in, unique, equalto). */
-static int js_strict_eq(const val *a, const val *b)
-{
-    int anum = a->t == V_INT || a->t == V_FLOAT, bnum = b->t == V_INT || b->t == V_FLOAT;
-    if (anum && bnum)
-        return (a->t == V_INT ? (double)a->u.i : a->u.f) == (b->t == V_INT ? (double)b->u.i : b->u.f);
-    if (a->t != b->t)
+    int ad = a->t == V_OBJ || a->t == V_KW, bd = b->t == V_OBJ || b->t == V_KW;
+    if (a->t != b->t && !(ad && bd))
         return 0;
-    return js_loose_eq(a, b);
+    switch (a->t) {
+    case V_UNDEF:
+    case V_NULL:
+        return 1;
+    case V_STR:
+        return a->u.s.n == b->u.s.n && !memcmp(a->u.s.p, b->u.s.p, a->u.s.n);
+    case V_ARR:
+        if (a->gen || b->gen || a->view || b->view)
+            return a->u.a == b->u.a && a->view == b->view;
+        if (a->u.a->n != b->u.a->n)
+            return 0;
+        for (size_t i = 0; i < a->u.a->n; i++)
+            if (!py_eq(&a->u.a->v[i], &b->u.a->v[i]))
+                return 0;
+        return 1;
+    case V_OBJ:
+    case V_KW:
+        if (a->u.o->n != b->u.o->n)
+            return 0;
+        for (size_t i = 0; i < a->u.o->n; i++) {
+            const val *w = obj_find(b->u.o, a->u.o->k[i], a->u.o->kn[i]);
+            if (!w || !py_eq(&a->u.o->v[i], w))
+                return 0;
+        }
+        return 1;
+    case V_NS:
+        return a->u.o == b->u.o;
+    case V_FUNC:
+        return a->fn == b->fn && a->self == b->self;
+    default:
+        return 0;
+    }
 }
-
 
 static val case_map(rctx *R, const val *s, int upper)
 {
@@ -1891,6 +1965,139 @@ static val str_trim(const val *s, int l, int r)
     size_t n = s->u.s.n;
     trim_js(&p, &n, l, r);
     return mkstr(p, n);
+}
+
+static arr *str_chars(rctx *R, const val *s);
+
+/* Python str.strip(chars): drops leading / trailing code points found in chars. */
+static val str_strip_chars(rctx *R, const val *s, const val *chars, int l, int r)
+{
+    arr *c = str_chars(R, s), *set = str_chars(R, chars);
+    size_t a = 0, b = c->n;
+    for (int side = 0; side < 2; side++) {
+        if (!(side ? r : l))
+            continue;
+        while (a < b) {
+            const val *ch = &c->v[side ? b - 1 : a];
+            int hit = 0;
+            for (size_t j = 0; j < set->n && !hit; j++)
+                hit = py_eq(ch, &set->v[j]);
+            if (!hit)
+                break;
+            if (side)
+                b--;
+            else
+                a++;
+        }
+    }
+    if (a == b)
+        return mkstr("", 0);
+    const char *from = c->v[a].u.s.p, *to = c->v[b - 1].u.s.p + c->v[b - 1].u.s.n;
+    return mkstr(from, (size_t)(to - from));
+}
+
+/* Title case. filter = 0: Python str.title() (a cased letter after an uncased
+ * character starts a word). filter = 1: jinja2's title filter (a word starts
+ * after '-', whitespace, '(', '{', '[' or '<'). Word starts are title-cased
+ * (filter: upper-cased), everything else lower-cased. */
+static val title_case(rctx *R, const val *s, int filter)
+{
+    abuf b = {0};
+    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s->u.s.p;
+    utf8proc_ssize_t n = (utf8proc_ssize_t)s->u.s.n, i = 0;
+    int start = 1;
+    while (i < n) {
+        int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate(p + i, n - i, &cp);
+        if (k < 1) {
+            ab_put(R, &b, (const char *)p + i, 1);
+            i++;
+            start = 1;
+            continue;
+        }
+        /* str.title() title-cases a word start; jinja2's filter upper-cases it (item[0].upper()) */
+        int32_t m = start ? (filter ? utf8proc_toupper(cp) : utf8proc_totitle(cp)) : utf8proc_tolower(cp);
+        utf8proc_uint8_t enc[4];
+        ab_put(R, &b, (const char *)enc, (size_t)utf8proc_encode_char(m, enc));
+        if (filter) {
+            start = cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' ||
+                    ws_at((const char *)p + i, (size_t)k) == (size_t)k;
+        } else {
+            utf8proc_category_t c = utf8proc_category(cp);
+            start = !(c == UTF8PROC_CATEGORY_LU || c == UTF8PROC_CATEGORY_LL || c == UTF8PROC_CATEGORY_LT);
+        }
+        i += k;
+    }
+    return b.p ? ab_val(&b) : mkstr("", 0);
+}
+
+/* jinja2's int / float filters: int(value) (a str in base 10, else through
+ * float(value), truncated), float(value); the default when not convertible. */
+static val py_int_float(rctx *R, const val *v, int to_int, val dflt, long pos)
+{
+    if (v->t == V_UNDEF)
+        efail(R->E, QR_EINVAL, pos, "UndefinedError: %s() of an undefined value", to_int ? "int" : "float");
+    double d;
+    if (v->t == V_INT || v->t == V_BOOL) {
+        long long i = v->t == V_INT ? v->u.i : v->u.b;
+        return to_int ? mkint(i) : mkfloat((double)i);
+    }
+    if (v->t == V_FLOAT) {
+        d = v->u.f;
+    } else if (v->t == V_STR) {
+        const char *p = v->u.s.p;
+        size_t n = v->u.s.n;
+        trim_js(&p, &n, 1, 1);
+        char buf[128];
+        if (n == 0 || n >= sizeof buf)
+            return dflt;
+        memcpy(buf, p, n);
+        buf[n] = 0;
+        char *end;
+        if (to_int) {
+            size_t k = buf[0] == '+' || buf[0] == '-';
+            int digits = k < n;
+            for (size_t j = k; j < n; j++)
+                digits &= buf[j] >= '0' && buf[j] <= '9';
+            if (digits)
+                return mkint(strtoll(buf, NULL, 10));
+        }
+        if (strchr(buf, 'x') || strchr(buf, 'X')) /* strtod reads hex floats, Python does not */
+            return dflt;
+        d = strtod(buf, &end);
+        if (*end)
+            return dflt;
+    } else {
+        return dflt;
+    }
+    if (!to_int)
+        return mkfloat(d);
+    if (!isfinite(d))
+        efail(R->E, QR_EINVAL, pos, "OverflowError: cannot convert float infinity or NaN to integer");
+    return mkint((long long)trunc(d));
+}
+
+/* jinja2's round filter: method "common" is Python round() (the exact binary
+ * value rounded half-even, as printf("%.*f") does; an int stays an int),
+ * "ceil" / "floor" round up / down; the result of those is a float. */
+static val do_round(rctx *R, const val *v, long long prec, const char *method, long pos)
+{
+    if (v->t != V_INT && v->t != V_FLOAT && v->t != V_BOOL)
+        efail(R->E, QR_EINVAL, pos, "round: expected a number, got %s", type_name(v->t));
+    if (prec < 0 || prec > 30)
+        efail(R->E, QR_EUNSUPPORTED, pos, "round: precision must be 0..30");
+    double x = v->t == V_INT ? (double)v->u.i : v->t == V_FLOAT ? v->u.f : v->u.b;
+    if (!strcmp(method, "common")) {
+        if (v->t != V_FLOAT)
+            return v->t == V_BOOL ? mkint(v->u.b) : *v;
+        char buf[512];
+        snprintf(buf, sizeof buf, "%.*f", (int)prec, x);
+        return mkfloat(strtod(buf, NULL));
+    }
+    if (strcmp(method, "ceil") && strcmp(method, "floor"))
+        efail(R->E, QR_EINVAL, pos, "round: method must be common, ceil or floor");
+    double f = pow(10, (double)prec);
+    return mkfloat((method[0] == 'c' ? ceil(x * f) : floor(x * f)) / f);
 }
 
 static int starts_with(const val *s, const val *pre)
@@ -1941,31 +2148,39 @@ static val kwarg(const val *args, size_t nargs, const char *name)
 
 static size_t npos(const val *args, size_t nargs) { return nargs && args[nargs - 1].t == V_KW ? nargs - 1 : nargs; }
 
-static void strftime_js(rctx *R, abuf *b, const char *f, size_t n)
+/* datetime.strftime(format) of the render date: Python hands the format to
+ * the C library's strftime with the date's struct tm (C locale), so we do
+ * the same; %z and %Z are empty for Python's naive datetime. */
+static void strftime_py(rctx *R, abuf *b, const char *f, size_t n)
 {
-    static const char *mon_s[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    static const char *mon_l[] = {"January", "February", "March", "April", "May", "June", "July", "August",
-                                  "September", "October", "November", "December"};
     const qr_jinja_date *d = &R->date;
+    /* day of week and of year from the civil date (days since 1970-01-01) */
+    int y = d->year - (d->month <= 2), m = d->month;
+    int era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
+    int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d->day - 1;
+    long long days = (long long)era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+    static const int cum[] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
+    int leap = (d->year % 4 == 0 && d->year % 100 != 0) || d->year % 400 == 0;
     int mi = d->month >= 1 && d->month <= 12 ? d->month - 1 : 0;
-    char nb[32];
+    struct tm tm = {.tm_year = d->year - 1900, .tm_mon = mi, .tm_mday = d->day, .tm_hour = d->hour,
+                    .tm_min = d->minute, .tm_wday = (int)(((days % 7) + 11) % 7), .tm_isdst = -1,
+                    .tm_yday = cum[mi] + d->day - 1 + (leap && mi > 1)};
+    abuf fmt = {0};
     for (size_t i = 0; i < n; i++) {
-        if (f[i] == '%' && i + 1 < n && strchr("YmdbBHM%", f[i + 1])) {
-            switch (f[++i]) {
-            case 'Y': snprintf(nb, sizeof nb, "%d", d->year); break;
-            case 'm': snprintf(nb, sizeof nb, "%02d", d->month); break;
-            case 'd': snprintf(nb, sizeof nb, "%02d", d->day); break;
-            case 'b': snprintf(nb, sizeof nb, "%s", mon_s[mi]); break;
-            case 'B': snprintf(nb, sizeof nb, "%s", mon_l[mi]); break;
-            case 'H': snprintf(nb, sizeof nb, "%02d", d->hour); break;
-            case 'M': snprintf(nb, sizeof nb, "%02d", d->minute); break;
-            default: snprintf(nb, sizeof nb, "%%"); break;
-            }
-            ab_put(R, b, nb, strlen(nb));
-        } else {
-            ab_put(R, b, f + i, 1);
+        if (f[i] == '%' && i + 1 < n && (f[i + 1] == 'z' || f[i + 1] == 'Z')) {
+            i++;
+            continue;
         }
+        ab_put(R, &fmt, f + i, 1);
+        if (f[i] == '%' && i + 1 < n)
+            ab_put(R, &fmt, f + ++i, 1);
     }
+    ab_put(R, &fmt, "", 1); /* NUL */
+    char out[1024];
+    size_t k = fmt.n > 1 ? strftime(out, sizeof out, fmt.p, &tm) : 0;
+    if (k == 0 && fmt.n > 1)
+        efail(R->E, QR_ELIMIT, -1, "strftime_now: result longer than %zu bytes", sizeof out - 1);
+    ab_put(R, b, out, k);
 }
 
 static int cmp_values(rctx *R, const val *a, const val *b, int cs, long pos);
@@ -2012,7 +2227,7 @@ static val call_func(rctx *R, const val *fn, val *args, size_t nargs, long pos)
         if (np < 1 || args[0].t != V_STR)
             efail(R->E, QR_EINVAL, pos, "strftime_now() expects a format string");
         abuf b = {0};
-        strftime_js(R, &b, args[0].u.s.p, args[0].u.s.n);
+        strftime_py(R, &b, args[0].u.s.p, args[0].u.s.n);
         return b.p ? ab_val(&b) : mkstr("", 0);
     }
     case F_NAMESPACE: {
@@ -2034,27 +2249,36 @@ static val call_func(rctx *R, const val *fn, val *args, size_t nargs, long pos)
     }
     case F_S_UPPER: return case_map(R, self, 1);
     case F_S_LOWER: return case_map(R, self, 0);
-    case F_S_STRIP: return str_trim(self, 1, 1);
-    case F_S_LSTRIP: return str_trim(self, 1, 0);
-    case F_S_RSTRIP: return str_trim(self, 0, 1);
-    case F_S_TITLE: {
-        abuf b = {0};
-        ab_put(R, &b, self->u.s.p, self->u.s.n);
-        for (size_t i = 0; i < b.n; i++)
-            if (is_word(b.p[i]) && (i == 0 || !is_word(b.p[i - 1])) && b.p[i] >= 'a' && b.p[i] <= 'z')
-                b.p[i] = (char)(b.p[i] - 32);
-        return b.p ? ab_val(&b) : mkstr("", 0);
+    case F_S_STRIP:
+    case F_S_LSTRIP:
+    case F_S_RSTRIP: {
+        int l = fn->fn != F_S_RSTRIP, r = fn->fn != F_S_LSTRIP;
+        if (np == 0 || args[0].t == V_NULL)
+            return str_trim(self, l, r);
+        if (args[0].t != V_STR)
+            efail(R->E, QR_EINVAL, pos, "strip arg must be None or str");
+        return str_strip_chars(R, self, &args[0], l, r);
     }
+    case F_S_TITLE:
+        return title_case(R, self, 0);
     case F_S_CAP: {
         if (!self->u.s.n)
             return *self;
         size_t k = u8len((unsigned char)self->u.s.p[0]);
         if (k > self->u.s.n)
             k = self->u.s.n;
-        val first = case_map(R, &(val){.t = V_STR, .u.s = {self->u.s.p, k}}, 1);
+        int32_t cp0;
+        utf8proc_uint8_t enc[4];
+        val first = {.t = V_STR, .u.s = {self->u.s.p, k}};
+        if (utf8proc_iterate((const utf8proc_uint8_t *)self->u.s.p, (utf8proc_ssize_t)k, &cp0) > 0) {
+            utf8proc_ssize_t w = utf8proc_encode_char(utf8proc_totitle(cp0), enc); /* Python: title case */
+            first.u.s.p = astrdup(R->E, (const char *)enc, (size_t)w);
+            first.u.s.n = (size_t)w;
+        }
+        val rest = case_map(R, &(val){.t = V_STR, .u.s = {self->u.s.p + k, self->u.s.n - k}}, 0);
         abuf b = {0};
         ab_put(R, &b, first.u.s.p, first.u.s.n);
-        ab_put(R, &b, self->u.s.p + k, self->u.s.n - k);
+        ab_put(R, &b, rest.u.s.p, rest.u.s.n);
         return ab_val(&b);
     }
     case F_S_STARTS:
@@ -2186,7 +2410,9 @@ static val call_func(rctx *R, const val *fn, val *args, size_t nargs, long pos)
                 arr *pr = arr_new(R);
                 arr_push(R, pr, k);
                 arr_push(R, pr, self->u.o->v[i]);
-                arr_push(R, a, mkarr(pr));
+                val t = mkarr(pr);
+                t.tuple = 1; /* (key, value) */
+                arr_push(R, a, t);
             } else {
                 arr_push(R, a, fn->fn == F_O_KEYS ? k : self->u.o->v[i]);
             }
@@ -2203,8 +2429,8 @@ static val builtin_attr(rctx *R, const val *v, const char *k, size_t kn)
 {
 #define IS(s) (kn == sizeof(s) - 1 && !memcmp(k, s, kn))
     if (v->t == V_STR) {
-        if (IS("length"))
-            return mkint((long long)u16count(v->u.s.p, v->u.s.n));
+        if (IS("length") || IS("count"))
+            return mkundef(); /* a Python str has no .length */
         static const struct {
             const char *n;
             int f;
@@ -2216,7 +2442,7 @@ static val builtin_attr(rctx *R, const val *v, const char *k, size_t kn)
             if (kn == strlen(M[i].n) && !memcmp(k, M[i].n, kn))
                 return mkfunc(R, M[i].f, v);
     } else if (v->t == V_ARR) {
-        if (IS("length"))
+        if (IS("length") || IS("count"))
             return mkint((long long)v->u.a->n);
     } else if (v->t == V_OBJ || v->t == V_KW) {
         if (IS("get"))
@@ -2266,6 +2492,9 @@ static int cmp_values(rctx *R, const val *a, const val *b, int cs, long pos)
 /* ------------------------------------------------------------- evaluator */
 
 static val eval(rctx *R, const node *x, env *e);
+static val apply_filter(rctx *R, val op, const node *f, env *e);
+static val filter_gen(rctx *R, val op, const node *f, env *e);
+static void gen_use(rctx *R, const val *v, int measure, long pos);
 static void exec_body(rctx *R, const nlist *body, env *e, abuf *out);
 
 static void eval_args(rctx *R, const nlist *l, env *e, val **out, size_t *nout)
@@ -2345,6 +2574,8 @@ static val eval_member(rctx *R, const node *x, env *e)
     val o = eval(R, x->a, e);
     val prop;
     long pos = (long)x->pos;
+    if (o.t == V_UNDEF) /* jinja2: an attribute or item of Undefined raises UndefinedError */
+        efail(R->E, QR_EINVAL, pos, "UndefinedError: cannot read an attribute or item of an undefined value");
     if (x->flag) {
         if (x->b->kind == N_SLICE)
             return eval_slice(R, &o, x->b, e);
@@ -2362,6 +2593,8 @@ static val eval_member(rctx *R, const node *x, env *e)
             return *v;
         return o.t == V_NS ? mkundef() : builtin_attr(R, &o, prop.u.s.p, prop.u.s.n);
     }
+    if (o.t == V_ARR && (o.view || o.gen) && prop.t != V_STR) /* not subscriptable: jinja2 gives Undefined */
+        return mkundef();
     if (o.t == V_ARR || o.t == V_STR) {
         if (prop.t == V_INT) {
             if (o.t == V_ARR) {
@@ -2379,6 +2612,48 @@ static val eval_member(rctx *R, const node *x, env *e)
     if (prop.t != V_STR)
         efail(R->E, QR_EINVAL, pos, "Cannot access property with non-string: got %s", type_name(prop.t));
     return mkundef();
+}
+
+/* Python's name of a value's type, for error messages. */
+static const char *py_type(int t)
+{
+    switch (t) {
+    case V_UNDEF: return "Undefined";
+    case V_NULL: return "NoneType";
+    case V_BOOL: return "bool";
+    case V_INT: return "int";
+    case V_FLOAT: return "float";
+    case V_STR: return "str";
+    case V_ARR: return "list";
+    case V_NS: return "Namespace";
+    case V_FUNC: return "function";
+    default: return "dict";
+    }
+}
+
+/* Python ordering of two strs (code points) or two lists (element by
+ * element, then length); other pairs are a TypeError. */
+static int py_order(rctx *R, const val *a, const val *b, int depth, long pos)
+{
+    if (depth > R->t->lim.max_depth)
+        efail(R->E, QR_ELIMIT, pos, "comparison nesting deeper than %d", R->t->lim.max_depth);
+    int an = a->t == V_INT || a->t == V_FLOAT || a->t == V_BOOL, bn = b->t == V_INT || b->t == V_FLOAT || b->t == V_BOOL;
+    if (an && bn) {
+        double x = a->t == V_INT ? (double)a->u.i : a->t == V_FLOAT ? a->u.f : a->u.b;
+        double y = b->t == V_INT ? (double)b->u.i : b->t == V_FLOAT ? b->u.f : b->u.b;
+        return x < y ? -1 : x > y;
+    }
+    if (a->t == V_STR && b->t == V_STR)
+        return key_cmp(a->u.s.p, a->u.s.n, b->u.s.p, b->u.s.n);
+    if (a->t == V_ARR && b->t == V_ARR && !a->gen && !b->gen) {
+        size_t n = a->u.a->n < b->u.a->n ? a->u.a->n : b->u.a->n;
+        for (size_t i = 0; i < n; i++)
+            if (!py_eq(&a->u.a->v[i], &b->u.a->v[i]))
+                return py_order(R, &a->u.a->v[i], &b->u.a->v[i], depth + 1, pos);
+        return a->u.a->n < b->u.a->n ? -1 : a->u.a->n > b->u.a->n;
+    }
+    efail(R->E, QR_EINVAL, pos, "TypeError: '<' not supported between instances of '%s' and '%s'", py_type(a->t),
+          py_type(b->t));
 }
 
 static val num_result(double r, int isfloat)
@@ -2399,22 +2674,69 @@ static val eval_binary(rctx *R, const node *x, env *e)
         return truthy(&l) ? l : eval(R, x->b, e);
     val r = eval(R, x->b, e);
     if (OP("=="))
-        return mkbool(js_loose_eq(&l, &r));
+        return mkbool(py_eq(&l, &r));
     if (OP("!="))
-        return mkbool(!js_loose_eq(&l, &r));
+        return mkbool(!py_eq(&l, &r));
     int in = OP("in"), notin = OP("not in");
-    if (l.t == V_UNDEF || r.t == V_UNDEF) {
-        if (r.t == V_UNDEF && (in || notin))
-            return mkbool(notin);
-        efail(R->E, QR_EINVAL, pos, "Cannot perform operation %.*s on undefined values", (int)on, op);
-    }
-    if (l.t == V_NULL || r.t == V_NULL)
-        efail(R->E, QR_EINVAL, pos, "Cannot perform operation on null values");
-    if (OP("~")) {
+    if (OP("~")) { /* str(l) + str(r): Undefined is "", None "None" */
         abuf b = {0};
         raw_str(R, &b, &l, pos);
         raw_str(R, &b, &r, pos);
         return b.p ? ab_val(&b) : mkstr("", 0);
+    }
+    if (r.t == V_UNDEF && (in || notin)) /* iterating Undefined yields nothing */
+        return mkbool(notin);
+    if (in || notin)
+        gen_use(R, &r, 0, pos);
+    if ((in || notin) && (r.t == V_OBJ || r.t == V_KW) && l.t != V_STR) { /* a dict's keys are strings */
+        if ((l.t == V_ARR && !l.gen) || l.t == V_OBJ || l.t == V_KW || l.t == V_NS)
+            efail(R->E, QR_EINVAL, pos, "TypeError: unhashable type: '%s'", py_type(l.t));
+        return mkbool(notin);
+    }
+    if ((l.t == V_UNDEF && !((in || notin) && r.t == V_ARR)) || r.t == V_UNDEF) /* jinja2 UndefinedError */
+        efail(R->E, QR_EINVAL, pos, "UndefinedError: Cannot perform operation %.*s on an undefined value", (int)on, op);
+    if ((l.t == V_STR) != (r.t == V_STR) && OP("+")) /* Python TypeError */
+        efail(R->E, QR_EINVAL, pos, l.t == V_STR ? "TypeError: can only concatenate str (not \"%s\") to str"
+                                                 : "TypeError: unsupported operand type(s) for +: '%s' and 'str'",
+              py_type(l.t == V_STR ? r.t : l.t));
+    if ((l.t == V_NULL || r.t == V_NULL) && !((in || notin) && r.t == V_ARR))
+        efail(R->E, QR_EINVAL, pos, "TypeError: unsupported operand type(s) for %.*s: '%s' and '%s'", (int)on, op,
+              py_type(l.t), py_type(r.t));
+    if (!(in || notin) && (OP("+") || OP("*")) && ((l.t == V_ARR && l.view) || (r.t == V_ARR && r.view)))
+        efail(R->E, QR_EINVAL, pos, "TypeError: unsupported operand type(s) for %.*s: a dict view", (int)on, op);
+    if (!(in || notin) && ((l.t == V_ARR && l.gen) || (r.t == V_ARR && r.gen)))
+        efail(R->E, QR_EINVAL, pos, "TypeError: unsupported operand type(s) for %.*s: a generator", (int)on, op);
+    if (!(in || notin)) { /* a Python bool is an int in arithmetic and comparisons */
+        if (l.t == V_BOOL)
+            l = mkint(l.u.b);
+        if (r.t == V_BOOL)
+            r = mkint(r.u.b);
+    }
+    if (OP("*") && ((l.t == V_STR && r.t == V_INT) || (l.t == V_INT && r.t == V_STR))) { /* str repetition */
+        const val *sv = l.t == V_STR ? &l : &r;
+        long long k = l.t == V_INT ? l.u.i : r.u.i;
+        if (k > 0 && sv->u.s.n && (unsigned long long)k > R->t->lim.max_output_bytes / sv->u.s.n)
+            efail(R->E, QR_ELIMIT, pos, "string repetition exceeds %zu bytes", R->t->lim.max_output_bytes);
+        abuf b = {0};
+        for (long long i = 0; i < k; i++)
+            ab_put(R, &b, sv->u.s.p, sv->u.s.n);
+        return b.p ? ab_val(&b) : mkstr("", 0);
+    }
+    if (OP("*") && ((l.t == V_ARR && r.t == V_INT) || (l.t == V_INT && r.t == V_ARR))) { /* list repetition */
+        const val *av = l.t == V_ARR ? &l : &r;
+        long long k = l.t == V_INT ? l.u.i : r.u.i;
+        if (k > 0 && av->u.a->n && (unsigned long long)k > R->t->lim.max_loop_iterations / av->u.a->n)
+            efail(R->E, QR_ELIMIT, pos, "list repetition exceeds %zu items", R->t->lim.max_loop_iterations);
+        arr *a = arr_new(R);
+        for (long long i = 0; i < k; i++)
+            for (size_t j = 0; j < av->u.a->n; j++)
+                arr_push(R, a, av->u.a->v[j]);
+        return mkarr(a);
+    }
+    if (((l.t == V_STR && r.t == V_STR) || (l.t == V_ARR && r.t == V_ARR)) &&
+        (OP("<") || OP(">") || OP("<=") || OP(">="))) { /* code point / element order */
+        int c = py_order(R, &l, &r, 0, pos);
+        return mkbool(OP("<") ? c < 0 : OP(">") ? c > 0 : OP("<=") ? c <= 0 : c >= 0);
     }
     int ln = l.t == V_INT || l.t == V_FLOAT, rn = r.t == V_INT || r.t == V_FLOAT;
     if (OP("**") && (ln || l.t == V_BOOL) && (rn || r.t == V_BOOL)) {
@@ -2438,14 +2760,23 @@ static val eval_binary(rctx *R, const node *x, env *e)
             }
             return mkfloat(OP("+") ? a + b : OP("-") ? a - b : a * b);
         }
+        if ((OP("/") || OP("//") || OP("%")) && b == 0) /* Python raises ZeroDivisionError */
+            efail(R->E, QR_EINVAL, pos, "ZeroDivisionError: division by zero");
         if (OP("/"))
             return mkfloat(a / b);
         if (OP("//") || OP("%")) {
-            if (b == 0 && !fl)
-                efail(R->E, QR_EINVAL, pos, "integer division or modulo by zero");
             if (OP("//"))
                 return num_result(floor(a / b), fl);
-            return fl ? mkfloat(fmod(a, b)) : mkint(l.u.i % r.u.i);
+            if (fl) { /* Python: the result takes the divisor's sign */
+                if (b == 0)
+                    efail(R->E, QR_EINVAL, pos, "float modulo");
+                double m = fmod(a, b);
+                if (m == 0)
+                    return mkfloat(copysign(0.0, b)); /* Python: a zero takes the divisor's sign too */
+                return mkfloat((m < 0) != (b < 0) ? m + b : m);
+            }
+            long long m = l.u.i % r.u.i;
+            return mkint(m != 0 && (m < 0) != (r.u.i < 0) ? m + r.u.i : m);
         }
         if (OP("<"))
             return mkbool(a < b);
@@ -2455,7 +2786,7 @@ static val eval_binary(rctx *R, const node *x, env *e)
             return mkbool(a >= b);
         if (OP("<="))
             return mkbool(a <= b);
-    } else if (l.t == V_ARR && r.t == V_ARR) {
+    } else if (l.t == V_ARR && r.t == V_ARR && !(in || notin)) {
         if (OP("+")) {
             arr *a = arr_new(R);
             for (size_t i = 0; i < l.u.a->n; i++)
@@ -2468,7 +2799,7 @@ static val eval_binary(rctx *R, const node *x, env *e)
         if (in || notin) {
             int found = 0;
             for (size_t i = 0; i < r.u.a->n && !found; i++)
-                found = js_strict_eq(&r.u.a->v[i], &l);
+                found = py_eq(&r.u.a->v[i], &l);
             return mkbool(in ? found : !found);
         }
     }
@@ -2497,10 +2828,17 @@ static int run_test(rctx *R, const char *name, size_t n, const val *v, const val
         return v->t == V_BOOL;
     if (IS("callable"))
         return v->t == V_FUNC;
-    if (IS("odd") || IS("even")) {
-        if (v->t != V_INT)
-            efail(R->E, QR_EINVAL, pos, "cannot %.*s on %s", (int)n, name, type_name(v->t));
-        return IS("odd") ? v->u.i % 2 != 0 : v->u.i % 2 == 0;
+    if (IS("odd") || IS("even")) { /* value % 2 == 1 / == 0, Python's % */
+        if (v->t == V_FLOAT) {
+            double m = fmod(v->u.f, 2);
+            if (m < 0)
+                m += 2;
+            return IS("odd") ? m == 1 : m == 0;
+        }
+        if (v->t != V_INT && v->t != V_BOOL)
+            efail(R->E, QR_EINVAL, pos, "TypeError: cannot test %s for %.*s", py_type(v->t), (int)n, name);
+        long long i = v->t == V_INT ? v->u.i : v->u.b;
+        return IS("odd") ? i % 2 != 0 : i % 2 == 0;
     }
     if (IS("false"))
         return v->t == V_BOOL && !v->u.b;
@@ -2510,21 +2848,35 @@ static int run_test(rctx *R, const char *name, size_t n, const val *v, const val
         return v->t == V_NULL;
     if (IS("string"))
         return v->t == V_STR;
-    if (IS("number"))
-        return v->t == V_INT || v->t == V_FLOAT;
+    if (IS("number")) /* a bool is a Number */
+        return v->t == V_INT || v->t == V_FLOAT || v->t == V_BOOL;
     if (IS("integer"))
         return v->t == V_INT;
     if (IS("iterable"))
-        return v->t == V_ARR || v->t == V_STR;
+        return v->t == V_ARR || v->t == V_STR || v->t == V_OBJ || v->t == V_KW || v->t == V_UNDEF;
     if (IS("mapping"))
         return v->t == V_OBJ || v->t == V_KW;
-    if (IS("sequence"))
-        return v->t == V_ARR || v->t == V_OBJ || v->t == V_KW || v->t == V_STR;
-    if (IS("lower") || IS("upper")) {
-        if (v->t != V_STR)
-            return 0;
-        val m = case_map(R, v, IS("upper"));
-        return m.u.s.n == v->u.s.n && !memcmp(m.u.s.p, v->u.s.p, m.u.s.n);
+    if (IS("sequence")) /* has len() and [] (a generator has neither, a dict view no []; Undefined has both) */
+        return (v->t == V_ARR && !v->gen && !v->view) || v->t == V_OBJ || v->t == V_KW || v->t == V_STR || v->t == V_UNDEF;
+    if (IS("lower") || IS("upper")) { /* str(v).islower() / isupper(): some cased letter, none of the other case */
+        abuf b = {0};
+        to_str(R, &b, v, pos);
+        const utf8proc_uint8_t *sp = (const utf8proc_uint8_t *)(b.p ? b.p : "");
+        utf8proc_ssize_t sn = (utf8proc_ssize_t)b.n, i = 0;
+        int up = IS("upper"), cased = 0, wrong = 0;
+        while (i < sn) {
+            int32_t cp;
+            utf8proc_ssize_t k = utf8proc_iterate(sp + i, sn - i, &cp);
+            if (k < 1)
+                break;
+            utf8proc_category_t c = utf8proc_category(cp);
+            if (c == UTF8PROC_CATEGORY_LU || c == UTF8PROC_CATEGORY_LT)
+                *(up ? &cased : &wrong) = 1;
+            else if (c == UTF8PROC_CATEGORY_LL)
+                *(up ? &wrong : &cased) = 1;
+            i += k;
+        }
+        return cased && !wrong;
     }
     if (IS("defined"))
         return v->t != V_UNDEF;
@@ -2534,7 +2886,7 @@ static int run_test(rctx *R, const char *name, size_t n, const val *v, const val
         val u = arg ? *arg : mkundef();
         if (v->t == V_UNDEF && u.t == V_UNDEF)
             return 1;
-        return js_strict_eq(v, &u);
+        return py_eq(v, &u);
     }
     efail(R->E, QR_EINVAL, pos, "Unknown test: %.*s", (int)n, name);
 #undef IS
@@ -2543,6 +2895,8 @@ static int run_test(rctx *R, const char *name, size_t n, const val *v, const val
 /* Stable merge sort with an error-raising comparator. */
 static void sort_vals(rctx *R, val *v, size_t n, const val *keys, int cs, int rev, long pos)
 {
+    if (n < 2)
+        return; /* nothing to order (an empty array has no storage) */
     size_t *idx = aalloc(R->E, (n + 1) * sizeof *idx), *tmp = aalloc(R->E, (n + 1) * sizeof *tmp);
     for (size_t i = 0; i < n; i++)
         idx[i] = i;
@@ -2604,6 +2958,49 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
     const char *name = f->s;
     size_t n = f->n;
 #define IS(s) (n == sizeof(s) - 1 && !memcmp(name, s, n))
+    if (op.t != V_STR && op.t != V_UNDEF &&
+        (IS("trim") || IS("upper") || IS("lower") || IS("title") || IS("capitalize") || IS("replace") ||
+         IS("safe"))) { /* jinja2 applies string filters to str(value); safe makes Markup(str(value)) */
+        abuf b = {0};
+        to_str(R, &b, &op, pos);
+        op = b.p ? ab_val(&b) : mkstr("", 0);
+    }
+    if ((op.t == V_STR || op.t == V_OBJ || op.t == V_KW) &&
+        (IS("list") || IS("sort") || IS("unique") || IS("select") || IS("reject") || IS("first") || IS("last") ||
+         IS("join") || IS("map") || IS("selectattr") || IS("rejectattr") || (IS("reverse") && op.t != V_STR))) {
+        /* iterating a str gives its characters, a dict its keys */
+        if (op.t == V_STR) {
+            op = mkarr(str_chars(R, &op));
+        } else {
+            val fn = mkfunc(R, F_O_KEYS, &op);
+            op = call_func(R, &fn, NULL, 0, pos);
+        }
+    }
+    if (op.t == V_STR && IS("reverse")) { /* a str reversed is a str */
+        arr *c = str_chars(R, &op);
+        abuf b = {0};
+        for (size_t i = c->n; i > 0; i--)
+            ab_put(R, &b, c->v[i - 1].u.s.p, c->v[i - 1].u.s.n);
+        return b.p ? ab_val(&b) : mkstr("", 0);
+    }
+    if (IS("string")) { /* str(value); Undefined gives "" */
+        abuf b = {0};
+        to_str(R, &b, &op, pos);
+        return b.p ? ab_val(&b) : mkstr("", 0);
+    }
+    if ((IS("int") || IS("float") || IS("abs") || IS("round")) && op.t == V_BOOL)
+        op = mkint(op.u.b);
+    if ((IS("int") || IS("float")) && !f->flag)
+        return py_int_float(R, &op, IS("int"), IS("int") ? mkint(0) : mkfloat(0), pos);
+    if (op.t == V_UNDEF) { /* jinja2's Undefined reads as "" for string filters, empty for sequence ones */
+        if (IS("trim") || IS("upper") || IS("lower") || IS("title") || IS("capitalize") || IS("string") ||
+            IS("replace") || IS("safe"))
+            op = mkstr("", 0);
+        else if (IS("list") || IS("length") || IS("count") || IS("join") || IS("reverse") || IS("sort") ||
+                 IS("unique") || IS("select") || IS("reject") || IS("selectattr") || IS("rejectattr") ||
+                 IS("map") || IS("first") || IS("last"))
+            op = mkarr(arr_new(R));
+    }
     if (!f->flag) {
         if (IS("safe"))
             return op;
@@ -2621,7 +3018,7 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
                 return a->n ? a->v[0] : mkundef();
             if (IS("last"))
                 return a->n ? a->v[a->n - 1] : mkundef();
-            if (IS("length"))
+            if (IS("length") || IS("count"))
                 return mkint((long long)a->n);
             if (IS("reverse")) {
                 arr *r = arr_new(R);
@@ -2644,27 +3041,44 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
             }
             if (IS("string")) {
                 abuf b = {0};
-                jopts o = {0};
-                to_json_ab(R, &b, &op, &o, 0, pos);
+                to_str(R, &b, &op, pos);
                 return ab_val(&b);
             }
             if (IS("unique")) {
-                arr *r = arr_new(R);
+                /* jinja2: first of each group of items equal as set keys, strings compared
+                   lower-cased (case_sensitive=False); lists and dicts are unhashable */
+                arr *r = arr_new(R), *keys = arr_new(R);
                 for (size_t i = 0; i < a->n; i++) {
+                    val k = a->v[i];
+                    if (k.t == V_ARR || k.t == V_OBJ || k.t == V_KW)
+                        efail(R->E, QR_EINVAL, pos, "TypeError: unhashable type: '%s'", py_type(k.t));
+                    if (k.t == V_STR)
+                        k = case_map(R, &k, 0);
                     int seen = 0;
-                    for (size_t j = 0; j < r->n && !seen; j++)
-                        seen = js_strict_eq(&r->v[j], &a->v[i]) && r->v[j].t == a->v[i].t;
-                    if (!seen)
+                    for (size_t j = 0; j < keys->n && !seen; j++)
+                        seen = py_eq(&keys->v[j], &k);
+                    if (!seen) {
+                        arr_push(R, keys, k);
                         arr_push(R, r, a->v[i]);
+                    }
                 }
+                return mkarr(r);
+            }
+            if (IS("select") || IS("reject")) { /* items that are (select) or are not truthy */
+                arr *r = arr_new(R);
+                for (size_t i = 0; i < a->n; i++)
+                    if (truthy(&a->v[i]) == IS("select"))
+                        arr_push(R, r, a->v[i]);
                 return mkarr(r);
             }
             efail(R->E, QR_EINVAL, pos, "Unknown ArrayValue filter: %.*s", (int)n, name);
         }
         if (op.t == V_STR) {
-            if (IS("length"))
-                return builtin_attr(R, &op, "length", 6);
-            if (IS("upper") || IS("lower") || IS("title") || IS("capitalize")) {
+            if (IS("length") || IS("count")) /* len(str): code points */
+                return mkint((long long)str_chars(R, &op)->n);
+            if (IS("title"))
+                return title_case(R, &op, 1);
+            if (IS("upper") || IS("lower") || IS("capitalize")) {
                 val fn = builtin_attr(R, &op, name, n);
                 return call_func(R, &fn, NULL, 0, pos);
             }
@@ -2708,6 +3122,8 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
             efail(R->E, QR_EINVAL, pos, "Unknown StringValue filter: %.*s", (int)n, name);
         }
         if (op.t == V_INT || op.t == V_FLOAT) {
+            if (IS("round"))
+                return do_round(R, &op, 0, "common", pos);
             if (IS("abs"))
                 return op.t == V_INT ? mkint(op.u.i < 0 ? -op.u.i : op.u.i) : mkfloat(fabs(op.u.f));
             if (IS("int"))
@@ -2726,7 +3142,16 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
                 val fn = mkfunc(R, F_O_ITEMS, &op);
                 return call_func(R, &fn, NULL, 0, pos);
             }
-            if (IS("length"))
+            if (IS("dictsort")) { /* (key, value) pairs by key, case-insensitive as jinja2's default */
+                val fn = mkfunc(R, F_O_ITEMS, &op);
+                val it = call_func(R, &fn, NULL, 0, pos);
+                arr *keys = arr_new(R);
+                for (size_t i = 0; i < it.u.a->n; i++)
+                    arr_push(R, keys, it.u.a->v[i].u.a->v[0]);
+                sort_vals(R, it.u.a->v, it.u.a->n, keys->v, 0, 0, pos);
+                return it;
+            }
+            if (IS("length") || IS("count"))
                 return mkint((long long)op.u.o->n);
             val fn = builtin_attr(R, &op, name, n);
             if (fn.t == V_FUNC)
@@ -2815,28 +3240,25 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
             return d;
         return op;
     }
+    if (IS("round")) {
+        eval_args(R, &f->l1, e, &args, &nargs);
+        size_t np = npos(args, nargs);
+        val pr = np > 0 ? args[0] : kwarg(args, nargs, "precision");
+        val me = np > 1 ? args[1] : kwarg(args, nargs, "method");
+        if ((pr.t != V_UNDEF && pr.t != V_INT) || (me.t != V_UNDEF && me.t != V_STR))
+            efail(R->E, QR_EINVAL, pos, "round(precision=int, method=str)");
+        char mbuf[16] = "common";
+        if (me.t == V_STR)
+            snprintf(mbuf, sizeof mbuf, "%.*s", (int)(me.u.s.n < 15 ? me.u.s.n : 15), me.u.s.p);
+        return do_round(R, &op, pr.t == V_INT ? pr.u.i : 0, mbuf, pos);
+    }
     if (IS("int") || IS("float")) {
         eval_args(R, &f->l1, e, &args, &nargs);
         size_t np = npos(args, nargs);
         val d = np > 0 ? args[0] : kwarg(args, nargs, "default");
         if (d.t == V_UNDEF)
             d = IS("int") ? mkint(0) : mkfloat(0);
-        if (op.t == V_STR) {
-            char buf[128];
-            snprintf(buf, sizeof buf, "%.*s", (int)(op.u.s.n < 127 ? op.u.s.n : 127), op.u.s.p);
-            char *end;
-            if (IS("int")) {
-                long long v = strtoll(buf, &end, 10);
-                return end == buf ? d : mkint(v);
-            }
-            double v = strtod(buf, &end);
-            return end == buf ? d : mkfloat(v);
-        }
-        if (op.t == V_INT || op.t == V_FLOAT)
-            return op;
-        if (op.t == V_BOOL)
-            return IS("int") ? mkint(op.u.b) : mkfloat(op.u.b);
-        efail(R->E, QR_EINVAL, pos, "Cannot apply filter \"%.*s\" to type: %s", (int)n, name, type_name(op.t));
+        return py_int_float(R, &op, IS("int"), d, pos);
     }
     if (op.t == V_ARR) {
         arr *a = op.u.a;
@@ -2898,11 +3320,23 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
             }
             return mkarr(r);
         }
+        if (IS("select") || IS("reject")) { /* select('test', arg): items passing the test */
+            int sel = IS("select");
+            eval_args(R, &f->l1, e, &args, &nargs);
+            size_t np = npos(args, nargs);
+            if (np && args[0].t != V_STR)
+                efail(R->E, QR_EINVAL, pos, "`%.*s`: the test name must be a string", (int)n, name);
+            arr *r = arr_new(R);
+            for (size_t i = 0; i < a->n; i++) {
+                int res = np ? run_test(R, args[0].u.s.p, args[0].u.s.n, &a->v[i], np > 1 ? &args[1] : NULL, pos)
+                             : truthy(&a->v[i]);
+                if (sel ? res : !res)
+                    arr_push(R, r, a->v[i]);
+            }
+            return mkarr(r);
+        }
         if (IS("selectattr") || IS("rejectattr")) {
             int sel = IS("selectattr");
-            for (size_t i = 0; i < a->n; i++)
-                if (a->v[i].t != V_OBJ && a->v[i].t != V_KW && a->v[i].t != V_NS)
-                    efail(R->E, QR_EINVAL, pos, "`%.*s` can only be applied to array of objects", (int)n, name);
             for (size_t i = 0; i < f->l1.n; i++)
                 if (f->l1.v[i]->kind != N_STR)
                     efail(R->E, QR_EINVAL, pos, "arguments of `%.*s` must be strings", (int)n, name);
@@ -2913,10 +3347,9 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
             val tv = f->l1.n > 2 ? mkstr(f->l1.v[2]->s, f->l1.v[2]->n) : mkundef();
             arr *r = arr_new(R);
             for (size_t i = 0; i < a->n; i++) {
-                val *av = obj_find(a->v[i].u.o, attr->s, attr->n);
-                int res = 0;
-                if (av)
-                    res = tn ? run_test(R, tn->s, tn->n, av, &tv, pos) : truthy(av);
+                int ob = a->v[i].t == V_OBJ || a->v[i].t == V_KW || a->v[i].t == V_NS; /* else: Undefined */
+                val *av = ob ? obj_find(a->v[i].u.o, attr->s, attr->n) : NULL, u = mkundef();
+                int res = tn ? run_test(R, tn->s, tn->n, av ? av : &u, &tv, pos) : av && truthy(av);
                 if (sel ? res : !res)
                     arr_push(R, r, a->v[i]);
             }
@@ -2925,15 +3358,24 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
         if (IS("map")) {
             eval_args(R, &f->l1, e, &args, &nargs);
             val at = kwarg(args, nargs, "attribute");
+            if (at.t == V_UNDEF && npos(args, nargs) == 1 && args[0].t == V_STR) {
+                /* map('filter'): that filter (without arguments) applied to every item */
+                node fake = *f;
+                fake.s = args[0].u.s.p;
+                fake.n = args[0].u.s.n;
+                fake.flag = 0;
+                arr *r = arr_new(R);
+                for (size_t i = 0; i < a->n; i++)
+                    arr_push(R, r, filter_gen(R, a->v[i], &fake, e));
+                return mkarr(r);
+            }
             if (at.t == V_UNDEF)
-                efail(R->E, QR_EUNSUPPORTED, pos, "`map` expressions without `attribute` set are not currently supported.");
+                efail(R->E, QR_EUNSUPPORTED, pos, "`map` supports attribute= or one filter name without arguments");
             if (at.t != V_STR)
                 efail(R->E, QR_EINVAL, pos, "attribute must be a string");
             val d = kwarg(args, nargs, "default");
             arr *r = arr_new(R);
-            for (size_t i = 0; i < a->n; i++) {
-                if (!is_objlike(&a->v[i]))
-                    efail(R->E, QR_EINVAL, pos, "items in map must be an object");
+            for (size_t i = 0; i < a->n; i++) { /* an item without the attribute (a str...) gives Undefined */
                 val v = attr_path(R, &a->v[i], at.u.s.p, at.u.s.n);
                 arr_push(R, r, v.t == V_UNDEF ? d : v);
             }
@@ -2990,6 +3432,102 @@ static val apply_filter(rctx *R, val op, const node *f, env *e)
 #undef IS
 }
 
+/* Filters whose jinja2 result is a generator (lazy): truthy even when empty,
+ * no len(), not printable; made from a non-iterable value they only fail when
+ * iterated. Everything that iterates or measures a value checks gen_use. */
+static int lazy_filter(const node *f)
+{
+    static const char *L[] = {"select", "reject", "selectattr", "rejectattr", "map", "unique", "items"};
+    for (size_t i = 0; i < sizeof L / sizeof L[0]; i++)
+        if (f->n == strlen(L[i]) && !memcmp(f->s, L[i], f->n))
+            return 1;
+    return 0;
+}
+
+static void gen_use(rctx *R, const val *v, int measure, long pos)
+{
+    if (v->t != V_ARR || !v->gen)
+        return;
+    if (v->gen == 2)
+        efail(R->E, QR_EINVAL, pos, "TypeError: the value given to select/reject/map/unique/items is not iterable");
+    if (measure)
+        efail(R->E, QR_EINVAL, pos, "TypeError: object of type 'generator' has no len()");
+}
+
+static val filter_gen(rctx *R, val op, const node *f, env *e)
+{
+    long pos = (long)f->pos;
+    int lazy = lazy_filter(f), items = f->n == 5 && !memcmp(f->s, "items", 5);
+    static const char *NONIT[] = {"string", "safe", "default", "upper", "lower", "title", "capitalize", "trim",
+                                  "replace"}; /* these read str(value) or pass it on: no iteration */
+    int nonit = 0;
+    for (size_t i = 0; i < sizeof NONIT / sizeof NONIT[0]; i++)
+        nonit |= f->n == strlen(NONIT[i]) && !memcmp(f->s, NONIT[i], f->n);
+    if (lazy && op.t == V_ARR && op.gen == 2) { /* chained lazily: fails only when iterated */
+        val g = mkarr(arr_new(R));
+        g.gen = 2;
+        return g;
+    }
+    if (((f->n == 7 && !memcmp(f->s, "reverse", 7)) || items) && op.t == V_UNDEF) {
+        /* reversed(Undefined) is an iterator; items(Undefined) yields nothing */
+        val g = mkarr(arr_new(R));
+        g.gen = 1;
+        return g;
+    }
+    if (op.t == V_ARR && op.gen && !nonit) {
+        int measure = (f->n == 6 && !memcmp(f->s, "length", 6)) || (f->n == 5 && !memcmp(f->s, "count", 5)) ||
+                      (f->n == 4 && !memcmp(f->s, "last", 4));
+        gen_use(R, &op, measure, pos);
+        if (f->n == 6 && !memcmp(f->s, "tojson", 6))
+            efail(R->E, QR_EINVAL, pos, "TypeError: Object of type generator is not JSON serializable");
+    }
+    if (lazy && (items ? !(op.t == V_OBJ || op.t == V_KW || op.t == V_UNDEF)
+                       : (op.t == V_INT || op.t == V_FLOAT || op.t == V_BOOL || op.t == V_NULL))) {
+        if (f->flag)
+            eval_args(R, &f->l1, e, &(val *){NULL}, &(size_t){0}); /* arguments are still evaluated */
+        val g = mkarr(arr_new(R));
+        /* select/reject/selectattr/rejectattr/map skip a false value ("if value: for item in value") */
+        int guarded = !items && !(f->n == 6 && !memcmp(f->s, "unique", 6));
+        g.gen = guarded && !truthy(&op) ? 1 : 2;
+        return g;
+    }
+    val r;
+    if (lazy) {
+        /* jinja2 runs these lazily: an error inside (a test that fails on an item) only surfaces
+           when the generator is iterated, so it becomes a generator that fails then; limits
+           (QR_ELIMIT) still stop the render */
+        jmp_buf saved;
+        memcpy(saved, R->E->jb, sizeof saved);
+        volatile int failed = 0, depth = R->depth;
+        if (setjmp(R->E->jb) == 0)
+            r = apply_filter(R, op, f, e);
+        else
+            failed = 1;
+        memcpy(R->E->jb, saved, sizeof saved);
+        if (failed) {
+            if (R->E->code == QR_ELIMIT)
+                longjmp(R->E->jb, 1);
+            R->E->code = 0;
+            R->E->msg[0] = 0;
+            R->depth = depth;
+            r = mkarr(arr_new(R));
+            r.gen = 2;
+            return r;
+        }
+    } else {
+        r = apply_filter(R, op, f, e);
+    }
+    if ((lazy && r.t == V_ARR) || (f->n == 7 && !memcmp(f->s, "reverse", 7) && r.t == V_ARR &&
+                                        ((op.t == V_ARR && !op.gen) || op.t == V_OBJ || op.t == V_KW))) {
+        r.gen = 1; /* reverse of a list is reversed(list), an iterator */
+        r.tuple = 0;
+    } else if (r.t == V_ARR && f->n == 4 && !memcmp(f->s, "list", 4)) {
+        r.gen = 0; /* list(generator) is a list */
+        r.view = 0;
+    }
+    return r;
+}
+
 static val eval(rctx *R, const node *x, env *e)
 {
     if (!x)
@@ -3034,6 +3572,8 @@ static val eval(rctx *R, const node *x, env *e)
         if (fn.t != V_FUNC)
             efail(R->E, QR_EINVAL, (long)x->pos, "Cannot call something that is not a function: got %s", type_name(fn.t));
         r = call_func(R, &fn, args, nargs, (long)x->pos);
+        if (fn.fn == F_O_KEYS || fn.fn == F_O_VALUES || fn.fn == F_O_ITEMS) /* a dict view, not a list */
+            r.view = fn.fn == F_O_KEYS ? 1 : fn.fn == F_O_VALUES ? 2 : 3;
         break;
     }
     case N_MEMBER: r = eval_member(R, x, e); break;
@@ -3053,7 +3593,7 @@ static val eval(rctx *R, const node *x, env *e)
         break;
     }
     case N_BINARY: r = eval_binary(R, x, e); break;
-    case N_FILTER: r = apply_filter(R, eval(R, x->a, e), x, e); break;
+    case N_FILTER: r = filter_gen(R, eval(R, x->a, e), x, e); break;
     case N_TEST: {
         val a = eval(R, x->a, e);
         int t = run_test(R, x->s, x->n, &a, NULL, (long)x->pos);
@@ -3118,6 +3658,11 @@ static void exec_for(rctx *R, const node *x, env *e, abuf *out)
         val fn = mkfunc(R, F_O_KEYS, &iv);
         iv = call_func(R, &fn, NULL, 0, (long)x->pos);
     }
+    gen_use(R, &iv, 0, (long)x->b->pos);
+    if (iv.t == V_STR) /* a Python str iterates over its characters */
+        iv = mkarr(str_chars(R, &iv));
+    if (iv.t == V_UNDEF) /* iterating Undefined yields nothing */
+        iv = mkarr(arr_new(R));
     if (iv.t != V_ARR)
         efail(R->E, QR_EINVAL, (long)x->b->pos, "Expected iterable or object type in for loop: got %s", type_name(iv.t));
     arr *items = arr_new(R);
@@ -3156,14 +3701,11 @@ static void exec_for(rctx *R, const node *x, env *e, abuf *out)
         obj_set(R, lo, "nextitem", 8, i + 1 < len ? items->v[i + 1] : mkundef());
         obj_set(R, &scope->vars, "loop", 4, loop);
         assign(R, scope, x->a, items->v[i]);
-        size_t mark = out->n;
         exec_body(R, &x->l1, scope, out);
         if (R->ctl) {
             int c = R->ctl;
             R->ctl = 0;
-            out->n = mark; /* the iteration's partial output is dropped, as in @huggingface/jinja */
-            if (out->p)
-                out->p[mark] = 0;
+            /* jinja2 keeps what the iteration printed before break / continue */
             if (c == 1)
                 break;
             continue;
@@ -3214,8 +3756,7 @@ static void exec_body(rctx *R, const nlist *body, env *e, abuf *out)
             break;
         default: {
             val v = eval(R, x, e);
-            if (v.t != V_NULL && v.t != V_UNDEF)
-                to_str(R, out, &v, (long)x->pos);
+            to_str(R, out, &v, (long)x->pos); /* None prints "None", Undefined "" */
         }
         }
         if (out->n > R->t->lim.max_output_bytes)
@@ -3250,10 +3791,7 @@ static val from_json(rctx *R, const json_t *j, int depth)
     case JSON_FALSE: return mkbool(0);
     case JSON_INTEGER: return mkint((long long)json_integer_value(j));
     case JSON_REAL: {
-        double d = json_real_value(j);
-        if (d == floor(d) && fabs(d) < 9e15)
-            return mkint((long long)d); /* JS: Number.isInteger -> IntegerValue */
-        return mkfloat(d);
+        return mkfloat(json_real_value(j)); /* 2.0 stays a float, as json.loads gives */
     }
     case JSON_STRING: return mkstr(astrdup(R->E, json_string_value(j), json_string_length(j)), json_string_length(j));
     case JSON_ARRAY: {

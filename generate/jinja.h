@@ -1,33 +1,49 @@
 /* A Jinja2 subset interpreter for chat templates.
  *
- * Semantics follow @huggingface/jinja (the renderer transformers.js uses), not
- * Python Jinja2, where the two differ: the template is preprocessed with
- * trim_blocks and lstrip_blocks on and one trailing newline dropped; booleans
- * print as "true"/"false"; tojson uses ", " / ": " separators (or "," plus
- * newline indentation with indent=N) and keeps non-ASCII text; `%` is the
- * C/JS remainder; `==` compares like JS `==` on the underlying values
- * (containers by identity).
+ * Semantics follow Python jinja2 as transformers' apply_chat_template sets it
+ * up (the reference: tools/jinja_oracle, tests/fixtures/chat, checked on the
+ * real chat templates and on seeded random templates): the template is
+ * preprocessed with trim_blocks and lstrip_blocks on ({%+ turns lstrip off for
+ * a tag) and one trailing newline dropped; values print as Python's str()
+ * does (True/False/None, lists, tuples and dicts as repr(), floats as repr(),
+ * dict.keys()/values()/items() as dict_keys([...])...); Undefined prints ""
+ * and iterates as empty, but reading an attribute or item of it, arithmetic,
+ * int/float/tojson of it fail (jinja2's default Undefined); str + non-str,
+ * None in arithmetic, division by zero fail as Python does; `==` is Python
+ * equality (deep for lists and dicts, 1 == 1.0 == True); comparisons chain
+ * (a < b < c); `~` binds tighter than + and -; `%` and `//` take the
+ * divisor's sign; string filters read str(value), sequence filters iterate a
+ * str's characters or a dict's keys; select, reject, selectattr, rejectattr,
+ * map, unique, items (and reverse of a list) give generators as in jinja2:
+ * always true, no length, not indexable, and a failure inside them only
+ * surfaces when they are iterated; tojson is json.dumps(ensure_ascii=False)
+ * with ", " / ": " separators (or "," plus newline indentation with indent=N).
  *
  * Supported: text, {{ }}, {% %}, {# #} with '-' whitespace control; if/elif/
- * else, for (tuple targets, `if` filter, loop.* variables, else block),
- * set (name, tuple, namespace attribute, block set), break/continue;
- * literals (int, float, string, list, tuple, dict); attribute, index, slice
- * access; calls with keyword arguments; filters tojson, safe, list, first,
- * last, length, reverse, sort, join, string, unique, trim, upper, lower,
- * title, capitalize, indent, int, float, abs, items, default, selectattr,
- * rejectattr, map(attribute=), replace, dictsort; tests defined, undefined,
- * none, string, number, integer, boolean, mapping, iterable, sequence,
- * callable, odd, even, true, false, lower, upper, equalto/eq; string methods
- * upper, lower, strip, lstrip, rstrip, title, capitalize, startswith,
- * endswith, split, replace; dict methods get, items, keys, values; globals
- * namespace(), range(), raise_exception(msg), strftime_now(fmt).
- * Anything else (macros, call/filter blocks, unknown statements) fails at parse
- * time with QR_EUNSUPPORTED and "line:col".
+ * else, for (tuple targets, `if` filter, loop.* variables, else block; break /
+ * continue keep what the iteration printed), set (name, tuple, namespace
+ * attribute, block set); literals (int, float with exponent, string, list,
+ * tuple, dict); attribute, index, slice access; calls with keyword arguments;
+ * filters tojson, safe, list, first, last, length, reverse, sort, join,
+ * string, unique, trim, upper, lower, title, capitalize, indent, int, float,
+ * abs, round, items, dictsort, default, select, reject, selectattr,
+ * rejectattr, map(attribute=) / map('filter'), replace, count; tests defined, undefined, none,
+ * string, number, integer, boolean, mapping, iterable, sequence, callable,
+ * odd, even, true, false, lower, upper, equalto/eq; string methods upper,
+ * lower, strip/lstrip/rstrip (optional characters), title, capitalize,
+ * startswith, endswith, split, replace; dict methods get, items, keys,
+ * values; globals namespace(), range(), raise_exception(msg),
+ * strftime_now(fmt). Anything else (macros, call/filter blocks, unknown
+ * statements) fails at parse time with QR_EUNSUPPORTED and "line:col".
  *
- * Strings are UTF-8. `length` counts UTF-16 units and slices count code points,
- * as in JS; s[i] indexes code points (JS: UTF-16 units; differs only past a
- * character outside the BMP). upper/lower use simple (1:1) case mapping
- * (JS: full mapping, e.g. "ß".upper() is "SS" there).
+ * Strings are UTF-8; length, indexing and slicing count code points, as
+ * Python does. Known differences from jinja2: upper/lower/capitalize use
+ * simple (1:1) case mapping (Python: "ß".upper() is "SS"); printf-style
+ * `str % args` is not supported; a printed generator is "<generator object>"
+ * (jinja2 adds its name and address); a generator can be iterated more than
+ * once; jinja2 compiles a negative constant base as -(2 ** x), quire as
+ * (-2) ** x; loop.cycle, the divisibleby test and test arguments without
+ * parentheses are not supported.
  */
 #ifndef QR_GENERATE_JINJA_H
 #define QR_GENERATE_JINJA_H
@@ -47,8 +63,9 @@ typedef struct {
 } qr_jinja_limits;
 
 /* Date used by strftime_now(fmt): fields as in struct tm (year = full year,
- * month 1-12). Supported conversions: %Y %m %d %b %B %H %M %% (others are
- * copied through, as @huggingface/jinja does); month names are English. */
+ * month 1-12). strftime_now formats it as Python's datetime.strftime does: the
+ * C library's strftime in the C locale (English names; seconds are 0), with
+ * %z and %Z empty (a naive datetime). */
 typedef struct {
     int year, month, day, hour, minute;
 } qr_jinja_date;

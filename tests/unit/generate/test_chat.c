@@ -2,7 +2,7 @@
  * list, chat_template.jinja / chat_template.json precedence), special tokens
  * as strings / AddedToken objects / null, and rendering of a real model
  * directory (tests/fixtures/models/qwen2.5-tokenizer) against the
- * @huggingface/jinja oracle fixture for the same template. */
+ * jinja2 / apply_chat_template oracle fixture for the same template. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +115,7 @@ static void test_load_dir(void)
 }
 
 /* The Qwen2.5 tokenizer directory's own tokenizer_config.json renders the
- * oracle's conversations exactly as @huggingface/jinja did. */
+ * oracle's conversations exactly as jinja2 / apply_chat_template did. */
 static void test_qwen_dir(void)
 {
     qr_chat_template *ct = NULL;
@@ -153,7 +153,7 @@ static void test_qwen_dir(void)
 }
 
 /* Gemma refuses a system message; system_fallback folds it into the first
- * user turn (expected text confirmed with @huggingface/jinja on the folded
+ * user turn (expected text confirmed with jinja2 on the folded
  * conversation); a template that accepts system messages is unaffected. */
 static void test_system_fallback(void)
 {

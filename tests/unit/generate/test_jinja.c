@@ -1,6 +1,7 @@
 /* generate/jinja on small templates: tests/fixtures/chat/jinja_unit.json holds
- * hand-written expectations (Jinja semantics as @huggingface/jinja implements
- * them; tools/jinja_oracle/check_unit.mjs confirms each with the library).
+ * hand-written expectations (Jinja semantics as jinja2 implements them, set up
+ * as transformers' apply_chat_template; tools/jinja_oracle/check_unit.py
+ * confirms each with jinja2).
  * Plus what only the C side has: line:col in syntax errors, unsupported
  * constructs, limits, the date parameter, output ownership. */
 #include <stdio.h>
@@ -74,6 +75,12 @@ static void syntax_errors(void)
     /* line:col of the offending token, counted in the original source */
     CHECK(render("line one\n  {{ 1 + }}", NULL, NULL, &out) == QR_EFORMAT);
     CHECK_MSG(strstr(qr_last_error(), "2:10") != NULL, "%s", qr_last_error());
+    /* \r\n line ends (normalized to \n before rendering) still count as one line each */
+    CHECK(render("one\r\ntwo\r\n  {{ 1 + }}", NULL, NULL, &out) == QR_EFORMAT);
+    CHECK_MSG(strstr(qr_last_error(), "3:10") != NULL, "%s", qr_last_error());
+    CHECK(render("a\r\n{% if true %}\r\nb\r\n{% endif %}\r\n", NULL, NULL, &out) == 0);
+    CHECK_MSG(out && !strcmp(out, "a\nb\n"), "[%s]", out ? out : "");
+    free(out);
     CHECK(render("{% if x %}never closed", NULL, NULL, &out) == QR_EFORMAT);
     CHECK_MSG(strstr(qr_last_error(), "1:1") && strstr(qr_last_error(), "endif"), "%s", qr_last_error());
     CHECK(render("ok\n{% frobnicate %}", NULL, NULL, &out) == QR_EFORMAT);
@@ -88,7 +95,7 @@ static void syntax_errors(void)
     CHECK(render("{% filter upper %}x{% endfilter %}", NULL, NULL, &out) == QR_EUNSUPPORTED);
     CHECK(render("{{ f(*args) }}", NULL, NULL, &out) == QR_EUNSUPPORTED);
     /* run-time errors carry position too */
-    CHECK(render("ab\n {{ 1 ~ none }}", NULL, NULL, &out) == QR_EINVAL);
+    CHECK(render("ab\n {{ 1 + none }}", NULL, NULL, &out) == QR_EINVAL);
     CHECK_MSG(strstr(qr_last_error(), "2:7"), "%s", qr_last_error());
 }
 
