@@ -233,6 +233,14 @@ extern "C" int qr_cuda_check_alloc(qr_cuda_backend *cb, cudaError_t e, const cha
                    cb->device, fr >> 20, tot >> 20);
 }
 
+extern "C" int qr_cuda_check_host_alloc(cudaError_t e, const char *what, size_t bytes)
+{
+    if (e != cudaErrorMemoryAllocation)
+        return qr_cuda_check(e, what);
+    (void)cudaGetLastError();
+    return qr_fail(QR_ENOMEM, "cuda: out of pinned host memory: %s: %zu bytes", what, bytes);
+}
+
 static void free_retired(qr_cuda_backend *cb)
 {
     for (int i = 0; i < cb->n_retired; i++) {
@@ -276,7 +284,7 @@ extern "C" int qr_cuda_stage(qr_cuda_backend *cb, const void *host, size_t bytes
                 rc = qr_fail(QR_ELIMIT, "cuda: stage: %d staging buffers outgrown without a sync", cb->n_retired);
                 goto out;
             }
-            if ((rc = qr_cuda_check_alloc(cb, cudaMallocHost(&h, nc), "stage: pinned staging", nc)))
+            if ((rc = qr_cuda_check_host_alloc(cudaMallocHost(&h, nc), "stage: pinned staging", nc)))
                 goto out;
             if ((rc = qr_cuda_check_alloc(cb, cudaMalloc(&d, nc), "stage: device staging", nc))) {
                 cudaFreeHost(h);
@@ -328,7 +336,9 @@ static int cuda_tensor_alloc(qr_backend *be, qr_dtype dt, int64_t rows, int64_t 
         size_t fr = 0, tot = 0;
         (void)cudaGetLastError();
         (void)cudaMemGetInfo(&fr, &tot);
-        return qr_fail(QR_ENOMEM, "cuda: tensor_alloc: %zu bytes for (%lld, %lld) %s on device %d (%zu of %zu MiB free): %s",
+        return qr_fail(QR_ENOMEM,
+                       "cuda: out of GPU memory: tensor_alloc: %zu bytes for (%lld, %lld) %s on device %d "
+                       "(%zu of %zu MiB free): %s",
                        bytes, (long long)rows, (long long)cols, qr_dtype_name(dt), cb->device, fr >> 20, tot >> 20,
                        cudaGetErrorString(e));
     }
@@ -575,8 +585,8 @@ extern "C" int qr_backend_cuda_create_ex(int device, qr_dtype act_dtype, qr_back
         (rc = qr_cublas_check(cublasLtCreate(&cb->lt), "cublasLtCreate")) ||
         (rc = qr_cuda_check_alloc(cb, cudaMalloc(&cb->workspace, QR_CUDA_WORKSPACE_BYTES), "cuBLASLt workspace",
                                   QR_CUDA_WORKSPACE_BYTES)) ||
-        (rc = qr_cuda_check_alloc(cb, cudaMallocHost(&cb->stage_host, QR_CUDA_STAGE_BYTES), "pinned staging",
-                                  QR_CUDA_STAGE_BYTES)) ||
+        (rc = qr_cuda_check_host_alloc(cudaMallocHost(&cb->stage_host, QR_CUDA_STAGE_BYTES), "pinned staging",
+                                       QR_CUDA_STAGE_BYTES)) ||
         (rc = qr_cuda_check_alloc(cb, cudaMalloc(&cb->stage_dev, QR_CUDA_STAGE_BYTES), "device staging",
                                   QR_CUDA_STAGE_BYTES)))
         goto fail;

@@ -88,6 +88,8 @@ int qr_cublas_check(cublasStatus_t s, const char *what);
  * becomes QR_ENOMEM "cuda: out of GPU memory: WHAT: BYTES bytes on device D
  * (F of T MiB free)", which the service and the load line report as such. */
 int qr_cuda_check_alloc(qr_cuda_backend *cb, cudaError_t e, const char *what, size_t bytes);
+/* The same for pinned host memory (cudaMallocHost): "cuda: out of pinned host memory: WHAT: BYTES bytes". */
+int qr_cuda_check_host_alloc(cudaError_t e, const char *what, size_t bytes);
 /* After a stream sync with no op's staged arrays pending (sync, download):
  * frees the retired staging buffers and restarts the ring. stage_mu held. */
 void qr_cuda_stage_synced(qr_cuda_backend *cb);

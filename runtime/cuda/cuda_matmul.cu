@@ -750,8 +750,8 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
 
     /* the backend's own pinned buffers (cuda_internal.h); ops hold its lock */
     for (int i = 0; i < 2; i++)
-        if (!cb->pin[i] && (rc = qr_cuda_check_alloc(cb, cudaMallocHost(&cb->pin[i], QR_CUDA_LOAD_CHUNK),
-                                                     "weight_load: pinned staging", QR_CUDA_LOAD_CHUNK)))
+        if (!cb->pin[i] && (rc = qr_cuda_check_host_alloc(cudaMallocHost(&cb->pin[i], QR_CUDA_LOAD_CHUNK),
+                                                          "weight_load: pinned staging", QR_CUDA_LOAD_CHUNK)))
             goto fail;
     if ((rc = qr_cuda_check(cudaEventCreateWithFlags(&ev[0], cudaEventDisableTiming), "cuda: weight_load: event")) ||
         (rc = qr_cuda_check(cudaEventCreateWithFlags(&ev[1], cudaEventDisableTiming), "cuda: weight_load: event")))
