@@ -16,8 +16,10 @@
  * concurrently. Graph capture (cuda_graph.cu) is the exception: only the
  * capturing thread may use the backend between graph_begin and graph_end.
  *
- * Errors: every CUDA/cuBLAS status is translated once (qr_cuda_check) into
- * QR_EBACKEND with CUDA's message; nothing here aborts. A launch failure or a
+ * Errors: every CUDA/cuBLASLt status is translated once (qr_cuda_check) into
+ * QR_EBACKEND with CUDA's message, except allocation failures, which are
+ * QR_ENOMEM "cuda: out of GPU memory: WHAT: BYTES ..." (qr_cuda_check_alloc);
+ * nothing here aborts. A launch failure or a
  * fault inside a kernel surfaces at the next check or sync. */
 #include <stdio.h>
 #include <stdlib.h>
