@@ -118,11 +118,12 @@ rm -rf /tmp/quire-gpu && mkdir -p /tmp/quire-gpu && tar -C /tmp/quire-gpu -xJf "
 bc=$(cut -c1-12 "$q/COMMIT" 2>/dev/null) tc=$(git rev-parse --short=12 HEAD 2>/dev/null || echo ?)
 note "bundle: commit $bc ($(cat $q/BUILD 2>/dev/null)); tree commit $tc"
 [ "$bc" = "$tc" ] || note "WARNING: the binaries were built from $bc, the scripts here are $tc: pack again from this tree"
-# CUDA's own libraries: the carried ones, then the toolkit's, then the pip wheels'
+# CUDA's libraries from the image's toolkit first (its cudart is the one its
+# cuBLASLt goes with), then the carried ones, then the pip wheels' cuBLASLt
 cudalib=""
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do [ -d "$d" ] && cudalib=$cudalib:$d; done
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do [ -d "$d" ] && cudalib=$cudalib$d:; done
 pyl=$(python3 -c 'import glob, os, nvidia; print(":".join(sorted({os.path.dirname(p) for d in nvidia.__path__ for p in glob.glob(d + "/**/libcublasLt.so*", recursive=True)})))' 2>/dev/null)
-export LD_LIBRARY_PATH=$q/lib$cudalib${pyl:+:$pyl}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LD_LIBRARY_PATH=$cudalib$q/lib${pyl:+:$pyl}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 missing=$(for b in "$q"/bin/*; do ldd "$b" 2>&1 | grep "not found"; done | sort -u | tr -s ' \t' ' ')
 [ -z "$missing" ] || stop "shared libraries not found:$missing (LD_LIBRARY_PATH=$LD_LIBRARY_PATH)"
 # QUIRE_GPU_FORCE=1 goes on without a GPU: only to check this script's own
@@ -137,6 +138,8 @@ if [ -z "${QUIRE_GPU_FORCE:-}" ]; then
 else
     gpu="none (QUIRE_GPU_FORCE: checking the script only)"
 fi
+say "# LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+for b in test_cuda_matmul bench_gpu; do ldd "$q/bin/$b" | grep -E 'cud|cublas|blas' | sed "s|^|# $b: |" | tee -a "$log"; done
 note "gpu: $gpu; $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' || echo 'nvcc ?'); torch $(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null || echo '?')"
 export QUIRE_PYTHON=python3 PYTHONUNBUFFERED=1
 bench=$q/bin/bench_gpu
