@@ -27,7 +27,7 @@
  *                                         (one line of ids each), (n, d) f32
  *
  * Method: every timed region ends with a backend sync (device work is
- * asynchronous); one untimed warm-up first; decode tok/s = B * T / time of the
+ * asynchronous); one untimed warm-up first (decode: a prefill on a spare slot); decode tok/s = B * T / time of the
  * T steps. Roofline for batch-1 decode: bytes per token = the matrices (q, k,
  * v, o, gate, up, down of every layer and the LM head) at their stored size +
  * the KV cache read at the mean context, over the copy bandwidth given with
@@ -154,7 +154,10 @@ static int mode_ops(void)
         qr_be_tensor_free(be, &x);
         qr_be_tensor_free(be, &y);
     }
-    /* GEMV: batch 1..8, weights read once per call */
+    /* GEMV: batch 1..8, weights read once per call. matmul takes the GEMV up
+     * to 4 rows of 16-bit weights and 8 of int8/Q8_0 (QR_CUDA_GEMV_MAX_FLOAT /
+     * _INT8 in runtime/cuda/cuda_matmul.cu); past that it is cuBLASLt (or the
+     * int8 tensor-core kernel), printed as such */
     const qr_dtype wts[] = {QR_BF16, QR_I8, QR_Q8_0};
     const int64_t out = 14336, in = 4096;
     for (size_t k = 0; k < 3; k++) {
@@ -173,8 +176,9 @@ static int mode_ops(void)
                 t += time_matmul(be, &x, &w[c], &y, 50) / 4;
             double bytes = (double)out * (double)w[0].row_bytes +
                            (wts[k] == QR_I8 ? out * 4.0 : wts[k] == QR_Q8_0 ? out * (in / 32) * 4.0 : 0);
-            printf("gemv %s %lldx%lld n=%d: %.1f us, %.0f GB/s of weights\n", qr_dtype_name(wts[k]), (long long)out,
-                   (long long)in, n, t * 1e6, bytes / t / 1e9);
+            bool gemv = n <= (wts[k] == QR_BF16 ? 4 : 8);
+            printf("%s %s %lldx%lld n=%d: %.1f us, %.0f GB/s of weights\n", gemv ? "gemv" : "gemm-small",
+                   qr_dtype_name(wts[k]), (long long)out, (long long)in, n, t * 1e6, bytes / t / 1e9);
             qr_be_tensor_free(be, &x);
             qr_be_tensor_free(be, &y);
         }
@@ -340,27 +344,29 @@ static int mode_decode(int argc, char **argv)
     printf("# %s %s: %.2f GB of weights on the device, loaded in %.1f s\n", s->name, dts, m->weight_bytes / 1e9,
            now() - tl);
     qr_decoder_state *st = NULL;
-    if ((rc = qr_decoder_state_create(m, B, P + T + 1, &st)))
+    /* one slot more than B: the warm-up prefill below runs there, untimed */
+    if ((rc = qr_decoder_state_create(m, B + 1, P + T + 1, &st)))
         return die(rc, "decoder state");
     qr_decoder_set_graphs(st, graphs != 0);
-    int32_t *prompt = malloc((size_t)P * sizeof *prompt), *ids = malloc((size_t)B * sizeof *ids);
-    float *logits = malloc((size_t)B * s->vocab * sizeof *logits);
+    int32_t *prompt = malloc((size_t)P * sizeof *prompt), *ids = malloc((size_t)(B + 1) * sizeof *ids);
+    float *logits = malloc((size_t)(B + 1) * s->vocab * sizeof *logits);
     for (int i = 0; i < P; i++)
         prompt[i] = (int32_t)(rnd() % (uint32_t)s->vocab);
     bool topk = qr_decoder_has_topk(st);
-    /* prefill: each sequence's prompt in one step (the first is the warm-up) */
+    /* prefill: a warm-up on slot B (cuBLASLt heuristics, lazy module loading,
+     * the memory pool's growth), then each sequence's prompt in one timed step */
     double tp = 0;
-    for (int b = 0; b < B; b++) {
+    for (int b = B; b >= 0; b--) {
         qr_dec_seq q = {.slot = b, .ids = prompt, .n = P};
         double t0 = now();
         if ((rc = topk ? qr_decoder_step_topk(st, &q, 1, 1, &ids[b], NULL) : qr_decoder_step(st, &q, 1, logits)))
-            return die(rc, "prefill");
+            return die(rc, b == B ? "prefill (warm-up)" : "prefill");
         if (!topk)
             ids[b] = 0;
-        if (b > 0 || B == 1)
+        if (b < B)
             tp += now() - t0;
     }
-    int np = B > 1 ? B - 1 : 1;
+    int np = B;
     double nonemb = (double)m->cfg.n_layer *
                     ((double)s->heads * s->hd * s->d * 2 + 2.0 * s->kv * s->hd * s->d + 3.0 * s->ff * s->d);
     double pf_tps = (double)P * np / tp;

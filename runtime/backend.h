@@ -81,7 +81,12 @@ typedef struct qr_backend_ops {
     /* out(n, d) = table[ids[i]] rows (ids on host, n entries, each < table.rows). */
     int (*embed)(qr_backend *be, const qr_tensor *table, const int32_t *ids, int64_t n, qr_tensor *out);
     /* y(n, out) = x(n, in) . W(out, in)^T + bias(out) (bias may be NULL; 1 x out, f32).
-     * W may be F32/F16/BF16/I8; accumulation is f32. */
+     * W may be F32/F16/BF16/I8; accumulation is f32. Precision of x: a backend
+     * may round x for tensor-core products (CUDA does past its GEMV rows: 4
+     * for 16-bit W, 8 for int8/Q8_0): bf16, int8, Q8_0 W: x to bf16, |dx| <=
+     * 2^-9 |x|; f16 W: x to f16 after a per-row power of two that rules out
+     * overflow, |dx| <= 2^-11 |x| + 2^-39 max|x_row| (runtime/cuda/cuda_matmul.cu);
+     * f32 W keeps x as given. */
     int (*matmul)(qr_backend *be, const qr_tensor *x, const qr_tensor *w, const qr_tensor *bias, qr_tensor *y);
     /* y += x, same shape. */
     int (*add)(qr_backend *be, qr_tensor *y, const qr_tensor *x);

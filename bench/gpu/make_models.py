@@ -5,7 +5,7 @@ encoders), for the parity checks and the embedding benchmarks of
 bench/gpu/run.sh. The configurations are copied from the public
 config.json files (fields a loader reads); nothing is downloaded.
 
-  make_models.py OUTDIR [--with-8b]
+  make_models.py OUTDIR [--with-8b] [--only NAME,NAME...]
 
 Encoders get a synthetic WordPiece vocab.txt (special tokens + w<i>) so
 sentence-transformers can build its tokenizer; quire reads token ids only.
@@ -105,11 +105,20 @@ def main():
         print(__doc__)
         return 2
     out = sys.argv[1]
+    only = None  # --only a,b: just those (bench/gpu/session.sh keeps to the small ones)
+    if "--only" in sys.argv:
+        only = set(sys.argv[sys.argv.index("--only") + 1].split(","))
+        unknown = only - set(BERT) - set(LLAMA) - {"llama3-8b"}
+        if unknown:
+            print("make_models.py: unknown model(s):", ", ".join(sorted(unknown)), file=sys.stderr)
+            return 2
     os.makedirs(out, exist_ok=True)
     for name, spec in BERT.items():
-        print("wrote", make_bert(out, name, spec), flush=True)
+        if only is None or name in only:
+            print("wrote", make_bert(out, name, spec), flush=True)
     for name, (arch, spec) in LLAMA.items():
-        print("wrote", make_llama(out, name, arch, spec), flush=True)
+        if only is None or name in only:
+            print("wrote", make_llama(out, name, arch, spec), flush=True)
     if "--with-8b" in sys.argv:
         print("wrote", make_llama(out, "llama3-8b", *LLAMA_8B), flush=True)
     return 0

@@ -530,16 +530,15 @@ static int launch_tc(qr_cuda_backend *cb, dim3 grid, const qr_tensor *q, const q
 {
     if constexpr (HDP == 64 || HDP == 128) {
         const size_t smem = TcCfg<HDP>::SMEM;
-        static bool attr_set[64]; /* per device; benign race (same value) */
-        bool *done = cb->device >= 0 && cb->device < 64 ? &attr_set[cb->device] : NULL;
-        if (!(done && *done)) {
+        /* per backend (cuda_internal.h): the attribute lives in the context the backend keeps */
+        bool *done = &cb->attr_prefill_tc[HDP == 128];
+        if (!*done) {
             int rc = qr_cuda_check(cudaFuncSetAttribute(attn_prefill_tc<HDP>,
                                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
                                    "cuda: attention: shared memory limit");
             if (rc)
                 return rc;
-            if (done)
-                *done = true;
+            *done = true;
         }
         attn_prefill_tc<HDP><<<grid, 128, smem, cb->stream>>>(
             (const uint8_t *)q->data, q->row_bytes, (const uint8_t *)k->data, k->row_bytes, (const uint8_t *)v->data,
@@ -621,18 +620,15 @@ static int launch(qr_cuda_backend *cb, const qr_tensor *q, const qr_tensor *k, c
                               (void **)&part)))
         return rc;
     const size_t smem = dc_smem<HDP>();
-    /* per device (the attribute belongs to the device's context); a benign
-     * race: every caller sets the same value */
-    static bool attr_set[64];
-    bool *done = cb->device >= 0 && cb->device < 64 ? &attr_set[cb->device] : NULL;
-    if (smem > 48 * 1024 && !(done && *done)) {
+    /* per backend (cuda_internal.h): the attribute belongs to the context the backend keeps */
+    bool *done = &cb->attr_decode[HDP == 32 ? 0 : HDP == 64 ? 1 : HDP == 128 ? 2 : 3]; /* HDP: 32, 64, 128, 256 */
+    if (smem > 48 * 1024 && !*done) {
         if ((rc = qr_cuda_check(cudaFuncSetAttribute(attn_decode<HDP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                      (int)smem), "cuda: attention: shared memory limit"))) {
             qr_cuda_scratch_free(cb, part);
             return rc;
         }
-        if (done)
-            *done = true;
+        *done = true;
     }
     dim3 grid((unsigned)n_split, (unsigned)n_kv_head, (unsigned)n_seq);
     attn_decode<HDP><<<grid, 32 * warps, smem, cb->stream>>>(

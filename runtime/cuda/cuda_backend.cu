@@ -1,5 +1,5 @@
 /* The CUDA backend (runtime/backend.h): one device, one non-blocking stream,
- * cuBLAS/cuBLASLt handles sharing one workspace; device listing for
+ * a cuBLASLt handle and its workspace; device listing for
  * --device auto; memory, upload/download and the small-array staging ring.
  *
  * Ordering: every op is enqueued on cb->stream. upload() returns once the host
@@ -16,8 +16,10 @@
  * concurrently. Graph capture (cuda_graph.cu) is the exception: only the
  * capturing thread may use the backend between graph_begin and graph_end.
  *
- * Errors: every CUDA/cuBLAS status is translated once (qr_cuda_check) into
- * QR_EBACKEND with CUDA's message; nothing here aborts. A launch failure or a
+ * Errors: every CUDA/cuBLASLt status is translated once (qr_cuda_check) into
+ * QR_EBACKEND with CUDA's message, except allocation failures, which are
+ * QR_ENOMEM "cuda: out of GPU memory: WHAT: BYTES ..." (qr_cuda_check_alloc);
+ * nothing here aborts. A launch failure or a
  * fault inside a kernel surfaces at the next check or sync. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,8 @@ extern "C" int qr_cuda_check(cudaError_t e, const char *what)
     if (e == cudaSuccess)
         return QR_OK;
     (void)cudaGetLastError(); /* clear a non-sticky error so later calls start clean */
+    if (!strncmp(what, "cuda: ", 6)) /* callers that name the backend themselves: say it once */
+        what += 6;
     return qr_fail(QR_EBACKEND, "cuda: %s: %s (%d)", what, cudaGetErrorString(e), (int)e);
 }
 
@@ -43,7 +47,9 @@ extern "C" int qr_cublas_check(cublasStatus_t s, const char *what)
 {
     if (s == CUBLAS_STATUS_SUCCESS)
         return QR_OK;
-    return qr_fail(QR_EBACKEND, "cuda: %s: %s (%d)", what, cublasGetStatusString(s), (int)s);
+    if (!strncmp(what, "cuda: ", 6))
+        what += 6;
+    return qr_fail(QR_EBACKEND, "cuda: %s: %s (%d)", what, cublasLtGetStatusString(s), (int)s);
 }
 
 extern "C" int qr_cuda_launched(const char *what) { return qr_cuda_check(cudaGetLastError(), what); }
@@ -217,6 +223,43 @@ static int devices_locked(qr_gpu_info *out, int max, int *n)
 
 /* ------------------------------------------------------------ staging, scratch */
 
+extern "C" int qr_cuda_check_alloc(qr_cuda_backend *cb, cudaError_t e, const char *what, size_t bytes)
+{
+    if (e != cudaErrorMemoryAllocation)
+        return qr_cuda_check(e, what);
+    size_t fr = 0, tot = 0;
+    (void)cudaGetLastError();
+    (void)cudaMemGetInfo(&fr, &tot);
+    (void)cudaGetLastError();
+    return qr_fail(QR_ENOMEM, "cuda: out of GPU memory: %s: %zu bytes on device %d (%zu of %zu MiB free)", what, bytes,
+                   cb->device, fr >> 20, tot >> 20);
+}
+
+extern "C" int qr_cuda_check_host_alloc(cudaError_t e, const char *what, size_t bytes)
+{
+    if (e != cudaErrorMemoryAllocation)
+        return qr_cuda_check(e, what);
+    (void)cudaGetLastError();
+    return qr_fail(QR_ENOMEM, "cuda: out of pinned host memory: %s: %zu bytes", what, bytes);
+}
+
+static void free_retired(qr_cuda_backend *cb)
+{
+    for (int i = 0; i < cb->n_retired; i++) {
+        cudaFreeHost(cb->retired_host[i]);
+        cudaFree(cb->retired_dev[i]);
+    }
+    cb->n_retired = 0;
+}
+
+extern "C" void qr_cuda_stage_synced(qr_cuda_backend *cb)
+{
+    if (cb->op_depth > 1) /* inside another op that may have staged arrays it has yet to launch on */
+        return;
+    free_retired(cb);
+    qr_stage_synced(&cb->ring);
+}
+
 extern "C" int qr_cuda_stage(qr_cuda_backend *cb, const void *host, size_t bytes, void **dev)
 {
     int rc = QR_OK;
@@ -224,41 +267,45 @@ extern "C" int qr_cuda_stage(qr_cuda_backend *cb, const void *host, size_t bytes
     if (cb->capture) /* recording a graph: staging the graph owns and refreshes at each launch */
         return qr_cuda_graph_stage(cb, host, bytes, dev);
     if (bytes == 0) {
-        *dev = (char *)cb->stage_dev + cb->stage_off;
+        *dev = (char *)cb->stage_dev + (cb->ring.off < cb->ring.cap ? cb->ring.off : 0);
         return QR_OK;
     }
     if (!host)
         return qr_fail(QR_EINVAL, "cuda: stage: NULL host array of %zu bytes", bytes);
     pthread_mutex_lock(&cb->stage_mu);
-    if (cb->stage_off + need > cb->stage_bytes) {
-        /* Full: every earlier user of the ring must be done before it is reused. */
-        if ((rc = qr_cuda_check(cudaStreamSynchronize(cb->stream), "stage: cudaStreamSynchronize")))
-            goto out;
-        cb->stage_off = 0;
-        if (need > cb->stage_bytes) {
-            size_t nb = cb->stage_bytes * 2 > need ? cb->stage_bytes * 2 : need;
+    {
+        qr_stage_ring r = cb->ring; /* committed only once the action has succeeded */
+        size_t nc = 0, at = 0;
+        qr_stage_action a = qr_stage_plan(&r, need, &nc, &at);
+        if (a != QR_STAGE_PLACE &&
+            (rc = qr_cuda_check(cudaStreamSynchronize(cb->stream), "stage: cudaStreamSynchronize")))
+            goto out; /* pinned bytes below off may still be read by copies in flight */
+        if (a == QR_STAGE_GROW) {
             void *h = NULL, *d = NULL;
-            if ((rc = qr_cuda_check(cudaMallocHost(&h, nb), "stage: cudaMallocHost")))
+            if (cb->n_retired == QR_CUDA_MAX_RETIRED) {
+                rc = qr_fail(QR_ELIMIT, "cuda: stage: %d staging buffers outgrown without a sync", cb->n_retired);
                 goto out;
-            if ((rc = qr_cuda_check(cudaMalloc(&d, nb), "stage: cudaMalloc"))) {
+            }
+            if ((rc = qr_cuda_check_host_alloc(cudaMallocHost(&h, nc), "stage: pinned staging", nc)))
+                goto out;
+            if ((rc = qr_cuda_check_alloc(cb, cudaMalloc(&d, nc), "stage: device staging", nc))) {
                 cudaFreeHost(h);
                 goto out;
             }
-            cudaFreeHost(cb->stage_host);
-            cudaFree(cb->stage_dev);
+            /* an array this op staged before may live in the old buffer and
+             * be read by the kernel it launches next: free at the next sync */
+            cb->retired_host[cb->n_retired] = cb->stage_host;
+            cb->retired_dev[cb->n_retired++] = cb->stage_dev;
             cb->stage_host = h;
             cb->stage_dev = d;
-            cb->stage_bytes = nb;
         }
-    }
-    {
-        char *h = (char *)cb->stage_host + cb->stage_off, *d = (char *)cb->stage_dev + cb->stage_off;
-        memcpy(h, host, bytes);
-        if ((rc = qr_cuda_check(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, cb->stream),
+        char *hp = (char *)cb->stage_host + at, *dp = (char *)cb->stage_dev + at;
+        memcpy(hp, host, bytes);
+        if ((rc = qr_cuda_check(cudaMemcpyAsync(dp, hp, bytes, cudaMemcpyHostToDevice, cb->stream),
                                 "stage: cudaMemcpyAsync")))
             goto out;
-        cb->stage_off += need;
-        *dev = d;
+        cb->ring = r;
+        *dev = dp;
     }
 out:
     pthread_mutex_unlock(&cb->stage_mu);
@@ -291,7 +338,9 @@ static int cuda_tensor_alloc(qr_backend *be, qr_dtype dt, int64_t rows, int64_t 
         size_t fr = 0, tot = 0;
         (void)cudaGetLastError();
         (void)cudaMemGetInfo(&fr, &tot);
-        return qr_fail(QR_ENOMEM, "cuda: tensor_alloc: %zu bytes for (%lld, %lld) %s on device %d (%zu of %zu MiB free): %s",
+        return qr_fail(QR_ENOMEM,
+                       "cuda: out of GPU memory: tensor_alloc: %zu bytes for (%lld, %lld) %s on device %d "
+                       "(%zu of %zu MiB free): %s",
                        bytes, (long long)rows, (long long)cols, qr_dtype_name(dt), cb->device, fr >> 20, tot >> 20,
                        cudaGetErrorString(e));
     }
@@ -390,6 +439,8 @@ static int cuda_download(qr_backend *be, const qr_tensor *t, int64_t row0, float
     }
     if (!rc)
         rc = qr_cuda_check(cudaStreamSynchronize(cb->stream), "download: cudaStreamSynchronize");
+    if (!rc)
+        qr_cuda_stage_synced(cb); /* everything that read the ring has run */
     return rc;
 }
 
@@ -402,7 +453,7 @@ static int cuda_sync(qr_backend *be)
     pthread_mutex_lock(&cb->stage_mu);
     rc = qr_cuda_check(cudaStreamSynchronize(cb->stream), "sync: cudaStreamSynchronize");
     if (!rc)
-        cb->stage_off = 0; /* everything that read the ring has run */
+        qr_cuda_stage_synced(cb); /* everything that read the ring has run */
     pthread_mutex_unlock(&cb->stage_mu);
     return rc;
 }
@@ -419,10 +470,12 @@ static void cuda_destroy(qr_backend *be)
         (void)cudaStreamSynchronize(cb->stream);
     if (cb->lt)
         cublasLtDestroy(cb->lt);
-    if (cb->blas)
-        cublasDestroy(cb->blas);
     if (cb->workspace)
         cudaFree(cb->workspace);
+    free_retired(cb);
+    for (int i = 0; i < 2; i++)
+        if (cb->pin[i])
+            cudaFreeHost(cb->pin[i]);
     if (cb->stage_host)
         cudaFreeHost(cb->stage_host);
     if (cb->stage_dev)
@@ -442,8 +495,17 @@ static void cuda_destroy(qr_backend *be)
 /* LK(f): f with the backend's lock held for the whole op (see "Threads" above). */
 struct op_lock {
     qr_cuda_backend *cb;
-    explicit op_lock(qr_backend *be) : cb(qr_cuda_of(be)) { pthread_mutex_lock(&cb->stage_mu); }
-    ~op_lock() { pthread_mutex_unlock(&cb->stage_mu); }
+    explicit op_lock(qr_backend *be) : cb(qr_cuda_of(be))
+    {
+        pthread_mutex_lock(&cb->stage_mu);
+        if (cb->op_depth++ == 0) /* a new op: arrays staged from here on are its own (cuda_host.h) */
+            qr_stage_op_begin(&cb->ring);
+    }
+    ~op_lock()
+    {
+        cb->op_depth--;
+        pthread_mutex_unlock(&cb->stage_mu);
+    }
 };
 template <typename Sig, Sig *F> struct locked;
 template <typename R, typename... A, R (*F)(qr_backend *, A...)> struct locked<R(qr_backend *, A...), F> {
@@ -522,17 +584,16 @@ extern "C" int qr_backend_cuda_create_ex(int device, qr_dtype act_dtype, qr_back
     if ((rc = qr_cuda_check(cudaSetDevice(device), "cudaSetDevice")) ||
         (rc = qr_cuda_check(cudaGetDeviceProperties(&cb->prop, device), "cudaGetDeviceProperties")) ||
         (rc = qr_cuda_check(cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking), "cudaStreamCreate")) ||
-        (rc = qr_cublas_check(cublasCreate(&cb->blas), "cublasCreate")) ||
-        (rc = qr_cublas_check(cublasSetStream(cb->blas, cb->stream), "cublasSetStream")) ||
         (rc = qr_cublas_check(cublasLtCreate(&cb->lt), "cublasLtCreate")) ||
-        (rc = qr_cuda_check(cudaMalloc(&cb->workspace, QR_CUDA_WORKSPACE_BYTES), "cudaMalloc (cuBLAS workspace)")) ||
-        (rc = qr_cublas_check(cublasSetWorkspace(cb->blas, cb->workspace, QR_CUDA_WORKSPACE_BYTES),
-                              "cublasSetWorkspace")) ||
-        (rc = qr_cuda_check(cudaMallocHost(&cb->stage_host, QR_CUDA_STAGE_BYTES), "cudaMallocHost (staging)")) ||
-        (rc = qr_cuda_check(cudaMalloc(&cb->stage_dev, QR_CUDA_STAGE_BYTES), "cudaMalloc (staging)")))
+        (rc = qr_cuda_check_alloc(cb, cudaMalloc(&cb->workspace, QR_CUDA_WORKSPACE_BYTES), "cuBLASLt workspace",
+                                  QR_CUDA_WORKSPACE_BYTES)) ||
+        (rc = qr_cuda_check_host_alloc(cudaMallocHost(&cb->stage_host, QR_CUDA_STAGE_BYTES), "pinned staging",
+                                       QR_CUDA_STAGE_BYTES)) ||
+        (rc = qr_cuda_check_alloc(cb, cudaMalloc(&cb->stage_dev, QR_CUDA_STAGE_BYTES), "device staging",
+                                  QR_CUDA_STAGE_BYTES)))
         goto fail;
     cb->workspace_bytes = QR_CUDA_WORKSPACE_BYTES;
-    cb->stage_bytes = QR_CUDA_STAGE_BYTES;
+    cb->ring.cap = cb->ring.end = QR_CUDA_STAGE_BYTES;
     *out = &cb->hdr;
     return QR_OK;
 fail:

@@ -30,9 +30,10 @@
 #define QR_RUNTIME_CUDA_INTERNAL_H
 
 #include <cublasLt.h>
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <pthread.h>
+
+#include "runtime/cuda/cuda_host.h" /* C++-safe on its own: before the extern "C" block */
 
 /* The project's headers are C: C linkage for them and for everything below. */
 #ifdef __cplusplus
@@ -44,36 +45,62 @@ extern "C" {
 
 struct qr_cuda_capture; /* cuda_graph.cu: a graph being recorded */
 
+#define QR_CUDA_MAX_RETIRED 48 /* the ring at least doubles each time: 2^48 bytes */
+
 typedef struct qr_cuda_backend {
     qr_backend hdr;              /* first: the ops table and act_dtype */
     int device;
     bool counted;                /* counted among the device's users (cuda_backend.cu, dev_users) */
     cudaDeviceProp prop;
     cudaStream_t stream;
-    cublasHandle_t blas;
     cublasLtHandle_t lt;
     void *workspace;             /* cuBLASLt workspace (device) */
     size_t workspace_bytes;
     /* Staging for the small host arrays ops take (ids, positions, sequence
      * descriptors, inv_freq): pinned host + device ring, copied on the stream. */
     void *stage_host, *stage_dev;
-    size_t stage_bytes, stage_off;
+    qr_stage_ring ring;          /* placement in stage_host/stage_dev (cuda_host.h) */
+    /* Buffers the ring outgrew while an op still had arrays in them: freed at
+     * the next sync (qr_cuda_stage_synced), never before. */
+    void *retired_host[QR_CUDA_MAX_RETIRED], *retired_dev[QR_CUDA_MAX_RETIRED];
+    int n_retired;
+    int op_depth;                /* table entries in progress on this thread (ops nest: weight_load -> tensor_alloc) */
     pthread_mutex_t stage_mu;    /* recursive; held by every op (table entry) while it stages and enqueues */
+    /* Per backend, not per process: a device listing releases the primary
+     * context of a device no backend uses (cuda_backend.cu), which drops
+     * kernel attributes, pinned memory and pool settings made in it; a backend
+     * keeps its context alive, so what it set up itself stays valid. */
+    bool attr_prefill_tc[2];     /* cudaFuncSetAttribute done for attn_prefill_tc<64>, <128> */
+    bool attr_decode[4];         /* attn_decode<HDP> by HDP index (cuda_attention.cu) */
+    bool attr_topk;              /* topk kernels (cuda_sample.cu) */
+    bool pool_set;               /* the default pool's release threshold raised (qr_cuda_scratch) */
+    void *pin[2];                /* weight_load's pinned staging, QR_CUDA_LOAD_CHUNK each, made on first use */
     /* Non-NULL between graph_begin and graph_end (cuda_graph.cu). */
     struct qr_cuda_capture *capture;
 } qr_cuda_backend;
 
 static inline qr_cuda_backend *qr_cuda_of(qr_backend *be) { return (qr_cuda_backend *)be; }
 
-/* Translates a CUDA / cuBLAS status into QR_EBACKEND with "what: message (code)". */
+/* Translates a CUDA / cuBLASLt status into QR_EBACKEND with "cuda: what: message (code)". */
 int qr_cuda_check(cudaError_t e, const char *what);
 int qr_cublas_check(cublasStatus_t s, const char *what);
+/* Like qr_cuda_check, but an allocation failure (cudaErrorMemoryAllocation)
+ * becomes QR_ENOMEM "cuda: out of GPU memory: WHAT: BYTES bytes on device D
+ * (F of T MiB free)", which the service and the load line report as such. */
+int qr_cuda_check_alloc(qr_cuda_backend *cb, cudaError_t e, const char *what, size_t bytes);
+/* The same for pinned host memory (cudaMallocHost): "cuda: out of pinned host memory: WHAT: BYTES bytes". */
+int qr_cuda_check_host_alloc(cudaError_t e, const char *what, size_t bytes);
+/* After a stream sync with no op's staged arrays pending (sync, download):
+ * frees the retired staging buffers and restarts the ring. stage_mu held. */
+void qr_cuda_stage_synced(qr_cuda_backend *cb);
 
 /* Copies bytes of host data to device memory valid for ops enqueued on the
  * stream until the next sync (the host may reuse `host` at once). *dev
  * receives the device pointer (256-byte aligned). The ring restarts at every
- * sync; when it is full it waits for the stream first (and grows for an array
- * larger than itself). Every entry of the ops table holds cb->stage_mu
+ * sync; when it is full it waits for the stream first, and never overwrites
+ * or frees an array the current op staged before (qr_stage_plan,
+ * cuda_host.h): it wraps below them or grows, keeping the old buffer until
+ * the next sync. Every entry of the ops table holds cb->stage_mu
  * while it stages and enqueues (cuda_backend.cu), so callers on several
  * threads are serialised per backend and a sync from one of them cannot
  * recycle the ring between another's stage and the launch that reads it.

@@ -23,6 +23,14 @@
  *   the weight type (scratch) and write y in its own type with the bias fused
  *   as an epilogue where cuBLASLt offers one (else a separate add); f32
  *   weights run in plain f32 (no TF32: this is the reference precision).
+ *   That conversion is the one place an f32 activation loses precision, and
+ *   it is bounded: bf16 weights round x to bf16 (|dx| <= 2^-9 |x|, f32's
+ *   range, so no overflow); f16 weights first scale each row of x by a power
+ *   of two that puts its largest magnitude in [2^14, 2^15) (qr_f16_row_scale,
+ *   cuda_host.h), round to f16 (|dx| <= 2^-11 |x| + 2^-39 amax, never an
+ *   overflow past 65504) and scale the f32 product back, adding the bias
+ *   then. tests/unit/cuda: test_cuda_matmul (rows of |x| up to 3e5 and down
+ *   to 1e-6 against the CPU's f32 product), test_cuda_host (the scale).
  * - int8/Q8_0 weights with 9..QR_CUDA_W8_GEMM_MAX rows (batched decode): a
  *   tensor-core kernel that widens each weight tile to bf16 in shared memory
  *   (weights read once per 64 rows of x, not re-written);
@@ -71,29 +79,23 @@ enum { XK_F32 = 0, XK_BF16, XK_F16 };
 
 /* ------------------------------------------------------------ scratch */
 
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static unsigned char pool_done[256];
-
 int qr_cuda_scratch(qr_cuda_backend *cb, size_t bytes, void **dev)
 {
-    if (cb->device >= 0 && cb->device < 256) {
-        pthread_mutex_lock(&pool_mu);
-        if (!pool_done[cb->device]) {
-            /* Keep freed blocks in the pool instead of unmapping them at each
-             * synchronisation: scratch is taken and given back every op. */
-            cudaMemPool_t pool;
-            if (cudaDeviceGetDefaultMemPool(&pool, cb->device) == cudaSuccess) {
-                uint64_t thr = UINT64_MAX;
-                cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr);
-            }
-            pool_done[cb->device] = 1;
+    if (!cb->pool_set) { /* per backend (cuda_internal.h): the pool belongs to the context this backend keeps */
+        /* Keep freed blocks in the pool instead of unmapping them at each
+         * synchronisation: scratch is taken and given back every op. */
+        cudaMemPool_t pool;
+        if (cudaDeviceGetDefaultMemPool(&pool, cb->device) == cudaSuccess) {
+            uint64_t thr = UINT64_MAX;
+            cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &thr);
         }
-        pthread_mutex_unlock(&pool_mu);
+        (void)cudaGetLastError();
+        cb->pool_set = true;
     }
     void *p = NULL;
     cudaError_t e = cudaMallocAsync(&p, bytes ? bytes : 256, cb->stream);
     if (e != cudaSuccess)
-        return qr_cuda_check(e, "cuda: scratch (cudaMallocAsync)");
+        return qr_cuda_check_alloc(cb, e, "scratch (cudaMallocAsync)", bytes ? bytes : 256);
     *dev = p;
     return QR_OK;
 }
@@ -463,6 +465,53 @@ __global__ void cvt2d(const uint8_t *src, size_t s_rb, int sk, uint8_t *dst, siz
     }
 }
 
+/* f16 operands for f16 weights (see the top): row r of x (any activation
+ * kind) times s_r = qr_f16_row_scale(max |x_r|) into dst (rows, cols) f16
+ * dense, inv[r] = 1 / s_r. One block of F16_THREADS per row. */
+#define F16_THREADS 256
+__global__ void narrow_rows_f16(const uint8_t *__restrict__ X, size_t x_rb, int xk, __half *__restrict__ dst,
+                                int64_t cols, float *__restrict__ inv)
+{
+    __shared__ float red[F16_THREADS / 32];
+    const uint8_t *row = X + (size_t)blockIdx.x * x_rb;
+    float m = 0.0f;
+    for (int64_t c = threadIdx.x; c < cols; c += F16_THREADS) {
+        float a = fabsf(ld_act(row, xk, c));
+        m = a > m || a != a ? a : m; /* NaN wins: the row keeps scale 1 and its NaN, as on the CPU */
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float b = __shfl_xor_sync(0xffffffffu, m, o);
+        m = b > m || b != b ? b : m;
+    }
+    if ((threadIdx.x & 31) == 0)
+        red[threadIdx.x >> 5] = m;
+    __syncthreads();
+    m = red[0];
+    for (int w = 1; w < F16_THREADS / 32; w++)
+        m = red[w] > m || red[w] != red[w] ? red[w] : m;
+    const float s = qr_f16_row_scale(m);
+    __half *d = dst + (size_t)blockIdx.x * (size_t)cols;
+    for (int64_t c = threadIdx.x; c < cols; c += F16_THREADS)
+        d[c] = __float2half_rn(ld_act(row, xk, c) * s);
+    if (threadIdx.x == 0)
+        inv[blockIdx.x] = 1.0f / s;
+}
+
+/* dst(rows, cols) = src(rows, cols) f32 * inv[row] [+ bias(cols)], dst of any
+ * activation kind; in place when dst is src (f32). */
+__global__ void unscale_rows(const float *src, size_t s_rb, uint8_t *dst, size_t d_rb, int dk,
+                             const float *__restrict__ inv, int64_t rows, int64_t cols, const float *bias)
+{
+    const int64_t total = rows * cols;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / cols, c = i - r * cols;
+        float v = ((const float *)((const uint8_t *)src + (size_t)r * s_rb))[c] * inv[r];
+        if (bias)
+            v += bias[c];
+        st_act(dst + (size_t)r * d_rb, dk, c, v);
+    }
+}
+
 /* Weight rows r0..r0+nr-1 (any weight kind, scales applied) into bf16 (nr, cols) dense. */
 __global__ void dequant_rows_bf16(const uint8_t *__restrict__ W, size_t w_rb, int wk, const float *__restrict__ wscale,
                                   int64_t nblk, int64_t r0, int64_t nr, int64_t cols, __nv_bfloat16 *__restrict__ dst)
@@ -626,8 +675,6 @@ static bool aligned16(const void *p, size_t rb) { return ((uintptr_t)p % 16) == 
 
 /* ------------------------------------------------------------ weight_load */
 
-static pthread_mutex_t pin_mu = PTHREAD_MUTEX_INITIALIZER;
-static void *pin_buf[2]; /* process-wide pinned staging, QR_CUDA_LOAD_CHUNK each, kept for the process */
 
 static bool is_block_type(qr_dtype t)
 {
@@ -673,7 +720,6 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
     int rc = QR_OK;
     void *dstage = NULL;
     cudaEvent_t ev[2] = {NULL, NULL};
-    bool locked = false;
     if (want == QR_Q8_0) {
         t.dtype = QR_Q8_0;
         t.rows = rows;
@@ -681,10 +727,9 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
         t.row_bytes = ((size_t)cols + 15) / 16 * 16;
         t.owned = true;
         size_t nblk = (size_t)cols / 32;
-        if ((rc = qr_cuda_check(cudaMalloc(&t.data, t.row_bytes * (size_t)(rows ? rows : 1)),
-                                "cuda: weight_load: q8_0 values")) ||
-            (rc = qr_cuda_check(cudaMalloc((void **)&t.scale, nblk * sizeof(float) * (size_t)(rows ? rows : 1)),
-                                "cuda: weight_load: q8_0 scales")))
+        size_t vb = t.row_bytes * (size_t)(rows ? rows : 1), sb = nblk * sizeof(float) * (size_t)(rows ? rows : 1);
+        if ((rc = qr_cuda_check_alloc(cb, cudaMalloc(&t.data, vb), "weight_load: q8_0 values", vb)) ||
+            (rc = qr_cuda_check_alloc(cb, cudaMalloc((void **)&t.scale, sb), "weight_load: q8_0 scales", sb)))
             goto fail;
         /* padding bytes are never read, but keep them defined */
         if ((rc = qr_cuda_check(cudaMemsetAsync(t.data, 0, t.row_bytes * (size_t)(rows ? rows : 1), cb->stream),
@@ -694,8 +739,8 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
         if ((rc = qr_be_tensor_alloc(be, want, rows, cols, &t)))
             goto fail;
         if (want == QR_I8 && !t.scale && rows > 0 &&
-            (rc = qr_cuda_check(cudaMalloc((void **)&t.scale, (size_t)rows * sizeof(float)),
-                                "cuda: weight_load: int8 scales")))
+            (rc = qr_cuda_check_alloc(cb, cudaMalloc((void **)&t.scale, (size_t)rows * sizeof(float)),
+                                      "weight_load: int8 scales", (size_t)rows * sizeof(float))))
             goto fail;
     }
     if (rows == 0) {
@@ -703,11 +748,10 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
         return QR_OK;
     }
 
-    pthread_mutex_lock(&pin_mu);
-    locked = true;
+    /* the backend's own pinned buffers (cuda_internal.h); ops hold its lock */
     for (int i = 0; i < 2; i++)
-        if (!pin_buf[i] && (rc = qr_cuda_check(cudaMallocHost(&pin_buf[i], QR_CUDA_LOAD_CHUNK),
-                                               "cuda: weight_load: pinned staging")))
+        if (!cb->pin[i] && (rc = qr_cuda_check_host_alloc(cudaMallocHost(&cb->pin[i], QR_CUDA_LOAD_CHUNK),
+                                                          "weight_load: pinned staging", QR_CUDA_LOAD_CHUNK)))
             goto fail;
     if ((rc = qr_cuda_check(cudaEventCreateWithFlags(&ev[0], cudaEventDisableTiming), "cuda: weight_load: event")) ||
         (rc = qr_cuda_check(cudaEventCreateWithFlags(&ev[1], cudaEventDisableTiming), "cuda: weight_load: event")))
@@ -725,7 +769,7 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
             /* the copy that last read this pinned buffer must be done */
             if ((rc = qr_cuda_check(cudaEventSynchronize(ev[bi]), "cuda: weight_load: wait")))
                 goto fail;
-            uint8_t *pin = (uint8_t *)pin_buf[bi];
+            uint8_t *pin = (uint8_t *)cb->pin[bi];
             if (dev_src) {
                 memcpy(pin, s8 + (size_t)r0 * src_rb, (size_t)nr * src_rb);
             } else if ((rc = qr_convert_rows_to_f32(src_dt, src, cols, r0, nr, (float *)pin))) {
@@ -759,7 +803,6 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
     }
     cudaEventDestroy(ev[0]);
     cudaEventDestroy(ev[1]);
-    pthread_mutex_unlock(&pin_mu);
     *out = t;
     return QR_OK;
 fail:
@@ -770,8 +813,6 @@ fail:
     for (int i = 0; i < 2; i++)
         if (ev[i])
             cudaEventDestroy(ev[i]);
-    if (locked)
-        pthread_mutex_unlock(&pin_mu);
     if (t.data || t.scale) {
         if (want == QR_Q8_0) {
             cudaFree(t.data);
@@ -1121,9 +1162,37 @@ extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tenso
     /* GEMM: operand type of the multiply */
     qr_dtype ot = w->dtype == QR_F32 ? QR_F32 : w->dtype == QR_F16 ? QR_F16 : QR_BF16;
     size_t oes = ot == QR_F32 ? 4 : 2;
-    void *xs = NULL, *ys = NULL, *wd = NULL;
+    void *xs = NULL, *ys = NULL, *wd = NULL, *inv = NULL;
     const void *a = x->data;
     int64_t lda = (int64_t)(x->row_bytes / act_es(x->dtype));
+    if (ot == QR_F16) { /* rows scaled into f16's range, product in f32 scaled back (see the top) */
+        if (n > INT32_MAX) {
+            rc = qr_fail(QR_ELIMIT, "cuda: matmul: %lld rows", (long long)n);
+            goto out;
+        }
+        if ((rc = qr_cuda_scratch(cb, (size_t)n * (size_t)in * 2, &xs)) ||
+            (rc = qr_cuda_scratch(cb, (size_t)n * sizeof(float), &inv)))
+            goto out;
+        narrow_rows_f16<<<(unsigned)n, F16_THREADS, 0, cb->stream>>>((const uint8_t *)x->data, x->row_bytes,
+                                                                      xkind(x->dtype), (__half *)xs, in, (float *)inv);
+        if ((rc = launch_check("cuda: matmul: narrow x to f16")))
+            goto out;
+        float *yf = (float *)y->data; /* f32 y takes the product in place, else f32 scratch */
+        size_t yf_rb = y->row_bytes;
+        if (y->dtype != QR_F32) {
+            if ((rc = qr_cuda_scratch(cb, (size_t)n * (size_t)out * 4, &ys)))
+                goto out;
+            yf = (float *)ys;
+            yf_rb = (size_t)out * 4;
+        }
+        if ((rc = gemm(cb, QR_F16, w->data, (int64_t)(w->row_bytes / 2), xs, in, QR_F32, yf, (int64_t)(yf_rb / 4),
+                       yf_rb, NULL, n, out, in)))
+            goto out;
+        unscale_rows<<<grid_for(n * out, 256), 256, 0, cb->stream>>>(yf, yf_rb, (uint8_t *)y->data, y->row_bytes,
+                                                                     xkind(y->dtype), (const float *)inv, n, out, bp);
+        rc = launch_check("cuda: matmul: scale y back");
+        goto out;
+    }
     if (x->dtype != ot) { /* x converted to the operand type */
         if ((rc = qr_cuda_scratch(cb, (size_t)n * (size_t)in * oes, &xs)))
             goto out;
@@ -1139,7 +1208,7 @@ extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tenso
     }
     if (!int8) {
         int64_t ldw = (int64_t)(w->row_bytes / oes);
-        if (y->dtype != QR_F32 && y->dtype != ot) { /* f32/f16 weights, bf16 y: f32 result, narrowed with the bias */
+        if (y->dtype != QR_F32 && y->dtype != ot) { /* f32 weights, bf16 y: f32 result, narrowed with the bias */
             if ((rc = qr_cuda_scratch(cb, (size_t)n * (size_t)out * 4, &ys)) ||
                 (rc = gemm(cb, ot, w->data, ldw, a, lda, QR_F32, ys, out, (size_t)out * 4, NULL, n, out, in)))
                 goto out;
@@ -1176,6 +1245,7 @@ extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tenso
     }
 out:
     qr_cuda_scratch_free(cb, xs);
+    qr_cuda_scratch_free(cb, inv);
     qr_cuda_scratch_free(cb, ys);
     qr_cuda_scratch_free(cb, wd);
     return rc;

@@ -185,10 +185,9 @@ extern "C" int qr_cuda_topk(qr_backend *be, const qr_tensor *logits, int64_t n, 
     int *oi = (int *)(ov + (size_t)n * k);
     size_t sm1 = (size_t)chunk * (sizeof(float) + sizeof(int));
     size_t sm2 = (size_t)n_cand * (sizeof(float) + sizeof(int));
-    static bool attr_set[64]; /* per device; benign race (same value) */
-    bool *done = cb->device >= 0 && cb->device < 64 ? &attr_set[cb->device] : NULL;
+    bool *done = &cb->attr_topk; /* per backend (cuda_internal.h): lives in the context the backend keeps */
     cudaError_t e = cudaSuccess;
-    if (!(done && *done)) {
+    if (!*done) {
         int lim = (int)(TK_CHUNK_MAX * (sizeof(float) + sizeof(int)));
         if ((e = cudaFuncSetAttribute(topk_chunks<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim)) ==
                 cudaSuccess &&
@@ -196,7 +195,7 @@ extern "C" int qr_cuda_topk(qr_backend *be, const qr_tensor *logits, int64_t n, 
                 cudaSuccess)
             e = cudaFuncSetAttribute(topk_merge, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      (int)(TK_MERGE_MAX * (sizeof(float) + sizeof(int))));
-        if (e == cudaSuccess && done)
+        if (e == cudaSuccess)
             *done = true;
     }
     if (e == cudaSuccess) {

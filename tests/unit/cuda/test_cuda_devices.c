@@ -94,6 +94,53 @@ static void check_gpus(const qr_gpu_info *g, int n)
     CHECK(!memcmp(in, out, sizeof in));
     CHECK_OK(qr_be_sync(be));
     qr_be_tensor_free(be, &t);
+    /* out of memory while making Q8_0 weights: QR_ENOMEM naming it, not QR_EBACKEND
+     * (16M columns x 1M rows: 16 TiB; src is never read, the allocation fails first) */
+    static uint8_t dummy[64];
+    CHECK_INT(be->ops->weight_load(be, dummy, QR_Q8_0, (int64_t)1 << 20, (int64_t)1 << 24, QR_Q8_0, false, &t),
+              QR_ENOMEM);
+    CHECK(strstr(qr_last_error(), "out of GPU memory") != NULL && strstr(qr_last_error(), "q8_0") != NULL);
+    qr_backend_destroy(be);
+
+    /* issue 11: a backend made after a listing released the device's context
+     * (no backend left on it) sets up its own kernel attributes and pinned
+     * buffers: weight_load (pinned staging) and a matmul still work */
+    CHECK_OK(qr_cuda_devices(again, 16, &n2));
+    be = NULL;
+    CHECK_OK(qr_backend_cuda_create_ex(g[0].index, QR_F32, &be));
+    if (!be)
+        return;
+    for (int round = 0; round < 2; round++) {
+        float w[4 * 8], x[8], y[4] = {0};
+        for (int i = 0; i < 32; i++)
+            w[i] = (float)(i % 5) - 2.0f;
+        for (int i = 0; i < 8; i++)
+            x[i] = (float)i * 0.5f;
+        qr_tensor tw = {0}, tx = {0}, ty = {0};
+        CHECK_OK(be->ops->weight_load(be, w, QR_F32, 4, 8, QR_F32, false, &tw));
+        CHECK_OK(be->ops->tensor_alloc(be, QR_F32, 1, 8, &tx));
+        CHECK_OK(be->ops->tensor_alloc(be, QR_F32, 1, 4, &ty));
+        CHECK_OK(be->ops->upload(be, &tx, 0, x, 1));
+        CHECK_OK(be->ops->matmul(be, &tx, &tw, NULL, &ty));
+        CHECK_OK(be->ops->download(be, &ty, 0, y, 1));
+        for (int r = 0; r < 4; r++) {
+            float ref = 0;
+            for (int c = 0; c < 8; c++)
+                ref += w[r * 8 + c] * x[c];
+            CHECK_NEAR(y[r], ref, 1e-5);
+        }
+        qr_be_tensor_free(be, &tw);
+        qr_be_tensor_free(be, &tx);
+        qr_be_tensor_free(be, &ty);
+        if (round == 0) { /* destroy, list (releases the context), make a new one: round 2 */
+            qr_backend_destroy(be);
+            be = NULL;
+            CHECK_OK(qr_cuda_devices(again, 16, &n2));
+            CHECK_OK(qr_backend_cuda_create_ex(g[0].index, QR_F32, &be));
+            if (!be)
+                return;
+        }
+    }
     qr_backend_destroy(be);
 }
 

@@ -10,6 +10,7 @@
 
 static qr_backend *cpu, *gpu;
 static bool gpu_bf16; /* the GPU backend takes bf16 activation tensors */
+static float x_amp = 1.0f; /* magnitude of x (issue 11: f16 weights with |x| past f16's 65504) */
 
 /* Random GGUF Q8_0 rows: per block an f16 scale d and 32 int8 values. */
 static uint8_t *make_q8_0(int64_t rows, int64_t cols)
@@ -50,7 +51,7 @@ static void run_case(qr_dtype want, qr_dtype src_dt, qr_dtype act, int64_t n, in
             src = w16;
         }
     }
-    float *x = ct_rand((size_t)(n * in), 1.0f);
+    float *x = ct_rand((size_t)(n * in), x_amp);
     if (act == QR_BF16)
         for (int64_t i = 0; i < n * in; i++)
             x[i] = round_bf16(x[i]); /* both backends see the same x */
@@ -155,6 +156,18 @@ int main(void)
     if (gpu_bf16)
         run_case(QR_I8, QR_BF16, QR_BF16, 300, 96, 128, true);
     run_case(QR_BF16, QR_F32, QR_F32, 200, 768, 384, true);
+    /* f16 weights, GEMM path, activations past f16's range and below its
+     * normal range: rows are scaled into f16 range (cuda_matmul.cu), so the
+     * error stays at f16's rounding (ct_bound) instead of inf / lost digits */
+    const float amps[] = {3e5f, 1e-6f};
+    for (int a = 0; a < 2; a++) {
+        x_amp = amps[a];
+        run_case(QR_F16, QR_F32, QR_F32, 16, 96, 64, true);
+        run_case(QR_F16, QR_F16, QR_F32, 40, 257, 320, false);
+        if (gpu_bf16)
+            run_case(QR_F16, QR_F32, QR_BF16, 40, 130, 128, false);
+    }
+    x_amp = 1.0f;
 
     /* argument errors */
     {
