@@ -508,34 +508,49 @@ int main(int argc, char **argv)
     size_t *ln = calloc(nl, sizeof *ln);
     qr_gen_result *gr = calloc(ng, sizeof *gr);
     int *grc = calloc(ng, sizeof *grc);
-    float *f32_logits = NULL;
+    /* f32: free-running greedy, logits along that continuation, qr_generate. bf16 / int8:
+     * greedy fed quire's f32 ids and logits on the same sequences, which are the reference's
+     * when the f32 checks pass. Everything is compared once the reference is there. */
+    const qr_dtype dts[3] = {QR_F32, QR_BF16, QR_I8};
+    float *logits[3] = {NULL, NULL, NULL};
+    int32_t **tf[3] = {NULL, NULL, NULL}; /* bf16 / int8 teacher-forced arg-max ids */
+    double secs[3] = {0, 0, 0};
     qr_backend *be = NULL;
     double tq = now(), tq1 = tq;
     CHECK_OK(qr_backend_cpu_create(1, &be));
-    qr_model *m = NULL;
-    qr_model_opts o32 = {.dtype = QR_F32};
-    if (be)
-        CHECK_OK(qr_model_load(model, &o32, be, &m));
-    if (m) {
-        CHECK_OK(greedy_batch(m, cc, nc, NULL, qg, qgap));
-        for (size_t e = 0; e < nl; e++) { /* along quire's own continuation */
-            const chat_case *c = &cc[json_integer_value(json_array_get(jlc, e))];
-            size_t k = (size_t)(c - cc);
-            ln[e] = c->n_ids + N_GREEDY - 1;
-            lseq[e] = malloc(sizeof(int32_t) * ln[e]);
-            memcpy(lseq[e], c->ids, sizeof(int32_t) * c->n_ids);
-            memcpy(lseq[e] + c->n_ids, qg[k], sizeof(int32_t) * (N_GREEDY - 1));
+    for (int d = 0; be && d < 3; d++) {
+        double ta = now();
+        qr_model *m = NULL;
+        qr_model_opts o = {.dtype = dts[d]};
+        CHECK_OK(qr_model_load(model, &o, be, &m));
+        if (!m)
+            break;
+        if (d == 0) {
+            CHECK_OK(greedy_batch(m, cc, nc, NULL, qg, qgap));
+            for (size_t e = 0; e < nl; e++) { /* along quire's own continuation */
+                const chat_case *c = &cc[json_integer_value(json_array_get(jlc, e))];
+                size_t k = (size_t)(c - cc);
+                ln[e] = c->n_ids + N_GREEDY - 1;
+                lseq[e] = malloc(sizeof(int32_t) * ln[e]);
+                memcpy(lseq[e], c->ids, sizeof(int32_t) * c->n_ids);
+                memcpy(lseq[e] + c->n_ids, qg[k], sizeof(int32_t) * (N_GREEDY - 1));
+            }
+            for (size_t e = 0; e < ng; e++) {
+                grc[e] = run_generate(m, &cc[json_integer_value(json_array_get(jgc, e))], &gr[e]);
+                CHECK_OK(grc[e]);
+            }
+        } else {
+            tf[d] = calloc(nc, sizeof *tf[d]);
+            for (size_t i = 0; i < nc; i++)
+                tf[d][i] = calloc(N_GREEDY, sizeof **tf[d]);
+            CHECK_OK(greedy_batch(m, cc, nc, qg, tf[d], NULL));
         }
-        f32_logits = all_logits(m, lseq, ln, nl);
-        for (size_t e = 0; e < ng; e++) {
-            grc[e] = run_generate(m, &cc[json_integer_value(json_array_get(jgc, e))], &gr[e]);
-            CHECK_OK(grc[e]);
-        }
+        logits[d] = all_logits(m, lseq, ln, nl);
         qr_model_free(m);
-        tq1 = now();
+        secs[d] = now() - ta;
     }
+    tq1 = now();
     qr_backend_destroy(be);
-    be = NULL;
 
     int prc = wait_child(child);
     double t1 = now();
@@ -654,16 +669,15 @@ int main(int argc, char **argv)
     ref_logits rl = {0};
     ref_logits_load(ref, &rl);
     CHECK_INT(rl.ne, nl);
-    if (f32_logits && rl.ne == nl) {
-        size_t *n_cmp = calloc(nl, sizeof *n_cmp); /* rows on the same ids as the reference's */
+    size_t *n_cmp = calloc(nl, sizeof *n_cmp); /* rows on the same ids as the reference's */
+    if (logits[0] && rl.ne == nl) {
         for (size_t e = 0; e < nl; e++) {
             while (n_cmp[e] < ln[e] && n_cmp[e] < rl.n[e] && lseq[e][n_cmp[e]] == rl.seq[e][n_cmp[e]])
                 n_cmp[e]++;
             CHECK_MSG(n_cmp[e] == rl.n[e] && ln[e] == rl.n[e], "logits chat %lld: sequences differ at %zu", rl.chat[e],
                       n_cmp[e]);
         }
-        compare_logits(f32_logits, &rl, n_cmp, v, logp, QR_F32, &s32);
-        free(n_cmp);
+        compare_logits(logits[0], &rl, n_cmp, v, logp, QR_F32, &s32);
     }
     for (size_t e = 0; e < ng; e++) {
         size_t c = (size_t)json_integer_value(json_array_get(jgc, e)), stop = N_GREEDY;
@@ -678,38 +692,21 @@ int main(int argc, char **argv)
         printf("f32   qr_generate chat %zu: %zu ids, finish %s: %s\n", c, gr[e].n_ids, gr[e].finish,
                same ? "= reference" : "differs");
     }
-    print_summary(QR_F32, &s32, tq1 - tq);
+    print_summary(QR_F32, &s32, secs[0]);
 
-    /* bf16, int8: the reference's ids fed back; reported */
-    CHECK_OK(qr_backend_cpu_create(0, &be));
-    const qr_dtype dts[] = {QR_BF16, QR_I8};
-    for (size_t d = 0; be && d < sizeof dts / sizeof *dts; d++) {
-        double ta = now();
-        qr_model_opts o = {.dtype = dts[d]};
-        CHECK_OK(qr_model_load(model, &o, be, &m));
-        if (!m)
+    /* bf16, int8: reported */
+    for (int d = 1; d < 3; d++) {
+        if (!tf[d] || !logits[d])
             continue;
         dtype_stats ds = {0};
-        int32_t **out = calloc(nc, sizeof *out);
         for (size_t i = 0; i < nc; i++)
-            out[i] = calloc(N_GREEDY, sizeof **out);
-        CHECK_OK(greedy_batch(m, cc, nc, rg, out, NULL));
-        for (size_t i = 0; i < nc; i++) {
-            for (size_t t = 0; t < N_GREEDY; t++)
-                ds.agree += out[i][t] == rg[i][t];
-            ds.steps += N_GREEDY;
-            free(out[i]);
-        }
-        free(out);
-        float *lg = rl.ne == nl ? all_logits(m, rl.seq, rl.n, rl.ne) : NULL;
-        if (lg)
-            compare_logits(lg, &rl, rl.n, v, logp, dts[d], &ds);
-        free(lg);
-        print_summary(dts[d], &ds, now() - ta);
-        qr_model_free(m);
-        m = NULL;
+            for (size_t t = 0; t < N_GREEDY; t++, ds.steps++)
+                ds.agree += tf[d][i][t] == rg[i][t];
+        if (rl.ne == nl)
+            compare_logits(logits[d], &rl, n_cmp, v, logp, dts[d], &ds);
+        print_summary(dts[d], &ds, secs[d]);
     }
-    qr_backend_destroy(be);
+    free(n_cmp);
     ref_logits_free(&rl);
     for (size_t i = 0; i < nc; i++)
         free(rg[i]);
@@ -717,7 +714,7 @@ int main(int argc, char **argv)
     struct rusage ru_self, ru_child;
     getrusage(RUSAGE_SELF, &ru_self);
     getrusage(RUSAGE_CHILDREN, &ru_child);
-    printf("wall: reference %.1f s (quire's f32 side alongside: %.1f s), then %.1f s; cpu: quire %.1f s, "
+    printf("wall: reference %.1f s (quire alongside, one thread: %.1f s), then %.1f s; cpu: quire %.1f s, "
            "reference %.1f s\n", t1 - t0, tq1 - tq, now() - t1, cpu_s(&ru_self), cpu_s(&ru_child));
 out:
     unlink(in);
@@ -741,7 +738,12 @@ out:
     free(ln);
     free(qg);
     free(qgap);
-    free(f32_logits);
+    for (int d = 0; d < 3; d++) {
+        free(logits[d]);
+        for (size_t i = 0; tf[d] && i < nc; i++)
+            free(tf[d][i]);
+        free(tf[d]);
+    }
     free(cc);
     json_decref(ref);
     json_decref(cases);
