@@ -10,7 +10,10 @@
  *   tokenizer.ggml.merges       string[m] "left right", rank order (gpt2; required there)
  *   tokenizer.ggml.pre          gpt2 pre-tokenizer: "default"/"gpt-2" (GPT-2 regex),
  *                               "llama-bpe"/"llama3"/"llama-v3" (Llama-3 split, ignore_merges),
- *                               "qwen2" (NFC + Qwen2 split); others are QR_EUNSUPPORTED
+ *                               "qwen2" (NFC + Qwen2 split), "smollm" (every digit its own
+ *                               pre-token, then the GPT-2 regex: llama.cpp's starcoder group,
+ *                               HF's Sequence[Digits(individual_digits), ByteLevel]);
+ *                               others are QR_EUNSUPPORTED
  *   tokenizer.ggml.{bos,eos,unknown,padding,seperator,cls}_token_id  (out-of-range = none)
  *   tokenizer.ggml.add_bos_token / add_eos_token / add_space_prefix  (bools)
  *
@@ -225,13 +228,18 @@ static int build_bpe(qr_tokenizer *t, const qr_gguf *g, const char *path)
     if (qr_gguf_has(g, KEY_PRE) && (rc = qr_gguf_get_str(g, KEY_PRE, &pre)))
         return qr_fail(rc, "%s: %s: not a string", path, KEY_PRE);
     const char *split = NULL;
-    bool llama3 = false;
+    bool llama3 = false, digits = false;
     if (str_is(pre, "default") || str_is(pre, "gpt-2") || str_is(pre, "gpt2")) {
         split = NULL;
     } else if (str_is(pre, "llama-bpe") || str_is(pre, "llama3") || str_is(pre, "llama-v3")) {
         split = llama3_pattern;
         llama3 = true;
         t->model.ignore_merges = true;
+    } else if (str_is(pre, "smollm")) {
+        /* SmolLM2's tokenizer.json: Sequence[Digits(individual_digits=true),
+         * ByteLevel(add_prefix_space=false, use_regex=true)]. "a 12" → "a", " ", "1", "2":
+         * the digit split comes first, so " 1" is never a pre-token. */
+        digits = true;
     } else if (str_is(pre, "qwen2")) {
         split = qwen2_pattern;
         qr_tok_norm nfc = {.type = QR_NORM_NFC};
@@ -239,7 +247,12 @@ static int build_bpe(qr_tokenizer *t, const qr_gguf *g, const char *path)
             return rc;
     } else {
         return qr_fail(QR_EUNSUPPORTED, "%s: %s: pre-tokenizer \"%.*s\" not supported (known: default, gpt-2, "
-                       "llama-bpe, llama3, qwen2)", path, KEY_PRE, (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
+                       "llama-bpe, llama3, qwen2, smollm)", path, KEY_PRE, (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
+    }
+    if (digits) {
+        qr_tok_pretok d = {.type = QR_PT_DIGITS, .individual_digits = true};
+        if ((rc = qr_tok_push_pretok(t, &d)))
+            return rc;
     }
     if (split) {
         qr_tok_pretok p = {.type = QR_PT_SPLIT, .behavior = QR_SPLIT_ISOLATED};
