@@ -25,6 +25,8 @@ OUTDIR/ref.json:
               template writes the special tokens; nothing added), "ids_hf": apply_chat_template's
               own ids (transformers' tokenizer),
               "greedy": n_greedy ids (generate, do_sample=False, eos disabled),
+              "decoded", "decoded_skip": their text by the pipeline's ByteLevel decoder, with and
+              without the special tokens,
               "top2": [[top1 id, top2 id, top1-top2 gap, max|logit|] per greedy step]}],
    "logits": [{"chat": i, "n": rows, "row0": first row in logits.f32}]}
 OUTDIR/logits.f32: for each entry of "logits", the logits (n, V) little-endian float32 of
@@ -137,6 +139,8 @@ def main():
         for b, i in enumerate(batch):
             c = chats[i]
             c["greedy"] = g.sequences[b, L:].tolist()
+            c["decoded"] = pipe.decode(c["greedy"], skip_special_tokens=False)
+            c["decoded_skip"] = pipe.decode(c["greedy"], skip_special_tokens=True)
             c["top2"] = []
             for step in g.logits:
                 v, k = torch.topk(step[b].float(), 2)

@@ -1,7 +1,9 @@
 /* Parity of quire with Hugging Face transformers on a real trained model: SmolLM2-135M-Instruct
  * in GGUF Q4_1 (tools/models.sh), on the CPU.
  *
- *   test_smollm CASES.json REF_SCRIPT      (smollm_cases.json, tools/reference/smollm_ref.py)
+ *   test_smollm CASES.json REF_SCRIPT [KEEP_DIR]
+ *                    (smollm_cases.json, tools/reference/smollm_ref.py; KEEP_DIR keeps the
+ *                    reference's files for tools/reference/smollm_selfcheck.py)
  *
  * The reference is computed at test time by REF_SCRIPT under QUIRE_PYTHON: transformers reads
  * the same GGUF and dequantizes Q4_1 / Q8_0 to float32, the numbers quire uses with
@@ -22,6 +24,8 @@
  *              "messages" cases through qr_chat_render + qr_tokenize (what /v1/chat/completions
  *              does), "question" + "sources" cases through qr_prompt_build (what `quire ask`
  *              does, the messages being its system instruction and qr_prompt_user_text).
+ *   detokenize qr_detokenize of each greedy completion (skip_special false and true) is the
+ *              pipeline's ByteLevel decoder's text.
  *   f32        greedy: for every chat quire's 64 greedy ids (all chats decoded as one batch,
  *              each fed its own arg-max; eos not special) are the reference's (transformers
  *              generate, do_sample=False, eos disabled); a difference prints both top-2 gaps.
@@ -441,8 +445,8 @@ static void print_summary(qr_dtype dt, const dtype_stats *ds, double secs)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: test_smollm CASES.json REF_SCRIPT\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: test_smollm CASES.json REF_SCRIPT [KEEP_DIR]\n");
         return 2;
     }
     const char *model = MODEL(MODEL_FILE);
@@ -485,8 +489,14 @@ int main(int argc, char **argv)
         CHECK((size_t)json_integer_value(json_array_get(jgc, e)) < nc);
 
     /* the reference runs (one thread) while quire computes its f32 side on one thread */
-    char dir[] = "/tmp/quire-smollm-XXXXXX", in[64], refp[64], logp[64];
-    CHECK(mkdtemp(dir) != NULL);
+    /* KEEP_DIR (an existing directory) keeps the reference's input and output there, for
+     * tools/reference/smollm_selfcheck.py */
+    const char *keep = argc == 4 ? argv[3] : NULL;
+    char tmp[] = "/tmp/quire-smollm-XXXXXX", in[4200], refp[4200], logp[4200];
+    const char *dir = keep ? keep : mkdtemp(tmp);
+    CHECK(dir != NULL);
+    if (!dir)
+        return qr_test_done();
     snprintf(in, sizeof in, "%s/in.json", dir);
     snprintf(refp, sizeof refp, "%s/ref.json", dir);
     snprintf(logp, sizeof logp, "%s/logits.f32", dir);
@@ -494,7 +504,7 @@ int main(int argc, char **argv)
                             corpus, "chats", ref_msgs, "n_greedy", N_GREEDY, "logits_chats", jlc);
     CHECK(req && json_dump_file(req, in, 0) == 0);
     json_decref(req);
-    char *args[] = {(char *)py, argv[2], (char *)model, in, dir, NULL};
+    char *args[] = {(char *)py, argv[2], (char *)model, in, (char *)dir, NULL};
     pid_t child = spawn(args);
     CHECK(child > 0);
 
@@ -557,8 +567,10 @@ int main(int argc, char **argv)
     json_t *ref = prc == 0 ? json_load_file(refp, 0, &je) : NULL;
     if (prc == 77) {
         printf("SKIP: the reference script skipped\n");
-        unlink(in);
-        rmdir(dir);
+        if (!keep) {
+            unlink(in);
+            rmdir(dir);
+        }
         return 77;
     }
     CHECK_MSG(prc == 0 && ref, "%s %s: exit %d%s", py, argv[2], prc, ref || prc ? "" : ": no ref.json");
@@ -652,6 +664,23 @@ int main(int argc, char **argv)
                     gap < LOGIT_TOL ? ": a near tie, closer than the logits tolerance" : "");
         }
     }
+    /* detokenization of the greedy ids, with and without the special tokens */
+    size_t dec_bad = 0;
+    for (size_t i = 0; i < nc; i++)
+        for (int skip = 0; skip < 2; skip++) {
+            char *text = NULL;
+            const char *want = json_string_value(json_object_get(json_array_get(rchats, i), skip ? "decoded_skip" : "decoded"));
+            int rc = qr_detokenize(tok, rg[i], N_GREEDY, skip, &text);
+            if (rc || !want || strcmp(text, want)) {
+                if (dec_bad++ < 3)
+                    fprintf(stderr, "chat %zu: detokenized (skip_special %d):\n%s\n--- reference:\n%s\n", i, skip,
+                            text ? text : "(error)", want ? want : "(none)");
+            }
+            free(text);
+        }
+    CHECK_MSG(dec_bad == 0, "detokenize: %zu of %zu texts differ", dec_bad, 2 * nc);
+    printf("detokenize: %zu greedy completions, with and without special tokens: %zu differ from the pipeline's "
+           "decoder\n", nc, dec_bad);
     /* Near ties are reported, and still asserted: quire's f32 logits are ~1e-5 max|logit| off */
     double min_gap = INFINITY;
     size_t n_close = 0;
@@ -717,10 +746,12 @@ int main(int argc, char **argv)
     printf("wall: reference %.1f s (quire alongside, one thread: %.1f s), then %.1f s; cpu: quire %.1f s, "
            "reference %.1f s\n", t1 - t0, tq1 - tq, now() - t1, cpu_s(&ru_self), cpu_s(&ru_child));
 out:
-    unlink(in);
-    unlink(refp);
-    unlink(logp);
-    rmdir(dir);
+    if (!keep) {
+        unlink(in);
+        unlink(refp);
+        unlink(logp);
+        rmdir(dir);
+    }
     for (size_t i = 0; i < nc; i++) {
         free(cc[i].text);
         free(cc[i].ids);
