@@ -19,9 +19,10 @@ import json
 import os
 import sys
 
-import numpy as np
-import torch
-from transformers import AutoModelForCausalLM
+os.environ.setdefault("TQDM_DISABLE", "1")
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from transformers import AutoModelForCausalLM  # noqa: E402
 
 
 @torch.no_grad()

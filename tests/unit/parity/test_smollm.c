@@ -147,16 +147,25 @@ static pid_t spawn(char *const argv[])
     return pid;
 }
 
-/* Exit status of a spawned child, or -1. */
-static int wait_child(pid_t pid)
+/* Exit status of a spawned child, or -1; with nohang, -2 while it runs. The status is
+ * kept, so the child may be asked again. */
+static int wait_child(pid_t pid, bool nohang)
 {
+    static pid_t done_pid = -1;
+    static int done_rc;
     int st;
     if (pid < 0)
         return -1;
-    while (waitpid(pid, &st, 0) < 0)
+    if (pid == done_pid)
+        return done_rc;
+    pid_t r;
+    while ((r = waitpid(pid, &st, nohang ? WNOHANG : 0)) < 0)
         if (errno != EINTR)
             return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if (r == 0)
+        return -2;
+    done_pid = pid;
+    return done_rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 typedef struct {
@@ -518,15 +527,26 @@ int main(int argc, char **argv)
     size_t *ln = calloc(nl, sizeof *ln);
     qr_gen_result *gr = calloc(ng, sizeof *gr);
     int *grc = calloc(ng, sizeof *grc);
-    /* f32: free-running greedy, logits along that continuation, qr_generate. bf16 / int8:
-     * greedy fed quire's f32 ids and logits on the same sequences, which are the reference's
-     * when the f32 checks pass. Everything is compared once the reference is there. */
     const qr_dtype dts[3] = {QR_F32, QR_BF16, QR_I8};
     float *logits[3] = {NULL, NULL, NULL};
     int32_t **tf[3] = {NULL, NULL, NULL}; /* bf16 / int8 teacher-forced arg-max ids */
     double secs[3] = {0, 0, 0};
     qr_backend *be = NULL;
     double tq = now(), tq1 = tq;
+    /* The script creates DIR/imported once its packages are imported: until then (a few
+     * seconds) it may still skip, and quire's side would be wasted work. */
+    char imported[4200];
+    snprintf(imported, sizeof imported, "%s/imported", dir);
+    while (child > 0 && wait_child(child, true) == -2 && access(imported, F_OK) != 0)
+        usleep(20000);
+    int early = wait_child(child, true);
+    if (early != -2 && early != 0) /* skipped or failed: no quire side */
+        goto reference_done;
+
+    /* f32: free-running greedy, logits along that continuation, qr_generate. bf16 / int8:
+     * greedy fed quire's f32 ids and logits on the same sequences, which are the reference's
+     * when the f32 checks pass. Everything is compared once the reference is there. */
+    tq = now();
     CHECK_OK(qr_backend_cpu_create(1, &be));
     for (int d = 0; be && d < 3; d++) {
         double ta = now();
@@ -562,13 +582,15 @@ int main(int argc, char **argv)
     tq1 = now();
     qr_backend_destroy(be);
 
-    int prc = wait_child(child);
+reference_done:;
+    int prc = wait_child(child, false);
     double t1 = now();
     json_t *ref = prc == 0 ? json_load_file(refp, 0, &je) : NULL;
     if (prc == 77) {
         printf("SKIP: the reference script skipped\n");
         if (!keep) {
             unlink(in);
+            unlink(imported);
             rmdir(dir);
         }
         return 77;
@@ -748,6 +770,7 @@ int main(int argc, char **argv)
 out:
     if (!keep) {
         unlink(in);
+        unlink(imported);
         unlink(refp);
         unlink(logp);
         rmdir(dir);
