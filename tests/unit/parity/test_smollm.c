@@ -15,8 +15,9 @@
  *   tokenizer  quire's GGUF tokenizer (tokenizer.ggml.pre "smollm") gives the ids of SmolLM2's
  *              own tokenizer.json pipeline, Sequence[Digits(individual_digits), ByteLevel],
  *              rebuilt by the script with `tokenizers` from the GGUF's vocabulary and merges,
- *              for the strings of CASES.json and the 10000 of the tokenizer oracle corpus
- *              (digits, scripts, emoji, whitespace runs, control tokens such as <|im_start|>).
+ *              for the strings of CASES.json and every line of the tokenizer oracle corpus
+ *              tests/fixtures/tokenizer/oracle/corpus.jsonl (digits, scripts, emoji, whitespace
+ *              runs, control tokens such as <|im_start|>, bytes missing from the vocabulary).
  *              transformers' own GGUF tokenizer drops the Digits step; where it differs the
  *              count is reported (not a quire defect).
  *   prompts    for each chat of CASES.json, quire's prompt text and ids equal transformers'
@@ -34,9 +35,10 @@
  *              of the "logits_chats" (prompt and continuation, full vocabulary). qr_generate
  *              (temperature 0) gives the reference ids up to its first eos for the
  *              "generate_chats". This f32 side runs on one thread while the reference runs.
- *   bf16, int8 printed, not asserted: top-1 agreement with the reference's greedy ids fed back
- *              (teacher forcing, so one flip does not derail the rest), top-1 agreement and
- *              max relative logit error over the "logits_chats" positions.
+ *   bf16, int8 printed, not asserted: top-1 agreement with the reference's greedy ids, the
+ *              f32 ids fed back (teacher forcing, so one flip does not derail the rest; they
+ *              are the reference's when the f32 check passes), top-1 agreement and max
+ *              relative logit error over the "logits_chats" positions.
  */
 #include <errno.h>
 #include <jansson.h>
