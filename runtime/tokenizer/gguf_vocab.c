@@ -208,6 +208,12 @@ static int build_bpe(qr_tokenizer *t, const qr_gguf *g, const char *path)
         return qr_fail(rc ? rc : QR_EFORMAT, "%s: %s: missing or not a string array (needed by the gpt2 tokenizer)",
                        path, KEY_MERGES);
     t->model.type = QR_TOK_MODEL_BPE;
+    /* No unknown token in the BPE model: tokenizer.ggml.unknown_token_id of these files is
+     * the tokenizer_config's unk_token (SmolLM2: <|endoftext|>), not the BPE model's, which
+     * is null in their tokenizer.json. A byte-level piece missing from the vocabulary (SmolLM2
+     * has no piece for 0xF1..0xF3, the lead bytes of planes 4-15) is dropped, as HF's BPE
+     * without unk_token and llama.cpp's BPE tokenizer drop it. */
+    t->model.unk_id = -1;
     for (uint64_t i = 0; i < nm; i++) {
         qr_gguf_str m;
         if ((rc = qr_gguf_arr_str(g, KEY_MERGES, i, &m)))

@@ -25,8 +25,12 @@ OUTDIR/ref.json:
               template writes the special tokens; nothing added), "ids_hf": apply_chat_template's
               own ids (transformers' tokenizer),
               "greedy": n_greedy ids (generate, do_sample=False, eos disabled),
+              "decoded", "decoded_skip": their text by the pipeline's ByteLevel decoder, with and
+              without the special tokens,
               "top2": [[top1 id, top2 id, top1-top2 gap, max|logit|] per greedy step]}],
    "logits": [{"chat": i, "n": rows, "row0": first row in logits.f32}]}
+OUTDIR/imported: created (empty) once the packages are imported: the test waits for it
+  (or for the script's exit) before starting its own computation.
 OUTDIR/logits.f32: for each entry of "logits", the logits (n, V) little-endian float32 of
   every position of ids + greedy[:-1] (prompt and continuation), from one forward pass.
 
@@ -43,6 +47,7 @@ def skip(msg):
     sys.exit(77)
 
 
+os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF loader draws a progress bar
 try:
     import numpy as np
     import torch
@@ -50,8 +55,12 @@ try:
     import tokenizers
     from tokenizers import Tokenizer, AddedToken, decoders, models, pre_tokenizers
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 except ImportError as e:
     skip("python packages missing (%s)" % e)
+
+hf_logging.disable_progress_bar()  # the test's log keeps the numbers, not progress bars
+hf_logging.set_verbosity_error()
 
 
 def pipeline_tokenizer(path):
@@ -83,6 +92,7 @@ def main():
     # processes (measured 20x slower with 2 threads under load).
     torch.set_num_threads(1)
     req = json.load(open(inp, encoding="utf-8"))
+    open(os.path.join(out, "imported"), "w").close()  # the test starts its own side now
     t0 = time.time()
     d, name = os.path.split(os.path.abspath(path))
     tok = AutoTokenizer.from_pretrained(d, gguf_file=name)
@@ -137,6 +147,8 @@ def main():
         for b, i in enumerate(batch):
             c = chats[i]
             c["greedy"] = g.sequences[b, L:].tolist()
+            c["decoded"] = pipe.decode(c["greedy"], skip_special_tokens=False)
+            c["decoded_skip"] = pipe.decode(c["greedy"], skip_special_tokens=True)
             c["top2"] = []
             for step in g.logits:
                 v, k = torch.topk(step[b].float(), 2)

@@ -1,7 +1,9 @@
 /* Parity of quire with Hugging Face transformers on a real trained model: SmolLM2-135M-Instruct
  * in GGUF Q4_1 (tools/models.sh), on the CPU.
  *
- *   test_smollm CASES.json REF_SCRIPT      (smollm_cases.json, tools/reference/smollm_ref.py)
+ *   test_smollm CASES.json REF_SCRIPT [KEEP_DIR]
+ *                    (smollm_cases.json, tools/reference/smollm_ref.py; KEEP_DIR keeps the
+ *                    reference's files for tools/reference/smollm_selfcheck.py)
  *
  * The reference is computed at test time by REF_SCRIPT under QUIRE_PYTHON: transformers reads
  * the same GGUF and dequantizes Q4_1 / Q8_0 to float32, the numbers quire uses with
@@ -13,8 +15,9 @@
  *   tokenizer  quire's GGUF tokenizer (tokenizer.ggml.pre "smollm") gives the ids of SmolLM2's
  *              own tokenizer.json pipeline, Sequence[Digits(individual_digits), ByteLevel],
  *              rebuilt by the script with `tokenizers` from the GGUF's vocabulary and merges,
- *              for the strings of CASES.json and the 10000 of the tokenizer oracle corpus
- *              (digits, scripts, emoji, whitespace runs, control tokens such as <|im_start|>).
+ *              for the strings of CASES.json and every line of the tokenizer oracle corpus
+ *              tests/fixtures/tokenizer/oracle/corpus.jsonl (digits, scripts, emoji, whitespace
+ *              runs, control tokens such as <|im_start|>, bytes missing from the vocabulary).
  *              transformers' own GGUF tokenizer drops the Digits step; where it differs the
  *              count is reported (not a quire defect).
  *   prompts    for each chat of CASES.json, quire's prompt text and ids equal transformers'
@@ -22,6 +25,8 @@
  *              "messages" cases through qr_chat_render + qr_tokenize (what /v1/chat/completions
  *              does), "question" + "sources" cases through qr_prompt_build (what `quire ask`
  *              does, the messages being its system instruction and qr_prompt_user_text).
+ *   detokenize qr_detokenize of each greedy completion (skip_special false and true) is the
+ *              pipeline's ByteLevel decoder's text.
  *   f32        greedy: for every chat quire's 64 greedy ids (all chats decoded as one batch,
  *              each fed its own arg-max; eos not special) are the reference's (transformers
  *              generate, do_sample=False, eos disabled); a difference prints both top-2 gaps.
@@ -30,9 +35,10 @@
  *              of the "logits_chats" (prompt and continuation, full vocabulary). qr_generate
  *              (temperature 0) gives the reference ids up to its first eos for the
  *              "generate_chats". This f32 side runs on one thread while the reference runs.
- *   bf16, int8 printed, not asserted: top-1 agreement with the reference's greedy ids fed back
- *              (teacher forcing, so one flip does not derail the rest), top-1 agreement and
- *              max relative logit error over the "logits_chats" positions.
+ *   bf16, int8 printed, not asserted: top-1 agreement with the reference's greedy ids, the
+ *              f32 ids fed back (teacher forcing, so one flip does not derail the rest; they
+ *              are the reference's when the f32 check passes), top-1 agreement and max
+ *              relative logit error over the "logits_chats" positions.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -143,16 +149,25 @@ static pid_t spawn(char *const argv[])
     return pid;
 }
 
-/* Exit status of a spawned child, or -1. */
-static int wait_child(pid_t pid)
+/* Exit status of a spawned child, or -1; with nohang, -2 while it runs. The status is
+ * kept, so the child may be asked again. */
+static int wait_child(pid_t pid, bool nohang)
 {
+    static pid_t done_pid = -1;
+    static int done_rc;
     int st;
     if (pid < 0)
         return -1;
-    while (waitpid(pid, &st, 0) < 0)
+    if (pid == done_pid)
+        return done_rc;
+    pid_t r;
+    while ((r = waitpid(pid, &st, nohang ? WNOHANG : 0)) < 0)
         if (errno != EINTR)
             return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if (r == 0)
+        return -2;
+    done_pid = pid;
+    return done_rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 typedef struct {
@@ -441,8 +456,8 @@ static void print_summary(qr_dtype dt, const dtype_stats *ds, double secs)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: test_smollm CASES.json REF_SCRIPT\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: test_smollm CASES.json REF_SCRIPT [KEEP_DIR]\n");
         return 2;
     }
     const char *model = MODEL(MODEL_FILE);
@@ -485,8 +500,14 @@ int main(int argc, char **argv)
         CHECK((size_t)json_integer_value(json_array_get(jgc, e)) < nc);
 
     /* the reference runs (one thread) while quire computes its f32 side on one thread */
-    char dir[] = "/tmp/quire-smollm-XXXXXX", in[64], refp[64], logp[64];
-    CHECK(mkdtemp(dir) != NULL);
+    /* KEEP_DIR (an existing directory) keeps the reference's input and output there, for
+     * tools/reference/smollm_selfcheck.py */
+    const char *keep = argc == 4 ? argv[3] : NULL;
+    char tmp[] = "/tmp/quire-smollm-XXXXXX", in[4200], refp[4200], logp[4200];
+    const char *dir = keep ? keep : mkdtemp(tmp);
+    CHECK(dir != NULL);
+    if (!dir)
+        return qr_test_done();
     snprintf(in, sizeof in, "%s/in.json", dir);
     snprintf(refp, sizeof refp, "%s/ref.json", dir);
     snprintf(logp, sizeof logp, "%s/logits.f32", dir);
@@ -494,7 +515,7 @@ int main(int argc, char **argv)
                             corpus, "chats", ref_msgs, "n_greedy", N_GREEDY, "logits_chats", jlc);
     CHECK(req && json_dump_file(req, in, 0) == 0);
     json_decref(req);
-    char *args[] = {(char *)py, argv[2], (char *)model, in, dir, NULL};
+    char *args[] = {(char *)py, argv[2], (char *)model, in, (char *)dir, NULL};
     pid_t child = spawn(args);
     CHECK(child > 0);
 
@@ -508,15 +529,26 @@ int main(int argc, char **argv)
     size_t *ln = calloc(nl, sizeof *ln);
     qr_gen_result *gr = calloc(ng, sizeof *gr);
     int *grc = calloc(ng, sizeof *grc);
-    /* f32: free-running greedy, logits along that continuation, qr_generate. bf16 / int8:
-     * greedy fed quire's f32 ids and logits on the same sequences, which are the reference's
-     * when the f32 checks pass. Everything is compared once the reference is there. */
     const qr_dtype dts[3] = {QR_F32, QR_BF16, QR_I8};
     float *logits[3] = {NULL, NULL, NULL};
     int32_t **tf[3] = {NULL, NULL, NULL}; /* bf16 / int8 teacher-forced arg-max ids */
     double secs[3] = {0, 0, 0};
     qr_backend *be = NULL;
     double tq = now(), tq1 = tq;
+    /* The script creates DIR/imported once its packages are imported: until then (a few
+     * seconds) it may still skip, and quire's side would be wasted work. */
+    char imported[4200];
+    snprintf(imported, sizeof imported, "%s/imported", dir);
+    while (child > 0 && wait_child(child, true) == -2 && access(imported, F_OK) != 0)
+        usleep(20000);
+    int early = wait_child(child, true);
+    if (early != -2 && early != 0) /* skipped or failed: no quire side */
+        goto reference_done;
+
+    /* f32: free-running greedy, logits along that continuation, qr_generate. bf16 / int8:
+     * greedy fed quire's f32 ids and logits on the same sequences, which are the reference's
+     * when the f32 checks pass. Everything is compared once the reference is there. */
+    tq = now();
     CHECK_OK(qr_backend_cpu_create(1, &be));
     for (int d = 0; be && d < 3; d++) {
         double ta = now();
@@ -552,13 +584,17 @@ int main(int argc, char **argv)
     tq1 = now();
     qr_backend_destroy(be);
 
-    int prc = wait_child(child);
+reference_done:;
+    int prc = wait_child(child, false);
     double t1 = now();
     json_t *ref = prc == 0 ? json_load_file(refp, 0, &je) : NULL;
     if (prc == 77) {
         printf("SKIP: the reference script skipped\n");
-        unlink(in);
-        rmdir(dir);
+        if (!keep) {
+            unlink(in);
+            unlink(imported);
+            rmdir(dir);
+        }
         return 77;
     }
     CHECK_MSG(prc == 0 && ref, "%s %s: exit %d%s", py, argv[2], prc, ref || prc ? "" : ": no ref.json");
@@ -652,6 +688,23 @@ int main(int argc, char **argv)
                     gap < LOGIT_TOL ? ": a near tie, closer than the logits tolerance" : "");
         }
     }
+    /* detokenization of the greedy ids, with and without the special tokens */
+    size_t dec_bad = 0;
+    for (size_t i = 0; i < nc; i++)
+        for (int skip = 0; skip < 2; skip++) {
+            char *text = NULL;
+            const char *want = json_string_value(json_object_get(json_array_get(rchats, i), skip ? "decoded_skip" : "decoded"));
+            int rc = qr_detokenize(tok, rg[i], N_GREEDY, skip, &text);
+            if (rc || !want || strcmp(text, want)) {
+                if (dec_bad++ < 3)
+                    fprintf(stderr, "chat %zu: detokenized (skip_special %d):\n%s\n--- reference:\n%s\n", i, skip,
+                            text ? text : "(error)", want ? want : "(none)");
+            }
+            free(text);
+        }
+    CHECK_MSG(dec_bad == 0, "detokenize: %zu of %zu texts differ", dec_bad, 2 * nc);
+    printf("detokenize: %zu greedy completions, with and without special tokens: %zu differ from the pipeline's "
+           "decoder\n", nc, dec_bad);
     /* Near ties are reported, and still asserted: quire's f32 logits are ~1e-5 max|logit| off */
     double min_gap = INFINITY;
     size_t n_close = 0;
@@ -717,10 +770,13 @@ int main(int argc, char **argv)
     printf("wall: reference %.1f s (quire alongside, one thread: %.1f s), then %.1f s; cpu: quire %.1f s, "
            "reference %.1f s\n", t1 - t0, tq1 - tq, now() - t1, cpu_s(&ru_self), cpu_s(&ru_child));
 out:
-    unlink(in);
-    unlink(refp);
-    unlink(logp);
-    rmdir(dir);
+    if (!keep) {
+        unlink(in);
+        unlink(imported);
+        unlink(refp);
+        unlink(logp);
+        rmdir(dir);
+    }
     for (size_t i = 0; i < nc; i++) {
         free(cc[i].text);
         free(cc[i].ids);
