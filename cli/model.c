@@ -12,9 +12,7 @@
 #include "runtime/backend.h"
 #include "runtime/models/model.h"
 #include "runtime/weights/weights.h"
-#include "runtime/weights/gguf.h"
 #include "generate/chat.h"
-#include <sys/stat.h>
 
 int cli_resolve_model(const char *cmd, const qr_options *o, int id, char **path)
 {
@@ -255,36 +253,9 @@ int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be
     return code;
 }
 
-/* The chat template of a resolved model path: a directory's files
- * (generate/chat.h), or a GGUF's tokenizer.chat_template with its BOS/EOS
- * token strings. *out NULL when the model has none (plain prompt format). */
+/* The chat template of a resolved model path (generate/chat.h). */
 int cli_load_template(const char *path, qr_chat_template **out)
 {
-    *out = NULL;
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        int rc = qr_chat_template_load(path, out);
-        return rc == QR_ENOTFOUND ? 0 : rc;
-    }
-    qr_gguf *g = NULL;
-    if (qr_gguf_open(path, &g)) return 0; /* not a GGUF (a safetensors file): no template */
-    int rc = 0;
-    qr_gguf_str t;
-    if (qr_gguf_has(g, "tokenizer.chat_template") && !qr_gguf_get_str(g, "tokenizer.chat_template", &t)) {
-        char *tok[2] = {NULL, NULL};
-        const char *keys[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
-        for (int i = 0; i < 2; i++) {
-            uint64_t id;
-            qr_gguf_str s;
-            if (qr_gguf_has(g, keys[i]) && !qr_gguf_get_u64(g, keys[i], &id) &&
-                !qr_gguf_arr_str(g, "tokenizer.ggml.tokens", id, &s))
-                tok[i] = strndup(s.ptr, (size_t)s.len);
-        }
-        rc = qr_chat_template_from_string(t.ptr, (size_t)t.len, tok[0], tok[1], out);
-        free(tok[0]);
-        free(tok[1]);
-    }
-    qr_gguf_close(g);
-    return rc;
+    return qr_chat_template_for_model(path, out);
 }
 

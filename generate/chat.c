@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "common/error.h"
+#include "runtime/weights/gguf.h"
 
 #define MAX_CONFIG_BYTES (16u << 20)
 #define MAX_NAMED 16
@@ -447,5 +448,37 @@ int qr_chat_render(const qr_chat_template *ct, const qr_chat_message *msgs, size
     }
     int rc = qr_chat_render_json(ct, arr, opts, out, out_len);
     json_decref(arr);
+    return rc;
+}
+
+/* See chat.h. GGUF: llama.cpp's convert script stores the template of
+ * tokenizer_config.json under tokenizer.chat_template. */
+int qr_chat_template_for_model(const char *path, qr_chat_template **out)
+{
+    *out = NULL;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        int rc = qr_chat_template_load(path, out);
+        return rc == QR_ENOTFOUND ? 0 : rc;
+    }
+    qr_gguf *g = NULL;
+    if (qr_gguf_open(path, &g)) return 0; /* not a GGUF (a safetensors file): no template */
+    int rc = 0;
+    qr_gguf_str t;
+    if (qr_gguf_has(g, "tokenizer.chat_template") && !qr_gguf_get_str(g, "tokenizer.chat_template", &t)) {
+        char *tok[2] = {NULL, NULL};
+        const char *keys[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
+        for (int i = 0; i < 2; i++) {
+            uint64_t id;
+            qr_gguf_str s;
+            if (qr_gguf_has(g, keys[i]) && !qr_gguf_get_u64(g, keys[i], &id) &&
+                !qr_gguf_arr_str(g, "tokenizer.ggml.tokens", id, &s))
+                tok[i] = strndup(s.ptr, (size_t)s.len);
+        }
+        rc = qr_chat_template_from_string(t.ptr, (size_t)t.len, tok[0], tok[1], out);
+        free(tok[0]);
+        free(tok[1]);
+    }
+    qr_gguf_close(g);
     return rc;
 }

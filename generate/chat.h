@@ -51,6 +51,13 @@ typedef struct {
  * the template does not parse (message names the file and line:col). */
 int qr_chat_template_load(const char *model_dir, qr_chat_template **out);
 
+/* The chat template of a resolved model path: a directory's files (as
+ * qr_chat_template_load), or a GGUF file's tokenizer.chat_template with the
+ * BOS / EOS token strings of tokenizer.ggml.{bos,eos}_token_id. *out is NULL
+ * (and 0 returned) when the model has none (plain prompt format) or the path
+ * is neither a directory nor a GGUF (a safetensors file). */
+int qr_chat_template_for_model(const char *path, qr_chat_template **out);
+
 /* From the text of a tokenizer_config.json (len bytes); origin names it in
  * error messages. */
 int qr_chat_template_from_config(const char *config_json, size_t len, const char *origin,

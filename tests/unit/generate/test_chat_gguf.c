@@ -1,6 +1,6 @@
 /* The chat template embedded in SmolLM2-135M-Instruct-Q4_1.gguf (key
  * tokenizer.chat_template, BOS/EOS strings from tokenizer.ggml.*_token_id,
- * read as cli_load_template reads them) rendered through the chat API over
+ * read as qr_chat_template_for_model reads them for quire ask and serve) rendered through the chat API over
  * every conversation of tests/fixtures/chat/oracle.json must equal
  * transformers' apply_chat_template on the tokenizer transformers builds from
  * the same GGUF (the "gguf:" cases, tools/jinja_oracle/gen_fixtures.py).

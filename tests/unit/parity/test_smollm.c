@@ -108,33 +108,6 @@ static int32_t argmax(const float *x, size_t n)
     return (int32_t)b;
 }
 
-/* The chat template of a GGUF as quire's front ends load it (cli_load_template in
- * cli/model.c: tokenizer.chat_template with the BOS / EOS token strings). */
-static int gguf_template(const char *path, qr_chat_template **out)
-{
-    qr_gguf *g = NULL;
-    int rc = qr_gguf_open(path, &g);
-    if (rc)
-        return rc;
-    qr_gguf_str t;
-    char *tok[2] = {NULL, NULL};
-    const char *keys[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
-    if ((rc = qr_gguf_get_str(g, "tokenizer.chat_template", &t)) == 0) {
-        for (int i = 0; i < 2; i++) {
-            uint64_t id;
-            qr_gguf_str s;
-            if (qr_gguf_has(g, keys[i]) && !qr_gguf_get_u64(g, keys[i], &id) &&
-                !qr_gguf_arr_str(g, "tokenizer.ggml.tokens", id, &s))
-                tok[i] = strndup(s.ptr, (size_t)s.len);
-        }
-        rc = qr_chat_template_from_string(t.ptr, (size_t)t.len, tok[0], tok[1], out);
-    }
-    free(tok[0]);
-    free(tok[1]);
-    qr_gguf_close(g);
-    return rc;
-}
-
 /* Starts argv[0] (no shell); its pid, or -1. */
 static pid_t spawn(char *const argv[])
 {
@@ -479,7 +452,7 @@ int main(int argc, char **argv)
     qr_tokenizer *tok = NULL;
     qr_chat_template *ct = NULL;
     CHECK_OK(qr_tokenizer_load(model, &tok));
-    CHECK_OK(gguf_template(model, &ct));
+    CHECK_OK(qr_chat_template_for_model(model, &ct)); /* as quire ask / serve load it */
     if (!tok || !ct)
         return qr_test_done();
     json_t *jchats = json_object_get(cases, "chats"), *jlc = json_object_get(cases, "logits_chats"),
