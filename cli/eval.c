@@ -386,6 +386,11 @@ static int eval_mteb(qr_options *o, const char *beir, const char *split, bool js
     qr_model *emb = NULL;
     char *emb_path = NULL;
     int code, rc;
+    char cpath[4096];
+    struct stat sb;
+    snprintf(cpath, sizeof cpath, "%s/corpus.jsonl", beir);
+    if (stat(cpath, &sb) != 0) /* before loading the model */
+        return cli_fail(cmd, qr_fail(QR_ENOTFOUND, "%s: %s", cpath, strerror(errno)), NULL);
     if ((code = cli_resolve_model(cmd, o, QR_OPT_EMBEDDER, &emb_path)) >= 0 ||
         (code = cli_load_model(cmd, o, emb_path, &be, &emb)) >= 0)
         goto out;
