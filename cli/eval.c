@@ -13,10 +13,15 @@
  *     store has an embedder, BM25, RRF, optional --reranker) for --hits chunks
  *     (at most 1000). A document ranks where its best chunk ranks; the BEIR
  *     document id is the record's "_id" (kept in the document's metadata).
- *     MMR and near-duplicate suppression serve the reader of a result list, not
- *     a ranking evaluation: they are off here unless mmr-lambda /
- *     dup-threshold are set (flag, environment or config file).
- * Both drop the query's own id from its hits (Anserini's removeQuery, which
+ *     MMR, near-duplicate suppression and the per-document cap serve the
+ *     reader of a result list, not a ranking evaluation: they are off here
+ *     unless mmr-lambda / dup-threshold / max-per-doc are set (flag,
+ *     environment or config file).
+ *   - MTEB's dense protocol (--embedder M --protocol mteb): one vector per
+ *     document (title + " " + text, truncated at the model's max_seq_length),
+ *     exact cosine search over the whole corpus (qr_beir_eval_dense); no store,
+ *     no chunking, no BM25: the figure MTEB's leaderboard reports.
+ * All drop the query's own id from its hits (Anserini's removeQuery, which
  * matters for ArguAna). Only flags select the store mode, so a QUIRE_STORE or a
  * config file's `embedder =` never turns the reference run into another one. */
 #include <errno.h>
@@ -45,14 +50,16 @@
 static void eval_usage(FILE *f)
 {
     fprintf(f, "usage: quire eval retrieval --beir DIR [--split test] [--lexical-saturation 0.9] [--lexical-length-norm 0.4] [--hits 1000] [--json]\n"
-               "       quire eval retrieval --beir DIR [--store S] [--embedder M] [--reranker R] [search options]\n\n"
+               "       quire eval retrieval --beir DIR [--store S] [--embedder M] [--reranker R] [search options]\n"
+               "       quire eval retrieval --beir DIR --embedder M --protocol mteb [--batch 32] [--dtype D]\n\n"
                "Scores a retrieval run over the judged queries of DIR/queries.jsonl against DIR/qrels/SPLIT.tsv\n"
                "like trec_eval -c: nDCG@10, Recall@100, Recall@1000, MRR@10 (each query's own id dropped from its\n"
                "hits). Without --store and --embedder: BM25 over DIR/corpus.jsonl (title + \"\\n\" + text) in a\n"
                "temporary index. With either: the corpus is ingested into the store S (a temporary one without\n"
                "--store) and the queries run through quire search's retriever (dense + BM25 + RRF when the store\n"
-               "has an embedder); MMR and duplicate suppression are off unless set. quire eval retrieval --help\n"
-               "lists every option.\n");
+               "has an embedder); MMR and duplicate suppression are off unless set. With --protocol mteb: MTEB's\n"
+               "dense protocol, one vector per document (title + \" \" + text truncated at max_seq_length) and exact\n"
+               "cosine search, no store. quire eval retrieval --help lists every option.\n");
 }
 
 static double now_s(void)
@@ -296,6 +303,8 @@ static int eval_store(qr_options *o, const char *beir, const char *split, const 
         cr.ro.mmr_lambda = 1.0f;
     if (qr_opt_source_of(o, QR_OPT_DUP_THRESHOLD) == QR_SRC_DEFAULT)
         cr.ro.dup_threshold = 2.0f;
+    if (qr_opt_source_of(o, QR_OPT_MAX_PER_DOC) == QR_SRC_DEFAULT)
+        cr.ro.max_per_doc = 0;
     const qr_manifest *sm = qr_store_manifest(cr.store);
     bool dense = cr.emb && sm->has_embedder && cr.ro.w_dense > 0;
     if ((rc = qr_retriever_open(cr.store, dense ? cr.emb : NULL, cr.emb_path, cr.rr, &cr.ro, &r))) {
@@ -366,6 +375,45 @@ out:
     return code;
 }
 
+/* ---- MTEB's dense protocol ---- */
+
+static int embed_cb(const char *const *texts, const size_t *lens, int n, float *out, void *user)
+{
+    return qr_embed_texts(user, texts, lens, n, out);
+}
+
+static int eval_mteb(qr_options *o, const char *beir, const char *split, bool json, qr_beir_result *out)
+{
+    const char *cmd = "eval";
+    qr_backend *be = NULL;
+    qr_model *emb = NULL;
+    char *emb_path = NULL;
+    int code, rc;
+    char cpath[4096];
+    struct stat sb;
+    snprintf(cpath, sizeof cpath, "%s/corpus.jsonl", beir);
+    if (stat(cpath, &sb) != 0) /* before loading the model */
+        return cli_fail(cmd, qr_fail(QR_ENOTFOUND, "%s: %s", cpath, strerror(errno)), NULL);
+    if ((code = cli_resolve_model(cmd, o, QR_OPT_EMBEDDER, &emb_path)) >= 0 ||
+        (code = cli_load_model(cmd, o, emb_path, &be, &emb)) >= 0)
+        goto out;
+    code = CLI_EXIT_OK;
+    qr_beir_dense_opts dopts = {split, (size_t)qr_opt_int(o, QR_OPT_HITS), qr_model_cfg(emb)->d_model,
+                                qr_opt_source_of(o, QR_OPT_BATCH) != QR_SRC_DEFAULT ? (int)qr_opt_int(o, QR_OPT_BATCH)
+                                                                                     : 32,
+                                embed_cb, emb};
+    if (!json)
+        QR_INFO("eval: MTEB protocol, %s: one vector per document, at most %d tokens each", emb_path,
+                qr_embed_seq_limit(emb));
+    if ((rc = qr_beir_eval_dense(beir, &dopts, out)))
+        code = cli_fail(cmd, rc, beir);
+out:
+    qr_model_free(emb);
+    qr_backend_destroy(be);
+    free(emb_path);
+    return code;
+}
+
 static int print_json(json_t *j)
 {
     if (!j)
@@ -385,9 +433,9 @@ int cli_eval(int argc, char **argv)
     static const int allowed[] = {QR_OPT_BEIR,         QR_OPT_SPLIT,        QR_OPT_BM25_K1,      QR_OPT_BM25_B,
                                   QR_OPT_HITS,         QR_OPT_JSON,         QR_OPT_STORE,        QR_OPT_EMBEDDER,
                                   QR_OPT_RERANKER,     QR_OPT_RRF_K,        QR_OPT_WEIGHT_DENSE, QR_OPT_WEIGHT_BM25,
-                                  QR_OPT_MMR_LAMBDA,   QR_OPT_DUP_THRESHOLD, QR_OPT_RERANK_DEPTH, QR_OPT_CHUNK_TOKENS,
+                                  QR_OPT_MMR_LAMBDA,   QR_OPT_DUP_THRESHOLD, QR_OPT_MAX_PER_DOC, QR_OPT_RERANK_DEPTH, QR_OPT_CHUNK_TOKENS,
                                   QR_OPT_CHUNK_OVERLAP, QR_OPT_JOBS,        QR_OPT_BATCH,        QR_OPT_DTYPE, QR_OPT_ACT_DTYPE,
-                                  QR_OPT_THREADS,      QR_OPT_DEVICE,       QR_OPT_LOG_LEVEL,    -1};
+                                  QR_OPT_THREADS,      QR_OPT_DEVICE,       QR_OPT_LOG_LEVEL,    QR_OPT_PROTOCOL, -1};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         eval_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
@@ -399,14 +447,16 @@ int cli_eval(int argc, char **argv)
     qr_options *o = NULL;
     /* argv[1] ("retrieval") stands where the command name is skipped */
     int code = cli_load_options(cmd, "retrieval --beir DIR [--split test] [--lexical-saturation 0.9] [--lexical-length-norm 0.4] [--hits 1000] "
-                                     "[--store S] [--embedder M] [--json]",
+                                     "[--store S] [--embedder M] [--protocol store|mteb] [--json]",
                                 "Retrieval quality on a BEIR dataset: nDCG@10, Recall@100, Recall@1000, MRR@10 "
                                 "(trec_eval -c).\n"
                                 "Without --store and --embedder: BM25 over DIR/corpus.jsonl (title + \"\\n\" + "
                                 "text) in a temporary index.\n"
                                 "With either: the corpus ingested into the store (temporary without --store), "
                                 "queries through\nquire search's retriever; MMR and duplicate suppression off "
-                                "unless set.",
+                                "unless set.\n"
+                                "With --embedder M --protocol mteb: MTEB's dense protocol (one vector per document, "
+                                "title + \" \" + text\ntruncated at max_seq_length, exact cosine search), no store.",
                                 argc - 1, argv + 1, allowed, &o);
     if (code >= 0)
         return code;
@@ -420,6 +470,39 @@ int cli_eval(int argc, char **argv)
         fprintf(stderr, "quire eval: --beir DIR is required\n");
         eval_usage(stderr);
         code = CLI_EXIT_USAGE;
+        goto out;
+    }
+    bool mteb = strcmp(qr_opt_str(o, QR_OPT_PROTOCOL), "mteb") == 0;
+    if (mteb && (qr_opt_source_of(o, QR_OPT_EMBEDDER) != QR_SRC_FLAG || qr_opt_source_of(o, QR_OPT_STORE) == QR_SRC_FLAG)) {
+        fprintf(stderr, "quire eval: --protocol mteb needs --embedder M and takes no --store (it builds no store)\n");
+        code = CLI_EXIT_USAGE;
+        goto out;
+    }
+    if (mteb) {
+        qr_beir_result r;
+        if ((code = eval_mteb(o, dir, split, json, &r)) != CLI_EXIT_OK)
+            goto out;
+        const char *emb = qr_opt_str(o, QR_OPT_EMBEDDER);
+        if (json) {
+            json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:{s:f, s:f, s:f, s:f}, s:I, s:I, s:I, s:f, "
+                                  "s:f}",
+                                  "dataset", dir, "split", split, "retriever", "dense", "protocol", "mteb", "embedder",
+                                  emb, "dense", 1, "hits", (json_int_t)qr_opt_int(o, QR_OPT_HITS), "metrics",
+                                  "ndcg@10", r.mean.ndcg10, "recall@100", r.mean.recall100, "recall@1000",
+                                  r.mean.recall1000, "mrr@10", r.mean.mrr10, "docs", (json_int_t)r.ndocs, "queries",
+                                  (json_int_t)r.nqueries_qrels, "queries_run", (json_int_t)r.nqueries_run, "index_s",
+                                  r.index_s, "search_s", r.search_s);
+            code = print_json(j);
+        } else {
+            printf("Dense (MTEB protocol: one vector per document, exact cosine), embedder %s on %s, split %s: %zu "
+                   "docs, %zu queries (%zu run)\n",
+                   emb, dir, split, r.ndocs, r.nqueries_qrels, r.nqueries_run);
+            printf("  nDCG@10     %.4f\n  Recall@100  %.4f\n  Recall@1000 %.4f\n  MRR@10      %.4f\n", r.mean.ndcg10,
+                   r.mean.recall100, r.mean.recall1000, r.mean.mrr10);
+            printf("  embed corpus %.2f s (%.1f docs/s), queries + search %.2f s (%.2f ms/query)\n", r.index_s,
+                   r.index_s > 0 ? (double)r.ndocs / r.index_s : 0.0, r.search_s,
+                   r.nqueries_run ? r.search_s * 1e3 / (double)r.nqueries_run : 0.0);
+        }
         goto out;
     }
     if (via_store) {

@@ -179,6 +179,11 @@ static const qr_option_def table[QR_OPT_COUNT] = {
         "BM25 b, document length normalisation (search, ask, eval retrieval; default 0.4)", 0, NULL},
     [QR_OPT_HITS] = {"hits", QR_OPT_INT, "command", "1000", 1, 1000000, NULL,
         "eval retrieval: hits per query (at most 1000 when evaluating through a store)", QR_OPTF_CLI, NULL},
+    /* embed helper */
+    [QR_OPT_PROTOCOL] = {"protocol", QR_OPT_ENUM, "command", "store", 0, 0, "store|mteb",
+        "eval retrieval with --embedder: store = the corpus ingested as chunks and searched by quire search's "
+        "retriever (dense + BM25, RRF); mteb = MTEB's dense protocol (one vector per document, title + \" \" + "
+        "text truncated at the model's max_seq_length, exact cosine search over all documents)", QR_OPTF_CLI, NULL},
     /* serve helper */
     [QR_OPT_LISTEN] = {"listen", QR_OPT_STRING, "serve", "127.0.0.1:0", 0, 0, NULL,
         "HOST:PORT the HTTP server listens on ([v6addr]:PORT for IPv6; port 0 = any free port, written to the "

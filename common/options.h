@@ -107,6 +107,8 @@ typedef enum {
     QR_OPT_BM25_K1,
     QR_OPT_BM25_B,
     QR_OPT_HITS,
+    /* embed helper: quire eval retrieval --protocol */
+    QR_OPT_PROTOCOL,
     /* serve helper: [serve] */
     QR_OPT_LISTEN,
     QR_OPT_TOKEN_FILE,

@@ -644,3 +644,250 @@ fail:
     free(c.eh);
     return rc;
 }
+
+/* ---- dense retrieval over BEIR (MTEB's protocol) ---- */
+
+typedef struct {
+    char **ids;    /* (n) */
+    char **texts;  /* (n) */
+    size_t *lens;  /* (n) */
+    size_t n, cap;
+    size_t bytes;
+    const qr_qrels *only; /* queries: keep the judged ones only */
+} text_list;
+
+static void tl_free(text_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->ids[i]);
+        free(l->texts[i]);
+    }
+    free(l->ids);
+    free(l->texts);
+    free(l->lens);
+}
+
+static bool is_space(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f'; }
+
+/* (title + " " + text).strip(), or the text alone for an empty title */
+static int tl_doc(const char *id, const char *title, const char *text, void *user)
+{
+    text_list *l = user;
+    if (l->only && !qr_qrels_has(l->only, id))
+        return 0;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 1024;
+        char **a = realloc(l->ids, nc * sizeof *a);
+        if (!a)
+            return qr_fail(QR_ENOMEM, "eval: %zu texts", nc);
+        l->ids = a;
+        char **b = realloc(l->texts, nc * sizeof *b);
+        if (!b)
+            return qr_fail(QR_ENOMEM, "eval: %zu texts", nc);
+        l->texts = b;
+        size_t *c = realloc(l->lens, nc * sizeof *c);
+        if (!c)
+            return qr_fail(QR_ENOMEM, "eval: %zu texts", nc);
+        l->lens = c;
+        l->cap = nc;
+    }
+    size_t tl = strlen(title), xl = strlen(text);
+    char *s = malloc(tl + xl + 2);
+    char *d = strdup(id);
+    if (!s || !d) {
+        free(s);
+        free(d);
+        return qr_fail(QR_ENOMEM, "eval: text of %zu bytes", tl + xl);
+    }
+    size_t n = 0;
+    if (tl) {
+        memcpy(s, title, tl);
+        s[tl] = ' ';
+        n = tl + 1;
+    }
+    memcpy(s + n, text, xl);
+    n += xl;
+    s[n] = 0;
+    size_t a = 0;
+    while (a < n && is_space(s[a]))
+        a++;
+    while (n > a && is_space(s[n - 1]))
+        n--;
+    memmove(s, s + a, n - a);
+    n -= a;
+    s[n] = 0;
+    l->ids[l->n] = d;
+    l->texts[l->n] = s;
+    l->lens[l->n] = n;
+    l->n++;
+    l->bytes += n;
+    return 0;
+}
+
+typedef struct {
+    size_t len, i;
+} len_idx;
+
+static int by_len_desc(const void *a, const void *b)
+{
+    const len_idx *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len < y->len ? 1 : -1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* vecs (l->n, dim): every text embedded, longest first in batches, each row
+ * L2-normalised (cosine similarity becomes a dot product). */
+static int embed_all(const text_list *l, const qr_beir_dense_opts *o, int batch, const char *what, float *vecs)
+{
+    len_idx *order = malloc((l->n ? l->n : 1) * sizeof *order);
+    const char **tx = malloc((size_t)batch * sizeof *tx);
+    size_t *ln = malloc((size_t)batch * sizeof *ln);
+    float *tmp = malloc((size_t)batch * (size_t)o->dim * sizeof *tmp); /* (batch, dim) */
+    int rc = 0;
+    if (!order || !tx || !ln || !tmp) {
+        rc = qr_fail(QR_ENOMEM, "eval: embedding batches of %d", batch);
+        goto out;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        order[i] = (len_idx){l->lens[i], i};
+    qsort(order, l->n, sizeof *order, by_len_desc);
+    size_t next_log = 1000;
+    for (size_t i = 0; i < l->n; i += (size_t)batch) {
+        int nb = (int)(l->n - i < (size_t)batch ? l->n - i : (size_t)batch);
+        for (int k = 0; k < nb; k++) {
+            tx[k] = l->texts[order[i + (size_t)k].i];
+            ln[k] = l->lens[order[i + (size_t)k].i];
+        }
+        if ((rc = o->embed(tx, ln, nb, tmp, o->user)))
+            goto out;
+        for (int k = 0; k < nb; k++) {
+            const float *v = tmp + (size_t)k * (size_t)o->dim;
+            float *dst = vecs + order[i + (size_t)k].i * (size_t)o->dim;
+            double ss = 0.0;
+            for (int c = 0; c < o->dim; c++)
+                ss += (double)v[c] * (double)v[c];
+            float inv = ss > 0.0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+            for (int c = 0; c < o->dim; c++)
+                dst[c] = v[c] * inv;
+        }
+        if (i + (size_t)nb >= next_log) {
+            QR_DEBUG("eval: %zu of %zu %s embedded", i + (size_t)nb, l->n, what);
+            next_log += 1000;
+        }
+    }
+out:
+    free(order);
+    free(tx);
+    free(ln);
+    free(tmp);
+    return rc;
+}
+
+typedef struct {
+    float score;
+    uint32_t doc;
+} scored;
+
+static int by_score_desc(const void *a, const void *b)
+{
+    const scored *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return (x->doc > y->doc) - (x->doc < y->doc);
+}
+
+int qr_beir_eval_dense(const char *dir, const qr_beir_dense_opts *opts, qr_beir_result *out)
+{
+    if (!opts || !opts->embed || opts->dim <= 0)
+        return qr_fail(QR_EINVAL, "eval: dense evaluation needs an embedder and its width");
+    const char *split = opts->split ? opts->split : "test";
+    size_t k = opts->hits ? opts->hits : 1000;
+    int batch = opts->batch > 0 ? opts->batch : 32;
+    if (k > QR_BM25_MAX_K)
+        return qr_fail(QR_ELIMIT, "eval: hits %zu exceeds %d", k, QR_BM25_MAX_K);
+    if (strchr(split, '/') || strlen(split) > 64)
+        return qr_fail(QR_EINVAL, "eval: split '%s' must be a plain name", split);
+    char rpath[4096], qpath[4096], cpath[4096];
+    snprintf(rpath, sizeof rpath, "%s/qrels/%s.tsv", dir, split);
+    snprintf(qpath, sizeof qpath, "%s/queries.jsonl", dir);
+    snprintf(cpath, sizeof cpath, "%s/corpus.jsonl", dir);
+    qr_qrels *qrels = NULL;
+    qr_eval *ev = NULL;
+    text_list docs, queries;
+    memset(&docs, 0, sizeof docs);
+    memset(&queries, 0, sizeof queries);
+    float *dv = NULL, *qv = NULL; /* (ndocs, dim), (nqueries, dim) */
+    scored *sc = NULL;            /* (ndocs) */
+    qr_eval_hit *eh = NULL;       /* (k) */
+    int rc;
+    if ((rc = qr_qrels_create(&qrels)) || (rc = qr_qrels_load(qrels, rpath)))
+        goto fail;
+    queries.only = qrels;
+    if ((rc = qr_beir_read_corpus(cpath, tl_doc, &docs)) || (rc = qr_beir_read_queries(qpath, tl_doc, &queries)))
+        goto fail;
+    if (docs.n > UINT32_MAX) {
+        rc = qr_fail(QR_ELIMIT, "%s: more than %u documents", cpath, UINT32_MAX);
+        goto fail;
+    }
+    size_t d = (size_t)opts->dim;
+    dv = malloc((docs.n ? docs.n : 1) * d * sizeof *dv);
+    qv = malloc((queries.n ? queries.n : 1) * d * sizeof *qv);
+    sc = malloc((docs.n ? docs.n : 1) * sizeof *sc);
+    eh = malloc((k + 1) * sizeof *eh);
+    if (!dv || !qv || !sc || !eh) {
+        rc = qr_fail(QR_ENOMEM, "eval: vectors of %zu documents, %zu queries (dim %zu)", docs.n, queries.n, d);
+        goto fail;
+    }
+    double t0 = now_s();
+    if ((rc = embed_all(&docs, opts, batch, "documents", dv)))
+        goto fail;
+    double t1 = now_s();
+    if ((rc = embed_all(&queries, opts, batch, "queries", qv)) || (rc = qr_eval_create(qrels, &ev)))
+        goto fail;
+    for (size_t q = 0; q < queries.n; q++) {
+        const float *x = qv + q * d;
+        for (size_t j = 0; j < docs.n; j++) {
+            const float *y = dv + j * d;
+            float s = 0.0f;
+            for (size_t c = 0; c < d; c++)
+                s += x[c] * y[c];
+            sc[j].score = s;
+            sc[j].doc = (uint32_t)j;
+        }
+        qsort(sc, docs.n, sizeof *sc, by_score_desc);
+        /* the top k + 1, less the query's own id (BEIR ignore_identical_ids), at most k */
+        size_t m = 0;
+        for (size_t j = 0; j < docs.n && j < k + 1 && m < k; j++) {
+            const char *docid = docs.ids[sc[j].doc];
+            if (strcmp(docid, queries.ids[q]) == 0)
+                continue;
+            eh[m].docid = docid;
+            eh[m].score = (double)sc[j].score;
+            m++;
+        }
+        if ((rc = qr_eval_add(ev, queries.ids[q], eh, m)))
+            goto fail;
+    }
+    double t2 = now_s();
+    qr_beir_result res;
+    memset(&res, 0, sizeof res);
+    qr_eval_result(ev, &res.mean, &res.nqueries_qrels);
+    res.ndocs = docs.n;
+    res.nqueries_run = queries.n;
+    res.index_s = t1 - t0;
+    res.search_s = t2 - t1;
+    res.corpus_bytes = docs.bytes;
+    *out = res;
+    rc = 0;
+fail:
+    qr_eval_destroy(ev);
+    qr_qrels_destroy(qrels);
+    tl_free(&docs);
+    tl_free(&queries);
+    free(dv);
+    free(qv);
+    free(sc);
+    free(eh);
+    return rc;
+}

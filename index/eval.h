@@ -96,4 +96,31 @@ typedef struct {
  * removeQuery), and evaluates against DIR/qrels/<split>.tsv. */
 int qr_beir_eval_bm25(const char *dir, const qr_beir_opts *opts, qr_beir_result *out);
 
+/* ---- dense retrieval over a BEIR directory (MTEB's protocol) ---- */
+
+/* Embeds n texts into out (n, dim) floats; each text truncated as the model
+ * does (max_seq_length). Returns 0 or a negative error code. */
+typedef int (*qr_beir_embed_fn)(const char *const *texts, const size_t *lens, int n, float *out, void *user);
+
+typedef struct {
+    const char *split;      /* qrels/<split>.tsv; default "test" */
+    size_t hits;            /* hits per query; default 1000 */
+    int dim;                /* embedding width */
+    int batch;              /* texts per embed call; default 32 */
+    qr_beir_embed_fn embed; /* the embedder */
+    void *user;             /* passed to embed */
+} qr_beir_dense_opts;
+
+/* MTEB's retrieval protocol (mteb's DenseRetrievalExactSearch): one vector per
+ * document of DIR/corpus.jsonl, embedding (title + " " + text) with leading and
+ * trailing white space stripped (text alone when the title is empty), one
+ * vector per judged query of DIR/queries.jsonl, exact cosine similarity
+ * against every document (vectors L2-normalised here, whatever the embedder
+ * returns), the top opts->hits kept, the query's own id dropped (BEIR's
+ * ignore_identical_ids) and the run scored against DIR/qrels/<split>.tsv.
+ * Documents are embedded longest first in batches (as sentence-transformers
+ * orders them), which changes nothing but the padding. out->index_s is the
+ * corpus embedding time, out->search_s the queries' (embedding + search). */
+int qr_beir_eval_dense(const char *dir, const qr_beir_dense_opts *opts, qr_beir_result *out);
+
 #endif

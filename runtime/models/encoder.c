@@ -10,8 +10,10 @@
  * Truncation: sequences longer than the limit (max_seq_length, else
  * max_position_embeddings) keep their first limit-1 ids and their last id, so a
  * BERT "[CLS] content [SEP]" keeps its [SEP], as HF does (it truncates the
- * content, then adds the special tokens). qr_embed_texts keeps every trailing
- * special token of the tokenizer's output the same way. */
+ * content, then adds the special tokens). qr_embed_texts keeps the tokens the
+ * post-processor appends (found by tokenizing a probe with and without special
+ * tokens) the same way; a special token of the content itself ([UNK] last
+ * before the cut) is content and is cut like any other. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +183,28 @@ int qr_embed_ids(qr_model *m, const int32_t *const *seqs, const int32_t *lens, i
     return rc;
 }
 
+/* Number of ids the tokenizer's post-processor appends after the content (1
+ * for BERT's "[CLS] $A [SEP]"): the probe "a" tokenized without and with
+ * special tokens, the plain ids located inside the other. */
+static int special_suffix(const qr_tokenizer *tok, int *out)
+{
+    int32_t *plain = NULL, *full = NULL;
+    size_t np = 0, nf = 0;
+    int rc;
+    if ((rc = qr_tokenize(tok, "a", 1, false, &plain, &np)) || (rc = qr_tokenize(tok, "a", 1, true, &full, &nf)))
+        goto out;
+    *out = 0;
+    for (size_t p = 0; np && p + np <= nf; p++)
+        if (memcmp(full + p, plain, np * sizeof *plain) == 0) {
+            *out = (int)(nf - p - np);
+            break;
+        }
+out:
+    free(plain);
+    free(full);
+    return rc;
+}
+
 int qr_embed_texts(qr_model *m, const char *const *texts, const size_t *lens, int n, float *out)
 {
     if (!m->tok)
@@ -195,6 +219,9 @@ int qr_embed_texts(qr_model *m, const char *const *texts, const size_t *lens, in
         rc = qr_fail(QR_ENOMEM, "qr_embed_texts: %d texts", n);
         goto fail;
     }
+    int suffix = 0;
+    if ((rc = special_suffix(m->tok, &suffix)))
+        goto fail;
     for (int i = 0; i < n; i++) {
         size_t k;
         if ((rc = qr_tokenize(m->tok, texts[i], lens[i], true, &ids[i], &k)))
@@ -204,11 +231,8 @@ int qr_embed_texts(qr_model *m, const char *const *texts, const size_t *lens, in
             goto fail;
         }
         nids[i] = (int32_t)k;
-        /* trailing special tokens added by the post-processor survive truncation */
-        int t = 0;
-        while (t < 4 && t < nids[i] - 1 && qr_tokenizer_is_special(m->tok, ids[i][nids[i] - 1 - t]))
-            t++;
-        tail[i] = t;
+        /* the ids the post-processor appended survive truncation */
+        tail[i] = suffix < nids[i] - 1 ? suffix : nids[i] - 1;
     }
     rc = embed_run(m, (const int32_t *const *)ids, nids, tail, n, out);
 fail:

@@ -60,5 +60,14 @@ expect_rc 2 "hits over the retriever's limit" -- eval retrieval --beir "$D" --st
 expect_rc 4 "missing embedder" -- eval retrieval --beir "$D" --embedder "$T/nope"
 expect_rc 4 "missing dataset" -- eval retrieval --beir "$T/nope" --store "$T/s4"
 
+# --protocol mteb: one vector per document, no store (values against sentence-transformers: eval_mteb.py)
+"$Q" eval retrieval --beir "$D" --split dense --embedder "$M" --protocol mteb --json > "$T/m.json" 2> "$T/err" || bad "mteb: $(cat "$T/err")"
+if python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["protocol"] == "mteb" and j["retriever"] == "dense" and j["docs"] == 6 and j["queries"] == 2 and j["queries_run"] == 2, j' "$T/m.json"; then ok; else bad "mteb json: $(cat "$T/m.json")"; fi
+if [ -z "$(ls "$T" | grep quire-eval)" ]; then ok; else bad "mteb left a temporary directory: $(ls "$T")"; fi
+expect_rc 2 "mteb without an embedder" -- eval retrieval --beir "$D" --protocol mteb
+expect_rc 2 "mteb with a store" -- eval retrieval --beir "$D" --embedder "$M" --store "$T/s5" --protocol mteb
+expect_rc 2 "unknown protocol" -- eval retrieval --beir "$D" --embedder "$M" --protocol nope
+expect_rc 4 "mteb, missing dataset" -- eval retrieval --beir "$T/nope" --embedder "$M" --protocol mteb
+
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]
