@@ -9,7 +9,8 @@
  *
  * --shard I/N keeps shard I of N of the files (ingest/pipeline.h, Sharding);
  * the default, auto, takes it from a Slurm array task's SLURM_ARRAY_TASK_*
- * variables (common/slurm.h) and says so on stderr. */
+ * variables and QUIRE_SHARDS (common/slurm.h, qr_slurm_array_shard: refused
+ * where they do not tell the shard) and says so on stderr. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,9 +150,11 @@ int cli_ingest(int argc, char **argv)
         "size and mtime, or same content hash) are not re-read; changed files replace their chunks; --prune\n"
         "removes documents whose files are gone. A killed run resumes where its last commit ended.\n"
         "Binary, unreadable and too-large files are skipped with the reason in the report.\n"
-        "In a Slurm job array each task takes its share of the files (--shard auto: SLURM_ARRAY_TASK_ID of\n"
-        "SLURM_ARRAY_TASK_COUNT, by a hash of each file's path below its PATH) into its own store; join the\n"
-        "shard stores with quire merge.",
+        "In a Slurm job array each task takes its share of the files (by a hash of each file's path below its\n"
+        "PATH) into its own store; join the shard stores with quire merge. --shard auto: shard\n"
+        "SLURM_ARRAY_TASK_ID of QUIRE_SHARDS when that is set (configs/slurm/ sets it), else of\n"
+        "SLURM_ARRAY_TASK_COUNT; a lone re-submitted task (sbatch --array=K: COUNT 1) is refused: pass\n"
+        "--shard K/N.",
         oargc, oargv, allowed, &o);
     if (code >= 0)
         goto fail;
@@ -198,10 +201,14 @@ int cli_ingest(int argc, char **argv)
                 code = cli_fail("ingest", r, "--shard auto");
                 goto fail;
             }
-            if (r > 0)
-                fprintf(stderr, "quire ingest: shard %d/%d from the Slurm array task (SLURM_ARRAY_TASK_ID %ld); "
-                                "--shard none ingests every file\n",
-                        io.shard_index, io.shard_count, se.array_id);
+            if (r > 0 && se.shards_set)
+                fprintf(stderr, "quire ingest: shard %d/%d from the Slurm array task (SLURM_ARRAY_TASK_ID %ld, "
+                                "QUIRE_SHARDS %ld); --shard none ingests every file\n",
+                        io.shard_index, io.shard_count, se.array_id, se.shards);
+            else if (r > 0)
+                fprintf(stderr, "quire ingest: shard %d/%d from the Slurm array task (SLURM_ARRAY_TASK_ID %ld of "
+                                "SLURM_ARRAY_TASK_COUNT %ld); --shard none ingests every file\n",
+                        io.shard_index, io.shard_count, se.array_id, se.array_count);
         } else if (strcmp(sh, "none") != 0) {
             int r = qr_slurm_parse_shard(sh, &io.shard_index, &io.shard_count);
             if (r < 0) {

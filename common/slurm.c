@@ -1,5 +1,6 @@
 /* Slurm allocation: GPUs given against GPUs used, and the array task's shard
- * (see common/slurm.h). The only reader of SLURM_* variables. */
+ * (see common/slurm.h). The only reader of SLURM_* variables (and of
+ * QUIRE_SHARDS, the job templates' shard count). */
 #include "common/slurm.h"
 
 #include <ctype.h>
@@ -152,16 +153,25 @@ void qr_slurm_env_read(qr_slurm_env *out)
     if ((e.step_gpus[0] && e.n_step_gpus < 0) || (e.job_gpus[0] && e.n_job_gpus < 0) || (e.gpus[0] && e.n_gpus < 0))
         QR_DEBUG("slurm: a GPU list variable is malformed; read as absent");
 
-    long id, count;
-    if (env_long("SLURM_ARRAY_TASK_ID", &id) && env_long("SLURM_ARRAY_TASK_COUNT", &count)) {
+    e.array_count = e.array_max = -1;
+    e.array_step = 1;
+    if (env_long("SLURM_ARRAY_TASK_ID", &e.array_id)) {
         e.in_array = true;
-        e.array_id = id;
-        e.array_count = count;
+        long step;
+        if (!env_long("SLURM_ARRAY_TASK_COUNT", &e.array_count))
+            e.array_count = -1;
         if (!env_long("SLURM_ARRAY_TASK_MIN", &e.array_min))
             e.array_min = 0;
-        if (!env_long("SLURM_ARRAY_TASK_STEP", &e.array_step) || e.array_step == 0)
-            e.array_step = 1;
+        if (!env_long("SLURM_ARRAY_TASK_MAX", &e.array_max))
+            e.array_max = -1;
+        if (env_long("SLURM_ARRAY_TASK_STEP", &step) && step > 0)
+            e.array_step = step;
     }
+    copy_env("QUIRE_SHARDS", e.shards_raw, sizeof e.shards_raw, &e.shards_set);
+    if (e.shards_set && !*e.shards_raw)
+        e.shards_set = false; /* an empty variable counts as unset, as for the options */
+    const char *sv = getenv("QUIRE_SHARDS");
+    e.shards_ok = e.shards_set && parse_nonneg(sv, strlen(sv), &e.shards) && e.shards >= 1 && e.shards <= 1000000;
     *out = e;
 }
 
@@ -290,11 +300,56 @@ int qr_slurm_parse_shard(const char *s, int *index, int *count)
 
 int qr_slurm_array_shard(const qr_slurm_env *e, int *index, int *count)
 {
+    if (e->shards_set) {
+        /* the job template says how many shards the ingest has: the task id is the shard */
+        if (!e->shards_ok)
+            return qr_fail(QR_EINVAL, "QUIRE_SHARDS=\"%s\": expected the total number of shards, 1..1000000",
+                           e->shards_raw);
+        if (!e->in_array)
+            return qr_fail(QR_EINVAL,
+                           "QUIRE_SHARDS=%ld is set but this is not a Slurm array task (no SLURM_ARRAY_TASK_ID): "
+                           "pass --shard I/%ld, or --shard none to ingest every file",
+                           e->shards, e->shards);
+        if (e->array_id >= e->shards)
+            return qr_fail(QR_EINVAL,
+                           "slurm array task %ld is not a shard of QUIRE_SHARDS=%ld (the task id is the shard "
+                           "index, 0..%ld): submit --array=0-%ld, or pass --shard I/N",
+                           e->array_id, e->shards, e->shards - 1, e->shards - 1);
+        *index = (int)e->array_id;
+        *count = (int)e->shards;
+        return 1;
+    }
     if (!e->in_array)
         return 0;
+    if (e->array_count < 0)
+        return qr_fail(QR_EINVAL,
+                       "slurm array task %ld without SLURM_ARRAY_TASK_COUNT: --shard auto cannot tell the number "
+                       "of shards; pass --shard I/N (or export QUIRE_SHARDS=N)",
+                       e->array_id);
+    if (e->array_count == 1)
+        /* sbatch --array=K, the way a failed task is re-run, gives exactly this: the
+         * original array's size is gone, and 0/1 would take every file */
+        return qr_fail(QR_EINVAL,
+                       "slurm array task %ld is the only task of its array (SLURM_ARRAY_TASK_COUNT=1, as when a "
+                       "failed task is re-submitted with sbatch --array=%ld): --shard auto cannot tell how many "
+                       "shards the ingest has and would put every file into this one; pass --shard %ld/N with N "
+                       "the number of tasks of the whole ingest (or export QUIRE_SHARDS=N; configs/slurm/ does), "
+                       "or --shard none for all files",
+                       e->array_id, e->array_id, e->array_id);
+    if (e->array_count > 1000000 || e->array_id < e->array_min ||
+        (e->array_max >= 0 && (e->array_id > e->array_max || e->array_max < e->array_min)))
+        return qr_fail(QR_EINVAL,
+                       "slurm array task %ld is outside its array (SLURM_ARRAY_TASK_MIN %ld, _MAX %ld, _COUNT %ld): "
+                       "pass --shard I/N (or export QUIRE_SHARDS=N)",
+                       e->array_id, e->array_min, e->array_max, e->array_count);
+    if (e->array_max >= 0 && (e->array_max - e->array_min) != (e->array_count - 1) * e->array_step)
+        return qr_fail(QR_EINVAL,
+                       "slurm array tasks %ld..%ld by %ld are not the %ld tasks of SLURM_ARRAY_TASK_COUNT (a task "
+                       "list such as --array=1,5,9, or part of an array re-submitted): --shard auto cannot tell "
+                       "this task's shard; pass --shard I/N (or export QUIRE_SHARDS=N and number the tasks 0..N-1)",
+                       e->array_min, e->array_max, e->array_step, e->array_count);
     long off = e->array_id - e->array_min;
-    if (e->array_count < 1 || e->array_count > 1000000 || off < 0 || off % e->array_step != 0 ||
-        off / e->array_step >= e->array_count)
+    if (off % e->array_step != 0 || off / e->array_step >= e->array_count)
         return qr_fail(QR_EINVAL,
                        "slurm array task %ld (SLURM_ARRAY_TASK_MIN %ld, _STEP %ld, _COUNT %ld) does not map to a "
                        "shard 0..%ld; use a range --array=0-%ld, or pass --shard I/N",

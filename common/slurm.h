@@ -17,7 +17,14 @@
  *   SLURM_GPUS_ON_NODE     count of GPUs allocated on this node
  *   SLURM_GPUS             --gpus value: "[type:]count[,...]" (whole job, maybe several nodes)
  *   SLURM_JOB_ID           set inside any Slurm job
- *   SLURM_ARRAY_TASK_ID / _COUNT / _MIN / _STEP   array task position */
+ *   SLURM_ARRAY_TASK_ID / _COUNT / _MIN / _MAX / _STEP   array task position
+ *   QUIRE_SHARDS           the total number of shards of an array ingest, set by
+ *                          the job templates (configs/slurm/ingest.sh): the
+ *                          task id is then the shard index. Slurm's own
+ *                          variables describe the array the task was submitted
+ *                          in, not the ingest: a failed task re-submitted alone
+ *                          (sbatch --array=K) sees SLURM_ARRAY_TASK_COUNT=1 and
+ *                          SLURM_ARRAY_TASK_MIN = _MAX = K. */
 #ifndef QR_COMMON_SLURM_H
 #define QR_COMMON_SLURM_H
 
@@ -38,9 +45,15 @@ typedef struct qr_slurm_env {
     /* Slurm's GPU variables; -1 when the variable is absent */
     int n_step_gpus, n_job_gpus, gpus_on_node, n_gpus;
     char step_gpus[128], job_gpus[128], gpus[64]; /* raw values for the log */
-    /* the array task, when SLURM_ARRAY_TASK_ID and _COUNT are set */
+    /* the array task, when SLURM_ARRAY_TASK_ID is set; array_count and
+     * array_max are -1 when their variables are absent, array_min 0 and
+     * array_step 1 */
     bool in_array;
-    long array_id, array_min, array_step, array_count;
+    long array_id, array_min, array_max, array_step, array_count;
+    /* QUIRE_SHARDS: shards_ok when it is a number 1..1000000 (shards) */
+    bool shards_set, shards_ok;
+    long shards;
+    char shards_raw[32];
 } qr_slurm_env;
 
 /* Reads the variables above from the environment into *out (always succeeds;
@@ -74,11 +87,19 @@ int qr_slurm_gpu_report(const qr_slurm_env *e, const qr_gpu_info *used, int n_us
  * CUDA_VISIBLE_DEVICES is set, nothing otherwise. Returns the idle count. */
 int qr_slurm_log_gpus(const qr_gpu_info *used, int n_used);
 
-/* This array task's shard: *index in [0, *count). Returns 1 when the
- * environment names an array task (index = (ID - MIN) / STEP, count =
- * COUNT), 0 when it does not (outputs untouched), QR_EINVAL when the
- * variables do not give a shard (a task list like --array=1,5,9: pass
- * --shard I/N instead), with the reason in qr_last_error(). */
+/* This array task's shard (--shard auto): *index in [0, *count). Returns 1
+ * when the environment names one, 0 outside an array task without
+ * QUIRE_SHARDS (outputs untouched: ingest every file), QR_EINVAL with the
+ * reason and the fix (--shard I/N) in qr_last_error() when it cannot be
+ * read safely. With QUIRE_SHARDS=N the shard is ID/N (ID < N, else refused).
+ * Without it the array is taken to be the whole ingest: index = (ID - MIN) /
+ * STEP, count = COUNT, and refused are
+ *   - COUNT 1: a re-submitted task (sbatch --array=K) looks like this, and
+ *     reading it as shard 0/1 would put every file into that task's store;
+ *   - ID outside [MIN, MAX], or not MIN + a multiple of STEP below COUNT;
+ *   - MIN..MAX by STEP not holding COUNT tasks (a list like --array=1,5,9,
+ *     or part of the array re-submitted as a list);
+ *   - SLURM_ARRAY_TASK_ID without SLURM_ARRAY_TASK_COUNT. */
 int qr_slurm_array_shard(const qr_slurm_env *e, int *index, int *count);
 
 /* Parses "I/N" (0 <= I < N <= 1000000). 0 or QR_EINVAL. */

@@ -10,7 +10,8 @@
 
 static const char *const vars[] = {"SLURM_JOB_ID", "CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS",
                                    "SLURM_GPUS_ON_NODE", "SLURM_GPUS", "SLURM_ARRAY_TASK_ID",
-                                   "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP"};
+                                   "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX",
+                                   "SLURM_ARRAY_TASK_STEP", "QUIRE_SHARDS"};
 
 static void clear_env(void)
 {
@@ -157,6 +158,126 @@ int main(void)
     qr_slurm_env_read(&e);
     CHECK_INT(qr_slurm_array_shard(&e, &i, &n), QR_EINVAL);
     CHECK(strstr(qr_last_error(), "--shard I/N") != NULL);
+    /* the same list as Slurm describes it, MAX included (MIN 1, MAX 9, COUNT 3,
+     * STEP 1): 1..9 by 1 is not 3 tasks, so even task 1 is refused */
+    setenv("SLURM_ARRAY_TASK_ID", "1", 1);
+    setenv("SLURM_ARRAY_TASK_MAX", "9", 1);
+    setenv("SLURM_ARRAY_TASK_STEP", "1", 1);
+    qr_slurm_env_read(&e);
+    CHECK_INT(e.array_max, 9);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), QR_EINVAL);
+    CHECK_MSG(strstr(qr_last_error(), "--shard I/N") && strstr(qr_last_error(), "--array=1,5,9"), "%s",
+              qr_last_error());
+    clear_env();
+
+    /* A failed task re-run the way the templates say, sbatch --array=5 (of an
+     * 8-task ingest): Slurm 22.05 sets exactly these (tests/slurm/run.sh sees
+     * them). Read as 0/1 it would ingest the whole corpus into shard-5. */
+    i = n = -1;
+    setenv("SLURM_JOB_ID", "4712", 1);
+    setenv("SLURM_ARRAY_TASK_ID", "5", 1);
+    setenv("SLURM_ARRAY_TASK_COUNT", "1", 1);
+    setenv("SLURM_ARRAY_TASK_MIN", "5", 1);
+    setenv("SLURM_ARRAY_TASK_MAX", "5", 1);
+    setenv("SLURM_ARRAY_TASK_STEP", "1", 1);
+    qr_slurm_env_read(&e);
+    CHECK(e.in_array);
+    CHECK(!e.shards_set);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), QR_EINVAL);
+    CHECK(i == -1 && n == -1);
+    CHECK_MSG(strstr(qr_last_error(), "SLURM_ARRAY_TASK_COUNT=1") && strstr(qr_last_error(), "--shard 5/N") &&
+                  strstr(qr_last_error(), "QUIRE_SHARDS=N"),
+              "%s", qr_last_error());
+    /* task 0 re-submitted alone (--array=0) is refused too: 0/1 is every file */
+    setenv("SLURM_ARRAY_TASK_ID", "0", 1);
+    setenv("SLURM_ARRAY_TASK_MIN", "0", 1);
+    setenv("SLURM_ARRAY_TASK_MAX", "0", 1);
+    qr_slurm_env_read(&e);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), QR_EINVAL);
+    CHECK(strstr(qr_last_error(), "--shard 0/N") != NULL);
+    /* with the templates' QUIRE_SHARDS=8 the re-submitted task 5 is shard 5/8 again */
+    setenv("SLURM_ARRAY_TASK_ID", "5", 1);
+    setenv("SLURM_ARRAY_TASK_MIN", "5", 1);
+    setenv("SLURM_ARRAY_TASK_MAX", "5", 1);
+    setenv("QUIRE_SHARDS", "8", 1);
+    qr_slurm_env_read(&e);
+    CHECK(e.shards_set && e.shards_ok && e.shards == 8);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), 1);
+    CHECK(i == 5 && n == 8);
+    /* ... and the whole array's task 7 (--array=0-7) is shard 7/8, as without QUIRE_SHARDS */
+    setenv("SLURM_ARRAY_TASK_ID", "7", 1);
+    setenv("SLURM_ARRAY_TASK_COUNT", "8", 1);
+    setenv("SLURM_ARRAY_TASK_MIN", "0", 1);
+    setenv("SLURM_ARRAY_TASK_MAX", "7", 1);
+    qr_slurm_env_read(&e);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), 1);
+    CHECK(i == 7 && n == 8);
+    unsetenv("QUIRE_SHARDS");
+    qr_slurm_env_read(&e);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), 1);
+    CHECK(i == 7 && n == 8);
+    /* a task id past QUIRE_SHARDS (re-submitted --array=8 of 8 shards, or an array numbered from 1) */
+    setenv("SLURM_ARRAY_TASK_ID", "8", 1);
+    setenv("SLURM_ARRAY_TASK_COUNT", "1", 1);
+    setenv("SLURM_ARRAY_TASK_MIN", "8", 1);
+    setenv("SLURM_ARRAY_TASK_MAX", "8", 1);
+    setenv("QUIRE_SHARDS", "8", 1);
+    qr_slurm_env_read(&e);
+    i = n = -1;
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), QR_EINVAL);
+    CHECK(i == -1 && n == -1);
+    CHECK_MSG(strstr(qr_last_error(), "QUIRE_SHARDS=8") && strstr(qr_last_error(), "0..7") &&
+                  strstr(qr_last_error(), "--shard I/N"),
+              "%s", qr_last_error());
+    /* QUIRE_SHARDS that is not a count */
+    setenv("QUIRE_SHARDS", "0", 1);
+    qr_slurm_env_read(&e);
+    CHECK(e.shards_set && !e.shards_ok);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), QR_EINVAL);
+    CHECK(strstr(qr_last_error(), "QUIRE_SHARDS=\"0\"") != NULL);
+    setenv("QUIRE_SHARDS", "4x", 1);
+    qr_slurm_env_read(&e);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), QR_EINVAL);
+    setenv("QUIRE_SHARDS", "", 1); /* empty: unset, as for the options; then COUNT 1 is refused */
+    qr_slurm_env_read(&e);
+    CHECK(!e.shards_set);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), QR_EINVAL);
+    CHECK(strstr(qr_last_error(), "SLURM_ARRAY_TASK_COUNT=1") != NULL);
+    /* QUIRE_SHARDS outside an array task: no index to take */
+    clear_env();
+    setenv("QUIRE_SHARDS", "4", 1);
+    qr_slurm_env_read(&e);
+    CHECK(!e.in_array);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), QR_EINVAL);
+    CHECK(strstr(qr_last_error(), "--shard I/4") != NULL);
+    clear_env();
+
+    /* ids outside [MIN, MAX], an inconsistent array, a task id without COUNT */
+    setenv("SLURM_ARRAY_TASK_ID", "2", 1); /* below MIN */
+    setenv("SLURM_ARRAY_TASK_COUNT", "3", 1);
+    setenv("SLURM_ARRAY_TASK_MIN", "3", 1);
+    setenv("SLURM_ARRAY_TASK_MAX", "5", 1);
+    qr_slurm_env_read(&e);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), QR_EINVAL);
+    CHECK(strstr(qr_last_error(), "outside its array") != NULL);
+    setenv("SLURM_ARRAY_TASK_ID", "6", 1); /* above MAX */
+    qr_slurm_env_read(&e);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), QR_EINVAL);
+    CHECK(strstr(qr_last_error(), "outside its array") != NULL);
+    setenv("SLURM_ARRAY_TASK_ID", "4", 1); /* inside: --array=3-5, task 4 is shard 1/3 */
+    qr_slurm_env_read(&e);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), 1);
+    CHECK(i == 1 && n == 3);
+    setenv("SLURM_ARRAY_TASK_MAX", "2", 1); /* MAX below MIN */
+    qr_slurm_env_read(&e);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), QR_EINVAL);
+    clear_env();
+    setenv("SLURM_ARRAY_TASK_ID", "1", 1);
+    qr_slurm_env_read(&e);
+    CHECK(e.in_array);
+    CHECK_INT(e.array_count, -1);
+    CHECK_INT(qr_slurm_array_shard(&e, &i, &n), QR_EINVAL);
+    CHECK(strstr(qr_last_error(), "without SLURM_ARRAY_TASK_COUNT") != NULL);
     clear_env();
 
     /* --shard I/N */
