@@ -3,7 +3,12 @@
 # single-node Slurm cluster started here, privately (../shared/notes/slurm-ci.md):
 #
 #   array ingest (3 tasks, fake GPUs) -> merge (--dependency=afterok) -> the
-#   merged store holds the chunks of a plain ingest -> serve job -> quire wait
+#   merged store holds the chunks of a plain ingest -> a task submitted alone
+#   (sbatch --array=2, COUNT 1) is refused by --shard auto without a shard count
+#   -> task 1 "fails" (its shard and the merged store removed) and is re-run
+#   with the command ingest.sh printed (sbatch --array=1, TASKS=3) -> it
+#   rebuilds shard 1/3, the printed merge joins the shards without a duplicate
+#   -> merge.sbatch refuses a missing or stray shard -> serve job -> quire wait
 #   -> curl /v1/search and /v1/ask (extractive, bearer token) -> client.sh ->
 #   ask job (answer file) -> scancel -> quire serve drains, exits 0 (the job's
 #   exit code) and removes its endpoint file -> the store is intact (same chunk
@@ -248,6 +253,76 @@ check "merged store has the reference's chunk count" eval '[ -n "$merged_chunks"
 strip() { sed 's/"chunk_id": *[0-9]*//g; s/"doc_id": *[0-9]*//g; s/"store": *"[^"]*"//g; s/"seconds": *[0-9.e-]*//g' "$1"; }
 check "search on the merged store equals search on the plain store (ids aside)" \
     diff <(strip "$T/s_ref.json") <(strip "$T/s_merged.json")
+
+# ---------------------------------------------------------------- a failed task re-run alone (sbatch --array=K)
+# What Slurm gives a task submitted alone, and that --shard auto refuses it without a shard count
+# (before QUIRE_SHARDS it ingested every file into that task's shard, and the merge then warned about
+# every file twice).
+probe=$(env -u QUIRE_SHARDS -u TASKS timeout 30 sbatch --parsable --array=2 "${small[@]}" \
+    --output="$T/work/probe-%A_%a.out" \
+    --wrap "env | grep '^SLURM_ARRAY_TASK_' | sort; exec '$QUIRE' ingest '$C' --store '$T/probe' --shard auto")
+probe=${probe%%;*}
+jobs_submitted+=("$probe")
+st=$(wait_job "$probe" 60)
+pf=$T/work/probe-${probe}_2.out
+log "plain re-submitted task (sbatch --array=2, no shard count): $st; $(grep -c . "$pf" 2>/dev/null) lines"
+check "sbatch --array=2 sets SLURM_ARRAY_TASK_COUNT=1, _MIN=_MAX=2" \
+    eval 'grep -qx SLURM_ARRAY_TASK_COUNT=1 "$pf" && grep -qx SLURM_ARRAY_TASK_MIN=2 "$pf" && grep -qx SLURM_ARRAY_TASK_MAX=2 "$pf" && grep -qx SLURM_ARRAY_TASK_ID=2 "$pf"'
+check "--shard auto refuses it, naming --shard 2/N (job $st)" \
+    eval '[ "$st" = FAILED ] && grep -q -- "--shard 2/N" "$pf"'
+check "... and wrote no store" [ ! -e "$T/probe/manifest.json" ]
+
+# Task 1 "failed": its shard is gone and the merged store with it. Re-run it with the command
+# ingest.sh printed, in an environment that has none of ours, then the merge it printed.
+resub=$(echo "$out" | sed -n 's/^re-run failed task K: //p')
+remerge=$(echo "$out" | sed -n 's/^then merge: //p')
+check "ingest.sh printed the re-run and merge commands, with TASKS=3" \
+    eval '[[ "$resub" == "TASKS=3 "*"--array=K "* ]] && [[ "$remerge" == "TASKS=3 "*merge.sbatch ]]'
+"$QUIRE" info --store "$T/store.shards/shard-1" --json > "$T/shard1_before.json" 2>/dev/null
+docs1=$(json_int "$T/shard1_before.json" docs)
+chunks1=$(json_int "$T/shard1_before.json" chunks)
+rm -rf "$T/store.shards/shard-1" "$T/store"
+clean_env=(env -u TASKS -u QUIRE_SHARDS -u CORPUS -u STORE -u SHARDS -u EMBEDDER -u INGEST_ARGS -u QUIRE)
+re=$("${clean_env[@]}" timeout 30 bash -c "${resub/--array=K /--parsable --array=1 }" 2>&1)
+re=${re%%;*}
+[[ "$re" =~ ^[0-9]+$ ]] || { fail "re-submission did not submit (got: $re)"; exit 1; }
+jobs_submitted+=("$re")
+st=$(wait_job "$re" 60)
+rf=$T/work/quire-ingest-${re}_1.out
+log "re-submitted task 1 (job $re): $st"
+check "re-submitted task 1 completed" [ "$st" = COMPLETED ]
+check "it took shard 1/3 from TASKS (QUIRE_SHARDS), not 0/1" \
+    grep -q "shard 1/3 from the Slurm array task (SLURM_ARRAY_TASK_ID 1, QUIRE_SHARDS 3)" "$rf"
+"$QUIRE" info --store "$T/store.shards/shard-1" --json > "$T/shard1_after.json" 2>/dev/null
+check "its shard holds what task 1 ingested first ($docs1 documents, $chunks1 chunks)" eval \
+    '[ -n "$docs1" ] && [ "$(json_int "$T/shard1_after.json" docs)" = "$docs1" ] && [ "$(json_int "$T/shard1_after.json" chunks)" = "$chunks1" ]'
+rm_=$("${clean_env[@]}" timeout 30 bash -c "${remerge/ sbatch / sbatch --parsable }" 2>&1)
+rm_=${rm_%%;*}
+[[ "$rm_" =~ ^[0-9]+$ ]] || { fail "merge re-submission did not submit (got: $rm_)"; exit 1; }
+jobs_submitted+=("$rm_")
+st=$(wait_job "$rm_" 90)
+mf=$T/work/quire-merge-$rm_.out
+log "merge after the re-run (job $rm_): $st"
+check "merge after the re-run completed" [ "$st" = COMPLETED ]
+check "... without a duplicate document (no 'is in ... keeping the latter')" eval '! grep -q "keeping the latter" "$mf"'
+"$QUIRE" info --store "$T/store" --json > "$T/info_re.json" 2>/dev/null
+check "the re-merged store has the reference's chunk count" [ "$(json_int "$T/info_re.json" chunks)" = "$ref_chunks" ]
+"$QUIRE" search "scheduler priority reservation" --store "$T/store" --json -k 5 --dup-threshold 2 > "$T/s_re.json" 2>/dev/null
+check "search on the re-merged store equals the plain store's" diff <(strip "$T/s_ref.json") <(strip "$T/s_re.json")
+
+# merge.sbatch (run as a plain script: no Slurm needed) merges exactly shard-0..TASKS-1
+"${clean_env[@]}" STORE="$T/m4" SHARDS="$T/store.shards" TASKS=4 QUIRE="$QUIRE" \
+    bash "$SRC/configs/slurm/merge.sbatch" > "$T/m4.out" 2>&1
+mrc=$?
+check "merge.sbatch refuses TASKS=4 with shard-3 missing" eval '[ $mrc -ne 0 ] && grep -q "shard-3 missing" "$T/m4.out" && [ ! -e "$T/m4" ]'
+"${clean_env[@]}" STORE="$T/m2" SHARDS="$T/store.shards" TASKS=2 QUIRE="$QUIRE" \
+    bash "$SRC/configs/slurm/merge.sbatch" > "$T/m2.out" 2>&1
+mrc=$?
+check "merge.sbatch refuses TASKS=2 with a stray shard-2" eval '[ $mrc -ne 0 ] && grep -q "shard-2 is not one of shard-0..shard-1" "$T/m2.out" && [ ! -e "$T/m2" ]'
+"${clean_env[@]}" STORE="$T/m0" SHARDS="$T/store.shards" QUIRE="$QUIRE" \
+    bash "$SRC/configs/slurm/merge.sbatch" > "$T/m0.out" 2>&1
+mrc=$?
+check "merge.sbatch refuses to run without TASKS" eval '[ $mrc -ne 0 ] && grep -q "set TASKS" "$T/m0.out" && [ ! -e "$T/m0" ]'
 
 # ---------------------------------------------------------------- one-off ask job
 ask=$(QUESTION="How do I install quire from source?" ANSWER=$T/work/answer.json \
