@@ -1,4 +1,4 @@
-/* quire ingest PATH... --store DIR [--embedder M] [--dtype D] [--prune] [--jobs N] [--shard I/N] [--json]
+/* quire ingest PATH... --store DIR [--embedder M] [--dtype D] [--prune [--force]] [--jobs N] [--shard I/N] [--json]
  *
  * Walks the paths into the store (ingest/pipeline.h). On a terminal a progress
  * bar is drawn on stderr (files, chunks/s, ETA; at most 10 redraws a second);
@@ -126,7 +126,7 @@ int cli_ingest(int argc, char **argv)
 {
     static const int allowed[] = {QR_OPT_STORE, QR_OPT_EMBEDDER, QR_OPT_DTYPE, QR_OPT_ACT_DTYPE, QR_OPT_DEVICE, QR_OPT_THREADS,
                                   QR_OPT_BATCH, QR_OPT_CHUNK_TOKENS, QR_OPT_CHUNK_OVERLAP, QR_OPT_FAISS_INDEX, QR_OPT_JOBS,
-                                  QR_OPT_MAX_FILE_BYTES, QR_OPT_HIDDEN, QR_OPT_PRUNE, QR_OPT_JSON,
+                                  QR_OPT_MAX_FILE_BYTES, QR_OPT_HIDDEN, QR_OPT_PRUNE, QR_OPT_FORCE, QR_OPT_JSON,
                                   QR_OPT_LOG_LEVEL, QR_OPT_SHARD, -1};
     char **oargv = calloc((size_t)argc + 1, sizeof *oargv), **paths = calloc((size_t)argc + 1, sizeof *paths);
     qr_options *o = NULL;
@@ -144,11 +144,13 @@ int cli_ingest(int argc, char **argv)
     }
     cli_split_paths(argc, argv, oargv, &oargc, paths, &np);
     code = cli_load_options(
-        "ingest", "PATH... --store DIR [--embedder M] [--dtype D] [--prune] [--jobs N] [--shard I/N] [--json]",
+        "ingest", "PATH... --store DIR [--embedder M] [--dtype D] [--prune [--force]] [--jobs N] [--shard I/N] [--json]",
         "Adds files and directories (walked recursively; hidden entries skipped unless --hidden; symbolic\n"
         "links followed, loops visited once) to the store, creating it on first use. Unchanged files (same\n"
         "size and mtime, or same content hash) are not re-read; changed files replace their chunks; --prune\n"
-        "removes documents whose files are gone. A killed run resumes where its last commit ended.\n"
+        "removes documents whose files are gone under the PATHs given (no PATH: anywhere in the store), and\n"
+        "refuses to remove more than half of the store's documents unless --force (an unmounted file system\n"
+        "looks like a deleted corpus). A killed run resumes where its last commit ended.\n"
         "Binary, unreadable and too-large files are skipped with the reason in the report.\n"
         "In a Slurm job array each task takes its share of the files (by a hash of each file's path below its\n"
         "PATH) into its own store; join the shard stores with quire merge. --shard auto: shard\n"
@@ -191,6 +193,7 @@ int cli_ingest(int argc, char **argv)
     io.reader.max_file_bytes = (size_t)qr_opt_int(o, QR_OPT_MAX_FILE_BYTES);
     io.include_hidden = qr_opt_bool(o, QR_OPT_HIDDEN);
     io.prune = qr_opt_bool(o, QR_OPT_PRUNE);
+    io.force = qr_opt_bool(o, QR_OPT_FORCE);
     {
         const char *sh = qr_opt_str(o, QR_OPT_SHARD);
         if (!strcmp(sh, "auto")) {

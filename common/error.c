@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_detail[1024];
 
@@ -27,10 +28,18 @@ const char *qr_strerror(int code)
 
 int qr_fail(int code, const char *fmt, ...)
 {
+    /* Callers chain causes with qr_fail(rc, "...: %s", qr_last_error()), so an
+     * argument may point into last_detail: format into a scratch buffer first
+     * (vsnprintf with overlapping source and destination is undefined and in
+     * practice overwrote the cause with the new prefix), then copy. */
+    char scratch[sizeof last_detail];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_detail, sizeof last_detail, fmt, ap);
+    int n = vsnprintf(scratch, sizeof scratch, fmt, ap);
     va_end(ap);
+    if (n < 0) /* an encoding error: keep the format itself rather than garbage */
+        snprintf(scratch, sizeof scratch, "%s", fmt);
+    memcpy(last_detail, scratch, sizeof last_detail);
     return code;
 }
 

@@ -27,7 +27,10 @@ enum {
 const char *qr_strerror(int code);
 
 /* Records a detail message for this thread and returns code, so callers can
- * write `return qr_fail(QR_EFORMAT, "%s: tensor %s: ...", path, name);`. */
+ * write `return qr_fail(QR_EFORMAT, "%s: tensor %s: ...", path, name);`.
+ * An argument may be qr_last_error() itself, to prefix the cause a callee
+ * recorded: `return qr_fail(rc, "%s: loading: %s", path, qr_last_error());`.
+ * Messages are cut at 1023 bytes. */
 int qr_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Detail of the last qr_fail() on this thread ("" if none). Borrowed: valid

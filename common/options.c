@@ -161,7 +161,11 @@ static const qr_option_def table[QR_OPT_COUNT] = {
         "also ingest hidden files and directories (names starting with '.') inside walked directories", 0,
         NULL},
     [QR_OPT_PRUNE] = {"prune", QR_OPT_BOOL, "command", "false", 0, 0, NULL,
-        "ingest: remove documents whose files no longer exist", QR_OPTF_CLI, NULL},
+        "ingest: remove documents whose files no longer exist under the PATHs given (no PATH: anywhere in "
+        "the store)", QR_OPTF_CLI, NULL},
+    /* a command-line switch: a config file or environment that always forces would undo the safeguard */
+    [QR_OPT_FORCE] = {"force", QR_OPT_BOOL, "command", "false", 0, 0, NULL,
+        "ingest: --prune even when it would remove more than half of the store's documents", QR_OPTF_CLI, NULL},
     /* slurm helper */
     /* a command-line switch: a config file or QUIRE_SHARD applying to every ingest would be a trap, and
      * the Slurm array variables already give each task its shard */

@@ -99,6 +99,7 @@ typedef enum {
     QR_OPT_MAX_FILE_BYTES,
     QR_OPT_HIDDEN,
     QR_OPT_PRUNE,
+    QR_OPT_FORCE,
     /* slurm helper: command-line switch */
     QR_OPT_SHARD,
     /* pipe3 helper: quire eval retrieval switches; BM25 parameters [search] */

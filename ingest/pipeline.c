@@ -869,12 +869,16 @@ static int txn_write_batch(ctx *c, qr_store_txn *t, void *user)
 typedef struct {
     const char *const *paths; /* canonical paths (or prefixes for directories) */
     size_t n;
-    bool prune;               /* remove every recorded file that no longer exists */
+    bool prune;               /* remove the recorded files under scope that no longer exist */
     bool *matched;            /* per path: something was removed */
     qr_ingest_report *rep;
     char **victims;           /* canonical file paths to remove */
     size_t nv;
     size_t *ndocs;            /* per victim: documents deleted */
+    const char *const *scope; /* prune: canonical roots (the PATH arguments); n_scope 0: the whole store */
+    size_t n_scope;
+    bool force;               /* prune: even more than half of the store's documents */
+    uint64_t prune_docs;      /* prune: documents of the victims, by their file records */
 } remove_arg;
 
 static bool under(const char *path, const char *root)
@@ -883,6 +887,26 @@ static bool under(const char *path, const char *root)
     if (strncmp(path, root, n) != 0)
         return false;
     return path[n] == '\0' || path[n] == '/' || (n > 0 && root[n - 1] == '/');
+}
+
+/* A path as given on the command line, made absolute and canonical as far as
+ * it still exists (a gone one: absolute by the working directory), as the
+ * store records files. malloc'd; NULL when out of memory. */
+static char *canon_path(const char *path)
+{
+    char real[PATH_MAX];
+    if (realpath(path, real))
+        return strdup(real);
+    if (path[0] == '/')
+        return strdup(path);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        cwd[0] = '\0';
+    size_t n = strlen(cwd) + strlen(path) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", cwd, path);
+    return p;
 }
 
 /* Collects the recorded files to remove into ra->victims (a read transaction
@@ -917,8 +941,20 @@ static int find_victims(qr_store *s, remove_arg *ra)
         p[len] = '\0';
         bool hit = false;
         if (ra->prune) {
+            /* only under the paths given: a file system that is not mounted
+             * here must not take the rest of the store with it */
+            bool in_scope = ra->n_scope == 0;
+            for (size_t i = 0; i < ra->n_scope && !in_scope; i++)
+                in_scope = under(p, ra->scope[i]);
             struct stat st;
-            hit = stat(p, &st) != 0 && (errno == ENOENT || errno == ENOTDIR);
+            hit = in_scope && stat(p, &st) != 0 && (errno == ENOENT || errno == ENOTDIR);
+            if (hit) {
+                file_rec r;
+                if (v.mv_size == sizeof r) {
+                    memcpy(&r, v.mv_data, sizeof r);
+                    ra->prune_docs += r.n_docs;
+                }
+            }
         }
         for (size_t i = 0; i < ra->n; i++)
             if (under(p, ra->paths[i])) {
@@ -983,6 +1019,18 @@ static void free_victims(remove_arg *ra)
 static int remove_files(ctx *c, remove_arg *ra)
 {
     int rc = find_victims(c->s, ra);
+    if (!rc && ra->prune && ra->nv && !ra->force) {
+        /* more than half of the store gone at once is far likelier a path not
+         * mounted or mistyped than a corpus deleted */
+        qr_store_counts sc;
+        if (!(rc = qr_store_counts_get(c->s, &sc)) && ra->prune_docs * 2 > sc.docs)
+            rc = qr_fail(QR_ELIMIT,
+                         "ingest: --prune would remove %llu of the store's %llu documents (%zu files no longer "
+                         "found under the paths given), more than half: check that those paths are mounted "
+                         "and readable, or pass --force to prune anyway (nothing was pruned; the files "
+                         "added or updated by this run are committed)",
+                         (unsigned long long)ra->prune_docs, (unsigned long long)sc.docs, ra->nv);
+    }
     if (!rc && ra->nv) {
         if (!(ra->ndocs = calloc(ra->nv, sizeof *ra->ndocs)))
             rc = qr_fail(QR_ENOMEM, "ingest: remove list");
@@ -1194,8 +1242,22 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
         goto fail;
     }
     if (o.prune) {
-        remove_arg ra = {NULL, 0, true, NULL, &rep, NULL, 0, NULL};
-        if ((rc = remove_files(&c, &ra)))
+        /* prune only under the PATH arguments (none given: the whole store) */
+        char **scope = calloc(n_paths ? n_paths : 1, sizeof *scope);
+        if (!scope)
+            rc = qr_fail(QR_ENOMEM, "ingest: prune");
+        for (size_t i = 0; i < n_paths && !rc; i++)
+            if (!(scope[i] = canon_path(paths[i])))
+                rc = qr_fail(QR_ENOMEM, "ingest: prune");
+        if (!rc) {
+            remove_arg ra = {.prune = true, .rep = &rep, .scope = (const char *const *)scope, .n_scope = n_paths,
+                             .force = o.force};
+            rc = remove_files(&c, &ra);
+        }
+        for (size_t i = 0; scope && i < n_paths; i++)
+            free(scope[i]);
+        free(scope);
+        if (rc)
             goto fail;
     }
     if ((rc = qr_store_sync(c.s)))
@@ -1243,19 +1305,7 @@ int qr_ingest_remove(const char *dir, const char *const *paths, size_t n_paths, 
         goto fail;
     }
     for (size_t i = 0; i < n_paths; i++) {
-        char real[PATH_MAX];
-        if (realpath(paths[i], real)) {
-            canon[i] = strdup(real);
-        } else if (paths[i][0] == '/') {
-            canon[i] = strdup(paths[i]);
-        } else { /* gone: absolute by the working directory */
-            char cwd[PATH_MAX];
-            if (!getcwd(cwd, sizeof cwd))
-                cwd[0] = '\0';
-            size_t n = strlen(cwd) + strlen(paths[i]) + 2;
-            if ((canon[i] = malloc(n)))
-                snprintf(canon[i], n, "%s/%s", cwd, paths[i]);
-        }
+        canon[i] = canon_path(paths[i]);
         if (!canon[i]) {
             rc = qr_fail(QR_ENOMEM, "ingest: rm");
             goto fail;
@@ -1267,7 +1317,7 @@ int qr_ingest_remove(const char *dir, const char *const *paths, size_t n_paths, 
     qr_store_open_opts so = {0};
     if ((rc = qr_store_open(dir, &so, &c.s)))
         goto fail;
-    remove_arg ra = {(const char *const *)canon, n_paths, false, matched, &rep, NULL, 0, NULL};
+    remove_arg ra = {.paths = (const char *const *)canon, .n = n_paths, .matched = matched, .rep = &rep};
     if ((rc = remove_files(&c, &ra)))
         goto fail;
     for (size_t i = 0; i < n_paths && !rc; i++)

@@ -43,6 +43,13 @@
  * files a shard gets F/N +- about sqrt(F/N). --prune in a shard removes only
  * documents whose files are gone; files of other shards are never touched.
  *
+ * Pruning (opts.prune) removes the documents of recorded files that no longer
+ * exist below the paths of this run (a file system not mounted here leaves
+ * the files outside those paths alone); with no path it checks the whole
+ * store. A prune that would remove more than half of the store's documents
+ * (by then including this run's additions) is refused with QR_ELIMIT unless
+ * opts.force; the run's additions and updates stay committed.
+ *
  * Chunking parameters and embedder identity are written to the manifest when
  * the store is created; a later run with different ones is refused with
  * QR_EMISMATCH naming both. */
@@ -107,7 +114,9 @@ typedef struct {
     qr_chunk_opts chunk;       /* tokens / overlap */
     qr_reader_opts reader;     /* max_file_bytes etc. */
     bool include_hidden;
-    bool prune;                /* remove documents whose files are gone */
+    bool prune;                /* remove documents whose files are gone, under the paths given (none: anywhere) */
+    bool force;                /* prune even when that removes more than half of the store's documents
+                                  (otherwise QR_ELIMIT, nothing pruned) */
     int jobs;                  /* reader threads; <= 0: 4 */
     int batch;                 /* chunks per embedding batch; <= 0: 32 */
     size_t commit_chunks;      /* chunks per transaction (files are never split); 0: 4096 */

@@ -179,7 +179,7 @@ static int cpu_tensor_alloc(qr_backend *be, qr_dtype dt, int64_t rows, int64_t c
         t.data = aligned_alloc(64, bytes ? bytes : 64);
     }
     if (!t.data)
-        return qr_fail(QR_ENOMEM, "cpu: tensor_alloc: %zu bytes for (%lld, %lld) %s", bytes, (long long)rows,
+        return qr_fail(QR_ENOMEM, "cpu: out of memory: tensor_alloc: %zu bytes for (%lld, %lld) %s", bytes, (long long)rows,
                        (long long)cols, qr_dtype_name(dt));
     if (dt == QR_I8) {
         t.scale = calloc(rows ? (size_t)rows : 1, sizeof(float));

@@ -1,5 +1,6 @@
 /* quire ingest / quire rm through the binary ($QUIRE_BIN): exit codes, the
- * one-line summary, the --json report, refusals, no progress bar off a terminal. */
+ * one-line summary, the --json report, refusals, no progress bar off a terminal,
+ * --prune only under the PATHs given and --force past half of the store. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,36 @@ int main(void)
     err = slurp(err_path);
     CHECK_MSG(strstr(err, "NoSuchIndex") != NULL, "%s", err);
     free(err);
+
+    /* --prune only under the PATHs given; more than half of the store only with --force */
+    char pa[600], pb[600], pboff[600];
+    snprintf(pa, sizeof pa, "%s/pa", base);
+    snprintf(pb, sizeof pb, "%s/pb", base);
+    snprintf(pboff, sizeof pboff, "%s/pb_unmounted", base);
+    CHECK(mkdir(pa, 0755) == 0 && mkdir(pb, 0755) == 0);
+    CHECK(ti_write(pa, "kept.txt", "Kept here.\n") == 0 && ti_write(pb, "x.txt", "Elsewhere x.\n") == 0 &&
+          ti_write(pb, "y.txt", "Elsewhere y.\n") == 0);
+    snprintf(args, sizeof args, "ingest '%s' '%s' --store '%s/p' --json", pa, pb, base);
+    CHECK_INT(quire(args), 0);
+    CHECK(rename(pb, pboff) == 0); /* pb's file system "not mounted" */
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/p' --prune --json", pa, base);
+    CHECK_INT(quire(args), 0);
+    j = json_out();
+    CHECK_INT(count(j, "removed"), 0); /* pb is not under pa */
+    CHECK_INT(count(j, "unchanged"), 1);
+    json_decref(j);
+    snprintf(args, sizeof args, "ingest --store '%s/p' --prune", base);
+    CHECK_INT(quire(args), 3); /* QR_ELIMIT */
+    err = slurp(err_path);
+    CHECK_MSG(strstr(err, "quire ingest: ingest: --prune would remove 2 of the store's 3 documents (2 files") &&
+                  strstr(err, "pass --force"),
+              "%s", err);
+    free(err);
+    snprintf(args, sizeof args, "ingest --store '%s/p' --prune --force --json", base);
+    CHECK_INT(quire(args), 0);
+    j = json_out();
+    CHECK_INT(count(j, "removed"), 2);
+    json_decref(j);
 
     ti_rmrf(base);
     return qr_test_done();

@@ -1,6 +1,7 @@
 /* Ingest pipeline on real parts (readers, chunker, LMDB store, BM25, FAISS,
  * the random-weight BERT fixture): a fixture tree BM25-only and with an
  * embedder; unchanged re-ingest is a no-op; modify / remove / prune / rm;
+ * prune only under the paths given and at most half the store without force;
  * embedder and chunking mismatches refused. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -392,6 +393,91 @@ static void test_embedder(void)
     qr_backend_destroy(be);
 }
 
+/* --prune only under the paths given, and not more than half of the store
+ * without force. Layout: a/{a1,a2,a3}.txt, ab/c1.txt (a sibling whose name
+ * starts with "a": not under a), b/{b1,b2}.txt + b/recs.jsonl (3 records):
+ * 9 documents in 8 files. Then a/a1.txt is deleted, ab/c1.txt too, and b is
+ * renamed away (a file system not mounted here). */
+static void test_prune_scope(const char *base)
+{
+    char root[600], a[700], ab[700], b[700], boff[700], p[800];
+    snprintf(root, sizeof root, "%s/prune", base);
+    snprintf(a, sizeof a, "%s/a", root);
+    snprintf(ab, sizeof ab, "%s/ab", root);
+    snprintf(b, sizeof b, "%s/b", root);
+    snprintf(boff, sizeof boff, "%s/b_unmounted", root);
+    char st_dir[700];
+    snprintf(st_dir, sizeof st_dir, "%s/store", root);
+    CHECK(mkdir(root, 0755) == 0 && mkdir(a, 0755) == 0 && mkdir(ab, 0755) == 0 && mkdir(b, 0755) == 0);
+    CHECK(ti_write(a, "a1.txt", "Alpha one.\n") == 0 && ti_write(a, "a2.txt", "Alpha two.\n") == 0 &&
+          ti_write(a, "a3.txt", "Alpha three.\n") == 0 && ti_write(ab, "c1.txt", "Sibling.\n") == 0 &&
+          ti_write(b, "b1.txt", "Beta one.\n") == 0 && ti_write(b, "b2.txt", "Beta two.\n") == 0);
+    CHECK(ti_write(b, "recs.jsonl", "{\"text\": \"r1\"}\n{\"text\": \"r2\"}\n{\"text\": \"r3\"}\n") == 0);
+    qr_ingest_opts o;
+    qr_ingest_opts_default(&o);
+    o.map_size = (size_t)64 << 20;
+    qr_ingest_report r;
+    const char *all[] = {a, ab, b};
+    CHECK_OK(qr_ingest_run(st_dir, all, 3, &o, &r));
+    CHECK_INT(r.added, 7);
+    CHECK_INT(r.docs, 9);
+    qr_ingest_report_free(&r);
+
+    snprintf(p, sizeof p, "%s/a1.txt", a);
+    CHECK(unlink(p) == 0);
+    snprintf(p, sizeof p, "%s/c1.txt", ab);
+    CHECK(unlink(p) == 0);
+    CHECK(rename(b, boff) == 0);
+
+    /* under a: only a1 goes; ab/c1 and all of b are outside a */
+    o.prune = true;
+    const char *only_a[] = {a};
+    CHECK_OK(qr_ingest_run(st_dir, only_a, 1, &o, &r));
+    CHECK_INT(r.removed, 1);
+    CHECK_INT(r.unchanged, 2);
+    const qr_ingest_file *f = find(&r, "a1.txt");
+    CHECK(f && f->status == QR_INGEST_REMOVED && f->docs == 1);
+    qr_ingest_report_free(&r);
+    qr_store *st = NULL;
+    qr_store_counts c;
+    qr_store_open_opts so = {.readonly = true, .map_size = (size_t)64 << 20};
+    CHECK_OK(qr_store_open(st_dir, &so, &st));
+    CHECK_OK(qr_store_counts_get(st, &c));
+    CHECK_INT(c.docs, 8);
+    qr_store_close(st);
+
+    /* no path: the whole store; c1 + b's 3 files = 4 files, 1 + 5 = 6 of 8
+     * documents (by files it would be 4 of 8, exactly half): refused, with
+     * the counts and the flag named, and nothing removed */
+    qr_clear_error();
+    int rc = qr_ingest_run(st_dir, NULL, 0, &o, &r);
+    CHECK_INT(rc, QR_ELIMIT);
+    CHECK_STR(qr_last_error(), "ingest: --prune would remove 6 of the store's 8 documents (4 files no longer "
+                               "found under the paths given), more than half: check that those paths are mounted "
+                               "and readable, or pass --force to prune anyway (nothing was pruned; the files "
+                               "added or updated by this run are committed)");
+    CHECK_OK(qr_store_open(st_dir, &so, &st));
+    CHECK_OK(qr_store_counts_get(st, &c));
+    CHECK_INT(c.docs, 8);
+    qr_store_close(st);
+    /* the same for the gone path b itself: 5 of 8 */
+    const char *only_b[] = {b};
+    CHECK_INT(qr_ingest_run(st_dir, only_b, 1, &o, &r), QR_ELIMIT);
+    CHECK(strstr(qr_last_error(), "remove 5 of the store's 8 documents (3 files") != NULL);
+
+    /* force: they go */
+    o.force = true;
+    CHECK_OK(qr_ingest_run(st_dir, NULL, 0, &o, &r));
+    CHECK_INT(r.removed, 4);
+    f = find(&r, "recs.jsonl");
+    CHECK(f && f->status == QR_INGEST_REMOVED && f->docs == 3);
+    qr_ingest_report_free(&r);
+    CHECK_OK(qr_store_open(st_dir, &so, &st));
+    CHECK_OK(qr_store_counts_get(st, &c));
+    CHECK_INT(c.docs, 2);
+    qr_store_close(st);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/quire_pipeline_XXXXXX";
@@ -406,6 +492,7 @@ int main(void)
     make_tree();
     test_bm25_only();
     test_embedder();
+    test_prune_scope(base);
     ti_rmrf(base);
     return qr_test_done();
 }
