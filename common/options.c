@@ -171,7 +171,8 @@ static const qr_option_def table[QR_OPT_COUNT] = {
      * the Slurm array variables already give each task its shard */
     [QR_OPT_SHARD] = {"shard", QR_OPT_STRING, "command", "auto", 0, 0, NULL,
         "ingest: only shard I/N of the files (by a hash of each file's path below its PATH); auto: the Slurm "
-        "array task's (SLURM_ARRAY_TASK_ID/_COUNT), else all; none: all files", QR_OPTF_CLI, check_shard},
+        "array task's (SLURM_ARRAY_TASK_ID of QUIRE_SHARDS, else of SLURM_ARRAY_TASK_COUNT; a task re-run alone "
+        "is refused without QUIRE_SHARDS), else all; none: all files", QR_OPTF_CLI, check_shard},
     /* pipe3 helper: quire eval retrieval switches; BM25 parameters [search] */
     [QR_OPT_BEIR] = {"beir", QR_OPT_STRING, "command", "", 0, 0, NULL,
         "eval retrieval: BEIR dataset directory (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)", QR_OPTF_CLI, NULL},
