@@ -1069,8 +1069,9 @@ static const uint16_t cp1252_hi[32] = {
 };
 
 /* UTF-16/32 code units (unit = 2 or 4 bytes, big- or little-endian) after a
- * BOM to UTF-8, prefixed with a UTF-8 BOM (see read_buffer). Unpaired surrogates, values over
- * U+10FFFF and a trailing partial unit become U+FFFD, counted in *n_bad. */
+ * BOM to UTF-8, prefixed with a UTF-8 BOM (see read_buffer). Unpaired
+ * surrogates, values over U+10FFFF and a trailing partial unit become U+FFFD,
+ * counted in *n_bad. */
 static int decode_wide(const unsigned char *s, size_t len, int unit, bool be, char **out, size_t *out_len,
                        size_t *n_bad)
 {
@@ -1130,12 +1131,14 @@ static bool names_charset(const char *d, size_t len)
     return false;
 }
 
-/* The input as UTF-8 (issue 13): a UTF-16/32 BOM is honoured (decoded here);
- * decoded text (*out) starts with a UTF-8 BOM;
- * a UTF-8 BOM or valid UTF-8 is left as it is (*out NULL); input that is not
- * valid UTF-8 is read as Windows-1252 when that is plausible: every invalid
- * sequence is (cp1252_plausible) and they outnumber valid multi-byte
- * sequences (text mostly in UTF-8 with a few stray bytes stays UTF-8).
+/* The input as UTF-8 (issue 13). A UTF-16/32 BOM is honoured (decoded here;
+ * decoded text, *out, starts with a UTF-8 BOM). Valid UTF-8 is left as it is
+ * (*out NULL). Input that is not valid UTF-8 is read as Windows-1252 when that
+ * is plausible: every invalid sequence is (cp1252_plausible) and they
+ * outnumber valid multi-byte sequences (text mostly in UTF-8 with a few stray
+ * bytes stays UTF-8); a UTF-8 BOM rules the fallback out. Otherwise the
+ * normalisers replace invalid sequences by U+FFFD. Binary content is left
+ * alone (skipped later as binary).
  * Every fallback and every replaced sequence is a warning on the result, so
  * no letter is lost silently. HTML that declares a charset is left to
  * libxml2 unless it has a BOM. */
@@ -1178,9 +1181,12 @@ static int decode_input(const char *name, const char *data, size_t len, qr_read_
     if (!bad) return 0;
     bool html = qr_detect_format(name, data, len, NULL) == QR_FMT_HTML;
     if (html && names_charset(data, len)) return 0; // libxml2 decodes the declared charset
-    if (odd || multi >= bad) {
+    bool bom8 = len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3); // declared UTF-8: no guessing
+    if (odd || multi >= bad || bom8) {
         if ((rc = qr_result_warn(r, "not valid UTF-8: %zu invalid byte sequences replaced by U+FFFD%s", bad,
-                                 odd ? " (not plausible as Windows-1252 either)" : " (mostly valid UTF-8)")))
+                                 bom8  ? " (UTF-8 byte order mark)"
+                                 : odd ? " (not plausible as Windows-1252 either)"
+                                       : " (mostly valid UTF-8)")))
             return qr_fail(rc, "%s: out of memory", name);
         return 0;
     }

@@ -104,6 +104,8 @@ int main(void)
         free(w2);
         free(want);
     }
+    // A UTF-8 BOM before Windows-1252 bytes: declared UTF-8, no fallback
+    expect("utf8_bom_cp1252.txt", "caf\xEF\xBF\xBD na\xEF\xBF\xBDve", "2 invalid byte sequences replaced by U+FFFD");
     // Unpaired surrogate in UTF-16: U+FFFD, reported
     expect("utf16le_lone_surrogate.txt", "ab\xEF\xBF\xBD" "cd", "1 invalid code units replaced by U+FFFD");
 
