@@ -64,11 +64,15 @@ static bool word_byte(unsigned char c)
     return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
 
-static int approx_count(const char *s, size_t n)
+/* Word approximation of s[0, n), or of a prefix of it once the count passes
+ * cap (the result is then > cap): every run and mark adds >= 0 and a cut run
+ * counts no more than the whole run, so stopping early never turns a count
+ * over cap into one within it. */
+static long long approx_count_upto(const char *s, size_t n, long long cap)
 {
     long long t = 0;
     size_t i = 0;
-    while (i < n) {
+    while (i < n && t <= cap) {
         unsigned char c = (unsigned char)s[i];
         if (word_byte(c)) {
             size_t chars = 0;
@@ -82,6 +86,12 @@ static int approx_count(const char *s, size_t n)
             i++;
         }
     }
+    return t;
+}
+
+static int approx_count(const char *s, size_t n)
+{
+    long long t = approx_count_upto(s, n, INT32_MAX);
     return t > INT32_MAX ? INT32_MAX : (int)t;
 }
 
@@ -269,6 +279,52 @@ static size_t snap_fwd(const char *t, size_t m, size_t end)
     return m;
 }
 
+static bool alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* Whether t[pos, e) fits in one chunk, with *n its count (specials included)
+ * when it does. Counting the whole rest of a long unit for every piece cut
+ * from it made split_long quadratic (a 20 MB CSV line took minutes), so only
+ * a prefix of about the size of a chunk is looked at when the rest is long:
+ *  - word approximation: the count stops once it passes max_tokens (exact,
+ *    see approx_count_upto);
+ *  - tokenizer: prefixes ending at a letter/digit followed by ASCII whitespace,
+ *    in windows doubling from 4 * max_tokens bytes. At such a point
+ *    pre-tokenizing tokenizers (WordPiece's whitespace/punctuation split,
+ *    byte-level BPE's regex, which has no look-behind and whose letter, digit
+ *    and whitespace classes all stop there) cut the text into the same
+ *    pre-tokens as the whole, so the rest has at least the prefix's tokens; a
+ *    margin of 8 covers tokenizers that merge across a space. A rest without
+ *    such a point (one multi-megabyte word) is still counted whole. */
+static int rest_fits(const qr_chunker *c, const char *t, size_t pos, size_t e, bool *fits, int *n)
+{
+    const int max = c->o.max_tokens;
+    int rc;
+    if (!c->tok) {
+        long long k = approx_count_upto(t + pos, e - pos, max);
+        *fits = k <= max;
+        *n = k > max ? max + 1 : (int)k;
+        return 0;
+    }
+    for (size_t w = (size_t)max * 4; w < e - pos; w *= 2) {
+        size_t q = pos + w;
+        while (q > pos && !(alnum((unsigned char)t[q - 1]) && ws((unsigned char)t[q]))) q--;
+        if (q == pos) continue;
+        int k;
+        if ((rc = count(c, t + pos, q - pos, true, &k))) return rc;
+        if (k > max + 8) {
+            *fits = false;
+            *n = k;
+            return 0;
+        }
+    }
+    if ((rc = count(c, t + pos, e - pos, true, n))) return rc;
+    *fits = *n <= max;
+    return 0;
+}
+
 /* Splits t[s, e) (one unit longer than a chunk) into pieces of at most
  * max_tokens (specials included), overlapping by at most overlap tokens. */
 static int split_long(const qr_chunker *c, const char *t, size_t s, size_t e, unit proto, units *out)
@@ -279,8 +335,9 @@ static int split_long(const qr_chunker *c, const char *t, size_t s, size_t e, un
     while (pos < e) {
         while (pos < e && ws((unsigned char)t[pos])) pos++;
         if (pos >= e) break;
-        if ((rc = count(c, t + pos, e - pos, true, &n))) return rc;
-        if (n <= max) {
+        bool fits;
+        if ((rc = rest_fits(c, t, pos, e, &fits, &n))) return rc;
+        if (fits) {
             proto.s = pos;
             proto.e = e;
             proto.tok = n - c->n_special;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1032,9 +1033,206 @@ static int read_jsonl(const char *name, const char *data, size_t len, const qr_r
     return 0;
 }
 
+/* ---------------------------------------------------------------- encodings */
+
+static size_t put_utf8(char *d, uint32_t cp)
+{
+    if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
+    if (cp > 0x10FFFF) cp = 0xFFFD;
+    if (cp < 0x80) {
+        d[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        d[0] = (char)(0xC0 | cp >> 6);
+        d[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        d[0] = (char)(0xE0 | cp >> 12);
+        d[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        d[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    d[0] = (char)(0xF0 | cp >> 18);
+    d[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    d[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    d[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Windows-1252 0x80..0x9F (0 where undefined: 81 8D 8F 90 9D). */
+static const uint16_t cp1252_hi[32] = {
+    0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0,      0x017D, 0,      0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178,
+};
+
+/* UTF-16/32 code units (unit = 2 or 4 bytes, big- or little-endian) after a
+ * BOM to UTF-8, prefixed with a UTF-8 BOM (see read_buffer). Unpaired
+ * surrogates, values over U+10FFFF and a trailing partial unit become U+FFFD,
+ * counted in *n_bad. */
+static int decode_wide(const unsigned char *s, size_t len, int unit, bool be, char **out, size_t *out_len,
+                       size_t *n_bad)
+{
+    if (len > (SIZE_MAX - 8) / 2) return qr_fail(QR_ELIMIT, "reader: input of %zu bytes too large", len);
+    char *d = malloc(len * 2 + 8); // a 2-byte unit makes at most 3 bytes, a 4-byte pair at most 4
+    if (!d) return qr_fail(QR_ENOMEM, "reader: %zu bytes", len);
+    size_t j = put_utf8(d, 0xFEFF), bad = 0, i = 0;
+#define UNIT(p) (unit == 2 ? (be ? (uint32_t)(p)[0] << 8 | (p)[1] : (uint32_t)(p)[1] << 8 | (p)[0])           \
+                           : (be ? (uint32_t)(p)[0] << 24 | (uint32_t)(p)[1] << 16 | (uint32_t)(p)[2] << 8 | (p)[3] \
+                                 : (uint32_t)(p)[3] << 24 | (uint32_t)(p)[2] << 16 | (uint32_t)(p)[1] << 8 | (p)[0]))
+    for (; i + (size_t)unit <= len; i += (size_t)unit) {
+        uint32_t cp = UNIT(s + i);
+        if (unit == 2 && cp >= 0xD800 && cp <= 0xDBFF && i + 4 <= len) {
+            uint32_t lo = UNIT(s + i + 2);
+            if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                i += 2;
+            }
+        }
+        if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) bad++;
+        j += put_utf8(d + j, cp);
+    }
+#undef UNIT
+    if (i < len) {
+        bad++;
+        j += put_utf8(d + j, 0xFFFD);
+    }
+    d[j] = 0;
+    *out = d;
+    *out_len = j;
+    *n_bad = bad;
+    return 0;
+}
+
+/* Whether the invalid UTF-8 subpart s[i, i + n) reads plausibly as
+ * Windows-1252: one byte (broken UTF-8 leaves a lead byte with the valid part
+ * of its continuation, n > 1), defined in Windows-1252, and not a letter
+ * (0xC0..0xFF) followed by, or a sign (0xA0..0xBF) preceded by, a byte of the
+ * other range: that pair is the shape of a UTF-8 sequence gone wrong
+ * ("\xED\xA0" is a surrogate's lead and continuation), while Windows-1252
+ * text puts its accented letters beside ASCII ("caf\xE9", "\xE0 la"). */
+static bool cp1252_plausible(const unsigned char *s, size_t len, size_t i, size_t n)
+{
+    if (n != 1) return false;
+    unsigned char c = s[i];
+    if (c >= 0x80 && c <= 0x9F) return cp1252_hi[c - 0x80] != 0;
+    if (c >= 0xC0) return !(i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0xBF);
+    return !(i > 0 && s[i - 1] >= 0xC0);
+}
+
+/* A "charset=" in the first 4 KiB (HTML that names its own encoding). */
+static bool names_charset(const char *d, size_t len)
+{
+    size_t m = len < 4096 ? len : 4096;
+    for (size_t i = 0; i + 8 <= m; i++)
+        if (!strncasecmp(d + i, "charset=", 8)) return true;
+    return false;
+}
+
+/* The input as UTF-8 (issue 13). A UTF-16/32 BOM is honoured (decoded here;
+ * decoded text, *out, starts with a UTF-8 BOM). Valid UTF-8 is left as it is
+ * (*out NULL). Input that is not valid UTF-8 is read as Windows-1252 when that
+ * is plausible: every invalid sequence is (cp1252_plausible) and they
+ * outnumber valid multi-byte sequences (text mostly in UTF-8 with a few stray
+ * bytes stays UTF-8); a UTF-8 BOM rules the fallback out. Otherwise the
+ * normalisers replace invalid sequences by U+FFFD. Binary content is left
+ * alone (skipped later as binary).
+ * Every fallback and every replaced sequence is a warning on the result, so
+ * no letter is lost silently. HTML that declares a charset is left to
+ * libxml2 unless it has a BOM. */
+static int decode_input(const char *name, const char *data, size_t len, qr_read_result *r, char **out,
+                        size_t *out_len)
+{
+    const unsigned char *s = (const unsigned char *)data;
+    *out = NULL;
+    int unit = 0;
+    bool be = false;
+    const char *enc = NULL;
+    size_t skip = 0;
+    if (len >= 4 && !memcmp(s, "\xFF\xFE\0\0", 4)) unit = 4, be = false, enc = "UTF-32LE", skip = 4;
+    else if (len >= 4 && !memcmp(s, "\0\0\xFE\xFF", 4)) unit = 4, be = true, enc = "UTF-32BE", skip = 4;
+    else if (len >= 2 && !memcmp(s, "\xFF\xFE", 2)) unit = 2, be = false, enc = "UTF-16LE", skip = 2;
+    else if (len >= 2 && !memcmp(s, "\xFE\xFF", 2)) unit = 2, be = true, enc = "UTF-16BE", skip = 2;
+    int rc;
+    if (unit) {
+        size_t bad = 0;
+        if ((rc = decode_wide(s + skip, len - skip, unit, be, out, out_len, &bad))) return rc;
+        if (bad && (rc = qr_result_warn(r, "%s (byte order mark): %zu invalid code units replaced by U+FFFD", enc,
+                                        bad)))
+            return qr_fail(rc, "%s: out of memory", name);
+        return 0;
+    }
+    const char *why;
+    if (looks_binary(s, len, &why)) return 0; // skipped as binary, not decoded
+    size_t bad = 0, multi = 0, odd = 0;
+    for (size_t i = 0; i < len;) {
+        size_t b = 0, k = utf8_seq(s + i, len - i, &b);
+        if (k) {
+            multi += k > 1;
+            i += k;
+            continue;
+        }
+        bad++;
+        if (!cp1252_plausible(s, len, i, b)) odd++;
+        i += b;
+    }
+    if (!bad) return 0;
+    bool html = qr_detect_format(name, data, len, NULL) == QR_FMT_HTML;
+    if (html && names_charset(data, len)) return 0; // libxml2 decodes the declared charset
+    bool bom8 = len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3); // declared UTF-8: no guessing
+    if (odd || multi >= bad || bom8) {
+        if ((rc = qr_result_warn(r, "not valid UTF-8: %zu invalid byte sequences replaced by U+FFFD%s", bad,
+                                 bom8  ? " (UTF-8 byte order mark)"
+                                 : odd ? " (not plausible as Windows-1252 either)"
+                                       : " (mostly valid UTF-8)")))
+            return qr_fail(rc, "%s: out of memory", name);
+        return 0;
+    }
+    if (len > (SIZE_MAX - 4) / 3) return qr_fail(QR_ELIMIT, "reader: input of %zu bytes too large", len);
+    char *d = malloc(len * 3 + 4);
+    if (!d) return qr_fail(QR_ENOMEM, "reader: %zu bytes", len);
+    size_t j = put_utf8(d, 0xFEFF);
+    for (size_t i = 0; i < len; i++)
+        j += put_utf8(d + j, s[i] < 0x80 ? s[i] : s[i] <= 0x9F ? cp1252_hi[s[i] - 0x80] : s[i]);
+    d[j] = 0;
+    *out = d;
+    *out_len = j;
+    if ((rc = qr_result_warn(r, "not valid UTF-8: decoded as Windows-1252 (fallback)")))
+        return qr_fail(rc, "%s: out of memory", name);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- entry points */
 
+static int read_buffer_utf8(const char *name, const char *data, size_t len, const qr_reader_opts *o,
+                            qr_read_result *r);
+
+/* Decodes (decode_input), then reads the UTF-8. PDF is binary: poppler
+ * decodes it. */
 static int read_buffer(const char *name, const char *data, size_t len, const qr_reader_opts *o, qr_read_result *r)
+{
+    if (len > o->max_file_bytes || (len >= 5 && !memcmp(data, "%PDF-", 5)))
+        return read_buffer_utf8(name, data, len, o, r);
+    char *dec = NULL;
+    size_t dlen = 0;
+    int rc = decode_input(name, data, len, r, &dec, &dlen);
+    if (rc) return rc;
+    if (dec) {
+        // The BOM tells the HTML reader the text is UTF-8 whatever its <meta>
+        // says (a BOM wins over it, as in HTML5); the other readers get none.
+        size_t k = qr_detect_format(name, dec, dlen, NULL) == QR_FMT_HTML ? 0 : 3;
+        rc = read_buffer_utf8(name, dec + k, dlen - k, o, r);
+    } else {
+        rc = read_buffer_utf8(name, data, len, o, r);
+    }
+    free(dec);
+    return rc;
+}
+
+static int read_buffer_utf8(const char *name, const char *data, size_t len, const qr_reader_opts *o,
+                            qr_read_result *r)
 {
     const char *lang = NULL;
     const char *why = "";

@@ -6,10 +6,18 @@
  * and heading path, so a chunk cut from the text can always be cited back.
  *
  * Extracted text: the blocks' texts joined by "\n\n", in document order; a
- * block's span never includes the separators. Text is always valid UTF-8:
- * each maximal invalid subsequence of the input is replaced by one U+FFFD (the
- * WHATWG / Rust from_utf8_lossy rule, the same policy as the tokenizer), so bad
- * bytes never abort a read. Other C0 control characters (except \t and \n) and
+ * block's span never includes the separators. Text is always valid UTF-8.
+ * Encodings (not PDF): a byte order mark is honoured (UTF-8, UTF-16LE/BE,
+ * UTF-32LE/BE; UTF-16/32 decoded, and for HTML the BOM wins over a <meta>
+ * charset); input that is not valid UTF-8 is read as Windows-1252 when that is
+ * plausible (every invalid sequence a single byte Windows-1252 defines, not in
+ * the lead/continuation shape of broken UTF-8, and more of them than valid
+ * multi-byte sequences), with the warning "not valid UTF-8: decoded as
+ * Windows-1252 (fallback)"; otherwise (and HTML declaring a charset goes to
+ * libxml2) each maximal invalid subsequence is replaced by one U+FFFD (the
+ * WHATWG / Rust from_utf8_lossy rule, the same policy as the tokenizer) with a
+ * warning counting them, so bad bytes never abort a read and no letter is
+ * lost silently. Other C0 control characters (except \t and \n) and
  * DEL become spaces; \r\n and \r become \n.
  *
  * Formats (detected by extension, then by content sniffing; magic bytes win):

@@ -310,6 +310,7 @@ static void walk(hctx *c, const xmlNode *n)
  * the <meta> itself; otherwise we hand it valid UTF-8 and say so. */
 static bool declares_other_charset(const char *d, size_t len)
 {
+    if (len >= 3 && !memcmp(d, "\xEF\xBB\xBF", 3)) return false; // a UTF-8 BOM wins (HTML5)
     size_t m = len < 4096 ? len : 4096;
     for (size_t i = 0; i + 8 <= m; i++) {
         if (strncasecmp(d + i, "charset=", 8) != 0) continue;
