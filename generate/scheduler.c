@@ -197,6 +197,10 @@ static void req_end(qr_sched *s, qr_sched_req *r, int rc, const char *msg)
     double t = now_s();
     qr_gen_result res;
     memset(&res, 0, sizeof res);
+    /* msg is usually qr_last_error(): copy it before the calls below, any of
+     * which may fail and overwrite this thread's error text. */
+    char why[sizeof r->msg];
+    snprintf(why, sizeof why, "%s", msg ? msg : "");
     if (rc == QR_ECANCELED)
         qr_genseq_end(r->g, "cancelled");
     else if (rc)
@@ -204,7 +208,7 @@ static void req_end(qr_sched *s, qr_sched_req *r, int rc, const char *msg)
     int rr = qr_genseq_result(r->g, &res);
     if (rr && !rc) {
         rc = rr;
-        msg = qr_last_error();
+        snprintf(why, sizeof why, "%s", qr_last_error());
     }
     if (rr) {
         memset(&res, 0, sizeof res);
@@ -235,7 +239,7 @@ static void req_end(qr_sched *s, qr_sched_req *r, int rc, const char *msg)
     pthread_mutex_lock(&r->mu);
     r->result = res;
     r->rc = rc;
-    snprintf(r->msg, sizeof r->msg, "%s", rc == QR_ECANCELED ? "cancelled" : rc ? (msg ? msg : "") : "");
+    snprintf(r->msg, sizeof r->msg, "%s", rc == QR_ECANCELED ? "cancelled" : rc ? why : "");
     r->done = true;
     pthread_cond_signal(&r->ev);
     req_unref_unlock(r);
