@@ -5,7 +5,7 @@
  *     implementation's, on the ingest fixtures and on generated CSV, logs,
  *     minified code, unpunctuated text, long words and Unicode, with the word
  *     approximation, MiniLM's WordPiece and Llama-3's byte-level BPE, at four
- *     sizes/overlaps. tests/fixtures/ingest/chunks_d4188e0.tsv holds, per case,
+ *     sizes/overlaps. tests/fixtures/chunker/chunks_d4188e0.tsv holds, per case,
  *     the chunk count and a digest of every field as the chunker of commit
  *     d4188e0 (before this change) produced them: it was written by that code,
  *     linked into this test beside the new one, in the run that also compared
@@ -305,8 +305,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "Llama-3 tokenizer not loadable: %s\n", qr_last_error());
         CHECK(tok_bpe != NULL);
     }
-    before = qr_test_slurp(FIXTURE("ingest/chunks_d4188e0.tsv"), NULL);
-    CHECK_MSG(before != NULL, "tests/fixtures/ingest/chunks_d4188e0.tsv missing");
+    before = qr_test_slurp(FIXTURE("chunker/chunks_d4188e0.tsv"), NULL);
+    CHECK_MSG(before != NULL, "tests/fixtures/chunker/chunks_d4188e0.tsv missing");
     bool time_only = argc > 1 && !strcmp(argv[1], "--time");
     if (!time_only) test_same_as_before();
     test_time();

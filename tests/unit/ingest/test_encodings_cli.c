@@ -2,7 +2,7 @@
  * the report names every file decoded by the Windows-1252 fallback, a UTF-16
  * file (BOM) is ingested rather than skipped as binary, and a search for an
  * accented word finds the Windows-1252 and UTF-16 files (issue 13, item 2).
- * Fixtures: tests/fixtures/ingest/encodings (make_encodings.py). */
+ * Fixtures: tests/fixtures/encodings (make_encodings.py). */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -51,7 +51,7 @@ int main(void)
     const char *files[] = {"cp1252.txt", "utf16le_bom.txt", "utf8_stray.txt"};
     for (size_t i = 0; i < 3; i++) {
         char rel[256];
-        snprintf(rel, sizeof rel, "ingest/encodings/%s", files[i]);
+        snprintf(rel, sizeof rel, "encodings/%s", files[i]);
         CHECK_INT(ti_copy(FIXTURE(rel), tree, files[i]), 0);
     }
     snprintf(args, sizeof args, "ingest '%s' --store '%s'", tree, store);

@@ -2,7 +2,7 @@
  * byte orders) honoured and decoded, a file that is not valid UTF-8 read as
  * Windows-1252 when plausible (with a warning naming the fallback), and every
  * replaced sequence reported. Fixtures and the expected UTF-8 texts come from
- * tests/fixtures/ingest/encodings/make_encodings.py (Python's codecs). */
+ * tests/fixtures/encodings/make_encodings.py (Python's codecs). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +37,7 @@ static bool has_warning(const qr_read_result *r, const char *needle)
 static void expect(const char *file, const char *want, const char *warning)
 {
     char rel[256];
-    snprintf(rel, sizeof rel, "ingest/encodings/%s", file);
+    snprintf(rel, sizeof rel, "encodings/%s", file);
     qr_read_result *r = NULL;
     CHECK_OK(qr_read_file(FIXTURE(rel), NULL, &r));
     if (!r) return;
@@ -53,8 +53,8 @@ static void expect(const char *file, const char *want, const char *warning)
 int main(void)
 {
     size_t n;
-    char *text = slurp("ingest/encodings/expected.txt", &n);
-    char *uni = slurp("ingest/encodings/expected_unicode.txt", &n);
+    char *text = slurp("encodings/expected.txt", &n);
+    char *uni = slurp("encodings/expected_unicode.txt", &n);
     if (!text || !uni) return qr_test_done();
 
     // BOMs: decoded, no warning (nothing was guessed)
@@ -80,13 +80,13 @@ int main(void)
         free(first);
     }
     qr_read_result *r = NULL;
-    CHECK_OK(qr_read_file(FIXTURE("ingest/encodings/cp1252.jsonl"), NULL, &r));
+    CHECK_OK(qr_read_file(FIXTURE("encodings/cp1252.jsonl"), NULL, &r));
     if (r && r->n_docs == 1) CHECK_STR(r->docs[0].title, "caf\xC3\xA9");
     qr_read_result_free(r);
 
     // UTF-16 HTML whose <meta> says utf-16: the BOM decides, the text is whole
     expect("utf16le_bom.html", NULL, NULL);
-    CHECK_OK(qr_read_file(FIXTURE("ingest/encodings/utf16le_bom.html"), NULL, &r));
+    CHECK_OK(qr_read_file(FIXTURE("encodings/utf16le_bom.html"), NULL, &r));
     if (r && r->n_docs == 1) {
         CHECK_MSG(strstr(r->docs[0].text, "Le caf\xC3\xA9 \xC3\xA9tait") != NULL, "html: \"%s\"", r->docs[0].text);
         CHECK_MSG(strstr(r->docs[0].text, "Emoji \xF0\x9F\x98\x80") != NULL, "html: \"%s\"", r->docs[0].text);
