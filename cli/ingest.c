@@ -98,9 +98,12 @@ static int draw_bar(const qr_ingest_progress *p, void *user)
 int cli_print_ingest_report(const qr_ingest_report *r, bool json, const char *cmd)
 {
     if (!json) {
-        printf("%s: %zu added, %zu updated, %zu unchanged, %zu removed, %zu skipped; %zu documents, %zu chunks in "
-               "%.2fs\n",
-               cmd, r->added, r->updated, r->unchanged, r->removed, r->skipped, r->docs, r->chunks, r->total_s);
+        /* this run's writes, then the store's totals (a re-ingest writes nothing:
+         * "0 documents" alone read as an empty store) */
+        printf("%s: %zu added, %zu updated, %zu unchanged, %zu removed, %zu skipped; %zu documents, %zu chunks "
+               "written in %.2fs; the store holds %zu documents, %zu chunks\n",
+               cmd, r->added, r->updated, r->unchanged, r->removed, r->skipped, r->docs, r->chunks, r->total_s,
+               r->store_docs, r->store_chunks);
         if (r->other_shards)
             printf("%s: %zu files left to other shards\n", cmd, r->other_shards);
         for (size_t i = 0; i < r->n_files; i++)

@@ -1262,6 +1262,11 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
     }
     if ((rc = qr_store_sync(c.s)))
         goto fail;
+    qr_store_counts sc;
+    if ((rc = qr_store_counts_get(c.s, &sc)))
+        goto fail;
+    rep.store_docs = (size_t)sc.docs;
+    rep.store_chunks = (size_t)sc.chunks;
     rep.total_s = now_s() - t0;
     emit_progress(&o, w.n, w.n, rep.chunks, t0, NULL, &stop);
 
@@ -1419,10 +1424,11 @@ int qr_ingest_report_to_json(const qr_ingest_report *r, json_t **out)
         json_array_append_new(files, o);
     }
     json_t *root = json_pack(
-        "{s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:{s:f, s:f, s:f, s:f}, s:o}", "counts", "added",
+        "{s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:f, s:f, s:f, s:f}, s:o}", "counts", "added",
         (json_int_t)r->added, "updated", (json_int_t)r->updated, "unchanged", (json_int_t)r->unchanged, "removed",
         (json_int_t)r->removed, "skipped", (json_int_t)r->skipped, "files_seen", (json_int_t)r->files_seen, "docs",
-        (json_int_t)r->docs, "chunks", (json_int_t)r->chunks, "commits", (json_int_t)r->commits, "timings_s",
+        (json_int_t)r->docs, "chunks", (json_int_t)r->chunks, "store_docs", (json_int_t)r->store_docs,
+        "store_chunks", (json_int_t)r->store_chunks, "commits", (json_int_t)r->commits, "timings_s",
         "walk", r->walk_s, "embed", r->embed_s, "commit", r->commit_s, "total", r->total_s, "files", files);
     if (!root)
         return qr_fail(QR_ENOMEM, "ingest: JSON report");

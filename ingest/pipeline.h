@@ -90,6 +90,7 @@ typedef struct qr_ingest_report {
     size_t files_seen;     /* files walked (not counting removals), this shard's only */
     size_t other_shards;   /* files walked but left to other shards */
     size_t docs, chunks;   /* documents and chunks written by this run */
+    size_t store_docs, store_chunks; /* the store's totals after the run */
     size_t commits;
     uint64_t bytes_read;
     double walk_s, total_s, embed_s, commit_s;

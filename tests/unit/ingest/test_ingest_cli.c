@@ -78,6 +78,8 @@ int main(void)
     CHECK_INT(count(j, "added"), 2);
     CHECK_INT(count(j, "skipped"), 1);
     CHECK_INT(json_integer_value(json_object_get(j, "chunks")), 2);
+    CHECK_INT(json_integer_value(json_object_get(j, "store_docs")), 2);
+    CHECK_INT(json_integer_value(json_object_get(j, "store_chunks")), 2);
     json_t *files = json_object_get(j, "files");
     CHECK_INT(json_array_size(files), 3);
     int saw_bin = 0;
@@ -103,6 +105,9 @@ int main(void)
     CHECK_INT(quire(args), 0);
     char *out = slurp(out_path);
     CHECK_MSG(!strncmp(out, "ingest: 0 added, 0 updated, 2 unchanged, 0 removed, 1 skipped", 61), "%s", out);
+    /* nothing written this time, and the line says the store still holds both (issue 13 item 5) */
+    CHECK_MSG(strstr(out, "; 0 documents, 0 chunks written in ") != NULL, "%s", out);
+    CHECK_MSG(strstr(out, "; the store holds 2 documents, 2 chunks\n") != NULL, "%s", out);
     CHECK(strchr(out, '\n') == out + strlen(out) - 1);
     free(out);
 
