@@ -16,18 +16,16 @@ import subprocess
 import sys
 import time
 
+import real_model
+
 here = os.path.dirname(os.path.abspath(__file__))
 quire = os.environ.get("QUIRE_BIN")
-model = os.path.join(os.environ.get("QUIRE_MODELS", ""), "all-MiniLM-L6-v2")
-if not os.path.isfile(os.path.join(model, "model.safetensors")):
-    print(f"SKIP: {model} missing: run tools/models.sh")
-    sys.exit(77)
+model = real_model.minilm()
 try:
     import numpy as np
     from sentence_transformers import SentenceTransformer
 except ImportError as e:
-    print(f"SKIP: {e}: run tools/pydeps.sh")
-    sys.exit(77)
+    real_model.skip(f"{e}: run tools/pydeps.sh")
 
 N_LOW = int(os.environ.get("EMBED_PARITY_N_LOW", "64"))
 FLOORS = {"bf16": 0.99, "int8": 0.98}

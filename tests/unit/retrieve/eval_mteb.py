@@ -17,23 +17,18 @@ import subprocess
 import sys
 import tempfile
 
+import real_model
+
 N_QUERIES, N_OTHER = 40, 160
 quire = os.environ.get("QUIRE_BIN")
-model = os.path.join(os.environ.get("QUIRE_MODELS", ""), "all-MiniLM-L6-v2")
-src = os.path.join(os.environ.get("QUIRE_SHARED", ""), "data", "scifact")
-if not os.path.isfile(os.path.join(src, "corpus.jsonl")):
-    print(f"SKIP: {src} missing (../shared evaluation data)")
-    sys.exit(77)
-if not os.path.isfile(os.path.join(model, "model.safetensors")):
-    print(f"SKIP: {model} missing: run tools/models.sh")
-    sys.exit(77)
+src = real_model.shared_data("scifact")
+model = real_model.minilm()
 try:
     import numpy as np
     import torch
     from sentence_transformers import SentenceTransformer
 except ImportError as e:
-    print(f"SKIP: {e}: run tools/pydeps.sh")
-    sys.exit(77)
+    real_model.skip(f"{e}: run tools/pydeps.sh")
 
 
 def jsonl(path):
