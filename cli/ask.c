@@ -166,7 +166,7 @@ int cli_ask(int argc, char **argv)
             (code = cli_load_model("ask", o, llm_path, &be_m, &llm)) >= 0)
             goto out;
         code = CLI_EXIT_OK;
-        int rc = cli_load_template(llm_path, &tmpl);
+        int rc = qr_chat_template_for_model(llm_path, &tmpl);
         if (rc) {
             code = cli_fail("ask", rc, "chat template");
             goto out;

@@ -88,12 +88,6 @@ int cli_open_model(const char *cmd, const qr_options *o, int id, struct qr_backe
 int cli_load_model(const char *cmd, const qr_options *o, const char *path, struct qr_backend **be,
                    struct qr_model **m);
 
-/* The chat template of a resolved model path (cli/model.c): a directory's
- * files (generate/chat.h), or a GGUF's tokenizer.chat_template with its
- * BOS/EOS token strings. *out NULL when the model has none. */
-struct qr_chat_template;
-int cli_load_template(const char *path, struct qr_chat_template **out);
-
 /* Storage dtypes of the 2-D tensors of a weight source, largest share first:
  * "bf16", "f16+f32", "q4_k+q6_k+f32". Empty when the source has no tensors. */
 struct qr_wsrc;

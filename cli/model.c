@@ -12,7 +12,6 @@
 #include "runtime/backend.h"
 #include "runtime/models/model.h"
 #include "runtime/weights/weights.h"
-#include "generate/chat.h"
 
 int cli_resolve_model(const char *cmd, const qr_options *o, int id, char **path)
 {
@@ -252,10 +251,3 @@ int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be
     free(path);
     return code;
 }
-
-/* The chat template of a resolved model path (generate/chat.h). */
-int cli_load_template(const char *path, qr_chat_template **out)
-{
-    return qr_chat_template_for_model(path, out);
-}
-

@@ -154,7 +154,7 @@ int cli_serve(int argc, char **argv)
             (code = cli_open_model("serve", o, QR_OPT_MODEL, &be_m, &llm)) >= 0)
             goto out;
         code = CLI_EXIT_OK;
-        if ((rc = cli_load_template(llm_path, &tmpl))) {
+        if ((rc = qr_chat_template_for_model(llm_path, &tmpl))) {
             code = cli_fail("serve", rc, "chat template");
             goto out;
         }
