@@ -230,6 +230,10 @@ static const qr_option_def table[QR_OPT_COUNT] = {
     [QR_OPT_ACT_DTYPE] = {"act-dtype", QR_OPT_ENUM, "runtime", "f32", 0, 0, "f32|bf16",
         "activation and KV-cache type on a GPU: f32 (as the CPU backend) or bf16 (half the memory traffic, "
         "about 3 significant digits); the CPU backend always computes in f32", 0, NULL},
+    /* ingestmsg helper: ingest progress off a terminal */
+    [QR_OPT_PROGRESS_INTERVAL] = {"progress-interval", QR_OPT_FLOAT, "ingest", "5", 0, 86400, NULL,
+        "seconds between ingest's progress lines (files, chunks, rate, ETA at info level; 0 = after every "
+        "batch) when stderr is not a terminal (batch jobs) or with --json; a terminal gets a redrawn bar", 0, NULL},
 };
 
 const qr_option_def *qr_option_def_at(int id)

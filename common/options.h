@@ -129,6 +129,8 @@ typedef enum {
     QR_OPT_IDLE_TIMEOUT,
     /* cudaa helper: CUDA backend */
     QR_OPT_ACT_DTYPE,
+    /* ingestmsg helper: [ingest] */
+    QR_OPT_PROGRESS_INTERVAL,
     QR_OPT_COUNT
 } qr_opt_id;
 

@@ -148,7 +148,15 @@ typedef struct {
     size_t max_bytes;
     const char *root;   /* the walk root being walked: relative paths start below it */
     size_t root_len;
+    size_t hidden_skipped; /* hidden entries passed over (no --hidden) */
+    const volatile sig_atomic_t *cancel; /* stop walking when set */
+    bool canceled;
 } walker;
+
+static bool canceled(const volatile sig_atomic_t *cancel)
+{
+    return cancel && *cancel;
+}
 
 static int walk_push(walker *w, const char *path, const struct stat *st, const char *skip)
 {
@@ -227,8 +235,10 @@ static int walk_dir(walker *w, const char *dir, const struct stat *dst, int dept
     struct dirent *e;
     int rc = 0;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' && (!w->hidden || !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")))
+        if (e->d_name[0] == '.' && (!w->hidden || !strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))) {
+            w->hidden_skipped += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
             continue;
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             char **nn = realloc(names, cap * sizeof *nn);
@@ -247,9 +257,13 @@ static int walk_dir(walker *w, const char *dir, const struct stat *dst, int dept
     closedir(d);
     if (!rc)
         qsort(names, n, sizeof *names, cmp_str);
-    for (size_t i = 0; i < n && !rc; i++) {
+    for (size_t i = 0; i < n && !rc && !w->canceled; i++) {
         char p[PATH_MAX];
         struct stat st;
+        if (canceled(w->cancel)) { /* a huge tree can take minutes to walk */
+            w->canceled = true;
+            break;
+        }
         snprintf(p, sizeof p, "%s/%s", strcmp(dir, "/") ? dir : "", names[i]);
         if (stat(p, &st) != 0) {
             rc = walk_push(w, p, NULL, "unreadable: broken link or vanished");
@@ -279,7 +293,18 @@ static int walk_root(walker *w, const char *arg)
     w->root = real;
     if (S_ISDIR(st.st_mode)) {
         w->root_len = strlen(real);
-        return walk_dir(w, real, &st, 0);
+        size_t n0 = w->n, h0 = w->hidden_skipped, v0 = w->nv;
+        int rc = walk_dir(w, real, &st, 0);
+        /* "0 documents" alone does not say which PATH was empty (issue 13); a
+         * directory named twice (or below another PATH) is walked once, not empty */
+        if (!rc && !w->canceled && w->n == n0 && w->nv > v0) {
+            if (w->hidden_skipped > h0)
+                QR_WARN("ingest: %s: no files to ingest (%zu hidden entr%s passed over; --hidden reads them)",
+                        arg, w->hidden_skipped - h0, w->hidden_skipped - h0 == 1 ? "y" : "ies");
+            else
+                QR_WARN("ingest: %s: no files to ingest (an empty directory)", arg);
+        }
+        return rc;
     }
     w->root_len = (size_t)(strrchr(real, '/') - real); /* a file: its base name */
     if (!S_ISREG(st.st_mode))
@@ -677,8 +702,30 @@ static int cmp_len(const void *a, const void *b)
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
-/* Embeds every chunk of files [a, b) into their vecs, in length-sorted batches. */
-static int embed_files(qr_model *m, int batch, walker *w, file_out *out, size_t a, size_t b, int dim)
+/* Progress and stopping while a commit batch is embedded (qr_ingest_run's state). */
+typedef struct {
+    const qr_ingest_opts *o;
+    double t0;
+    size_t files_done, files_total, chunks_done; /* committed so far */
+    int stop;
+} run_progress;
+
+/* Calls the progress callback; sets p->stop when it or opts.cancel asks to stop. */
+static void emit_progress(run_progress *p, size_t files_done, size_t chunks, const char *cur)
+{
+    if (canceled(p->o->cancel))
+        p->stop = 1;
+    if (!p->o->progress)
+        return;
+    qr_ingest_progress g = {files_done, p->files_total, chunks, now_s() - p->t0, cur};
+    if (p->o->progress(&g, p->o->progress_user))
+        p->stop = 1;
+}
+
+/* Embeds every chunk of files [a, b) into their vecs, in length-sorted
+ * batches; QR_ECANCELED (no error message) when asked to stop between batches. */
+static int embed_files(qr_model *m, int batch, walker *w, file_out *out, size_t a, size_t b, int dim,
+                       run_progress *prog)
 {
     size_t total = 0;
     for (size_t i = a; i < b; i++)
@@ -723,6 +770,10 @@ static int embed_files(qr_model *m, int batch, walker *w, file_out *out, size_t 
             break;
         for (int j = 0; j < n; j++)
             memcpy(items[s + (size_t)j].dst, tmp + (size_t)j * (size_t)dim, (size_t)dim * sizeof *tmp);
+        /* a commit batch holds up to commit_chunks chunks: minutes of CPU embedding */
+        emit_progress(prog, prog->files_done, prog->chunks_done + s + (size_t)n, w->f[a].path);
+        if (prog->stop && s + (size_t)n < total)
+            rc = QR_ECANCELED;
     }
 fail:
     free(items);
@@ -1048,16 +1099,6 @@ static int remove_files(ctx *c, remove_arg *ra)
     return rc;
 }
 
-static void emit_progress(const qr_ingest_opts *o, size_t done, size_t total, size_t chunks, double t0,
-                          const char *cur, int *stop)
-{
-    if (!o->progress)
-        return;
-    qr_ingest_progress p = {done, total, chunks, now_s() - t0, cur};
-    if (o->progress(&p, o->progress_user))
-        *stop = 1;
-}
-
 int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, const qr_ingest_opts *opts,
                   qr_ingest_report *report)
 {
@@ -1099,7 +1140,8 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
                      o.shard_count - 1);
         goto fail;
     }
-    for (size_t i = 0; i < n_paths && !rc; i++)
+    w.cancel = o.cancel;
+    for (size_t i = 0; i < n_paths && !rc && !w.canceled; i++)
         rc = walk_root(&w, paths[i]);
     w.root = NULL;
     if (rc)
@@ -1168,9 +1210,9 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
             goto fail;
         }
 
-    int stop = 0;
+    run_progress prog = {.o = &o, .t0 = t0, .files_total = w.n, .stop = w.canceled};
     size_t a = 0;
-    while (a < w.n && !rc && !stop) {
+    while (a < w.n && !rc && !prog.stop) {
         /* gather whole files until commit_chunks */
         size_t b = a, chunks = 0;
         while (b < w.n && (b == a || chunks < o.commit_chunks)) {
@@ -1184,10 +1226,20 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
             if (b - a >= WINDOW / 2)
                 break;
         }
+        if (canceled(o.cancel)) {
+            prog.stop = 1;
+            break;
+        }
         double te = now_s();
+        prog.files_done = a;
+        prog.chunks_done = rep.chunks;
         if (o.embedder)
-            rc = embed_files(o.embedder, o.batch, &w, out, a, b, dim);
+            rc = embed_files(o.embedder, o.batch, &w, out, a, b, dim, &prog);
         rep.embed_s += now_s() - te;
+        if (rc == QR_ECANCELED && prog.stop) { /* this batch is dropped: nothing of it was written */
+            rc = 0;
+            break;
+        }
         if (rc)
             break;
         double tc = now_s();
@@ -1223,6 +1275,9 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
             if (rf) {
                 rf->format = fo->format;
                 rf->n_warnings = fo->rr ? fo->rr->n_warnings : 0;
+                rf->encoding = fo->rr ? fo->rr->encoding : NULL;
+                rf->encoding_fallback = fo->rr && fo->rr->encoding_fallback;
+                rep.fallback_decoded += rf->encoding_fallback;
                 for (size_t k = 0; fo->rr && k < fo->rr->n_warnings; k++)
                     QR_WARN("ingest: %s: %s", f->path, fo->rr->warnings[k]);
             }
@@ -1232,16 +1287,18 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
         q.consumed = b;
         pthread_cond_broadcast(&q.cv_room);
         pthread_mutex_unlock(&q.mu);
-        emit_progress(&o, b, w.n, rep.chunks, t0, w.f[b - 1].path, &stop);
+        emit_progress(&prog, b, rep.chunks, w.f[b - 1].path);
         a = b;
     }
     if (rc)
         goto fail;
-    if (stop) {
-        rc = qr_fail(QR_ECANCELED, "ingest: stopped after %zu of %zu files", a, w.n);
-        goto fail;
+    /* asked to stop with files left, or before pruning (a prune is what a user
+     * stopping at the last moment least wants done) */
+    if (w.canceled || ((prog.stop || canceled(o.cancel)) && (a < w.n || o.prune))) {
+        rep.stopped = true;
+        rep.files_left = w.n - a;
     }
-    if (o.prune) {
+    if (o.prune && !rep.stopped) {
         /* prune only under the PATH arguments (none given: the whole store) */
         char **scope = calloc(n_paths ? n_paths : 1, sizeof *scope);
         if (!scope)
@@ -1268,7 +1325,11 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
     rep.store_docs = (size_t)sc.docs;
     rep.store_chunks = (size_t)sc.chunks;
     rep.total_s = now_s() - t0;
-    emit_progress(&o, w.n, w.n, rep.chunks, t0, NULL, &stop);
+    if (rep.stopped) {
+        rc = qr_fail(QR_ECANCELED, "ingest: stopped after %zu of %zu files", a, w.n);
+        goto fail;
+    }
+    emit_progress(&prog, w.n, rep.chunks, NULL);
 
 fail:
     pthread_mutex_lock(&q.mu);
@@ -1288,6 +1349,10 @@ fail:
     pthread_mutex_destroy(&q.mu);
     pthread_cond_destroy(&q.cv_done);
     pthread_cond_destroy(&q.cv_room);
+    if (rc == QR_ECANCELED && rep.stopped) {
+        *report = rep; /* what was committed (pipeline.h, Stopping) */
+        return rc;
+    }
     if (rc) {
         qr_ingest_report_free(&rep);
         return rc;
@@ -1401,39 +1466,95 @@ int qr_ingest_delete_doc(const char *dir, uint64_t doc_id, size_t *n_chunks)
     return rc;
 }
 
-int qr_ingest_report_to_json(const qr_ingest_report *r, json_t **out)
+/* The kind of a skip reason: its text before ':' ("binary: ..." -> "binary"),
+ * the whole reason when it has none ("not in store"). */
+static void reason_kind(const char *reason, char *buf, size_t n)
 {
-    json_t *files = json_array();
-    if (!files)
+    const char *c = reason ? strchr(reason, ':') : NULL;
+    size_t len = reason ? (c ? (size_t)(c - reason) : strlen(reason)) : 0;
+    if (len >= n)
+        len = n - 1;
+    memcpy(buf, reason ? reason : "", len);
+    buf[len] = '\0';
+}
+
+static json_t *file_to_json(const qr_ingest_file *f)
+{
+    json_t *o = json_pack("{s:s, s:s}", "path", f->path, "status", qr_ingest_status_name(f->status));
+    if (!o)
+        return NULL; /* a path that is not UTF-8 */
+    if (f->reason)
+        json_object_set_new(o, "reason", json_string(f->reason));
+    if (f->format)
+        json_object_set_new(o, "format", json_string(f->format));
+    if (f->encoding) {
+        json_object_set_new(o, "encoding", json_string(f->encoding));
+        json_object_set_new(o, "encoding_source", json_string(f->encoding_fallback ? "fallback" : "byte order mark"));
+    }
+    if (f->status == QR_INGEST_ADDED || f->status == QR_INGEST_UPDATED || f->status == QR_INGEST_REMOVED)
+        json_object_set_new(o, "docs", json_integer((json_int_t)f->docs));
+    if (f->status == QR_INGEST_ADDED || f->status == QR_INGEST_UPDATED)
+        json_object_set_new(o, "chunks", json_integer((json_int_t)f->chunks));
+    if (f->n_warnings)
+        json_object_set_new(o, "warnings", json_integer((json_int_t)f->n_warnings));
+    return o;
+}
+
+int qr_ingest_report_to_json_max(const qr_ingest_report *r, size_t max_files, json_t **out)
+{
+    json_t *files = json_array(), *by_reason = json_object();
+    if (!files || !by_reason) {
+        json_decref(files);
+        json_decref(by_reason);
         return qr_fail(QR_ENOMEM, "ingest: JSON report");
+    }
+    /* files[] is bounded (a re-ingest of a million-file corpus would print a
+     * million "unchanged" lines): what changed or was skipped comes first */
+    size_t n_pri = 0, omitted = 0;
+    for (size_t i = 0; i < r->n_files; i++)
+        n_pri += r->files[i].status != QR_INGEST_UNCHANGED;
+    size_t room_pri = max_files, room_unch = max_files > n_pri ? max_files - n_pri : 0;
     for (size_t i = 0; i < r->n_files; i++) {
         const qr_ingest_file *f = &r->files[i];
-        json_t *o = json_pack("{s:s, s:s}", "path", f->path, "status", qr_ingest_status_name(f->status));
+        if (f->status == QR_INGEST_SKIPPED) {
+            char kind[64];
+            reason_kind(f->reason, kind, sizeof kind);
+            json_t *c = json_object_get(by_reason, kind);
+            json_object_set_new(by_reason, kind, json_integer(json_integer_value(c) + 1));
+        }
+        size_t *room = f->status == QR_INGEST_UNCHANGED ? &room_unch : &room_pri;
+        if (!*room) {
+            omitted++;
+            continue;
+        }
+        json_t *o = file_to_json(f);
         if (!o)
-            continue; /* a path that is not UTF-8 */
-        if (f->reason)
-            json_object_set_new(o, "reason", json_string(f->reason));
-        if (f->format)
-            json_object_set_new(o, "format", json_string(f->format));
-        if (f->status == QR_INGEST_ADDED || f->status == QR_INGEST_UPDATED || f->status == QR_INGEST_REMOVED)
-            json_object_set_new(o, "docs", json_integer((json_int_t)f->docs));
-        if (f->status == QR_INGEST_ADDED || f->status == QR_INGEST_UPDATED)
-            json_object_set_new(o, "chunks", json_integer((json_int_t)f->chunks));
-        if (f->n_warnings)
-            json_object_set_new(o, "warnings", json_integer((json_int_t)f->n_warnings));
+            continue;
+        (*room)--;
         json_array_append_new(files, o);
     }
     json_t *root = json_pack(
-        "{s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:f, s:f, s:f, s:f}, s:o}", "counts", "added",
-        (json_int_t)r->added, "updated", (json_int_t)r->updated, "unchanged", (json_int_t)r->unchanged, "removed",
-        (json_int_t)r->removed, "skipped", (json_int_t)r->skipped, "files_seen", (json_int_t)r->files_seen, "docs",
-        (json_int_t)r->docs, "chunks", (json_int_t)r->chunks, "store_docs", (json_int_t)r->store_docs,
-        "store_chunks", (json_int_t)r->store_chunks, "commits", (json_int_t)r->commits, "timings_s",
-        "walk", r->walk_s, "embed", r->embed_s, "commit", r->commit_s, "total", r->total_s, "files", files);
+        "{s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:f, s:f, s:f, s:f}, s:o, s:I, s:o, s:I}",
+        "counts", "added", (json_int_t)r->added, "updated", (json_int_t)r->updated, "unchanged",
+        (json_int_t)r->unchanged, "removed", (json_int_t)r->removed, "skipped", (json_int_t)r->skipped,
+        "files_seen", (json_int_t)r->files_seen, "docs", (json_int_t)r->docs, "chunks", (json_int_t)r->chunks,
+        "store_docs", (json_int_t)r->store_docs, "store_chunks", (json_int_t)r->store_chunks, "commits",
+        (json_int_t)r->commits, "timings_s", "walk", r->walk_s, "embed", r->embed_s, "commit", r->commit_s, "total",
+        r->total_s, "skipped_by_reason", by_reason, "fallback_decoded", (json_int_t)r->fallback_decoded, "files",
+        files, "files_omitted", (json_int_t)omitted);
     if (!root)
         return qr_fail(QR_ENOMEM, "ingest: JSON report");
     if (r->other_shards)
         json_object_set_new(root, "other_shards", json_integer((json_int_t)r->other_shards));
+    if (r->stopped) {
+        json_object_set_new(root, "stopped", json_true());
+        json_object_set_new(root, "files_left", json_integer((json_int_t)r->files_left));
+    }
     *out = root;
     return 0;
+}
+
+int qr_ingest_report_to_json(const qr_ingest_report *r, json_t **out)
+{
+    return qr_ingest_report_to_json_max(r, QR_INGEST_JSON_MAX_FILES, out);
 }

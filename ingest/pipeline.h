@@ -50,6 +50,19 @@
  * (by then including this run's additions) is refused with QR_ELIMIT unless
  * opts.force; the run's additions and updates stay committed.
  *
+ * Stopping (opts.cancel, set by the CLI's SIGINT/SIGTERM handler, or the
+ * progress callback returning non-zero) is checked while walking, before each
+ * batch is embedded, between embedding batches and after each commit. The
+ * batch being built is dropped (nothing of it is written), the store is
+ * synced (vectors.faiss saved) and the run returns QR_ECANCELED with the
+ * report of what was committed; prune is not done. Since a commit is the
+ * checkpoint, running the same ingest again resumes: committed files are
+ * unchanged and only the rest is read.
+ *
+ * A PATH under which the walk finds no file at all (an empty directory, or
+ * only hidden entries) is a warning naming it: quire: warning: ingest: PATH:
+ * no files to ingest (...).
+ *
  * Chunking parameters and embedder identity are written to the manifest when
  * the store is created; a later run with different ones is refused with
  * QR_EMISMATCH naming both. */
@@ -57,6 +70,7 @@
 #define QR_INGEST_PIPELINE_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -83,6 +97,9 @@ typedef struct {
     const char *format;    /* static format name, or NULL */
     size_t docs, chunks;   /* documents and chunks written (added/updated) */
     size_t n_warnings;     /* reader warnings (bad JSONL lines, truncations) */
+    const char *encoding;  /* static: what the file was decoded from when not UTF-8 ("Windows-1252",
+                              "UTF-16LE", ...; qr_read_result.encoding), else NULL */
+    bool encoding_fallback; /* encoding was guessed (Windows-1252 fallback), not declared by a BOM */
 } qr_ingest_file;
 
 typedef struct qr_ingest_report {
@@ -96,17 +113,25 @@ typedef struct qr_ingest_report {
     double walk_s, total_s, embed_s, commit_s;
     qr_ingest_file *files; /* one per file walked or removed, walk order */
     size_t n_files;
+    size_t fallback_decoded; /* files read through the Windows-1252 fallback (encoding_fallback) */
+    bool stopped;          /* the run was stopped (opts.cancel or the progress callback) before its end:
+                              the report holds what was committed; the files not reached are not in it */
+    size_t files_left;     /* stopped: files walked but not reached */
 } qr_ingest_report;
 
 void qr_ingest_report_free(qr_ingest_report *r); /* frees contents, accepts NULL */
 
 typedef struct {
-    size_t files_done, files_total, chunks_done;
+    size_t files_done;   /* files committed (or found unchanged / skipped) */
+    size_t files_total;  /* files walked (this shard's) */
+    size_t chunks_done;  /* chunks committed, plus those embedded for the batch being built */
     double elapsed_s;
-    const char *current; /* path being committed */
+    const char *current; /* path being committed or embedded; NULL on the final call */
 } qr_ingest_progress;
 
-/* Return non-zero to stop the run (as a kill would: what is committed stays). */
+/* Called after each commit, after each embedding batch (so a long embedding
+ * still reports) and once at the end (current NULL). Return non-zero to stop
+ * the run at the next safe point (as opts.cancel does). */
 typedef int (*qr_ingest_progress_fn)(const qr_ingest_progress *p, void *user);
 
 typedef struct {
@@ -125,15 +150,19 @@ typedef struct {
     const char *factory;       /* FAISS factory: a new store's; an existing store with another one is
                                   rebuilt with it (qr_store_set_factory). NULL: Flat / keep the store's */
     int shard_index, shard_count; /* shard_count > 1: only this shard's files (see Sharding) */
-    qr_ingest_progress_fn progress; /* called after each commit and at the end; may be NULL */
+    qr_ingest_progress_fn progress; /* see qr_ingest_progress_fn; may be NULL */
     void *progress_user;
+    const volatile sig_atomic_t *cancel; /* non-zero (a signal handler sets it): stop at the next safe
+                                            point; may be NULL. See Stopping. */
 } qr_ingest_opts;
 
 void qr_ingest_opts_default(qr_ingest_opts *o);
 
 /* Ingests paths into the store in dir (created when missing). On success
  * *report is filled (free with qr_ingest_report_free); on failure nothing is
- * written to *report, and what was committed before the failure stays. */
+ * written to *report, and what was committed before the failure stays.
+ * Stopped (*opts->cancel set or the progress callback asked): QR_ECANCELED
+ * and *report IS filled (report->stopped, what was committed; free it). */
 int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, const qr_ingest_opts *opts,
                   qr_ingest_report *report);
 
@@ -153,8 +182,17 @@ int qr_ingest_shard_of(const char *rel_path, int count);
 int qr_ingest_delete_doc(const char *dir, uint64_t doc_id, size_t *n_chunks);
 
 /* The report as the JSON object `quire ingest --json` prints (counts,
- * files_seen, docs, chunks, commits, timings_s, files[]); new reference. */
+ * files_seen, docs, chunks, store_docs, store_chunks, commits, timings_s,
+ * skipped_by_reason, fallback_decoded, files[], files_omitted; stopped and
+ * files_left when stopped); new reference. files[] holds at most
+ * QR_INGEST_JSON_MAX_FILES entries, in walk order: the files that are not
+ * unchanged come first (added, updated, removed, skipped, each with its
+ * reason, format, encoding), unchanged ones fill what room is left, and
+ * files_omitted counts the rest (the counts are always complete). */
+#define QR_INGEST_JSON_MAX_FILES 10000
 int qr_ingest_report_to_json(const qr_ingest_report *r, json_t **out);
+/* Same with another limit on files[] (tests). */
+int qr_ingest_report_to_json_max(const qr_ingest_report *r, size_t max_files, json_t **out);
 
 /* fnv1a64 of bytes as "fnv1a64:<16 hex>" into buf (>= 25 bytes). */
 void qr_ingest_hash(const void *data, size_t len, char *buf, size_t buflen);

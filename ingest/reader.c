@@ -1159,6 +1159,7 @@ static int decode_input(const char *name, const char *data, size_t len, qr_read_
     if (unit) {
         size_t bad = 0;
         if ((rc = decode_wide(s + skip, len - skip, unit, be, out, out_len, &bad))) return rc;
+        r->encoding = enc;
         if (bad && (rc = qr_result_warn(r, "%s (byte order mark): %zu invalid code units replaced by U+FFFD", enc,
                                         bad)))
             return qr_fail(rc, "%s: out of memory", name);
@@ -1199,6 +1200,8 @@ static int decode_input(const char *name, const char *data, size_t len, qr_read_
     d[j] = 0;
     *out = d;
     *out_len = j;
+    r->encoding = "Windows-1252";
+    r->encoding_fallback = true;
     if ((rc = qr_result_warn(r, "not valid UTF-8: decoded as Windows-1252 (fallback)")))
         return qr_fail(rc, "%s: out of memory", name);
     return 0;

@@ -13,7 +13,8 @@
  * plausible (every invalid sequence a single byte Windows-1252 defines, not in
  * the lead/continuation shape of broken UTF-8, and more of them than valid
  * multi-byte sequences), with the warning "not valid UTF-8: decoded as
- * Windows-1252 (fallback)"; otherwise (and HTML declaring a charset goes to
+ * Windows-1252 (fallback)" (qr_read_result.encoding names what a file was
+ * decoded from, BOM or fallback, for the ingest report); otherwise (and HTML declaring a charset goes to
  * libxml2) each maximal invalid subsequence is replaced by one U+FFFD (the
  * WHATWG / Rust from_utf8_lossy rule, the same policy as the tokenizer) with a
  * warning counting them, so bad bytes never abort a read and no letter is
@@ -60,6 +61,7 @@
 #ifndef QR_INGEST_READER_H
 #define QR_INGEST_READER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef enum {
@@ -121,6 +123,10 @@ typedef struct {
     size_t n_docs;
     char **warnings;       /* e.g. "line 3: invalid JSON: ..." */
     size_t n_warnings;
+    const char *encoding;  /* static name of what the input was decoded from: "UTF-16LE", "UTF-16BE",
+                              "UTF-32LE", "UTF-32BE" (byte order mark) or "Windows-1252" (fallback);
+                              NULL for UTF-8 (and HTML decoded by libxml2 from its declared charset) */
+    bool encoding_fallback; /* the encoding was guessed (Windows-1252), not declared by a BOM */
 } qr_read_result;
 
 typedef struct {
