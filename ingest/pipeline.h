@@ -82,6 +82,7 @@ typedef struct {
     char *reason;          /* skipped: why ("binary: ...") else NULL */
     const char *format;    /* static format name, or NULL */
     size_t docs, chunks;   /* documents and chunks written (added/updated) */
+    uint64_t *doc_ids;     /* added/updated: the store id of each of those docs, else NULL */
     size_t n_warnings;     /* reader warnings (bad JSONL lines, truncations) */
 } qr_ingest_file;
 
