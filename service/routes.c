@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -610,8 +611,17 @@ static json_t *doc_json(const qr_store_doc *d)
     json_object_set_new(j, "format", d->format && *d->format ? json_string(d->format) : json_null());
     json_object_set_new(j, "chunks", json_integer((json_int_t)d->n_chunks));
     json_object_set_new(j, "bytes", json_integer((json_int_t)d->size));
-    /* the source file's modification time , nanoseconds since the epoch */
-    json_object_set_new(j, "mtime_ns", json_integer((json_int_t)d->mtime_ns));
+    /* the source file's modification time, RFC 3339 UTC with nanoseconds (a
+     * string: nanoseconds since 1970 do not fit a JSON client's double) */
+    char mt[64] = "";
+    time_t sec = (time_t)(d->mtime_ns >= 0 ? d->mtime_ns / 1000000000 : (d->mtime_ns - 999999999) / 1000000000);
+    long long ns = (long long)(d->mtime_ns - (int64_t)sec * 1000000000);
+    struct tm tm;
+    if (gmtime_r(&sec, &tm)) {
+        size_t n = strftime(mt, sizeof mt, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(mt + n, sizeof mt - n, ".%09lldZ", ns);
+    }
+    json_object_set_new(j, "mtime", mt[0] ? json_string(mt) : json_null());
     json_t *meta = d->meta_json && *d->meta_json ? json_loads(d->meta_json, 0, NULL) : NULL;
     json_object_set_new(j, "meta", meta && json_is_object(meta) ? meta : json_null());
     if (meta && !json_is_object(meta))
