@@ -355,6 +355,14 @@ async function main() {
             t.ok(r.status === 200 && r.json.removed_file === null && fs.existsSync(dirDocs[0].path),
                 'DELETE of a document from a user\'s path: 200, removed_file null, the file stays', r.text);
         }
+        // a directory of 1003 files: the answer names the first 1000 and counts the rest
+        const many = path.join(t.dir, 'many');
+        fs.mkdirSync(many);
+        for (let i = 0; i < 1003; i++) fs.writeFileSync(path.join(many, `n${String(i).padStart(4, '0')}.txt`), `Note ${i}.\n`);
+        r = await srv.request('POST', '/v1/documents', { path: many }, { timeout: 120000 });
+        t.ok(r.status === 201 && r.json.counts.added === 1003 && r.json.documents.length === 1000 && r.json.documents_omitted === 3 &&
+            new Set(r.json.documents.map((d) => d.id)).size === 1000, 'POST {path: dir of 1003 files}: 1000 documents named, documents_omitted 3',
+        r.text.slice(0, 300));
     }
     await srv.stopClean();
     // the store written through the server reads back with the CLI (flushed on exit)
