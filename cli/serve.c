@@ -85,15 +85,16 @@ int cli_serve(int argc, char **argv)
     int code = cli_load_options(
         "serve", "--store DIR [--model LLM] [--embedder M] [--listen HOST:PORT] [--token-file F] [--endpoint-file F]",
         "HTTP API over a store (service/API.md): /v1/search, /v1/ask (extractive without --model), OpenAI-compatible\n"
-        "/v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models (streaming included), POST and\n"
+        "/v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models (streaming included), GET, POST and\n"
         "DELETE /v1/documents, /health, /ready and /metrics (Prometheus). Generations share the model through a\n"
         "continuous-batching scheduler (--slots at once, --queue waiting; more get 503 with Retry-After).\n"
         "Listens on 127.0.0.1 by default (port 0 = any free port). Once ready it writes the endpoint file\n"
         "(default quire-endpoint-$SLURM_JOB_ID.json in a Slurm job, else quire-endpoint.json) with host, port,\n"
         "url, token_file and pid; `quire wait FILE` blocks until then. --token-file F (created when missing)\n"
         "makes every route but /health need `Authorization: Bearer TOKEN`; a non-loopback --listen without one\n"
-        "creates a token file (mode 0600) next to the endpoint file. SIGTERM/SIGINT: stop accepting, give\n"
-        "in-flight work --grace seconds, cancel the rest, close the store, exit 0.",
+        "creates a token file (mode 0600) next to the endpoint file. SIGTERM/SIGINT: /ready and new work 503\n"
+        "(draining), in-flight work gets --grace seconds, the rest is cancelled; then stop accepting, close the\n"
+        "store, exit 0.",
         argc, argv, allowed, &o);
     if (code >= 0)
         goto out;

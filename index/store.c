@@ -1234,6 +1234,27 @@ int qr_store_iter_docs(qr_store_txn *t, qr_store_doc_fn fn, void *user)
     return rc;
 }
 
+int qr_store_iter_docs_from(qr_store_txn *t, uint64_t first_id, qr_store_doc_fn fn, void *user)
+{
+    MDB_cursor *c;
+    MDB_val k = mval(&first_id, 8), v;
+    int rc = 0, mrc = mdb_cursor_open(t->txn, t->s->docs, &c);
+    if (mrc)
+        return lmdb_fail(t, mrc, "docs");
+    /* MDB_SET_RANGE: the first key >= first_id (integer order, MDB_INTEGERKEY) */
+    for (mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        qr_store_doc d;
+        uint64_t id;
+        memcpy(&id, k.mv_data, 8);
+        if ((rc = parse_doc(id, v, &d)) || (rc = fn(&d, user)))
+            break;
+    }
+    if (!rc && mrc != MDB_NOTFOUND)
+        rc = lmdb_fail(t, mrc, "docs");
+    mdb_cursor_close(c);
+    return rc;
+}
+
 int qr_store_get_chunk(qr_store_txn *t, uint64_t chunk_id, qr_store_chunk *out)
 {
     MDB_val k = mval(&chunk_id, 8), v;

@@ -148,6 +148,8 @@ int qr_store_doc_by_path(qr_store_txn *t, const char *path, qr_store_doc *out); 
 typedef int (*qr_store_doc_fn)(const qr_store_doc *d, void *user);
 typedef int (*qr_store_chunk_fn)(const qr_store_chunk *c, void *user);
 int qr_store_iter_docs(qr_store_txn *t, qr_store_doc_fn fn, void *user);
+/* Documents with id >= first_id, by id (paging: first_id = last id seen + 1). */
+int qr_store_iter_docs_from(qr_store_txn *t, uint64_t first_id, qr_store_doc_fn fn, void *user);
 int qr_store_get_chunk(qr_store_txn *t, uint64_t chunk_id, qr_store_chunk *out);
 int qr_store_iter_chunks(qr_store_txn *t, qr_store_chunk_fn fn, void *user); /* by chunk id */
 int qr_store_doc_chunks(qr_store_txn *t, uint64_t doc_id, qr_store_chunk_fn fn, void *user); /* by id */

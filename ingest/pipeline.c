@@ -52,6 +52,7 @@ void qr_ingest_report_free(qr_ingest_report *r)
     for (size_t i = 0; i < r->n_files; i++) {
         free(r->files[i].path);
         free(r->files[i].reason);
+        free(r->files[i].doc_ids);
     }
     free(r->files);
     memset(r, 0, sizeof *r);
@@ -384,6 +385,7 @@ typedef struct {
     float *vecs;         /* (total_chunks, dim) */
     const char *format;
     uint64_t bytes;
+    uint64_t *doc_ids;   /* written: the store id of each doc (moved to the report) */
 } file_out;
 
 typedef struct {
@@ -405,6 +407,8 @@ static void file_out_clear(file_out *o)
     free(o->chunks);
     free(o->n_chunks);
     free(o->vecs);
+    free(o->doc_ids);
+    o->doc_ids = NULL;
     qr_read_result_free(o->rr);
     o->chunks = NULL;
     o->n_chunks = NULL;
@@ -647,6 +651,9 @@ static int write_file(ctx *c, qr_store_txn *t, walk_file *f, file_out *o, int di
         return rc;
     qr_store_chunk *sc = NULL;
     size_t cap = 0, vec_off = 0;
+    /* (a transaction retried after MDB_MAP_FULL writes the file again: same size) */
+    if (!o->doc_ids && !(o->doc_ids = calloc(o->rr->n_docs ? o->rr->n_docs : 1, sizeof *o->doc_ids)))
+        return qr_fail(QR_ENOMEM, "ingest: doc ids");
     for (size_t d = 0; d < o->rr->n_docs && !rc; d++) {
         const qr_doc *doc = &o->rr->docs[d];
         size_t n = o->n_chunks[d];
@@ -674,7 +681,8 @@ static int write_file(ctx *c, qr_store_txn *t, walk_file *f, file_out *o, int di
                            .title = doc->title, .format = qr_format_name(doc->format),
                            .meta_json = doc->meta_json};
         uint64_t first = 0;
-        rc = qr_store_put_doc(t, &sd, sc, n, dim ? o->vecs + vec_off * (size_t)dim : NULL, NULL, &first);
+        rc = qr_store_put_doc(t, &sd, sc, n, dim ? o->vecs + vec_off * (size_t)dim : NULL, &o->doc_ids[d],
+                             &first);
         for (size_t i = 0; i < n && !rc; i++)
             rc = qr_bm25_add_chunk(c->bm, qr_store_txn_mdb(t), first + i, name, doc->title, sc[i].heading, sc[i].text,
                                    sc[i].text_len);
@@ -1266,6 +1274,8 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
                 rc = report_add(&rep, f->path, f->have_rec ? QR_INGEST_UPDATED : QR_INGEST_ADDED, NULL, &rf);
                 if (!rc) {
                     rf->docs = fo->rr->n_docs;
+                    rf->doc_ids = fo->doc_ids;
+                    fo->doc_ids = NULL;
                     rf->chunks = fo->total_chunks;
                     rep.docs += fo->rr->n_docs;
                     rep.chunks += fo->total_chunks;

@@ -96,6 +96,7 @@ typedef struct {
     char *reason;          /* skipped: why ("binary: ...") else NULL */
     const char *format;    /* static format name, or NULL */
     size_t docs, chunks;   /* documents and chunks written (added/updated) */
+    uint64_t *doc_ids;     /* added/updated: the store id of each of those docs, else NULL */
     size_t n_warnings;     /* reader warnings (bad JSONL lines, truncations) */
     const char *encoding;  /* static: what the file was decoded from when not UTF-8 ("Windows-1252",
                               "UTF-16LE", ...; qr_read_result.encoding), else NULL */

@@ -643,6 +643,79 @@ static int parse_stream(const json_t *body, bool *stream, bool *usage, qs_err *e
     return 0;
 }
 
+/* OpenAI request fields quire does not implement: a 400 naming the field
+ * (code "unsupported") rather than an answer that silently ignores what the
+ * client asked for. Only values that ask for something are refused; the
+ * neutral ones clients send as defaults pass (response_format {"type":
+ * "text"}, tool_choice / function_call "none" or "auto" with no tools, empty
+ * tools / functions / logit_bias, logprobs false or 0, top_logprobs 0,
+ * best_of 1, echo false, an empty suffix, penalties 0). n is checked with the
+ * sampling fields (qs_parse_sampling). Hints that do not change the answer
+ * (user, store, metadata, service_tier, prediction, parallel_tool_calls,
+ * reasoning_effort) are ignored like any unknown field. */
+static int check_unsupported(const json_t *body, bool chat, qs_err *e)
+{
+    const json_t *v = json_object_get(body, "response_format");
+    if (v && !json_is_null(v)) {
+        const json_t *ty = json_is_object(v) ? json_object_get(v, "type") : NULL;
+        if (!json_is_string(ty) || strcmp(json_string_value(ty), "text") != 0)
+            return qs_fail(e, 400, "unsupported", "response_format",
+                           "response_format: only {\"type\": \"text\"} is supported (no JSON mode or schemas)");
+    }
+    static const char *const lists[] = {"tools", "functions"};
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        v = json_object_get(body, lists[i]);
+        if (v && !json_is_null(v) && !(json_is_array(v) && json_array_size(v) == 0))
+            return qs_fail(e, 400, "unsupported", lists[i], "%s: tool and function calling are not supported",
+                           lists[i]);
+    }
+    static const char *const choices[] = {"tool_choice", "function_call"};
+    for (size_t i = 0; i < sizeof choices / sizeof choices[0]; i++) {
+        v = json_object_get(body, choices[i]);
+        if (v && !json_is_null(v) &&
+            !(json_is_string(v) && (!strcmp(json_string_value(v), "none") || !strcmp(json_string_value(v), "auto"))))
+            return qs_fail(e, 400, "unsupported", choices[i],
+                           "%s: tool and function calling are not supported (only \"none\" or \"auto\")", choices[i]);
+    }
+    v = json_object_get(body, "logprobs"); /* chat: a boolean; completions: an integer 0..5 */
+    if (v && (json_is_true(v) || (json_is_number(v) && json_number_value(v) != 0)))
+        return qs_fail(e, 400, "unsupported", "logprobs", "logprobs: log probabilities are not returned");
+    v = json_object_get(body, "top_logprobs");
+    if (v && json_is_number(v) && json_number_value(v) != 0)
+        return qs_fail(e, 400, "unsupported", "top_logprobs", "top_logprobs: log probabilities are not returned");
+    v = json_object_get(body, "logit_bias");
+    if (v && json_is_object(v) && json_object_size(v) > 0)
+        return qs_fail(e, 400, "unsupported", "logit_bias", "logit_bias: not supported");
+    static const char *const pens[] = {"presence_penalty", "frequency_penalty"};
+    for (size_t i = 0; i < sizeof pens / sizeof pens[0]; i++) {
+        v = json_object_get(body, pens[i]);
+        if (v && json_is_number(v) && json_number_value(v) != 0)
+            return qs_fail(e, 400, "unsupported", pens[i], "%s: not supported (quire has repeat_penalty)", pens[i]);
+    }
+    if (chat) {
+        v = json_object_get(body, "audio");
+        if (v && !json_is_null(v))
+            return qs_fail(e, 400, "unsupported", "audio", "audio: only text output is supported");
+        v = json_object_get(body, "modalities");
+        for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+            const json_t *m = json_array_get(v, i);
+            if (!json_is_string(m) || strcmp(json_string_value(m), "text") != 0)
+                return qs_fail(e, 400, "unsupported", "modalities", "modalities: only [\"text\"] is supported");
+        }
+    } else {
+        v = json_object_get(body, "best_of");
+        if (v && json_is_number(v) && json_number_value(v) != 1)
+            return qs_fail(e, 400, "unsupported", "best_of", "best_of: only 1 is supported");
+        v = json_object_get(body, "echo");
+        if (json_is_true(v))
+            return qs_fail(e, 400, "unsupported", "echo", "echo: not supported");
+        v = json_object_get(body, "suffix");
+        if (v && json_is_string(v) && json_string_length(v) > 0)
+            return qs_fail(e, 400, "unsupported", "suffix", "suffix: insertion (text after the completion) is not supported");
+    }
+    return 0;
+}
+
 /* Runs a parsed OpenAI-style request (chat or completion) through the
  * scheduler; takes ownership of ids. */
 static enum MHD_Result start(qs_req *q, gen_kind kind, const qr_sample_params *p, bool stream, bool usage, int32_t *ids,
@@ -673,8 +746,8 @@ enum MHD_Result qs_route_chat(qs_req *q, json_t *body)
     bool stream = false, usage = false;
     int32_t *ids = NULL;
     size_t n = 0;
-    if (qs_parse_sampling(s, body, &p, &stops, &e) || parse_stream(body, &stream, &usage, &e) ||
-        chat_prompt(s, json_object_get(body, "messages"), &ids, &n, &e)) {
+    if (check_unsupported(body, true, &e) || qs_parse_sampling(s, body, &p, &stops, &e) ||
+        parse_stream(body, &stream, &usage, &e) || chat_prompt(s, json_object_get(body, "messages"), &ids, &n, &e)) {
         free(stops);
         return qs_send_err(q, &e);
     }
@@ -705,8 +778,8 @@ enum MHD_Result qs_route_completions(qs_req *q, json_t *body)
         qs_fail(&e, 400, "type", "prompt", "prompt: must be a string (token arrays and batches are not supported)");
         return qs_send_err(q, &e);
     }
-    if (qs_parse_sampling(s, body, &p, &stops, &e) || parse_stream(body, &stream, &usage, &e) ||
-        tokenize_plain(s, json_string_value(pr), json_string_length(pr), true, &ids, &n, &e, "prompt")) {
+    if (check_unsupported(body, false, &e) || qs_parse_sampling(s, body, &p, &stops, &e) ||
+        parse_stream(body, &stream, &usage, &e) || tokenize_plain(s, json_string_value(pr), json_string_length(pr), true, &ids, &n, &e, "prompt")) {
         free(stops);
         return qs_send_err(q, &e);
     }

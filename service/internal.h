@@ -29,6 +29,7 @@ enum {
     QS_R_MODELS,
     QS_R_DOCS_POST,
     QS_R_DOCS_DELETE,
+    QS_R_DOCS_LIST,
     QS_R_OTHER, /* unknown routes (404) */
     QS_R_COUNT
 };
@@ -153,6 +154,7 @@ enum MHD_Result qs_route_chat(qs_req *q, json_t *body);
 enum MHD_Result qs_route_completions(qs_req *q, json_t *body);
 enum MHD_Result qs_route_docs_post(qs_req *q, json_t *body);
 enum MHD_Result qs_route_docs_delete(qs_req *q);
+enum MHD_Result qs_route_docs_list(qs_req *q); /* GET /v1/documents (query: limit, cursor, path) */
 
 /* /v1/ask with an LLM (gen.c): takes ownership of res (heap-allocated,
  * freed with qr_results_free + free); p's stop strings are copied. */

@@ -36,6 +36,7 @@ static const char *route_names[QS_R_COUNT] = {
     [QS_R_MODELS] = "/v1/models",
     [QS_R_DOCS_POST] = "/v1/documents",
     [QS_R_DOCS_DELETE] = "/v1/documents/{id}",
+    [QS_R_DOCS_LIST] = "GET /v1/documents", /* POST's label is the plain path */
     [QS_R_OTHER] = "other",
 };
 

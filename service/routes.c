@@ -13,10 +13,13 @@
  * writing, so searches wait for the ingest to finish and then see its documents. */
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -560,29 +563,103 @@ enum MHD_Result qs_route_embeddings(qs_req *q, json_t *body)
 /* ---------------------------------------------------------------- documents */
 
 /* Runs fn with the store closed (the pipeline opens it for writing) and
- * opens it again, under the lock. */
-static int with_store_closed(qr_server *s, int (*fn)(qr_server *, void *), void *user)
+ * opens it again, under the lock. pre (may be NULL) runs first on the open
+ * store, post (may be NULL) after fn succeeded and the store was reopened,
+ * both still under the lock, so they see the store fn changes and nothing
+ * else. */
+static int with_store_closed(qr_server *s, int (*pre)(qr_server *, void *), int (*fn)(qr_server *, void *),
+                             int (*post)(qr_server *, void *), void *user)
 {
     pthread_mutex_lock(&s->mu);           /* the pipeline may run the embedder */
     pthread_rwlock_wrlock(&s->store_rw); /* no retrieval while the store is closed */
+    int rc = 0;
+    if (pre && !s->store)
+        rc = qr_fail(QR_EIO, "the store %s is not open (an earlier update failed to reopen it)", s->store_dir);
+    else if (pre)
+        rc = pre(s, user);
+    if (rc) {
+        pthread_rwlock_unlock(&s->store_rw);
+        pthread_mutex_unlock(&s->mu);
+        return rc;
+    }
     qs_close_store(s);
-    int rc = fn(s, user);
+    rc = fn(s, user);
     char why[512];
     snprintf(why, sizeof why, "%s", qr_last_error());
     int rc2 = qs_open_store(s);
     if (rc2)
         QR_ERROR("serve: reopening the store %s after a document update failed: %s", s->store_dir,
                  qr_last_error());
+    if (!rc && !rc2 && post) {
+        rc2 = post(s, user);
+        snprintf(why, sizeof why, "%s", qr_last_error());
+    }
     pthread_rwlock_unlock(&s->store_rw);
     pthread_mutex_unlock(&s->mu);
-    if (rc)
-        qr_fail(rc, "%s", why);
+    if (rc || rc2)
+        qr_fail(rc ? rc : rc2, "%s", why);
     return rc ? rc : rc2;
 }
+
+/* The JSON entry of a document (GET /v1/documents, POST's "documents"). */
+static json_t *doc_json(const qr_store_doc *d)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "id", json_integer((json_int_t)d->id));
+    json_object_set_new(j, "path", json_string(d->path));
+    json_object_set_new(j, "title", json_string(d->title ? d->title : ""));
+    json_object_set_new(j, "format", d->format && *d->format ? json_string(d->format) : json_null());
+    json_object_set_new(j, "chunks", json_integer((json_int_t)d->n_chunks));
+    json_object_set_new(j, "bytes", json_integer((json_int_t)d->size));
+    /* the source file's modification time, RFC 3339 UTC with nanoseconds (a
+     * string: nanoseconds since 1970 do not fit a JSON client's double) */
+    char mt[64] = "";
+    time_t sec = (time_t)(d->mtime_ns >= 0 ? d->mtime_ns / 1000000000 : (d->mtime_ns - 999999999) / 1000000000);
+    long long ns = (long long)(d->mtime_ns - (int64_t)sec * 1000000000);
+    struct tm tm;
+    if (gmtime_r(&sec, &tm)) {
+        size_t n = strftime(mt, sizeof mt, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(mt + n, sizeof mt - n, ".%09lldZ", ns);
+    }
+    json_object_set_new(j, "mtime", mt[0] ? json_string(mt) : json_null());
+    json_t *meta = d->meta_json && *d->meta_json ? json_loads(d->meta_json, 0, NULL) : NULL;
+    json_object_set_new(j, "meta", meta && json_is_object(meta) ? meta : json_null());
+    if (meta && !json_is_object(meta))
+        json_decref(meta);
+    return j;
+}
+
+/* The server's own copy of a posted text: STORE/posted/NAME (or
+ * NAME.jsonl, whose one record is document "...#L1"). Returns the file for a
+ * document path under it, else false. Documents from anywhere else are the
+ * user's files and are never touched. */
+static bool posted_file(const qr_server *s, const char *doc_path, char *out, size_t cap)
+{
+    char real[4096];
+    if (!realpath(s->store_dir, real)) /* document paths are canonical */
+        return false;
+    size_t n = strlen(real);
+    if (strncmp(doc_path, real, n) != 0 || strncmp(doc_path + n, "/posted/", 8) != 0)
+        return false;
+    const char *name = doc_path + n + 8;
+    if (!*name || strchr(name, '/') || name[0] == '.')
+        return false;
+    size_t len = strlen(name);
+    const char *hash = strstr(name, ".jsonl#L");
+    if (hash && strspn(hash + 8, "0123456789") == strlen(hash + 8) && hash[8])
+        len = (size_t)(hash - name) + 6; /* the record's file */
+    else if (strchr(name, '#'))
+        return false;
+    return snprintf(out, cap, "%s/posted/%.*s", real, (int)len, name) < (int)cap;
+}
+
+#define QS_DOCS_LISTED 1000 /* documents named in a POST /v1/documents answer */
 
 typedef struct {
     const char *path;
     qr_ingest_report rep;
+    json_t *docs;   /* post: the documents written, as GET lists them */
+    size_t omitted; /* past QS_DOCS_LISTED */
 } ingest_arg;
 
 static int run_ingest(qr_server *s, void *user)
@@ -601,6 +678,36 @@ static int run_ingest(qr_server *s, void *user)
     }
     io.jobs = 2;
     return qr_ingest_run(s->store_dir, &a->path, 1, &io, &a->rep);
+}
+
+/* After the ingest, with the store reopened: the documents it added or
+ * replaced, read back from the store (a JSONL file's records are
+ * documents "PATH#L<n>", so the report's file paths do not name them). */
+static int list_written(qr_server *s, void *user)
+{
+    ingest_arg *a = user;
+    if (!(a->docs = json_array()))
+        return qr_fail(QR_ENOMEM, "documents");
+    qr_store_txn *t = NULL;
+    int rc = qr_store_txn_begin(s->store, false, &t);
+    for (size_t i = 0; !rc && i < a->rep.n_files; i++) {
+        const qr_ingest_file *f = &a->rep.files[i];
+        for (size_t d = 0; !rc && f->doc_ids && d < f->docs; d++) {
+            if (json_array_size(a->docs) >= QS_DOCS_LISTED) {
+                a->omitted++;
+                continue;
+            }
+            qr_store_doc sd;
+            rc = qr_store_get_doc(t, f->doc_ids[d], &sd);
+            if (!rc) {
+                json_t *j = doc_json(&sd);
+                json_object_set_new(j, "status", json_string(qr_ingest_status_name(f->status)));
+                json_array_append_new(a->docs, j);
+            }
+        }
+    }
+    qr_store_txn_abort(t);
+    return rc;
 }
 
 /* A posted text becomes a file under STORE/posted/ (so its chunks cite a
@@ -728,10 +835,11 @@ enum MHD_Result qs_route_docs_post(qs_req *q, json_t *body)
             return qs_send_err(q, &e);
         path = posted;
     }
-    ingest_arg a = {path, {0}};
-    int rc = with_store_closed(s, run_ingest, &a);
+    ingest_arg a = {path, {0}, NULL, 0};
+    int rc = with_store_closed(s, NULL, run_ingest, list_written, &a);
     free(posted);
     if (rc) {
+        json_decref(a.docs);
         if (rc == QR_EIO)
             qs_fail(&e, 503, "store_busy", NULL, "ingest: %s", qr_last_error());
         else if (rc == QR_EMISMATCH || rc == QR_EINVAL || rc == QR_ENOTFOUND)
@@ -745,21 +853,47 @@ enum MHD_Result qs_route_docs_post(qs_req *q, json_t *body)
     rc = qr_ingest_report_to_json(&a.rep, &j);
     qr_ingest_report_free(&a.rep);
     if (rc) {
+        json_decref(a.docs);
         qs_fail(&e, 500, "internal", NULL, "ingest report: %s", qr_last_error());
         return qs_send_err(q, &e);
     }
+    json_object_set_new(j, "documents", a.docs);
+    json_object_set_new(j, "documents_omitted", json_integer((json_int_t)a.omitted));
     return qs_send_json(q, 201, j);
 }
 
 typedef struct {
     uint64_t id;
     size_t chunks;
+    char posted[4400]; /* the server's file of a posted text, "" for a user's document */
 } del_arg;
+
+/* Before the delete (store open): is it a posted text? Then its file goes too. */
+static int find_posted(qr_server *s, void *user)
+{
+    del_arg *a = user;
+    qr_store_txn *t = NULL;
+    qr_store_doc d;
+    int rc = qr_store_txn_begin(s->store, false, &t);
+    if (!rc)
+        rc = qr_store_get_doc(t, a->id, &d);
+    if (!rc && !posted_file(s, d.path, a->posted, sizeof a->posted))
+        a->posted[0] = '\0';
+    qr_store_txn_abort(t);
+    return rc;
+}
 
 static int run_delete(qr_server *s, void *user)
 {
     del_arg *a = user;
-    return qr_ingest_delete_doc(s->store_dir, a->id, &a->chunks);
+    int rc = qr_ingest_delete_doc(s->store_dir, a->id, &a->chunks);
+    /* the file would come back at the next ingest of the store (or a re-post) */
+    if (!rc && a->posted[0] && unlink(a->posted) != 0 && errno != ENOENT) {
+        QR_WARN("serve: deleted document %llu but not its file %s: %s", (unsigned long long)a->id, a->posted,
+                strerror(errno));
+        a->posted[0] = '\0';
+    }
+    return rc;
 }
 
 enum MHD_Result qs_route_docs_delete(qs_req *q)
@@ -774,8 +908,8 @@ enum MHD_Result qs_route_docs_delete(qs_req *q)
         qs_fail(&e, 400, "invalid", "id", "id: \"%.40s\" is not a document id (a decimal number)", t);
         return qs_send_err(q, &e);
     }
-    del_arg a = {id, 0};
-    int rc = with_store_closed(s, run_delete, &a);
+    del_arg a = {.id = id};
+    int rc = with_store_closed(s, find_posted, run_delete, NULL, &a);
     if (rc == QR_ENOTFOUND) {
         qs_fail(&e, 404, "not_found", "id", "no document with id %llu", id);
         return qs_send_err(q, &e);
@@ -785,5 +919,112 @@ enum MHD_Result qs_route_docs_delete(qs_req *q)
                 qr_last_error());
         return qs_send_err(q, &e);
     }
-    return qs_send_json(q, 200, json_pack("{s:I, s:I}", "deleted", (json_int_t)id, "chunks", (json_int_t)a.chunks));
+    return qs_send_json(q, 200, json_pack("{s:I, s:I, s:o}", "deleted", (json_int_t)id, "chunks", (json_int_t)a.chunks,
+                                          "removed_file", a.posted[0] ? json_string(a.posted) : json_null()));
+}
+
+/* GET /v1/documents?limit=N&cursor=ID&path=GLOB: documents by id, a page at a
+ * time. The cursor is the last id of the previous page (ids only grow and are
+ * never reused, so pages stay stable while documents are added or deleted);
+ * path filters with fnmatch(3) like the search filter. */
+#define QS_DOCS_PAGE_DEFAULT 100
+#define QS_DOCS_PAGE_MAX 1000
+
+typedef struct {
+    const char *glob;
+    size_t limit;
+    json_t *data;
+    bool more;
+    uint64_t last;
+} list_arg;
+
+static int list_doc(const qr_store_doc *d, void *user)
+{
+    list_arg *a = user;
+    if (a->glob && fnmatch(a->glob, d->path, 0) != 0)
+        return 0;
+    if (json_array_size(a->data) == a->limit) {
+        a->more = true;
+        return 1; /* stop: one more match says there is a next page */
+    }
+    a->last = d->id;
+    return json_array_append_new(a->data, doc_json(d)) ? qr_fail(QR_ENOMEM, "documents: list") : 0;
+}
+
+static enum MHD_Result check_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    (void)value;
+    char *bad = cls;
+    if (strcmp(key, "limit") && strcmp(key, "cursor") && strcmp(key, "path") && !bad[0]) {
+        snprintf(bad, 64, "%.63s", key);
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+static int query_u64(struct MHD_Connection *c, const char *key, unsigned long long lo, unsigned long long hi,
+                     unsigned long long *out, qs_err *e)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (!*v || *end || errno || v[0] < '0' || v[0] > '9')
+        return qs_fail(e, 400, "type", key, "%s: \"%.40s\" is not a number", key, v);
+    if (x < lo || x > hi)
+        return qs_fail(e, 400, "limit", key, "%s: must be %llu..%llu (got %llu)", key, lo, hi, x);
+    *out = x;
+    return 0;
+}
+
+enum MHD_Result qs_route_docs_list(qs_req *q)
+{
+    qr_server *s = q->s;
+    qs_err e = {0};
+    char bad[64] = "";
+    MHD_get_connection_values(q->conn, MHD_GET_ARGUMENT_KIND, check_query_arg, bad);
+    if (bad[0]) {
+        qs_fail(&e, 400, "unknown_field", bad, "%s: unknown query parameter (limit, cursor, path)", bad);
+        return qs_send_err(q, &e);
+    }
+    unsigned long long limit = QS_DOCS_PAGE_DEFAULT, cursor = 0;
+    if (query_u64(q->conn, "limit", 1, QS_DOCS_PAGE_MAX, &limit, &e) ||
+        query_u64(q->conn, "cursor", 0, UINT64_MAX - 1, &cursor, &e))
+        return qs_send_err(q, &e);
+    const char *glob = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "path");
+    if (glob && (!*glob || strlen(glob) > 4095)) {
+        qs_fail(&e, 400, "invalid", "path", "path: must be a glob of 1..4095 bytes");
+        return qs_send_err(q, &e);
+    }
+    list_arg a = {glob, (size_t)limit, json_array(), false, 0};
+    if (!a.data) {
+        qs_fail(&e, 500, "internal", NULL, "out of memory");
+        return qs_send_err(q, &e);
+    }
+    pthread_rwlock_rdlock(&s->store_rw);
+    qr_store_txn *t = NULL;
+    int rc = s->store ? qr_store_txn_begin(s->store, false, &t)
+                      : qr_fail(QR_EIO, "the store %s is not open (an update failed to reopen it)", s->store_dir);
+    if (!rc) {
+        rc = qr_store_iter_docs_from(t, cursor + 1, list_doc, &a);
+        if (rc == 1)
+            rc = 0;
+    }
+    qr_store_txn_abort(t);
+    pthread_rwlock_unlock(&s->store_rw);
+    if (rc) {
+        json_decref(a.data);
+        qs_fail(&e, rc == QR_EIO ? 503 : 500, rc == QR_EIO ? "store_busy" : "internal", NULL, "documents: %s",
+                qr_last_error());
+        return qs_send_err(q, &e);
+    }
+    json_t *j = json_object();
+    json_object_set_new(j, "object", json_string("list"));
+    json_object_set_new(j, "data", a.data);
+    json_object_set_new(j, "has_more", json_boolean(a.more));
+    json_object_set_new(j, "next_cursor", a.more ? json_integer((json_int_t)a.last) : json_null());
+    return qs_send_json(q, 200, j);
 }

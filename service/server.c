@@ -99,6 +99,8 @@ int qs_fail(qs_err *e, int status, const char *code, const char *param, const ch
 
 /* ---------------------------------------------------------------- responses */
 
+static const char *route_allow(int route);
+
 enum MHD_Result qs_queue(qs_req *q, int status, struct MHD_Response *r)
 {
     if (!r)
@@ -177,14 +179,8 @@ enum MHD_Result qs_send_err(qs_req *q, const qs_err *e)
         snprintf(ra, sizeof ra, "%d", e->retry_after > 0 ? e->retry_after : 1);
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
-    if (e->status == 405) {
-        int rt = q->route;
-        const char *allow = rt == QS_R_HEALTH || rt == QS_R_READY || rt == QS_R_METRICS || rt == QS_R_MODELS
-                                ? "GET"
-                            : rt == QS_R_DOCS_DELETE ? "DELETE"
-                                                     : "POST";
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-    }
+    if (e->status == 405)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, route_allow(q->route));
     return qs_queue(q, e->status, r);
 }
 
@@ -392,10 +388,17 @@ static const char *route_method(int route)
     case QS_R_HEALTH:
     case QS_R_READY:
     case QS_R_METRICS:
-    case QS_R_MODELS: return "GET";
+    case QS_R_MODELS:
+    case QS_R_DOCS_LIST: return "GET";
     case QS_R_DOCS_DELETE: return "DELETE";
     default: return "POST";
     }
+}
+
+/* The Allow header of a 405: every method of the route's path. */
+static const char *route_allow(int route)
+{
+    return route == QS_R_DOCS_POST || route == QS_R_DOCS_LIST ? "GET, POST" : route_method(route);
 }
 
 static bool is_generation(int route)
@@ -473,6 +476,8 @@ static enum MHD_Result dispatch(qr_server *s, qs_req *q)
     }
     if (q->route == QS_R_DOCS_DELETE)
         return qs_route_docs_delete(q);
+    if (q->route == QS_R_DOCS_LIST)
+        return qs_route_docs_list(q);
     if (q->too_big) {
         qs_fail(&e, 413, "limit", NULL, "body: more than the limit of %zu bytes", s->o.lim.max_body_bytes);
         return qs_send_err(q, &e);
@@ -512,6 +517,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         q->t0 = qs_now();
         atomic_fetch_add(&s->inflight_all, 1);
         q->route = find_route(url, q->path_arg, sizeof q->path_arg);
+        if (q->route == QS_R_DOCS_POST && !strcmp(method, "GET"))
+            q->route = QS_R_DOCS_LIST; /* one path, two routes */
         if (!strcmp(version, MHD_HTTP_VERSION_1_1) &&
             !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)) { /* RFC 9112 3.2 */
             qs_fail(&e, 400, "no_host", NULL, "HTTP/1.1 request without a Host header");
@@ -523,7 +530,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (strcmp(method, route_method(q->route)) != 0) {
             qs_fail(&e, 405, "method", NULL, "%s %.200s: method not allowed (use %s)", method, url,
-                    route_method(q->route));
+                    route_allow(q->route));
             return qs_send_err(q, &e);
         }
         if (q->route != QS_R_HEALTH && s->token_len &&
@@ -794,11 +801,10 @@ int qr_server_drain(qr_server *s, int grace_ms)
 {
     if (!s || atomic_exchange(&s->state, QS_STATE_DRAINING) == QS_STATE_DRAINING)
         return 0;
-    if (s->d) {
-        MHD_socket fd = MHD_quiesce_daemon(s->d);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
-    }
+    /* The listener stays open while in-flight work finishes: /ready answers
+     * 503 "draining" (a load balancer or a client's poll takes the server out
+     * of rotation), new work is refused with 503 + Retry-After, /health still
+     * answers; then the listener closes. */
     double t0 = qs_now();
     int cancelled = s->sched ? qr_sched_drain(s->sched, grace_ms) : 0;
     /* Requests other than generations (and streams writing their last events)
@@ -810,6 +816,11 @@ int qr_server_drain(qr_server *s, int grace_ms)
     }
     if (atomic_load(&s->inflight_all) > 0)
         QR_WARN("serve: %d requests still open after the grace period", atomic_load(&s->inflight_all));
+    if (s->d) {
+        MHD_socket fd = MHD_quiesce_daemon(s->d);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
     return cancelled;
 }
 

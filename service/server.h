@@ -10,9 +10,10 @@
  * retriever and a CPU backend are used by one thread at a time).
  *
  * Life cycle: qr_server_start (listening, /ready answers 200 at once: the
- * caller loads models before), qr_server_drain on SIGTERM (stop accepting,
- * /ready 503 "draining", generations get grace_ms to finish, then are
- * cancelled; returns when no request is in flight or the grace is over),
+ * caller loads models before), qr_server_drain on SIGTERM (/ready 503
+ * "draining", new work 503, generations get grace_ms to finish, then are
+ * cancelled; the listener closes when no request is in flight or the grace
+ * is over, then it returns),
  * qr_server_stop (closes the daemon and the store, frees). */
 #ifndef QR_SERVICE_SERVER_H
 #define QR_SERVICE_SERVER_H
@@ -75,11 +76,12 @@ int qr_server_start(const qr_server_opts *o, qr_server **out);
 /* The port actually bound. */
 int qr_server_port(const qr_server *s);
 
-/* Stops accepting new connections, turns /ready to 503 "draining", refuses
- * new work on open connections with 503, gives in-flight work grace_ms to
- * finish (generations still running then are cancelled; their clients get
- * an error event or a 503) and waits for in-flight requests to end.
- * Returns the number of generations cancelled. Safe to call once. */
+/* Turns /ready to 503 "draining" and refuses new work with 503 (connections
+ * are still accepted, so health checks and pollers see the state), gives
+ * in-flight work grace_ms to finish (generations still running then are
+ * cancelled; their clients get an error event or a 503), waits for in-flight
+ * requests to end (at most grace_ms + 2 s) and then stops accepting
+ * connections. Returns the number of generations cancelled. Safe to call once. */
 int qr_server_drain(qr_server *s, int grace_ms);
 
 /* Stops the daemon (closing open connections), the scheduler, closes the

@@ -12,8 +12,10 @@
 //  - SIGTERM during generations: exit 0 within the grace period, streams end,
 //    the store is intact (CLI search gives the same results as before, a
 //    document posted just before is on disk); SIGINT exits 0 too;
-//  - draining with a long grace: the in-flight generation finishes, a
-//    kept-alive connection gets 503 + Retry-After, new connections are refused.
+//  - draining with a long grace: the in-flight generation finishes; meanwhile
+//    the server still accepts connections and /ready answers 503 "draining"
+//    (Retry-After 5) on every poll, /health 200, new work 503 + Retry-After on
+//    a kept-alive connection and on a new one; the process then exits 0.
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -202,8 +204,8 @@ async function sigterm(t, store) {
     t.ok(w.status !== 0, `quire wait on a stopped server fails (exit ${w.status})`, w.stderr);
 }
 
-// SIGTERM with a long grace: in-flight work finishes, a kept-alive connection
-// gets 503 + Retry-After for new work, new connections are refused.
+// SIGTERM with a long grace: in-flight work finishes while /ready says
+// "draining"; new work gets 503 + Retry-After.
 async function drain(t, store) {
     const srv = await startServer(t, { store, llm: true, extra: ['--slots', '1', '--grace', '15'] });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -223,15 +225,32 @@ async function drain(t, store) {
     const long = srv.request('POST', '/v1/completions', { prompt: 'Once', max_tokens: 1500, temperature: 0 }, { timeout: 30000 });
     await sleep(150);
     const t0 = Date.now();
+    let longDone = false;
+    const lp = long.catch((e) => ({ status: e.code })).then((x) => { longDone = true; return x; });
     srv.proc.kill('SIGTERM');
-    await sleep(300);
+    await sleep(100);
+    const polls = [await srv.request('GET', '/ready', undefined, { timeout: 3000 }).catch((e) => ({ error: e.code }))];
+    t.ok(!longDone, 'the generation still runs at the first /ready poll after SIGTERM');
+    await sleep(200);
     r = await post('/v1/search', { query: 'build', k: 1 });
     t.ok(r.status === 503 && Number(r.headers['retry-after']) >= 1 && r.json && r.json.error && r.json.error.type === 'overloaded_error',
         'while draining, new work on a kept-alive connection: 503 + Retry-After, overloaded_error', JSON.stringify(r).slice(0, 300));
-    let refused = false;
-    try { await srv.request('GET', '/health', undefined, { timeout: 3000 }); } catch (e) { refused = e.code === 'ECONNREFUSED'; }
-    t.ok(refused, 'while draining, new connections are refused');
-    const lr = await long.catch((e) => ({ status: e.code }));
+    r = await srv.request('POST', '/v1/search', { query: 'build', k: 1 }, { timeout: 3000 }).catch((e) => ({ error: e.code }));
+    t.ok(r.status === 503 && Number(r.headers['retry-after']) >= 1 && r.json && r.json.error && r.json.error.code === 'draining',
+        'while draining, new work on a new connection: 503 + Retry-After, code draining', JSON.stringify(r).slice(0, 300));
+    r = await srv.request('GET', '/health', undefined, { timeout: 3000 }).catch((e) => ({ error: e.code }));
+    t.ok(r.status === 200, 'while draining, /health on a new connection: 200 (the process runs)', JSON.stringify(r).slice(0, 300));
+    // the listener stays open until the in-flight work is done: pollers see "draining"
+    while (!longDone && polls.length < 200) {
+        const p = await srv.request('GET', '/ready', undefined, { timeout: 3000 }).catch((e) => ({ error: e.code }));
+        if (p.error === 'ECONNREFUSED') break; // the drain is over (the listener closes once the work is done)
+        if (!longDone) polls.push(p);
+        await sleep(20);
+    }
+    t.ok(polls.length >= 1 && polls.every((p) => p.status === 503 && p.json && p.json.status === 'draining' && p.headers['retry-after'] === '5'),
+        `while draining, /ready on new connections: 503 {"status": "draining"}, Retry-After 5 (${polls.length} polls while the generation ran)`,
+        JSON.stringify(polls.find((p) => !(p.status === 503 && p.json && p.json.status === 'draining')) || polls[0]).slice(0, 300));
+    const lr = await lp;
     t.ok(lr.status === 200 && lr.json && lr.json.usage.completion_tokens === 1500,
         'the in-flight non-streamed generation (1500 tokens) finishes within the grace period', `${lr.status} ${String(lr.text).slice(0, 200)}`);
     const ex = await Promise.race([srv.exited, sleep(20000).then(() => null)]);

@@ -8,8 +8,12 @@
 // /v1/chat/completions (pieces add up to the non-streamed text; with a stop
 // string too), seeded sampling = `quire generate --seed`, chat on the
 // template-less stories260K = `quire generate` on the plain prompt, documents
-// posted by text and by server-side path become searchable and DELETE removes
-// them, /health, /ready, /v1/models, /metrics content type.
+// posted by text, by server-side file and by directory become searchable
+// under the ids POST returns, GET /v1/documents lists the store as `quire
+// info` counts it (paged by cursor, filtered by path glob), DELETE removes a
+// document and a posted text's STORE/posted file (which then does not come
+// back with a re-ingest) but never a user's file, /health, /ready,
+// /v1/models, /metrics content type.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Test, buildStore, startServer, quire, STORIES, EMBEDDER } from './lib/harness.mjs';
@@ -211,32 +215,154 @@ async function main() {
         t.ok(r.status === 200 && want && maxAbsDiff(r.json.data[0].embedding, want[1]) <= 1e-5, '/v1/embeddings single string = quire embed', r.text.slice(0, 300));
     }
 
-    // --- documents: post text, search finds it, delete removes it ---
+    // --- documents: GET lists the store (= quire info's counts), paged and filtered by
+    // glob; POST names the documents it wrote; search finds them; DELETE removes
+    // them, and a posted text's file under STORE/posted with it (a user's file stays) ---
+    const realStore = fs.realpathSync(store);
+    const postedFile = path.join(realStore, 'posted', 'zoo_quokka.txt.jsonl');
+    const userDir = path.join(t.dir, 'userdocs');
+    {
+        const all = [];
+        let cursor = null, pages = 0, bad = null;
+        while (pages < 100) {
+            r = await srv.request('GET', `/v1/documents?limit=3${cursor === null ? '' : `&cursor=${cursor}`}`);
+            pages++;
+            const d = r.json && Array.isArray(r.json.data) ? r.json.data : null;
+            if (r.status !== 200 || !d || d.length > 3 || r.json.object !== 'list') { bad = r.text.slice(0, 300); break; }
+            all.push(...d);
+            if (!r.json.has_more) { if (r.json.next_cursor !== null) bad = `last page: next_cursor ${r.json.next_cursor}`; break; }
+            if (!d.length || r.json.next_cursor !== d[d.length - 1].id) { bad = `next_cursor ${r.json.next_cursor} is not the page's last id`; break; }
+            cursor = r.json.next_cursor;
+        }
+        t.ok(!bad, 'GET /v1/documents?limit=3: pages of at most 3, next_cursor = last id, the last page without one', bad);
+        const one = await srv.request('GET', '/v1/documents?limit=1000');
+        const oneIds = one.json && one.json.data ? one.json.data.map((d) => d.id) : null;
+        t.eq(all.map((d) => d.id), oneIds, 'pages of 3 add up to the one-page listing');
+        t.ok(one.json && one.json.has_more === false && one.json.next_cursor === null, 'one page of 1000: has_more false', one.text.slice(0, 200));
+        t.ok(all.every((d, i) => i === 0 || d.id > all[i - 1].id), 'listed by increasing id');
+        t.eq(pages, Math.ceil(all.length / 3), `${all.length} documents in ${pages} pages of 3`);
+        // the independent count: quire info on the same store (read while the server runs)
+        const info = cliJSON(t, ['info', '--store', store], 'info');
+        if (info) {
+            t.eq(all.length, info.counts.docs, 'GET /v1/documents lists as many documents as quire info counts');
+            t.eq(all.reduce((a, d) => a + d.chunks, 0), info.counts.chunks, 'the listed chunks add up to quire info\'s count');
+            const fmt = {};
+            for (const d of all) fmt[d.format] = (fmt[d.format] || 0) + 1;
+            t.eq(Object.entries(fmt).sort(), Object.entries(info.formats).sort(), 'listed formats = quire info\'s formats');
+        }
+        // bytes and mtime are the source file's (a JSONL record's are its file's)
+        const statBad = all.filter((d) => {
+            const f = d.path.replace(/#L\d+$/, '');
+            const st = fs.statSync(f, { bigint: true });
+            const ns = st.mtimeNs;
+            const iso = new Date(Number(ns / 1000000000n) * 1000).toISOString().slice(0, 19) + '.' +
+                String(ns % 1000000000n).padStart(9, '0') + 'Z';
+            return d.bytes !== Number(st.size) || d.mtime !== iso || typeof d.title !== 'string' || !Number.isInteger(d.chunks);
+        });
+        t.ok(all.length > 0 && statBad.length === 0, 'every entry: bytes and mtime (RFC 3339, ns) of its file, title, chunks',
+            JSON.stringify(statBad[0]));
+        // path glob (fnmatch, as the search filter): = the full listing filtered here, also paged
+        const md = all.filter((d) => d.path.endsWith('.html')).map((d) => d.id);
+        r = await srv.request('GET', `/v1/documents?path=${encodeURIComponent('*.html')}`);
+        t.ok(md.length >= 2, `the store has several .html documents (${md.length})`);
+        t.eq(r.json && r.json.data ? r.json.data.map((d) => d.id) : r.text, md, 'GET /v1/documents?path=*.html = the .html documents');
+        const paged = [];
+        cursor = 0;
+        for (let i = 0; i < 20 && cursor !== null; i++) {
+            r = await srv.request('GET', `/v1/documents?path=${encodeURIComponent('*.html')}&limit=1&cursor=${cursor}`);
+            if (!r.json || !r.json.data) break;
+            paged.push(...r.json.data.map((d) => d.id));
+            cursor = r.json.next_cursor;
+        }
+        t.eq(paged, md, 'path=*.html one at a time through the cursor = the same documents');
+        r = await srv.request('GET', `/v1/documents?path=${encodeURIComponent('/no/such/*')}`);
+        t.ok(r.status === 200 && r.json.data.length === 0 && r.json.has_more === false, 'a glob matching nothing: an empty list', r.text);
+        for (const [q, param] of [['limit=0', 'limit'], ['limit=1001', 'limit'], ['limit=x', 'limit'], ['cursor=-1', 'cursor'],
+            ['offset=3', 'offset'], ['path=', 'path']]) {
+            r = await srv.request('GET', `/v1/documents?${q}`);
+            t.ok(r.status === 400 && r.json && r.json.error.param === param && r.json.error.type === 'invalid_request_error',
+                `GET /v1/documents?${q}: 400 naming ${param}`, r.text);
+        }
+        r = await srv.request('PUT', '/v1/documents', {});
+        t.ok(r.status === 405 && r.headers.allow === 'GET, POST', 'PUT /v1/documents: 405, Allow: GET, POST', `${r.status} ${r.headers.allow}`);
+    }
     {
         const text = 'The quokka is a small wallaby. Quokkas live on Rottnest Island and eat grasses.';
         r = await srv.request('POST', '/v1/documents', { text, name: 'zoo/quokka.txt', meta: { lang: 'en' } });
         t.ok(r.status === 201 && r.json, 'POST /v1/documents {text}: 201', r.text.slice(0, 400));
+        const posted = r.json && r.json.documents ? r.json.documents : [];
+        t.ok(posted.length === 1 && posted[0].path === `${postedFile}#L1` && posted[0].status === 'added' && posted[0].chunks === 1 &&
+            Number.isInteger(posted[0].id) && r.json.documents_omitted === 0 && r.json.counts && r.json.counts.added === 1,
+        'POST {text, meta}: the report names the one document written (id, STORE/posted/NAME.jsonl#L1, added, 1 chunk)', r.text.slice(0, 600));
+        t.ok(fs.existsSync(postedFile), 'the posted text is kept as STORE/posted/zoo_quokka.txt.jsonl');
         r = await srv.request('POST', '/v1/search', { query: 'quokka wallaby', k: 2 });
         const top = r.json && r.json.results ? r.json.results[0] : null;
         t.ok(top && top.text === text && /quokka/.test(top.path), 'the posted text is the top search result', r.text.slice(0, 400));
+        t.ok(top && posted[0] && top.doc_id === posted[0].id, 'its doc_id is the id POST returned', `${top && top.doc_id} vs ${posted[0] && posted[0].id}`);
         r = await srv.request('POST', '/v1/search', { query: 'quokka', k: 2, filters: { meta: { lang: 'en' } } });
         t.ok(r.status === 200 && r.json.results.length === 1 && r.json.results[0].text === text, 'meta filter finds the posted document only', r.text.slice(0, 400));
+        r = await srv.request('GET', `/v1/documents?path=${encodeURIComponent('*/posted/*')}`);
+        t.ok(r.status === 200 && r.json.data.length === 1 && r.json.data[0].id === (posted[0] && posted[0].id) &&
+            JSON.stringify(r.json.data[0].meta) === '{"lang":"en"}', 'GET ?path=*/posted/* lists the posted text with its meta', r.text.slice(0, 400));
+        // posting the same name again replaces that document (under a new id: ids name one version)
+        const text2 = 'The quokka is a small wallaby of Rottnest Island that eats grasses and leaves.';
+        r = await srv.request('POST', '/v1/documents', { text: text2, name: 'zoo/quokka.txt', meta: { lang: 'en' } });
+        const repost = r.json && r.json.documents && r.json.documents.length === 1 ? r.json.documents[0] : null;
+        t.ok(r.status === 201 && repost && repost.status === 'updated' && repost.path === `${postedFile}#L1`,
+            'POST of the same name: one document, updated', r.text.slice(0, 400));
+        r = await srv.request('GET', `/v1/documents?path=${encodeURIComponent(postedFile + '*')}`);
+        t.ok(r.status === 200 && repost && r.json.data.length === 1 && r.json.data[0].id === repost.id,
+            'GET lists only the replacement (the id POST returned)', r.text.slice(0, 400));
+        r = await srv.request('POST', '/v1/documents', { text: 'The platypus lays eggs and hunts with electroreception.', name: 'zoo/platypus.txt' });
+        t.ok(r.status === 201 && r.json.documents && r.json.documents.length === 1 &&
+            r.json.documents[0].path === path.join(realStore, 'posted', 'zoo_platypus.txt'), 'POST {text} without meta: STORE/posted/NAME', r.text.slice(0, 400));
         // a server-side file
         const f = path.join(t.dir, 'numbat.md');
         fs.writeFileSync(f, '# Numbats\n\nThe numbat eats termites with a long sticky tongue.\n');
         r = await srv.request('POST', '/v1/documents', { path: f });
         t.ok(r.status === 201, 'POST /v1/documents {path}: 201', r.text.slice(0, 400));
+        const nbDoc = r.json && r.json.documents ? r.json.documents[0] : null;
+        t.ok(r.json && r.json.documents && r.json.documents.length === 1 && nbDoc.path === fs.realpathSync(f) && nbDoc.status === 'added',
+            'POST {path: file}: names its document', r.text.slice(0, 400));
         r = await srv.request('POST', '/v1/search', { query: 'numbat termites', k: 1 });
         const nb = r.json && r.json.results ? r.json.results[0] : null;
         t.ok(nb && nb.path === f && /sticky tongue/.test(nb.text), 'the posted file is searchable', r.text.slice(0, 400));
-        if (top) {
-            r = await srv.request('DELETE', `/v1/documents/${top.doc_id}`);
-            t.ok(r.status === 200 && r.json && r.json.deleted === top.doc_id && r.json.chunks === 1, `DELETE /v1/documents/${top.doc_id}: 200, 1 chunk`, r.text);
+        t.ok(nb && nbDoc && nb.doc_id === nbDoc.id, 'the file\'s doc_id is the id POST returned');
+        // a server-side directory: every document of it, ids as GET lists them
+        fs.mkdirSync(path.join(userDir, 'sub'), { recursive: true });
+        const names = ['a.txt', 'b.md', 'sub/c.txt', 'sub/d.md'];
+        names.forEach((n, i) => fs.writeFileSync(path.join(userDir, n), `Echidna note ${i}: spiny anteaters dig for ants.\n`));
+        r = await srv.request('POST', '/v1/documents', { path: userDir });
+        const dirDocs = r.json && r.json.documents ? r.json.documents : [];
+        t.eq(dirDocs.map((d) => d.path).sort(), names.map((n) => path.join(fs.realpathSync(userDir), n)).sort(),
+            'POST {path: dir}: one document per file');
+        const lr = await srv.request('GET', `/v1/documents?path=${encodeURIComponent(fs.realpathSync(userDir) + '/*')}`);
+        t.eq(lr.json ? lr.json.data.map((d) => d.id) : lr.text, dirDocs.map((d) => d.id).sort((a, b) => a - b),
+            'GET ?path=DIR/* lists the ids POST returned');
+        if (repost) {
+            const id = repost.id;
+            r = await srv.request('DELETE', `/v1/documents/${id}`);
+            t.ok(r.status === 200 && r.json && r.json.deleted === id && r.json.chunks === 1 && r.json.removed_file === postedFile,
+                `DELETE /v1/documents/${id} (posted text): 200, 1 chunk, removed_file names its STORE/posted file`, r.text);
+            t.ok(!fs.existsSync(postedFile), 'DELETE of a posted text removes STORE/posted/zoo_quokka.txt.jsonl');
             r = await srv.request('POST', '/v1/search', { query: 'quokka wallaby', k: 5 });
-            t.ok(r.status === 200 && !r.json.results.some((x) => x.doc_id === top.doc_id), 'deleted document no longer found', r.text.slice(0, 400));
-            r = await srv.request('DELETE', `/v1/documents/${top.doc_id}`);
+            t.ok(r.status === 200 && !r.json.results.some((x) => x.doc_id === id || /quokka/.test(x.path)), 'deleted document no longer found', r.text.slice(0, 400));
+            r = await srv.request('DELETE', `/v1/documents/${id}`);
             t.ok(r.status === 404, 'second DELETE: 404', r.text);
         }
+        if (dirDocs.length) {
+            r = await srv.request('DELETE', `/v1/documents/${dirDocs[0].id}`);
+            t.ok(r.status === 200 && r.json.removed_file === null && fs.existsSync(dirDocs[0].path),
+                'DELETE of a document from a user\'s path: 200, removed_file null, the file stays', r.text);
+        }
+        // a directory of 1003 files: the answer names the first 1000 and counts the rest
+        const many = path.join(t.dir, 'many');
+        fs.mkdirSync(many);
+        for (let i = 0; i < 1003; i++) fs.writeFileSync(path.join(many, `n${String(i).padStart(4, '0')}.txt`), `Note ${i}.\n`);
+        r = await srv.request('POST', '/v1/documents', { path: many }, { timeout: 120000 });
+        t.ok(r.status === 201 && r.json.counts.added === 1003 && r.json.documents.length === 1000 && r.json.documents_omitted === 3 &&
+            new Set(r.json.documents.map((d) => d.id)).size === 1000, 'POST {path: dir of 1003 files}: 1000 documents named, documents_omitted 3',
+        r.text.slice(0, 300));
     }
     await srv.stopClean();
     // the store written through the server reads back with the CLI (flushed on exit)
@@ -248,6 +374,12 @@ async function main() {
         t.ok(info && JSON.stringify(info).includes('"docs"'), 'quire info reads the store after the server exits', JSON.stringify(info).slice(0, 300));
         const s = cliJSON(t, ['search', 'numbat termites', '--store', store, '-k', '1'], 'search after serve');
         t.ok(s && s.results[0] && /numbat/.test(s.results[0].path), 'the file posted through the server is in the store on disk', JSON.stringify(s).slice(0, 300));
+        // the deleted posted text does not come back with an ingest of STORE/posted (its file is gone)
+        const ing = cliJSON(t, ['ingest', path.join(store, 'posted'), '--store', store, '--embedder', EMBEDDER], 'ingest STORE/posted');
+        t.ok(ing && ing.counts && ing.counts.added === 0 && ing.counts.unchanged === 1, 're-ingest of STORE/posted: the platypus unchanged, nothing added',
+            JSON.stringify(ing && ing.counts));
+        const q = cliJSON(t, ['search', 'quokka wallaby Rottnest', '--store', store, '-k', '5'], 'search quokka after re-ingest');
+        t.ok(q && !q.results.some((x) => /quokka/.test(x.path)), 'the deleted posted text is not back after the re-ingest', JSON.stringify(q).slice(0, 300));
     }
 
     // --- extractive /v1/ask on a server without an LLM = quire ask --json ---

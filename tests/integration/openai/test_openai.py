@@ -14,6 +14,13 @@ with a bearer token, used as a user would with base_url pointing at the server:
    wrong key, NotFoundError / BadRequestError for an unknown model, and
    BadRequestError 400 naming the parameter for max_tokens -1 and over the
    server's limits (--max-gen-tokens, --max-messages, --max-inputs);
+ - fields quire does not implement are refused, not ignored: BadRequestError
+   400 naming the field with code "unsupported" (n=2, response_format
+   json_object / json_schema, tools, tool_choice "required", functions,
+   logprobs, top_logprobs, logit_bias, presence/frequency_penalty, audio;
+   completions best_of=2, echo, suffix, logprobs=1), while their neutral
+   values (response_format text, tool_choice "none", logprobs False, n=1,
+   penalties 0) are answered as without them (same greedy text);
  - with SmolLM2-135M-Instruct (tools/models.sh; skipped when absent) a chat
    completion's prompt is the model's GGUF chat template rendered as
    transformers' apply_chat_template renders it: prompt_tokens equal the
@@ -161,6 +168,57 @@ def check_errors(t, srv, client, llm, emb, token, messages):
                                                   encoding_format="float"), "input")
 
 
+UNSUPPORTED_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+                                                    "parameters": {"type": "object", "properties": {
+                                                        "city": {"type": "string"}}}}}
+
+
+def check_unsupported(t, client, llm, messages):
+    chat = lambda **kw: client.chat.completions.create(model=llm, messages=messages, max_tokens=4, **kw)  # noqa: E731
+    compl = lambda **kw: client.completions.create(model=llm, prompt="Once", max_tokens=4, **kw)  # noqa: E731
+    cases = [
+        ("chat n=2", "n", lambda: chat(n=2)),
+        ("chat response_format json_object", "response_format", lambda: chat(response_format={"type": "json_object"})),
+        ("chat response_format json_schema", "response_format", lambda: chat(response_format={
+            "type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}})),
+        ("chat tools", "tools", lambda: chat(tools=[UNSUPPORTED_TOOL])),
+        ("chat tool_choice required", "tool_choice", lambda: chat(tool_choice="required")),
+        ("chat functions", "functions", lambda: chat(functions=[UNSUPPORTED_TOOL["function"]])),
+        ("chat logprobs", "logprobs", lambda: chat(logprobs=True)),
+        ("chat top_logprobs", "top_logprobs", lambda: chat(top_logprobs=3)),
+        ("chat logit_bias", "logit_bias", lambda: chat(logit_bias={"1": -100})),
+        ("chat presence_penalty", "presence_penalty", lambda: chat(presence_penalty=0.5)),
+        ("chat frequency_penalty", "frequency_penalty", lambda: chat(frequency_penalty=-0.5)),
+        ("chat audio", "audio", lambda: chat(modalities=["text", "audio"], audio={"voice": "alloy", "format": "wav"})),
+        ("completions n=2", "n", lambda: compl(n=2)),
+        ("completions best_of=2", "best_of", lambda: compl(best_of=2)),
+        ("completions echo", "echo", lambda: compl(echo=True)),
+        ("completions suffix", "suffix", lambda: compl(suffix=" The end.")),
+        ("completions logprobs=1", "logprobs", lambda: compl(logprobs=1)),
+    ]
+    for what, param, fn in cases:
+        try:
+            fn()
+            t.ok(False, f"{what}: refused with 400 naming {param}")
+        except openai.APIStatusError as err:
+            t.ok(isinstance(err, openai.BadRequestError) and err.status_code == 400 and err.param == param
+                 and err.code == "unsupported" and param in str(err),
+                 f"{what}: BadRequestError 400, param {param}, code unsupported",
+                 f"{type(err).__name__} {err.status_code} param={err.param} code={err.code} {err}")
+    # the neutral values of those fields change nothing
+    want = client.chat.completions.create(model=llm, messages=messages, max_tokens=8, temperature=0)
+    got = client.chat.completions.create(model=llm, messages=messages, max_tokens=8, temperature=0, n=1,
+                                         response_format={"type": "text"}, tool_choice="none", logprobs=False,
+                                         presence_penalty=0, frequency_penalty=0, tools=[])
+    t.eq(got.choices[0].message.content, want.choices[0].message.content,
+         "chat with n=1, response_format text, tool_choice none, logprobs False, penalties 0, tools []: "
+         "the same greedy text as without them")
+    w2 = client.completions.create(model=llm, prompt="Once", max_tokens=8, temperature=0)
+    g2 = client.completions.create(model=llm, prompt="Once", max_tokens=8, temperature=0, best_of=1, echo=False,
+                                   logprobs=0, suffix="")
+    t.eq(g2.choices[0].text, w2.choices[0].text, "completions with best_of 1, echo False, logprobs 0, suffix '': same text")
+
+
 def check_no_llm(t, store, token_file, token, messages):
     """A server without --model: chat and completions surface 422 no_model as UnprocessableEntityError."""
     srv = start_server(t, store=store, embedder=True, token_file=token_file)
@@ -222,6 +280,7 @@ def main():
     messages = check_chat(t, client, llm)
     check_embeddings(t, client, emb)
     check_errors(t, srv, client, llm, emb, token, messages)
+    check_unsupported(t, client, llm, messages)
     srv.stop_clean()
     check_no_llm(t, store, token_file, token, messages)
     check_smol_chat(t, os.environ.get("QUIRE_MODELS") or os.path.expanduser("~/.cache/quire/models"), store)

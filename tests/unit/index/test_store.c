@@ -86,6 +86,34 @@ static int count_fn(const qr_store_chunk *c, void *user)
     return 0;
 }
 
+/* Doc ids seen by qr_store_iter_docs_from, in order (at most 8). */
+typedef struct {
+    uint64_t ids[8];
+    int n;
+} id_seen;
+
+static int see_doc(const qr_store_doc *d, void *user)
+{
+    id_seen *a = user;
+    if (a->n < 8)
+        a->ids[a->n] = d->id;
+    a->n++;
+    return 0;
+}
+
+static void check_from(qr_store *s, uint64_t first, int n, uint64_t id0)
+{
+    qr_store_txn *t = NULL;
+    id_seen a = {{0}, 0};
+    CHECK_OK(qr_store_txn_begin(s, false, &t));
+    CHECK_OK(qr_store_iter_docs_from(t, first, see_doc, &a));
+    qr_store_txn_abort(t);
+    CHECK_MSG(a.n == n && (n == 0 || a.ids[0] == id0), "from %llu: %d docs, first %llu (want %d, %llu)",
+              (unsigned long long)first, a.n, (unsigned long long)a.ids[0], n, (unsigned long long)id0);
+    for (int i = 1; i < a.n && i < 8; i++)
+        CHECK(a.ids[i] > a.ids[i - 1]);
+}
+
 /* Every LMDB vector must be found by itself as top-1; FAISS holds nothing else. */
 static void check_consistent(qr_store *s)
 {
@@ -154,6 +182,12 @@ int main(void)
     CHECK_INT(qr_store_doc_by_path(t, "docs/zzz.md", &d), QR_ENOTFOUND);
     CHECK_INT(qr_store_put_doc(t, &d, NULL, 0, NULL, NULL, NULL), QR_EINVAL); /* read-only txn */
     qr_store_txn_abort(t);
+    /* documents from an id on (the service's pages): ids 1 and 2 */
+    check_from(s, 0, 2, 1);
+    check_from(s, 1, 2, 1);
+    check_from(s, 2, 1, 2);
+    check_from(s, 3, 0, 0);
+    check_from(s, UINT64_MAX, 0, 0);
 
     /* Search: each chunk's own vector is its top hit, score 1 (inner product). */
     uint64_t ids[4];
@@ -198,6 +232,7 @@ int main(void)
     CHECK_OK(qr_store_txn_commit(t));
     CHECK_OK(qr_store_counts_get(s, &cnt));
     CHECK_INT(cnt.docs, 1);
+    check_from(s, 1, 1, 2); /* a.md (id 1) is gone: the range starts at the next id */
     CHECK_INT(cnt.chunks, 2);
     CHECK_INT(cnt.vectors, 2);
     CHECK_INT(cnt.faiss_vectors, 2);

@@ -171,14 +171,43 @@ static void test_bm25_only(void)
     CHECK(f && f->status == QR_INGEST_ADDED);
     size_t chunks = r.chunks, docs = r.docs;
     CHECK_INT(docs, 17); /* 14 files + 3 JSONL records */
-    qr_ingest_report_free(&r);
 
     /* contents equal the reader + chunker called directly */
     qr_store *st = NULL;
     qr_store_open_opts so = {.readonly = true, .map_size = (size_t)64 << 20};
     CHECK_OK(qr_store_open(store, &so, &st));
-    if (!st)
+    if (!st) {
+        qr_ingest_report_free(&r);
         return;
+    }
+    /* the report's doc ids name the documents each file wrote: the file's own
+     * path, or FILE#L<n> for a JSONL record; 17 distinct ids in all */
+    {
+        qr_store_txn *t = NULL;
+        CHECK_OK(qr_store_txn_begin(st, false, &t));
+        uint64_t seen[32];
+        size_t n_seen = 0;
+        for (size_t i = 0; t && i < r.n_files; i++) {
+            const qr_ingest_file *rf = &r.files[i];
+            CHECK(rf->status == QR_INGEST_ADDED ? rf->doc_ids != NULL : rf->doc_ids == NULL);
+            for (size_t d = 0; rf->doc_ids && d < rf->docs; d++) {
+                qr_store_doc sd;
+                CHECK_OK(qr_store_get_doc(t, rf->doc_ids[d], &sd));
+                size_t pl = strlen(rf->path);
+                bool jsonl = strstr(rf->path, ".jsonl") != NULL;
+                CHECK_MSG(strncmp(sd.path, rf->path, pl) == 0 &&
+                              (jsonl ? strncmp(sd.path + pl, "#L", 2) == 0 : sd.path[pl] == '\0'),
+                          "doc %llu of %s is %s", (unsigned long long)rf->doc_ids[d], rf->path, sd.path);
+                for (size_t k = 0; k < n_seen; k++)
+                    CHECK(seen[k] != rf->doc_ids[d]);
+                if (n_seen < 32)
+                    seen[n_seen++] = rf->doc_ids[d];
+            }
+        }
+        CHECK_INT(n_seen, 17);
+        qr_store_txn_abort(t);
+    }
+    qr_ingest_report_free(&r);
     qr_chunker *ck = NULL;
     CHECK_OK(qr_chunker_create(NULL, NULL, &ck));
     static const char *names[] = {"guide.md", "page.html", "records.jsonl", "sample.c", "three_pages.pdf",
