@@ -1517,6 +1517,58 @@ fail:
     return rc;
 }
 
+/* True while a writer holds write.lock (checked without waiting). */
+static bool writer_active(const qr_store *s)
+{
+    char lp[4200];
+    snprintf(lp, sizeof lp, "%s/write.lock", s->dir);
+    int fd = open(lp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd); // releases the shared lock, if taken
+    return busy;
+}
+
+/* A read-only store open for long (quire serve) while another process
+ * writes it: BM25 and the records are read live from LMDB, but the vector
+ * index was loaded at open. Once the generation has moved and no writer holds
+ * write.lock (so this runs once per ingest, not after each of its commits),
+ * the in-memory index is reconciled with one LMDB snapshot: vectors added
+ * since are added, removed ones removed. Lock-less readers skip it: writers
+ * are held off while they have the store open. */
+static int refresh_readonly(qr_store *s)
+{
+    MDB_txn *txn;
+    uint64_t gen = 0;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        return 0; // the search reports LMDB errors itself
+    qr_store_txn t = {.s = s, .txn = txn};
+    int rc = meta_get_u64(&t, "generation", 0, &gen);
+    mdb_txn_abort(txn);
+    if (rc)
+        return rc;
+    pthread_rwlock_rdlock(&s->vlock);
+    bool stale = gen != s->applied_gen;
+    pthread_rwlock_unlock(&s->vlock);
+    if (!stale || writer_active(s))
+        return 0;
+    pthread_rwlock_wrlock(&s->vlock);
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) == 0) {
+        t.txn = txn;
+        uint64_t from = s->applied_gen;
+        if (!(rc = meta_get_u64(&t, "generation", 0, &gen)) && gen != from) {
+            QR_INFO("store %s: changed by another process (generation %llu -> %llu); updating the vector index "
+                    "in memory", s->dir, (unsigned long long)from, (unsigned long long)gen);
+            if (!(rc = reconcile(s, txn, gen, from)))
+                s->applied_gen = gen;
+        }
+        mdb_txn_abort(txn);
+    }
+    pthread_rwlock_unlock(&s->vlock);
+    return rc;
+}
+
 int qr_store_search(qr_store *s, const float *q, int k, uint64_t *ids, float *scores, int *found)
 {
     if (!s->dim)
@@ -1526,6 +1578,8 @@ int qr_store_search(qr_store *s, const float *q, int k, uint64_t *ids, float *sc
     int rc = 0;
     if (!s->vi)
         return qr_fail(QR_EINVAL, "store %s: opened without its vector index", s->dir);
+    if (s->readonly && !s->nolock && (rc = refresh_readonly(s)))
+        return rc;
     if (s->vi_rebuild && !s->readonly && !s->in_write) {
         MDB_txn *txn;
         pthread_rwlock_wrlock(&s->vlock);

@@ -48,8 +48,8 @@
  * nothing. Readers register in meta.lmdb-lock (LMDB's reader table) when they
  * can open it for writing; then a writer in another process may commit while
  * they read, and each read transaction sees one committed generation (LMDB
- * MVCC; the vector index of a long-lived reader stays as it was at open, see
- * qr_store_search). A reader that cannot write meta.lmdb-lock (another user's
+ * MVCC; a long-lived reader's vector index catches up once the writer is done,
+ * see qr_store_search). A reader that cannot write meta.lmdb-lock (another user's
  * store, a read-only file system, a snapshot) opens LMDB with MDB_NOLOCK: a
  * writer cannot see its transactions and could recycle the pages under them,
  * so that reader holds write.lock shared while the store is open. Writers are
@@ -186,7 +186,11 @@ typedef struct qr_store_counts {
 int qr_store_counts_get(qr_store *s, qr_store_counts *out);
 
 /* k-NN over the committed vectors: ids[i] chunk ids, scores[i] (inner product
- * or squared L2, as the manifest's metric), best first, *found <= k.
+ * or squared L2, as the manifest's metric), best first, *found <= k. A store
+ * opened read-only (with LMDB's lock table) that another process has written
+ * since brings its in-memory index up to date first, once that writer has
+ * released write.lock (during a long ingest, dense hits lag its commits while
+ * BM25 and records are read live).
  * QR_EINVAL when the store has no embedder, QR_ELIMIT when k > QR_VECINDEX_MAX_K. */
 int qr_store_search(qr_store *s, const float *q, int k, uint64_t *ids, float *scores, int *found);
 

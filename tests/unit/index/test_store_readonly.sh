@@ -66,6 +66,7 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r[0][0].ends
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r and r[0][3] == 1, r' "$T/ref_dense" ||
   bad "reference dense search has a dense hit: $(cat "$T/ref_dense")"
 
+cp -r "$T/sd" "$T/sd2"   # for the serve that sees another process's ingest (below)
 # read-only for nobody: root-owned, no write bit anywhere (meta.lmdb-lock exists, so only LMDB's lock open fails)
 chown -R root:root "$T/s" "$T/sd"
 chmod -R a-w,a+rX "$T/s" "$T/sd"
@@ -202,6 +203,21 @@ PY
   if [ "$(http POST /v1/search '{"query": "walruses batch007", "k": 3}')" = 200 ] &&
      python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["results"] and j["results"][0]["path"].endswith("/docs2_7.txt"), j' "$T/body"; then ok
   else bad "serve after another process's ingest: $(cat "$T/body")"; fi
+  stop_serve
+fi
+
+# a dense serve (nobody, with the lock table) takes the vectors of another process's ingest once it ends
+chmod a+w "$T/sd2/meta.lmdb-lock"; chmod a+rX "$T/sd2"
+if start_serve "$T/sd2"; then
+  # candidates_dense: the vectors the serve's index returns for a k over the store's size
+  cand() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["candidates_dense"])' "$T/body"; }
+  [ "$(http POST /v1/search '{"query": "walrus tusks on the ice", "k": 10}')" = 200 ] && [ "$(cand)" = 4 ] &&
+    ok || bad "dense serve before the ingest: $(cat "$T/body")"
+  mkdir "$T/new" && printf 'Walrus tusks scrape the sea ice.\n' > "$T/new/walrus.txt" && chmod -R a+rX "$T/new"
+  "$Q" ingest "$T/new" --store "$T/sd2" --embedder "$T/model" > /dev/null 2> "$T/err" || bad "root ingest into a served dense store: $(cat "$T/err")"
+  if [ "$(http POST /v1/search '{"query": "walrus tusks on the ice", "k": 10}')" = 200 ] && [ "$(cand)" = 5 ] &&
+     python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert any(r["path"].endswith("/walrus.txt") and r["dense_rank"] for r in j["results"]), j' "$T/body"; then ok
+  else bad "dense serve after another process's ingest: $(cat "$T/body")"; fi
   stop_serve
 fi
 
