@@ -45,7 +45,8 @@
  * can only change while this process has no transaction open on the store.
  *
  * Readers and writers (README "Sharing a store"): a read-only open writes
- * nothing. Readers register in meta.lmdb-lock (LMDB's reader table) when they
+ * nothing but meta.lmdb-lock (LMDB creates it when missing and the directory
+ * lets it). Readers register in meta.lmdb-lock (LMDB's reader table) when they
  * can open it for writing; then a writer in another process may commit while
  * they read, and each read transaction sees one committed generation (LMDB
  * MVCC; a long-lived reader's vector index catches up once the writer is done,
