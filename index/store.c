@@ -757,8 +757,8 @@ int qr_store_open(const char *dir, const qr_store_open_opts *opts, qr_store **ou
         if (fd >= 0) {
             close(fd);
         } else if (errno == EACCES || errno == EPERM || errno == EROFS) {
-            QR_DEBUG("store %s: %s: %s; reading without LMDB's lock table (writers are held off while this "
-                     "process has the store open)", dir, lk, strerror(errno));
+            QR_INFO("store %s: meta.lmdb-lock not writable (%s): reading without LMDB's lock table; writers of "
+                    "this store are refused until this process closes it", dir, strerror(errno));
             s->nolock = true;
             if ((rc = nolock_guard(s)))
                 goto fail;
