@@ -620,7 +620,7 @@ static int nolock_guard(qr_store *s)
         s->lock_fd = -1;
         if (err == EWOULDBLOCK)
             return qr_fail(QR_EIO,
-                           "%s: another process is writing this store; this user cannot write meta.lmdb-lock, "
+                           "%s: another process is writing this store; this process cannot write meta.lmdb-lock, "
                            "so it reads without LMDB's reader table, which is safe only while no writer runs: "
                            "retry when the write ends (or have the store's owner make meta.lmdb-lock writable "
                            "for this user, e.g. chmod g+w)",
@@ -715,7 +715,7 @@ int qr_store_open(const char *dir, const qr_store_open_opts *opts, qr_store **ou
     // 2. One writer per store; a store this user cannot write is refused by name before anything is opened.
     if (!s->readonly) {
         char lp[4200];
-        if (!creating && (rc = qr_store_writable(dir)))
+        if ((rc = qr_store_writable(dir)))
             goto fail;
         snprintf(lp, sizeof lp, "%s/write.lock", dir);
         s->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
