@@ -6,7 +6,8 @@
 # /v1/documents) are refused naming the store and the cause. The writer rule: a reader without LMDB's
 # lock table and a writer exclude each other (both ways, with a clear message); with a writable
 # meta.lmdb-lock, a reader (serve) keeps answering while another process ingests, and every reader sees
-# one committed generation (same generation, same counts; never going back). A read-only bind mount
+# one committed generation (same generation, same counts, whole files only; never going back); a dense
+# serve takes the vectors of another process's ingest once it ends. A read-only bind mount
 # (EROFS) is tried when mount namespaces are allowed. The reference for every read is the same query run
 # by root on the store before it was made read-only. Runs as root (CI); exits 77 when it cannot be
 # another user.
