@@ -280,12 +280,16 @@ static int eval_store(qr_options *o, const char *beir, const char *split, const 
         io.batch = (int)qr_opt_int(o, QR_OPT_BATCH);
     const char *paths[1] = {canon};
     double t0 = now_s();
-    if ((rc = qr_ingest_run(dir, paths, 1, &io, &rep))) {
+    /* A shared store this user cannot write (README "Sharing a store"): evaluate what it holds. */
+    bool ro = have_man && qr_store_writable(dir) != 0;
+    if (ro)
+        QR_INFO("eval: %s; evaluating the documents it holds (%s is not re-ingested)", qr_last_error(), canon);
+    else if ((rc = qr_ingest_run(dir, paths, 1, &io, &rep))) {
         code = cli_fail(cmd, rc, dir);
         goto out;
     }
     double t1 = now_s();
-    if (!json)
+    if (!json && !ro)
         QR_INFO("eval: %s into %s: %zu added, %zu updated, %zu unchanged; %zu chunks in %.1f s", canon, dir,
                 rep.added, rep.updated, rep.unchanged, rep.chunks, t1 - t0);
 
@@ -324,6 +328,11 @@ static int eval_store(qr_options *o, const char *beir, const char *split, const 
         goto out;
     }
     qr_store_txn_abort(t);
+    if (ro && ids.n == 0) {
+        code = cli_fail(cmd, qr_fail(QR_ENOTFOUND, "%s: holds no document of %s (read-only, so not ingested)", dir,
+                                     canon), NULL);
+        goto out;
+    }
     if (ids.n)
         qsort(ids.e, ids.n, sizeof *ids.e, by_doc_id);
     qr_store_counts sc;

@@ -24,6 +24,7 @@ struct qr_store {
     char lmdb_path[4096], faiss_path[4096];
     qr_manifest man;
     bool readonly;
+    bool nolock; /* readonly without LMDB's lock table (meta.lmdb-lock not writable): lock_fd holds LOCK_SH */
     int lock_fd;
     MDB_env *env;
     size_t mapsize;
@@ -568,6 +569,69 @@ static int adopt_embedder(qr_store *s, const qr_embedder_id *e)
     return 0;
 }
 
+/* Why this process cannot write an existing store, or 0 when it can: the
+ * directory (new files: manifest.json.tmp, vectors.faiss.tmp, posted/) and
+ * each file a writer opens for writing. faccessat(AT_EACCESS) checks the
+ * effective ids, so root passes unless the file system is read-only. */
+int qr_store_writable(const char *dir)
+{
+    static const char *const files[] = {"meta.lmdb", "meta.lmdb-lock", "write.lock", "manifest.json"};
+    char p[4200];
+    if (faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) != 0) {
+        int err = errno;
+        if (err == ENOENT)
+            return qr_fail(QR_ENOTFOUND, "%s: no store here", dir);
+        if (err == EROFS)
+            return qr_fail(QR_EIO, "%s: the store is on a read-only file system; search, info and serve can read "
+                           "it, writing needs a writable mount", dir);
+        return qr_fail(QR_EIO, "%s: the store is read-only for this user (directory: %s); search, info and serve "
+                       "can read it, writing needs write permission on the directory and its files",
+                       dir, strerror(err));
+    }
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        if (faccessat(AT_FDCWD, p, W_OK, AT_EACCESS) != 0 && errno != ENOENT)
+            return qr_fail(QR_EIO, "%s: the store is read-only for this user (%s: %s); search, info and serve "
+                           "can read it, writing needs write permission on the directory and its files",
+                           dir, files[i], strerror(errno));
+    }
+    return 0;
+}
+
+/* A reader that cannot write meta.lmdb-lock (another user's store, a read-only
+ * file system or snapshot) opens LMDB with MDB_NOLOCK: its read transactions
+ * are then invisible to a writer, which may recycle the pages they read. So
+ * such a reader holds write.lock shared for as long as the store is open:
+ * writers (which take it exclusively) are refused meanwhile, and the reader is
+ * refused while a writer runs. Returns 0, or QR_EIO when a writer holds it. */
+static int nolock_guard(qr_store *s)
+{
+    char lp[4200];
+    snprintf(lp, sizeof lp, "%s/write.lock", s->dir);
+    s->lock_fd = open(lp, O_RDONLY | O_CLOEXEC);
+    if (s->lock_fd < 0) {
+        // No writer ever ran here with this file (a copy without it): nothing to exclude.
+        QR_DEBUG("store %s: %s: %s; reading without a writer check", s->dir, lp, strerror(errno));
+        return 0;
+    }
+    if (flock(s->lock_fd, LOCK_SH | LOCK_NB) != 0) {
+        int err = errno;
+        close(s->lock_fd);
+        s->lock_fd = -1;
+        if (err == EWOULDBLOCK)
+            return qr_fail(QR_EIO,
+                           "%s: another process is writing this store; this process cannot write meta.lmdb-lock, "
+                           "so it reads without LMDB's reader table, which is safe only while no writer runs: "
+                           "retry when the write ends (or have the store's owner make meta.lmdb-lock writable "
+                           "for this user, e.g. chmod g+w)",
+                           s->dir);
+        // A file system without flock (some network mounts): the rule cannot be enforced here.
+        QR_WARN("store %s: %s: flock: %s; cannot check for a writer: do not write this store while it is read "
+                "without a lock", s->dir, lp, strerror(err));
+    }
+    return 0;
+}
+
 int qr_store_open(const char *dir, const qr_store_open_opts *opts, qr_store **out)
 {
     qr_store_open_opts none = {0};
@@ -648,14 +712,28 @@ int qr_store_open(const char *dir, const qr_store_open_opts *opts, qr_store **ou
     }
     s->f16 = strcmp(s->man.vec_dtype, "f16") == 0;
 
-    // 2. One writer per store.
+    // 2. One writer per store; a store this user cannot write is refused by name before anything is opened.
     if (!s->readonly) {
         char lp[4200];
+        if ((rc = qr_store_writable(dir)))
+            goto fail;
         snprintf(lp, sizeof lp, "%s/write.lock", dir);
         s->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (s->lock_fd < 0) {
+            rc = qr_fail(QR_EIO, "%s: %s", lp, strerror(errno));
+            goto fail;
+        }
+        if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+            int err = errno;
+            // Shared holders are readers without LMDB's lock table (nolock_guard); an exclusive one, a writer.
+            bool readers = err == EWOULDBLOCK && flock(s->lock_fd, LOCK_SH | LOCK_NB) == 0;
             rc = qr_fail(QR_EIO, "%s: %s", lp,
-                         errno == EWOULDBLOCK ? "another process is writing this store" : strerror(errno));
+                         readers ? "the store is being read by a process that cannot write meta.lmdb-lock (another "
+                                   "user, or a read-only mount), which reads safely only while no writer runs: "
+                                   "retry when it ends (making meta.lmdb-lock writable for those readers lets "
+                                   "them read during writes)"
+                         : err == EWOULDBLOCK ? "another process is writing this store"
+                                              : strerror(err));
             goto fail;
         }
         // A crash while saving can leave vectors.faiss.tmp behind.
@@ -669,13 +747,31 @@ int qr_store_open(const char *dir, const qr_store_open_opts *opts, qr_store **ou
         rc = qr_fail(QR_EFORMAT, "%s: missing (the manifest says a store is here)", s->lmdb_path);
         goto fail;
     }
+    if (s->readonly) {
+        /* LMDB readers register in meta.lmdb-lock, which needs write access to
+         * it (and to the directory to create it). Without that: MDB_NOLOCK,
+         * guarded by write.lock (nolock_guard). */
+        char lk[4200];
+        snprintf(lk, sizeof lk, "%s-lock", s->lmdb_path);
+        int fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            close(fd);
+        } else if (errno == EACCES || errno == EPERM || errno == EROFS) {
+            QR_INFO("store %s: meta.lmdb-lock not writable (%s): reading without LMDB's lock table; writers of "
+                    "this store are refused until this process closes it", dir, strerror(errno));
+            s->nolock = true;
+            if ((rc = nolock_guard(s)))
+                goto fail;
+        }
+    }
     s->mapsize = o->map_size ? o->map_size : INITIAL_MAP;
     if (stat(s->lmdb_path, &st) == 0 && (size_t)st.st_size * 2 > s->mapsize)
         s->mapsize = (size_t)st.st_size * 2;
     for (;;) {
         if ((mrc = mdb_env_create(&s->env)) || (mrc = mdb_env_set_maxdbs(s->env, 32)) ||
             (mrc = mdb_env_set_mapsize(s->env, s->mapsize)) ||
-            (mrc = mdb_env_open(s->env, s->lmdb_path, MDB_NOSUBDIR | MDB_NOTLS | (s->readonly ? MDB_RDONLY : 0),
+            (mrc = mdb_env_open(s->env, s->lmdb_path, MDB_NOSUBDIR | MDB_NOTLS | (s->readonly ? MDB_RDONLY : 0) |
+                                                         (s->nolock ? MDB_NOLOCK : 0),
                                 0644))) {
             mdb_env_close(s->env);
             s->env = NULL;
@@ -684,8 +780,9 @@ int qr_store_open(const char *dir, const qr_store_open_opts *opts, qr_store **ou
                 s->mapsize /= 2;
                 continue;
             }
-            rc = qr_fail(mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH ? QR_EFORMAT : QR_EIO, "%s: %s",
-                         s->lmdb_path, mdb_strerror(mrc));
+            rc = qr_fail(mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH ? QR_EFORMAT : QR_EIO, "%s: %s%s",
+                         s->lmdb_path, mdb_strerror(mrc),
+                         mrc == EACCES && s->readonly ? " (reading a store needs read permission on its files)" : "");
             goto fail;
         }
         break;
@@ -1441,6 +1538,58 @@ fail:
     return rc;
 }
 
+/* True while a writer holds write.lock (checked without waiting). */
+static bool writer_active(const qr_store *s)
+{
+    char lp[4200];
+    snprintf(lp, sizeof lp, "%s/write.lock", s->dir);
+    int fd = open(lp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd); // releases the shared lock, if taken
+    return busy;
+}
+
+/* A read-only store open for long (quire serve) while another process
+ * writes it: BM25 and the records are read live from LMDB, but the vector
+ * index was loaded at open. Once the generation has moved and no writer holds
+ * write.lock (so this runs once per ingest, not after each of its commits),
+ * the in-memory index is reconciled with one LMDB snapshot: vectors added
+ * since are added, removed ones removed. Lock-less readers skip it: writers
+ * are held off while they have the store open. */
+static int refresh_readonly(qr_store *s)
+{
+    MDB_txn *txn;
+    uint64_t gen = 0;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        return 0; // the search reports LMDB errors itself
+    qr_store_txn t = {.s = s, .txn = txn};
+    int rc = meta_get_u64(&t, "generation", 0, &gen);
+    mdb_txn_abort(txn);
+    if (rc)
+        return rc;
+    pthread_rwlock_rdlock(&s->vlock);
+    bool stale = gen != s->applied_gen;
+    pthread_rwlock_unlock(&s->vlock);
+    if (!stale || writer_active(s))
+        return 0;
+    pthread_rwlock_wrlock(&s->vlock);
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) == 0) {
+        t.txn = txn;
+        uint64_t from = s->applied_gen;
+        if (!(rc = meta_get_u64(&t, "generation", 0, &gen)) && gen != from) {
+            QR_INFO("store %s: changed by another process (generation %llu -> %llu); updating the vector index "
+                    "in memory", s->dir, (unsigned long long)from, (unsigned long long)gen);
+            if (!(rc = reconcile(s, txn, gen, from)))
+                s->applied_gen = gen;
+        }
+        mdb_txn_abort(txn);
+    }
+    pthread_rwlock_unlock(&s->vlock);
+    return rc;
+}
+
 int qr_store_search(qr_store *s, const float *q, int k, uint64_t *ids, float *scores, int *found)
 {
     if (!s->dim)
@@ -1450,6 +1599,8 @@ int qr_store_search(qr_store *s, const float *q, int k, uint64_t *ids, float *sc
     int rc = 0;
     if (!s->vi)
         return qr_fail(QR_EINVAL, "store %s: opened without its vector index", s->dir);
+    if (s->readonly && !s->nolock && (rc = refresh_readonly(s)))
+        return rc;
     if (s->vi_rebuild && !s->readonly && !s->in_write) {
         MDB_txn *txn;
         pthread_rwlock_wrlock(&s->vlock);

@@ -3,7 +3,8 @@
  *   manifest.json    what the store is (index/manifest.h, format version 1)
  *   meta.lmdb        LMDB environment (one file, MDB_NOSUBDIR; lock file meta.lmdb-lock)
  *   vectors.faiss    FAISS IndexIDMap2 (index/vecindex.h), rebuilt from LMDB whenever needed
- *   write.lock       flock()ed by the one process allowed to write
+ *   write.lock       flock()ed by the one process allowed to write (LOCK_EX), and
+ *                    shared (LOCK_SH) by readers without LMDB's lock table (below)
  *
  * meta.lmdb layout, version 1 (QR_STORE_LMDB_VERSION, kept in meta/"version"
  * and checked on open). Integer keys are native-endian uint64 (MDB_INTEGERKEY).
@@ -43,6 +44,20 @@
  * store doubles the map so the caller can retry the transaction. The map
  * can only change while this process has no transaction open on the store.
  *
+ * Readers and writers (README "Sharing a store"): a read-only open writes
+ * nothing but meta.lmdb-lock (LMDB creates it when missing and the directory
+ * lets it). Readers register in meta.lmdb-lock (LMDB's reader table) when they
+ * can open it for writing; then a writer in another process may commit while
+ * they read, and each read transaction sees one committed generation (LMDB
+ * MVCC; a long-lived reader's vector index catches up once the writer is done,
+ * see qr_store_search). A reader that cannot write meta.lmdb-lock (another user's
+ * store, a read-only file system, a snapshot) opens LMDB with MDB_NOLOCK: a
+ * writer cannot see its transactions and could recycle the pages under them,
+ * so that reader holds write.lock shared while the store is open. Writers are
+ * refused while such readers run, and such readers are refused while a writer
+ * runs (QR_EIO, saying which). A writer opening a store this process cannot
+ * write is refused before anything is touched (qr_store_writable).
+ *
  * Threads: one write transaction at a time per store; read transactions and
  * searches may run in other threads (MDB_NOTLS). */
 #ifndef QR_INDEX_STORE_H
@@ -78,8 +93,13 @@ typedef struct qr_store_open_opts {
 /* Opens (or creates) the store in dir. Errors: QR_ENOTFOUND (no store and not
  * create), QR_EFORMAT (corrupt manifest, nothing is modified),
  * QR_EUNSUPPORTED (other format version), QR_EMISMATCH (different embedder),
- * QR_EIO (another writer holds the store). */
+ * QR_EIO (another writer holds the store; a writer on a store this user cannot
+ * write; a reader without the lock table while a writer runs, see above). */
 int qr_store_open(const char *dir, const qr_store_open_opts *opts, qr_store **out);
+/* 0 when this process can write the existing store in dir; QR_EIO naming the
+ * store and what is not writable (directory, read-only file system, a file);
+ * QR_ENOTFOUND when dir does not exist. Writers' qr_store_open checks it. */
+int qr_store_writable(const char *dir);
 /* Saves FAISS and the manifest if they changed, then frees. Accepts NULL. */
 void qr_store_close(qr_store *s);
 /* Writes vectors.faiss (if changed) and manifest.json counts. */
@@ -169,7 +189,11 @@ typedef struct qr_store_counts {
 int qr_store_counts_get(qr_store *s, qr_store_counts *out);
 
 /* k-NN over the committed vectors: ids[i] chunk ids, scores[i] (inner product
- * or squared L2, as the manifest's metric), best first, *found <= k.
+ * or squared L2, as the manifest's metric), best first, *found <= k. A store
+ * opened read-only (with LMDB's lock table) that another process has written
+ * since brings its in-memory index up to date first, once that writer has
+ * released write.lock (during a long ingest, dense hits lag its commits while
+ * BM25 and records are read live).
  * QR_EINVAL when the store has no embedder, QR_ELIMIT when k > QR_VECINDEX_MAX_K. */
 int qr_store_search(qr_store *s, const float *q, int k, uint64_t *ids, float *scores, int *found);
 

@@ -769,10 +769,23 @@ static int write_posted(qr_server *s, const char *name, const char *text, size_t
     return 0;
 }
 
+/* A store this server cannot write (another user's, a read-only mount or
+ * snapshot): 403 naming the store and the cause, before the store is closed
+ * for the pipeline; searches go on. */
+static bool refuse_read_only(qr_server *s, qs_err *e)
+{
+    if (qr_store_writable(s->store_dir) == 0)
+        return false;
+    qs_fail(e, 403, "read_only", NULL, "%s", qr_last_error());
+    return true;
+}
+
 enum MHD_Result qs_route_docs_post(qs_req *q, json_t *body)
 {
     qr_server *s = q->s;
     qs_err e = {0};
+    if (refuse_read_only(s, &e))
+        return qs_send_err(q, &e);
     const char *path = NULL, *text = NULL, *name = NULL;
     size_t tlen = 0;
     if (qs_get_str(body, "path", false, 4095, &path, NULL, &e) ||
@@ -900,6 +913,8 @@ enum MHD_Result qs_route_docs_delete(qs_req *q)
 {
     qr_server *s = q->s;
     qs_err e = {0};
+    if (refuse_read_only(s, &e))
+        return qs_send_err(q, &e);
     const char *t = q->path_arg;
     char *end;
     errno = 0;
