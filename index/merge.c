@@ -389,7 +389,7 @@ int qr_merge_run(const char *out_dir, const char *const *shards, size_t n_shards
         qr_store_open_opts so = {.create = true, .map_size = o.map_size,
                                  .embedder = rm->has_embedder ? &rm->embedder : NULL, .factory = rm->factory,
                                  .vec_dtype = rm->vec_dtype, .chunk_tokens = rm->chunk_tokens,
-                                 .chunk_overlap = rm->chunk_overlap, .chunk_tokenizer = rm->chunk_tokenizer};
+                                 .chunk_overlap = qr_store_overlap_opt(rm->chunk_overlap), .chunk_tokenizer = rm->chunk_tokenizer};
         if ((rc = qr_store_open(out_dir, &so, &m.out)))
             goto fail;
         const qr_manifest *om2 = qr_store_manifest(m.out);

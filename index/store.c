@@ -683,8 +683,8 @@ int qr_store_open(const char *dir, const qr_store_open_opts *opts, qr_store **ou
         }
         if (o->chunk_tokens > 0)
             s->man.chunk_tokens = o->chunk_tokens;
-        if (o->chunk_overlap > 0)
-            s->man.chunk_overlap = o->chunk_overlap;
+        if (o->chunk_overlap != 0)
+            s->man.chunk_overlap = o->chunk_overlap == QR_STORE_NO_OVERLAP ? 0 : o->chunk_overlap;
         if (o->chunk_tokenizer)
             snprintf(s->man.chunk_tokenizer, sizeof s->man.chunk_tokenizer, "%s", o->chunk_tokenizer);
         adopt_embedder(s, o->embedder);

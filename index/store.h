@@ -86,9 +86,14 @@ typedef struct qr_store_open_opts {
     /* Used only when creating (an existing store keeps its own; see qr_store_set_factory): */
     const char *factory;            /* NULL: "Flat" */
     const char *vec_dtype;          /* NULL: "f32"; or "f16" */
-    int chunk_tokens, chunk_overlap; /* 0: 256 / 32 */
+    int chunk_tokens;               /* 0: 256 */
+    int chunk_overlap;              /* 0: 32; QR_STORE_NO_OVERLAP: none (0 is taken by "default") */
     const char *chunk_tokenizer;    /* NULL: "" */
 } qr_store_open_opts;
+
+#define QR_STORE_NO_OVERLAP (-1)
+/* An overlap in tokens as qr_store_open_opts.chunk_overlap spells it. */
+static inline int qr_store_overlap_opt(int tokens) { return tokens == 0 ? QR_STORE_NO_OVERLAP : tokens; }
 
 /* Opens (or creates) the store in dir. Errors: QR_ENOTFOUND (no store and not
  * create), QR_EFORMAT (corrupt manifest, nothing is modified),

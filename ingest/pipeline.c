@@ -819,7 +819,7 @@ static int open_store(const char *dir, const qr_ingest_opts *o, bool create, qr_
                              .embedder = o && o->embedder ? &e : NULL,
                              .factory = o ? o->factory : NULL,
                              .chunk_tokens = o ? o->chunk.max_tokens : 0,
-                             .chunk_overlap = o ? o->chunk.overlap_tokens : 0,
+                             .chunk_overlap = o ? qr_store_overlap_opt(o->chunk.overlap_tokens) : 0,
                              .chunk_tokenizer = tokname};
     char mp[PATH_MAX];
     snprintf(mp, sizeof mp, "%s/manifest.json", dir);

@@ -118,6 +118,20 @@ int main(void)
     CHECK_MSG(strstr(err, "chunked with 256") != NULL, "%s", err);
     free(err);
 
+    /* --chunk-overlap 0 is kept as 0 (it was stored as the default 32, and the next plain ingest
+     * then failed: "overlap_tokens 32 outside [0, 8]") */
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/o0' --chunk-tokens 16 --chunk-overlap 0", tree, base);
+    CHECK_INT(quire(args), 0);
+    snprintf(args, sizeof args, "ingest '%s' --store '%s/o0'", tree, base);
+    CHECK_INT(quire(args), 0);
+    char mp[600];
+    snprintf(mp, sizeof mp, "%s/o0/manifest.json", base);
+    json_t *man = json_load_file(mp, 0, NULL);
+    CHECK(man != NULL);
+    json_t *ov = json_object_get(json_object_get(man, "chunking"), "overlap");
+    CHECK_MSG(json_is_integer(ov) && json_integer_value(ov) == 0, "manifest overlap %s", ov ? "not 0" : "missing");
+    json_decref(man);
+
     /* rm a file, then a path not in the store */
     snprintf(args, sizeof args, "rm '%s/a.md' --store '%s/s' --json", tree, base);
     CHECK_INT(quire(args), 0);
