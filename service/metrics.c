@@ -36,6 +36,14 @@ static const char *route_names[QS_R_COUNT] = {
     [QS_R_MODELS] = "/v1/models",
     [QS_R_DOCS_POST] = "/v1/documents",
     [QS_R_DOCS_DELETE] = "/v1/documents/{id}",
+    [QS_R_OLLAMA_ROOT] = "/",
+    [QS_R_OLLAMA_VERSION] = "/api/version",
+    [QS_R_OLLAMA_TAGS] = "/api/tags",
+    [QS_R_OLLAMA_SHOW] = "/api/show",
+    [QS_R_OLLAMA_CHAT] = "/api/chat",
+    [QS_R_OLLAMA_GENERATE] = "/api/generate",
+    [QS_R_OLLAMA_EMBED] = "/api/embed",
+    [QS_R_OLLAMA_EMBEDDINGS] = "/api/embeddings",
     [QS_R_OTHER] = "other",
 };
 
