@@ -22,6 +22,8 @@ openai client and to quire generate:
    not found", format / tools / think 400, chat with the embedder and embed
    with the LLM 400, options.num_ctx over the server's context 400, a wrong
    token 401; the error body is {"error": "message"};
+ - a client that closes a stream, or leaves before a non-streamed answer,
+   cancels the generation (client_cancels_total +1, nothing left running);
  - with SmolLM2-135M-Instruct (tools/models.sh; left out when absent) the
    chat template path: chat() = /v1/chat/completions.
 Exits 77 (SKIP) when the ollama package is missing."""
@@ -30,6 +32,7 @@ import math
 import os
 import re
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -241,6 +244,42 @@ def check_errors(t, srv, client, token):
          "the error body is Ollama's {\"error\": message}", text)
 
 
+def metric(srv, name):
+    _, _, text = http(srv, "GET", "/metrics")
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def check_cancel(t, store):
+    """A client that closes an NDJSON stream (or gives up waiting for a non-streamed
+    answer) cancels its generation, as on the SSE routes."""
+    import http.client
+    srv = start_server(t, store=store, llm=True, extra=["--slots", "1"])
+    for stream in (True, False):
+        c0 = metric(srv, "quire_client_cancels_total") or 0
+        conn = http.client.HTTPConnection(srv.host, srv.port, timeout=30)
+        conn.request("POST", "/api/generate", json.dumps(
+            {"model": "stories260K", "prompt": "Once", "stream": stream,
+             "options": {"temperature": 0, "num_predict": -1}}), {"Content-Type": "application/json"})
+        if stream:
+            resp = conn.getresponse()
+            first = json.loads(resp.readline())
+            t.ok(first.get("done") is False, "a long NDJSON stream started", first)
+        else:
+            time.sleep(0.15)
+        conn.sock.shutdown(2)
+        conn.close()
+        cancelled = False
+        for _ in range(50):
+            time.sleep(0.1)
+            if (metric(srv, "quire_client_cancels_total") or 0) - c0 == 1 and metric(srv, "quire_sched_running") == 0:
+                cancelled = True
+                break
+        t.ok(cancelled, f"a client that leaves a {'streamed' if stream else 'non-streamed'} /api/generate cancels it "
+             "(client_cancels_total +1, nothing running)")
+    srv.stop_clean("cancel server exits 0 on SIGTERM")
+
+
 def check_smol(t, models_dir, store):
     """SmolLM2's chat template through /api/chat = /v1/chat/completions."""
     path = os.path.join(models_dir, SMOL)
@@ -282,6 +321,7 @@ def main():
     check_embed(t, srv, client, token)
     check_errors(t, srv, client, token)
     srv.stop_clean()
+    check_cancel(t, store)
     check_smol(t, os.environ.get("QUIRE_MODELS") or os.path.expanduser("~/.cache/quire/models"), store)
     t.done()
 
