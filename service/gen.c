@@ -7,7 +7,9 @@
  * Streaming (text/event-stream): the response body comes from an MHD
  * content-reader callback that blocks on qr_sched_next in 100 ms steps and
  * between steps checks whether the client closed its socket; if so (or when
- * MHD fails to write) the generation is cancelled and its slot freed. Frames
+ * MHD fails to write) the generation is cancelled and its slot freed. That
+ * core (qs_stream, qs_gen_submit/wait, qs_chat_prompt) is shared with the
+ * Ollama routes (ollama.c), which frame the same events as NDJSON. Frames
  * are "data: JSON\n\n", ending with "data: [DONE]\n\n":
  *   chat        chat.completion.chunk; the first delta carries the role, the
  *               last chunk has finish_reason (and, with

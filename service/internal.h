@@ -104,6 +104,7 @@ typedef struct qs_req {
     double t0;
     int status;          /* status of the queued response (0 = none) */
     bool is_post, dispatched, counted;
+    bool ollama;         /* an Ollama route or any /api/ path: errors in Ollama's shape */
     char *body;
     size_t len, cap;
     size_t discarded;    /* body bytes over the limit (413) */

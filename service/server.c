@@ -160,7 +160,7 @@ static const char *route_method(int route);
 
 enum MHD_Result qs_send_err(qs_req *q, const qs_err *e)
 {
-    if (qs_is_ollama_route(q->route)) { /* Ollama's shape: {"error": "message"} */
+    if (q->ollama) { /* Ollama's shape: {"error": "message"} */
         json_t *j = json_pack("{s:s}", "error", e->msg);
         if (!j) /* not UTF-8 (echoed input) */
             j = json_pack("{s:s}", "error", "invalid request (message not printable)");
@@ -553,6 +553,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         q->t0 = qs_now();
         atomic_fetch_add(&s->inflight_all, 1);
         q->route = find_route(url, q->path_arg, sizeof q->path_arg);
+        q->ollama = qs_is_ollama_route(q->route) || !strncmp(url, "/api/", 5);
         if (!strcmp(version, MHD_HTTP_VERSION_1_1) &&
             !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)) { /* RFC 9112 3.2 */
             qs_fail(&e, 400, "no_host", NULL, "HTTP/1.1 request without a Host header");

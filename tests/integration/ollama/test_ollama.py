@@ -239,6 +239,9 @@ def check_errors(t, srv, client, token):
                  "presence_penalty")
     bad = ollama.Client(host=srv.base, headers={"Authorization": "Bearer wrong"})
     expect_error(t, "a wrong token", 401, lambda: bad.list())
+    st, _, text = http(srv, "POST", "/api/pull", {"model": "llama3.2"}, token)
+    t.ok(st == 404 and isinstance(json.loads(text).get("error"), str), "an /api/ route quire lacks: 404 in Ollama's shape",
+         f"{st} {text}")
     st, _, text = http(srv, "POST", "/api/chat", {"model": "nope", "messages": msgs}, token)
     t.ok(st == 404 and json.loads(text) == {"error": "model 'nope' not found"},
          "the error body is Ollama's {\"error\": message}", text)
