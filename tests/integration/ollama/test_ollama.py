@@ -66,6 +66,10 @@ def http(srv, method, path, body=None, token=None, ctype="application/json"):
 
 
 def openai_post(srv, token, path, body):
+    """POST to an OpenAI route naming the model as GET /v1/models does (LLM first, then the embedder)."""
+    st, _, text = http(srv, "GET", "/v1/models", token=token)
+    ids = [m["id"] for m in json.loads(text)["data"]] if st == 200 else ["?"]
+    body = dict(body, model=ids[-1] if path == "/v1/embeddings" else ids[0])
     st, _, text = http(srv, "POST", path, body, token)
     return json.loads(text) if st == 200 else {"error": text, "status": st}
 
