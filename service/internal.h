@@ -53,7 +53,7 @@ typedef struct qs_metrics {
     uint64_t lat_count[QS_R_COUNT];
     double lat_sum[QS_R_COUNT];
     uint64_t tokens_in, tokens_out;   /* generation prompt / completion tokens */
-    uint64_t embed_tokens;            /* /v1/embeddings input tokens */
+    uint64_t embed_tokens;            /* /v1/embeddings, /api/embed(dings) input tokens */
     uint64_t refused_busy;            /* 503 for a full queue or in-flight limit */
     uint64_t client_cancels;          /* generations cancelled because the client went away */
 } qs_metrics;

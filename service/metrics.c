@@ -136,7 +136,7 @@ int qs_metrics_render(qr_server *s, char **out, size_t *len)
                "# TYPE quire_tokens_total counter\n"
                "quire_tokens_total{direction=\"in\"} %llu\nquire_tokens_total{direction=\"out\"} %llu\n",
             (unsigned long long)m.tokens_in, (unsigned long long)m.tokens_out);
-    fprintf(f, "# HELP quire_embedding_tokens_total Input tokens embedded by /v1/embeddings.\n"
+    fprintf(f, "# HELP quire_embedding_tokens_total Input tokens embedded by /v1/embeddings, /api/embed and /api/embeddings.\n"
                "# TYPE quire_embedding_tokens_total counter\nquire_embedding_tokens_total %llu\n",
             (unsigned long long)m.embed_tokens);
     fprintf(f, "# HELP quire_requests_refused_total Requests refused with 503 because a queue or the in-flight "
