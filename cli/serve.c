@@ -197,6 +197,7 @@ int cli_serve(int argc, char **argv)
     so.reranker = cr.rr;
     so.llm = llm;
     so.llm_name = llm ? qr_opt_str(o, QR_OPT_MODEL) : NULL;
+    so.llm_path = llm ? llm_path : NULL;
     so.tmpl = tmpl;
     so.n_ctx = (int)qr_opt_int(o, QR_OPT_CTX);
     so.sample.temperature = (float)qr_opt_float(o, QR_OPT_TEMPERATURE);

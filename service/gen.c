@@ -7,7 +7,9 @@
  * Streaming (text/event-stream): the response body comes from an MHD
  * content-reader callback that blocks on qr_sched_next in 100 ms steps and
  * between steps checks whether the client closed its socket; if so (or when
- * MHD fails to write) the generation is cancelled and its slot freed. Frames
+ * MHD fails to write) the generation is cancelled and its slot freed. That
+ * core (qs_stream, qs_gen_submit/wait, qs_chat_prompt) is shared with the
+ * Ollama routes (ollama.c), which frame the same events as NDJSON. Frames
  * are "data: JSON\n\n", ending with "data: [DONE]\n\n":
  *   chat        chat.completion.chunk; the first delta carries the role, the
  *               last chunk has finish_reason (and, with
@@ -32,6 +34,7 @@
 typedef enum { G_CHAT = 0, G_COMPL, G_ASK } gen_kind;
 
 typedef struct qs_gen {
+    qs_stream st; /* first member: the stream's destroy casts back */
     qr_server *s;
     struct MHD_Connection *conn;
     gen_kind kind;
@@ -47,13 +50,7 @@ typedef struct qs_gen {
     qr_results *res;
     qr_source *src;
     qr_answer_job *job; /* prompt, then citation cleaning of the pieces (generate/answer.h) */
-    /* SSE output waiting to be read by MHD */
-    char *out;
-    size_t len, pos, cap;
-    bool finished; /* [DONE] queued */
     bool role_sent;
-    double next_check; /* next look at the client's socket */
-    double last_out;   /* when the stream last got an event */
 } qs_gen;
 
 static void gen_free(qs_gen *g)
@@ -71,25 +68,96 @@ static void gen_free(qs_gen *g)
     }
     free(g->src);
     qr_answer_job_free(g->job);
-    free(g->out);
+    free(g->st.out);
     free(g);
+}
+
+/* ---------------------------------------------------------------- streams (shared with ollama.c) */
+
+int qs_stream_add(qs_stream *st, const char *a, size_t n)
+{
+    if (st->len + n + 1 > st->cap) {
+        size_t cap = st->cap ? st->cap : 1024;
+        while (cap < st->len + n + 1)
+            cap *= 2;
+        char *b = realloc(st->out, cap);
+        if (!b)
+            return -1;
+        st->out = b;
+        st->cap = cap;
+    }
+    memcpy(st->out + st->len, a, n);
+    st->len += n;
+    return 0;
+}
+
+int qs_stream_next(qs_stream *st, qr_sched_req *r, qr_sched_event *ev)
+{
+    if (qr_sched_next(r, 100, ev))
+        return -1;
+    /* MHD notices a closed socket when a write fails; while the request
+     * waits in the queue nothing is written, so look every 100 ms */
+    double now = qs_now();
+    if (ev->kind != QR_SCHED_DONE && now >= st->next_check) {
+        st->next_check = now + 0.1;
+        if (qs_client_gone(st->conn)) {
+            qr_sched_cancel(r); /* counted when MHD frees the stream */
+            QR_DEBUG("serve: a streaming client went away; generation cancelled");
+            return -1;
+        }
+    }
+    if (ev->kind != QR_SCHED_TIMEOUT)
+        st->last_out = now;
+    return 0;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    qs_stream *st = cls;
+    for (;;) {
+        if (st->pos < st->len) {
+            size_t n = st->len - st->pos < max ? st->len - st->pos : max;
+            memcpy(buf, st->out + st->pos, n);
+            st->pos += n;
+            return (ssize_t)n;
+        }
+        st->pos = st->len = 0;
+        if (st->finished)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (st->pump(st))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+}
+
+static void stream_free(void *cls)
+{
+    qs_stream *st = cls;
+    qr_server *s = st->s;
+    if (!st->finished) /* MHD gave up on the stream: the client went away */
+        qs_metrics_add(&s->m, &s->m.client_cancels, 1);
+    st->destroy(st); /* releases the request: cancels it if it still runs */
+    atomic_fetch_sub(&s->inflight_all, 1);
+}
+
+enum MHD_Result qs_stream_start(qs_req *q, qs_stream *st, const char *ctype)
+{
+    st->s = q->s;
+    st->conn = q->conn;
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
+    if (!r) {
+        st->destroy(st);
+        return MHD_NO;
+    }
+    atomic_fetch_add(&q->s->inflight_all, 1); /* the stream outlives the request handler */
+    st->last_out = qs_now();
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    return qs_queue(q, 200, r);
 }
 
 static int out_add(qs_gen *g, const char *a, size_t n)
 {
-    if (g->len + n + 1 > g->cap) {
-        size_t cap = g->cap ? g->cap : 1024;
-        while (cap < g->len + n + 1)
-            cap *= 2;
-        char *b = realloc(g->out, cap);
-        if (!b)
-            return -1;
-        g->out = b;
-        g->cap = cap;
-    }
-    memcpy(g->out + g->len, a, n);
-    g->len += n;
-    return 0;
+    return qs_stream_add(&g->st, a, n);
 }
 
 /* "data: <json>\n\n" (steals j). */
@@ -155,11 +223,11 @@ static json_t *chunk_json(qs_gen *g, const char *piece, size_t len, const char *
                      (json_int_t)g->created, "model", model_name(g->s), "choices", choice);
 }
 
-static void count_tokens(qs_gen *g, const qr_gen_result *r)
+void qs_gen_count(qr_server *s, const qr_gen_result *r)
 {
     if (!r)
         return;
-    qs_metrics *m = &g->s->m;
+    qs_metrics *m = &s->m;
     pthread_mutex_lock(&m->mu);
     m->tokens_in += (uint64_t)(r->n_prompt > 0 ? r->n_prompt : 0);
     m->tokens_out += r->n_ids;
@@ -200,37 +268,26 @@ static json_t *error_json(const char *type, const char *code, const char *msg)
 
 /* Waits for the next event and turns it into frames. Returns -1 to end the
  * stream with an error (client gone, out of memory). */
-static int pump(qs_gen *g)
+static int pump(qs_stream *st)
 {
+    qs_gen *g = (qs_gen *)st;
     if (g->kind == G_CHAT && !g->role_sent) {
         g->role_sent = true;
         return out_event(g, chunk_json(g, NULL, 0, NULL));
     }
     qr_sched_event ev;
-    int rc = qr_sched_next(g->r, 100, &ev);
-    if (rc)
+    if (qs_stream_next(st, g->r, &ev))
         return -1;
-    /* MHD notices a closed socket when a write fails; while the request
-     * waits in the queue nothing is written, so look every 100 ms */
-    double now = qs_now();
-    if (ev.kind != QR_SCHED_DONE && now >= g->next_check) {
-        g->next_check = now + 0.1;
-        if (qs_client_gone(g->conn)) {
-            qr_sched_cancel(g->r); /* counted when MHD frees the stream */
-            QR_DEBUG("serve: client of %s went away; generation cancelled", g->id);
-            return -1;
-        }
-    }
     if (ev.kind == QR_SCHED_TIMEOUT) {
         /* a request waiting long for a slot: an SSE comment now and then keeps
          * proxies from closing the quiet connection (clients ignore it) */
-        if (now - g->last_out >= 15.0) {
-            g->last_out = now;
+        double now = qs_now();
+        if (now - st->last_out >= 15.0) {
+            st->last_out = now;
             return out_add(g, ": waiting\n\n", 11);
         }
         return 0;
     }
-    g->last_out = now;
     if (ev.kind == QR_SCHED_TEXT) {
         if (!ev.len)
             return 0;
@@ -248,7 +305,7 @@ static int pump(qs_gen *g)
         return c ? out_event(g, c) : 0;
     }
     /* DONE */
-    count_tokens(g, ev.result);
+    qs_gen_count(g->s, ev.result);
     int bad = 0;
     if (ev.rc == 0) {
         if (g->kind == G_ASK) {
@@ -287,93 +344,59 @@ static int pump(qs_gen *g)
         bad |= out_event(g, error_json("server_error", "internal", msg));
     }
     bad |= out_add(g, "data: [DONE]\n\n", 14);
-    g->finished = true;
+    st->finished = true;
     return bad ? -1 : 0;
 }
 
-static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+static void destroy(qs_stream *st)
 {
-    qs_gen *g = cls;
-    for (;;) {
-        if (g->pos < g->len) {
-            size_t n = g->len - g->pos < max ? g->len - g->pos : max;
-            memcpy(buf, g->out + g->pos, n);
-            g->pos += n;
-            return (ssize_t)n;
-        }
-        g->pos = g->len = 0;
-        if (g->finished)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        if (pump(g))
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-}
-
-static void sse_free(void *cls)
-{
-    qs_gen *g = cls;
-    qr_server *s = g->s;
-    if (!g->finished) /* MHD gave up on the stream: the client went away */
-        qs_metrics_add(&s->m, &s->m.client_cancels, 1);
-    gen_free(g); /* releases the request: cancels it if it still runs */
-    atomic_fetch_sub(&s->inflight_all, 1);
-}
-
-static enum MHD_Result start_stream(qs_req *q, qs_gen *g)
-{
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, g, sse_free);
-    if (!r) {
-        gen_free(g);
-        return MHD_NO;
-    }
-    atomic_fetch_add(&g->s->inflight_all, 1); /* the stream outlives the request handler */
-    g->last_out = qs_now();
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-    MHD_add_response_header(r, "X-Accel-Buffering", "no");
-    return qs_queue(q, 200, r);
+    gen_free((qs_gen *)st);
 }
 
 /* ---------------------------------------------------------------- submit and wait */
+
+int qs_gen_submit(qr_server *s, const int32_t *ids, size_t n, const qr_sample_params *p, const char *param,
+                  qr_sched_req **out, qs_err *e)
+{
+    int rc = qr_sched_submit(s->sched, ids, n, p, out);
+    if (rc == 0)
+        return 0;
+    *out = NULL;
+    switch (rc) {
+    case QR_EBUSY:
+        qs_metrics_add(&s->m, &s->m.refused_busy, 1);
+        return qs_fail(e, 503, "queue_full", NULL, "the generation queue is full; retry shortly");
+    case QR_ECANCELED: return qs_fail(e, 503, "draining", NULL, "the server is shutting down");
+    case QR_ELIMIT: return qs_fail(e, 400, "context_length_exceeded", param, "%s", qr_last_error());
+    case QR_EINVAL: return qs_fail(e, 400, "invalid", NULL, "%s", qr_last_error());
+    default: return qs_fail(e, 500, "internal", NULL, "submit: %s", qr_last_error());
+    }
+}
 
 static int submit(qs_gen *g, const int32_t *ids, size_t n, const qr_sample_params *p, qs_err *e)
 {
     qr_sample_params sp = *p;
     sp.stop = (const char *const *)g->stops;
     sp.n_stop = g->n_stops;
-    int rc = qr_sched_submit(g->s->sched, ids, n, &sp, &g->r);
-    if (rc == 0)
-        return 0;
-    g->r = NULL;
-    switch (rc) {
-    case QR_EBUSY:
-        qs_metrics_add(&g->s->m, &g->s->m.refused_busy, 1);
-        return qs_fail(e, 503, "queue_full", NULL, "the generation queue is full; retry shortly");
-    case QR_ECANCELED: return qs_fail(e, 503, "draining", NULL, "the server is shutting down");
-    case QR_ELIMIT:
-        return qs_fail(e, 400, "context_length_exceeded", g->kind == G_CHAT ? "messages" : "prompt", "%s",
-                       qr_last_error());
-    case QR_EINVAL: return qs_fail(e, 400, "invalid", NULL, "%s", qr_last_error());
-    default: return qs_fail(e, 500, "internal", NULL, "submit: %s", qr_last_error());
-    }
+    return qs_gen_submit(g->s, ids, n, &sp, g->kind == G_CHAT ? "messages" : "prompt", &g->r, e);
 }
 
-/* Blocks until DONE, cancelling when the client goes away. 1: client gone. */
-static int wait_done(qs_gen *g, qr_sched_event *ev)
+int qs_gen_wait(qr_server *s, struct MHD_Connection *conn, qr_sched_req *r, qr_sched_event *ev)
 {
     bool gone = false;
     double next_check = qs_now() + 0.1;
     for (;;) {
-        if (qr_sched_next(g->r, 100, ev))
+        if (qr_sched_next(r, 100, ev))
             return -1;
         if (ev->kind == QR_SCHED_DONE)
             return gone ? 1 : 0;
         /* text keeps coming while the model runs: look at the socket every 100 ms whatever arrives */
         if (!gone && qs_now() >= next_check) {
             next_check = qs_now() + 0.1;
-            if (qs_client_gone(g->conn)) {
+            if (qs_client_gone(conn)) {
                 gone = true;
-                qr_sched_cancel(g->r);
-                qs_metrics_add(&g->s->m, &g->s->m.client_cancels, 1);
+                qr_sched_cancel(r);
+                qs_metrics_add(&s->m, &s->m.client_cancels, 1);
             }
         }
     }
@@ -416,15 +439,18 @@ static enum MHD_Result run(qs_req *q, qs_gen *g, const int32_t *ids, size_t n, c
         gen_free(g);
         return qs_send_err(q, &e);
     }
-    if (g->stream)
-        return start_stream(q, g);
+    if (g->stream) {
+        g->st.pump = pump;
+        g->st.destroy = destroy;
+        return qs_stream_start(q, &g->st, "text/event-stream");
+    }
     qr_sched_event ev;
-    int w = wait_done(g, &ev);
+    int w = qs_gen_wait(g->s, g->conn, g->r, &ev);
     if (w != 0) {
         gen_free(g);
         return MHD_NO; /* the client is gone: close the connection */
     }
-    count_tokens(g, ev.result);
+    qs_gen_count(g->s, ev.result);
     if (ev.rc == QR_ECANCELED) {
         gen_free(g);
         qs_fail(&e, 503, "draining", NULL, "the server is shutting down; the generation was cancelled");
@@ -467,7 +493,7 @@ static enum MHD_Result run(qs_req *q, qs_gen *g, const int32_t *ids, size_t n, c
 
 /* ---------------------------------------------------------------- prompts */
 
-static int tokenize_plain(qr_server *s, const char *text, size_t len, bool add_special, int32_t **ids, size_t *n,
+int qs_tokenize_plain(qr_server *s, const char *text, size_t len, bool add_special, int32_t **ids, size_t *n,
                           qs_err *e, const char *param)
 {
     const qr_tokenizer *tok = qr_model_tokenizer(s->o.llm);
@@ -502,7 +528,7 @@ static bool valid_role(const char *r)
 
 /* messages → prompt ids: the model's chat template (add_generation_prompt),
  * or without one the contents joined by newlines after BOS. */
-static int chat_prompt(qr_server *s, const json_t *msgs, int32_t **ids, size_t *n, qs_err *e)
+int qs_chat_prompt(qr_server *s, const json_t *msgs, int32_t **ids, size_t *n, qs_err *e)
 {
     if (!msgs || json_is_null(msgs))
         return qs_fail(e, 400, "missing_field", "messages", "messages: required (an array of {role, content})");
@@ -584,7 +610,7 @@ static int chat_prompt(qr_server *s, const json_t *msgs, int32_t **ids, size_t *
             goto out;
         }
         /* as transformers' apply_chat_template: the template writes the special tokens */
-        rc = tokenize_plain(s, text, tl, false, ids, n, e, "messages");
+        rc = qs_tokenize_plain(s, text, tl, false, ids, n, e, "messages");
         free(text);
     } else {
         size_t total = 0;
@@ -606,7 +632,7 @@ static int chat_prompt(qr_server *s, const json_t *msgs, int32_t **ids, size_t *
             off += l;
         }
         text[off] = '\0';
-        rc = tokenize_plain(s, text, off, true, ids, n, e, "messages");
+        rc = qs_tokenize_plain(s, text, off, true, ids, n, e, "messages");
         free(text);
     }
 out:
@@ -747,7 +773,7 @@ enum MHD_Result qs_route_chat(qs_req *q, json_t *body)
     int32_t *ids = NULL;
     size_t n = 0;
     if (check_unsupported(body, true, &e) || qs_parse_sampling(s, body, &p, &stops, &e) ||
-        parse_stream(body, &stream, &usage, &e) || chat_prompt(s, json_object_get(body, "messages"), &ids, &n, &e)) {
+        parse_stream(body, &stream, &usage, &e) || qs_chat_prompt(s, json_object_get(body, "messages"), &ids, &n, &e)) {
         free(stops);
         return qs_send_err(q, &e);
     }
@@ -779,7 +805,8 @@ enum MHD_Result qs_route_completions(qs_req *q, json_t *body)
         return qs_send_err(q, &e);
     }
     if (check_unsupported(body, false, &e) || qs_parse_sampling(s, body, &p, &stops, &e) ||
-        parse_stream(body, &stream, &usage, &e) || tokenize_plain(s, json_string_value(pr), json_string_length(pr), true, &ids, &n, &e, "prompt")) {
+        parse_stream(body, &stream, &usage, &e) ||
+        qs_tokenize_plain(s, json_string_value(pr), json_string_length(pr), true, &ids, &n, &e, "prompt")) {
         free(stops);
         return qs_send_err(q, &e);
     }

@@ -1,6 +1,7 @@
 /* Internals shared by the service's source files (server.c: daemon, router,
  * auth, limits; routes.c: quire's own routes and embeddings; gen.c:
- * generation routes and SSE; metrics.c: counters and the Prometheus text).
+ * generation routes, SSE and the streaming core; ollama.c: Ollama's /api/...
+ * routes over the same machinery; metrics.c: counters and the Prometheus text).
  * Not a public header. */
 #ifndef QR_SERVICE_INTERNAL_H
 #define QR_SERVICE_INTERNAL_H
@@ -30,6 +31,14 @@ enum {
     QS_R_DOCS_POST,
     QS_R_DOCS_DELETE,
     QS_R_DOCS_LIST,
+    QS_R_OLLAMA_ROOT, /* Ollama's API (ollama.c); errors are {"error": "message"} on these */
+    QS_R_OLLAMA_VERSION,
+    QS_R_OLLAMA_TAGS,
+    QS_R_OLLAMA_SHOW,
+    QS_R_OLLAMA_CHAT,
+    QS_R_OLLAMA_GENERATE,
+    QS_R_OLLAMA_EMBED,
+    QS_R_OLLAMA_EMBEDDINGS,
     QS_R_OTHER, /* unknown routes (404) */
     QS_R_COUNT
 };
@@ -45,7 +54,7 @@ typedef struct qs_metrics {
     uint64_t lat_count[QS_R_COUNT];
     double lat_sum[QS_R_COUNT];
     uint64_t tokens_in, tokens_out;   /* generation prompt / completion tokens */
-    uint64_t embed_tokens;            /* /v1/embeddings input tokens */
+    uint64_t embed_tokens;            /* /v1/embeddings, /api/embed(dings) input tokens */
     uint64_t refused_busy;            /* 503 for a full queue or in-flight limit */
     uint64_t client_cancels;          /* generations cancelled because the client went away */
 } qs_metrics;
@@ -54,7 +63,7 @@ enum { QS_STATE_STARTING = 0, QS_STATE_READY, QS_STATE_DRAINING };
 
 struct qr_server {
     qr_server_opts o;           /* strings below point at copies */
-    char *host, *store_dir, *token, *embedder_path, *embedder_name, *llm_name;
+    char *host, *store_dir, *token, *embedder_path, *embedder_name, *llm_name, *llm_path;
     size_t token_len;
     struct MHD_Daemon *d;
     int port;
@@ -96,6 +105,7 @@ typedef struct qs_req {
     double t0;
     int status;          /* status of the queued response (0 = none) */
     bool is_post, dispatched, counted;
+    bool ollama;         /* an Ollama route or any /api/ path: errors in Ollama's shape */
     char *body;
     size_t len, cap;
     size_t discarded;    /* body bytes over the limit (413) */
@@ -138,6 +148,14 @@ int qs_get_bool(const json_t *o, const char *key, bool *out, qs_err *e);
  * strings point into body (*stop_buf holds the array; caller frees). */
 int qs_parse_sampling(qr_server *s, const json_t *body, qr_sample_params *p, const char ***stop_buf, qs_err *e);
 
+/* Embeds n texts with the server's embedder (under mu, 16 at a time): *vec
+ * (n, dim) malloc'd (caller frees), *tokens the input tokens (special tokens
+ * included, each cut at the encoder's limit; NULL: not counted). truncate
+ * false: a text over the limit is 400 naming param (with [i] for arrays).
+ * Adds the tokens to the metrics. */
+int qs_embed(qr_server *s, const char *const *texts, const size_t *lens, size_t n, bool truncate,
+             const char *param, float **vec, uint64_t *tokens, qs_err *e);
+
 /* "filters": {"path": glob, "meta": {key: value}} into f (vals holds the
  * text of non-string values); *n filters. */
 int qs_parse_filters(const json_t *body, qr_retrieve_filter *f, int *n, char (*vals)[64], qs_err *e);
@@ -160,6 +178,67 @@ enum MHD_Result qs_route_docs_list(qs_req *q); /* GET /v1/documents (query: limi
  * freed with qr_results_free + free); p's stop strings are copied. */
 enum MHD_Result qs_ask_llm(qs_req *q, const char *question, int k, qr_results *res, const qr_sample_params *p,
                            bool stream);
+
+/* Ollama's routes (ollama.c). */
+static inline bool qs_is_ollama_route(int route)
+{
+    return route >= QS_R_OLLAMA_ROOT && route <= QS_R_OLLAMA_EMBEDDINGS;
+}
+enum MHD_Result qs_route_ollama_root(qs_req *q);
+enum MHD_Result qs_route_ollama_version(qs_req *q);
+enum MHD_Result qs_route_ollama_tags(qs_req *q);
+enum MHD_Result qs_route_ollama_show(qs_req *q, json_t *body);
+enum MHD_Result qs_route_ollama_chat(qs_req *q, json_t *body);
+enum MHD_Result qs_route_ollama_generate(qs_req *q, json_t *body);
+enum MHD_Result qs_route_ollama_embed(qs_req *q, json_t *body);
+enum MHD_Result qs_route_ollama_embeddings(qs_req *q, json_t *body);
+
+/* ---- gen.c: generation plumbing shared with ollama.c ---- */
+
+/* A streamed response body: MHD's content reader hands out what pump left in
+ * out; once that is used up it calls pump again, which blocks for the next
+ * scheduler event (qs_stream_next), appends the frames with qs_stream_add
+ * and sets finished after the last ones; -1 ends the stream with an error.
+ * destroy frees the owner (st is its first member); it runs when MHD is done
+ * with the stream, and a stream not finished then counts as a client cancel. */
+typedef struct qs_stream {
+    qr_server *s;
+    struct MHD_Connection *conn;
+    char *out; /* output not yet read by MHD (destroy frees it) */
+    size_t len, pos, cap;
+    bool finished;
+    double next_check; /* next look at the client's socket */
+    double last_out;   /* when the stream last got an event */
+    int (*pump)(struct qs_stream *st);
+    void (*destroy)(struct qs_stream *st);
+} qs_stream;
+
+int qs_stream_add(qs_stream *st, const char *a, size_t n);
+/* Queues the 200 with Content-Type ctype; st (pump and destroy set) is
+ * owned by the response from here on, also on failure. */
+enum MHD_Result qs_stream_start(qs_req *q, qs_stream *st, const char *ctype);
+/* The next event of r within 100 ms (QR_SCHED_TIMEOUT when none); -1 when the
+ * client has gone (the generation is cancelled) or on misuse. */
+int qs_stream_next(qs_stream *st, qr_sched_req *r, qr_sched_event *ev);
+
+/* qr_sched_submit with its errors as HTTP: 503 queue full / draining, 400
+ * context_length_exceeded naming param, 400 invalid, 500. */
+int qs_gen_submit(qr_server *s, const int32_t *ids, size_t n, const qr_sample_params *p, const char *param,
+                  qr_sched_req **out, qs_err *e);
+/* Blocks until r is DONE, cancelling it when the client goes away: 0, 1 when
+ * the client is gone, -1 on misuse. */
+int qs_gen_wait(qr_server *s, struct MHD_Connection *conn, qr_sched_req *r, qr_sched_event *ev);
+/* Adds a finished generation's prompt and completion tokens to the metrics. */
+void qs_gen_count(qr_server *s, const qr_gen_result *r);
+/* OpenAI-style messages ([{role, content}], content a string, null or text
+ * parts) → prompt ids through the model's chat template (generation prompt
+ * added), or without one the contents joined by newlines after BOS. *ids
+ * malloc'd. */
+int qs_chat_prompt(qr_server *s, const json_t *msgs, int32_t **ids, size_t *n, qs_err *e);
+/* text → ids with the LLM's tokenizer (add_special: BOS as the tokenizer
+ * adds it); an empty result is BOS alone. param names the field in errors. */
+int qs_tokenize_plain(qr_server *s, const char *text, size_t len, bool add_special, int32_t **ids, size_t *n,
+                      qs_err *e, const char *param);
 
 /* ---- metrics.c ---- */
 void qs_metrics_init(qs_metrics *m);

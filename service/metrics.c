@@ -37,6 +37,14 @@ static const char *route_names[QS_R_COUNT] = {
     [QS_R_DOCS_POST] = "/v1/documents",
     [QS_R_DOCS_DELETE] = "/v1/documents/{id}",
     [QS_R_DOCS_LIST] = "GET /v1/documents", /* POST's label is the plain path */
+    [QS_R_OLLAMA_ROOT] = "/",
+    [QS_R_OLLAMA_VERSION] = "/api/version",
+    [QS_R_OLLAMA_TAGS] = "/api/tags",
+    [QS_R_OLLAMA_SHOW] = "/api/show",
+    [QS_R_OLLAMA_CHAT] = "/api/chat",
+    [QS_R_OLLAMA_GENERATE] = "/api/generate",
+    [QS_R_OLLAMA_EMBED] = "/api/embed",
+    [QS_R_OLLAMA_EMBEDDINGS] = "/api/embeddings",
     [QS_R_OTHER] = "other",
 };
 
@@ -129,7 +137,7 @@ int qs_metrics_render(qr_server *s, char **out, size_t *len)
                "# TYPE quire_tokens_total counter\n"
                "quire_tokens_total{direction=\"in\"} %llu\nquire_tokens_total{direction=\"out\"} %llu\n",
             (unsigned long long)m.tokens_in, (unsigned long long)m.tokens_out);
-    fprintf(f, "# HELP quire_embedding_tokens_total Input tokens embedded by /v1/embeddings.\n"
+    fprintf(f, "# HELP quire_embedding_tokens_total Input tokens embedded by /v1/embeddings, /api/embed and /api/embeddings.\n"
                "# TYPE quire_embedding_tokens_total counter\nquire_embedding_tokens_total %llu\n",
             (unsigned long long)m.embed_tokens);
     fprintf(f, "# HELP quire_requests_refused_total Requests refused with 503 because a queue or the in-flight "

@@ -446,6 +446,52 @@ static char *base64(const unsigned char *d, size_t n)
     return o;
 }
 
+int qs_embed(qr_server *s, const char *const *texts, const size_t *lens, size_t n, bool truncate,
+             const char *param, float **vec, uint64_t *tokens, qs_err *e)
+{
+    qr_model *m = s->o.embedder;
+    int dim = (int)qr_model_cfg(m)->d_model;
+    float *v = malloc((n ? n : 1) * (size_t)dim * sizeof *v);
+    if (!v)
+        return qs_fail(e, 500, "internal", NULL, "out of memory for %zu embeddings", n);
+    /* input tokens (special tokens included, cut at the encoder's limit) */
+    uint64_t total = 0;
+    const qr_tokenizer *tok = qr_model_tokenizer(m);
+    int lim = qr_embed_seq_limit(m);
+    for (size_t i = 0; i < n && tok; i++) {
+        int32_t *ids = NULL;
+        size_t nid = 0;
+        int rc = qr_tokenize(tok, texts[i], lens[i], true, &ids, &nid);
+        free(ids);
+        if (rc == 0 && !truncate && nid > (size_t)lim) {
+            free(v);
+            char p[64];
+            snprintf(p, sizeof p, n > 1 ? "%s[%zu]" : "%s", param, i);
+            return qs_fail(e, 400, "context_length_exceeded", p,
+                           "%s: the input length exceeds the context length (%zu tokens, the embedder takes %d)", p,
+                           nid, lim);
+        }
+        if (rc == 0)
+            total += nid < (size_t)lim ? nid : (size_t)lim;
+    }
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i += 16) {
+        int b = (int)(n - i < 16 ? n - i : 16);
+        rc = qr_embed_texts(m, texts + i, lens + i, b, v + i * (size_t)dim);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc) {
+        free(v);
+        return qs_fail(e, 500, "internal", NULL, "embedding: %s", qr_last_error());
+    }
+    qs_metrics_add(&s->m, &s->m.embed_tokens, total);
+    *vec = v;
+    if (tokens)
+        *tokens = total;
+    return 0;
+}
+
 enum MHD_Result qs_route_embeddings(qs_req *q, json_t *body)
 {
     qr_server *s = q->s;
@@ -482,11 +528,10 @@ enum MHD_Result qs_route_embeddings(qs_req *q, json_t *body)
         return qs_send_err(q, &e);
     const char **texts = calloc(n, sizeof *texts);
     size_t *lens = calloc(n, sizeof *lens);
-    float *vec = malloc(n * (size_t)dim * sizeof *vec);
-    if (!texts || !lens || !vec) {
+    float *vec = NULL;
+    if (!texts || !lens) {
         free(texts);
         free(lens);
-        free(vec);
         qs_fail(&e, 500, "internal", NULL, "out of memory for %zu embeddings", n);
         return qs_send_err(q, &e);
     }
@@ -505,35 +550,12 @@ enum MHD_Result qs_route_embeddings(qs_req *q, json_t *body)
         texts[i] = json_string_value(x);
         lens[i] = json_string_length(x);
     }
-    /* prompt tokens (special tokens included, cut at the encoder's limit) */
     uint64_t tokens = 0;
-    const qr_tokenizer *tok = qr_model_tokenizer(m);
-    int lim = qr_embed_seq_limit(m);
-    for (size_t i = 0; i < n && !e.status && tok; i++) {
-        int32_t *ids = NULL;
-        size_t nid = 0;
-        if (qr_tokenize(tok, texts[i], lens[i], true, &ids, &nid) == 0)
-            tokens += nid < (size_t)lim ? nid : (size_t)lim;
-        free(ids);
-    }
-    if (!e.status) {
-        pthread_mutex_lock(&s->mu);
-        int rc = 0;
-        for (size_t i = 0; i < n && !rc; i += 16) {
-            int b = (int)(n - i < 16 ? n - i : 16);
-            rc = qr_embed_texts(m, texts + i, lens + i, b, vec + i * (size_t)dim);
-        }
-        pthread_mutex_unlock(&s->mu);
-        if (rc)
-            qs_fail(&e, 500, "internal", NULL, "embedding: %s", qr_last_error());
-    }
-    if (e.status) {
+    if (e.status || qs_embed(s, texts, lens, n, true, "input", &vec, &tokens, &e)) {
         free(texts);
         free(lens);
-        free(vec);
         return qs_send_err(q, &e);
     }
-    qs_metrics_add(&s->m, &s->m.embed_tokens, tokens);
     json_t *data = json_array();
     bool b64 = !strcmp(fmt, "base64");
     for (size_t i = 0; i < n; i++) {

@@ -158,8 +158,29 @@ enum MHD_Result qs_send_json(qs_req *q, int status, json_t *j)
     return qs_send_text(q, status, "application/json", t, n);
 }
 
+static const char *route_method(int route);
+
 enum MHD_Result qs_send_err(qs_req *q, const qs_err *e)
 {
+    if (q->ollama) { /* Ollama's shape: {"error": "message"} */
+        json_t *j = json_pack("{s:s}", "error", e->msg);
+        if (!j) /* not UTF-8 (echoed input) */
+            j = json_pack("{s:s}", "error", "invalid request (message not printable)");
+        struct MHD_Response *r = qs_json_response(j);
+        if (!r)
+            return MHD_NO;
+        if (e->status == 401)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+        if (e->status == 503) {
+            char ra[16];
+            snprintf(ra, sizeof ra, "%d", e->retry_after > 0 ? e->retry_after : 1);
+            MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+        }
+        if (e->status == 405)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, q->route == QS_R_OLLAMA_ROOT ? "GET, HEAD"
+                                                                                          : route_method(q->route));
+        return qs_queue(q, e->status, r);
+    }
     json_t *err = json_object();
     json_object_set_new(err, "message", json_string(e->msg));
     if (!json_object_get(err, "message")) /* not UTF-8 (echoed input): say so without it */
@@ -370,6 +391,14 @@ static int find_route(const char *url, char *arg, size_t arglen)
         {"/v1/completions", QS_R_COMPLETIONS},
         {"/v1/models", QS_R_MODELS},
         {"/v1/documents", QS_R_DOCS_POST},
+        {"/", QS_R_OLLAMA_ROOT},
+        {"/api/version", QS_R_OLLAMA_VERSION},
+        {"/api/tags", QS_R_OLLAMA_TAGS},
+        {"/api/show", QS_R_OLLAMA_SHOW},
+        {"/api/chat", QS_R_OLLAMA_CHAT},
+        {"/api/generate", QS_R_OLLAMA_GENERATE},
+        {"/api/embed", QS_R_OLLAMA_EMBED},
+        {"/api/embeddings", QS_R_OLLAMA_EMBEDDINGS},
     };
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
         if (!strcmp(url, tab[i].path))
@@ -389,7 +418,10 @@ static const char *route_method(int route)
     case QS_R_READY:
     case QS_R_METRICS:
     case QS_R_MODELS:
-    case QS_R_DOCS_LIST: return "GET";
+    case QS_R_DOCS_LIST:
+    case QS_R_OLLAMA_ROOT:
+    case QS_R_OLLAMA_VERSION:
+    case QS_R_OLLAMA_TAGS: return "GET";
     case QS_R_DOCS_DELETE: return "DELETE";
     default: return "POST";
     }
@@ -403,7 +435,8 @@ static const char *route_allow(int route)
 
 static bool is_generation(int route)
 {
-    return route == QS_R_CHAT || route == QS_R_COMPLETIONS || route == QS_R_ASK;
+    return route == QS_R_CHAT || route == QS_R_COMPLETIONS || route == QS_R_ASK || route == QS_R_OLLAMA_CHAT ||
+           route == QS_R_OLLAMA_GENERATE;
 }
 
 /* Constant-time comparison: the time depends on the token's length only. */
@@ -456,6 +489,9 @@ static enum MHD_Result dispatch(qr_server *s, qs_req *q)
     case QS_R_READY: return qs_route_ready(q);
     case QS_R_METRICS: return qs_route_metrics(q);
     case QS_R_MODELS: return qs_route_models(q);
+    case QS_R_OLLAMA_ROOT: return qs_route_ollama_root(q);
+    case QS_R_OLLAMA_VERSION: return qs_route_ollama_version(q);
+    case QS_R_OLLAMA_TAGS: return qs_route_ollama_tags(q);
     default: break;
     }
     if (atomic_load(&s->state) != QS_STATE_READY) {
@@ -493,6 +529,11 @@ static enum MHD_Result dispatch(qr_server *s, qs_req *q)
     case QS_R_CHAT: r = qs_route_chat(q, body); break;
     case QS_R_COMPLETIONS: r = qs_route_completions(q, body); break;
     case QS_R_DOCS_POST: r = qs_route_docs_post(q, body); break;
+    case QS_R_OLLAMA_SHOW: r = qs_route_ollama_show(q, body); break;
+    case QS_R_OLLAMA_CHAT: r = qs_route_ollama_chat(q, body); break;
+    case QS_R_OLLAMA_GENERATE: r = qs_route_ollama_generate(q, body); break;
+    case QS_R_OLLAMA_EMBED: r = qs_route_ollama_embed(q, body); break;
+    case QS_R_OLLAMA_EMBEDDINGS: r = qs_route_ollama_embeddings(q, body); break;
     default:
         qs_fail(&e, 500, "internal", NULL, "no handler for this route");
         r = qs_send_err(q, &e);
@@ -519,6 +560,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         q->route = find_route(url, q->path_arg, sizeof q->path_arg);
         if (q->route == QS_R_DOCS_POST && !strcmp(method, "GET"))
             q->route = QS_R_DOCS_LIST; /* one path, two routes */
+        q->ollama = qs_is_ollama_route(q->route) || !strncmp(url, "/api/", 5);
         if (!strcmp(version, MHD_HTTP_VERSION_1_1) &&
             !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)) { /* RFC 9112 3.2 */
             qs_fail(&e, 400, "no_host", NULL, "HTTP/1.1 request without a Host header");
@@ -528,7 +570,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             qs_fail(&e, 404, "unknown_route", NULL, "no route %s %.200s", method, url);
             return qs_send_err(q, &e);
         }
-        if (strcmp(method, route_method(q->route)) != 0) {
+        if (strcmp(method, route_method(q->route)) != 0 &&
+            !(q->route == QS_R_OLLAMA_ROOT && !strcmp(method, "HEAD"))) { /* ollama's heartbeat is HEAD / */
             qs_fail(&e, 405, "method", NULL, "%s %.200s: method not allowed (use %s)", method, url,
                     route_allow(q->route));
             return qs_send_err(q, &e);
@@ -562,7 +605,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 qs_fail(&e, 411, "length_required", NULL, "body: Content-Length required");
                 return qs_send_err(q, &e);
             }
-            if (!json_ctype(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+            /* Ollama ignores Content-Type (its docs use curl -d, which sends a form type) */
+            if (!qs_is_ollama_route(q->route) &&
+                !json_ctype(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
                 qs_fail(&e, 415, "content_type", NULL, "Content-Type must be application/json");
                 return qs_send_err(q, &e);
             }
@@ -680,12 +725,14 @@ int qr_server_start(const qr_server_opts *o, qr_server **out)
     s->embedder_path = dup_or_null(o->embedder_path);
     s->embedder_name = dup_or_null(o->embedder_name);
     s->llm_name = dup_or_null(o->llm_name);
+    s->llm_path = dup_or_null(o->llm_path);
     s->o.host = s->host;
     s->o.store_dir = s->store_dir;
     s->o.token = s->token;
     s->o.embedder_path = s->embedder_path;
     s->o.embedder_name = s->embedder_name;
     s->o.llm_name = s->llm_name;
+    s->o.llm_path = s->llm_path;
     s->o.sample.stop = NULL;
     s->o.sample.n_stop = 0;
     if (s->o.default_k < 1)
@@ -851,5 +898,6 @@ void qr_server_stop(qr_server *s)
     free(s->embedder_path);
     free(s->embedder_name);
     free(s->llm_name);
+    free(s->llm_path);
     free(s);
 }

@@ -56,6 +56,7 @@ typedef struct qr_server_opts {
     qr_model *reranker;
     qr_model *llm;
     const char *llm_name;
+    const char *llm_path;         /* resolved file or directory (size and date in /api/tags); may be NULL */
     const qr_chat_template *tmpl; /* the LLM's chat template; NULL: plain prompt formats */
     int n_ctx;                    /* LLM context per generation; 0: min(model max positions, 4096) */
     qr_sample_params sample;      /* defaults for fields a request leaves out (stop ignored) */
