@@ -129,6 +129,10 @@ typedef enum {
     QR_OPT_IDLE_TIMEOUT,
     /* cudaa helper: CUDA backend */
     QR_OPT_ACT_DTYPE,
+    /* formats helper: quire ingest switches (ingest/filter.h) */
+    QR_OPT_INCLUDE,
+    QR_OPT_EXCLUDE,
+    QR_OPT_DEFAULT_EXCLUDES,
     QR_OPT_COUNT
 } qr_opt_id;
 
