@@ -98,9 +98,10 @@ int qr_read_ipynb(const char *name, const char *data, size_t len, const qr_reade
         cells = v3;
     }
     if (!json_is_array(cells)) {
+        bool obj = json_is_object(root);
         json_decref(root);
         return qr_result_skip(r, QR_SKIP_CORRUPT, "not a Jupyter notebook: no \"cells\" array%s",
-                              json_is_object(root) ? "" : " (the JSON is not an object)");
+                              obj ? "" : " (the JSON is not an object)");
     }
     qr_docb b;
     qr_docb_init(&b, o->max_blocks);
