@@ -28,7 +28,10 @@
  * part and the limit (checked against the archive's declared size and again
  * while inflating, so a zip bomb that lies about its size stops at the
  * limit); XML that is not well formed -> corrupt with libxml2's line and
- * message. No entity is substituted and no network or DTD is loaded. */
+ * message; a part with a DOCTYPE -> corrupt (OOXML has none, and its
+ * entities could expand exponentially). No entity is substituted and no
+ * network or DTD is loaded. A damaged styles.xml is a warning: the style ids
+ * alone then decide headings and lists. */
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <limits.h>
@@ -197,6 +200,13 @@ static xmlDocPtr parse_part(const char *part, const char *data, size_t len, bool
             *rc = qr_result_warn(r, "%s: not well-formed XML (line %d: %s); styles read from their ids", part,
                                  e ? e->line : 0, msg);
         if (doc) xmlFreeDoc(doc);
+        doc = NULL;
+    } else if (doc->intSubset || doc->extSubset) {
+        // OOXML parts never declare a DTD; one that does could define entities
+        // that expand exponentially when the text is read (billion laughs).
+        if (fatal) *rc = qr_result_skip(r, QR_SKIP_CORRUPT, "%s: has a DOCTYPE (not allowed in OOXML)", part);
+        else *rc = qr_result_warn(r, "%s: has a DOCTYPE (not allowed in OOXML); styles read from their ids", part);
+        xmlFreeDoc(doc);
         doc = NULL;
     }
     xmlFreeParserCtxt(ctxt);
