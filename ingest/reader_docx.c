@@ -87,6 +87,7 @@ enum { ENTRY_ABSENT = 0, ENTRY_READ = 1, ENTRY_SKIPPED = 2 };
 static int zip_entry(zip_t *z, const char *path, size_t limit, qr_read_result *r, char **out, size_t *out_len)
 {
     *out = NULL;
+    if (limit > SIZE_MAX / 2) limit = SIZE_MAX / 2; // limit + 1 below must not wrap
     zip_int64_t idx = zip_name_locate(z, path, 0);
     if (idx < 0) return ENTRY_ABSENT;
     zip_stat_t st;
