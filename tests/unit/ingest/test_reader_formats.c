@@ -5,7 +5,8 @@
  * number), heading path and exact text, the titles, the skip kinds and their
  * reasons come from outside quire. Also: a zip bomb stops at max_file_bytes
  * naming word/document.xml and the limit; the chunker never joins two cells;
- * qr_page_label names notebook pages "cell". */
+ * qr_page_label names notebook pages "cell"; the include / exclude rule of
+ * ingest/filter.h entry by entry. */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "common/error.h"
 #include "ingest/chunker.h"
+#include "ingest/filter.h"
 #include "ingest/reader.h"
 #include "unit/test.h"
 
@@ -154,6 +156,47 @@ static void check_cell_chunks(void)
     qr_read_result_free(r);
 }
 
+/* The filter rule of ingest/filter.h, entry by entry (the CLI test runs it on a tree). */
+static void check_filter(void)
+{
+    const char *inc[] = {"*.md", "docs/*"}, *exc[] = {"build/", "*secret*", "a?c.txt"};
+    qr_path_filter f = {inc, 2, exc, 3, true};
+    struct {
+        const char *rel;
+        bool dir;
+        const char *why; /* NULL: read; else a prefix of the reason */
+    } t[] = {
+        {"x/y/readme.md", false, NULL},           // name match at any depth
+        {"docs/a/b.txt", false, NULL},            // '*' crosses '/'
+        {"notes.txt", false, "no --include"},     //
+        {"build", true, "--exclude build/"},      // a trailing '/': directories only
+        {"sub/build", true, "--exclude build/"},  // by name below the root
+        {"build", false, "no --include"},         // ... not a file named build
+        {"x/my_secret.md", false, "--exclude *secret*"}, // an exclude wins over an include
+        {"abc.txt", false, "--exclude a?c.txt"},  //
+        {"x/node_modules", true, "default exclude node_modules/"},
+        {"x/style.css", false, "no --include"},   // includes given: the default file patterns do not apply
+        {"style.min.css.md", false, NULL},        //
+        {"docs", true, NULL},                     // includes never exclude a directory
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        const char *why = qr_filter_excludes(&f, t[i].rel, NULL, t[i].dir);
+        CHECK_MSG(t[i].why ? why && !strncmp(why, t[i].why, strlen(t[i].why)) : !why, "%s%s: %s, want %s", t[i].rel,
+                  t[i].dir ? "/" : "", why ? why : "read", t[i].why ? t[i].why : "read");
+    }
+    qr_path_filter d = {NULL, 0, NULL, 0, true}, off = {NULL, 0, NULL, 0, false};
+    CHECK(qr_filter_excludes(&d, "a/b/app.min.js", NULL, false) != NULL);
+    CHECK(qr_filter_excludes(&d, "yarn.lock", NULL, false) != NULL);
+    CHECK(qr_filter_excludes(&d, "a/.git", NULL, true) != NULL);
+    CHECK(qr_filter_excludes(&d, "a/app.js", NULL, false) == NULL);
+    CHECK(qr_filter_excludes(&off, "a/app.min.js", NULL, false) == NULL);
+    CHECK(qr_filter_excludes(&off, "node_modules", NULL, true) == NULL);
+    const char *ok[] = {"a", "b"}, *empty[] = {"a", ""};
+    CHECK_INT(qr_filter_check_patterns("include", ok, 2), 0);
+    CHECK_INT(qr_filter_check_patterns("include", empty, 2), QR_EINVAL);
+    CHECK_MSG(strstr(qr_last_error(), "include: pattern 2 is empty") != NULL, "%s", qr_last_error());
+}
+
 int main(void)
 {
     json_error_t e;
@@ -166,6 +209,7 @@ int main(void)
     json_object_foreach(exp, name, want) check_fixture(name, want);
     json_decref(exp);
     check_cell_chunks();
+    check_filter();
     CHECK(!strcmp(qr_page_label("/a/b/tides.ipynb"), "cell"));
     CHECK(!strcmp(qr_page_label("/a/b/T.IPYNB"), "cell"));
     CHECK(!strcmp(qr_page_label("/a/b/report.pdf"), "page"));
