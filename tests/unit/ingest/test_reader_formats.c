@@ -5,7 +5,7 @@
  * number), heading path and exact text, the titles, the skip kinds and their
  * reasons come from outside quire. Also: a zip bomb stops at max_file_bytes
  * naming word/document.xml and the limit; the chunker never joins two cells;
- * qr_page_label names notebook pages "cell"; the include / exclude rule of
+ * qr_page_label names notebook pages "cell" (so do citations); the include / exclude rule of
  * ingest/filter.h entry by entry. */
 #include <jansson.h>
 #include <stdbool.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "generate/prompt.h"
 #include "ingest/chunker.h"
 #include "ingest/filter.h"
 #include "ingest/reader.h"
@@ -214,6 +215,16 @@ int main(void)
     CHECK(!strcmp(qr_page_label("/a/b/T.IPYNB"), "cell"));
     CHECK(!strcmp(qr_page_label("/a/b/report.pdf"), "page"));
     CHECK(!strcmp(qr_page_label(NULL), "page"));
+    // citations (quire ask's Sources, the prompt's source labels) name the cell
+    const qr_source srcs[] = {{.path = "/n/tides.ipynb", .title = "Tides", .page = 4, .heading = "A > Results"},
+                              {.path = "/p/report.pdf", .page = 2}};
+    const char *labels[] = {"/n/tides.ipynb \"Tides\", cell 4, section A > Results", "/p/report.pdf, page 2"};
+    for (int i = 0; i < 2; i++) {
+        char *l = NULL;
+        CHECK_OK(qr_source_label(&srcs[i], &l));
+        CHECK_MSG(l && !strcmp(l, labels[i]), "label \"%s\", want \"%s\"", l ? l : "", labels[i]);
+        free(l);
+    }
     CHECK_INT(qr_detect_format("x.docx", "PK\x03\x04", 4, NULL), QR_FMT_DOCX);
     CHECK_INT(qr_detect_format("x.zip", "PK\x03\x04", 4, NULL), QR_FMT_UNKNOWN); // other zips stay binary
     CHECK_INT(qr_detect_format("x.ipynb", "{\"cells\": []}", 13, NULL), QR_FMT_IPYNB);
