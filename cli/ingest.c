@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "common/slurm.h"
 #include "index/manifest.h"
+#include "ingest/filter.h"
 #include "ingest/pipeline.h"
 #include "runtime/backend.h"
 #include "runtime/models/model.h"
@@ -286,6 +287,10 @@ int cli_print_ingest_report(const qr_ingest_report *r, bool json, const char *cm
         if (r->other_shards)
             printf("%s: %zu files left to other shards\n", cmd, r->other_shards);
         print_fallbacks(r, cmd);
+        if (r->excluded_files || r->excluded_dirs) /* the list: --log-level debug */
+            printf("%s: %zu files and %zu directories excluded (--include/--exclude and the default excludes; "
+                   "--no-default-excludes reads those)\n",
+                   cmd, r->excluded_files, r->excluded_dirs);
         for (size_t i = 0; rm && i < r->n_files; i++) /* rm: paths the user named that are not in the store */
             if (r->files[i].status == QR_INGEST_SKIPPED)
                 fprintf(stderr, "quire %s: skipped %s: %s\n", cmd, r->files[i].path,
@@ -311,7 +316,8 @@ int cli_ingest(int argc, char **argv)
     static const int allowed[] = {QR_OPT_STORE, QR_OPT_EMBEDDER, QR_OPT_DTYPE, QR_OPT_ACT_DTYPE, QR_OPT_DEVICE, QR_OPT_THREADS,
                                   QR_OPT_BATCH, QR_OPT_CHUNK_TOKENS, QR_OPT_CHUNK_OVERLAP, QR_OPT_FAISS_INDEX, QR_OPT_JOBS,
                                   QR_OPT_MAX_FILE_BYTES, QR_OPT_HIDDEN, QR_OPT_PRUNE, QR_OPT_FORCE, QR_OPT_JSON,
-                                  QR_OPT_LOG_LEVEL, QR_OPT_SHARD, QR_OPT_PROGRESS_INTERVAL, -1};
+                                  QR_OPT_LOG_LEVEL, QR_OPT_SHARD, QR_OPT_PROGRESS_INTERVAL, QR_OPT_INCLUDE,
+                                  QR_OPT_EXCLUDE, QR_OPT_DEFAULT_EXCLUDES, -1};
     char **oargv = calloc((size_t)argc + 1, sizeof *oargv), **paths = calloc((size_t)argc + 1, sizeof *paths);
     qr_options *o = NULL;
     qr_backend *be = NULL;
@@ -339,6 +345,10 @@ int cli_ingest(int argc, char **argv)
         "counts them; --log-level debug lists them). Off a terminal a progress line comes every\n"
         "--progress-interval seconds. SIGINT/SIGTERM stop at the next commit point, keep what was\n"
         "committed (re-running resumes) and exit 130/143.\n"
+        "--include GLOB / --exclude GLOB (repeatable) choose files by their path below PATH, or by name for a\n"
+        "pattern without '/'; .git, node_modules, __pycache__, virtual environments, *.min.js, *.css and lock\n"
+        "files are skipped unless an --include names them or --no-default-excludes (README, \"What ingest\n"
+        "reads\"). Files named as a PATH are always read.\n"
         "In a Slurm job array each task takes its share of the files (by a hash of each file's path below its\n"
         "PATH) into its own store; join the shard stores with quire merge. --shard auto: shard\n"
         "SLURM_ARRAY_TASK_ID of QUIRE_SHARDS when that is set (configs/slurm/ sets it), else of\n"
@@ -379,6 +389,17 @@ int cli_ingest(int argc, char **argv)
     io.jobs = (int)qr_opt_int(o, QR_OPT_JOBS);
     io.reader.max_file_bytes = (size_t)qr_opt_int(o, QR_OPT_MAX_FILE_BYTES);
     io.include_hidden = qr_opt_bool(o, QR_OPT_HIDDEN);
+    io.include = qr_opt_items(o, QR_OPT_INCLUDE);
+    io.n_include = qr_opt_count(o, QR_OPT_INCLUDE);
+    io.exclude = qr_opt_items(o, QR_OPT_EXCLUDE);
+    io.n_exclude = qr_opt_count(o, QR_OPT_EXCLUDE);
+    io.default_excludes = qr_opt_bool(o, QR_OPT_DEFAULT_EXCLUDES);
+    if (qr_filter_check_patterns("--include", io.include, io.n_include) ||
+        qr_filter_check_patterns("--exclude", io.exclude, io.n_exclude)) {
+        fprintf(stderr, "quire ingest: %s\n", qr_last_error());
+        code = CLI_EXIT_USAGE;
+        goto fail;
+    }
     io.prune = qr_opt_bool(o, QR_OPT_PRUNE);
     io.force = qr_opt_bool(o, QR_OPT_FORCE);
     {

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "generate/extract.h"
 #include "index/store.h"
+#include "ingest/reader.h"
 #include "retrieve/retrieve.h"
 #include "runtime/backend.h"
 #include "runtime/models/model.h"
@@ -166,7 +167,8 @@ int cli_search(int argc, char **argv)
             char sn[SNIPPET_BYTES + 8], page[32] = "";
             snippet(p->text, sn, sizeof sn);
             if (p->page)
-                snprintf(page, sizeof page, "  p. %d", (int)p->page);
+                snprintf(page, sizeof page, "  %s %d", strcmp(qr_page_label(p->path), "cell") ? "p." : "cell",
+                         (int)p->page); // a notebook's page is its cell number
             printf("%zu. [%.4f] %s%s%s%s\n", i + 1, (double)p->score, p->path, page, *p->heading ? "  § " : "",
                    p->heading);
             printf("   %s\n", sn);

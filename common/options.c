@@ -234,6 +234,16 @@ static const qr_option_def table[QR_OPT_COUNT] = {
     [QR_OPT_PROGRESS_INTERVAL] = {"progress-interval", QR_OPT_FLOAT, "ingest", "5", 0, 86400, NULL,
         "seconds between ingest's progress lines (files, chunks, rate, ETA at info level; 0 = after every "
         "batch) when stderr is not a terminal (batch jobs) or with --json; a terminal gets a redrawn bar", 0, NULL},
+    /* formats helper: command-line switches (a config file that always excludes would surprise) */
+    [QR_OPT_INCLUDE] = {"include", QR_OPT_STRING, "command", "", 0, 0, NULL,
+        "ingest: read only files whose path below PATH (or, for a pattern without '/', whose name) matches "
+        "this glob; repeat for several (ingest/filter.h)", QR_OPTF_REPEAT | QR_OPTF_CLI, NULL},
+    [QR_OPT_EXCLUDE] = {"exclude", QR_OPT_STRING, "command", "", 0, 0, NULL,
+        "ingest: skip files and directories matching this glob (as --include); repeat for several",
+        QR_OPTF_REPEAT | QR_OPTF_CLI, NULL},
+    [QR_OPT_DEFAULT_EXCLUDES] = {"default-excludes", QR_OPT_BOOL, "command", "true", 0, 0, NULL,
+        "ingest: skip .git, node_modules, __pycache__, virtual environments, *.min.js, *.css and lock files "
+        "(--no-default-excludes reads them)", QR_OPTF_CLI, NULL},
 };
 
 const qr_option_def *qr_option_def_at(int id)

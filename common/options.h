@@ -131,6 +131,10 @@ typedef enum {
     QR_OPT_ACT_DTYPE,
     /* ingestmsg helper: [ingest] */
     QR_OPT_PROGRESS_INTERVAL,
+    /* formats helper: quire ingest switches (ingest/filter.h) */
+    QR_OPT_INCLUDE,
+    QR_OPT_EXCLUDE,
+    QR_OPT_DEFAULT_EXCLUDES,
     QR_OPT_COUNT
 } qr_opt_id;
 

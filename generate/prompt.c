@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "ingest/reader.h"
 
 const char *const QR_PROMPT_INSTRUCTION =
     "Answer the question using only the numbered sources below. Cite the sources that support each "
@@ -86,7 +87,7 @@ static void label_into(sbuf *b, const qr_source *s)
         sb_str(b, s->title);
         sb_str(b, "\"");
     }
-    if (s->page > 0) sb_printf(b, ", page %d", s->page);
+    if (s->page > 0) sb_printf(b, ", %s %d", qr_page_label(s->path), s->page); // "cell 3" in a notebook
     if (s->heading && *s->heading) {
         sb_str(b, ", section ");
         sb_str(b, s->heading);

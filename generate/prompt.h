@@ -46,7 +46,7 @@ typedef struct {
     uint64_t chunk_id;
     const char *path;    /* document path as stored */
     const char *title;   /* document title, NULL/"" when none */
-    int page;            /* 1-based PDF page, 0 when not paged */
+    int page;            /* 1-based PDF page or notebook cell (qr_page_label), 0 when not paged */
     const char *heading; /* heading path "A > B", NULL/"" when none */
     size_t off, len;     /* byte span of the passage in the document's text */
     const char *text;    /* the passage text (text_len bytes) */

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "index/bm25.h"
 #include "index/store.h"
+#include "ingest/filter.h"
 #include "runtime/models/model.h"
 
 #define FILES_DB "ingest_files"
@@ -43,6 +44,7 @@ void qr_ingest_opts_default(qr_ingest_opts *o)
     o->jobs = 4;
     o->batch = 32;
     o->commit_chunks = 4096;
+    o->default_excludes = true;
 }
 
 void qr_ingest_report_free(qr_ingest_report *r)
@@ -152,6 +154,8 @@ typedef struct {
     size_t hidden_skipped; /* hidden entries passed over (no --hidden) */
     const volatile sig_atomic_t *cancel; /* stop walking when set */
     bool canceled;
+    qr_path_filter filter;          /* --include / --exclude / default excludes */
+    size_t excl_files, excl_dirs;   /* entries the filter left out */
 } walker;
 
 static bool canceled(const volatile sig_atomic_t *cancel)
@@ -203,6 +207,23 @@ static int walk_push(walker *w, const char *path, const struct stat *st, const c
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The filter's verdict (ingest/filter.h) on an entry found below the walk root. */
+static bool walk_excluded(walker *w, const char *path, bool is_dir)
+{
+    const char *rel = path + w->root_len;
+    while (*rel == '/')
+        rel++;
+    const char *why = qr_filter_excludes(&w->filter, rel, path, is_dir);
+    if (!why)
+        return false;
+    if (is_dir)
+        w->excl_dirs++;
+    else
+        w->excl_files++;
+    QR_DEBUG("ingest: %s: excluded (%s)", path, why);
+    return true;
 }
 
 static int walk_dir(walker *w, const char *dir, const struct stat *dst, int depth)
@@ -269,9 +290,11 @@ static int walk_dir(walker *w, const char *dir, const struct stat *dst, int dept
         if (stat(p, &st) != 0) {
             rc = walk_push(w, p, NULL, "unreadable: broken link or vanished");
         } else if (S_ISDIR(st.st_mode)) {
-            rc = walk_dir(w, p, &st, depth + 1);
+            if (!walk_excluded(w, p, true))
+                rc = walk_dir(w, p, &st, depth + 1);
         } else if (S_ISREG(st.st_mode)) {
-            rc = walk_push(w, p, &st, access(p, R_OK) ? "unreadable: permission denied" : NULL);
+            if (!walk_excluded(w, p, false))
+                rc = walk_push(w, p, &st, access(p, R_OK) ? "unreadable: permission denied" : NULL);
         } /* sockets, fifos, devices: ignored */
     }
     for (size_t i = 0; i < n; i++)
@@ -294,7 +317,7 @@ static int walk_root(walker *w, const char *arg)
     w->root = real;
     if (S_ISDIR(st.st_mode)) {
         w->root_len = strlen(real);
-        size_t n0 = w->n, h0 = w->hidden_skipped, v0 = w->nv;
+        size_t n0 = w->n, h0 = w->hidden_skipped, v0 = w->nv, x0 = w->excl_files + w->excl_dirs;
         int rc = walk_dir(w, real, &st, 0);
         /* "0 documents" alone does not say which PATH was empty (issue 13); a
          * directory named twice (or below another PATH) is walked once, not empty */
@@ -302,6 +325,10 @@ static int walk_root(walker *w, const char *arg)
             if (w->hidden_skipped > h0)
                 QR_WARN("ingest: %s: no files to ingest (%zu hidden entr%s passed over; --hidden reads them)",
                         arg, w->hidden_skipped - h0, w->hidden_skipped - h0 == 1 ? "y" : "ies");
+            else if (w->excl_files + w->excl_dirs > x0)
+                QR_WARN("ingest: %s: no files to ingest (%zu entr%s excluded by --include/--exclude or the default "
+                        "excludes; --log-level debug lists them)",
+                        arg, w->excl_files + w->excl_dirs - x0, w->excl_files + w->excl_dirs - x0 == 1 ? "y" : "ies");
             else
                 QR_WARN("ingest: %s: no files to ingest (an empty directory)", arg);
         }
@@ -1129,6 +1156,7 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
     walker w;
     memset(&w, 0, sizeof w);
     w.hidden = o.include_hidden;
+    w.filter = (qr_path_filter){o.include, o.n_include, o.exclude, o.n_exclude, o.default_excludes};
     w.max_bytes = o.reader.max_file_bytes ? o.reader.max_file_bytes : ((size_t)256 << 20);
     o.reader.max_file_bytes = w.max_bytes;
     ctx c = {0};
@@ -1148,10 +1176,15 @@ int qr_ingest_run(const char *dir, const char *const *paths, size_t n_paths, con
                      o.shard_count - 1);
         goto fail;
     }
+    if ((rc = qr_filter_check_patterns("include", o.include, o.n_include)) ||
+        (rc = qr_filter_check_patterns("exclude", o.exclude, o.n_exclude)))
+        goto fail;
     w.cancel = o.cancel;
     for (size_t i = 0; i < n_paths && !rc && !w.canceled; i++)
         rc = walk_root(&w, paths[i]);
     w.root = NULL;
+    rep.excluded_files = w.excl_files;
+    rep.excluded_dirs = w.excl_dirs;
     if (rc)
         goto fail;
     if (o.shard_count > 1)
@@ -1560,6 +1593,8 @@ int qr_ingest_report_to_json_max(const qr_ingest_report *r, size_t max_files, js
         json_object_set_new(root, "stopped", json_true());
         json_object_set_new(root, "files_left", json_integer((json_int_t)r->files_left));
     }
+    json_object_set_new(root, "excluded", json_pack("{s:I, s:I}", "files", (json_int_t)r->excluded_files,
+                                                    "directories", (json_int_t)r->excluded_dirs));
     *out = root;
     return 0;
 }

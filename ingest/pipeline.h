@@ -13,6 +13,13 @@
  * Documents. A file gives one store document whose path is the file path;
  * a JSONL file gives one document per record, named "PATH#L<line>".
  *
+ * Filters. Entries below a walked directory pass the include / exclude globs
+ * and the default excludes (.git, node_modules, *.min.js, *.css, lock files,
+ * ...) of ingest/filter.h, which has the exact rule; an excluded directory is
+ * not walked. The report counts what was left out (excluded_files,
+ * excluded_dirs: a directory counts once, whatever it holds). Excluding a
+ * file that is already in the store does not remove it (quire rm does).
+ *
  * Change detection and checkpoints. Besides the store's own databases the
  * pipeline keeps one named LMDB database, "ingest_files": canonical file path
  * -> record (u64 size, i64 mtime_ns, u32 n_docs, fnv1a64 content hash text).
@@ -106,6 +113,7 @@ typedef struct {
 typedef struct qr_ingest_report {
     size_t added, updated, unchanged, removed, skipped;
     size_t files_seen;     /* files walked (not counting removals), this shard's only */
+    size_t excluded_files, excluded_dirs; /* left out by the filters (ingest/filter.h) */
     size_t other_shards;   /* files walked but left to other shards */
     size_t docs, chunks;   /* documents and chunks written by this run */
     size_t store_docs, store_chunks; /* the store's totals after the run */
@@ -141,6 +149,11 @@ typedef struct {
     qr_chunk_opts chunk;       /* tokens / overlap */
     qr_reader_opts reader;     /* max_file_bytes etc. */
     bool include_hidden;
+    const char *const *include; /* globs (ingest/filter.h); n_include 0: every file */
+    size_t n_include;
+    const char *const *exclude;
+    size_t n_exclude;
+    bool default_excludes;      /* skip .git, node_modules, *.min.js, lock files, ... (default true) */
     bool prune;                /* remove documents whose files are gone, under the paths given (none: anywhere) */
     bool force;                /* prune even when that removes more than half of the store's documents
                                   (otherwise QR_ELIMIT, nothing pruned) */

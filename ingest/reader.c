@@ -38,6 +38,8 @@ const char *qr_format_name(qr_doc_format f)
     case QR_FMT_PDF: return "pdf";
     case QR_FMT_JSONL: return "jsonl";
     case QR_FMT_CODE: return "code";
+    case QR_FMT_DOCX: return "docx";
+    case QR_FMT_IPYNB: return "ipynb";
     default: return "unknown";
     }
 }
@@ -65,6 +67,13 @@ const char *qr_skip_name(qr_skip_kind k)
     case QR_SKIP_EMPTY: return "empty";
     }
     return "?";
+}
+
+const char *qr_page_label(const char *path)
+{
+    size_t n = path ? strlen(path) : 0;
+    // a JSONL-style "#L<n>" suffix never follows a notebook: the extension ends the path
+    return n >= 6 && !strcasecmp(path + n - 6, ".ipynb") ? "cell" : "page";
 }
 
 /* ---------------------------------------------------------------- UTF-8 */
@@ -268,7 +277,7 @@ static void docb_add(qr_docb *b, qr_block_kind kind, int page, int level, const 
     qr_block *blk = &b->blocks[b->n];
     blk->off = b->len;
     blk->len = n;
-    blk->page = page;
+    blk->page = page ? page : b->page;
     blk->level = level;
     blk->kind = kind;
     blk->heading = NULL;
@@ -531,13 +540,16 @@ qr_doc_format qr_detect_format(const char *name, const void *data, size_t len, c
     const char *why;
     if (language) *language = NULL;
     if (len >= 5 && memcmp(s, "%PDF-", 5) == 0) return QR_FMT_PDF;
-    if (looks_binary(s, len, &why)) return QR_FMT_UNKNOWN;
     const char *e = extension(name ? name : "");
+    // a zip archive by name (not "PK\3\4": libzip reports it corrupt)
+    if (!strcasecmp(e, "docx") || !strcasecmp(e, "docm") || !strcasecmp(e, "dotx")) return QR_FMT_DOCX;
+    if (looks_binary(s, len, &why)) return QR_FMT_UNKNOWN;
     if (!strcasecmp(e, "md") || !strcasecmp(e, "markdown") || !strcasecmp(e, "mdown") || !strcasecmp(e, "mkd"))
         return QR_FMT_MARKDOWN;
     if (!strcasecmp(e, "html") || !strcasecmp(e, "htm") || !strcasecmp(e, "xhtml") || !strcasecmp(e, "shtml"))
         return QR_FMT_HTML;
     if (!strcasecmp(e, "jsonl") || !strcasecmp(e, "ndjson")) return QR_FMT_JSONL;
+    if (!strcasecmp(e, "ipynb")) return QR_FMT_IPYNB;
     if (!strcasecmp(e, "pdf")) return QR_FMT_PDF; // not %PDF-: poppler reports it corrupt
     if (!strcasecmp(e, "txt") || !strcasecmp(e, "text") || !strcasecmp(e, "rst") || !strcasecmp(e, "log"))
         return QR_FMT_TEXT;
@@ -630,7 +642,7 @@ void qr_text_blocks(qr_docb *b, const char *t, size_t len, int page)
 
 /* ---------------------------------------------------------------- code */
 
-static void code_blocks(qr_docb *b, const char *t, size_t len)
+void qr_code_blocks(qr_docb *b, const char *t, size_t len)
 {
     size_t pos = 0, start = 0, end = 0;
     bool in = false, after_blank = false;
@@ -787,7 +799,7 @@ static void table_row(qr_docb *b, line_t l)
     free(row.s);
 }
 
-static void md_blocks(qr_docb *b, const char *t, size_t len, char **title_out)
+void qr_md_blocks(qr_docb *b, const char *t, size_t len, char **title_out)
 {
     size_t pos = 0;
     line_t l;
@@ -1249,6 +1261,8 @@ static int read_buffer_utf8(const char *name, const char *data, size_t len, cons
     }
     if (f == QR_FMT_PDF) return qr_read_pdf(name, data, len, o, r);
     if (f == QR_FMT_HTML) return qr_read_html(name, data, len, o, r);
+    if (f == QR_FMT_DOCX) return qr_read_docx(name, data, len, o, r);
+    if (f == QR_FMT_IPYNB) return qr_read_ipynb(name, data, len, o, r);
     char *t;
     size_t n, nb;
     int rc;
@@ -1261,8 +1275,8 @@ static int read_buffer_utf8(const char *name, const char *data, size_t len, cons
     d.format = f;
     qr_docb b;
     qr_docb_init(&b, o->max_blocks);
-    if (f == QR_FMT_MARKDOWN) md_blocks(&b, t, n, &d.title);
-    else if (f == QR_FMT_CODE) code_blocks(&b, t, n);
+    if (f == QR_FMT_MARKDOWN) qr_md_blocks(&b, t, n, &d.title);
+    else if (f == QR_FMT_CODE) qr_code_blocks(&b, t, n);
     else qr_text_blocks(&b, t, n, 0);
     free(t);
     bool trunc = b.truncated;

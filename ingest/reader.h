@@ -49,6 +49,20 @@
  *   code      by extension (language recorded): one block per top-level
  *             block, i.e. a new block starts at a non-indented line that
  *             follows a blank line.
+ *   docx      (.docx, .docm, .dotx) libzip + libxml2 over word/document.xml:
+ *             paragraphs, headings (styles "heading 1".."heading 9" and
+ *             outline levels; "Title" is level 1), numbered and bulleted
+ *             paragraphs as list items, table rows as "cell | cell" rows
+ *             (reader_docx.c has the details). A damaged archive, a missing
+ *             word/document.xml or malformed XML is skipped as corrupt; an
+ *             XML part whose uncompressed size is over max_file_bytes as
+ *             too-large (a zip bomb stops at the limit).
+ *   ipynb     Jupyter notebooks (nbformat 4 and 3): markdown cells as
+ *             Markdown, code cells as code, raw cells as text, in order;
+ *             outputs skipped. A block's page is its cell's number (1-based
+ *             position in the notebook), so chunks never span cells and
+ *             citations name the cell (qr_page_label). Not JSON / no cell list:
+ *             skipped as corrupt; a malformed cell: a warning naming it.
  * Skipped files (skip != QR_SKIP_NONE, no documents): binary content (a NUL
  * byte or more than 10% control characters in the first 64 KiB, or a known
  * binary magic such as PNG, JPEG, GIF, ZIP, gzip, ELF), size over the limit,
@@ -72,6 +86,8 @@ typedef enum {
     QR_FMT_PDF,
     QR_FMT_JSONL,
     QR_FMT_CODE,
+    QR_FMT_DOCX,
+    QR_FMT_IPYNB,
 } qr_doc_format;
 
 typedef enum {
@@ -88,13 +104,14 @@ typedef enum {
     QR_SKIP_TOO_LARGE,  /* size over max_file_bytes */
     QR_SKIP_BINARY,     /* NUL bytes, control characters, or a binary magic number */
     QR_SKIP_ENCRYPTED,  /* encrypted PDF */
-    QR_SKIP_CORRUPT,    /* a PDF poppler cannot open, a JSONL file with no valid line */
+    QR_SKIP_CORRUPT,    /* a PDF poppler cannot open, a JSONL file with no valid line, a damaged
+                           .docx or .ipynb */
     QR_SKIP_EMPTY,      /* no text at all */
 } qr_skip_kind;
 
 typedef struct {
     size_t off, len;     /* byte span in qr_doc.text */
-    int page;            /* 1-based PDF page; 0 when not paged */
+    int page;            /* 1-based PDF page or notebook cell; 0 when not paged */
     int level;           /* heading level 1..6 for headings, 0 otherwise */
     qr_block_kind kind;
     const char *heading; /* heading path "A > B" ("" when none); for a heading
@@ -107,7 +124,7 @@ typedef struct {
     char *language;      /* source language ("c", "python", ...) for code, else NULL */
     char *meta_json;     /* JSONL: other scalar fields as a JSON object, else NULL */
     size_t line_no;      /* JSONL: 1-based line of the record, else 0 */
-    int n_pages;         /* PDF page count, else 0 */
+    int n_pages;         /* PDF page count, else 0 (notebooks: 0; blocks carry cell numbers) */
     char *text;          /* extracted UTF-8 text, NUL-terminated */
     size_t text_len;
     qr_block *blocks;
@@ -161,6 +178,10 @@ qr_doc_format qr_detect_format(const char *name, const void *data, size_t len, c
 const char *qr_format_name(qr_doc_format f);     /* "text", "markdown", ... */
 const char *qr_block_kind_name(qr_block_kind k); /* "paragraph", "heading", ... */
 const char *qr_skip_name(qr_skip_kind k);        /* "binary", "too-large", ... */
+
+/* What a chunk's page number counts in the document at path, for messages
+ * and citations: "cell" for a notebook (.ipynb), else "page". */
+const char *qr_page_label(const char *path);
 
 /* Copies len bytes into a malloc'd NUL-terminated string, replacing each maximal
  * invalid UTF-8 subsequence with U+FFFD. *out_len (may be NULL) gets its length. */

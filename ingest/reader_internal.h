@@ -22,6 +22,7 @@ typedef struct {
     int hs_level[6];
     int hs_n;
     size_t max_blocks;
+    int page; /* the page of blocks added with page 0 (a notebook's cell); 0 by default */
     bool truncated;
     int err;
 } qr_docb;
@@ -52,6 +53,9 @@ size_t qr_collapse_ws(char *s, size_t n);
 /* Format readers. data is the raw file content. */
 int qr_read_html(const char *name, const char *data, size_t len, const qr_reader_opts *o, qr_read_result *r);
 int qr_read_pdf(const char *name, const char *data, size_t len, const qr_reader_opts *o, qr_read_result *r);
+int qr_read_docx(const char *name, const char *data, size_t len, const qr_reader_opts *o, qr_read_result *r);
+/* data: valid UTF-8 (decoded by the caller) */
+int qr_read_ipynb(const char *name, const char *data, size_t len, const qr_reader_opts *o, qr_read_result *r);
 
 /* Valid UTF-8 copy of data for the line-based readers: \r\n and \r -> \n,
  * other C0 controls (but \t) and DEL -> space, a leading BOM dropped, lines
@@ -59,6 +63,13 @@ int qr_read_pdf(const char *name, const char *data, size_t len, const qr_reader_
 int qr_normalize_text(const char *data, size_t len, size_t max_line, char **out, size_t *out_len, size_t *n_broken);
 /* Blank-line-separated paragraphs of t as paragraph blocks on page. */
 void qr_text_blocks(qr_docb *b, const char *t, size_t len, int page);
+/* Markdown blocks of normalised text t (headings extend b's heading path);
+ * *title_out (when NULL) gets the front matter title or the first level-1
+ * heading. */
+void qr_md_blocks(qr_docb *b, const char *t, size_t len, char **title_out);
+/* Source code blocks of normalised text t (a block starts at a non-indented
+ * line after a blank line). */
+void qr_code_blocks(qr_docb *b, const char *t, size_t len);
 
 /* Title fallback: base name of path (malloc'd). */
 char *qr_base_title(const char *name);

@@ -27,6 +27,7 @@
 #include "generate/answer.h"
 #include "generate/extract.h"
 #include "index/manifest.h"
+#include "ingest/filter.h"
 #include "ingest/pipeline.h"
 #include "service/internal.h"
 
@@ -682,6 +683,9 @@ typedef struct {
     qr_ingest_report rep;
     json_t *docs;   /* post: the documents written, as GET lists them */
     size_t omitted; /* past QS_DOCS_LISTED */
+    const char **include, **exclude; /* globs (ingest/filter.h), borrowed from the body */
+    size_t n_include, n_exclude;
+    bool default_excludes;
 } ingest_arg;
 
 static int run_ingest(qr_server *s, void *user)
@@ -699,6 +703,11 @@ static int run_ingest(qr_server *s, void *user)
         }
     }
     io.jobs = 2;
+    io.include = a->include;
+    io.n_include = a->n_include;
+    io.exclude = a->exclude;
+    io.n_exclude = a->n_exclude;
+    io.default_excludes = a->default_excludes;
     return qr_ingest_run(s->store_dir, &a->path, 1, &io, &a->rep);
 }
 
@@ -802,6 +811,46 @@ static bool refuse_read_only(qr_server *s, qs_err *e)
     return true;
 }
 
+/* "include" / "exclude": an array of at most QR_FILTER_MAX_PATTERNS glob
+ * strings of 1..QR_FILTER_MAX_PATTERN_BYTES bytes each (ingest/filter.h);
+ * errors name the field ("include", "include[2]"). *out is malloc'd, its
+ * strings borrowed from the body. */
+static int get_globs(const json_t *body, const char *key, const char ***out, size_t *n, qs_err *e)
+{
+    *out = NULL;
+    *n = 0;
+    const json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_array(v))
+        return qs_fail(e, 400, "type", key, "%s: must be an array of glob strings", key);
+    size_t m = json_array_size(v);
+    if (m > QR_FILTER_MAX_PATTERNS)
+        return qs_fail(e, 400, "limit", key, "%s: %zu patterns exceed the limit of %d", key, m,
+                       QR_FILTER_MAX_PATTERNS);
+    for (size_t i = 0; i < m; i++) {
+        const json_t *g = json_array_get(v, i);
+        char param[32];
+        snprintf(param, sizeof param, "%s[%zu]", key, i);
+        if (!json_is_string(g))
+            return qs_fail(e, 400, "type", param, "%s: must be a string (a glob)", param);
+        size_t l = json_string_length(g);
+        if (!l)
+            return qs_fail(e, 400, "empty", param, "%s: must not be empty", param);
+        if (l > QR_FILTER_MAX_PATTERN_BYTES || strlen(json_string_value(g)) != l)
+            return qs_fail(e, 400, "limit", param, "%s: %zu bytes exceed the limit of %d (or hold a NUL)", param, l,
+                           QR_FILTER_MAX_PATTERN_BYTES);
+    }
+    if (!m)
+        return 0;
+    if (!(*out = malloc(m * sizeof **out)))
+        return qs_fail(e, 500, "internal", NULL, "out of memory");
+    for (size_t i = 0; i < m; i++)
+        (*out)[i] = json_string_value(json_array_get(v, i));
+    *n = m;
+    return 0;
+}
+
 enum MHD_Result qs_route_docs_post(qs_req *q, json_t *body)
 {
     qr_server *s = q->s;
@@ -823,6 +872,13 @@ enum MHD_Result qs_route_docs_post(qs_req *q, json_t *body)
         return qs_send_err(q, &e);
     }
     char *posted = NULL;
+    static const char *const path_only[] = {"include", "exclude", "default_excludes"};
+    for (size_t i = 0; text && i < 3; i++)
+        if (json_object_get(body, path_only[i])) {
+            qs_fail(&e, 400, "invalid", path_only[i], "%s: only with \"path\" (it chooses files below it)",
+                    path_only[i]);
+            return qs_send_err(q, &e);
+        }
     if (path) {
         if (path[0] != '/') {
             qs_fail(&e, 400, "invalid", "path", "path: must be absolute (a file or directory on the server)");
@@ -870,8 +926,17 @@ enum MHD_Result qs_route_docs_post(qs_req *q, json_t *body)
             return qs_send_err(q, &e);
         path = posted;
     }
-    ingest_arg a = {path, {0}, NULL, 0};
+    ingest_arg a = {.path = path, .default_excludes = true};
+    if (qs_get_bool(body, "default_excludes", &a.default_excludes, &e) ||
+        get_globs(body, "include", &a.include, &a.n_include, &e) ||
+        get_globs(body, "exclude", &a.exclude, &a.n_exclude, &e)) {
+        free(a.include);
+        free(posted);
+        return qs_send_err(q, &e);
+    }
     int rc = with_store_closed(s, NULL, run_ingest, list_written, &a);
+    free(a.include);
+    free(a.exclude);
     free(posted);
     if (rc) {
         json_decref(a.docs);

@@ -2,7 +2,7 @@
 # Installs the Debian packages quire builds and tests with (idempotent; needs root or sudo).
 set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libpcre2-dev libopenblas-dev libutf8proc-dev
-      liblmdb-dev libfaiss-dev libxml2-dev libpoppler-glib-dev libmicrohttpd-dev slurm-wlm-doc
+      liblmdb-dev libfaiss-dev libxml2-dev libzip-dev libpoppler-glib-dev libmicrohttpd-dev slurm-wlm-doc
       prometheus nodejs
       slurmctld slurmd slurm-client munge curl
       python3 python3-venv python3-pip unzip)

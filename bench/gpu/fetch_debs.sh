@@ -11,6 +11,7 @@ mkdir -p debs
 cd debs
 pk="libjansson-dev libjansson4 libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 libopenblas-dev
     libopenblas0-pthread libopenblas0 liblmdb-dev liblmdb0 libfaiss-dev libxml2-dev libxml2 libpoppler-glib-dev
-    libpoppler-glib8 libpoppler-dev libmicrohttpd-dev libmicrohttpd12 libgomp1 liblapack-dev libblas-dev"
+    libpoppler-glib8 libpoppler-dev libmicrohttpd-dev libmicrohttpd12 libgomp1 liblapack-dev libblas-dev
+    libzip-dev libzip4"
 apt-get download $pk
 ls -la

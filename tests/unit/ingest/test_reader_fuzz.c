@@ -57,7 +57,9 @@ int main(void)
         const char *file;
         int iters;
     } fx[] = {{"guide.md", 400}, {"page.html", 400}, {"records.jsonl", 400}, {"sample.c", 300},
-              {"invalid_utf8.txt", 300}, {"latin1.html", 200}, {"three_pages.pdf", 40}};
+              {"invalid_utf8.txt", 300}, {"latin1.html", 200}, {"three_pages.pdf", 40},
+              // a path with '/': below tests/fixtures (issue 13, item 3)
+              {"formats/sample.docx", 300}, {"formats/tides.ipynb", 300}};
     qr_chunker *ck = NULL;
     qr_chunk_opts co = {.max_tokens = 24, .overlap_tokens = 8};
     CHECK_OK(qr_chunker_create(NULL, &co, &ck));
@@ -65,7 +67,10 @@ int main(void)
     size_t reads = 0, docs = 0, skips = 0;
     for (size_t f = 0; f < sizeof fx / sizeof fx[0]; f++) {
         char path[512];
-        snprintf(path, sizeof path, "ingest/%s", fx[f].file);
+        if (strchr(fx[f].file, '/'))
+            snprintf(path, sizeof path, "%s", fx[f].file);
+        else
+            snprintf(path, sizeof path, "ingest/%s", fx[f].file);
         size_t n0 = 0;
         char *orig = qr_test_slurp(FIXTURE(path), &n0);
         CHECK_MSG(orig != NULL, "%s missing", path);

@@ -718,6 +718,76 @@ static void test_documents(void)
     }
 }
 
+/* POST /v1/documents with a path and include / exclude globs and
+ * default_excludes (ingest/filter.h; issue 13, item 3): the report counts
+ * what was left out; bad fields are 400s naming the field. */
+static void test_documents_filters(void)
+{
+    char tree[400], p[500], body[4096];
+    snprintf(tree, sizeof tree, "%s/filters", g_dir);
+    CHECK(mkdir(tree, 0755) == 0);
+    snprintf(p, sizeof p, "%s/node_modules", tree);
+    CHECK(mkdir(p, 0755) == 0);
+    const char *files[][2] = {{"okapi.md", "Okapis are forest giraffes of the Congo.\n"},
+                              {"okapi.txt", "Okapi notes in plain text.\n"},
+                              {"app.min.js", "var okapi=1;\n"},
+                              {"node_modules/okapi.md", "Okapi module readme.\n"}};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", tree, files[i][0]);
+        FILE *f = fopen(p, "w");
+        CHECK(f && fputs(files[i][1], f) >= 0 && fclose(f) == 0);
+    }
+    snprintf(body, sizeof body, "{\"path\": \"%s\", \"exclude\": [\"*.txt\"]}", tree);
+    resp r = post("/v1/documents", body);
+    CHECK_INT(r.status, 201);
+    json_t *ex = json_object_get(r.j, "excluded");
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(r.j, "counts"), "added")), 1); // okapi.md
+    CHECK_INT(json_integer_value(json_object_get(ex, "files")), 2);       // okapi.txt, app.min.js
+    CHECK_INT(json_integer_value(json_object_get(ex, "directories")), 1); // node_modules
+    resp_free(&r);
+    snprintf(body, sizeof body, "{\"path\": \"%s\", \"include\": [\"*.js\", \"node_modules/*\"], "
+             "\"default_excludes\": false}", tree);
+    r = post("/v1/documents", body);
+    CHECK_INT(r.status, 201);
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(r.j, "counts"), "added")), 2);
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(r.j, "excluded"), "files")), 2);
+    resp_free(&r);
+
+    char many[4096];
+    size_t n = (size_t)snprintf(many, sizeof many, "[");
+    for (int i = 0; i < 257; i++) n += (size_t)snprintf(many + n, sizeof many - n, "%s\"x\"", i ? "," : "");
+    snprintf(many + n, sizeof many - n, "]");
+    char longpat[1100];
+    memset(longpat, 'a', 1025);
+    longpat[1025] = '\0';
+    struct {
+        char body[4600];
+        const char *param;
+    } bad[8];
+    snprintf(bad[0].body, sizeof bad[0].body, "{\"path\": \"%s\", \"include\": \"*.md\"}", tree);
+    bad[0].param = "include";
+    snprintf(bad[1].body, sizeof bad[1].body, "{\"path\": \"%s\", \"include\": [\"*.md\", \"\"]}", tree);
+    bad[1].param = "include[1]";
+    snprintf(bad[2].body, sizeof bad[2].body, "{\"path\": \"%s\", \"exclude\": [1]}", tree);
+    bad[2].param = "exclude[0]";
+    snprintf(bad[3].body, sizeof bad[3].body, "{\"path\": \"%s\", \"exclude\": %s}", tree, many);
+    bad[3].param = "exclude";
+    snprintf(bad[4].body, sizeof bad[4].body, "{\"path\": \"%s\", \"include\": [\"%s\"]}", tree, longpat);
+    bad[4].param = "include[0]";
+    snprintf(bad[5].body, sizeof bad[5].body, "{\"path\": \"%s\", \"default_excludes\": \"no\"}", tree);
+    bad[5].param = "default_excludes";
+    snprintf(bad[6].body, sizeof bad[6].body, "{\"text\": \"abc\", \"name\": \"a.md\", \"include\": [\"*\"]}");
+    bad[6].param = "include";
+    snprintf(bad[7].body, sizeof bad[7].body, "{\"text\": \"abc\", \"name\": \"a.md\", \"default_excludes\": true}");
+    bad[7].param = "default_excludes";
+    for (size_t i = 0; i < 8; i++) {
+        r = post("/v1/documents", bad[i].body);
+        CHECK_MSG(r.status == 400, "%.80s -> %d", bad[i].body, r.status);
+        CHECK_MSG(!strcmp(err_param(&r), bad[i].param), "%.80s -> param %s", bad[i].body, err_param(&r));
+        resp_free(&r);
+    }
+}
+
 /* A streaming client that reads the first frame and hangs up: its
  * generation must be cancelled (slot freed) long before max_tokens. */
 static void test_disconnect(void)
@@ -1054,6 +1124,7 @@ int main(void)
     test_chat_template(llm, tmpl);
     test_embeddings(emb);
     test_documents();
+    test_documents_filters();
     test_disconnect();
     test_metrics();
     test_drain(s);
