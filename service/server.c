@@ -77,6 +77,7 @@ static const char *type_of(int status)
 {
     switch (status) {
     case 401: return "authentication_error";
+    case 403: return "permission_error"; /* OpenAI's type for 403 */
     case 404: return "not_found_error";
     case 503: return "overloaded_error";
     default: return status >= 500 ? "server_error" : "invalid_request_error";

@@ -29,7 +29,7 @@
 
 typedef struct qr_server qr_server;
 
-/* Request limits (options in the [serve] section). */
+/* Request limits (the options under "---- serve ----" in configs/quire.conf). */
 typedef struct qr_server_limits {
     size_t max_body_bytes;   /* 413 above */
     int max_json_depth;      /* arrays/objects nested */

@@ -130,7 +130,7 @@ if start_serve "$T/s"; then
      python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["results"][0]["path"].endswith("/otters.txt"), j' "$T/body"; then ok
   else bad "serve search on a read-only store: $(cat "$T/body")"; fi
   st=$(http POST /v1/documents '{"text": "new text", "name": "n.txt"}')
-  if [ "$st" = 403 ] && grep -q '"read_only"' "$T/body" && grep -q "read-only for this user" "$T/body"; then ok
+  if [ "$st" = 403 ] && grep -q '"read_only"' "$T/body" && grep -q '"permission_error"' "$T/body" && grep -q "read-only for this user" "$T/body"; then ok
   else bad "POST /v1/documents on a read-only store: $st $(cat "$T/body")"; fi
   st=$(http DELETE /v1/documents/1)
   if [ "$st" = 403 ] && grep -q '"read_only"' "$T/body"; then ok; else bad "DELETE on a read-only store: $st $(cat "$T/body")"; fi
