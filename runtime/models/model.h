@@ -30,8 +30,25 @@ int qr_model_load(const char *path, const qr_model_opts *opts, qr_backend *be, q
 void qr_model_free(qr_model *m);
 const qr_model_config *qr_model_cfg(const qr_model *m);
 const qr_tokenizer *qr_model_tokenizer(const qr_model *m);
-/* Bytes of weights held by the backend after conversion. */
+/* Bytes of weights held by the backend after conversion (all ranks). */
 uint64_t qr_model_weight_bytes(const qr_model *m);
+
+/* ---- tensor parallelism ----
+ * Loads a decoder split over n ranks, rank r on backend bes[r] (borrowed;
+ * they must outlive the model), Megatron-style (runtime/models/arch.c): each
+ * rank reads from the file only its slice of the split tensors (heads, FFN
+ * columns, vocabulary rows) and its decoder state caches only its KV heads.
+ * The ranks communicate through an in-process host communicator
+ * (runtime/dist), so any backend works. n = 1 is qr_model_load. Counts that
+ * cannot be split n ways: QR_EUNSUPPORTED naming them (the rule of `quire
+ * estimate`). The result is used like any model (qr_generate, decoder
+ * states); a step drives every rank, one thread each. */
+#define QR_TP_MAX 64
+int qr_model_load_tp(const char *path, const qr_model_opts *opts, qr_backend *const *bes, int n, qr_model **out);
+/* Ranks of the model (1 unless loaded by qr_model_load_tp with n > 1). */
+int qr_model_tp(const qr_model *m);
+/* Weight bytes held by one rank. */
+uint64_t qr_model_rank_weight_bytes(const qr_model *m, int rank);
 
 /* ---- encoder (BERT family) ---- */
 /* Embeds n texts: tokenizes (with special tokens, truncated to max_seq_length),
