@@ -576,8 +576,12 @@ void qr_model_free(qr_model *m)
 {
     if (!m)
         return;
-    for (int r = 0; m->ranks && r < m->tp; r++)
+    for (int r = 0; m->ranks && r < m->tp; r++) {
+        qr_backend *rb = m->ranks[r] ? m->ranks[r]->be : NULL;
         qr_model_free(m->ranks[r]);
+        if (m->owns_backends)
+            qr_backend_destroy(rb);
+    }
     free(m->ranks);
     qr_comm_destroy(m->comm);
     qr_backend *be = m->be;
@@ -609,6 +613,12 @@ void qr_model_free(qr_model *m)
 const qr_model_config *qr_model_cfg(const qr_model *m) { return &m->cfg; }
 const qr_tokenizer *qr_model_tokenizer(const qr_model *m) { return m->tok; }
 uint64_t qr_model_weight_bytes(const qr_model *m) { return m->weight_bytes; }
+void qr_model_own_backends(qr_model *m)
+{
+    if (m->tp > 1)
+        m->owns_backends = true;
+}
+
 int qr_model_tp(const qr_model *m) { return m->tp > 1 ? m->tp : 1; }
 
 uint64_t qr_model_rank_weight_bytes(const qr_model *m, int rank)

@@ -45,6 +45,9 @@ uint64_t qr_model_weight_bytes(const qr_model *m);
  * states); a step drives every rank, one thread each. */
 #define QR_TP_MAX 64
 int qr_model_load_tp(const char *path, const qr_model_opts *opts, qr_backend *const *bes, int n, qr_model **out);
+/* qr_model_free of a group also destroys its ranks' backends (for callers
+ * that made them for this model only). No effect on a single-rank model. */
+void qr_model_own_backends(qr_model *m);
 /* Ranks of the model (1 unless loaded by qr_model_load_tp with n > 1). */
 int qr_model_tp(const qr_model *m);
 /* Weight bytes held by one rank. */

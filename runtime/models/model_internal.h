@@ -41,6 +41,7 @@ struct qr_model {
     int tp;
     qr_model **ranks;
     struct qr_comm *comm;       /* the group's communicator (owned) */
+    bool owns_backends;         /* free destroys ranks[r]->be (qr_model_own_backends) */
     qr_backend *be;             /* borrowed */
     qr_wsrc *src;               /* kept open: the CPU backend may alias mmap'd weights */
     qr_tokenizer *tok;          /* NULL when the model ships no tokenizer */
