@@ -8,7 +8,11 @@
  * - 64 sampled tokens (temperature, top-k, top-p; fixed seed) identical;
  * - each rank's weight bytes equal its share computed from the config (split
  *   tensors 1/N; K/V 1/N or one replicated head; the embedding's zero row).
- * Also: a split that the rule refuses gives QR_EUNSUPPORTED with the numbers. */
+ * Also: a split that the rule refuses gives QR_EUNSUPPORTED with the numbers.
+ * MODEL_FIXTURE "model:NAME" is a real model (SmolLM2's Q4_1 GGUF: column
+ * slices of block-quantized o_proj / down_proj, GGUF Q/K un-permutation of
+ * row slices, tied embeddings), loaded at f32 so the slices dequantize to
+ * exactly the whole model's values. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,7 +158,11 @@ int main(int argc, char **argv)
         return 2;
     }
     char path[4096];
-    snprintf(path, sizeof path, "%s", FIXTURE(argv[1]));
+    /* "model:NAME": a real model tools/models.sh fetched (SKIP when absent) */
+    if (strncmp(argv[1], "model:", 6) == 0)
+        snprintf(path, sizeof path, "%s", MODEL(argv[1] + 6));
+    else
+        snprintf(path, sizeof path, "%s", FIXTURE(argv[1]));
     for (int i = 0; i < QR_TP_MAX && i < 8; i++)
         CHECK_OK(qr_backend_cpu_create(1, &bes[i]));
     qr_model *m1 = load(path, 1);
