@@ -619,6 +619,16 @@ void qr_model_own_backends(qr_model *m)
         m->owns_backends = true;
 }
 
+void qr_model_comm_stats(qr_model *m, qr_comm_stats *out, bool reset)
+{
+    memset(out, 0, sizeof *out);
+    if (!m->comm)
+        return;
+    *out = m->comm->stats;
+    if (reset)
+        memset(&m->comm->stats, 0, sizeof m->comm->stats);
+}
+
 int qr_model_tp(const qr_model *m) { return m->tp > 1 ? m->tp : 1; }
 
 uint64_t qr_model_rank_weight_bytes(const qr_model *m, int rank)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "runtime/backend.h"
+#include "runtime/dist/comm.h"
 #include "runtime/models/config.h"
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -52,6 +53,10 @@ void qr_model_own_backends(qr_model *m);
 int qr_model_tp(const qr_model *m);
 /* Weight bytes held by one rank. */
 uint64_t qr_model_rank_weight_bytes(const qr_model *m, int rank);
+/* The group communicator's counters (all-reduces, their bytes, seconds rank 0
+ * spent in collectives); zeros for a single-rank model. reset: zero them
+ * afterwards. */
+void qr_model_comm_stats(qr_model *m, qr_comm_stats *out, bool reset);
 
 /* ---- encoder (BERT family) ---- */
 /* Embeds n texts: tokenizes (with special tokens, truncated to max_seq_length),
