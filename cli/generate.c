@@ -78,7 +78,7 @@ int cli_generate(int argc, char **argv)
                                 argc, argv, allowed, &o);
     if (code >= 0)
         return code;
-    if ((code = cli_open_model("generate", o, QR_OPT_MODEL, &be, &m)) >= 0)
+    if ((code = cli_open_llm("generate", o, QR_OPT_MODEL, &be, &m)) >= 0)
         goto fail;
     const qr_model_config *cfg = qr_model_cfg(m);
     const char *text = qr_opt_str(o, QR_OPT_PROMPT);

@@ -326,7 +326,9 @@ int cli_load_llm(const char *cmd, const qr_options *o, const char *path, qr_back
     return code >= 0 ? code : load_resolved(cmd, o, path, cuda, &gpu, tp, be_out, m_out);
 }
 
-int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be_out, qr_model **m_out)
+/* cli_open_model with tensor parallelism when tp_opt (the LLM's --tp). */
+static int open_model(const char *cmd, const qr_options *o, int id, bool tp_opt, qr_backend **be_out,
+                      qr_model **m_out)
 {
     char *path = NULL;
     int code, cuda = -1;
@@ -337,10 +339,20 @@ int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be
     if ((code = cli_resolve_model(cmd, o, id, &path)) >= 0)
         return code;
     int tp = 1;
-    if (id == QR_OPT_MODEL)
+    if (tp_opt)
         code = tp_ranks(cmd, o, cuda, &tp); /* --tp is the LLM's (never an embedder's) */
     if (code < 0)
         code = load_resolved(cmd, o, path, cuda, &gpu, tp, be_out, m_out);
     free(path);
     return code;
+}
+
+int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be_out, qr_model **m_out)
+{
+    return open_model(cmd, o, id, false, be_out, m_out);
+}
+
+int cli_open_llm(const char *cmd, const qr_options *o, int id, qr_backend **be_out, qr_model **m_out)
+{
+    return open_model(cmd, o, id, true, be_out, m_out);
 }

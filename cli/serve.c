@@ -151,7 +151,7 @@ int cli_serve(int argc, char **argv)
     /* models: the LLM first (a bad --model fails before any other work) */
     if (*qr_opt_str(o, QR_OPT_MODEL)) {
         if ((code = cli_resolve_model("serve", o, QR_OPT_MODEL, &llm_path)) >= 0 ||
-            (code = cli_open_model("serve", o, QR_OPT_MODEL, &be_m, &llm)) >= 0)
+            (code = cli_open_llm("serve", o, QR_OPT_MODEL, &be_m, &llm)) >= 0)
             goto out;
         code = CLI_EXIT_OK;
         if ((rc = qr_chat_template_for_model(llm_path, &tmpl))) {

@@ -14,7 +14,7 @@
  * Every rank of a communicator calls each collective once, in the same
  * order, with the same n (rank = the caller's index, 0..n_ranks-1). A rank
  * that fails elsewhere calls qr_comm_abort so the others do not wait for it
- * forever: their collectives then return QR_EIO until qr_comm_reset (called
+ * forever: their collectives then return QR_ECANCELED until qr_comm_reset (called
  * when no rank is inside a collective). */
 #ifndef QR_RUNTIME_DIST_COMM_H
 #define QR_RUNTIME_DIST_COMM_H
