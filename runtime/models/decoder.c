@@ -21,15 +21,12 @@
  * state holds one state per rank (its KV heads only) and runs a step on
  * every rank at once, one thread each, the ranks summing their partial
  * products through the group's communicator (decoder_tp.c). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/error.h"
 #include "common/log.h"
-
 #include "runtime/models/decoder_internal.h"
 
 static void free_t(qr_backend *be, qr_tensor *t)

@@ -12,7 +12,10 @@
  * MODEL_FIXTURE "model:NAME" is a real model (SmolLM2's Q4_1 GGUF: column
  * slices of block-quantized o_proj / down_proj, GGUF Q/K un-permutation of
  * row slices, tied embeddings), loaded at f32 so the slices dequantize to
- * exactly the whole model's values. */
+ * exactly the whole model's values.
+ * --cuda: the ranks are CUDA backends, all on the first GPU (each its own
+ * stream), summing through the host communicator; TP = 1 is a CUDA backend
+ * too. SKIP (77) without a GPU. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,8 +156,13 @@ static void check_bytes(qr_model *mn, int n)
 
 int main(int argc, char **argv)
 {
+    bool cuda = argc > 1 && strcmp(argv[1], "--cuda") == 0;
+    if (cuda) {
+        argv++;
+        argc--;
+    }
     if (argc < 3) {
-        fprintf(stderr, "usage: %s MODEL_FIXTURE N...\n", argv[0]);
+        fprintf(stderr, "usage: %s [--cuda] MODEL_FIXTURE N...\n", argv[0]);
         return 2;
     }
     char path[4096];
@@ -163,8 +171,19 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "%s", MODEL(argv[1] + 6));
     else
         snprintf(path, sizeof path, "%s", FIXTURE(argv[1]));
-    for (int i = 0; i < QR_TP_MAX && i < 8; i++)
-        CHECK_OK(qr_backend_cpu_create(1, &bes[i]));
+    if (cuda) { /* every rank a CUDA backend of its own on the first GPU */
+        qr_gpu_info g[4];
+        int ng = 0;
+        if (qr_cuda_devices(g, 4, &ng) || ng == 0) {
+            printf("SKIP: no usable GPU (%s)\n", qr_cuda_why_none());
+            return 77;
+        }
+        for (int i = 0; i < 8; i++)
+            CHECK_OK(qr_backend_cuda_create(g[0].index, &bes[i]));
+    } else {
+        for (int i = 0; i < 8; i++)
+            CHECK_OK(qr_backend_cpu_create(1, &bes[i]));
+    }
     qr_model *m1 = load(path, 1);
     for (int a = 2; m1 && a < argc; a++) {
         int n = atoi(argv[a]);
