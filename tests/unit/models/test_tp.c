@@ -154,6 +154,75 @@ static void check_bytes(qr_model *mn, int n)
     }
 }
 
+/* ---- a failing rank ---- */
+static qr_backend_ops failing_ops;
+static int fail_after; /* matmul calls left before failing; < 0: never */
+
+static int failing_weight_load(qr_backend *be, const void *src, qr_dtype sd, int64_t r, int64_t c, qr_dtype want,
+                               bool alias, qr_tensor *out)
+{
+    return qr_fail(QR_ENOMEM, "emulated out of memory");
+}
+
+static int failing_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w, const qr_tensor *b, qr_tensor *y)
+{
+    if (fail_after >= 0 && fail_after-- == 0)
+        return qr_fail(QR_EBACKEND, "emulated device error");
+    return bes[0]->ops->matmul(be, x, w, b, y);
+}
+
+/* Rank 1 fails while loading: the load fails naming it, nothing is kept.
+ * Rank 1 fails in the middle of a step: the step fails naming it (the other
+ * rank is released from its all-reduce, not left waiting), the slot keeps its
+ * length, and the next step runs normally (same logits as a fresh run). */
+static void check_failing_rank(const char *path, qr_model *m1)
+{
+    const qr_backend_ops *cpu = bes[1]->ops;
+    failing_ops = *cpu;
+    failing_ops.weight_load = failing_weight_load;
+    bes[1]->ops = &failing_ops;
+    qr_model *bad = NULL;
+    qr_model_opts o = {.dtype = QR_F32};
+    int rc = qr_model_load_tp(path, &o, bes, 2, &bad);
+    CHECK_INT(rc, QR_ENOMEM);
+    CHECK_MSG(strstr(qr_last_error(), "rank 1 of 2") && strstr(qr_last_error(), "emulated out of memory"),
+              "load error: %s", qr_last_error());
+    CHECK(bad == NULL);
+    bes[1]->ops = cpu;
+
+    qr_model *m2 = load(path, 2);
+    if (!m2)
+        return;
+    int V = qr_model_cfg(m2)->vocab_size;
+    float *l1 = malloc((size_t)V * sizeof(float)), *l2 = malloc((size_t)V * sizeof(float));
+    qr_decoder_state *s1 = NULL, *s2 = NULL;
+    CHECK_OK(qr_decoder_state_create(m1, 1, 32, &s1));
+    CHECK_OK(qr_decoder_state_create(m2, 1, 32, &s2));
+    int32_t ids[4] = {1, 7, 9, 11};
+    qr_dec_seq sq = {.slot = 0, .ids = ids, .n = 4};
+    failing_ops = *cpu;
+    failing_ops.matmul = failing_matmul;
+    fail_after = 5; /* inside the first layer, after rank 0 reached an all-reduce */
+    bes[1]->ops = &failing_ops;
+    rc = s2 ? qr_decoder_step(s2, &sq, 1, l2) : -1;
+    CHECK_INT(rc, QR_EBACKEND);
+    CHECK_MSG(strstr(qr_last_error(), "rank 1") && strstr(qr_last_error(), "emulated device error"),
+              "step error: %s", qr_last_error());
+    CHECK_INT(s2 ? qr_decoder_slot_len(s2, 0) : -1, 0);
+    bes[1]->ops = cpu;
+    if (s1 && s2) {
+        CHECK_OK(qr_decoder_step(s1, &sq, 1, l1));
+        CHECK_OK(qr_decoder_step(s2, &sq, 1, l2));
+        CHECK_MSG(rel_diff(l1, l2, V) <= 1e-5, "after a failed step: %.3g", rel_diff(l1, l2, V));
+    }
+    printf("TP=2: a rank failing at load or mid-step fails the call naming it; the next step runs\n");
+    qr_decoder_state_free(s1);
+    qr_decoder_state_free(s2);
+    free(l1);
+    free(l2);
+    qr_model_free(m2);
+}
+
 int main(int argc, char **argv)
 {
     bool cuda = argc > 1 && strcmp(argv[1], "--cuda") == 0;
@@ -196,6 +265,8 @@ int main(int argc, char **argv)
             printf("TP=%d refused: %s\n", -n, qr_last_error());
             continue;
         }
+        if (n == 2 && !cuda)
+            check_failing_rank(path, m1);
         qr_model *mn = load(path, n);
         if (!mn)
             continue;
