@@ -197,6 +197,18 @@ int qr_decoder_slot_truncate(qr_decoder_state *st, int slot, int n)
     return QR_OK;
 }
 
+uint64_t qr_decoder_kv_bytes(const qr_decoder_state *st, int rank)
+{
+    if (st->tp)
+        return rank >= 0 && rank < st->m->tp ? qr_decoder_kv_bytes(qr_dec_tp_rank(st->tp, rank), 0) : 0;
+    if (rank != 0 || !st->a.kc)
+        return 0;
+    uint64_t b = 0;
+    for (int l = 0; l < st->m->cfg.n_layer; l++)
+        b += (uint64_t)st->a.kc[l].rows * st->a.kc[l].row_bytes + (uint64_t)st->a.vc[l].rows * st->a.vc[l].row_bytes;
+    return b;
+}
+
 /* The activation buffers as views of T rows (the buffers may be larger). */
 static qr_dec_acts views(qr_decoder_state *st, int64_t T, int n_seq)
 {

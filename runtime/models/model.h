@@ -220,6 +220,9 @@ bool qr_decoder_has_topk(const qr_decoder_state *st);
  * values (ids/vals: n_seq*k; vals may be NULL), selected on the device; k = 1
  * is greedy. QR_EUNSUPPORTED when !qr_decoder_has_topk (nothing is run). */
 int qr_decoder_step_topk(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, int k, int32_t *ids, float *vals);
+/* Bytes of KV cache the state holds on tensor-parallel rank `rank` (rank 0
+ * of a single-rank model: all of it); 0 for a rank out of range. */
+uint64_t qr_decoder_kv_bytes(const qr_decoder_state *st, int rank);
 /* Steps of single tokens are captured and replayed as graphs on backends that
  * can (CUDA graphs); on by default. Off drops the state's graphs (benchmarks
  * compare the two). */

@@ -6,6 +6,7 @@
  * - a batched step of two slots (prefill chunk + decode token) the same;
  * - 64 greedy tokens (qr_generate: the group's merged top-1) identical;
  * - 64 sampled tokens (temperature, top-k, top-p; fixed seed) identical;
+ * - each rank's KV cache holds its KV heads only (1/N, or one replicated head);
  * - each rank's weight bytes equal its share computed from the config (split
  *   tensors 1/N; K/V 1/N or one replicated head; the embedding's zero row).
  * Also: a split that the rule refuses gives QR_EUNSUPPORTED with the numbers.
@@ -100,6 +101,14 @@ static void check_logits(qr_model *m1, qr_model *mn, int n)
     worst = fmax(worst, fmax(rel_diff(l1, ln, V), rel_diff(l1 + V, ln + V, V)));
     CHECK_MSG(worst <= 1e-5, "TP=%d: logits differ by %.3g x max|logit| (limit 1e-5)", n, worst);
     CHECK_INT(qr_decoder_slot_len(sn, 1), 9);
+    /* each rank caches only its KV heads: 1/N of them, or one replicated head */
+    const qr_model_config *cf = qr_model_cfg(m1);
+    int kv_l = cf->n_kv_head % n == 0 ? cf->n_kv_head / n : 1;
+    for (int r = 0; r < n; r++)
+        CHECK_MSG(qr_decoder_kv_bytes(sn, r) * (uint64_t)cf->n_kv_head == qr_decoder_kv_bytes(s1, 0) * (uint64_t)kv_l,
+                  "TP=%d rank %d: KV cache %llu bytes, whole %llu", n, r, (unsigned long long)qr_decoder_kv_bytes(sn, r),
+                  (unsigned long long)qr_decoder_kv_bytes(s1, 0));
+    CHECK(qr_decoder_kv_bytes(s1, 0) > 0 && qr_decoder_kv_bytes(sn, n) == 0);
     printf("TP=%d: logits within %.3g x max|logit| of TP=1\n", n, worst);
 done:
     qr_decoder_state_free(s1);
