@@ -168,17 +168,23 @@ static void print_gpu_holds(const char *cmd, const qr_options *o, int cuda, cons
             cli_bytes((double)e.workspace * act + 32.0 * 1024 * 1024, b3, sizeof b3));
 }
 
-/* --tp of an LLM: the rank count (auto: every GPU visible to the job, 1 on
- * the CPU). Returns -1 or an exit code after printing why. */
-static int tp_ranks(const char *cmd, const qr_options *o, int cuda, int *n)
+/* --tp of an LLM at path: the rank count. auto: the most GPUs visible to the
+ * job that the model splits over (1 on the CPU). Returns -1 or an exit code
+ * after printing why. */
+static int tp_ranks(const char *cmd, const qr_options *o, const char *path, int cuda, int *n)
 {
     const char *v = qr_opt_str(o, QR_OPT_TP);
     *n = 1;
     if (strcmp(v, "auto") == 0) {
         qr_gpu_info g[64];
+        qr_model_config c;
         int ng = 0;
-        if (cuda >= 0 && qr_cuda_devices(g, 64, &ng) == 0 && ng > 0)
-            *n = ng;
+        if (cuda < 0 || qr_cuda_devices(g, 64, &ng) || ng <= 1 || qr_config_load(path, &c))
+            return -1; /* a config that does not load fails again, with its message, when the model loads */
+        for (*n = ng; *n > 1 && qr_model_tp_check(&c, *n); (*n)--)
+            ;
+        if (*n < ng)
+            QR_WARN("%s: --tp auto: %d GPUs visible; %s splits over %d of them", cmd, ng, c.arch_name, *n);
         return -1;
     }
     *n = atoi(v); /* checked by the option table: 1..64 */
@@ -322,7 +328,7 @@ int cli_load_llm(const char *cmd, const qr_options *o, const char *path, qr_back
     qr_gpu_info gpu;
     int code = cli_pick_device(cmd, o, &cuda, &gpu);
     if (code < 0)
-        code = tp_ranks(cmd, o, cuda, &tp);
+        code = tp_ranks(cmd, o, path, cuda, &tp);
     return code >= 0 ? code : load_resolved(cmd, o, path, cuda, &gpu, tp, be_out, m_out);
 }
 
@@ -340,7 +346,7 @@ static int open_model(const char *cmd, const qr_options *o, int id, bool tp_opt,
         return code;
     int tp = 1;
     if (tp_opt)
-        code = tp_ranks(cmd, o, cuda, &tp); /* --tp is the LLM's (never an embedder's) */
+        code = tp_ranks(cmd, o, path, cuda, &tp); /* --tp is the LLM's (never an embedder's) */
     if (code < 0)
         code = load_resolved(cmd, o, path, cuda, &gpu, tp, be_out, m_out);
     free(path);

@@ -85,7 +85,8 @@ static const qr_option_def table[QR_OPT_COUNT] = {
         "GPUs to shard the model over with tensor parallelism (estimate)", 0, NULL},
     [QR_OPT_TP] = {"tp", QR_OPT_STRING, "runtime", "1", 0, 0, NULL,
         "tensor parallelism for the LLM of generate, ask and serve: N ranks (heads, FFN and vocabulary split "
-        "N ways), or auto (every GPU visible to the job; 1 on the CPU); --device cpu runs N in-process ranks",
+        "N ways), or auto (the most GPUs visible to the job that the model splits over; 1 on the CPU); --device cpu "
+        "runs N in-process ranks",
         0, check_tp},
     [QR_OPT_CTX] = {"ctx", QR_OPT_INT, "runtime", "4096", 1, 1048576, NULL,
         "context length in tokens: prompt + completion limit of generate, KV cache size of estimate", 0, NULL},

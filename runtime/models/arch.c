@@ -138,6 +138,12 @@ int qr_shard_plan(const qr_model_config *c, int rank, int n, qr_shard *out)
     return QR_OK;
 }
 
+int qr_model_tp_check(const qr_model_config *c, int n)
+{
+    qr_shard s;
+    return qr_shard_plan(c, 0, n, &s);
+}
+
 static int64_t dim_of(const qr_model_config *c, int dim)
 {
     switch (dim) {

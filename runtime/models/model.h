@@ -49,6 +49,9 @@ int qr_model_load_tp(const char *path, const qr_model_opts *opts, qr_backend *co
 /* qr_model_free of a group also destroys its ranks' backends (for callers
  * that made them for this model only). No effect on a single-rank model. */
 void qr_model_own_backends(qr_model *m);
+/* QR_OK when config c splits n ways (the rule above), else QR_EUNSUPPORTED
+ * with the numbers. */
+int qr_model_tp_check(const qr_model_config *c, int n);
 /* Ranks of the model (1 unless loaded by qr_model_load_tp with n > 1). */
 int qr_model_tp(const qr_model *m);
 /* Weight bytes held by one rank. */
