@@ -23,7 +23,10 @@
  * vocabulary rows (the embedding's partial rows are all-reduced; the logits
  * stay split and the decoder merges candidates); norms replicated; the
  * output biases of Wo and Wd are held by rank 0 only, so the sum adds them
- * once. */
+ * once. Precision: f32 / f16 / bf16 slices hold exactly the whole model's
+ * values; with int8 (per-output-row scales quantized at load) a column slice
+ * of Wo / Wd gets the scale of its own part of the row, so TP > 1 rounds
+ * those weights differently from TP = 1 (as accurately or more). */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
