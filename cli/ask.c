@@ -87,7 +87,7 @@ int cli_ask(int argc, char **argv)
                                   QR_OPT_TOP_P,       QR_OPT_MIN_P,         QR_OPT_REPEAT_PENALTY, QR_OPT_REPEAT_LAST_N,
                                   QR_OPT_SEED,        QR_OPT_RERANKER,      QR_OPT_RRF_K,        QR_OPT_WEIGHT_DENSE,
                                   QR_OPT_WEIGHT_BM25, QR_OPT_MMR_LAMBDA,    QR_OPT_DUP_THRESHOLD, QR_OPT_MAX_PER_DOC, QR_OPT_RERANK_DEPTH,
-                                  QR_OPT_FILTER,      QR_OPT_DTYPE, QR_OPT_ACT_DTYPE,         QR_OPT_THREADS,      QR_OPT_DEVICE,
+                                  QR_OPT_FILTER,      QR_OPT_DTYPE, QR_OPT_ACT_DTYPE,         QR_OPT_THREADS,      QR_OPT_DEVICE, QR_OPT_TP,
                                   QR_OPT_LOG_LEVEL,   QR_OPT_BM25_K1, QR_OPT_BM25_B,   QR_OPT_STORE,         -1};
     /* -k N is spelled --k N for the option parser. */
     const char *dir = NULL, *question = NULL;
@@ -163,7 +163,7 @@ int cli_ask(int argc, char **argv)
     /* The language model first: a bad --model fails before any work. */
     if (*qr_opt_str(o, QR_OPT_MODEL)) {
         if ((code = cli_resolve_model("ask", o, QR_OPT_MODEL, &llm_path)) >= 0 ||
-            (code = cli_load_model("ask", o, llm_path, &be_m, &llm)) >= 0)
+            (code = cli_load_llm("ask", o, llm_path, &be_m, &llm)) >= 0)
             goto out;
         code = CLI_EXIT_OK;
         int rc = qr_chat_template_for_model(llm_path, &tmpl);

@@ -87,6 +87,11 @@ int cli_open_model(const char *cmd, const qr_options *o, int id, struct qr_backe
  * qr_model_resolve), so a caller that needs the path resolves it once. */
 int cli_load_model(const char *cmd, const qr_options *o, const char *path, struct qr_backend **be,
                    struct qr_model **m);
+/* cli_load_model / cli_open_model for a language model: they honour --tp
+ * (tensor-parallel ranks; the model then owns its backends and *be is NULL). */
+int cli_load_llm(const char *cmd, const qr_options *o, const char *path, struct qr_backend **be,
+                 struct qr_model **m);
+int cli_open_llm(const char *cmd, const qr_options *o, int id, struct qr_backend **be, struct qr_model **m);
 
 /* Storage dtypes of the 2-D tensors of a weight source, largest share first:
  * "bf16", "f16+f32", "q4_k+q6_k+f32". Empty when the source has no tensors. */

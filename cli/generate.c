@@ -61,7 +61,7 @@ int cli_generate(int argc, char **argv)
     static const int allowed[] = {QR_OPT_MODEL, QR_OPT_PROMPT, QR_OPT_MAX_TOKENS, QR_OPT_TEMPERATURE, QR_OPT_TOP_K,
                                   QR_OPT_TOP_P, QR_OPT_MIN_P, QR_OPT_REPEAT_PENALTY, QR_OPT_REPEAT_LAST_N,
                                   QR_OPT_SEED, QR_OPT_STOP, QR_OPT_IDS, QR_OPT_JSON, QR_OPT_DTYPE, QR_OPT_ACT_DTYPE, QR_OPT_THREADS,
-                                  QR_OPT_DEVICE, QR_OPT_CTX, QR_OPT_LOG_LEVEL, -1};
+                                  QR_OPT_DEVICE, QR_OPT_TP, QR_OPT_CTX, QR_OPT_LOG_LEVEL, -1};
     qr_options *o = NULL;
     qr_backend *be = NULL;
     qr_model *m = NULL;
@@ -78,7 +78,7 @@ int cli_generate(int argc, char **argv)
                                 argc, argv, allowed, &o);
     if (code >= 0)
         return code;
-    if ((code = cli_open_model("generate", o, QR_OPT_MODEL, &be, &m)) >= 0)
+    if ((code = cli_open_llm("generate", o, QR_OPT_MODEL, &be, &m)) >= 0)
         goto fail;
     const qr_model_config *cfg = qr_model_cfg(m);
     const char *text = qr_opt_str(o, QR_OPT_PROMPT);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/error.h"
@@ -167,10 +168,90 @@ static void print_gpu_holds(const char *cmd, const qr_options *o, int cuda, cons
             cli_bytes((double)e.workspace * act + 32.0 * 1024 * 1024, b3, sizeof b3));
 }
 
+/* --tp of an LLM at path: the rank count. auto: the most GPUs visible to the
+ * job that the model splits over (1 on the CPU). Returns -1 or an exit code
+ * after printing why. */
+static int tp_ranks(const char *cmd, const qr_options *o, const char *path, int cuda, int *n)
+{
+    const char *v = qr_opt_str(o, QR_OPT_TP);
+    *n = 1;
+    if (strcmp(v, "auto") == 0) {
+        qr_gpu_info g[64];
+        qr_model_config c;
+        int ng = 0;
+        if (cuda < 0 || qr_cuda_devices(g, 64, &ng) || ng <= 1 || qr_config_load(path, &c))
+            return -1; /* a config that does not load fails again, with its message, when the model loads */
+        for (*n = ng; *n > 1 && qr_model_tp_check(&c, *n); (*n)--)
+            ;
+        if (*n < ng)
+            QR_WARN("%s: --tp auto: %d GPUs visible; %s splits over %d of them", cmd, ng, c.arch_name, *n);
+        return -1;
+    }
+    *n = atoi(v); /* checked by the option table: 1..64 */
+    return -1;
+}
+
+/* Loads an LLM over n tensor-parallel ranks: n CPU backends (in-process
+ * ranks) or n CUDA backends on the first n visible GPUs. The model owns the
+ * backends (*be_out = NULL). UNVERIFIED on GPUs: no machine here has two. */
+static int load_tp(const char *cmd, const qr_options *o, const char *path, int cuda, int n, const qr_model_opts *mo,
+                   qr_backend **be_out, qr_model **m_out)
+{
+    qr_backend *bes[QR_TP_MAX] = {0};
+    qr_gpu_info g[64];
+    int ng = 0, rc, code = -1;
+    if (cuda >= 0 && (qr_cuda_devices(g, 64, &ng) || ng < n)) {
+        fprintf(stderr, "quire %s: --tp %d (%s) needs %d GPUs; %d visible\n", cmd, n, qr_opt_origin(o, QR_OPT_TP), n,
+                ng);
+        return CLI_EXIT_UNSUPPORTED;
+    }
+    int threads = (int)qr_opt_int(o, QR_OPT_THREADS);
+    for (int r = 0; r < n; r++) {
+        if (cuda >= 0) {
+            qr_dtype act = strcmp(qr_opt_str(o, QR_OPT_ACT_DTYPE), "bf16") ? QR_F32 : QR_BF16;
+            rc = qr_backend_cuda_create_ex(g[r].index, act, &bes[r]);
+        } else {
+            /* the cores shared out: --threads (0 = all) over the ranks, at least one each */
+            long cores = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
+            rc = qr_backend_cpu_create(cores / n > 1 ? (int)(cores / n) : 1, &bes[r]);
+        }
+        if (rc) {
+            char what[64];
+            snprintf(what, sizeof what, "creating the backend of tensor-parallel rank %d", r);
+            code = cli_fail(cmd, rc, what);
+            goto fail;
+        }
+    }
+    if (cuda >= 0)
+        cli_log_gpus(g, n);
+    else
+        cli_log_gpus(NULL, 0);
+    if ((rc = qr_model_load_tp(path, mo, bes, n, m_out))) {
+        char what[300];
+        snprintf(what, sizeof what, "loading %.200s over %d tensor-parallel ranks", path, n);
+        code = cli_fail(cmd, rc, what);
+        goto fail;
+    }
+    qr_model_own_backends(*m_out);
+    *be_out = NULL;
+    for (int r = 0; r < n && qr_log_get_level() >= QR_LOG_INFO; r++) {
+        char b1[32];
+        fprintf(stderr, "quire %s: tensor-parallel rank %d of %d on %s%s: weights %s\n", cmd, r, n,
+                cuda >= 0 ? "GPU " : "the CPU", cuda >= 0 ? g[r].name : "",
+                cli_bytes((double)qr_model_rank_weight_bytes(*m_out, r), b1, sizeof b1));
+    }
+    return -1;
+fail:
+    for (int r = 0; r < n; r++)
+        qr_backend_destroy(bes[r]);
+    return code;
+}
+
 /* Loads a resolved model path on the device cli_pick_device chose (cuda >= 0:
- * that GPU, whose listing is *gpu; else the CPU backend). */
+ * that GPU, whose listing is *gpu; else the CPU backend); over tp ranks when
+ * tp > 1 (an LLM's --tp). */
 static int load_resolved(const char *cmd, const qr_options *o, const char *path, int cuda, const qr_gpu_info *gpu,
-                         qr_backend **be_out, qr_model **m_out)
+                         int tp, qr_backend **be_out, qr_model **m_out)
 {
     qr_backend *be = NULL;
     qr_model *m = NULL;
@@ -189,7 +270,11 @@ static int load_resolved(const char *cmd, const qr_options *o, const char *path,
         qr_wsrc_close(src);
         src = NULL;
     }
-    if (cuda >= 0) {
+    if (tp > 1) {
+        code = load_tp(cmd, o, path, cuda, tp, &mo, &be, &m);
+        if (code >= 0)
+            return code;
+    } else if (cuda >= 0) {
         qr_dtype act = strcmp(qr_opt_str(o, QR_OPT_ACT_DTYPE), "bf16") ? QR_F32 : QR_BF16;
         if ((rc = qr_backend_cuda_create_ex(cuda, act, &be))) {
             char what[64];
@@ -205,7 +290,7 @@ static int load_resolved(const char *cmd, const qr_options *o, const char *path,
         }
         cli_log_gpus(NULL, 0); /* the CPU backend: GPUs the Slurm allocation gives stay idle */
     }
-    if ((rc = qr_model_load(path, &mo, be, &m))) {
+    if (tp <= 1 && (rc = qr_model_load(path, &mo, be, &m))) {
         char what[300];
         snprintf(what, sizeof what, "loading %.250s", path);
         code = cli_fail(cmd, rc, what);
@@ -218,7 +303,7 @@ static int load_resolved(const char *cmd, const qr_options *o, const char *path,
                 qr_dtype_name(mo.dtype), cli_bytes((double)qr_model_weight_bytes(m), b1, sizeof b1),
                 qr_opt_origin(o, QR_OPT_DTYPE));
     }
-    if (cuda >= 0 && qr_log_get_level() >= QR_LOG_WARN)
+    if (cuda >= 0 && tp <= 1 && qr_log_get_level() >= QR_LOG_WARN)
         print_gpu_holds(cmd, o, cuda, be, m);
     *be_out = be;
     *m_out = m;
@@ -234,10 +319,22 @@ int cli_load_model(const char *cmd, const qr_options *o, const char *path, qr_ba
     int cuda = -1;
     qr_gpu_info gpu;
     int code = cli_pick_device(cmd, o, &cuda, &gpu);
-    return code >= 0 ? code : load_resolved(cmd, o, path, cuda, &gpu, be_out, m_out);
+    return code >= 0 ? code : load_resolved(cmd, o, path, cuda, &gpu, 1, be_out, m_out);
 }
 
-int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be_out, qr_model **m_out)
+int cli_load_llm(const char *cmd, const qr_options *o, const char *path, qr_backend **be_out, qr_model **m_out)
+{
+    int cuda = -1, tp = 1;
+    qr_gpu_info gpu;
+    int code = cli_pick_device(cmd, o, &cuda, &gpu);
+    if (code < 0)
+        code = tp_ranks(cmd, o, path, cuda, &tp);
+    return code >= 0 ? code : load_resolved(cmd, o, path, cuda, &gpu, tp, be_out, m_out);
+}
+
+/* cli_open_model with tensor parallelism when tp_opt (the LLM's --tp). */
+static int open_model(const char *cmd, const qr_options *o, int id, bool tp_opt, qr_backend **be_out,
+                      qr_model **m_out)
 {
     char *path = NULL;
     int code, cuda = -1;
@@ -247,7 +344,21 @@ int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be
         return code;
     if ((code = cli_resolve_model(cmd, o, id, &path)) >= 0)
         return code;
-    code = load_resolved(cmd, o, path, cuda, &gpu, be_out, m_out);
+    int tp = 1;
+    if (tp_opt)
+        code = tp_ranks(cmd, o, path, cuda, &tp); /* --tp is the LLM's (never an embedder's) */
+    if (code < 0)
+        code = load_resolved(cmd, o, path, cuda, &gpu, tp, be_out, m_out);
     free(path);
     return code;
+}
+
+int cli_open_model(const char *cmd, const qr_options *o, int id, qr_backend **be_out, qr_model **m_out)
+{
+    return open_model(cmd, o, id, false, be_out, m_out);
+}
+
+int cli_open_llm(const char *cmd, const qr_options *o, int id, qr_backend **be_out, qr_model **m_out)
+{
+    return open_model(cmd, o, id, true, be_out, m_out);
 }

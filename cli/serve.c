@@ -56,7 +56,7 @@ int cli_serve(int argc, char **argv)
         QR_OPT_CTX,            QR_OPT_MAX_TOKENS,     QR_OPT_TEMPERATURE,    QR_OPT_TOP_K,       QR_OPT_TOP_P,
         QR_OPT_MIN_P,          QR_OPT_REPEAT_PENALTY, QR_OPT_REPEAT_LAST_N,  QR_OPT_SEED,        QR_OPT_RRF_K,
         QR_OPT_WEIGHT_DENSE,   QR_OPT_WEIGHT_BM25,    QR_OPT_MMR_LAMBDA,     QR_OPT_DUP_THRESHOLD, QR_OPT_MAX_PER_DOC,
-        QR_OPT_RERANK_DEPTH,   QR_OPT_IDLE_TIMEOUT,   QR_OPT_DTYPE, QR_OPT_ACT_DTYPE,          QR_OPT_THREADS,        QR_OPT_DEVICE,      QR_OPT_LOG_LEVEL,
+        QR_OPT_RERANK_DEPTH,   QR_OPT_IDLE_TIMEOUT,   QR_OPT_DTYPE, QR_OPT_ACT_DTYPE,          QR_OPT_THREADS,        QR_OPT_DEVICE, QR_OPT_TP,      QR_OPT_LOG_LEVEL,
         -1};
     qr_options *o = NULL;
     cli_retrieval cr = {0};
@@ -152,7 +152,7 @@ int cli_serve(int argc, char **argv)
     /* models: the LLM first (a bad --model fails before any other work) */
     if (*qr_opt_str(o, QR_OPT_MODEL)) {
         if ((code = cli_resolve_model("serve", o, QR_OPT_MODEL, &llm_path)) >= 0 ||
-            (code = cli_open_model("serve", o, QR_OPT_MODEL, &be_m, &llm)) >= 0)
+            (code = cli_open_llm("serve", o, QR_OPT_MODEL, &be_m, &llm)) >= 0)
             goto out;
         code = CLI_EXIT_OK;
         if ((rc = qr_chat_template_for_model(llm_path, &tmpl))) {

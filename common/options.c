@@ -35,6 +35,18 @@ static int check_shard(const char *v, char *why, size_t why_len)
     return -1;
 }
 
+/* auto | N (1..64): tensor-parallel ranks. */
+static int check_tp(const char *v, char *why, size_t why_len)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (!strcmp(v, "auto") || (*v && !*end && !errno && isdigit((unsigned char)v[0]) && n >= 1 && n <= 64))
+        return 0;
+    snprintf(why, why_len, "expected auto or a rank count 1..64");
+    return -1;
+}
+
 static int check_device(const char *v, char *why, size_t why_len)
 {
     if (!strcmp(v, "auto") || !strcmp(v, "cpu") || !strcmp(v, "cuda"))
@@ -71,6 +83,11 @@ static const qr_option_def table[QR_OPT_COUNT] = {
         "CPU worker threads (0 = all online cores)", 0, NULL},
     [QR_OPT_GPUS] = {"gpus", QR_OPT_INT, "runtime", "1", 1, 64, NULL,
         "GPUs to shard the model over with tensor parallelism (estimate)", 0, NULL},
+    [QR_OPT_TP] = {"tp", QR_OPT_STRING, "runtime", "1", 0, 0, NULL,
+        "tensor parallelism for the LLM of generate, ask and serve: N ranks (heads, FFN and vocabulary split "
+        "N ways), or auto (the most GPUs visible to the job that the model splits over; 1 on the CPU); --device cpu "
+        "runs N in-process ranks",
+        0, check_tp},
     [QR_OPT_CTX] = {"ctx", QR_OPT_INT, "runtime", "4096", 1, 1048576, NULL,
         "context length in tokens: prompt + completion limit of generate, KV cache size of estimate", 0, NULL},
     [QR_OPT_BATCH] = {"batch", QR_OPT_INT, "runtime", "1", 1, 4096, NULL,

@@ -53,6 +53,7 @@ typedef enum {
     QR_OPT_DEVICE,
     QR_OPT_THREADS,
     QR_OPT_GPUS,
+    QR_OPT_TP,
     QR_OPT_CTX,
     QR_OPT_BATCH,
     QR_OPT_LOG_LEVEL,

@@ -1,9 +1,6 @@
-/* Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM2, TinyLlama):
- *   x = embed(ids)
- *   per layer: h = RMSNorm(x); q,k,v = h.Wq/Wk/Wv (+bias); RoPE(q, k);
- *              K/V appended to the cache; x += Attn(q, K, V).Wo
- *              h = RMSNorm(x); x += (silu(h.Wg) * h.Wu).Wd
- *   logits = RMSNorm(x_last) . W_lm^T   (only each sequence's last row)
+/* The decoder state: slots, KV cache, activation buffers, graphs and the
+ * batching of steps; the per-architecture block (tensors and forward pass)
+ * is arch.c's qr_decoder_forward.
  *
  * A step packs the new tokens of several sequences (prefill chunks and single
  * decode tokens mixed) into one (T, d) activation; attention reads each
@@ -18,39 +15,19 @@
  *   replay. Graphs are dropped when the activation buffers are reallocated.
  *   A capture that fails turns graphs off for the state (logged once).
  * - topk: qr_decoder_step_topk returns each sequence's k best (id, logit)
- *   pairs selected on the device instead of whole logits rows. */
-#include <math.h>
+ *   pairs selected on the device instead of whole logits rows.
+ *
+ * Tensor parallelism (a group model of qr_model_load_tp, m->tp ranks): the
+ * state holds one state per rank (its KV heads only) and runs a step on
+ * every rank at once, one thread each, the ranks summing their partial
+ * products through the group's communicator (decoder_tp.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/error.h"
 #include "common/log.h"
-#include "runtime/models/model_internal.h"
-
-/* Decode-step graphs kept per state (distinct batch sizes; oldest replaced). */
-#define QR_DEC_GRAPHS 8
-
-struct qr_decoder_state {
-    qr_model *m;
-    int n_slots, n_ctx;
-    int32_t *len;          // (n_slots) tokens cached per slot
-    qr_tensor *kc, *vc;    // n_layer each: (n_slots*n_ctx, n_kv*hd)
-    /* activations, sized for cap_tok tokens and cap_seq sequences */
-    int64_t cap_tok;
-    int cap_seq;
-    qr_tensor x, h, q, k, v, att, o, gate, up; // (T, d) (T, d) (T, dq) (T, dkv) (T, dkv) (T, dq) (T, d) (T, ff) (T, ff)
-    qr_tensor last, logits;                    // (S, d) (S, vocab)
-    /* host scratch */
-    int32_t *ids, *pos, *dst_rows, *last_rows;
-    qr_attn_seq *as;
-    /* captured decode steps, by batch size (optional backend graph ops) */
-    qr_be_graph *graph[QR_DEC_GRAPHS];
-    int graph_nseq[QR_DEC_GRAPHS];
-    int graph_next;
-    bool graphs_off;
-};
+#include "runtime/models/decoder_internal.h"
 
 static void free_t(qr_backend *be, qr_tensor *t)
 {
@@ -74,8 +51,8 @@ static void free_acts(qr_decoder_state *st)
 {
     qr_backend *be = st->m->be;
     free_graphs(st); /* they hold the activation buffers' addresses */
-    qr_tensor *ts[] = {&st->x, &st->h, &st->q, &st->k, &st->v, &st->att, &st->o, &st->gate, &st->up,
-                       &st->last, &st->logits};
+    qr_dec_acts *a = &st->a;
+    qr_tensor *ts[] = {&a->x, &a->h, &a->q, &a->k, &a->v, &a->att, &a->o, &a->gate, &a->up, &a->last, &a->logits};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
         free_t(be, ts[i]);
     free(st->ids);
@@ -101,15 +78,17 @@ static int ensure_acts(qr_decoder_state *st, int64_t T, int S)
     free_acts(st);
     qr_backend *be = st->m->be;
     const qr_model_config *c = &st->m->cfg;
+    qr_shard s = qr_model_shard(st->m);
+    qr_dec_acts *a = &st->a;
     qr_dtype at = be->act_dtype;
-    int64_t d = c->d_model, dq = (int64_t)c->n_head * c->head_dim, dkv = (int64_t)c->n_kv_head * c->head_dim;
+    int64_t d = c->d_model, dq = (int64_t)s.n_head * c->head_dim, dkv = (int64_t)s.n_kv_head * c->head_dim;
     int rc;
-    if ((rc = qr_be_tensor_alloc(be, at, nt, d, &st->x)) || (rc = qr_be_tensor_alloc(be, at, nt, d, &st->h)) ||
-        (rc = qr_be_tensor_alloc(be, at, nt, dq, &st->q)) || (rc = qr_be_tensor_alloc(be, at, nt, dkv, &st->k)) ||
-        (rc = qr_be_tensor_alloc(be, at, nt, dkv, &st->v)) || (rc = qr_be_tensor_alloc(be, at, nt, dq, &st->att)) ||
-        (rc = qr_be_tensor_alloc(be, at, nt, d, &st->o)) || (rc = qr_be_tensor_alloc(be, at, nt, c->d_ff, &st->gate)) ||
-        (rc = qr_be_tensor_alloc(be, at, nt, c->d_ff, &st->up)) || (rc = qr_be_tensor_alloc(be, at, ns, d, &st->last)) ||
-        (rc = qr_be_tensor_alloc(be, at, ns, c->vocab_size, &st->logits)))
+    if ((rc = qr_be_tensor_alloc(be, at, nt, d, &a->x)) || (rc = qr_be_tensor_alloc(be, at, nt, d, &a->h)) ||
+        (rc = qr_be_tensor_alloc(be, at, nt, dq, &a->q)) || (rc = qr_be_tensor_alloc(be, at, nt, dkv, &a->k)) ||
+        (rc = qr_be_tensor_alloc(be, at, nt, dkv, &a->v)) || (rc = qr_be_tensor_alloc(be, at, nt, dq, &a->att)) ||
+        (rc = qr_be_tensor_alloc(be, at, nt, d, &a->o)) || (rc = qr_be_tensor_alloc(be, at, nt, s.d_ff, &a->gate)) ||
+        (rc = qr_be_tensor_alloc(be, at, nt, s.d_ff, &a->up)) || (rc = qr_be_tensor_alloc(be, at, ns, d, &a->last)) ||
+        (rc = qr_be_tensor_alloc(be, at, ns, s.vocab, &a->logits)))
         goto fail;
     st->ids = malloc((size_t)nt * sizeof(int32_t));
     st->pos = malloc((size_t)nt * sizeof(int32_t));
@@ -148,16 +127,27 @@ int qr_decoder_state_create(qr_model *m, int n_slots, int n_ctx, qr_decoder_stat
     st->n_slots = n_slots;
     st->n_ctx = n_ctx;
     st->len = calloc((size_t)n_slots, sizeof *st->len);
-    st->kc = calloc((size_t)c->n_layer, sizeof *st->kc);
-    st->vc = calloc((size_t)c->n_layer, sizeof *st->vc);
-    if (!st->len || !st->kc || !st->vc) {
+    if (!st->len) {
         rc = qr_fail(QR_ENOMEM, "decoder state");
         goto fail;
     }
-    int64_t rows = (int64_t)n_slots * n_ctx, dkv = (int64_t)c->n_kv_head * c->head_dim;
+    if (m->tp > 1) { /* a group: one state per rank */
+        if ((rc = qr_dec_tp_create(st)))
+            goto fail;
+        *out = st;
+        return QR_OK;
+    }
+    st->a.kc = calloc((size_t)c->n_layer, sizeof *st->a.kc);
+    st->a.vc = calloc((size_t)c->n_layer, sizeof *st->a.vc);
+    if (!st->a.kc || !st->a.vc) {
+        rc = qr_fail(QR_ENOMEM, "decoder state");
+        goto fail;
+    }
+    /* the KV cache of this rank's KV heads only */
+    int64_t rows = (int64_t)n_slots * n_ctx, dkv = (int64_t)qr_model_shard(m).n_kv_head * c->head_dim;
     for (int l = 0; l < c->n_layer; l++)
-        if ((rc = qr_be_tensor_alloc(m->be, m->be->act_dtype, rows, dkv, &st->kc[l])) ||
-            (rc = qr_be_tensor_alloc(m->be, m->be->act_dtype, rows, dkv, &st->vc[l]))) {
+        if ((rc = qr_be_tensor_alloc(m->be, m->be->act_dtype, rows, dkv, &st->a.kc[l])) ||
+            (rc = qr_be_tensor_alloc(m->be, m->be->act_dtype, rows, dkv, &st->a.vc[l]))) {
             rc = qr_fail(rc, "decoder state: KV cache %d x %d for layer %d: %s", n_slots, n_ctx, l, qr_last_error());
             goto fail;
         }
@@ -172,16 +162,17 @@ void qr_decoder_state_free(qr_decoder_state *st)
 {
     if (!st)
         return;
+    qr_dec_tp_free(st->tp);
     free_acts(st);
     qr_backend *be = st->m->be;
     for (int l = 0; l < st->m->cfg.n_layer; l++) {
-        if (st->kc)
-            free_t(be, &st->kc[l]);
-        if (st->vc)
-            free_t(be, &st->vc[l]);
+        if (st->a.kc)
+            free_t(be, &st->a.kc[l]);
+        if (st->a.vc)
+            free_t(be, &st->a.vc[l]);
     }
-    free(st->kc);
-    free(st->vc);
+    free(st->a.kc);
+    free(st->a.vc);
     free(st->len);
     free(st);
 }
@@ -201,81 +192,48 @@ int qr_decoder_slot_truncate(qr_decoder_state *st, int slot, int n)
         return qr_fail(QR_EINVAL, "decoder: truncate to %d", n);
     if (n < st->len[slot])
         st->len[slot] = n;
+    for (int r = 0; st->tp && r < st->m->tp; r++)
+        qr_decoder_slot_truncate(qr_dec_tp_rank(st->tp, r), slot, n);
     return QR_OK;
 }
 
-/* x += o, then h = RMSNorm(x) * w: the backend's fused op where it has one
- * (one pass over x instead of three), else add then rmsnorm (same result). */
-static int add_norm(qr_backend *be, qr_tensor *x, const qr_tensor *o, const qr_tensor *w, float eps, qr_tensor *h)
+uint64_t qr_decoder_kv_bytes(const qr_decoder_state *st, int rank)
 {
-    const qr_backend_ops *ops = be->ops;
-    if (ops->add_rmsnorm)
-        return ops->add_rmsnorm(be, x, o, w, eps, h);
-    int rc = ops->add(be, x, o);
-    return rc ? rc : ops->rmsnorm(be, x, w, eps, h);
+    if (st->tp)
+        return rank >= 0 && rank < st->m->tp ? qr_decoder_kv_bytes(qr_dec_tp_rank(st->tp, rank), 0) : 0;
+    if (rank != 0 || !st->a.kc)
+        return 0;
+    uint64_t b = 0;
+    for (int l = 0; l < st->m->cfg.n_layer; l++)
+        b += (uint64_t)st->a.kc[l].rows * st->a.kc[l].row_bytes + (uint64_t)st->a.vc[l].rows * st->a.vc[l].row_bytes;
+    return b;
+}
+
+/* The activation buffers as views of T rows (the buffers may be larger). */
+static qr_dec_acts views(qr_decoder_state *st, int64_t T, int n_seq)
+{
+    qr_dec_acts a = st->a;
+    qr_tensor *tok[] = {&a.x, &a.h, &a.q, &a.k, &a.v, &a.att, &a.o, &a.gate, &a.up};
+    for (size_t i = 0; i < sizeof tok / sizeof tok[0]; i++) {
+        tok[i]->rows = T;
+        tok[i]->owned = false;
+    }
+    a.last.rows = a.logits.rows = n_seq;
+    a.last.owned = a.logits.owned = false;
+    a.ids = st->ids;
+    a.pos = st->pos;
+    a.dst_rows = st->dst_rows;
+    a.last_rows = st->last_rows;
+    a.as = st->as;
+    return a;
 }
 
 /* Enqueues the forward pass of T packed tokens (host descriptors already
- * filled) up to the LM head's logits of each sequence's last row (when
- * head). Enqueues only: nothing here waits or reads results, so the same
- * calls can be captured into a graph. */
+ * filled): arch.c's block over this state's buffers. */
 static int forward(qr_decoder_state *st, int64_t T, int n_seq, bool head)
 {
-    qr_model *m = st->m;
-    qr_backend *be = m->be;
-    const qr_backend_ops *ops = be->ops;
-    const qr_model_config *c = &m->cfg;
-    int rc;
-    /* Views of the activations with T rows (buffers may be larger). */
-    qr_tensor x = st->x, h = st->h, q = st->q, k = st->k, v = st->v, att = st->att, o = st->o, gate = st->gate,
-              up = st->up, last = st->last, lg = st->logits;
-    x.rows = h.rows = q.rows = k.rows = v.rows = att.rows = o.rows = gate.rows = up.rows = T;
-    last.rows = lg.rows = n_seq;
-    x.owned = h.owned = q.owned = k.owned = v.owned = att.owned = o.owned = gate.owned = up.owned = false;
-    last.owned = lg.owned = false;
-
-    float scale = 1.0f / sqrtf((float)c->head_dim);
-    if ((rc = ops->embed(be, &m->tok_embd, st->ids, T, &x)))
-        return rc;
-    for (int l = 0; l < c->n_layer; l++) {
-        const qr_layer *y = &m->layers[l];
-        const qr_tensor *bq = qr_tensor_present(&y->bq) ? &y->bq : NULL;
-        const qr_tensor *bk = qr_tensor_present(&y->bk) ? &y->bk : NULL;
-        const qr_tensor *bv = qr_tensor_present(&y->bv) ? &y->bv : NULL;
-        const qr_tensor *bo = qr_tensor_present(&y->bo) ? &y->bo : NULL;
-        const qr_tensor *bg = qr_tensor_present(&y->b_gate) ? &y->b_gate : NULL;
-        const qr_tensor *bu = qr_tensor_present(&y->b_up) ? &y->b_up : NULL;
-        const qr_tensor *bd = qr_tensor_present(&y->b_down) ? &y->b_down : NULL;
-        /* h = RMSNorm(x): for layers after the first, already made by the
-         * previous layer's residual add (add_norm) */
-        if ((l == 0 && (rc = ops->rmsnorm(be, &x, &y->attn_norm_w, c->norm_eps, &h))) ||
-            (rc = ops->matmul(be, &h, &y->wq, bq, &q)) || (rc = ops->matmul(be, &h, &y->wk, bk, &k)) ||
-            (rc = ops->matmul(be, &h, &y->wv, bv, &v)) ||
-            (rc = ops->rope(be, &q, c->n_head, c->head_dim, st->pos, m->inv_freq)) ||
-            (rc = ops->rope(be, &k, c->n_kv_head, c->head_dim, st->pos, m->inv_freq)) ||
-            (rc = ops->copy_rows(be, &k, NULL, &st->kc[l], st->dst_rows, T)) ||
-            (rc = ops->copy_rows(be, &v, NULL, &st->vc[l], st->dst_rows, T)) ||
-            (rc = ops->attention(be, &q, &st->kc[l], &st->vc[l], st->as, n_seq, c->n_head, c->n_kv_head, c->head_dim,
-                                 scale, true, &att)) ||
-            (rc = ops->matmul(be, &att, &y->wo, bo, &o)) ||
-            (rc = add_norm(be, &x, &o, &y->ffn_norm_w, c->norm_eps, &h)) ||
-            (rc = ops->matmul(be, &h, &y->w_gate, bg, &gate)) || (rc = ops->matmul(be, &h, &y->w_up, bu, &up)) ||
-            (rc = ops->silu_mul(be, &gate, &up)) || (rc = ops->matmul(be, &gate, &y->w_down, bd, &o)))
-            return rc;
-        if (l + 1 < c->n_layer)
-            rc = add_norm(be, &x, &o, &m->layers[l + 1].attn_norm_w, c->norm_eps, &h);
-        else
-            rc = ops->add(be, &x, &o);
-        if (rc)
-            return rc;
-    }
-    /* Only the rows whose logits are wanted go through the final norm and LM head. */
-    if ((rc = ops->copy_rows(be, &x, st->last_rows, &last, NULL, n_seq)) ||
-        (rc = ops->rmsnorm(be, &last, &m->out_norm, c->norm_eps, &last)))
-        return rc;
-    if (head && (rc = ops->matmul(be, &last, &m->lm_head, NULL, &lg)))
-        return rc;
-    return QR_OK;
+    qr_dec_acts a = views(st, T, n_seq);
+    return qr_decoder_forward(st->m, &a, T, n_seq, head);
 }
 
 /* A decode step through a graph captured for this batch size (captured now
@@ -331,15 +289,9 @@ void qr_decoder_set_graphs(qr_decoder_state *st, bool on)
     st->graphs_off = !on;
 }
 
-/* One step: logits (n_seq, vocab) to the host when logits is not NULL, and
- * the k best (id, logit) pairs per sequence when k > 0 (backend topk). */
-static int step(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, float *logits, int k, int32_t *top_ids,
-                float *top_vals)
+int qr_dec_prepare(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, int64_t *T_out)
 {
-    qr_model *m = st->m;
-    qr_backend *be = m->be;
-    const qr_backend_ops *ops = be->ops;
-    const qr_model_config *c = &m->cfg;
+    const qr_model_config *c = &st->m->cfg;
     int rc;
     if (n_seq <= 0 || !seqs)
         return qr_fail(QR_EINVAL, "decoder step: no sequences");
@@ -380,24 +332,58 @@ static int step(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, float *
         st->last_rows[i] = (int32_t)(t + s->n - 1);
         t += s->n;
     }
+    *T_out = T;
+    return QR_OK;
+}
 
-    bool head = logits || k > 0;
+int qr_dec_run(qr_decoder_state *st, int64_t T, int n_seq, bool head)
+{
+    const qr_backend_ops *ops = st->m->be->ops;
     bool ran = false;
-    if (head && T == n_seq && ops->graph_begin && !st->graphs_off && (rc = forward_graph(st, n_seq, &ran)))
+    int rc;
+    if (head && T == n_seq && ops->graph_begin && !st->graphs_off && !st->a.allreduce &&
+        (rc = forward_graph(st, n_seq, &ran)))
         return rc;
     if (!ran && (rc = forward(st, T, n_seq, head)))
         return rc;
-    qr_tensor lg = st->logits;
+    return QR_OK;
+}
+
+qr_tensor qr_dec_logits(qr_decoder_state *st, int n_seq)
+{
+    qr_tensor lg = st->a.logits;
     lg.rows = n_seq;
     lg.owned = false;
+    return lg;
+}
+
+void qr_dec_commit(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq)
+{
+    for (int i = 0; i < n_seq; i++)
+        st->len[seqs[i].slot] += seqs[i].n;
+}
+
+/* One step: logits (n_seq, vocab) to the host when logits is not NULL, and
+ * the k best (id, logit) pairs per sequence when k > 0 (backend topk). */
+static int step(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, float *logits, int k, int32_t *top_ids,
+                float *top_vals)
+{
+    qr_backend *be = st->m->be;
+    const qr_backend_ops *ops = be->ops;
+    int64_t T;
+    int rc;
+    if (st->tp)
+        return qr_dec_tp_step(st, seqs, n_seq, logits, k, top_ids, top_vals);
+    if ((rc = qr_dec_prepare(st, seqs, n_seq, &T)) || (rc = qr_dec_run(st, T, n_seq, logits || k > 0)))
+        return rc;
+    qr_tensor lg = qr_dec_logits(st, n_seq);
     if (logits && (rc = ops->download(be, &lg, 0, logits, n_seq)))
         return rc;
     if (k > 0 && (rc = ops->topk(be, &lg, n_seq, k, top_ids, top_vals)))
         return rc;
     if ((rc = qr_be_sync(be)))
         return rc;
-    for (int i = 0; i < n_seq; i++)
-        st->len[seqs[i].slot] += seqs[i].n;
+    qr_dec_commit(st, seqs, n_seq);
     return QR_OK;
 }
 
@@ -406,11 +392,13 @@ int qr_decoder_step(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, flo
     return step(st, seqs, n_seq, logits, 0, NULL, NULL);
 }
 
-bool qr_decoder_has_topk(const qr_decoder_state *st) { return st->m->be->ops->topk != NULL; }
+/* A group merges its ranks' candidates (any backend: host top-k when the
+ * backend has none). */
+bool qr_decoder_has_topk(const qr_decoder_state *st) { return st->tp || st->m->be->ops->topk != NULL; }
 
 int qr_decoder_step_topk(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, int k, int32_t *ids, float *vals)
 {
-    if (!st->m->be->ops->topk)
+    if (!qr_decoder_has_topk(st))
         return qr_fail(QR_EUNSUPPORTED, "decoder: the %s backend has no device-side top-k", st->m->be->ops->name);
     if (k < 1 || k > QR_BE_TOPK_MAX || k > st->m->cfg.vocab_size || !ids)
         return qr_fail(QR_EINVAL, "decoder: top-k of %d outside 1..%d", k, QR_BE_TOPK_MAX);

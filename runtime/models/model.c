@@ -26,19 +26,15 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "runtime/dist/comm.h"
 
-enum {
-    W_OPTIONAL = 1,  /* absent is fine: the tensor is left empty */
-    W_VEC = 2,       /* 1-D in the file: (n) loaded as (1, n) */
-    W_PERM_Q = 4,    /* undo GGUF's RoPE row permutation with n_head heads */
-    W_PERM_K = 8,    /* ... with n_kv_head heads */
-};
+/* Short names for the flags of model_internal.h in the tables below. */
+#define W_OPTIONAL QR_W_OPTIONAL
+#define W_VEC QR_W_VEC
+#define W_PERM_Q QR_W_PERM_Q
+#define W_PERM_K QR_W_PERM_K
 
-typedef struct {
-    qr_model *m;
-    bool gguf;
-    size_t staging_peak;  /* largest host buffer needed while loading */
-} loader;
+typedef qr_loader loader;
 
 /* Finds the first candidate present. Candidates may hold one %d (the layer).
  * HF candidates are also tried with the "bert." and "model." prefixes. */
@@ -71,10 +67,107 @@ static void add_bytes(qr_model *m, const qr_tensor *t)
         m->weight_bytes += (uint64_t)t->rows * sizeof(float);
 }
 
-/* Loads one tensor: checks its shape is (rows, cols) ((cols) for W_VEC), undoes
- * the GGUF RoPE permutation if asked, converts to `want` on the backend. */
-static int load_w(loader *L, const char *const *cands, int layer, int64_t rows, int64_t cols, qr_dtype want,
-                  int flags, qr_tensor *out)
+/* Takes slice sl of t (rows x cols; for a vector, elements [off, off+n) of
+ * its cols, ub bytes each) and, with zero_row, one more row of zeros: *src
+ * then points at the slice (into the mapping when it is contiguous and no
+ * row is added, else into *staged, malloc'd) and *rows / *cols are its shape. */
+static int take_slice(loader *L, const qr_wtensor *t, const char *name, bool vec, const qr_wslice *sl, bool zero_row,
+                      const void **src, void **staged, int64_t *rows, int64_t *cols)
+{
+    const char *base = t->data;
+    *src = base;
+    *staged = NULL;
+    if (sl && sl->n > 0 && (sl->axis == 0 || vec)) {
+        /* rows (a vector's elements): one contiguous range of the file */
+        size_t ub = vec ? qr_dtype_row_bytes(t->dtype, 1) : qr_dtype_row_bytes(t->dtype, *cols);
+        if (sl->off < 0 || sl->off + sl->n > (vec ? *cols : *rows) || ub == 0)
+            return qr_fail(QR_EINVAL, "%s: tensor '%s': slice [%lld, +%lld) outside it", t->file, name,
+                           (long long)sl->off, (long long)sl->n);
+        *src = base + (size_t)sl->off * ub;
+        if (vec)
+            *cols = sl->n;
+        else
+            *rows = sl->n;
+    } else if (sl && sl->n > 0) {
+        /* columns: the same byte range of every row, read with the file's row stride */
+        int blk = qr_dtype_block(t->dtype);
+        if (blk <= 0 || sl->off % blk || sl->n % blk || sl->off < 0 || sl->off + sl->n > *cols)
+            return qr_fail(QR_EUNSUPPORTED, "%s: tensor '%s' (%s): columns [%lld, +%lld) of %lld cannot be split "
+                           "on its blocks of %d", t->file, name, qr_dtype_name(t->dtype), (long long)sl->off,
+                           (long long)sl->n, (long long)*cols, blk);
+        size_t rb = qr_dtype_row_bytes(t->dtype, *cols), ob = qr_dtype_row_bytes(t->dtype, sl->off),
+               nb = qr_dtype_row_bytes(t->dtype, sl->n);
+        char *d = malloc((size_t)*rows * nb + (zero_row ? nb : 0));
+        if (!d)
+            return qr_fail(QR_ENOMEM, "%s: tensor '%s': column slice", t->file, name);
+        for (int64_t r = 0; r < *rows; r++)
+            memcpy(d + (size_t)r * nb, base + (size_t)r * rb + ob, nb);
+        *src = *staged = d;
+        *cols = sl->n;
+    }
+    if (zero_row) {
+        /* all-zero bytes are 0.0 in every storage type (float or ggml blocks, whose scales are then 0) */
+        size_t rb = qr_dtype_row_bytes(t->dtype, *cols), nb = (size_t)*rows * rb;
+        char *d = *staged ? realloc(*staged, nb + rb) : malloc(nb + rb);
+        if (!d)
+            return qr_fail(QR_ENOMEM, "%s: tensor '%s': zero row", t->file, name);
+        if (!*staged)
+            memcpy(d, *src, nb);
+        memset(d + nb, 0, rb);
+        *src = *staged = d;
+        *rows += 1;
+    }
+    if (*staged && (size_t)*rows * qr_dtype_row_bytes(t->dtype, *cols) > L->staging_peak)
+        L->staging_peak = (size_t)*rows * qr_dtype_row_bytes(t->dtype, *cols);
+    return QR_OK;
+}
+
+/* GGUF Q/K rows back to HF's half-rotation order (see the top of this file),
+ * for n_units rows (or vector elements) of ub bytes forming whole heads. */
+static int unpermute(loader *L, const qr_wtensor *t, const char *name, const void *src, int64_t n_units, size_t ub,
+                     void **out)
+{
+    int hd = L->m->cfg.head_dim, half = hd / 2;
+    if (ub == 0 || n_units % hd)
+        return qr_fail(QR_EFORMAT, "%s: tensor '%s': cannot un-permute %lld rows of %s", t->file, name,
+                       (long long)n_units, qr_dtype_name(t->dtype));
+    char *d = malloc((size_t)n_units * ub);
+    if (!d)
+        return qr_fail(QR_ENOMEM, "%s: tensor '%s': %zu bytes", t->file, name, (size_t)n_units * ub);
+    const char *s = src;
+    for (int64_t h = 0; h < n_units / hd; h++)
+        for (int j = 0; j < 2; j++)
+            for (int i = 0; i < half; i++)
+                memcpy(d + ((size_t)h * hd + (size_t)j * half + i) * ub, s + ((size_t)h * hd + 2 * i + j) * ub, ub);
+    if ((size_t)n_units * ub > L->staging_peak)
+        L->staging_peak = (size_t)n_units * ub;
+    *out = d;
+    return QR_OK;
+}
+
+static int check_shape(const qr_wtensor *t, const char *name, int64_t rows, int64_t cols, bool vec)
+{
+    bool ok;
+    if (vec)
+        ok = (t->n_dims == 1 && t->shape[0] == cols) || (t->n_dims == 2 && t->shape[0] == 1 && t->shape[1] == cols);
+    else
+        ok = t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols;
+    if (ok)
+        return QR_OK;
+    char found[96] = "(";
+    for (int i = 0; i < t->n_dims && i < 4; i++)
+        snprintf(found + strlen(found), sizeof found - strlen(found), "%s%lld", i ? ", " : "",
+                 (long long)t->shape[i]);
+    snprintf(found + strlen(found), sizeof found - strlen(found), ")");
+    if (vec)
+        return qr_fail(QR_EFORMAT, "%s: tensor '%s': expected shape (%lld), found %s", t->file, name,
+                       (long long)cols, found);
+    return qr_fail(QR_EFORMAT, "%s: tensor '%s': expected shape (%lld, %lld), found %s", t->file, name,
+                   (long long)rows, (long long)cols, found);
+}
+
+int qr_load_w(loader *L, const char *const *cands, int layer, int64_t rows, int64_t cols, const qr_wslice *sl,
+              qr_dtype want, int flags, qr_tensor *out)
 {
     qr_model *m = L->m;
     char name[320];
@@ -85,59 +178,43 @@ static int load_w(loader *L, const char *const *cands, int layer, int64_t rows, 
             return QR_OK;
         return qr_fail(QR_ENOTFOUND, "%s: tensor '%s' not found", m->path, name);
     }
-    bool ok;
-    if (flags & W_VEC)
-        ok = (t->n_dims == 1 && t->shape[0] == cols) || (t->n_dims == 2 && t->shape[0] == 1 && t->shape[1] == cols);
-    else
-        ok = t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols;
-    if (!ok) {
-        char found[96] = "(";
-        for (int i = 0; i < t->n_dims && i < 4; i++)
-            snprintf(found + strlen(found), sizeof found - strlen(found), "%s%lld", i ? ", " : "",
-                     (long long)t->shape[i]);
-        snprintf(found + strlen(found), sizeof found - strlen(found), ")");
-        if (flags & W_VEC)
-            return qr_fail(QR_EFORMAT, "%s: tensor '%s': expected shape (%lld), found %s", t->file, name,
-                           (long long)cols, found);
-        return qr_fail(QR_EFORMAT, "%s: tensor '%s': expected shape (%lld, %lld), found %s", t->file, name,
-                       (long long)rows, (long long)cols, found);
-    }
-    if (flags & W_VEC)
+    bool vec = flags & W_VEC;
+    int rc = check_shape(t, name, rows, cols, vec);
+    if (rc)
+        return rc;
+    if (vec)
         rows = 1;
-    const void *src = t->data;
-    void *staged = NULL;
-    int perm_heads = (flags & W_PERM_Q) ? m->cfg.n_head : (flags & W_PERM_K) ? m->cfg.n_kv_head : 0;
-    if (perm_heads && L->gguf && m->cfg.arch == QR_ARCH_LLAMA) {
+    const void *src;
+    void *staged = NULL, *perm = NULL;
+    if ((rc = take_slice(L, t, name, vec, sl, flags & QR_W_ZERO_ROW, &src, &staged, &rows, &cols)))
+        goto out;
+    if ((flags & (W_PERM_Q | W_PERM_K)) && L->gguf && m->cfg.arch == QR_ARCH_LLAMA) {
         /* Units permuted: rows of a matrix, or elements of a bias vector. */
-        int64_t n_units = (flags & W_VEC) ? cols : rows;
-        size_t ub = (flags & W_VEC) ? qr_dtype_row_bytes(t->dtype, 1) : qr_dtype_row_bytes(t->dtype, cols);
-        int hd = m->cfg.head_dim, half = hd / 2;
-        if (ub == 0 || t->nbytes != ub * (size_t)n_units || n_units != (int64_t)perm_heads * hd)
-            return qr_fail(QR_EFORMAT, "%s: tensor '%s': cannot un-permute %lld rows of %s", t->file, name,
-                           (long long)n_units, qr_dtype_name(t->dtype));
-        staged = malloc(t->nbytes);
-        if (!staged)
-            return qr_fail(QR_ENOMEM, "%s: tensor '%s': %zu bytes", t->file, name, t->nbytes);
-        const char *s = t->data;
-        char *d = staged;
-        for (int h = 0; h < perm_heads; h++)
-            for (int j = 0; j < 2; j++)
-                for (int i = 0; i < half; i++)
-                    memcpy(d + ((size_t)h * hd + (size_t)j * half + i) * ub, s + ((size_t)h * hd + 2 * i + j) * ub,
-                           ub);
-        src = staged;
-        if (t->nbytes > L->staging_peak)
-            L->staging_peak = t->nbytes;
+        int64_t n_units = vec ? cols : rows;
+        size_t ub = vec ? qr_dtype_row_bytes(t->dtype, 1) : qr_dtype_row_bytes(t->dtype, cols);
+        if ((rc = unpermute(L, t, name, src, n_units, ub, &perm)))
+            goto out;
+        src = perm;
     }
-    int rc = m->be->ops->weight_load(m->be, src, t->dtype, rows, cols, want, staged == NULL, out);
-    free(staged);
+    rc = m->be->ops->weight_load(m->be, src, t->dtype, rows, cols, want, !staged && !perm, out);
     if (rc) {
         memset(out, 0, sizeof *out);
-        return qr_fail(rc, "%s: tensor '%s' (%s -> %s): %s", t->file, name, qr_dtype_name(t->dtype),
-                       qr_dtype_name(want), qr_last_error());
+        rc = qr_fail(rc, "%s: tensor '%s' (%s -> %s): %s", t->file, name, qr_dtype_name(t->dtype),
+                     qr_dtype_name(want), qr_last_error());
+        goto out;
     }
     add_bytes(m, out);
-    return QR_OK;
+out:
+    free(staged);
+    free(perm);
+    return rc;
+}
+
+/* Whole tensors (the encoder's). */
+static int load_w(loader *L, const char *const *cands, int layer, int64_t rows, int64_t cols, qr_dtype want,
+                  int flags, qr_tensor *out)
+{
+    return qr_load_w(L, cands, layer, rows, cols, NULL, want, flags, out);
 }
 
 #define CANDS(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -198,67 +275,6 @@ static int load_bert(loader *L)
             (rc = load_w(L, CANDS("encoder.layer.%d.output.LayerNorm.bias", "encoder.layer.%d.output.LayerNorm.beta",
                                   "blk.%d.layer_output_norm.bias"),
                          l, 1, d, QR_F32, W_VEC, &y->ffn_norm_b)))
-            return rc;
-    }
-    return QR_OK;
-}
-
-static int load_llama(loader *L)
-{
-    qr_model *m = L->m;
-    const qr_model_config *c = &m->cfg;
-    int64_t d = c->d_model, ff = c->d_ff, dq = (int64_t)c->n_head * c->head_dim,
-            dkv = (int64_t)c->n_kv_head * c->head_dim;
-    qr_dtype wt = m->dtype;
-    int qb = c->qkv_bias ? 0 : W_OPTIONAL, ob = c->attn_out_bias ? 0 : W_OPTIONAL, mb = c->mlp_bias ? 0 : W_OPTIONAL;
-    int rc;
-    if ((rc = load_w(L, CANDS("model.embed_tokens.weight", "token_embd.weight"), 0, c->vocab_size, d, wt, 0,
-                     &m->tok_embd)) ||
-        (rc = load_w(L, CANDS("model.norm.weight", "output_norm.weight"), 0, 1, d, QR_F32, W_VEC, &m->out_norm)))
-        return rc;
-    if (c->tie_embeddings) {
-        m->lm_head = m->tok_embd;
-        m->lm_head.owned = false;
-        m->lm_head_tied = true;
-    } else if ((rc = load_w(L, CANDS("lm_head.weight", "output.weight"), 0, c->vocab_size, d, wt, 0, &m->lm_head))) {
-        return rc;
-    }
-    for (int l = 0; l < c->n_layer; l++) {
-        qr_layer *y = &m->layers[l];
-        if ((rc = load_w(L, CANDS("model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight"), l, 1, d,
-                         QR_F32, W_VEC, &y->attn_norm_w)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight"), l, dq, d, wt,
-                         W_PERM_Q, &y->wq)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight"), l, dkv, d, wt,
-                         W_PERM_K, &y->wk)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight"), l, dkv, d, wt,
-                         0, &y->wv)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight"), l, d, dq,
-                         wt, 0, &y->wo)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight"), l, 1,
-                         d, QR_F32, W_VEC, &y->ffn_norm_w)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight"), l, ff, d, wt, 0,
-                         &y->w_gate)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight"), l, ff, d, wt, 0,
-                         &y->w_up)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight"), l, d, ff, wt, 0,
-                         &y->w_down)))
-            return rc;
-        /* Biases: required when the config says so; loaded if present otherwise. */
-        if ((rc = load_w(L, CANDS("model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias"), l, 1, dq, QR_F32,
-                         W_VEC | W_PERM_Q | qb, &y->bq)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias"), l, 1, dkv, QR_F32,
-                         W_VEC | W_PERM_K | qb, &y->bk)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias"), l, 1, dkv, QR_F32,
-                         W_VEC | qb, &y->bv)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.self_attn.o_proj.bias", "blk.%d.attn_output.bias"), l, 1, d,
-                         QR_F32, W_VEC | ob, &y->bo)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.mlp.gate_proj.bias", "blk.%d.ffn_gate.bias"), l, 1, ff, QR_F32,
-                         W_VEC | mb, &y->b_gate)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.mlp.up_proj.bias", "blk.%d.ffn_up.bias"), l, 1, ff, QR_F32,
-                         W_VEC | mb, &y->b_up)) ||
-            (rc = load_w(L, CANDS("model.layers.%d.mlp.down_proj.bias", "blk.%d.ffn_down.bias"), l, 1, d, QR_F32,
-                         W_VEC | mb, &y->b_down)))
             return rc;
     }
     return QR_OK;
@@ -350,7 +366,9 @@ static bool is_file(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-int qr_model_load(const char *path, const qr_model_opts *opts, qr_backend *be, qr_model **out)
+/* Loads the whole model (n = 1) or rank `rank` of n's shard on be; a shard
+ * skips the tokenizer (the group holds it). */
+static int load_one(const char *path, const qr_model_opts *opts, qr_backend *be, int rank, int n, qr_model **out)
 {
     qr_model *m = NULL;
     int rc;
@@ -375,9 +393,21 @@ int qr_model_load(const char *path, const qr_model_opts *opts, qr_backend *be, q
     if (rc)
         goto fail;
 
+    if (n > 1 && (rc = qr_shard_plan(&m->cfg, rank, n, &m->sh))) {
+        rc = qr_fail(rc, "%s: %s", path, qr_last_error());
+        goto fail;
+    }
+    if (n > 1 && m->cfg.arch == QR_ARCH_BERT) {
+        rc = qr_fail(QR_EUNSUPPORTED, "%s: tensor parallelism is for decoders (this model is %s)", path,
+                     m->cfg.arch_name);
+        goto fail;
+    }
+
     /* Tokenizer: optional (test fixtures ship none); any present one must load. */
     bool has_tok;
-    if (g) {
+    if (n > 1 && rank > 0) {
+        has_tok = false;
+    } else if (g) {
         has_tok = qr_gguf_has(g, "tokenizer.ggml.model");
     } else {
         char tp[4200];
@@ -414,7 +444,7 @@ int qr_model_load(const char *path, const qr_model_opts *opts, qr_backend *be, q
         if (m->tok && qr_tokenizer_n_vocab(m->tok) > m->cfg.vocab_size)
             QR_WARN("%s: tokenizer has %d tokens but the model only %d embeddings", path,
                     qr_tokenizer_n_vocab(m->tok), m->cfg.vocab_size);
-    } else {
+    } else if (rank == 0) {
         QR_INFO("%s: no tokenizer found; only id-based calls are available", path);
     }
 
@@ -424,7 +454,7 @@ int qr_model_load(const char *path, const qr_model_opts *opts, qr_backend *be, q
         goto fail;
     }
     loader L = {.m = m, .gguf = g != NULL};
-    rc = m->cfg.arch == QR_ARCH_BERT ? load_bert(&L) : load_llama(&L);
+    rc = m->cfg.arch == QR_ARCH_BERT ? load_bert(&L) : qr_load_decoder(&L);
     if (rc)
         goto fail;
 
@@ -471,6 +501,12 @@ int qr_model_load(const char *path, const qr_model_opts *opts, qr_backend *be, q
         qr_model_estimate(c, m->dtype, ctx, 1, tok, &e);
         double mib = 1024.0 * 1024.0, load_peak = (double)m->weight_bytes + L.staging_peak,
                run_peak = (double)m->weight_bytes + e.kv_cache + e.workspace;
+        if (n > 1)
+            QR_INFO("%s: tensor-parallel rank %d of %d: %d heads, %d KV heads (from %d), FFN %d, vocabulary "
+                    "rows %d..%d; weights %.2f MiB on backend %s", path, rank, n, m->sh.n_head, m->sh.n_kv_head,
+                    m->sh.kv_head0, m->sh.d_ff, m->sh.vocab0, m->sh.vocab0 + m->sh.vocab - 1, m->weight_bytes / mib,
+                    be->ops->name);
+        else
         QR_INFO("%s: %s, %d layers, d %d; weights %s: %.2f MiB on backend %s; peak memory: %.2f MiB while "
                 "loading, %.2f MiB running %s%lld tokens (KV cache %.1f KiB per token, workspace %.2f MiB)",
                 path, c->arch_name, c->n_layer, c->d_model, qr_dtype_name(m->dtype), m->weight_bytes / mib,
@@ -485,6 +521,50 @@ fail:
     return rc;
 }
 
+int qr_model_load(const char *path, const qr_model_opts *opts, qr_backend *be, qr_model **out)
+{
+    return load_one(path, opts, be, 0, 1, out);
+}
+
+int qr_model_load_tp(const char *path, const qr_model_opts *opts, qr_backend *const *bes, int n, qr_model **out)
+{
+    if (!path || !opts || !bes || !out)
+        return qr_fail(QR_EINVAL, "qr_model_load_tp: NULL argument");
+    if (n < 1 || n > QR_TP_MAX)
+        return qr_fail(QR_EINVAL, "%s: tensor parallelism over %d ranks (1..%d)", path, n, QR_TP_MAX);
+    if (n == 1)
+        return qr_model_load(path, opts, bes[0], out);
+    qr_model *g = calloc(1, sizeof *g);
+    int rc;
+    if (!g || !(g->ranks = calloc((size_t)n, sizeof *g->ranks))) {
+        free(g);
+        return qr_fail(QR_ENOMEM, "%s: model group", path);
+    }
+    g->tp = n;
+    /* every rank or none: a rank that fails frees the ranks loaded before it */
+    for (int r = 0; r < n; r++)
+        if ((rc = load_one(path, opts, bes[r], r, n, &g->ranks[r]))) {
+            rc = qr_fail(rc, "tensor-parallel rank %d of %d (backend %s): %s", r, n, bes[r]->ops->name,
+                         qr_last_error());
+            goto fail;
+        }
+    if ((rc = qr_comm_host_create(n, &g->comm)))
+        goto fail;
+    qr_model *r0 = g->ranks[0];
+    g->cfg = r0->cfg;
+    g->be = r0->be;
+    g->dtype = r0->dtype;
+    g->tok = r0->tok; /* the group owns the tokenizer */
+    r0->tok = NULL;
+    snprintf(g->path, sizeof g->path, "%s", r0->path);
+    for (int r = 0; r < n; r++)
+        g->weight_bytes += g->ranks[r]->weight_bytes;
+    *out = g;
+    return QR_OK;
+fail:
+    qr_model_free(g);
+    return rc;
+}
 static void free_t(qr_backend *be, qr_tensor *t)
 {
     if (t->data || t->scale)
@@ -496,6 +576,14 @@ void qr_model_free(qr_model *m)
 {
     if (!m)
         return;
+    for (int r = 0; m->ranks && r < m->tp; r++) {
+        qr_backend *rb = m->ranks[r] ? m->ranks[r]->be : NULL;
+        qr_model_free(m->ranks[r]);
+        if (m->owns_backends)
+            qr_backend_destroy(rb);
+    }
+    free(m->ranks);
+    qr_comm_destroy(m->comm);
     qr_backend *be = m->be;
     if (m->layers) {
         for (int l = 0; l < m->cfg.n_layer; l++) {
@@ -525,3 +613,27 @@ void qr_model_free(qr_model *m)
 const qr_model_config *qr_model_cfg(const qr_model *m) { return &m->cfg; }
 const qr_tokenizer *qr_model_tokenizer(const qr_model *m) { return m->tok; }
 uint64_t qr_model_weight_bytes(const qr_model *m) { return m->weight_bytes; }
+void qr_model_own_backends(qr_model *m)
+{
+    if (m->tp > 1)
+        m->owns_backends = true;
+}
+
+void qr_model_comm_stats(qr_model *m, qr_comm_stats *out, bool reset)
+{
+    memset(out, 0, sizeof *out);
+    if (!m->comm)
+        return;
+    *out = m->comm->stats;
+    if (reset)
+        memset(&m->comm->stats, 0, sizeof m->comm->stats);
+}
+
+int qr_model_tp(const qr_model *m) { return m->tp > 1 ? m->tp : 1; }
+
+uint64_t qr_model_rank_weight_bytes(const qr_model *m, int rank)
+{
+    if (m->tp > 1)
+        return rank >= 0 && rank < m->tp ? m->ranks[rank]->weight_bytes : 0;
+    return rank == 0 ? m->weight_bytes : 0;
+}

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "runtime/backend.h"
+#include "runtime/dist/comm.h"
 #include "runtime/models/config.h"
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -30,8 +31,35 @@ int qr_model_load(const char *path, const qr_model_opts *opts, qr_backend *be, q
 void qr_model_free(qr_model *m);
 const qr_model_config *qr_model_cfg(const qr_model *m);
 const qr_tokenizer *qr_model_tokenizer(const qr_model *m);
-/* Bytes of weights held by the backend after conversion. */
+/* Bytes of weights held by the backend after conversion (all ranks). */
 uint64_t qr_model_weight_bytes(const qr_model *m);
+
+/* ---- tensor parallelism ----
+ * Loads a decoder split over n ranks, rank r on backend bes[r] (borrowed;
+ * they must outlive the model), Megatron-style (runtime/models/arch.c): each
+ * rank reads from the file only its slice of the split tensors (heads, FFN
+ * columns, vocabulary rows) and its decoder state caches only its KV heads.
+ * The ranks communicate through an in-process host communicator
+ * (runtime/dist), so any backend works. n = 1 is qr_model_load. Counts that
+ * cannot be split n ways: QR_EUNSUPPORTED naming them (the rule of `quire
+ * estimate`). The result is used like any model (qr_generate, decoder
+ * states); a step drives every rank, one thread each. */
+#define QR_TP_MAX 64
+int qr_model_load_tp(const char *path, const qr_model_opts *opts, qr_backend *const *bes, int n, qr_model **out);
+/* qr_model_free of a group also destroys its ranks' backends (for callers
+ * that made them for this model only). No effect on a single-rank model. */
+void qr_model_own_backends(qr_model *m);
+/* QR_OK when config c splits n ways (the rule above), else QR_EUNSUPPORTED
+ * with the numbers. */
+int qr_model_tp_check(const qr_model_config *c, int n);
+/* Ranks of the model (1 unless loaded by qr_model_load_tp with n > 1). */
+int qr_model_tp(const qr_model *m);
+/* Weight bytes held by one rank. */
+uint64_t qr_model_rank_weight_bytes(const qr_model *m, int rank);
+/* The group communicator's counters (all-reduces, their bytes, seconds rank 0
+ * spent in collectives); zeros for a single-rank model. reset: zero them
+ * afterwards. */
+void qr_model_comm_stats(qr_model *m, qr_comm_stats *out, bool reset);
 
 /* ---- encoder (BERT family) ---- */
 /* Embeds n texts: tokenizes (with special tokens, truncated to max_seq_length),
@@ -195,6 +223,9 @@ bool qr_decoder_has_topk(const qr_decoder_state *st);
  * values (ids/vals: n_seq*k; vals may be NULL), selected on the device; k = 1
  * is greedy. QR_EUNSUPPORTED when !qr_decoder_has_topk (nothing is run). */
 int qr_decoder_step_topk(qr_decoder_state *st, const qr_dec_seq *seqs, int n_seq, int k, int32_t *ids, float *vals);
+/* Bytes of KV cache the state holds on tensor-parallel rank `rank` (rank 0
+ * of a single-rank model: all of it); 0 for a rank out of range. */
+uint64_t qr_decoder_kv_bytes(const qr_decoder_state *st, int rank);
 /* Steps of single tokens are captured and replayed as graphs on backends that
  * can (CUDA graphs); on by default. Off drops the state's graphs (benchmarks
  * compare the two). */

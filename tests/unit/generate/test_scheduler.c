@@ -13,7 +13,8 @@
  * Then: batching happens (steps that ran > 1 sequence; fewer steps than
  * tokens), bounded queue (QR_EBUSY), cancel mid-generation frees the slot for
  * the next request, drain with and without grace, destroy with requests in
- * flight, argument errors. */
+ * flight, argument errors. The concurrent, queue/cancel and drain tests run
+ * again over a tensor-parallel model (qr_model_load_tp, TP = 2). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -730,5 +731,24 @@ int main(void)
     }
     qr_model_free(m);
     qr_backend_destroy(be);
+
+    /* The same over a tensor-parallel model (two in-process ranks, one
+     * thread each per step): one scheduler step drives both ranks. */
+    qr_backend *b2[2] = {NULL, NULL};
+    qr_model *m2 = NULL;
+    CHECK_OK(qr_backend_cpu_create(1, &b2[0]));
+    CHECK_OK(qr_backend_cpu_create(1, &b2[1]));
+    if (b2[0] && b2[1])
+        CHECK_OK(qr_model_load_tp(FIXTURE("models/stories260K/stories260K.gguf"), &mo, b2, 2, &m2));
+    if (m2) {
+        CHECK_INT(qr_model_tp(m2), 2);
+        printf("TP=2:\n");
+        test_concurrent(m2);
+        test_queue_and_cancel(m2);
+        test_drain_destroy(m2);
+    }
+    qr_model_free(m2);
+    qr_backend_destroy(b2[0]);
+    qr_backend_destroy(b2[1]);
     return qr_test_done();
 }
