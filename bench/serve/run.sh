@@ -9,11 +9,11 @@
 # format of the "Service load (wrk)" section of bench/RESULTS.md.
 # Each row also gives the server's CPU time per request: utime + stime of the server process
 # (/proc/PID/stat, all its threads) over the row, divided by the requests it answered on that
-# route (/metrics, which also counts those wrk gave up on at the end). For /v1/search the
-# retrieval time each answer reports ("seconds", wall time of qr_retrieve: BM25, fusion, chunk
-# fetch, MMR) is averaged by post.lua, and "server own" = CPU per request - retrieval: what HTTP,
-# JSON and the threads cost. With several connections on 2 cores "seconds" also counts time a
-# retrieval waited for a core, so "server own" is exact only at 1 connection.
+# route (/metrics, which also counts those wrk gave up on at the end). For /v1/search,
+# "retrieval" is the CPU time per query of the same retrieval alone (build/bench/bench_retrieve:
+# the same queries, k 10, qr_question_keywords + qr_retrieve_query_lex on one thread, best of 3
+# passes) and "server own" = server CPU - retrieval: what HTTP, JSON, logging, metrics and the
+# threads cost per request. CPU times, unlike latencies, hold on a shared machine.
 #   bash bench/serve/run.sh                      # after a build (build/cli/quire)
 #   DUR=5s CONNS="1 8" bash bench/serve/run.sh   # shorter
 #   BASE=main bash bench/serve/run.sh            # also the binary of git ref main (built in a temp
@@ -52,8 +52,13 @@ if [ -n "$BASE" ]; then
   # the same build options as a plain CPU build, from a copy of the ref's tree
   mkdir -p "$T/base-src"
   git archive "$BASE" | tar -x -C "$T/base-src"
-  (cd "$T/base-src" && meson setup build -Dcuda=disabled >/dev/null && nice ninja -C build cli/quire >/dev/null) || {
-    echo "cannot build $BASE" >&2; exit 1; }
+  # bench_retrieve measures the base's own retrieval (its API is older than the program)
+  if ! grep -q bench_retrieve "$T/base-src/bench/meson.build"; then
+    cp bench/bench_retrieve.c "$T/base-src/bench/"
+    echo "executable('bench_retrieve', 'bench_retrieve.c', dependencies : quire_dep)" >> "$T/base-src/bench/meson.build"
+  fi
+  (cd "$T/base-src" && meson setup build -Dcuda=disabled >/dev/null &&
+    nice ninja -C build cli/quire bench/bench_retrieve >/dev/null) || { echo "cannot build $BASE" >&2; exit 1; }
   BASE_Q=$T/base-src/build/cli/quire
 fi
 
@@ -62,6 +67,8 @@ python3 - "$DATA/queries.jsonl" "$T" <<'PY'
 import json, sys
 qs = [json.loads(l)["text"] for l in open(sys.argv[1]) if l.strip()]
 out = sys.argv[2]
+with open(out + "/queries.txt", "w") as f:
+    for q in qs: f.write(" ".join(q.split()) + "\n")
 with open(out + "/search.jsonl", "w") as f:
     for q in qs: f.write(json.dumps({"query": q, "k": 10}) + "\n")
 with open(out + "/ask.jsonl", "w") as f:
@@ -102,16 +109,16 @@ answered() {
     END {print s + 0}'
 }
 
-# run WHICH LABEL ROUTE BODIES: wrk with each connection count
+# run WHICH LABEL ROUTE BODIES RETR: wrk with each connection count; RETR: retrieval CPU ms per
+# query for "server own", or empty
 run() {
-  local which=$1 label=$2 route=$3 bodies=$4 c out rps p50 p99 n non2xx c0 c1 a0 a1 cpu_ms ret_ms own_ms
+  local which=$1 label=$2 route=$3 bodies=$4 retr=$5 c out rps p50 p99 n non2xx c0 c1 a0 a1 cpu_ms own_ms
   local tck; tck=$(getconf CLK_TCK)
   for c in $CONNS; do
     quiet
-    rm -f "$T/secs"
     a0=$(answered "$route"); c0=$(cpu)
-    out=$(SECONDS_OUT=$([ "$route" = /v1/search ] && echo "$T/secs") BODIES=$bodies \
-      wrk -t $(( c < 2 ? 1 : 2 )) -c "$c" -d "$DUR" --timeout 30s --latency -s "$HERE/post.lua" "$URL$route" 2>&1)
+    out=$(BODIES=$bodies wrk -t $(( c < 2 ? 1 : 2 )) -c "$c" -d "$DUR" --timeout 30s --latency \
+      -s "$HERE/post.lua" "$URL$route" 2>&1)
     quiet
     c1=$(cpu); a1=$(answered "$route")
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
@@ -120,15 +127,19 @@ run() {
     n=$(awk '/requests in/ {print $1}' <<<"$out")
     non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
     cpu_ms=$(awk -v d=$((c1 - c0)) -v t="$tck" -v n=$((a1 - a0)) 'BEGIN {printf "%.3f", n ? d / t * 1000 / n : 0}')
-    ret_ms="—"; own_ms="—"
-    if [ -s "$T/secs" ]; then
-      ret_ms=$(awk '{printf "%.3f", $2 ? $1 / $2 * 1000 : 0}' "$T/secs")
-      own_ms=$(awk -v a="$cpu_ms" -v b="$ret_ms" 'BEGIN {printf "%.3f", a - b}')
-    fi
+    own_ms="—"
+    [ -n "$retr" ] && own_ms=$(awk -v a="$cpu_ms" -v b="$retr" 'BEGIN {printf "%.3f", a - b}')
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$which" "$label" "$c" "$DUR" "$n" "$rps" \
-      "$p50" "$p99" "${non2xx:-0}" "$cpu_ms" "$ret_ms" "$own_ms"
+      "$p50" "$p99" "${non2xx:-0}" "$cpu_ms" "${retr:-—}" "$own_ms"
     echo "$out" >> "$T/wrk-raw.txt"
   done
+}
+
+# retrieval BIN: CPU ms per query of /v1/search's retrieval alone with BIN's code (bench_retrieve
+# next to BIN's build; empty when it is not there)
+retrieval() {
+  local b; b=$(dirname "$1")/../bench/bench_retrieve
+  [ -x "$b" ] && "$b" "$T/store" "$T/queries.txt" 10 3 | awk '{print $6}'
 }
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/ {print $2}') GiB;" \
@@ -137,7 +148,7 @@ echo "store: SciFact corpus.jsonl, BM25 only: $(python3 -c 'import json,sys; j=j
 echo "load before: $(uptime)"
 echo
 echo "| binary | route | connections | duration | requests | requests/s | p50 | p99 | non-2xx |" \
-  "server CPU ms/request | retrieval ms/request | server own ms/request |"
+  "server CPU ms/request | retrieval CPU ms/query | server own ms/request |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 # rows: each binary in turn (the base first) for each route, so that both see similar load
 bins=("$Q"); names=(this)
@@ -145,7 +156,8 @@ bins=("$Q"); names=(this)
 for r in $ROUTES; do
   for i in "${!bins[@]}"; do
     case $r in
-    search) start "${bins[$i]}" "s$i"; run "${names[$i]}" "/v1/search (BM25, k 10)" /v1/search "$T/search.jsonl" ;;
+    search) retr=$(retrieval "${bins[$i]}")
+            start "${bins[$i]}" "s$i"; run "${names[$i]}" "/v1/search (BM25, k 10)" /v1/search "$T/search.jsonl" "$retr" ;;
     ask) start "${bins[$i]}" "a$i"; run "${names[$i]}" "/v1/ask extractive (k 5)" /v1/ask "$T/ask.jsonl" ;;
     llm) start "${bins[$i]}" "l$i" --model "$LLM"
          run "${names[$i]}" "/v1/ask stories260K (k 3, 32 tokens)" /v1/ask "$T/ask_llm.jsonl" ;;
