@@ -112,7 +112,7 @@ answered() {
 # run WHICH LABEL ROUTE BODIES RETR: wrk with each connection count; RETR: retrieval CPU ms per
 # query for "server own", or empty
 run() {
-  local which=$1 label=$2 route=$3 bodies=$4 retr=$5 c out rps p50 p99 n non2xx c0 c1 a0 a1 cpu_ms own_ms
+  local which=$1 label=$2 route=$3 bodies=$4 retr=${5:-} c out rps p50 p99 n non2xx c0 c1 a0 a1 cpu_ms own_ms
   local tck; tck=$(getconf CLK_TCK)
   for c in $CONNS; do
     quiet
