@@ -43,6 +43,13 @@ def one_connection(t, srv, steps, label):
              f"Connection: {ch!r}, will_close {r.will_close}")
         if r.getheader("Content-Type", "").startswith("text/event-stream"):
             t.ok(data.rstrip().endswith("data: [DONE]"), f"{label}{what}: the stream ends with data: [DONE]", data[-300:])
+        if r.getheader("Content-Type", "").startswith("application/x-ndjson"):
+            last = data.strip().split("\n")[-1] if data.strip() else ""
+            try:
+                done = json.loads(last).get("done") is True
+            except ValueError:
+                done = False
+            t.ok(done, f"{label}{what}: the NDJSON stream ends with a done object", data[-300:])
         if sock is None:
             sock = conn.sock
         t.ok(conn.sock is not None and conn.sock is sock, f"{label}{what}: same socket as the first request")
@@ -64,6 +71,14 @@ def main():
         text = r.read().decode()
         c.close()
         return text
+
+    # the Ollama routes where this build has them (GET /api/version answers 200)
+    c = http.client.HTTPConnection(srv.host, srv.port, timeout=30)
+    c.request("GET", "/api/version", headers=auth)
+    r = c.getresponse()
+    r.read()
+    c.close()
+    ollama = r.status == 200
 
     m0 = fresh_metrics()
     c0 = metric(m0, "quire_http_connections_total")
@@ -98,13 +113,24 @@ def main():
         ("DELETE of an unknown document", "DELETE", "/v1/documents/999999", None, auth, 404),
         ("POST /v1/search again", "POST", "/v1/search", search, jh, 200),
     ]
+    if ollama:
+        gen = {"model": "stories260K", "prompt": "Once upon a time", "options": {"num_predict": 8, "temperature": 0}}
+        steps[-1:-1] = [
+            ("HEAD / (ollama heartbeat)", "HEAD", "/", None, auth, 200),
+            ("GET /api/tags", "GET", "/api/tags", None, auth, 200),
+            ("POST /api/generate, NDJSON stream", "POST", "/api/generate", json.dumps(gen), jh, 200),
+            ("POST /api/generate, not streamed", "POST", "/api/generate", json.dumps(dict(gen, stream=False)), jh, 200),
+            ("POST /api/generate, unknown model", "POST", "/api/generate", json.dumps(dict(gen, model="nope")), jh, 404),
+        ]
+    else:
+        t.note("no Ollama routes in this build (GET /api/version is not 200): their steps are left out")
     one_connection(t, srv, steps, "")
 
     m1 = fresh_metrics()
     c1 = metric(m1, "quire_http_connections_total")
-    # the two /metrics scrapes use a connection each; the loop above one
+    # the two /metrics scrapes use a connection each; the steps one
     t.eq(None if c0 is None or c1 is None else c1 - c0, 2.0,
-         f"{len(steps)} requests on one connection: quire_http_connections_total +2 (the loop and one scrape)")
+         f"{len(steps)} requests on one connection: quire_http_connections_total +2 (them and one scrape)")
 
     # exceptions that close: a Content-Length over the limit is refused unread ...
     s = socket.create_connection((srv.host, srv.port), timeout=30)
