@@ -1,7 +1,9 @@
 """HTTP/1.1 persistent connections (issue 13, item 9): one client connection
 (Python's http.client, which reopens silently when the server closes) carries
 requests to every route, error answers (404, 405, 401, 415, 400), POSTs with
-a body, an extractive SSE answer and a streamed generation, and stays the same
+a body, SSE answers (extractive and generated), a streamed generation and,
+where the build has them, the Ollama routes (HEAD /, NDJSON /api/generate),
+and stays the same
 TCP connection throughout: no response says `Connection: close`, the socket
 http.client holds is the same object after every response, and the server's
 own count of accepted connections (quire_http_connections_total in /metrics)
