@@ -467,23 +467,25 @@ last:
 
 /* ---- stop words ---- */
 
-static const char *const stop_words[] = {
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
-    "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
-    "will", "with",
+/* Lucene's English stop set (33 words), by length: each string holds the
+ * words of one length back to back, so a term is compared with at most 14
+ * of them (this runs for every word analyzed, at ingest and for MMR). */
+static const char *const stop_by_len[6] = {
+    NULL,
+    "a",
+    "anasatbebyifinisitnoofonorto",
+    "andarebutfornotthewas",
+    "intosuchthatthentheythiswillwith",
+    "theirtherethese",
 };
 
 bool qr_english_stopword(const char *t, size_t len)
 {
     if (len < 1 || len > 5)
         return false;
-    /* every stop word starts with one of a b f i n o s t w */
-    switch (t[0]) {
-    case 'a': case 'b': case 'f': case 'i': case 'n': case 'o': case 's': case 't': case 'w': break;
-    default: return false;
-    }
-    for (size_t i = 0; i < sizeof stop_words / sizeof stop_words[0]; i++)
-        if (strncmp(stop_words[i], t, len) == 0 && stop_words[i][len] == 0)
+    const char *w = stop_by_len[len];
+    for (; *w; w += len)
+        if (w[0] == t[0] && memcmp(w, t, len) == 0)
             return true;
     return false;
 }

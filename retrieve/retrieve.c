@@ -354,6 +354,7 @@ static int filter_list(qr_store_txn *t, verdict_cache *vc, const qr_retrieve_fil
 typedef struct {
     uint64_t *h;
     size_t n, cap;
+    bool built;
 } termset;
 
 static uint64_t fnv1a(const char *s, size_t n)
@@ -381,10 +382,38 @@ static int add_term(const char *term, size_t len, void *user)
     return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* Shell sort (Ciura's gaps) of a term set's hashes: a few hundred of them,
+ * where qsort's merge sort with a compare call per step cost more than the
+ * analysis of the text. */
+static void sort_u64(uint64_t *h, size_t n)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y ? 1 : 0;
+    static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t g = 0; g < sizeof gaps / sizeof gaps[0]; g++) {
+        size_t gap = gaps[g];
+        for (size_t i = gap; i < n; i++) {
+            uint64_t x = h[i];
+            size_t j = i;
+            for (; j >= gap && h[j - gap] > x; j -= gap)
+                h[j] = h[j - gap];
+            h[j] = x;
+        }
+    }
+}
+
+/* The sorted set of analyzed-term hashes of a text (MMR's Jaccard similarity). */
+static int build_termset(qr_analyzer *an, const char *text, size_t len, termset *ts)
+{
+    int rc = qr_analyzer_run(an, text, len, add_term, ts);
+    if (rc)
+        return rc == QR_ENOMEM ? qr_fail(QR_ENOMEM, "search: term sets") : rc;
+    sort_u64(ts->h, ts->n);
+    size_t u = 0;
+    for (size_t j = 0; j < ts->n; j++)
+        if (u == 0 || ts->h[u - 1] != ts->h[j])
+            ts->h[u++] = ts->h[j];
+    ts->n = u;
+    ts->built = true;
+    return 0;
 }
 
 static double jaccard(const termset *a, const termset *b)
@@ -515,6 +544,7 @@ static int retrieve(qr_retriever *r, const char *query, size_t len, const char *
     cand *c = NULL;
     pool_item *pool = NULL;
     termset *ts = NULL;
+    size_t *seen = NULL; /* MMR: selected passages each candidate was compared with */
     int *sel = NULL;
     double *maxsim = NULL;
     bool *dropped = NULL;
@@ -695,25 +725,13 @@ static int retrieve(qr_retriever *r, const char *query, size_t len, const char *
                         v[j] = (float)(v[j] / sqrt(nn));
             }
         }
-        if (!use_vec) {
+        /* term sets are built when first needed (below) */
+        seen = calloc(npool, sizeof *seen);
+        if (!use_vec)
             ts = calloc(npool, sizeof *ts);
-            if (!ts) {
-                rc = qr_fail(QR_ENOMEM, "search: mmr term sets");
-                goto fail;
-            }
-            for (size_t i = 0; i < npool; i++) {
-                if ((rc = qr_analyzer_run(r->an, pool[i].text, pool[i].text_len, add_term, &ts[i]))) {
-                    if (rc == QR_ENOMEM)
-                        rc = qr_fail(QR_ENOMEM, "search: term sets");
-                    goto fail;
-                }
-                qsort(ts[i].h, ts[i].n, sizeof *ts[i].h, cmp_u64);
-                size_t u = 0;
-                for (size_t j = 0; j < ts[i].n; j++)
-                    if (u == 0 || ts[i].h[u - 1] != ts[i].h[j])
-                        ts[i].h[u++] = ts[i].h[j];
-                ts[i].n = u;
-            }
+        if (!seen || (!use_vec && !ts)) {
+            rc = qr_fail(QR_ENOMEM, "search: mmr term sets");
+            goto fail;
         }
         /* relevance: min-max of the stage score; when only the first candidates
          * were reranked, the rest (fused scores, another scale) get 0 and keep
@@ -726,6 +744,17 @@ static int retrieve(qr_retriever *r, const char *query, size_t len, const char *
             lo = pool[i].score < lo ? pool[i].score : lo;
             hi = pool[i].score > hi ? pool[i].score : hi;
         }
+        /* Greedy MMR, lazily: maxsim[i] is the largest similarity of candidate
+         * i to the selected passages it has been compared with (sel[0 ..
+         * seen[i])). It only grows as more are compared, so lam * rel - (1 -
+         * lam) * maxsim[i] bounds i's MMR value from above; a candidate whose
+         * bound does not beat the best value found so far in this round
+         * (strict >, the tie rule) cannot be the choice and is not compared
+         * further. The others are compared with the passages selected since
+         * their last comparison (and dropped as near-duplicates if one is at
+         * dup_threshold or above) before their value is taken. The choices
+         * are those of comparing every candidate with every selected passage
+         * after each choice, with most term sets never built. */
         bool *taken = dropped; /* taken or dropped: not selectable */
         double lam = o->mmr_lambda;
         while (nsel < (size_t)k) {
@@ -737,6 +766,29 @@ static int retrieve(qr_retriever *r, const char *query, size_t len, const char *
                 double rel = any_rr && !pool[i].reranked ? 0.0
                              : hi > lo                      ? ((double)pool[i].score - lo) / ((double)hi - lo)
                                                             : 1.0;
+                if (!(lam * rel - (1.0 - lam) * (nsel ? maxsim[i] : 0.0) > bv))
+                    continue;
+                for (; seen[i] < nsel && !taken[i]; seen[i]++) {
+                    size_t b = (size_t)sel[seen[i]];
+                    double sim;
+                    if (use_vec) {
+                        const float *va = vecs + i * (size_t)dim, *vb = vecs + b * (size_t)dim;
+                        sim = 0;
+                        for (int j = 0; j < dim; j++)
+                            sim += (double)va[j] * vb[j];
+                    } else {
+                        if ((!ts[i].built && (rc = build_termset(r->an, pool[i].text, pool[i].text_len, &ts[i]))) ||
+                            (!ts[b].built && (rc = build_termset(r->an, pool[b].text, pool[b].text_len, &ts[b]))))
+                            goto fail;
+                        sim = jaccard(&ts[i], &ts[b]);
+                    }
+                    if (sim > maxsim[i])
+                        maxsim[i] = sim;
+                    if (sim >= o->dup_threshold)
+                        taken[i] = true; /* near-duplicate of a selected passage */
+                }
+                if (taken[i])
+                    continue;
                 double v = lam * rel - (1.0 - lam) * (nsel ? maxsim[i] : 0.0);
                 if (v > bv) {
                     bv = v;
@@ -750,23 +802,6 @@ static int retrieve(qr_retriever *r, const char *query, size_t len, const char *
             if (doc_full(pool, sel, nsel, pool[best].doc_id, o->max_per_doc))
                 for (size_t i = 0; i < npool; i++)
                     taken[i] = taken[i] || pool[i].doc_id == pool[best].doc_id;
-            for (size_t i = 0; i < npool; i++) {
-                if (taken[i])
-                    continue;
-                double s;
-                if (use_vec) {
-                    const float *a = vecs + i * (size_t)dim, *b = vecs + (size_t)best * dim;
-                    s = 0;
-                    for (int j = 0; j < dim; j++)
-                        s += (double)a[j] * b[j];
-                } else {
-                    s = jaccard(&ts[i], &ts[best]);
-                }
-                if (s > maxsim[i])
-                    maxsim[i] = s;
-                if (s >= o->dup_threshold)
-                    taken[i] = true; /* near-duplicate of a selected passage */
-            }
         }
     }
 
@@ -820,6 +855,7 @@ fail:
         for (size_t i = 0; i < npool; i++)
             free(ts[i].h);
     free(ts);
+    free(seen);
     free(pool);
     free(sel);
     free(maxsim);

@@ -92,6 +92,8 @@ struct qr_server {
     int n_ctx;
     atomic_int inflight_other;  /* non-generation requests being served */
     atomic_int inflight_all;    /* every request between dispatch and its end (streams included) */
+    atomic_ullong conns_total;  /* TCP connections accepted (keep-alive: one for many requests) */
+    atomic_int conns_open;      /* TCP connections open now */
     atomic_ullong id_counter;
     char id_prefix[17];
     qs_metrics m;
@@ -110,6 +112,7 @@ typedef struct qs_req {
     size_t len, cap;
     size_t discarded;    /* body bytes over the limit (413) */
     bool too_big;
+    struct qs_err *pending; /* an error found on the first call, sent on the last (server.c refuse) */
     char path_arg[64];   /* DELETE /v1/documents/{id}: the id text */
 } qs_req;
 

@@ -149,6 +149,12 @@ int qs_metrics_render(qr_server *s, char **out, size_t *len)
     fprintf(f, "# HELP quire_inflight_requests Non-generation requests being served.\n"
                "# TYPE quire_inflight_requests gauge\nquire_inflight_requests %d\n",
             atomic_load(&s->inflight_other));
+    fprintf(f, "# HELP quire_http_connections_total TCP connections accepted (a kept-alive connection carries "
+               "many requests).\n# TYPE quire_http_connections_total counter\nquire_http_connections_total %llu\n",
+            (unsigned long long)atomic_load(&s->conns_total));
+    fprintf(f, "# HELP quire_http_connections_open TCP connections open now.\n"
+               "# TYPE quire_http_connections_open gauge\nquire_http_connections_open %d\n",
+            atomic_load(&s->conns_open));
     if (s->sched) {
         qr_sched_stats st;
         qr_sched_get_stats(s->sched, &st);

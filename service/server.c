@@ -4,7 +4,9 @@
  * JSON parsing with a depth check before jansson sees the text, JSON error
  * responses (service/API.md), per-route metrics and graceful draining.
  *
- * Request flow (MHD calls the access handler several times per request):
+ * Request flow (MHD calls the access handler several times per request; the
+ * answer, an error found on the 1st call too, goes out on the last call so
+ * that the connection stays open for the next request: see refuse):
  *   1st call   route + method (404/405), auth (401), draining (503), and for
  *              POST: Content-Length against the limit (413), missing length
  *              without chunked encoding (411), Content-Type (415).
@@ -543,6 +545,23 @@ static enum MHD_Result dispatch(qr_server *s, qs_req *q)
     return r;
 }
 
+/* An error found on the first call is answered on the last one, when the
+ * whole request has been read: libmicrohttpd (0.9.75) closes the connection
+ * after a response queued earlier, even for a GET without a body, so a
+ * client could not reuse its connection after a 404 or a 401. The body of a
+ * refused request is read and dropped (closed far past the body limit, like
+ * a 413). `now` answers at once (the connection then closes): a
+ * Content-Length over the limit, or a client waiting for 100 Continue. */
+static enum MHD_Result refuse(qs_req *q, const qs_err *e, bool now)
+{
+    if (now)
+        return qs_send_err(q, e);
+    if (!(q->pending = malloc(sizeof *e)))
+        return MHD_NO;
+    *q->pending = *e;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -562,25 +581,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (q->route == QS_R_DOCS_POST && !strcmp(method, "GET"))
             q->route = QS_R_DOCS_LIST; /* one path, two routes */
         q->ollama = qs_is_ollama_route(q->route) || !strncmp(url, "/api/", 5);
+        /* a client that waits for 100 Continue sends no body unless told to: refuse it at once */
+        bool now = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) != NULL;
         if (!strcmp(version, MHD_HTTP_VERSION_1_1) &&
             !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)) { /* RFC 9112 3.2 */
             qs_fail(&e, 400, "no_host", NULL, "HTTP/1.1 request without a Host header");
-            return qs_send_err(q, &e);
+            return refuse(q, &e, now);
         }
         if (q->route == QS_R_OTHER) {
             qs_fail(&e, 404, "unknown_route", NULL, "no route %s %.200s", method, url);
-            return qs_send_err(q, &e);
+            return refuse(q, &e, now);
         }
         if (strcmp(method, route_method(q->route)) != 0 &&
             !(q->route == QS_R_OLLAMA_ROOT && !strcmp(method, "HEAD"))) { /* ollama's heartbeat is HEAD / */
             qs_fail(&e, 405, "method", NULL, "%s %.200s: method not allowed (use %s)", method, url,
                     route_allow(q->route));
-            return qs_send_err(q, &e);
+            return refuse(q, &e, now);
         }
         if (q->route != QS_R_HEALTH && s->token_len &&
             !token_ok(s, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION))) {
             qs_fail(&e, 401, "unauthorized", NULL, "missing or wrong bearer token (Authorization: Bearer TOKEN)");
-            return qs_send_err(q, &e);
+            return refuse(q, &e, now);
         }
         q->is_post = !strcmp(method, "POST");
         if (q->is_post) {
@@ -589,7 +610,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             MHD_get_connection_values(conn, MHD_HEADER_KIND, count_cl, &n_cl);
             if (n_cl > 1) { /* RFC 9112 6.3: ambiguous framing, a request-smuggling vector */
                 qs_fail(&e, 400, "content_length", NULL, "body: more than one Content-Length header");
-                return qs_send_err(q, &e);
+                return refuse(q, &e, now);
             }
             const char *te =
                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
@@ -600,22 +621,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 if (errno || *end || n > s->o.lim.max_body_bytes) {
                     qs_fail(&e, 413, "limit", NULL, "body: Content-Length %.40s exceeds the limit of %zu bytes", cl,
                             s->o.lim.max_body_bytes);
-                    return qs_send_err(q, &e);
+                    return refuse(q, &e, true); /* not worth reading: the connection closes */
                 }
             } else if (!te || strcasecmp(te, "chunked") != 0) {
                 qs_fail(&e, 411, "length_required", NULL, "body: Content-Length required");
-                return qs_send_err(q, &e);
+                return refuse(q, &e, now);
             }
             /* Ollama ignores Content-Type (its docs use curl -d, which sends a form type) */
             if (!qs_is_ollama_route(q->route) &&
                 !json_ctype(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
                 qs_fail(&e, 415, "content_type", NULL, "Content-Type must be application/json");
-                return qs_send_err(q, &e);
+                return refuse(q, &e, now);
             }
         }
-        if (!q->is_post)
-            return dispatch(s, q);
-        return MHD_YES;
+        return MHD_YES; /* answered on the last call, even without a body (see refuse) */
     }
     if (q->status) { /* already answered (e.g. 413): drop what still arrives */
         *upload_data_size = 0;
@@ -624,8 +643,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (q->too_big || q->len + n > s->o.lim.max_body_bytes) {
-            q->too_big = true;
+        if (q->pending || q->too_big || q->len + n > s->o.lim.max_body_bytes) {
+            q->too_big = !q->pending; /* a request already refused: its body is read and dropped */
             q->discarded += n;
             /* a client that goes on sending far past the limit loses the connection */
             return q->discarded > 4 * s->o.lim.max_body_bytes + (1u << 20) ? MHD_NO : MHD_YES;
@@ -647,6 +666,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (q->dispatched)
         return MHD_YES;
+    if (q->pending) {
+        q->dispatched = true;
+        return qs_send_err(q, q->pending);
+    }
     return dispatch(s, q);
 }
 
@@ -663,9 +686,25 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (q->counted)
         atomic_fetch_sub(&s->inflight_other, 1);
     atomic_fetch_sub(&s->inflight_all, 1);
+    free(q->pending);
     free(q->body);
     free(q);
     *con_cls = NULL;
+}
+
+/* Connection counts for /metrics: with keep-alive one connection carries many requests. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)conn;
+    (void)socket_ctx;
+    qr_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&s->conns_total, 1);
+        atomic_fetch_add(&s->conns_open, 1);
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        atomic_fetch_sub(&s->conns_open, 1);
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -755,6 +794,8 @@ int qr_server_start(const qr_server_opts *o, qr_server **out)
     atomic_init(&s->inflight_other, 0);
     atomic_init(&s->inflight_all, 0);
     atomic_init(&s->id_counter, 0);
+    atomic_init(&s->conns_total, 0);
+    atomic_init(&s->conns_open, 0);
     s->started = (double)time(NULL);
     {
         unsigned char rnd[4] = {0};
@@ -810,6 +851,7 @@ int qr_server_start(const qr_server_opts *o, qr_server **out)
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                             MHD_OPTION_CONNECTION_LIMIT, conn_limit,
                             MHD_OPTION_THREAD_STACK_SIZE, (size_t)(2u << 20),
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->idle_timeout_s > 0 ? o->idle_timeout_s : 60),

@@ -77,8 +77,7 @@ async function searches(t, store) {
     const bad = rs.map((r, i) => (r.status === 200 ? diffJSON(r.json.results, want.get(qs[i % qs.length]), { ignore: ['seconds'] }) : `status ${r.status} ${r.text.slice(0, 200)}`)).filter(Boolean);
     t.ok(bad.length === 0, `32 concurrent searches all equal quire search --json (${32 - bad.length}/32)`, bad[0]);
 
-    // keep-alive: 50 POST requests on one connection (GET answers close the connection:
-    // libmicrohttpd 0.9.75 does so for a response queued on the first call)
+    // keep-alive: 50 POST requests on one connection (every route and error: keepalive.py)
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const sockets = new Set();
     let okCount = 0;

@@ -116,6 +116,30 @@ int main(void)
     CHECK(!qr_english_stopword("i", 1));
     CHECK(!qr_english_stopword("were", 4));
     CHECK(!qr_english_stopword("The", 3)); /* the set is applied after lower-casing */
+    {   /* nothing else: every a-z term of 1 to 4 letters, and of 5 starting with t, against the list */
+        char w[8] = {0};
+        long bad = 0, hits = 0;
+        for (size_t len = 1; len <= 5; len++) {
+            long total = 1;
+            for (size_t i = 0; i < len; i++)
+                total *= 26;
+            for (long x = 0; x < total; x++) {
+                long y = x;
+                for (size_t i = len; i-- > 0; y /= 26)
+                    w[i] = (char)('a' + y % 26);
+                w[len] = 0;
+                if (len == 5 && w[0] != 't')
+                    continue;
+                bool want = false;
+                for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
+                    want = want || strcmp(stops[i], w) == 0;
+                hits += want;
+                bad += want != qr_english_stopword(w, len);
+            }
+        }
+        CHECK_INT(bad, 0);
+        CHECK_INT(hits, 33);
+    }
 
     /* --- Porter: the paper's examples through all steps --- */
     static const char *const pairs[][2] = {

@@ -9,7 +9,13 @@
  *    finds it first with cosine 1; a different embedder is refused;
  *  - the per-document cap: the uncapped ranking minus each document's chunks
  *    past the cap, with and without MMR;
+ *  - MMR against a reference written from the algorithm in retrieve.h (eager
+ *    greedy selection, exact term sets as strings): the same passages in the
+ *    same order over 40 queries x 8 option sets on a store with
+ *    near-duplicate chunks and multi-chunk documents;
  *  - limits: k, query length, empty query, filters. */
+#include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "index/analyzer.h"
 #include "index/bm25.h"
 #include "index/store.h"
 #include "retrieve/retrieve.h"
@@ -499,6 +506,212 @@ static void test_max_per_doc(const char *dir)
     qr_store_close(s);
 }
 
+/* ---- MMR reference (retrieve.h, step 4), eager: after each choice every
+ * remaining candidate is compared with it. Term sets are the analyzed terms
+ * as strings (the retriever hashes them). */
+typedef struct {
+    char **t;
+    size_t n, cap;
+} strset;
+
+static int strset_add(const char *term, size_t len, void *user)
+{
+    strset *s = user;
+    for (size_t i = 0; i < s->n; i++)
+        if (strlen(s->t[i]) == len && !memcmp(s->t[i], term, len))
+            return 0;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 32;
+        s->t = realloc(s->t, s->cap * sizeof *s->t);
+    }
+    s->t[s->n] = malloc(len + 1);
+    memcpy(s->t[s->n], term, len);
+    s->t[s->n++][len] = 0;
+    return 0;
+}
+
+static double ref_jaccard(const strset *a, const strset *b)
+{
+    if (a->n == 0 && b->n == 0)
+        return 1.0;
+    size_t inter = 0;
+    for (size_t i = 0; i < a->n; i++)
+        for (size_t j = 0; j < b->n; j++)
+            inter += !strcmp(a->t[i], b->t[j]);
+    return (double)inter / (double)(a->n + b->n - inter);
+}
+
+/* pool: the fused ranking (no MMR, no cap) of depth candidates; writes the
+ * chunk ids MMR selects (at most k) to out, returns their count. */
+static size_t ref_mmr(qr_analyzer *an, const qr_results *pool, const qr_retrieve_opts *o, int k, uint64_t *out)
+{
+    size_t n = pool->n, nsel = 0;
+    strset *ts = calloc(n, sizeof *ts);
+    double *maxsim = calloc(n, sizeof *maxsim);
+    bool *taken = calloc(n, sizeof *taken);
+    size_t *sel = calloc(n, sizeof *sel);
+    for (size_t i = 0; i < n; i++)
+        CHECK_OK(qr_analyzer_run(an, pool->items[i].text, strlen(pool->items[i].text), strset_add, &ts[i]));
+    float lo = pool->items[0].fused, hi = pool->items[0].fused;
+    for (size_t i = 1; i < n; i++) {
+        lo = pool->items[i].fused < lo ? pool->items[i].fused : lo;
+        hi = pool->items[i].fused > hi ? pool->items[i].fused : hi;
+    }
+    double lam = o->mmr_lambda;
+    while (nsel < (size_t)k) {
+        int best = -1;
+        double bv = -INFINITY;
+        for (size_t i = 0; i < n; i++) {
+            if (taken[i])
+                continue;
+            double rel = hi > lo ? ((double)pool->items[i].fused - lo) / ((double)hi - lo) : 1.0;
+            double v = lam * rel - (1.0 - lam) * (nsel ? maxsim[i] : 0.0);
+            if (v > bv) {
+                bv = v;
+                best = (int)i;
+            }
+        }
+        if (best < 0)
+            break;
+        taken[best] = true;
+        sel[nsel++] = (size_t)best;
+        int same = 0;
+        for (size_t j = 0; j < nsel; j++)
+            same += pool->items[sel[j]].doc_id == pool->items[best].doc_id;
+        if (o->max_per_doc > 0 && same >= o->max_per_doc)
+            for (size_t i = 0; i < n; i++)
+                taken[i] = taken[i] || pool->items[i].doc_id == pool->items[best].doc_id;
+        for (size_t i = 0; i < n; i++) {
+            if (taken[i])
+                continue;
+            double sim = ref_jaccard(&ts[i], &ts[best]);
+            maxsim[i] = sim > maxsim[i] ? sim : maxsim[i];
+            if (sim >= o->dup_threshold)
+                taken[i] = true;
+        }
+    }
+    for (size_t i = 0; i < nsel; i++)
+        out[i] = pool->items[sel[i]].chunk_id;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < ts[i].n; j++)
+            free(ts[i].t[j]);
+        free(ts[i].t);
+    }
+    free(ts);
+    free(maxsim);
+    free(taken);
+    free(sel);
+    return nsel;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* 30 documents of 1 to 3 chunks drawn from a small vocabulary; every fourth
+ * chunk is the previous one with a word added (near-duplicates for
+ * dup_threshold). */
+static void test_mmr_reference(const char *dir)
+{
+    static const char *const vocab[] = {"gpu", "node", "memory", "job", "array", "partition", "time", "limit",
+                                        "task", "core", "batch", "script", "queue", "account", "storage",
+                                        "network", "module", "python", "compile", "cluster", "login", "quota",
+                                        "scratch", "file", "error", "output", "request", "slurm", "cuda",
+                                        "thread", "process", "signal"};
+    const size_t nv = sizeof vocab / sizeof vocab[0];
+    uint64_t rs = 0x9E3779B97F4A7C15ull;
+    qr_store *s = NULL;
+    qr_store_open_opts oo = {.create = true, .map_size = (size_t)64 << 20};
+    CHECK_OK(qr_store_open(dir, &oo, &s));
+    if (!s)
+        return;
+    qr_store_txn *t = NULL;
+    qr_bm25 *bm = NULL;
+    CHECK_OK(qr_store_txn_begin(s, true, &t));
+    CHECK_OK(qr_bm25_open(qr_store_txn_mdb(t), NULL, &bm));
+    static char text[90][400];
+    char prev[400] = "";
+    size_t nt = 0;
+    for (int d = 0; d < 30 && bm; d++) {
+        qr_store_chunk ch[3];
+        size_t n = 1 + xorshift(&rs) % 3;
+        memset(ch, 0, sizeof ch);
+        for (size_t i = 0; i < n; i++, nt++) {
+            char *x = text[nt];
+            if (nt % 4 == 3 && *prev) { /* near-duplicate of the previous chunk */
+                snprintf(x, 400, "%.380s %s", prev, vocab[xorshift(&rs) % nv]);
+            } else {
+                x[0] = 0;
+                size_t words = 8 + xorshift(&rs) % 12;
+                for (size_t w = 0; w < words; w++)
+                    snprintf(x + strlen(x), 400 - strlen(x), "%s%s", w ? " " : "", vocab[xorshift(&rs) % nv]);
+            }
+            snprintf(prev, sizeof prev, "%s", x);
+            ch[i].text = x;
+            ch[i].text_len = strlen(x);
+            ch[i].byte_end = ch[i].text_len;
+            ch[i].ordinal = (uint32_t)i;
+        }
+        char path[32];
+        snprintf(path, sizeof path, "mmr%d.md", d);
+        qr_store_doc doc = {.path = path, .hash = "h", .size = 1, .title = "T", .format = "md"};
+        uint64_t first = 0;
+        CHECK_OK(qr_store_put_doc(t, &doc, ch, n, NULL, NULL, &first));
+        for (size_t i = 0; i < n; i++)
+            CHECK_OK(qr_bm25_add(bm, qr_store_txn_mdb(t), first + i, ch[i].text, ch[i].text_len));
+    }
+    CHECK_OK(qr_bm25_flush(bm, qr_store_txn_mdb(t)));
+    qr_bm25_close(bm);
+    CHECK_OK(qr_store_txn_commit(t));
+    qr_retriever *r = NULL;
+    qr_analyzer *an = NULL;
+    CHECK_OK(qr_retriever_open(s, NULL, NULL, NULL, NULL, &r));
+    CHECK_OK(qr_analyzer_create(&an));
+    static const struct { float lam, dup; int cap; } os[] = {{0.7f, 0.95f, 1}, {0.7f, 0.95f, 0}, {0.3f, 0.5f, 0},
+                                                             {0.5f, 0.3f, 2}, {0.0f, 2.0f, 0}, {0.9f, 0.2f, 1},
+                                                             {1.0f, 0.6f, 0}, {0.6f, 1.0f, 3}};
+    int compared = 0, cut = 0;
+    for (int qi = 0; qi < 40 && r && an; qi++) {
+        char q[64];
+        const char *w1 = vocab[xorshift(&rs) % nv], *w2 = vocab[xorshift(&rs) % nv], *w3 = vocab[xorshift(&rs) % nv];
+        snprintf(q, sizeof q, "%s %s %s", w1, w2, w3);
+        for (size_t oi = 0; oi < sizeof os / sizeof os[0]; oi++) {
+            int k = 1 + (int)(xorshift(&rs) % 12);
+            qr_retrieve_opts o;
+            qr_retrieve_opts_default(&o);
+            o.mmr_lambda = os[oi].lam;
+            o.dup_threshold = os[oi].dup;
+            o.max_per_doc = os[oi].cap;
+            qr_retrieve_opts po = no_mmr();
+            po.max_per_doc = 0;
+            int depth = 4 * k > o.depth_min ? 4 * k : o.depth_min;
+            qr_results pool = {0}, got = {0};
+            CHECK_OK(qr_retrieve_query(r, q, strlen(q), depth, NULL, 0, &po, &pool));
+            CHECK_OK(qr_retrieve_query(r, q, strlen(q), k, NULL, 0, &o, &got));
+            uint64_t want[100];
+            size_t nw = pool.n ? ref_mmr(an, &pool, &o, k, want) : 0;
+            bool same = got.n == nw;
+            for (size_t i = 0; same && i < nw; i++)
+                same = got.items[i].chunk_id == want[i];
+            CHECK_MSG(same, "query \"%s\", lambda %g, dup %g, cap %d, k %d: %zu passages, reference %zu", q,
+                      (double)o.mmr_lambda, (double)o.dup_threshold, o.max_per_doc, k, got.n, nw);
+            compared++;
+            cut += nw < (size_t)k && nw < pool.n;
+            qr_results_free(&pool);
+            qr_results_free(&got);
+        }
+    }
+    CHECK_INT(compared, 320);
+    CHECK_MSG(cut > 20, "near-duplicates or the cap should cut some lists short (%d did)", cut);
+    qr_analyzer_destroy(an);
+    qr_retriever_close(r);
+    qr_store_close(s);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/qr_retrieve_XXXXXX";
@@ -518,6 +731,9 @@ int main(void)
         test_bm25_only(bdir, cid);
     test_dense(ddir);
     test_max_per_doc(cdir);
+    char mdir[300];
+    snprintf(mdir, sizeof mdir, "%s/mmr", dir);
+    test_mmr_reference(mdir);
     rm_rf(dir);
     return qr_test_done();
 }
