@@ -232,23 +232,31 @@ int qr_quantize_act(qr_threadpool *tp, const float *x, size_t xs, int64_t n_tok,
 
 /* ---- scratch ---- */
 
-size_t qr_q_scratch_bytes(int64_t K)
+int qr_q_rblock(int64_t K)
 {
-    size_t k = (size_t)K;
-    return QR_QROWS * (ALIGN64(k) + ALIGN64(k / 16 * 4) * 2 + ALIGN64(k / 32 * 4));
+    int64_t rb = 32768 / K / QR_QROWS * QR_QROWS;
+    return rb < QR_QROWS ? QR_QROWS : rb > QR_QRB_MAX ? QR_QRB_MAX : (int)rb;
 }
 
-void qr_q_rows_init(void *scratch, int64_t K, int G, qr_qrow rows[QR_QROWS])
+size_t qr_q_scratch_bytes(int64_t K)
+{
+    size_t k = (size_t)K, rb = (size_t)qr_q_rblock(K);
+    return rb * (ALIGN64(k) + ALIGN64(k / 16 * 4) * 2 + ALIGN64(k / 32 * 4)) + ALIGN64(32 * rb * sizeof(float));
+}
+
+float *qr_q_rows_init(void *scratch, int64_t K, int G, qr_qrow rows[QR_QRB_MAX])
 {
     uint8_t *p = scratch;
     size_t k = (size_t)K;
-    for (int r = 0; r < QR_QROWS; r++) {
+    int rb = qr_q_rblock(K);
+    for (int r = 0; r < rb; r++) {
         rows[r].wq = (int8_t *)p, p += ALIGN64(k);
         rows[r].dw = (float *)p, p += ALIGN64(k / 16 * 4);
         rows[r].ws = (int32_t *)p, p += ALIGN64(k / 16 * 4);
         rows[r].mw = (float *)p, p += ALIGN64(k / 32 * 4);
         (void)G;
     }
+    return (float *)p;
 }
 
 /* ---- scalar reference ---- */
@@ -280,7 +288,7 @@ static void scalar_rows(qr_dtype t, const uint8_t *w, size_t rb, int64_t K, cons
                         int64_t n1, float *y, size_t ys, void *scratch)
 {
     const qr_qtype_info *ti = qr_qtype(t);
-    qr_qrow rows[QR_QROWS];
+    qr_qrow rows[QR_QRB_MAX];
     qr_q_rows_init(scratch, K, ti->G, rows);
     for (int64_t n = n0; n < n1; n++) {
         qr_q_unpack(t, w + (size_t)n * rb, K, &rows[0]);

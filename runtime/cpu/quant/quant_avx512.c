@@ -82,40 +82,45 @@ QK_INLINE void gemm512_g(const int G, qr_dtype t, const uint8_t *w, size_t rb, i
                          int64_t n0, int64_t n1, float *y, size_t ys, void *scratch)
 {
     const qr_qtype_info *ti = qr_qtype(t);
-    qr_qrow rows[QR_QROWS];
-    qr_q_rows_init(scratch, K, G, rows);
+    qr_qrow rows[QR_QRB_MAX];
+    float *yb = qr_q_rows_init(scratch, K, G, rows); /* [32 tokens][rbk] */
+    int rbk = qr_q_rblock(K);
     int64_t nb = K / 32, ng = (a->n_tok + 15) / 16;
     size_t pks = 16 * (size_t)K, pds = (size_t)nb * 16;
-    int rt; /* tail rows one at a time: each row gets the same instruction sequence */
-    for (int64_t n = n0; n < n1; n += rt) {
-        rt = n1 - n >= 4 ? 4 : 1;
-        for (int r = 0; r < rt; r++) {
-            qr_q_unpack(t, w + (size_t)(n + r) * rb, K, &rows[r]);
-            qr_q_gsum(rows[r].wq, (int)K, G, rows[r].ws);
-        }
+    for (int64_t nblk = n0; nblk < n1; nblk += rbk) {
+        int nr = n1 - nblk < rbk ? (int)(n1 - nblk) : rbk;
+        for (int r = 0; r < nr; r++)
+            unpack_avx512(t, w + (size_t)(nblk + r) * rb, K, &rows[r]);
         for (int64_t gi = 0; gi < ng; gi += 2) {
             int tgn = ng - gi >= 2 ? 2 : 1;
-            __m512 acc[4][2];
             const uint8_t *pk = a->pk + (size_t)gi * pks;
             const float *pd = a->pd + (size_t)gi * pds, *ps = a->ps + (size_t)gi * pds;
-            if (rt == 4 && tgn == 2)
-                tile512(4, 2, G, ti->has_min, rows, K, pk, pks, pd, ps, pds, acc);
-            else if (rt == 4)
-                tile512(4, 1, G, ti->has_min, rows, K, pk, pks, pd, ps, pds, acc);
-            else if (tgn == 2)
-                tile512(1, 2, G, ti->has_min, rows, K, pk, pks, pd, ps, pds, acc);
-            else
-                tile512(1, 1, G, ti->has_min, rows, K, pk, pks, pd, ps, pds, acc);
-            for (int r = 0; r < rt; r++)
-                for (int j = 0; j < tgn; j++) {
-                    float v[16];
-                    _mm512_storeu_ps(v, acc[r][j]);
-                    for (int l = 0; l < 16; l++) {
-                        int64_t tk = (gi + j) * 16 + l;
-                        if (tk < a->n_tok)
-                            y[(size_t)tk * ys + (size_t)(n + r)] = v[l];
-                    }
-                }
+            int rt; /* tail rows one at a time: each row gets the same instruction sequence */
+            for (int r0 = 0; r0 < nr; r0 += rt) {
+                rt = nr - r0 >= 4 ? 4 : 1;
+                __m512 acc[4][2];
+                if (rt == 4 && tgn == 2)
+                    tile512(4, 2, G, ti->has_min, rows + r0, K, pk, pks, pd, ps, pds, acc);
+                else if (rt == 4)
+                    tile512(4, 1, G, ti->has_min, rows + r0, K, pk, pks, pd, ps, pds, acc);
+                else if (tgn == 2)
+                    tile512(1, 2, G, ti->has_min, rows + r0, K, pk, pks, pd, ps, pds, acc);
+                else
+                    tile512(1, 1, G, ti->has_min, rows + r0, K, pk, pks, pd, ps, pds, acc);
+                /* transpose the tile into yb[token][row] */
+                for (int r = 0; r < rt; r++)
+                    for (int jj = 0; jj < tgn; jj++)
+                        _mm512_i32scatter_ps(yb + (size_t)jj * 16 * rbk + r0 + r,
+                                             _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6,
+                                                                                 5, 4, 3, 2, 1, 0),
+                                                                _mm512_set1_epi32(rbk)),
+                                             acc[r][jj], 4);
+            }
+            for (int l = 0; l < 16 * tgn; l++) {
+                int64_t tk = gi * 16 + l;
+                if (tk < a->n_tok)
+                    memcpy(y + (size_t)tk * ys + (size_t)nblk, yb + (size_t)l * rbk, sizeof(float) * (size_t)nr);
+            }
         }
     }
 }

@@ -44,11 +44,18 @@ typedef struct {
                  float *y, size_t ys, void *scratch);
 } qr_qkernels;
 
-/* rows of W the GEMM unpacks at once (thread splits are multiples of it) */
+/* Row tile of the GEMM kernels (thread splits are multiples of it), and the
+ * most rows unpacked at once: a block of qr_q_rblock(K) rows (a multiple of
+ * QR_QROWS, about 32 KiB of int8) is unpacked, then swept by every token
+ * group, its outputs gathered in a [32 tokens][rblock] buffer so y is
+ * written in row runs rather than one float per token row. */
 #define QR_QROWS 4
+#define QR_QRB_MAX 64
+int qr_q_rblock(int64_t K);
+/* scratch: qr_q_rblock(K) unpacked rows + the [32][rblock] f32 buffer */
 size_t qr_q_scratch_bytes(int64_t K);
-/* Carves the QR_QROWS unpacked rows out of scratch. */
-void qr_q_rows_init(void *scratch, int64_t K, int G, qr_qrow rows[QR_QROWS]);
+/* Carves qr_q_rblock(K) unpacked rows out of scratch; returns the buffer. */
+float *qr_q_rows_init(void *scratch, int64_t K, int G, qr_qrow rows[QR_QRB_MAX]);
 
 extern const qr_qkernels qr_qk_scalar;
 #if defined(__x86_64__)

@@ -126,7 +126,7 @@ static void run_case(qr_threadpool *tp2, qr_dtype t, int64_t N, int64_t K, int64
      * checked against the dequantized values) */
     const qr_qtype_info *ti = qr_qtype(t);
     void *scr = aligned_alloc(64, qr_q_scratch_bytes(K));
-    qr_qrow rows[QR_QROWS];
+    qr_qrow rows[QR_QRB_MAX];
     qr_q_rows_init(scr, K, ti->G, rows);
     int64_t nb = K / 32, unpack_bad = 0;
     for (int64_t n = 0; n < N; n++) {
