@@ -154,37 +154,47 @@ typedef struct {
     float *pd, *ps;
 } act_job;
 
+static void scalar_quant_row(const float *x, int64_t K, int8_t *q, float *dd, float *ss)
+{
+    for (int64_t b = 0; b < K / 32; b++) {
+        float amax = 0.0f;
+        for (int l = 0; l < 32; l++) {
+            float v = fabsf(x[32 * b + l]);
+            amax = v > amax ? v : amax;
+        }
+        float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int l = 0; l < 32; l++) {
+            int v = (int)nearbyintf(x[32 * b + l] * id);
+            v = v > 127 ? 127 : v < -127 ? -127 : v;
+            q[32 * b + l] = (int8_t)v;
+            sum += v;
+        }
+        dd[b] = d;
+        ss[b] = d * (float)sum;
+    }
+}
+
+static const qr_qkernels *kernels(void);
+
 /* Quantizes rows [t0, t1) and writes their lanes of the packed layout. */
 static void act_rows(void *ctx, int64_t t0, int64_t t1, int tid)
 {
     const act_job *j = ctx;
     int64_t K = j->K, nb = K / 32;
+    void (*quant_row)(const float *, int64_t, int8_t *, float *, float *) = kernels()->quant_row;
     for (int64_t t = t0; t < t1; t++) {
-        const float *x = j->x + (size_t)t * j->xs;
-        int8_t *q = j->q + (size_t)t * (size_t)K;
-        for (int64_t b = 0; b < nb; b++) {
-            float amax = 0.0f;
-            for (int l = 0; l < 32; l++) {
-                float v = fabsf(x[32 * b + l]);
-                amax = v > amax ? v : amax;
-            }
-            float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
-            int sum = 0;
-            for (int l = 0; l < 32; l++) {
-                int v = (int)roundf(x[32 * b + l] * id);
-                v = v > 127 ? 127 : v < -127 ? -127 : v;
-                q[32 * b + l] = (int8_t)v;
-                sum += v;
-            }
-            j->d[t * nb + b] = d;
-            j->s[t * nb + b] = d * (float)sum;
-        }
+        const int8_t *q = j->q + (size_t)t * (size_t)K;
+        quant_row(j->x + (size_t)t * j->xs, K, j->q + (size_t)t * (size_t)K, j->d + t * nb, j->s + t * nb);
         if (j->pk) {
             int64_t g = t / 16, lane = t % 16;
             uint8_t *pk = j->pk + (size_t)g * 16 * (size_t)K;
-            for (int64_t k4 = 0; k4 < K / 4; k4++)
-                for (int l = 0; l < 4; l++)
-                    pk[(size_t)k4 * 64 + (size_t)lane * 4 + l] = (uint8_t)(q[4 * k4 + l] ^ 0x80);
+            for (int64_t k4 = 0; k4 < K / 4; k4++) {
+                uint32_t v;
+                memcpy(&v, q + 4 * k4, 4);
+                v ^= 0x80808080u;
+                memcpy(pk + (size_t)k4 * 64 + (size_t)lane * 4, &v, 4);
+            }
             for (int64_t b = 0; b < nb; b++) {
                 j->pd[(g * nb + b) * 16 + lane] = j->d[t * nb + b];
                 j->ps[(g * nb + b) * 16 + lane] = j->s[t * nb + b];
@@ -296,7 +306,7 @@ static void scalar_rows(qr_dtype t, const uint8_t *w, size_t rb, int64_t K, cons
     }
 }
 
-const qr_qkernels qr_qk_scalar = {scalar_rows, scalar_rows};
+const qr_qkernels qr_qk_scalar = {scalar_rows, scalar_rows, scalar_quant_row};
 
 /* ---- matmul drivers ---- */
 

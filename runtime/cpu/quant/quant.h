@@ -13,7 +13,8 @@
  * Activations are quantized once per matmul, per 32 consecutive values of a
  * row, to int8 (the same for every weight type, so one quantization serves
  * Q/K/V or gate/up even when their types differ, e.g. Q4_K next to Q6_K):
- *   d = max|x| / 127, q = round-to-nearest(x / d) in [-127, 127] (d = 0: q = 0).
+ *   d = max|x| / 127, q = nearest integer (ties to even) of x * (1 / d), in
+ *   [-127, 127] (d = 0: q = 0); every ISA path produces the same bytes.
  * Each weight block is read as integers wq with float scales:
  *   W[n, k] = dw[n, g(k)] * wq[n, k] + mw[n, b(k)]
  * where g is the scale group (32 values; 16 for Q6_K) and b the 32-block:

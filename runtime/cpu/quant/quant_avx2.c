@@ -15,7 +15,7 @@
 #define QK_GEMM256 1
 #include "runtime/cpu/quant/quant_x86_256.inc"
 
-const qr_qkernels qr_qk_avx2 = {gemv_avx2, gemm_avx2};
+const qr_qkernels qr_qk_avx2 = {gemv_avx2, gemm_avx2, quant_row_avx2};
 #else
 typedef int qr_quant_avx2_empty; /* ISO C: no empty translation unit */
 #endif

@@ -134,7 +134,7 @@ QK_ATTR static void gemm_avx512(qr_dtype t, const uint8_t *w, size_t rb, int64_t
         gemm512_g(32, t, w, rb, K, a, n0, n1, y, ys, scratch);
 }
 
-const qr_qkernels qr_qk_avx512vnni = {gemv_avx512, gemm_avx512};
+const qr_qkernels qr_qk_avx512vnni = {gemv_avx512, gemm_avx512, quant_row_avx512};
 #else
 typedef int qr_quant_avx512_empty; /* ISO C: no empty translation unit */
 #endif

@@ -15,7 +15,7 @@
 #define QK_GEMM256 1
 #include "runtime/cpu/quant/quant_x86_256.inc"
 
-const qr_qkernels qr_qk_avxvnni = {gemv_avxvnni, gemm_avxvnni};
+const qr_qkernels qr_qk_avxvnni = {gemv_avxvnni, gemm_avxvnni, quant_row_avxvnni};
 #else
 typedef int qr_quant_avxvnni_empty; /* ISO C: no empty translation unit */
 #endif

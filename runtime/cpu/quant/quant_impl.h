@@ -42,6 +42,9 @@ typedef struct {
                  float *y, size_t ys, void *scratch);
     void (*gemm)(qr_dtype t, const uint8_t *w, size_t rb, int64_t K, const qr_qact *a, int64_t n0, int64_t n1,
                  float *y, size_t ys, void *scratch);
+    /* One activation row of K values: q[K], d[K/32], s[K/32] as quant.h
+     * defines them (round half to even: every path gives the same bytes). */
+    void (*quant_row)(const float *x, int64_t K, int8_t *q, float *d, float *s);
 } qr_qkernels;
 
 /* Row tile of the GEMM kernels (thread splits are multiples of it), and the
