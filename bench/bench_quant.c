@@ -3,7 +3,10 @@
  * SmolLM2-135M and Qwen2.5-0.5B, against OpenBLAS sgemm on the weights
  * dequantized to f32 (the matmul quire's int8 prefill widens to today).
  *
- *   bench_quant [threads] [n_tok] [--quick]
+ *   bench_quant [threads] [n_tok] [--quick] [--model]
+ *
+ * --model: instead, the layer matmuls of a whole prefill of SmolLM2-135M and
+ * Qwen2.5-0.5B shapes (tokens/s of the matmuls alone).
  *
  * GEMM time includes quantizing the activations. GEMV "stream" cycles over
  * copies of the matrix totalling >= 256 MiB so weights come from DRAM; "hot"
@@ -84,15 +87,70 @@ static const shape shapes[] = {
 };
 static const qr_dtype types[] = {QR_Q8_0, QR_Q4_0, QR_Q4_1, QR_Q5_0, QR_Q5_1, QR_Q4_K, QR_Q5_K, QR_Q6_K};
 
+/* The matmuls of one prefill of n_tok tokens through a model's layers:
+ * per layer q, k, v share one quantization of x, o its own, gate/up one,
+ * down one (as a backend would call quant.h). lm_head left out (prefill
+ * needs logits of the last token only). Returns the best wall seconds. */
+typedef struct {
+    const char *name;
+    int layers;
+    int64_t d, kv, ff; /* hidden, k/v width, FFN width */
+} model_shape;
+
+static double model_prefill(qr_threadpool *tp, const model_shape *m, qr_dtype t, int64_t n_tok, int reps,
+                            double *ops_out, double *cpu_out)
+{
+    int64_t N[7] = {m->d, m->kv, m->kv, m->d, m->ff, m->ff, m->d};
+    int64_t K[7] = {m->d, m->d, m->d, m->d, m->d, m->d, m->ff};
+    uint8_t *w[7];
+    double ops = 0;
+    for (int i = 0; i < 7; i++) {
+        size_t bytes = qr_dtype_row_bytes(t, K[i]) * (size_t)N[i];
+        w[i] = malloc(bytes);
+        rand_weights(t, w[i], bytes);
+        ops += 2.0 * (double)N[i] * (double)K[i] * (double)n_tok;
+    }
+    *ops_out = ops * m->layers;
+    float *x = malloc(sizeof(float) * (size_t)(n_tok * m->ff)), *y = malloc(sizeof(float) * (size_t)(n_tok * m->ff));
+    for (int64_t i = 0; i < n_tok * m->ff; i++)
+        x[i] = (float)((int)(rnd() % 2001) - 1000) / 1000.0f;
+    void *abuf = malloc(qr_qact_bytes(n_tok, m->ff));
+    double best = 1e30, best_cpu = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now(), c0 = cpu();
+        for (int l = 0; l < m->layers; l++) {
+            qr_qact a;
+            qr_quantize_act(tp, x, (size_t)m->d, n_tok, m->d, abuf, &a);
+            for (int i = 0; i < 3; i++)
+                qr_qmat_mul_q(tp, t, w[i], N[i], K[i], &a, y, (size_t)N[i]);
+            qr_qmat_mul(tp, t, w[3], N[3], K[3], x, (size_t)m->d, n_tok, y, (size_t)N[3]);
+            qr_quantize_act(tp, x, (size_t)m->d, n_tok, m->d, abuf, &a);
+            for (int i = 4; i < 6; i++)
+                qr_qmat_mul_q(tp, t, w[i], N[i], K[i], &a, y, (size_t)N[i]);
+            qr_qmat_mul(tp, t, w[6], N[6], K[6], x, (size_t)m->ff, n_tok, y, (size_t)N[6]);
+        }
+        double dt = now() - t0, dc = cpu() - c0;
+        best = dt < best ? dt : best;
+        best_cpu = dc < best_cpu ? dc : best_cpu;
+    }
+    *cpu_out = best_cpu;
+    for (int i = 0; i < 7; i++)
+        free(w[i]);
+    free(x), free(y), free(abuf);
+    return best;
+}
+
 int main(int argc, char **argv)
 {
     int threads = 2;
     int64_t n_tok = 129;
-    bool quick = false;
+    bool quick = false, model = false;
     int pos = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = true;
+        else if (strcmp(argv[i], "--model") == 0)
+            model = true;
         else if (pos++ == 0)
             threads = atoi(argv[i]);
         else
@@ -107,6 +165,19 @@ int main(int argc, char **argv)
     printf("%-23s %-5s %9s %8s %8s %8s | %8s %8s %8s | %8s %8s\n", "shape", "type", "gemv hot", "GB/s", "GB/s cpu",
            "GB/s strm", "GEMM GOP/s", "cpu", "tok/s", "sgemm", "cpu");
     int reps = quick ? 2 : 5;
+    if (model) {
+        static const model_shape ms[] = {{"SmolLM2-135M", 30, 576, 192, 1536}, {"Qwen2.5-0.5B", 24, 896, 128, 4864}};
+        static const qr_dtype mt[] = {QR_Q8_0, QR_Q4_0, QR_Q5_0};
+        printf("prefill matmuls (layers only, %lld tokens): best of %d\n", (long long)n_tok, reps);
+        for (size_t i = 0; i < 2; i++)
+            for (size_t j = 0; j < 3; j++) {
+                double ops, dc, dt = model_prefill(tp, &ms[i], mt[j], n_tok, reps, &ops, &dc);
+                printf("%-14s %-5s %8.1f ms %8.0f tok/s %8.1f GOP/s | cpu %8.1f ms %8.1f GOP/s\n", ms[i].name,
+                       qr_dtype_name(mt[j]), dt * 1e3, (double)n_tok / dt, ops / dt * 1e-9, dc * 1e3, ops / dc * 1e-9);
+            }
+        qr_threadpool_destroy(tp);
+        return 0;
+    }
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const shape *s = &shapes[si];
         float *x = malloc(sizeof(float) * (size_t)(n_tok * s->K)), *y = malloc(sizeof(float) * (size_t)(n_tok * s->N));

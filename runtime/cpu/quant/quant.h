@@ -39,6 +39,19 @@
  * the GEMV kernels (decode: weights streamed once, each decoded block applied
  * to every token); larger n_tok the tiled GEMM (tokens in lanes of 16).
  *
+ * Calling it from a backend (what the block-layout matmul does): keep the
+ * GGUF tensor bytes as they are (N rows of qr_dtype_row_bytes(wtype, K));
+ * check qr_qmat_supports(wtype) and K % qr_dtype_block(wtype) == 0 at load
+ * (else dequantize as before); per matmul either
+ *   qr_qmat_mul(pool, wtype, w, N, K, x, x_row_stride, n_tok, y, y_row_stride)
+ * or, to share one quantization between matmuls reading the same x (Q/K/V,
+ * gate/up): size = qr_qact_bytes(n_tok, K) (a reusable arena is best),
+ * qr_quantize_act(pool, x, xs, n_tok, K, buf, &a), then qr_qmat_mul_q(pool,
+ * wtype_i, w_i, N_i, K, &a, y_i, ys_i) for each. Inside a job that is already
+ * split over rows use qr_qmat_rows (serial). Nothing is cached between calls
+ * and w is only read, so any number of threads may call these at once.
+ * Peak scratch: qr_qact_bytes plus ~40 KiB per pool thread (malloc'd per call).
+ *
  * Errors: QR_EINVAL (from common/error.h) for an unsupported wtype, K not a
  * multiple of the block size, or a non-positive size; QR_ENOMEM when a
  * scratch allocation fails. Functions are thread-safe (no global state but

@@ -16,8 +16,9 @@
  *    0.5 d(k) * (1 + 1e-5) + the bound above (the only extra error is the
  *    activation rounding, at most half a step per value);
  *  - 1 and 2 threads bit-identical, qr_qmat_rows on a sub-range identical.
- * Shapes: n_tok 1, 2, 3, 17, 129 (GEMV and GEMM, partial 16-token groups), N
- * not a multiple of the 4-row tile, K = 256 m. */
+ * Shapes: n_tok 1, 2, 3, 17, 33, 129 (GEMV and GEMM, partial 16-token
+ * groups), N not a multiple of the 4-row tile nor of the unpack block,
+ * K = 256 m. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -220,6 +221,10 @@ int main(void)
             if (ntoks[i] <= 17)
                 run_case(tp2, types[ti], 6, 256, ntoks[i]);
         }
+    /* K = 1024: 32-row unpack blocks, N = 70 = two blocks, the second ending
+     * in a 4-row tile and 1-row tails */
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        run_case(tp2, types[ti], 70, 1024, 33);
     /* errors name the problem */
     float y[4];
     qr_qact a;
