@@ -331,6 +331,9 @@ int qr_qmat_rows(qr_dtype wtype, const void *w, int64_t K, const qr_qact *a, int
     int rc = check(wtype, n1 > n0 ? n1 - n0 : 1, K, a);
     if (rc)
         return rc;
+    if (n0 < 0)
+        return qr_fail(QR_EINVAL, "quantized matmul: row range [%lld, %lld) starts below 0", (long long)n0,
+                       (long long)n1);
     if (n1 <= n0)
         return QR_OK;
     void *scratch = aligned_alloc(64, qr_q_scratch_bytes(K));

@@ -50,7 +50,7 @@
  * wtype_i, w_i, N_i, K, &a, y_i, ys_i) for each. Inside a job that is already
  * split over rows use qr_qmat_rows (serial). Nothing is cached between calls
  * and w is only read, so any number of threads may call these at once.
- * Peak scratch: qr_qact_bytes plus ~40 KiB per pool thread (malloc'd per call).
+ * Scratch: qr_qact_bytes, plus about 64 KiB per pool thread malloc'd per call.
  *
  * Errors: QR_EINVAL (from common/error.h) for an unsupported wtype, K not a
  * multiple of the block size, or a non-positive size; QR_ENOMEM when a
@@ -115,9 +115,11 @@ int qr_quantize_act(qr_threadpool *tp, const float *x, size_t xs, int64_t n_tok,
 int qr_qmat_mul_q(qr_threadpool *tp, qr_dtype wtype, const void *w, int64_t N, int64_t K, const qr_qact *a,
                   float *y, size_t ys);
 
-/* The same for output rows [n0, n1) only, serially on the calling thread
- * (for callers that split work in their own parallel_for). Writes
- * y[t * ys + n] for n in [n0, n1); w is still the whole matrix. */
+/* The same for output rows [n0, n1) only (0 <= n0, n1 <= N: the caller's
+ * to keep), serially on the calling thread (for callers that split work in
+ * their own parallel_for; split at multiples of 4 rows for speed, any split
+ * gives the same bits). Writes y[t * ys + n] for n in [n0, n1); w is still
+ * the whole matrix. */
 int qr_qmat_rows(qr_dtype wtype, const void *w, int64_t K, const qr_qact *a, int64_t n0, int64_t n1, float *y,
                  size_t ys);
 
