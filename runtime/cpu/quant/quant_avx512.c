@@ -95,6 +95,11 @@ QK_INLINE void gemm512_g(const int G, qr_dtype t, const uint8_t *w, size_t rb, i
             int tgn = ng - gi >= 2 ? 2 : 1;
             const uint8_t *pk = a->pk + (size_t)gi * pks;
             const float *pd = a->pd + (size_t)gi * pds, *ps = a->ps + (size_t)gi * pds;
+            /* the y runs this group pair will write: one strided miss per
+             * token row otherwise stalls the copy-out below */
+            for (int l = 0; l < 16 * tgn && gi * 16 + l < a->n_tok; l++)
+                for (int c = 0; c < nr; c += 16)
+                    _mm_prefetch((const char *)(y + (size_t)(gi * 16 + l) * ys + (size_t)(nblk + c)), _MM_HINT_T0);
             int rt; /* tail rows one at a time: each row gets the same instruction sequence */
             for (int r0 = 0; r0 < nr; r0 += rt) {
                 rt = nr - r0 >= 4 ? 4 : 1;
