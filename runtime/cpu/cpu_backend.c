@@ -32,6 +32,9 @@
 #include "runtime/cpu/cpu_kernels.h"
 #include "runtime/cpu/cpu.h"
 #include "runtime/weights/weights.h"
+#ifdef QR_HAVE_QKERN /* meson -Dqkern=enabled: integer kernels on GGUF blocks */
+#include "runtime/cpu/quant/quant.h"
+#endif
 
 /* Below this many x rows, matmul uses the streaming GEMV kernels; from there
  * on sgemm. f32 weights go to sgemm as they are; other types must first be
@@ -58,6 +61,7 @@ typedef struct qr_cpu {
     const qr_cpu_kernels *k;
     pthread_mutex_t mu; /* serialises ops that use the per-thread scratch */
     int64_t gemm_min_rows; /* 0: per-dtype default */
+    bool block_tiles;      /* block weights: always the dequantized-tile path (qr_backend_cpu_set_block_tiles) */
     float **scratch;    /* n_threads buffers */
     size_t *scratch_cap; /* floats */
 } qr_cpu;
@@ -513,14 +517,29 @@ static void mm_job(void *vctx, int64_t b, int64_t e, int tid)
  * ggml, then sgemm over all n rows; decode n = 1 included): correct, not
  * fast. Caller holds nothing; m is filled as for the other types; W has
  * w_rows rows.
- * QKERN: when runtime/cpu/quant (integer kernels on block layouts, API in
- * runtime/cpu/quant/quant.h) is merged, its qr_qmat_mul is called here, under
- * QR_HAVE_QKERN (meson: see runtime/cpu/meson.build), for the layouts it
- * implements, falling back to the tiles below for the others. */
+ * QKERN: built with meson -Dqkern=enabled (defines QR_HAVE_QKERN; needs
+ * runtime/cpu/quant from the qkern branch), qkern's qr_qmat_mul computes
+ * here for the layouts it implements (qr_qmat_supports), the tiles below for
+ * the others and when qr_backend_cpu_set_block_tiles asked for them. */
 static int cpu_matmul_blocks(qr_cpu *c, mm_ctx *m, int64_t w_rows)
 {
 #ifdef QR_HAVE_QKERN
-    /* QKERN: int rc = qr_qmat_mul(...); if (rc != QR_EUNSUPPORTED) return rc; */
+    /* Integer kernels (runtime/cpu/quant/quant.h): activations quantized to
+     * int8 per 32 values, so results differ from the tiles below by that
+     * rounding, not only by summation order. Rows must be the file's dense
+     * blocks (they are: weight_load aliases or copies them with that stride). */
+    if (!c->block_tiles && qr_qmat_supports(m->w.dt) && m->w.rb == qr_dtype_row_bytes(m->w.dt, m->in)) {
+        pthread_mutex_lock(&c->mu); /* one parallel_for on the pool at a time, as below */
+        int qrc = qr_qmat_mul(c->pool, m->w.dt, m->w.data, w_rows, m->in, m->x, m->xs, m->n, m->y, m->ys);
+        pthread_mutex_unlock(&c->mu);
+        if (qrc)
+            return qrc;
+        if (m->bias)
+            for (int64_t r = 0; r < m->n; r++)
+                for (int64_t j = 0; j < w_rows; j++)
+                    m->y[(size_t)r * m->ys + (size_t)j] += m->bias[j];
+        return QR_OK;
+    }
 #endif
     m->gemm = true;
     int64_t nb = (int64_t)(QR_CPU_GEMM_SCRATCH_BYTES / ((size_t)m->in * sizeof(float)));
@@ -1057,6 +1076,21 @@ int qr_backend_cpu_create(int n_threads, qr_backend **out) { return qr_backend_c
 const char *qr_backend_cpu_kernels(const qr_backend *be)
 {
     return be && be->ops == &cpu_ops ? ((const qr_cpu *)be)->k->name : NULL;
+}
+
+void qr_backend_cpu_set_block_tiles(qr_backend *be, bool on)
+{
+    if (be && be->ops == &cpu_ops)
+        ((qr_cpu *)be)->block_tiles = on;
+}
+
+bool qr_backend_cpu_has_qkern(void)
+{
+#ifdef QR_HAVE_QKERN
+    return true;
+#else
+    return false;
+#endif
 }
 
 void qr_backend_cpu_set_gemm_min_rows(qr_backend *be, int64_t n)
