@@ -7,6 +7,10 @@
  *   dequantized by the same bit-exact code as the load-time conversion), so
  *   only the summation order differs (sgemm on tiles vs the GEMV kernels);
  * - greedy decoding picks the same ids (agreement printed; all must agree).
+ * Those two use the dequantized-tile path (qr_backend_cpu_set_block_tiles).
+ * Built with qkern's integer kernels (-Dqkern=enabled), the default path is
+ * also compared: activations rounded to int8 per 32 values move logits by
+ * ~1% of their range; greedy agreement is printed and must stay high.
  * Also --dtype q8_0 / q4_k on the same file: every tensor in whole blocks of
  * the asked type or the q8_0 fallback (q4_k needs 256 | cols; SmolLM2's 576
  * is not), with the bytes that implies. */
@@ -16,6 +20,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "runtime/cpu/cpu.h"
 #include "runtime/models/model.h"
 #include "runtime/weights/weights.h"
 #include "tests/unit/test.h"
@@ -64,6 +69,9 @@ int main(void)
 
     qr_backend *be = NULL;
     CHECK_OK(qr_backend_cpu_create(2, &be));
+    if (!be)
+        return qr_test_done();
+    qr_backend_cpu_set_block_tiles(be, true);
     qr_model *mf = NULL, *ms = NULL;
     qr_model_opts of = {.dtype = QR_F32}, os = {.dtype = QR_AS_STORED};
     CHECK_OK(qr_model_load(path, &of, be, &mf));
@@ -101,6 +109,21 @@ int main(void)
     printf("greedy agreement as-stored vs f32: %d of %d tokens identical before the first difference\n", agree,
            N_GREEDY);
     CHECK_INT(agree, N_GREEDY);
+    if (qr_backend_cpu_has_qkern()) {
+        qr_backend_cpu_set_block_tiles(be, false);
+        CHECK_OK(greedy(ms, prompt, N_PROMPT, ls, gs));
+        qr_backend_cpu_set_block_tiles(be, true);
+        dmax = 0;
+        for (int j = 0; j < V; j++)
+            dmax = fmax(dmax, fabs((double)lf[j] - ls[j]));
+        int same = 0;
+        while (same < N_GREEDY && gf[same] == gs[same])
+            same++;
+        printf("integer kernels: max |logit - f32| %.3g (max |logit| %.3g); greedy agreement %d of %d\n", dmax, amax,
+               same, N_GREEDY);
+        CHECK_MSG(dmax <= 0.05 * amax, "integer-kernel logits differ by %.3g", dmax);
+        CHECK_MSG(same >= N_GREEDY / 2, "integer kernels: greedy ids differ from token %d", same);
+    }
     free(lf);
     free(ls);
     qr_model_free(mf);

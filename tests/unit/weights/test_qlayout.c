@@ -4,7 +4,9 @@
  *   (aliasing the mapping, same bytes), and download and embed give exactly
  *   gguf.quants.dequantize's floats;
  * - matmul on the blocks equals matmul on those f32 values (decode and GEMM
- *   row counts; only the summation order may differ);
+ *   row counts; only the summation order may differ) through the dequantized
+ *   tiles; built with qkern's integer kernels (-Dqkern=enabled), their
+ *   result is within the bound of x rounded to int8 per 32 values;
  * - Q2_K / Q3_K are not supported as stored; loading them as Q4_K stays
  *   within the Q4_K quantizer's bound of the reference values;
  * - qr_quantize_row(Q8_0) is byte-identical with gguf.quants.quantize, and
@@ -16,6 +18,7 @@
 
 #include "common/error.h"
 #include "runtime/backend.h"
+#include "runtime/cpu/cpu.h"
 #include "runtime/weights/weights.h"
 #include "tests/unit/test.h"
 
@@ -39,8 +42,11 @@ static float frand(unsigned *st)
     return (float)((*st >> 8) & 0xffff) / 65536.0f - 0.5f;
 }
 
-/* y = x . W^T on backend weights w vs on the f32 reference rows ref (rows x cols). */
-static void check_matmul(qr_backend *be, const qr_tensor *w, const float *ref, int64_t n, const char *what)
+/* y = x . W^T on backend weights w vs on the f32 reference rows ref (rows x cols).
+ * int8x: the integer kernels, which round x per 32 values to int8 (d = amax/127):
+ * each term may move by |w| * d/2 beyond the f32 noise. */
+static void check_matmul(qr_backend *be, const qr_tensor *w, const float *ref, int64_t n, bool int8x,
+                         const char *what)
 {
     int64_t rows = w->rows, cols = w->cols;
     qr_tensor x, y;
@@ -56,16 +62,24 @@ static void check_matmul(qr_backend *be, const qr_tensor *w, const float *ref, i
     double worst = 0;
     for (int64_t r = 0; r < n; r++)
         for (int64_t j = 0; j < rows; j++) {
-            double e = 0, mag = 0;
+            double e = 0, mag = 0, q = 0;
             for (int64_t k = 0; k < cols; k++) {
                 e += (double)xh[r * cols + k] * ref[j * cols + k];
                 mag += fabs((double)xh[r * cols + k] * ref[j * cols + k]);
+                if (int8x && k % 32 == 0) {
+                    double amax = 0;
+                    for (int l = 0; l < 32; l++)
+                        amax = fmax(amax, fabs(xh[r * cols + k + l]));
+                    for (int l = 0; l < 32; l++)
+                        q += fabs(ref[j * cols + k + l]) * amax / 254;
+                }
             }
-            double err = fabs(yh[r * rows + j] - e) / (mag + 1e-30);
+            /* f32 sums of 512 terms: a few units of 2^-24 relative to sum |terms| */
+            double err = (fabs(yh[r * rows + j] - e) - q * (1 + 1e-3)) / (mag + 1e-30);
             worst = err > worst ? err : worst;
         }
-    /* f32 sums of 512 terms: a few units of 2^-24 relative to sum |terms| */
-    CHECK_MSG(worst < 64 * 6e-8, "%s matmul n=%lld: relative error %.3g", what, (long long)n, worst);
+    CHECK_MSG(worst < 64 * 6e-8, "%s matmul n=%lld%s: relative error %.3g", what, (long long)n,
+              int8x ? " (integer kernels)" : "", worst);
     free(xh);
     free(yh);
     qr_be_tensor_free(be, &x);
@@ -127,6 +141,7 @@ int main(void)
     CHECK_OK(qr_backend_cpu_create(2, &be));
     if (!s || !be)
         return qr_test_done();
+    qr_backend_cpu_set_block_tiles(be, true); /* the reference path; qkern's is checked beside it */
 
     for (size_t k = 0; k < sizeof kept / sizeof kept[0]; k++) {
         const qr_wtensor *q = get(s, kept[k].name, "q"), *r = get(s, kept[k].name, "ref");
@@ -157,8 +172,14 @@ int main(void)
             CHECK_MSG(memcmp(got + i * cols, ref + ids[i] * cols, sizeof(float) * (size_t)cols) == 0,
                       "%s: embed row %d differs", kept[k].name, ids[i]);
         qr_be_tensor_free(be, &e);
-        check_matmul(be, &w, ref, 1, kept[k].name);
-        check_matmul(be, &w, ref, 40, kept[k].name);
+        check_matmul(be, &w, ref, 1, false, kept[k].name);
+        check_matmul(be, &w, ref, 40, false, kept[k].name);
+        if (qr_backend_cpu_has_qkern()) {
+            qr_backend_cpu_set_block_tiles(be, false);
+            check_matmul(be, &w, ref, 1, true, kept[k].name);
+            check_matmul(be, &w, ref, 40, true, kept[k].name);
+            qr_backend_cpu_set_block_tiles(be, true);
+        }
         qr_be_tensor_free(be, &w);
         /* a copy (may_alias false) is the same */
         CHECK_OK(be->ops->weight_load(be, q->data, q->dtype, rows, cols, q->dtype, false, &w));
