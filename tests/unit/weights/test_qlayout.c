@@ -11,7 +11,11 @@
  *   within the Q4_K quantizer's bound of the reference values;
  * - qr_quantize_row(Q8_0) is byte-identical with gguf.quants.quantize, and
  *   Q4_K quantize -> dequantize keeps every value within half a step (the
- *   bound quantize.c derives), on the fixture's values and on random rows. */
+ *   bound quantize.c derives), on the fixture's values and on random rows;
+ * - through the loader (gen_tiny_llama.py's one-layer llama GGUFs): with every
+ *   kept type, --dtype as-stored holds exactly the file's tensor bytes and
+ *   its logits equal the f32 load's up to summation order; with Q2_K/Q3_K
+ *   tensors, those two are held as Q4_K (the bytes say so). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +23,7 @@
 #include "common/error.h"
 #include "runtime/backend.h"
 #include "runtime/cpu/cpu.h"
+#include "runtime/models/model.h"
 #include "runtime/weights/weights.h"
 #include "tests/unit/test.h"
 
@@ -131,6 +136,72 @@ static void check_q4k_roundtrip(const float *x, int64_t n, const char *what)
     CHECK_MSG(worst < 0.036, "%s: q4_k error %.4f of the block's range", what, worst);
     free(q);
     free(back);
+}
+
+/* Logits of the last of 5 prompt ids, then of one decode step, into lg (2 x vocab). */
+static int tiny_logits(qr_model *m, float *lg)
+{
+    int V = qr_model_cfg(m)->vocab_size, rc;
+    qr_decoder_state *st = NULL;
+    int32_t ids[6] = {3, 17, 200, 42, 9, 128};
+    if ((rc = qr_decoder_state_create(m, 1, 32, &st)))
+        return rc;
+    qr_dec_seq a = {0, ids, 5}, b = {0, ids + 5, 1};
+    if (!(rc = qr_decoder_step(st, &a, 1, lg)))
+        rc = qr_decoder_step(st, &b, 1, lg + V);
+    qr_decoder_state_free(st);
+    return rc;
+}
+
+static void check_tiny_models(qr_backend *be)
+{
+    const char *kept_path = FIXTURE("qlayout/tiny_kept.gguf"), *k23_path = FIXTURE("qlayout/tiny_k23.gguf");
+    qr_model_opts of = {.dtype = QR_F32}, os = {.dtype = QR_AS_STORED};
+    qr_model *mf = NULL, *ms = NULL;
+    qr_wsrc *src = NULL;
+    CHECK_OK(qr_wsrc_open(kept_path, &src));
+    CHECK_OK(qr_model_load(kept_path, &of, be, &mf));
+    CHECK_OK(qr_model_load(kept_path, &os, be, &ms));
+    if (src && mf && ms) {
+        CHECK_INT(qr_model_weight_bytes(ms), qr_wsrc_bytes(src)); /* exactly the file's tensors */
+        int V = qr_model_cfg(mf)->vocab_size;
+        float *lf = malloc(sizeof(float) * 2 * (size_t)V), *ls = malloc(sizeof(float) * 2 * (size_t)V);
+        CHECK_OK(tiny_logits(mf, lf));
+        CHECK_OK(tiny_logits(ms, ls));
+        double amax = 0, dmax = 0;
+        for (int j = 0; j < 2 * V; j++) {
+            amax = fmax(amax, fabs(lf[j]));
+            dmax = fmax(dmax, fabs((double)lf[j] - ls[j]));
+        }
+        CHECK(amax > 0 && isfinite(amax));
+        CHECK_MSG(dmax <= 1e-5 * amax, "tiny_kept: as-stored logits differ from f32 by %.3g (max %.3g)", dmax, amax);
+        free(lf);
+        free(ls);
+    }
+    qr_model_free(mf);
+    qr_model_free(ms);
+    qr_wsrc_close(src);
+    src = NULL;
+    ms = NULL;
+    CHECK_OK(qr_wsrc_open(k23_path, &src));
+    CHECK_OK(qr_model_load(k23_path, &os, be, &ms));
+    if (src && ms) {
+        uint64_t want = 0;
+        int converted = 0;
+        for (size_t i = 0; i < qr_wsrc_count(src); i++) {
+            const qr_wtensor *t = qr_wsrc_at(src, i);
+            if (t->dtype == QR_Q2_K || t->dtype == QR_Q3_K) {
+                want += (uint64_t)t->shape[0] * qr_dtype_row_bytes(QR_Q4_K, t->shape[1]);
+                converted++;
+            } else {
+                want += t->nbytes;
+            }
+        }
+        CHECK_INT(converted, 2);
+        CHECK_INT(qr_model_weight_bytes(ms), want);
+    }
+    qr_model_free(ms);
+    qr_wsrc_close(src);
 }
 
 int main(void)
@@ -256,6 +327,7 @@ int main(void)
     CHECK_INT(qr_quantize_row(QR_Q8_0, x, 32, qb), QR_EINVAL);
     free(x);
 
+    check_tiny_models(be);
     qr_backend_destroy(be);
     qr_wsrc_close(s);
     return qr_test_done();
