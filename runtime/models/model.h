@@ -3,10 +3,14 @@
  * cache) lives in qr_encoder_state / qr_decoder_state.
  *
  * Precision is always explicit: opts->dtype (f32, bf16, f16, int8 =
- * per-output-channel symmetric weight-only, quantized at load) is applied to
- * the matmul weights and the token embedding table (also the tied LM head);
- * norms, biases and position/type embeddings stay f32. Nothing picks a
- * dtype silently. */
+ * per-output-channel symmetric weight-only, quantized at load; q8_0 / q4_k =
+ * GGUF blocks quantized at load; as-stored = each tensor's file type, GGUF
+ * blocks kept as stored where the backend computes with them, see model.c
+ * pick_type) is applied to the matmul weights and the token embedding table
+ * (also the tied LM head); norms, biases and position/type embeddings stay
+ * f32. Nothing picks a dtype silently: every departure from the asked type
+ * (a backend lacking a layout, rows not whole blocks, Q2_K/Q3_K -> Q4_K) is
+ * named on the load line with the bytes held per type. */
 #ifndef QR_RUNTIME_MODEL_H
 #define QR_RUNTIME_MODEL_H
 
