@@ -15,7 +15,9 @@
  * - through the loader (gen_tiny_llama.py's one-layer llama GGUFs): with every
  *   kept type, --dtype as-stored holds exactly the file's tensor bytes and
  *   its logits equal the f32 load's up to summation order; with Q2_K/Q3_K
- *   tensors, those two are held as Q4_K (the bytes say so). */
+ *   tensors, those two are held as Q4_K (the bytes say so); on a backend
+ *   whose supports() has only Q8_0 of the block types (as CUDA's), every
+ *   block tensor is converted to Q8_0. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +155,14 @@ static int tiny_logits(qr_model *m, float *lg)
     return rc;
 }
 
+/* The CPU backend's table with supports() narrowed to CUDA's set. */
+static bool q8_only(qr_backend *be, qr_be_op op, qr_dtype wt)
+{
+    (void)be;
+    (void)op;
+    return wt == QR_F32 || wt == QR_F16 || wt == QR_BF16 || wt == QR_I8 || wt == QR_Q8_0;
+}
+
 static void check_tiny_models(qr_backend *be)
 {
     const char *kept_path = FIXTURE("qlayout/tiny_kept.gguf"), *k23_path = FIXTURE("qlayout/tiny_k23.gguf");
@@ -202,6 +212,26 @@ static void check_tiny_models(qr_backend *be)
     }
     qr_model_free(ms);
     qr_wsrc_close(src);
+    src = NULL;
+    ms = NULL;
+    const qr_backend_ops *orig = be->ops;
+    qr_backend_ops narrow = *orig;
+    narrow.supports = q8_only;
+    be->ops = &narrow;
+    CHECK(!qr_be_supports(be, QR_BE_OP_MATMUL, QR_Q4_K));
+    CHECK_OK(qr_wsrc_open(kept_path, &src));
+    CHECK_OK(qr_model_load(kept_path, &os, be, &ms));
+    if (src && ms) {
+        uint64_t want = 0;
+        for (size_t i = 0; i < qr_wsrc_count(src); i++) {
+            const qr_wtensor *t = qr_wsrc_at(src, i);
+            want += t->n_dims == 2 ? (uint64_t)t->shape[0] * qr_dtype_row_bytes(QR_Q8_0, t->shape[1]) : t->nbytes;
+        }
+        CHECK_INT(qr_model_weight_bytes(ms), want);
+    }
+    qr_model_free(ms);
+    qr_wsrc_close(src);
+    be->ops = orig;
 }
 
 int main(void)
