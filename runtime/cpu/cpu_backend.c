@@ -46,6 +46,8 @@
 #define QR_CPU_GEMM_MIN_ROWS_NARROW 32
 /* Per-thread f32 scratch for widened weight blocks in the GEMM path. */
 #define QR_CPU_GEMM_SCRATCH_BYTES ((size_t)4 << 20)
+/* f32 tile of dequantized block-weight rows for a matmul of few x rows. */
+#define QR_CPU_BLOCK_TILE_SMALL ((size_t)128 << 10)
 /* Query rows per attention work item. */
 #define QR_CPU_ATTN_QB 64
 /* Tensors of at least this many bytes are placed on 2 MiB boundaries and
@@ -542,7 +544,10 @@ static int cpu_matmul_blocks(qr_cpu *c, mm_ctx *m, int64_t w_rows)
     }
 #endif
     m->gemm = true;
-    int64_t nb = (int64_t)(QR_CPU_GEMM_SCRATCH_BYTES / ((size_t)m->in * sizeof(float)));
+    /* few x rows (decode): tiles that stay in L2 between the dequantization
+     * and the sgemm that reads them back; many: the GEMM path's 4 MiB */
+    size_t tile = m->n < QR_CPU_GEMM_MIN_ROWS_NARROW ? QR_CPU_BLOCK_TILE_SMALL : QR_CPU_GEMM_SCRATCH_BYTES;
+    int64_t nb = (int64_t)(tile / ((size_t)m->in * sizeof(float)));
     m->nb = nb < 16 ? 16 : nb;
     pthread_mutex_lock(&c->mu);
     int rc = ensure_scratch(c, (size_t)m->nb * (size_t)m->in);
