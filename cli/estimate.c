@@ -9,6 +9,15 @@
  *              one f32 scale per output row; embeddings, norms, biases f32
  *              (the runtime's policy, runtime/models/model.h). BERT's pooler
  *              head is not counted (sentence embeddings do not use it).
+ *              --dtype q8_0 / q4_k / as-stored count tensor by tensor as the
+ *              loader places them on the CPU backend (runtime/models/model.c
+ *              pick_type): GGUF block bytes (q8_0 34 B / 32 values, q4_k
+ *              144 B / 256), the token embeddings in the same type, a tensor
+ *              whose row is not whole blocks of q4_k as q8_0 (else f32);
+ *              as-stored takes each file tensor's own bytes (Q2_K / Q3_K as
+ *              Q4_K) and needs the tensor headers. The split by type is
+ *              printed. (The CUDA backend keeps only Q8_0 of the block types:
+ *              on a GPU the others are converted to q8_0 at load.)
  *   KV cache   2 (K and V) x layers x ctx x batch x kv_heads x head_dim x
  *              bytes(--kv-dtype); none for encoders.
  *   workspace  one layer's f32 activations for a prefill of batch x ctx tokens:
@@ -33,6 +42,7 @@
 #include "cli/cli.h"
 #include "common/error.h"
 #include "runtime/models/config.h"
+#include "runtime/models/model.h"
 #include "runtime/weights/weights.h"
 
 typedef enum { K_MAT = 0, K_KV, K_EMB, K_VEC, K_COUNT } mat_kind;
@@ -40,20 +50,49 @@ typedef enum { K_MAT = 0, K_KV, K_EMB, K_VEC, K_COUNT } mat_kind;
 typedef struct {
     uint64_t elems[K_COUNT]; /* parameters per kind */
     uint64_t rows[K_COUNT];  /* output rows per kind (int8 scales) */
+    qr_dtype dt;             /* --dtype; for the per-tensor count of block types */
+    uint64_t qbytes[K_COUNT];             /* bytes per kind, per tensor (q8_0, q4_k, as-stored) */
+    uint64_t tbytes[QR_DTYPE_COUNT];      /* the same by type */
 } param_sums;
 
-static void add(param_sums *s, mat_kind k, int64_t rows, int64_t cols)
+static bool per_tensor(qr_dtype dt) { return dt == QR_Q8_0 || dt == QR_Q4_K || dt == QR_AS_STORED; }
+
+/* The type the loader gives a tensor of file type `file` (config-derived:
+ * QR_F32) with rows of `cols` values on the CPU backend, for a per-tensor dt. */
+static qr_dtype est_type(qr_dtype dt, qr_dtype file, int64_t cols, mat_kind k)
+{
+    if (k == K_VEC)
+        return QR_F32;
+    qr_dtype t = dt == QR_AS_STORED ? file : dt;
+    if (t == QR_Q2_K || t == QR_Q3_K)
+        t = QR_Q4_K;
+    if (qr_dtype_is_block(t) && cols % qr_dtype_block(t))
+        t = cols % 32 == 0 ? QR_Q8_0 : QR_F32;
+    return t;
+}
+
+static void add_t(param_sums *s, mat_kind k, int64_t rows, int64_t cols, qr_dtype file)
 {
     s->elems[k] += (uint64_t)rows * (uint64_t)cols;
     s->rows[k] += (uint64_t)rows;
+    if (!per_tensor(s->dt))
+        return;
+    qr_dtype t = est_type(s->dt, file, cols, k);
+    uint64_t b = (uint64_t)rows * qr_dtype_row_bytes(t, cols) + (t == QR_I8 ? 4 * (uint64_t)rows : 0);
+    s->qbytes[k] += b;
+    s->tbytes[t] += b;
 }
+
+static void add(param_sums *s, mat_kind k, int64_t rows, int64_t cols) { add_t(s, k, rows, cols, QR_F32); }
 
 /* Tensor list of a Llama/Qwen2 decoder or a BERT encoder from its config. */
 static void sums_from_config(const qr_model_config *c, param_sums *s)
 {
     int64_t d = c->d_model, hd = c->head_dim, q = (int64_t)c->n_head * hd, kv = (int64_t)c->n_kv_head * hd;
     int64_t ff = c->d_ff, V = c->vocab_size;
+    qr_dtype dt = s->dt;
     memset(s, 0, sizeof *s);
+    s->dt = dt;
     if (c->arch == QR_ARCH_BERT) {
         add(s, K_EMB, V, d);
         add(s, K_EMB, c->max_pos, d);
@@ -102,7 +141,10 @@ static void sums_from_headers(const qr_wsrc *w, param_sums *s)
 {
     static const char *const emb[] = {"embed_tokens", "token_embd", "embeddings.", "wte.", "wpe.", NULL};
     static const char *const kv[] = {"k_proj", "v_proj", "attn_k.", "attn_v.", "self.key", "self.value", NULL};
+    static const char *const f32emb[] = {"position", "token_type", "wpe.", NULL}; /* loaded f32 always */
+    qr_dtype dt = s->dt;
     memset(s, 0, sizeof *s);
+    s->dt = dt;
     for (size_t i = 0; i < qr_wsrc_count(w); i++) {
         const qr_wtensor *t = qr_wsrc_at(w, i);
         if (!strncmp(t->name, "pooler.", 7))
@@ -113,11 +155,11 @@ static void sums_from_headers(const qr_wsrc *w, param_sums *s)
         if (t->n_dims < 2 || rows == 1)
             add(s, K_VEC, 1, rows * cols);
         else if (name_has(t->name, emb))
-            add(s, K_EMB, rows, cols);
+            add_t(s, name_has(t->name, f32emb) ? K_VEC : K_EMB, rows, cols, t->dtype);
         else if (name_has(t->name, kv))
-            add(s, K_KV, rows, cols);
+            add_t(s, K_KV, rows, cols, t->dtype);
         else
-            add(s, K_MAT, rows, cols);
+            add_t(s, K_MAT, rows, cols, t->dtype);
     }
 }
 
@@ -184,12 +226,17 @@ int cli_estimate(int argc, char **argv)
         code = cli_fail("estimate", rc, "reading the model config");
         goto fail;
     }
-    param_sums s;
+    param_sums s = {.dt = dt};
     const char *source;
     rc = qr_wsrc_open(path, &w);
     if (rc == 0 && qr_wsrc_count(w) > 0) {
         sums_from_headers(w, &s);
         source = "tensor headers";
+    } else if (dt == QR_AS_STORED && (rc == 0 || rc == QR_ENOTFOUND)) {
+        fprintf(stderr, "quire estimate: %s: --dtype as-stored needs the weight files (their tensor types); "
+                        "none found: pass another --dtype\n", path);
+        code = CLI_EXIT_USAGE;
+        goto fail;
     } else if (rc == 0 || rc == QR_ENOTFOUND) {
         sums_from_config(&c, &s);
         source = "config (no weight files found)";
@@ -223,6 +270,14 @@ int cli_estimate(int argc, char **argv)
 
     uint64_t w_mat = mat_bytes(s.elems[K_MAT], s.rows[K_MAT], dt), w_kv = mat_bytes(s.elems[K_KV], s.rows[K_KV], dt);
     uint64_t w_emb = 4 * s.elems[K_EMB], w_vec = 4 * s.elems[K_VEC];
+    char by_type[256] = "";
+    if (per_tensor(dt)) {
+        w_mat = s.qbytes[K_MAT];
+        w_kv = s.qbytes[K_KV];
+        w_emb = s.qbytes[K_EMB];
+        w_vec = s.qbytes[K_VEC];
+        qr_model_type_bytes_str(s.tbytes, by_type, sizeof by_type);
+    }
     uint64_t weights = w_mat + w_kv + w_emb + w_vec;
     uint64_t weights_g = ceil_div(w_mat, N) + w_kv * kvl / KV + ceil_div(w_emb, N) + w_vec;
     uint64_t kv_cache = decoder ? 2 * L * ctx * B * KV * hd * kvb : 0;
@@ -268,6 +323,13 @@ int cli_estimate(int argc, char **argv)
                       "per_gpu", "weights", (json_int_t)weights_g, "kv_cache", (json_int_t)kv_cache_g, "workspace",
                       (json_int_t)ws_g, "total", (json_int_t)total_g,
                       "headroom_percent", headroom, "fits_gib", fj);
+        if (j && per_tensor(dt)) {
+            json_t *bt = json_object();
+            for (int t = 0; t < QR_DTYPE_COUNT; t++)
+                if (s.tbytes[t])
+                    json_object_set_new(bt, qr_dtype_name((qr_dtype)t), json_integer((json_int_t)s.tbytes[t]));
+            json_object_set_new(j, "bytes_by_type", bt);
+        }
         char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
         if (!text) {
             fprintf(stderr, "quire estimate: out of memory\n");
@@ -279,12 +341,16 @@ int cli_estimate(int argc, char **argv)
     } else {
         char a[32], b[32];
         printf("model       %s (%s; sizes from %s)\n", path, c.arch_name, source);
-        printf("parameters  %llu: matmul %llu at %s, embeddings %llu and norms/biases %llu at f32\n",
+        printf("parameters  %llu: matmul %llu at %s, embeddings %llu%s and norms/biases %llu at f32\n",
                (unsigned long long)params, (unsigned long long)(s.elems[K_MAT] + s.elems[K_KV]), qr_dtype_name(dt),
-               (unsigned long long)s.elems[K_EMB], (unsigned long long)s.elems[K_VEC]);
+               (unsigned long long)s.elems[K_EMB], per_tensor(dt) ? " likewise" : " at f32",
+               (unsigned long long)s.elems[K_VEC]);
         printf("precision   weights %s (%s)%s; KV cache %s (%s); activations f32\n", qr_dtype_name(dt),
                qr_opt_origin(o, QR_OPT_DTYPE), dt == QR_I8 ? ", one f32 scale per output row" : "",
                qr_dtype_name(kvdt), qr_opt_origin(o, QR_OPT_KV_DTYPE));
+        if (per_tensor(dt))
+            printf("weights by type  %s (as the CPU backend loads them; a GPU keeps q8_0 of the block types)\n",
+                   by_type);
         printf("context     ctx %llu tokens x batch %llu\n", (unsigned long long)ctx, (unsigned long long)B);
         printf("sharding    %s\n\n", shard);
         printf("%-12s %14s %14s\n", "", "total", "per GPU");

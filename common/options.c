@@ -72,9 +72,11 @@ static const qr_option_def table[QR_OPT_COUNT] = {
         "or ollama:NAME[:TAG]", 0, NULL},
     [QR_OPT_EMBEDDER] = {"embedder", QR_OPT_STRING, "model", "", 0, 0, NULL,
         "embedding model (same forms as model); used by embed when --model is not given", 0, NULL},
-    [QR_OPT_DTYPE] = {"dtype", QR_OPT_ENUM, "model", "f32", 0, 0, "f32|bf16|f16|int8",
-        "weight precision for matmuls (int8 = per-output-channel symmetric, quantized at load); "
-        "embeddings, norms and biases stay f32", 0, NULL},
+    [QR_OPT_DTYPE] = {"dtype", QR_OPT_ENUM, "model", "f32", 0, 0, "f32|bf16|f16|int8|q8_0|q4_k|as-stored",
+        "weight precision for matmuls and the token embeddings (int8 = per-output-channel symmetric, q8_0/q4_k = "
+        "GGUF blocks, all three quantized at load; as-stored = each tensor kept in its file's type, GGUF blocks "
+        "included, where the backend computes with it, else converted saying so); norms and biases stay f32",
+        0, NULL},
     [QR_OPT_KV_DTYPE] = {"kv-dtype", QR_OPT_ENUM, "model", "f32", 0, 0, "f32|bf16|f16",
         "KV cache element type used by estimate (the CPU runtime keeps its KV cache in f32)", 0, NULL},
     [QR_OPT_DEVICE] = {"device", QR_OPT_STRING, "runtime", "auto", 0, 0, NULL,

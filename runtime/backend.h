@@ -31,14 +31,39 @@
 
 typedef struct qr_backend qr_backend;
 
+/* Quantization layout of a weight tensor: how a row's bytes map to values.
+ * QR_QL_NONE: scalar elements (f32/f16/bf16/i32), or QR_I8 with one f32 scale
+ * per row in `scale`. QR_QL_GGUF: the row is cols/block GGUF blocks of the
+ * tensor's dtype (Q8_0 ... Q6_K), each block_bytes long, exactly the bytes of
+ * the file (scales and mins inside the blocks; runtime/weights/convert*.c
+ * documents each layout); `scale` is unused. QR_QL_SPLIT: int8 values in
+ * `data` (rows, cols), one f32 scale per block of `block` values in `scale`
+ * (rows, cols/block) dense: the CUDA backend's Q8_0. */
+typedef enum { QR_QL_NONE = 0, QR_QL_GGUF, QR_QL_SPLIT } qr_qlayout_kind;
+
+typedef struct qr_qlayout {
+    qr_qlayout_kind kind;
+    int32_t block;       /* values per block along a row (QR_QL_GGUF/SPLIT); 0 otherwise */
+    int32_t block_bytes; /* bytes per block (QR_QL_GGUF); 0 otherwise */
+} qr_qlayout;
+
 typedef struct qr_tensor {
     void *data;        /* backend memory: host pointer (cpu) or device pointer (cuda) */
-    float *scale;      /* QR_I8 only: per-row f32 scales, in backend memory, rows entries */
-    qr_dtype dtype;    /* QR_F32/F16/BF16/I8/I32 */
+    float *scale;      /* QR_I8: per-row f32 scales; QR_QL_SPLIT: per-block scales; in backend memory */
+    qr_dtype dtype;    /* QR_F32/F16/BF16/I8/I32, or a GGUF block type (weights only, see ql) */
     int64_t rows, cols;
-    size_t row_bytes;  /* stride between rows; >= cols * element size */
+    size_t row_bytes;  /* stride between rows; >= cols * element size (block types: qr_dtype_row_bytes) */
     bool owned;        /* data (and scale) were allocated by the backend and are freed by qr_be_tensor_free */
+    qr_qlayout ql;     /* block layout of a quantized weight; all zero for scalar types and QR_I8 */
 } qr_tensor;
+
+/* The ops a backend may or may not compute for a given weight type (ggml's
+ * supports_op): asked by the loader before it picks a type, so no caller
+ * hard-codes which layouts a backend has. */
+typedef enum {
+    QR_BE_OP_MATMUL = 0, /* matmul with w of that type */
+    QR_BE_OP_EMBED,      /* embed (row lookup) from a table of that type */
+} qr_be_op;
 
 /* One sequence inside a batched attention call. Query rows q_start..q_start+n_q-1
  * of Q belong to it; it attends to key/value rows kv_start..kv_start+n_kv-1 of K
@@ -76,6 +101,10 @@ typedef struct qr_backend_ops {
      * src outlives the tensor (mmap'd weights); flag `may_alias` says so. */
     int (*weight_load)(qr_backend *be, const void *src, qr_dtype src_dt, int64_t rows, int64_t cols,
                        qr_dtype want, bool may_alias, qr_tensor *out);
+    /* Whether op computes with weights of type wt (in the layout this
+     * backend's weight_load makes of it). NULL: F32, F16, BF16 and I8 only.
+     * Callers ask through qr_be_supports(). */
+    bool (*supports)(qr_backend *be, qr_be_op op, qr_dtype wt);
 
     /* --- ops (y/out tensors are preallocated by the caller) --- */
     /* out(n, d) = table[ids[i]] rows (ids on host, n entries, each < table.rows). */
@@ -214,5 +243,11 @@ static inline int qr_be_tensor_alloc(qr_backend *be, qr_dtype dt, int64_t r, int
 { return be->ops->tensor_alloc(be, dt, r, c, o); }
 static inline void qr_be_tensor_free(qr_backend *be, qr_tensor *t) { if (t) be->ops->tensor_free(be, t); }
 static inline int qr_be_sync(qr_backend *be) { return be->ops->sync(be); }
+static inline bool qr_be_supports(qr_backend *be, qr_be_op op, qr_dtype wt)
+{
+    if (be->ops->supports)
+        return be->ops->supports(be, op, wt);
+    return wt == QR_F32 || wt == QR_F16 || wt == QR_BF16 || wt == QR_I8;
+}
 
 #endif

@@ -10,15 +10,20 @@ static const struct { const char *name; int block; size_t block_bytes; } info[QR
     [QR_Q4_0] = {"q4_0", 32, 18}, [QR_Q4_K] = {"q4_k", 256, 144}, [QR_Q6_K] = {"q6_k", 256, 210},
     [QR_Q4_1] = {"q4_1", 32, 20}, [QR_Q5_0] = {"q5_0", 32, 22},   [QR_Q5_1] = {"q5_1", 32, 24},
     [QR_Q2_K] = {"q2_k", 256, 84}, [QR_Q3_K] = {"q3_k", 256, 110}, [QR_Q5_K] = {"q5_k", 256, 176},
+    [QR_AS_STORED] = {"as-stored", 0, 0},
 };
 
 const char *qr_dtype_name(qr_dtype t) { return (unsigned)t < QR_DTYPE_COUNT ? info[t].name : "?"; }
 
 int qr_dtype_block(qr_dtype t) { return (unsigned)t < QR_DTYPE_COUNT ? info[t].block : 0; }
 
+size_t qr_dtype_block_bytes(qr_dtype t) { return (unsigned)t < QR_DTYPE_COUNT ? info[t].block_bytes : 0; }
+
+bool qr_dtype_is_block(qr_dtype t) { return (unsigned)t < QR_DTYPE_COUNT && info[t].block > 1; }
+
 size_t qr_dtype_row_bytes(qr_dtype t, int64_t n)
 {
-    if ((unsigned)t >= QR_DTYPE_COUNT || n < 0 || n % info[t].block)
+    if ((unsigned)t >= QR_DTYPE_COUNT || !info[t].block || n < 0 || n % info[t].block)
         return 0;
     return (size_t)(n / info[t].block) * info[t].block_bytes;
 }
@@ -28,13 +33,14 @@ int qr_dtype_parse(const char *s, qr_dtype *out)
     static const struct { const char *s; qr_dtype t; } names[] = {
         {"f32", QR_F32}, {"fp32", QR_F32}, {"float32", QR_F32}, {"f16", QR_F16}, {"fp16", QR_F16},
         {"float16", QR_F16}, {"bf16", QR_BF16}, {"bfloat16", QR_BF16}, {"int8", QR_I8}, {"i8", QR_I8},
+        {"q8_0", QR_Q8_0}, {"q4_k", QR_Q4_K}, {"as-stored", QR_AS_STORED},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i].s) == 0) {
             *out = names[i].t;
             return QR_OK;
         }
-    return qr_fail(QR_EINVAL, "dtype '%s': expected f32, bf16, f16 or int8", s);
+    return qr_fail(QR_EINVAL, "dtype '%s': expected f32, bf16, f16, int8, q8_0, q4_k or as-stored", s);
 }
 
 float qr_f16_to_f32(uint16_t h)

@@ -3,6 +3,7 @@
 #ifndef QR_RUNTIME_DTYPE_H
 #define QR_RUNTIME_DTYPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,18 +23,25 @@ typedef enum {
     QR_Q2_K,
     QR_Q3_K,
     QR_Q5_K,
+    QR_AS_STORED, /* not a tensor type: the --dtype choice "keep each tensor's file type" */
     QR_DTYPE_COUNT
 } qr_dtype;
 
 /* "f32", "bf16", ... ; "?" for out-of-range. */
 const char *qr_dtype_name(qr_dtype t);
-/* Parses "f32|f16|bf16|int8" (the --dtype values); QR_EINVAL otherwise. */
+/* Parses the --dtype values "f32|f16|bf16|int8|q8_0|q4_k|as-stored"
+ * (q8_0/q4_k: quantized at load; as-stored: each tensor kept in its file
+ * type where the backend computes with it); QR_EINVAL otherwise. */
 int qr_dtype_parse(const char *s, qr_dtype *out);
 /* Bytes for n elements of a row (n must be a multiple of the block size for
  * block types); 0 for an unknown type or a bad multiple. */
 size_t qr_dtype_row_bytes(qr_dtype t, int64_t n);
 /* Elements per block: 1 for scalar types, 32 or 256 for GGUF blocks. */
 int qr_dtype_block(qr_dtype t);
+/* Bytes per block (element size for scalar types); 0 for QR_AS_STORED. */
+size_t qr_dtype_block_bytes(qr_dtype t);
+/* True for the GGUF block types (Q8_0 ... Q5_K). */
+bool qr_dtype_is_block(qr_dtype t);
 
 /* Scalar conversions (round-to-nearest-even for the narrowing ones). */
 float qr_f16_to_f32(uint16_t h);

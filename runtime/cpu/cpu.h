@@ -18,4 +18,12 @@ const char *qr_backend_cpu_kernels(const qr_backend *be);
  * tuning. */
 void qr_backend_cpu_set_gemm_min_rows(qr_backend *be, int64_t rows);
 
+/* matmul on GGUF block weights (kept as stored) through dequantized f32 tiles
+ * and sgemm even where the integer kernels are built in (qr_backend_cpu_has_qkern):
+ * the reference path, the same values as weights dequantized at load, for
+ * tests that compare against those. Default off. */
+void qr_backend_cpu_set_block_tiles(qr_backend *be, bool on);
+/* True when built with the integer kernels on GGUF blocks (meson -Dqkern=enabled). */
+bool qr_backend_cpu_has_qkern(void);
+
 #endif

@@ -32,6 +32,9 @@
 #include "runtime/cpu/cpu_kernels.h"
 #include "runtime/cpu/cpu.h"
 #include "runtime/weights/weights.h"
+#ifdef QR_HAVE_QKERN /* meson -Dqkern=enabled: integer kernels on GGUF blocks */
+#include "runtime/cpu/quant/quant.h"
+#endif
 
 /* Below this many x rows, matmul uses the streaming GEMV kernels; from there
  * on sgemm. f32 weights go to sgemm as they are; other types must first be
@@ -43,6 +46,8 @@
 #define QR_CPU_GEMM_MIN_ROWS_NARROW 32
 /* Per-thread f32 scratch for widened weight blocks in the GEMM path. */
 #define QR_CPU_GEMM_SCRATCH_BYTES ((size_t)4 << 20)
+/* f32 tile of dequantized block-weight rows for a matmul of few x rows. */
+#define QR_CPU_BLOCK_TILE_SMALL ((size_t)128 << 10)
 /* Query rows per attention work item. */
 #define QR_CPU_ATTN_QB 64
 /* Tensors of at least this many bytes are placed on 2 MiB boundaries and
@@ -58,6 +63,7 @@ typedef struct qr_cpu {
     const qr_cpu_kernels *k;
     pthread_mutex_t mu; /* serialises ops that use the per-thread scratch */
     int64_t gemm_min_rows; /* 0: per-dtype default */
+    bool block_tiles;      /* block weights: always the dequantized-tile path (qr_backend_cpu_set_block_tiles) */
     float **scratch;    /* n_threads buffers */
     size_t *scratch_cap; /* floats */
 } qr_cpu;
@@ -82,6 +88,16 @@ static int check_tensor(const qr_tensor *t, const char *op, const char *name)
 {
     if (!t)
         return qr_fail(QR_EINVAL, "cpu: %s: %s is NULL", op, name);
+    if (qr_dtype_is_block(t->dtype)) { /* GGUF blocks as stored (weights only) */
+        size_t rb = qr_dtype_row_bytes(t->dtype, t->cols);
+        if (t->ql.kind != QR_QL_GGUF || t->ql.block != qr_dtype_block(t->dtype) || t->rows < 0 || t->cols <= 0 ||
+            !rb || t->row_bytes < rb)
+            return qr_fail(QR_EINVAL, "cpu: %s: %s: %s tensor (%lld, %lld) without its GGUF block layout", op, name,
+                           qr_dtype_name(t->dtype), (long long)t->rows, (long long)t->cols);
+        if (!t->data && t->rows > 0)
+            return qr_fail(QR_EINVAL, "cpu: %s: %s: no data", op, name);
+        return QR_OK;
+    }
     size_t es = elem_size(t->dtype);
     if (!es)
         return qr_fail(QR_EINVAL, "cpu: %s: %s: dtype %s is not a tensor type", op, name, qr_dtype_name(t->dtype));
@@ -150,20 +166,53 @@ static int ensure_scratch(qr_cpu *c, size_t floats)
     return QR_OK;
 }
 
+/* The GGUF block types kept as stored: matmul dequantizes tiles of rows
+ * (cpu_matmul_blocks), embed one row. Q2_K and Q3_K are not among them: the
+ * loader converts them (to Q4_K) rather than computing with 2-3 bit blocks. */
+static bool kept_block(qr_dtype t)
+{
+    return t == QR_Q8_0 || t == QR_Q4_0 || t == QR_Q4_1 || t == QR_Q5_0 || t == QR_Q5_1 || t == QR_Q4_K ||
+           t == QR_Q5_K || t == QR_Q6_K;
+}
+
+static bool cpu_supports(qr_backend *be, qr_be_op op, qr_dtype wt)
+{
+    (void)be;
+    if (op != QR_BE_OP_MATMUL && op != QR_BE_OP_EMBED)
+        return false;
+    return wt == QR_F32 || wt == QR_F16 || wt == QR_BF16 || wt == QR_I8 || kept_block(wt);
+}
+
+/* Row of a weight tensor widened to f32: scalar types and int8 through the
+ * SIMD kernels, GGUF blocks through the reference dequantizers (bit-exact
+ * with ggml's). */
+static void wrow_to_f32(const qr_cpu *c, qr_dtype dt, const void *row, const float *scale, int64_t i, int64_t n,
+                        float *dst)
+{
+    if (qr_dtype_is_block(dt))
+        qr_convert_to_f32(dt, row, n, dst); /* cannot fail: n checked by check_tensor */
+    else
+        c->k->row_to_f32(dt, row, dt == QR_I8 ? scale[i] : 1.0f, n, dst);
+}
+
 /* ------------------------------------------------------------ memory */
 
-static int cpu_tensor_alloc(qr_backend *be, qr_dtype dt, int64_t rows, int64_t cols, qr_tensor *out)
+/* tensor_alloc, and weight_load's allocation of GGUF block tensors (blocks
+ * true), which tensor_alloc itself refuses: such tensors are weights only. */
+static int alloc_tensor(qr_dtype dt, int64_t rows, int64_t cols, bool blocks, qr_tensor *out)
 {
     size_t es = elem_size(dt);
-    if (!es)
+    if (!es && !(blocks && qr_dtype_is_block(dt)))
         return qr_fail(QR_EINVAL, "cpu: tensor_alloc: dtype %s is not a tensor type", qr_dtype_name(dt));
-    if (rows < 0 || cols < 0 || (cols > 0 && (uint64_t)rows > (UINT64_MAX / 2) / ((uint64_t)cols * es)))
+    if (rows < 0 || cols < 0 || (cols > 0 && (uint64_t)rows > (UINT64_MAX / 2) / ((uint64_t)cols * 4)))
         return qr_fail(QR_EINVAL, "cpu: tensor_alloc: bad shape (%lld, %lld)", (long long)rows, (long long)cols);
     qr_tensor t = {0};
     t.dtype = dt;
     t.rows = rows;
     t.cols = cols;
-    t.row_bytes = (size_t)cols * es;
+    t.row_bytes = es ? (size_t)cols * es : qr_dtype_row_bytes(dt, cols);
+    if (!es)
+        t.ql = (qr_qlayout){QR_QL_GGUF, qr_dtype_block(dt), (int32_t)qr_dtype_block_bytes(dt)};
     t.owned = true;
     size_t bytes = (t.row_bytes * (size_t)rows + 63) / 64 * 64;
     if (bytes >= QR_CPU_HUGE_MIN) {
@@ -190,6 +239,12 @@ static int cpu_tensor_alloc(qr_backend *be, qr_dtype dt, int64_t rows, int64_t c
     }
     *out = t;
     return QR_OK;
+}
+
+static int cpu_tensor_alloc(qr_backend *be, qr_dtype dt, int64_t rows, int64_t cols, qr_tensor *out)
+{
+    (void)be;
+    return alloc_tensor(dt, rows, cols, false, out);
 }
 
 static void cpu_tensor_free(qr_backend *be, qr_tensor *t)
@@ -253,7 +308,7 @@ static int cpu_download(qr_backend *be, const qr_tensor *t, int64_t row0, float 
             for (int64_t j = 0; j < t->cols; j++)
                 d[j] = (float)((const int32_t *)s)[j];
         } else {
-            c->k->row_to_f32(t->dtype, s, t->dtype == QR_I8 ? t->scale[row0 + i] : 1.0f, t->cols, d);
+            wrow_to_f32(c, t->dtype, s, t->scale, row0 + i, t->cols, d);
         }
     }
     return QR_OK;
@@ -279,7 +334,7 @@ static void wl_job(void *vctx, int64_t b, int64_t e, int tid)
     float *tmp = x->c->scratch[tid]; /* cols floats */
     for (int64_t i = b; i < e; i++) {
         const uint8_t *s = x->src + (size_t)i * x->src_rb;
-        if (x->src_dt == x->out->dtype) { /* same type: plain copy */
+        if (x->src_dt == x->out->dtype) { /* same type (GGUF blocks too): plain copy */
             memcpy(brow(x->out, i), s, x->src_rb);
             continue;
         }
@@ -293,6 +348,14 @@ static void wl_job(void *vctx, int64_t b, int64_t e, int tid)
             }
         }
         void *d = brow(x->out, i);
+        if (qr_dtype_is_block(x->out->dtype)) { /* --dtype q8_0/q4_k, or Q2_K/Q3_K kept as Q4_K */
+            int rc = qr_quantize_row(x->out->dtype, tmp, x->cols, d);
+            if (rc) {
+                x->rc = rc;
+                return;
+            }
+            continue;
+        }
         switch (x->out->dtype) {
         case QR_F32: memcpy(d, tmp, (size_t)x->cols * sizeof(float)); break;
         case QR_F16:
@@ -325,9 +388,15 @@ static int cpu_weight_load(qr_backend *be, const void *src, qr_dtype src_dt, int
                            qr_dtype want, bool may_alias, qr_tensor *out)
 {
     qr_cpu *c = cpu_of(be);
-    if (want != QR_F32 && want != QR_F16 && want != QR_BF16 && want != QR_I8)
-        return qr_fail(QR_EINVAL, "cpu: weight_load: cannot make %s weights (f32, f16, bf16, int8)",
-                       qr_dtype_name(want));
+    if (want != QR_F32 && want != QR_F16 && want != QR_BF16 && want != QR_I8 && !kept_block(want))
+        return qr_fail(QR_EINVAL, "cpu: weight_load: cannot make %s weights (f32, f16, bf16, int8, q8_0, q4_0, "
+                       "q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)", qr_dtype_name(want));
+    if (kept_block(want) && want != src_dt && want != QR_Q8_0 && want != QR_Q4_K)
+        return qr_fail(QR_EINVAL, "cpu: weight_load: cannot quantize %s weights to %s (only to q8_0 or q4_k)",
+                       qr_dtype_name(src_dt), qr_dtype_name(want));
+    if (kept_block(want) && cols % qr_dtype_block(want))
+        return qr_fail(QR_EINVAL, "cpu: weight_load: %lld columns is not a whole number of %s blocks of %d",
+                       (long long)cols, qr_dtype_name(want), qr_dtype_block(want));
     if (rows < 0 || cols <= 0)
         return qr_fail(QR_EINVAL, "cpu: weight_load: bad shape (%lld, %lld)", (long long)rows, (long long)cols);
     if (!src && rows > 0)
@@ -342,7 +411,7 @@ static int cpu_weight_load(qr_backend *be, const void *src, qr_dtype src_dt, int
                        (long long)cols, qr_dtype_name(src_dt));
     /* mmap'd and outlives the tensor: use in place, if naturally aligned
      * (safetensors data may not be; the kernels read whole elements) */
-    if (want == src_dt && may_alias && (uintptr_t)src % elem_size(want) == 0) {
+    if (want == src_dt && may_alias && (qr_dtype_is_block(want) || (uintptr_t)src % elem_size(want) == 0)) {
         qr_tensor t = {0};
         t.data = (void *)src;
         t.dtype = want;
@@ -350,11 +419,13 @@ static int cpu_weight_load(qr_backend *be, const void *src, qr_dtype src_dt, int
         t.cols = cols;
         t.row_bytes = src_rb;
         t.owned = false;
+        if (qr_dtype_is_block(want)) /* the file's blocks, read in place */
+            t.ql = (qr_qlayout){QR_QL_GGUF, qr_dtype_block(want), (int32_t)qr_dtype_block_bytes(want)};
         *out = t;
         return QR_OK;
     }
     qr_tensor t;
-    int rc = cpu_tensor_alloc(be, want, rows, cols, &t);
+    int rc = alloc_tensor(want, rows, cols, true, &t);
     if (rc)
         return rc;
     pthread_mutex_lock(&c->mu);
@@ -394,9 +465,8 @@ static int cpu_embed(qr_backend *be, const qr_tensor *table, const int32_t *ids,
         if (ids[i] < 0 || ids[i] >= table->rows)
             return qr_fail(QR_EINVAL, "cpu: embed: id %d at %lld outside table of %lld rows", ids[i], (long long)i,
                            (long long)table->rows);
-    for (int64_t i = 0; i < n; i++)
-        c->k->row_to_f32(table->dtype, brow(table, ids[i]), table->dtype == QR_I8 ? table->scale[ids[i]] : 1.0f,
-                         table->cols, frow(out, i));
+    for (int64_t i = 0; i < n; i++) /* GGUF blocks: dequantize one row */
+        wrow_to_f32(c, table->dtype, brow(table, ids[i]), table->scale, ids[i], table->cols, frow(out, i));
     return QR_OK;
 }
 
@@ -429,8 +499,8 @@ static void mm_job(void *vctx, int64_t b, int64_t e, int tid)
         for (int64_t j0 = b; j0 < e; j0 += m->nb) {
             int64_t nb = e - j0 < m->nb ? e - j0 : m->nb;
             for (int64_t j = 0; j < nb; j++)
-                m->c->k->row_to_f32(m->w.dt, m->w.data + (size_t)(j0 + j) * m->w.rb,
-                                    m->w.dt == QR_I8 ? m->w.scale[j0 + j] : 1.0f, m->in, wf + (size_t)j * m->in);
+                wrow_to_f32(m->c, m->w.dt, m->w.data + (size_t)(j0 + j) * m->w.rb, m->w.scale, j0 + j, m->in,
+                            wf + (size_t)j * m->in);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m->n, (int)nb, (int)m->in, 1.0f, m->x,
                         (int)m->xs, wf, (int)m->in, 0.0f, m->y + j0, (int)m->ys);
         }
@@ -441,6 +511,50 @@ static void mm_job(void *vctx, int64_t b, int64_t e, int tid)
             for (int64_t j = b; j < e; j++)
                 yr[j] += m->bias[j];
         }
+}
+
+/* matmul with W in GGUF blocks as stored (QR_QL_GGUF): the one dispatch
+ * point for block layouts. Today: every x row count takes the widening GEMM
+ * path of mm_job (a tile of W rows dequantized to f32 scratch, bit-exact with
+ * ggml, then sgemm over all n rows; decode n = 1 included): correct, not
+ * fast. Caller holds nothing; m is filled as for the other types; W has
+ * w_rows rows.
+ * QKERN: built with meson -Dqkern=enabled (the default; defines
+ * QR_HAVE_QKERN), runtime/cpu/quant's qr_qmat_mul computes
+ * here for the layouts it implements (qr_qmat_supports), the tiles below for
+ * the others and when qr_backend_cpu_set_block_tiles asked for them. */
+static int cpu_matmul_blocks(qr_cpu *c, mm_ctx *m, int64_t w_rows)
+{
+#ifdef QR_HAVE_QKERN
+    /* Integer kernels (runtime/cpu/quant/quant.h): activations quantized to
+     * int8 per 32 values, so results differ from the tiles below by that
+     * rounding, not only by summation order. Rows must be the file's dense
+     * blocks (they are: weight_load aliases or copies them with that stride). */
+    if (!c->block_tiles && qr_qmat_supports(m->w.dt) && m->w.rb == qr_dtype_row_bytes(m->w.dt, m->in)) {
+        pthread_mutex_lock(&c->mu); /* one parallel_for on the pool at a time, as below */
+        int qrc = qr_qmat_mul(c->pool, m->w.dt, m->w.data, w_rows, m->in, m->x, m->xs, m->n, m->y, m->ys);
+        pthread_mutex_unlock(&c->mu);
+        if (qrc)
+            return qrc;
+        if (m->bias)
+            for (int64_t r = 0; r < m->n; r++)
+                for (int64_t j = 0; j < w_rows; j++)
+                    m->y[(size_t)r * m->ys + (size_t)j] += m->bias[j];
+        return QR_OK;
+    }
+#endif
+    m->gemm = true;
+    /* few x rows (decode): tiles that stay in L2 between the dequantization
+     * and the sgemm that reads them back; many: the GEMM path's 4 MiB */
+    size_t tile = m->n < QR_CPU_GEMM_MIN_ROWS_NARROW ? QR_CPU_BLOCK_TILE_SMALL : QR_CPU_GEMM_SCRATCH_BYTES;
+    int64_t nb = (int64_t)(tile / ((size_t)m->in * sizeof(float)));
+    m->nb = nb < 16 ? 16 : nb;
+    pthread_mutex_lock(&c->mu);
+    int rc = ensure_scratch(c, (size_t)m->nb * (size_t)m->in);
+    if (!rc)
+        qr_parallel_for(c->pool, w_rows, 16, mm_job, m);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }
 
 static int cpu_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w, const qr_tensor *bias, qr_tensor *y)
@@ -490,6 +604,9 @@ static int cpu_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w, co
             for (int64_t j = 0; j < w->rows; j++)
                 m.y[(size_t)r * m.ys + (size_t)j] = m.bias ? m.bias[j] : 0.0f;
         return QR_OK;
+    }
+    if (qr_dtype_is_block(w->dtype)) {
+        return cpu_matmul_blocks(c, &m, w->rows);
     }
     pthread_mutex_lock(&c->mu);
     if (m.gemm && w->dtype != QR_F32) {
@@ -826,6 +943,9 @@ static int cpu_copy_rows(qr_backend *be, const qr_tensor *src, const int32_t *sr
     int rc;
     if ((rc = check_tensor(src, "copy_rows", "src")) || (rc = check_tensor(dst, "copy_rows", "dst")))
         return rc;
+    if (qr_dtype_is_block(src->dtype) || qr_dtype_is_block(dst->dtype))
+        return qr_fail(QR_EINVAL, "cpu: copy_rows: %s tensors are weights (no row copies)",
+                       qr_dtype_name(qr_dtype_is_block(src->dtype) ? src->dtype : dst->dtype));
     if (src->dtype != dst->dtype || src->cols != dst->cols)
         return qr_fail(QR_EINVAL, "cpu: copy_rows: src (%lld cols %s) and dst (%lld cols %s) differ",
                        (long long)src->cols, qr_dtype_name(src->dtype), (long long)dst->cols,
@@ -910,6 +1030,7 @@ static const qr_backend_ops cpu_ops = {
     .download = cpu_download,
     .sync = cpu_sync,
     .weight_load = cpu_weight_load,
+    .supports = cpu_supports,
     .embed = cpu_embed,
     .matmul = cpu_matmul,
     .add = cpu_add,
@@ -960,6 +1081,21 @@ int qr_backend_cpu_create(int n_threads, qr_backend **out) { return qr_backend_c
 const char *qr_backend_cpu_kernels(const qr_backend *be)
 {
     return be && be->ops == &cpu_ops ? ((const qr_cpu *)be)->k->name : NULL;
+}
+
+void qr_backend_cpu_set_block_tiles(qr_backend *be, bool on)
+{
+    if (be && be->ops == &cpu_ops)
+        ((qr_cpu *)be)->block_tiles = on;
+}
+
+bool qr_backend_cpu_has_qkern(void)
+{
+#ifdef QR_HAVE_QKERN
+    return true;
+#else
+    return false;
+#endif
 }
 
 void qr_backend_cpu_set_gemm_min_rows(qr_backend *be, int64_t n)

@@ -517,6 +517,17 @@ template <typename R, typename... A, R (*F)(qr_backend *, A...)> struct locked<R
 };
 #define LK(f) locked<decltype(f), f>::call
 
+/* Weight types matmul and embed compute with: the scalar types, int8 with
+ * row scales, and GGUF Q8_0 (repacked by weight_load into int8 values + f32
+ * block scales, qr_tensor's QR_QL_SPLIT). The loader converts other GGUF
+ * block types to one of these. No device state: no lock needed. */
+static bool cuda_supports(qr_backend *be, qr_be_op op, qr_dtype wt)
+{
+    (void)be;
+    (void)op;
+    return wt == QR_F32 || wt == QR_F16 || wt == QR_BF16 || wt == QR_I8 || wt == QR_Q8_0;
+}
+
 /* The table, field by field (C++17 has no designated initialisers). */
 static qr_backend_ops make_ops(void)
 {
@@ -529,6 +540,7 @@ static qr_backend_ops make_ops(void)
     o.download = LK(cuda_download);
     o.sync = LK(cuda_sync);
     o.weight_load = LK(qr_cuda_weight_load);
+    o.supports = cuda_supports;
     o.embed = LK(qr_cuda_embed);
     o.matmul = LK(qr_cuda_matmul);
     o.add = LK(qr_cuda_add);

@@ -722,6 +722,8 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
     cudaEvent_t ev[2] = {NULL, NULL};
     if (want == QR_Q8_0) {
         t.dtype = QR_Q8_0;
+        t.ql.kind = QR_QL_SPLIT; /* int8 values + f32 block scales (backend.h qr_qlayout) */
+        t.ql.block = 32;
         t.rows = rows;
         t.cols = cols;
         t.row_bytes = ((size_t)cols + 15) / 16 * 16;

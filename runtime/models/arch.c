@@ -66,7 +66,7 @@ typedef struct {
 /* The Llama family (llama, mistral, qwen2): HF name, GGUF name, where,
  * shape, split, when required, weight type, flags. */
 static const wspec llama_tensors[] = {
-    {"model.embed_tokens.weight", "token_embd.weight", M_(tok_embd), DIM_V, DIM_D, SPLIT_VOCAB, NEED_ALWAYS, true, 0},
+    {"model.embed_tokens.weight", "token_embd.weight", M_(tok_embd), DIM_V, DIM_D, SPLIT_VOCAB, NEED_ALWAYS, true, QR_W_EMBED},
     {"model.norm.weight", "output_norm.weight", M_(out_norm), DIM_1, DIM_D, SPLIT_NONE, NEED_ALWAYS, false, QR_W_VEC},
     {"lm_head.weight", "output.weight", M_(lm_head), DIM_V, DIM_D, SPLIT_VOCAB, NEED_UNTIED, true, 0},
     {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", L_(attn_norm_w), DIM_1, DIM_D, SPLIT_NONE,

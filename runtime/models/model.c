@@ -33,6 +33,7 @@
 #define W_VEC QR_W_VEC
 #define W_PERM_Q QR_W_PERM_Q
 #define W_PERM_K QR_W_PERM_K
+#define W_EMBED QR_W_EMBED
 
 typedef qr_loader loader;
 
@@ -60,11 +61,44 @@ static const qr_wtensor *find_cand(const loader *L, const char *const *cands, in
     return NULL;
 }
 
-static void add_bytes(qr_model *m, const qr_tensor *t)
+static void add_bytes(loader *L, const qr_tensor *t)
 {
-    m->weight_bytes += (uint64_t)t->rows * t->row_bytes;
+    uint64_t b = (uint64_t)t->rows * t->row_bytes;
     if (t->dtype == QR_I8)
-        m->weight_bytes += (uint64_t)t->rows * sizeof(float);
+        b += (uint64_t)t->rows * sizeof(float);
+    L->m->weight_bytes += b;
+    if ((unsigned)t->dtype < QR_DTYPE_COUNT)
+        L->type_bytes[t->dtype] += b;
+}
+
+/* The type a matmul weight or token table of file type `st` and `cols`
+ * columns is loaded as, for the model's --dtype `want`:
+ * - f32/f16/bf16/int8: that type (as before: the backends make all four);
+ * - q8_0/q4_k: that GGUF block type, quantized at load (quantize.c), where
+ *   the backend computes with it and cols is whole blocks; else q8_0, else f32;
+ * - as-stored: the file's type where the backend computes with it; Q2_K and
+ *   Q3_K become Q4_K (no 2-3 bit kernels); a type the backend lacks becomes
+ *   q8_0 (GGUF blocks: CUDA keeps Q8_0) or f32.
+ * Every departure from `want` (or from the file type for as-stored) is
+ * counted in L->conv and named on the load line. */
+static qr_dtype pick_type(loader *L, qr_dtype st, int64_t cols, int flags)
+{
+    qr_model *m = L->m;
+    qr_dtype want = m->dtype;
+    if (want == QR_F32 || want == QR_F16 || want == QR_BF16 || want == QR_I8)
+        return want;
+    bool tied = (flags & W_EMBED) && m->cfg.tie_embeddings && m->cfg.arch != QR_ARCH_BERT;
+#define OK_T(t) (qr_be_supports(m->be, (flags & W_EMBED) ? QR_BE_OP_EMBED : QR_BE_OP_MATMUL, (t)) &&          \
+                 (!tied || qr_be_supports(m->be, QR_BE_OP_MATMUL, (t))) && cols % qr_dtype_block(t) == 0)
+    qr_dtype t = want == QR_AS_STORED ? st : want;
+    if (want == QR_AS_STORED && (t == QR_Q2_K || t == QR_Q3_K))
+        t = QR_Q4_K;
+    qr_dtype pick = OK_T(t) ? t : OK_T(QR_Q8_0) && (t == QR_Q4_K || qr_dtype_is_block(st)) ? QR_Q8_0 : QR_F32;
+#undef OK_T
+    qr_dtype from = want == QR_AS_STORED ? st : want;
+    if (pick != from && (unsigned)from < QR_DTYPE_COUNT)
+        L->conv[from][pick]++;
+    return pick;
 }
 
 /* Takes slice sl of t (rows x cols; for a vector, elements [off, off+n) of
@@ -188,6 +222,10 @@ int qr_load_w(loader *L, const char *const *cands, int layer, int64_t rows, int6
     void *staged = NULL, *perm = NULL;
     if ((rc = take_slice(L, t, name, vec, sl, flags & QR_W_ZERO_ROW, &src, &staged, &rows, &cols)))
         goto out;
+    if (want == m->dtype && !(flags & W_VEC))
+        want = pick_type(L, t->dtype, cols, flags);
+    /* the file bytes this rank reads (a slice: its rows x columns) */
+    L->file_bytes += sl ? (uint64_t)rows * qr_dtype_row_bytes(t->dtype, cols) : t->nbytes;
     if ((flags & (W_PERM_Q | W_PERM_K)) && L->gguf && m->cfg.arch == QR_ARCH_LLAMA) {
         /* Units permuted: rows of a matrix, or elements of a bias vector. */
         int64_t n_units = vec ? cols : rows;
@@ -203,7 +241,7 @@ int qr_load_w(loader *L, const char *const *cands, int layer, int64_t rows, int6
                      qr_dtype_name(want), qr_last_error());
         goto out;
     }
-    add_bytes(m, out);
+    add_bytes(L, out);
 out:
     free(staged);
     free(perm);
@@ -227,7 +265,7 @@ static int load_bert(loader *L)
     qr_dtype wt = m->dtype;
     int rc;
     if ((rc = load_w(L, CANDS("embeddings.word_embeddings.weight", "token_embd.weight"), 0, c->vocab_size, d, wt,
-                     0, &m->tok_embd)) ||
+                     W_EMBED, &m->tok_embd)) ||
         (rc = load_w(L, CANDS("embeddings.position_embeddings.weight", "position_embd.weight"), 0, c->max_pos, d,
                      QR_F32, 0, &m->pos_embd)) ||
         (rc = load_w(L, CANDS("embeddings.token_type_embeddings.weight", "token_types.weight"), 0,
@@ -312,9 +350,16 @@ int qr_model_estimate(const qr_model_config *c, qr_dtype dtype, int64_t n_ctx, i
 {
     if (!c || !out || n_ctx < 0 || n_seq < 0 || n_tok < 0)
         return qr_fail(QR_EINVAL, "estimate: bad arguments");
-    if (dtype != QR_F32 && dtype != QR_BF16 && dtype != QR_F16 && dtype != QR_I8)
-        return qr_fail(QR_EINVAL, "estimate: dtype %s: expected f32, bf16, f16 or int8", qr_dtype_name(dtype));
-    double eb = dtype == QR_F32 ? 4 : dtype == QR_I8 ? 1 : 2; /* bytes per weight element */
+    if (dtype != QR_F32 && dtype != QR_BF16 && dtype != QR_F16 && dtype != QR_I8 && dtype != QR_Q8_0 &&
+        dtype != QR_Q4_K && dtype != QR_AS_STORED)
+        return qr_fail(QR_EINVAL, "estimate: dtype %s: expected f32, bf16, f16, int8, q8_0, q4_k or as-stored",
+                       qr_dtype_name(dtype));
+    /* bytes per weight element; q8_0/q4_k: every matrix in whole blocks (the
+     * loader falls back for others); as-stored: the types are the file's,
+     * not the config's: counted at 0 here (weights = norms/biases only), the
+     * callers take the tensor headers' bytes */
+    double eb = dtype == QR_F32 ? 4 : dtype == QR_I8 ? 1 : dtype == QR_AS_STORED ? 0
+              : qr_dtype_is_block(dtype) ? (double)qr_dtype_block_bytes(dtype) / qr_dtype_block(dtype) : 2;
     double d = c->d_model, ff = c->d_ff, V = c->vocab_size, L = c->n_layer;
     double dq = (double)c->n_head * c->head_dim, dkv = (double)c->n_kv_head * c->head_dim;
     double rows = 0, elems = 0, f32 = 0; /* matmul-weight rows (int8 scales), elements; f32 elements */
@@ -354,6 +399,28 @@ int qr_model_estimate(const qr_model_config *c, qr_dtype dtype, int64_t n_ctx, i
     return QR_OK;
 }
 
+void qr_model_type_bytes_str(const uint64_t *bytes, char *buf, size_t len)
+{
+    uint64_t b[QR_DTYPE_COUNT];
+    memcpy(b, bytes, sizeof b);
+    size_t used = 0;
+    buf[0] = '\0';
+    for (;;) { /* largest first */
+        int best = -1;
+        for (int d = 0; d < QR_DTYPE_COUNT; d++)
+            if (b[d] && (best < 0 || b[d] > b[best]))
+                best = d;
+        if (best < 0)
+            break;
+        int n = snprintf(buf + used, len - used, "%s%s %.2f MiB", used ? ", " : "", qr_dtype_name((qr_dtype)best),
+                         b[best] / (1024.0 * 1024.0));
+        if (n < 0 || (size_t)n >= len - used)
+            break;
+        used += (size_t)n;
+        b[best] = 0;
+    }
+}
+
 static bool is_dir(const char *p)
 {
     struct stat st;
@@ -374,8 +441,10 @@ static int load_one(const char *path, const qr_model_opts *opts, qr_backend *be,
     int rc;
     if (!path || !opts || !be || !out)
         return qr_fail(QR_EINVAL, "qr_model_load: NULL argument");
-    if (opts->dtype != QR_F32 && opts->dtype != QR_BF16 && opts->dtype != QR_F16 && opts->dtype != QR_I8)
-        return qr_fail(QR_EINVAL, "%s: dtype %s: expected f32, bf16, f16 or int8", path, qr_dtype_name(opts->dtype));
+    if (opts->dtype != QR_F32 && opts->dtype != QR_BF16 && opts->dtype != QR_F16 && opts->dtype != QR_I8 &&
+        opts->dtype != QR_Q8_0 && opts->dtype != QR_Q4_K && opts->dtype != QR_AS_STORED)
+        return qr_fail(QR_EINVAL, "%s: dtype %s: expected f32, bf16, f16, int8, q8_0, q4_k or as-stored", path,
+                       qr_dtype_name(opts->dtype));
     m = calloc(1, sizeof *m);
     if (!m)
         return qr_fail(QR_ENOMEM, "%s: model", path);
@@ -501,16 +570,28 @@ static int load_one(const char *path, const qr_model_opts *opts, qr_backend *be,
         qr_model_estimate(c, m->dtype, ctx, 1, tok, &e);
         double mib = 1024.0 * 1024.0, load_peak = (double)m->weight_bytes + L.staging_peak,
                run_peak = (double)m->weight_bytes + e.kv_cache + e.workspace;
+        char types[256], convs[512];
+        qr_model_type_bytes_str(L.type_bytes, types, sizeof types);
+        convs[0] = '\0';
+        for (int a = 0; a < QR_DTYPE_COUNT; a++)
+            for (int b = 0; b < QR_DTYPE_COUNT; b++)
+                if (L.conv[a][b]) {
+                    size_t u = strlen(convs);
+                    snprintf(convs + u, sizeof convs - u, "%s%d %s tensor%s as %s", u ? ", " : "; converted: ",
+                             L.conv[a][b], qr_dtype_name((qr_dtype)a), L.conv[a][b] > 1 ? "s" : "",
+                             qr_dtype_name((qr_dtype)b));
+                }
         if (n > 1)
             QR_INFO("%s: tensor-parallel rank %d of %d: %d heads, %d KV heads (from %d), FFN %d, vocabulary "
-                    "rows %d..%d; weights %.2f MiB on backend %s", path, rank, n, m->sh.n_head, m->sh.n_kv_head,
-                    m->sh.kv_head0, m->sh.d_ff, m->sh.vocab0, m->sh.vocab0 + m->sh.vocab - 1, m->weight_bytes / mib,
-                    be->ops->name);
+                    "rows %d..%d; weights %.2f MiB on backend %s (%s)%s", path, rank, n, m->sh.n_head,
+                    m->sh.n_kv_head, m->sh.kv_head0, m->sh.d_ff, m->sh.vocab0, m->sh.vocab0 + m->sh.vocab - 1,
+                    m->weight_bytes / mib, be->ops->name, types, convs);
         else
-        QR_INFO("%s: %s, %d layers, d %d; weights %s: %.2f MiB on backend %s; peak memory: %.2f MiB while "
+        QR_INFO("%s: %s, %d layers, d %d; weights %s: %.2f MiB on backend %s (%s; file tensors %.2f MiB)%s; "
+                "peak memory: %.2f MiB while "
                 "loading, %.2f MiB running %s%lld tokens (KV cache %.1f KiB per token, workspace %.2f MiB)",
                 path, c->arch_name, c->n_layer, c->d_model, qr_dtype_name(m->dtype), m->weight_bytes / mib,
-                be->ops->name, load_peak / mib, run_peak / mib,
+                be->ops->name, types, L.file_bytes / mib, convs, load_peak / mib, run_peak / mib,
                 bert ? "batches of " : "one sequence of ", (long long)(bert ? tok : ctx), e1.kv_cache / 1024.0,
                 e.workspace / mib);
     }

@@ -3,10 +3,14 @@
  * cache) lives in qr_encoder_state / qr_decoder_state.
  *
  * Precision is always explicit: opts->dtype (f32, bf16, f16, int8 =
- * per-output-channel symmetric weight-only, quantized at load) is applied to
- * the matmul weights and the token embedding table (also the tied LM head);
- * norms, biases and position/type embeddings stay f32. Nothing picks a
- * dtype silently. */
+ * per-output-channel symmetric weight-only, quantized at load; q8_0 / q4_k =
+ * GGUF blocks quantized at load; as-stored = each tensor's file type, GGUF
+ * blocks kept as stored where the backend computes with them, see model.c
+ * pick_type) is applied to the matmul weights and the token embedding table
+ * (also the tied LM head); norms, biases and position/type embeddings stay
+ * f32. Nothing picks a dtype silently: every departure from the asked type
+ * (a backend lacking a layout, rows not whole blocks, Q2_K/Q3_K -> Q4_K) is
+ * named on the load line with the bytes held per type. */
 #ifndef QR_RUNTIME_MODEL_H
 #define QR_RUNTIME_MODEL_H
 
@@ -22,7 +26,8 @@
 typedef struct qr_model qr_model;
 
 typedef struct qr_model_opts {
-    qr_dtype dtype;      /* weight compute type: QR_F32, QR_BF16, QR_F16 or QR_I8 */
+    qr_dtype dtype;      /* weight compute type: QR_F32, QR_BF16, QR_F16, QR_I8, QR_Q8_0, QR_Q4_K or
+                          * QR_AS_STORED (each tensor in its file type; see the load line) */
 } qr_model_opts;
 
 /* path: already resolved (qr_model_resolve): HF directory or .gguf file.
@@ -181,6 +186,11 @@ typedef struct qr_mem_estimate {
  * 4 bytes (the CPU backend's f32). */
 int qr_model_estimate(const qr_model_config *c, qr_dtype dtype, int64_t n_ctx, int64_t n_seq, int64_t n_tok,
                       qr_mem_estimate *out);
+
+/* "q4_k 80.00 MiB, q6_k 20.00 MiB, f32 7.00 MiB": bytes[QR_DTYPE_COUNT]
+ * per type, largest first, zero entries left out (the load line's and
+ * `quire estimate`'s per-type split). */
+void qr_model_type_bytes_str(const uint64_t *bytes, char *buf, size_t len);
 
 /* ---- lower level: RoPE frequencies ---- */
 /* inv_freq[i] = theta^(-2i/head_dim) for i < head_dim/2, with the config's

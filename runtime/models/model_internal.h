@@ -105,6 +105,7 @@ enum {
     QR_W_PERM_Q = 4,   /* undo GGUF's RoPE row permutation (heads of hd rows) */
     QR_W_PERM_K = 8,   /* ... same for K (kept apart for the messages) */
     QR_W_ZERO_ROW = 16,/* append one row of zeros (a sharded embedding's "not mine" row) */
+    QR_W_EMBED = 32,   /* the token embedding table: embed op (and matmul when tied) */
 };
 
 /* The part of a file tensor to load: along rows (axis 0; a vector's
@@ -119,6 +120,9 @@ struct qr_loader {
     qr_model *m;
     bool gguf;
     size_t staging_peak;  /* largest host buffer needed while loading */
+    uint64_t type_bytes[QR_DTYPE_COUNT];        /* backend bytes per loaded type (int8: with scales) */
+    int conv[QR_DTYPE_COUNT][QR_DTYPE_COUNT];   /* tensors converted [from][to] by the type choice */
+    uint64_t file_bytes;                        /* file bytes of the tensors loaded */
 };
 
 /* Loads one tensor found under the first present candidate name (%d = layer;

@@ -58,6 +58,13 @@ int qr_convert_to_f32(qr_dtype t, const void *src, int64_t n, float *dst);
 int qr_convert_rows_to_f32(qr_dtype t, const void *src, int64_t cols, int64_t row0, int64_t nrows,
                            float *dst);
 
+/* Quantizes n f32 values (a multiple of the block size) into GGUF blocks of
+ * type t at dst (qr_dtype_row_bytes(t, n) bytes): QR_Q8_0 bit-exact with
+ * ggml's reference quantizer, QR_Q4_K round-to-nearest with a direct choice
+ * of scales and mins (quantize.c documents it and its error bound). Other
+ * types: QR_EUNSUPPORTED; a non-finite value: QR_EINVAL. */
+int qr_quantize_row(qr_dtype t, const float *x, int64_t n, void *dst);
+
 /* Resolves a user's model argument to a local path, never touching the
  * network: an existing directory or file; a Hugging Face id ORG/NAME[@rev]
  * looked up in $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub

@@ -109,6 +109,39 @@ check minilm-int8-tp2 "$MINI" "$(bcfg "$MINI")" -- --dtype int8 --ctx 128 --batc
 BF=$F/models/bert_minilm
 check bert-fixture-bf16 "$BF" "$(bcfg "$BF")" -- --dtype bf16 --ctx 64 --batch 4
 
+# --dtype as-stored / q8_0 on the real SmolLM2 Q4_1 GGUF: bytes by type against the
+# tensor types and byte counts the `gguf` package reads from the file (1-D tensors
+# are loaded f32; q8_0: 34 bytes per 32 values, every row here is whole blocks)
+SM=${QUIRE_MODELS:-/nonexistent}/SmolLM2-135M-Instruct-Q4_1.gguf
+PY=${QUIRE_PYTHON:-}
+if [ -f "$SM" ] && [ -n "$PY" ] && "$PY" -c "import gguf" 2>/dev/null; then
+  if "$Q" estimate --model "$SM" --dtype as-stored --json > "$T/as-stored.json" 2> "$T/err" &&
+     "$Q" estimate --model "$SM" --dtype q8_0 --json > "$T/q8_0.json" 2>> "$T/err" &&
+     "$PY" - "$SM" "$T" <<'PY'; then ok; else bad "smollm as-stored/q8_0: $(cat "$T/err")"; fi
+import json, sys
+import numpy as np
+from gguf import GGUFReader
+tensors = GGUFReader(sys.argv[1]).tensors
+for dt in ("as-stored", "q8_0"):
+    got = json.load(open(f"{sys.argv[2]}/{dt}.json"))
+    want = {}
+    for t in tensors:
+        n = int(np.prod(t.shape))
+        if len(t.shape) < 2 or min(t.shape) == 1:
+            key, b = "f32", 4 * n
+        elif dt == "q8_0":
+            key, b = "q8_0", n // 32 * 34
+        else:
+            key, b = t.tensor_type.name.lower(), int(t.n_bytes)
+        want[key] = want.get(key, 0) + b
+    if got.get("bytes_by_type") != want or got["bytes"]["weights"] != sum(want.values()):
+        print(dt, "got", got.get("bytes_by_type"), got["bytes"]["weights"], "want", want, file=sys.stderr)
+        sys.exit(1)
+PY
+else
+  echo "SKIP (part): SmolLM2 as-stored estimate: run tools/models.sh and tools/pydeps.sh"
+fi
+
 # text output names the parts and the GPU sizes
 out=$("$Q" estimate --model "$QW" --dtype bf16 2>&1)
 for w in "weights" "kv cache" "workspace" "total" "config (no weight files found)" "141 GB yes" "16 GB yes"; do
