@@ -180,6 +180,56 @@ static int failing_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w
     return bes[0]->ops->matmul(be, x, w, b, y);
 }
 
+/* Backend memory held: weight loads and allocations minus frees, on every rank. */
+static qr_backend_ops counting_ops;
+static const qr_backend_ops *real_ops;
+static int live;
+static int counting_weight_load(qr_backend *be, const void *src, qr_dtype sd, int64_t r, int64_t c, qr_dtype want,
+                                bool may_alias, qr_tensor *out)
+{
+    int rc = real_ops->weight_load(be, src, sd, r, c, want, may_alias, out);
+    live += rc == 0;
+    return rc;
+}
+static int counting_alloc(qr_backend *be, qr_dtype dt, int64_t r, int64_t c, qr_tensor *out)
+{
+    int rc = real_ops->tensor_alloc(be, dt, r, c, out);
+    live += rc == 0;
+    return rc;
+}
+static void counting_free(qr_backend *be, qr_tensor *t)
+{
+    live--;
+    real_ops->tensor_free(be, t);
+}
+
+/* The communicator fails to start (as an NCCL initialisation error would:
+ * runtime/dist fault injection) after every rank loaded: the load fails
+ * naming the ranks' devices, and every weight the ranks loaded is freed. */
+static void check_comm_init_failure(const char *path)
+{
+    real_ops = bes[0]->ops;
+    counting_ops = *real_ops;
+    counting_ops.weight_load = counting_weight_load;
+    counting_ops.tensor_alloc = counting_alloc;
+    counting_ops.tensor_free = counting_free;
+    bes[0]->ops = bes[1]->ops = &counting_ops;
+    live = 0;
+    qr_model *bad = NULL;
+    qr_model_opts o = {.dtype = QR_F32};
+    qr_comm_test_fail_init(true);
+    int rc = qr_model_load_tp(path, &o, bes, 2, &bad);
+    qr_comm_test_fail_init(false);
+    CHECK_INT(rc, QR_EBACKEND);
+    CHECK_MSG(strstr(qr_last_error(), "over 2 ranks") && strstr(qr_last_error(), "cpu, cpu") &&
+                  strstr(qr_last_error(), "injected"),
+              "load error: %s", qr_last_error());
+    CHECK(bad == NULL);
+    CHECK_MSG(live == 0, "%d backend tensors left after the failed load", live);
+    bes[0]->ops = bes[1]->ops = real_ops;
+    printf("TP=2: a communicator that fails to start fails the load naming the devices; nothing kept\n");
+}
+
 /* Rank 1 fails while loading: the load fails naming it, nothing is kept.
  * Rank 1 fails in the middle of a step: the step fails naming it (the other
  * rank is released from its all-reduce, not left waiting), the slot keeps its
@@ -274,8 +324,10 @@ int main(int argc, char **argv)
             printf("TP=%d refused: %s\n", -n, qr_last_error());
             continue;
         }
-        if (n == 2 && !cuda)
+        if (n == 2 && !cuda) {
             check_failing_rank(path, m1);
+            check_comm_init_failure(path);
+        }
         qr_model *mn = load(path, n);
         if (!mn)
             continue;
