@@ -1,4 +1,4 @@
-/* quire estimate --model M --dtype D [--ctx T] [--batch B] [--gpus N] [--json]
+/* quire estimate --model M --dtype D [--ctx T] [--batch B] [--tp N|auto] [--json]
  *
  * Memory a model needs, from its config and tensor headers only (no weight
  * data is read: qr_wsrc maps the files and we look at shapes). When the model
@@ -32,6 +32,7 @@
 
 #include "cli/cli.h"
 #include "common/error.h"
+#include "runtime/backend.h"
 #include "runtime/models/config.h"
 #include "runtime/weights/weights.h"
 
@@ -40,6 +41,8 @@ typedef enum { K_MAT = 0, K_KV, K_EMB, K_VEC, K_COUNT } mat_kind;
 typedef struct {
     uint64_t elems[K_COUNT]; /* parameters per kind */
     uint64_t rows[K_COUNT];  /* output rows per kind (int8 scales) */
+    /* of K_VEC: a decoder's q and k/v biases, which tensor parallelism splits with their heads */
+    uint64_t q_bias, kv_bias;
 } param_sums;
 
 static void add(param_sums *s, mat_kind k, int64_t rows, int64_t cols)
@@ -80,8 +83,11 @@ static void sums_from_config(const qr_model_config *c, param_sums *s)
         add(s, K_MAT, ff, d); /* gate */
         add(s, K_MAT, ff, d); /* up */
         add(s, K_MAT, d, ff); /* down */
-        if (c->qkv_bias)
+        if (c->qkv_bias) {
             add(s, K_VEC, 1, q + 2 * kv);
+            s->q_bias += (uint64_t)q;
+            s->kv_bias += 2 * (uint64_t)kv;
+        }
         add(s, K_VEC, 1, 2 * d); /* attention and FFN RMSNorm */
     }
     add(s, K_VEC, 1, d); /* final norm */
@@ -110,8 +116,15 @@ static void sums_from_headers(const qr_wsrc *w, param_sums *s)
         int64_t rows = t->n_dims ? t->shape[0] : 1, cols = 1;
         for (int k = 1; k < t->n_dims; k++)
             cols *= t->shape[k];
-        if (t->n_dims < 2 || rows == 1)
+        if (t->n_dims < 2 || rows == 1) {
+            static const char *const qb[] = {"q_proj.bias", "attn_q.bias", NULL};
+            static const char *const kvb[] = {"k_proj.bias", "v_proj.bias", "attn_k.bias", "attn_v.bias", NULL};
             add(s, K_VEC, 1, rows * cols);
+            if (name_has(t->name, qb))
+                s->q_bias += (uint64_t)(rows * cols);
+            else if (name_has(t->name, kvb))
+                s->kv_bias += (uint64_t)(rows * cols);
+        }
         else if (name_has(t->name, emb))
             add(s, K_EMB, rows, cols);
         else if (name_has(t->name, kv))
@@ -148,16 +161,16 @@ static const int gpu_sizes[] = {16, 24, 40, 48, 80, 141};
 
 int cli_estimate(int argc, char **argv)
 {
-    static const int allowed[] = {QR_OPT_MODEL, QR_OPT_DTYPE, QR_OPT_KV_DTYPE, QR_OPT_CTX, QR_OPT_BATCH, QR_OPT_GPUS,
+    static const int allowed[] = {QR_OPT_MODEL, QR_OPT_DTYPE, QR_OPT_KV_DTYPE, QR_OPT_CTX, QR_OPT_BATCH, QR_OPT_TP,
                                   QR_OPT_HEADROOM, QR_OPT_JSON, QR_OPT_LOG_LEVEL, -1};
     qr_options *o = NULL;
     char *path = NULL;
     qr_wsrc *w = NULL;
     json_t *j = NULL;
     int rc;
-    int code = cli_load_options("estimate", "--model M --dtype D [--ctx T] [--batch B] [--gpus N] [--json]",
+    int code = cli_load_options("estimate", "--model M --dtype D [--ctx T] [--batch B] [--tp N|auto] [--json]",
                                 "Memory for weights, KV cache and workspace, in total and per GPU with tensor\n"
-                                "parallelism over N GPUs, and which GPU sizes (16, 24, 40, 48, 80, 141 GB) it fits.\n"
+                                "parallelism over N GPUs (--tp; auto: the GPUs visible), and which GPU sizes (16, 24, 40, 48, 80, 141 GB) it fits.\n"
                                 "Reads only config.json / GGUF metadata and tensor headers, never weight data.",
                                 argc, argv, allowed, &o);
     if (code >= 0)
@@ -198,7 +211,17 @@ int cli_estimate(int argc, char **argv)
         goto fail;
     }
 
-    uint64_t N = (uint64_t)qr_opt_int(o, QR_OPT_GPUS), ctx = (uint64_t)qr_opt_int(o, QR_OPT_CTX);
+    /* --tp N, or auto: every GPU visible to the job (1 without one) */
+    uint64_t N = 1;
+    if (strcmp(qr_opt_str(o, QR_OPT_TP), "auto") == 0) {
+        qr_gpu_info gi[64];
+        int ng = 0;
+        if (qr_cuda_devices(gi, 64, &ng) == 0 && ng > 1)
+            N = (uint64_t)ng;
+    } else {
+        N = (uint64_t)atoi(qr_opt_str(o, QR_OPT_TP)); /* checked by the option table: 1..64 */
+    }
+    uint64_t ctx = (uint64_t)qr_opt_int(o, QR_OPT_CTX);
     uint64_t B = (uint64_t)qr_opt_int(o, QR_OPT_BATCH);
     uint64_t H = (uint64_t)c.n_head, KV = (uint64_t)c.n_kv_head, hd = (uint64_t)c.head_dim;
     uint64_t d = (uint64_t)c.d_model, ff = (uint64_t)c.d_ff, V = (uint64_t)c.vocab_size, L = (uint64_t)c.n_layer;
@@ -213,7 +236,7 @@ int cli_estimate(int argc, char **argv)
         fprintf(stderr, "quire estimate: cannot shard %s over %llu GPUs with tensor parallelism: needs attention "
                         "heads (%llu) and FFN size (%llu) divisible by %llu, and KV heads (%llu) divisible by it "
                         "or dividing it (%s)\n", path, (unsigned long long)N, (unsigned long long)H,
-                (unsigned long long)ff, (unsigned long long)N, (unsigned long long)KV, qr_opt_origin(o, QR_OPT_GPUS));
+                (unsigned long long)ff, (unsigned long long)N, (unsigned long long)KV, qr_opt_origin(o, QR_OPT_TP));
         code = CLI_EXIT_UNSUPPORTED;
         goto fail;
     }
@@ -225,6 +248,13 @@ int cli_estimate(int argc, char **argv)
     uint64_t w_emb = 4 * s.elems[K_EMB], w_vec = 4 * s.elems[K_VEC];
     uint64_t weights = w_mat + w_kv + w_emb + w_vec;
     uint64_t weights_g = ceil_div(w_mat, N) + w_kv * kvl / KV + ceil_div(w_emb, N) + w_vec;
+    if (N > 1 && decoder) {
+        /* as runtime/models/arch.c loads a rank (tests/unit/cli/tp_estimate.sh compares the two): q/k/v
+         * biases go with their heads, and the rank's embedding rows end with one zero row (the row the
+         * ids of other ranks' vocabulary read) */
+        weights_g -= 4 * (s.q_bias - s.q_bias / N) + 4 * (s.kv_bias - s.kv_bias * kvl / KV);
+        weights_g += 4 * d;
+    }
     uint64_t kv_cache = decoder ? 2 * L * ctx * B * KV * hd * kvb : 0;
     uint64_t kv_cache_g = decoder ? 2 * L * ctx * B * kvl * hd * kvb : 0;
     uint64_t ntok = B * ctx;
@@ -243,7 +273,7 @@ int cli_estimate(int argc, char **argv)
     else
         snprintf(shard, sizeof shard, "tensor parallel over %llu GPUs: %llu attention heads -> %llu per GPU, "
                  "%llu KV heads -> %llu per GPU%s, FFN %llu -> %llu columns per GPU, vocabulary rows split %llu ways; "
-                 "norms and biases replicated", (unsigned long long)N, (unsigned long long)H,
+                 "q/k/v biases split with their heads, norms and other biases replicated", (unsigned long long)N, (unsigned long long)H,
                  (unsigned long long)(H / N), (unsigned long long)KV, (unsigned long long)kvl,
                  KV % N ? " (replicated)" : "", (unsigned long long)ff, (unsigned long long)(ff / N),
                  (unsigned long long)N);
@@ -259,7 +289,7 @@ int cli_estimate(int argc, char **argv)
                       " s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:f, s:o}",
                       "model", path, "arch", c.arch_name, "source", source, "dtype", qr_dtype_name(dt),
                       "kv_dtype", qr_dtype_name(kvdt), "ctx", (json_int_t)ctx, "batch", (json_int_t)B,
-                      "gpus", (json_int_t)N, "params", (json_int_t)params,
+                      "tp", (json_int_t)N, "params", (json_int_t)params,
                       "params_matmul", (json_int_t)(s.elems[K_MAT] + s.elems[K_KV]),
                       "params_embedding", (json_int_t)s.elems[K_EMB], "params_vector", (json_int_t)s.elems[K_VEC],
                       "sharding", shard,
@@ -268,6 +298,8 @@ int cli_estimate(int argc, char **argv)
                       "per_gpu", "weights", (json_int_t)weights_g, "kv_cache", (json_int_t)kv_cache_g, "workspace",
                       (json_int_t)ws_g, "total", (json_int_t)total_g,
                       "headroom_percent", headroom, "fits_gib", fj);
+        if (j) /* the name before --tp, for scripts that read it */
+            json_object_set_new(j, "gpus", json_integer((json_int_t)N));
         char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
         if (!text) {
             fprintf(stderr, "quire estimate: out of memory\n");
