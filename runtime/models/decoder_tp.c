@@ -67,7 +67,11 @@ static int allreduce(void *ctx, qr_tensor *t)
         if (!es || t->row_bytes != (size_t)t->cols * es)
             return qr_fail(QR_EINTERNAL, "tensor parallel: in-place all-reduce of a %s tensor with row stride %zu "
                            "(%lld columns)", qr_dtype_name(t->dtype), t->row_bytes, (long long)t->cols);
-        return qr_comm_allreduce(j->comm, j->rank, t->data, n, t->dtype);
+        /* the host communicator reads the memory from this thread: the rank's
+         * queue must have run first (free on the CPU, whose ops are synchronous);
+         * NCCL orders itself on the rank's stream */
+        int rc = strcmp(j->comm->ops->name, "nccl") ? qr_be_sync(be) : QR_OK;
+        return rc ? rc : qr_comm_allreduce(j->comm, j->rank, t->data, n, t->dtype);
     }
     if (n > j->cap) {
         float *b = realloc(j->buf, (size_t)n * sizeof(float));

@@ -9,7 +9,9 @@
  * - each rank's KV cache holds its KV heads only (1/N, or one replicated head);
  * - each rank's weight bytes equal its share computed from the config (split
  *   tensors 1/N; K/V 1/N or one replicated head; the embedding's zero row).
- * Also: a split that the rule refuses gives QR_EUNSUPPORTED with the numbers.
+ * Also: a split that the rule refuses gives QR_EUNSUPPORTED with the numbers;
+ * CPU ranks sum in place, and at TP=2 the staged path (as CUDA backends
+ * sharing a GPU use it) gives the same logits.
  * MODEL_FIXTURE "model:NAME" is a real model (SmolLM2's Q4_1 GGUF: column
  * slices of block-quantized o_proj / down_proj, GGUF Q/K un-permutation of
  * row slices, tied embeddings), loaded at f32 so the slices dequantize to
@@ -23,7 +25,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "runtime/models/model.h"
+#include "runtime/models/model_internal.h" /* the group's communicator: staged mode below */
 #include "tests/unit/test.h"
 
 #define N_PROMPT 16
@@ -333,8 +335,13 @@ int main(int argc, char **argv)
             continue;
         CHECK_INT(qr_model_tp(mn), n);
         check_bytes(mn, n);
+        CHECK(mn->comm && mn->comm->in_place == !cuda); /* CPU ranks: in place; CUDA ranks on one GPU: staged */
         check_logits(m1, mn, n);
         check_generate(m1, mn, n);
+        if (n == 2 && !cuda) { /* the staged path (download, sum, upload) that CUDA backends sharing a GPU use */
+            mn->comm->in_place = false;
+            check_logits(m1, mn, n);
+        }
         qr_model_free(mn);
     }
     qr_model_free(m1);
