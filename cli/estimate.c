@@ -19,9 +19,14 @@
  *   sharding   tensor parallel over N GPUs (Megatron style): 2-D weights split
  *              evenly N ways (attention heads, FFN columns, vocabulary rows);
  *              K/V projections and the KV cache split by KV head, replicated
- *              when N > kv_heads (each GPU then holds one KV head); 1-D norms
- *              and biases replicated. Needs heads % N == 0, ff % N == 0 and
- *              kv_heads % N == 0 or N % kv_heads == 0.
+ *              when N > kv_heads (each GPU then holds one KV head); q/k/v
+ *              biases split with their heads, 1-D norms and other biases
+ *              replicated; each rank's embedding slice has one zero row. The
+ *              per-GPU weights are what runtime/models/arch.c loads on the
+ *              largest rank (tests/unit/cli/tp_estimate.sh, at f32). Needs
+ *              heads % N == 0, ff % N == 0, kv_heads % N == 0 or
+ *              N % kv_heads == 0, and vocabulary rows for every rank (the
+ *              rule of qr_shard_plan).
  *   fits       per-GPU total <= S GiB x (1 - headroom/100) for S in
  *              16, 24, 40, 48, 80, 141. */
 #include <jansson.h>
@@ -232,11 +237,12 @@ int cli_estimate(int argc, char **argv)
         code = CLI_EXIT_ERROR;
         goto fail;
     }
-    if (N > 1 && (H % N || ff % N || (KV % N && N % KV))) {
+    if (N > 1 && (H % N || ff % N || (KV % N && N % KV) || (N - 1) * ceil_div(V, N) >= V)) {
         fprintf(stderr, "quire estimate: cannot shard %s over %llu GPUs with tensor parallelism: needs attention "
-                        "heads (%llu) and FFN size (%llu) divisible by %llu, and KV heads (%llu) divisible by it "
-                        "or dividing it (%s)\n", path, (unsigned long long)N, (unsigned long long)H,
-                (unsigned long long)ff, (unsigned long long)N, (unsigned long long)KV, qr_opt_origin(o, QR_OPT_TP));
+                        "heads (%llu) and FFN size (%llu) divisible by %llu, KV heads (%llu) divisible by it "
+                        "or dividing it, and vocabulary rows (%llu) for every GPU (%s)\n", path, (unsigned long long)N, (unsigned long long)H,
+                (unsigned long long)ff, (unsigned long long)N, (unsigned long long)KV, (unsigned long long)V,
+                qr_opt_origin(o, QR_OPT_TP));
         code = CLI_EXIT_UNSUPPORTED;
         goto fail;
     }

@@ -133,6 +133,12 @@ b=$(QUIRE_GPUS=2 "$Q" estimate --model "$QW" --dtype bf16 --json 2>/dev/null)
 printf 'gpus = 2\n' > "$T/old.conf"
 c=$("$Q" estimate --config "$T/old.conf" --model "$QW" --dtype bf16 --json 2>/dev/null)
 [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" = "$c" ] && grep -qF '"tp": 2' <<<"$a" && ok || bad "QUIRE_GPUS / gpus key: $b $c"
+# --tp auto: every visible GPU; none or one here (CI has none): the figures of --tp 1
+if [ "$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')" -le 1 ]; then
+  a=$("$Q" estimate --model "$QW" --dtype bf16 --tp auto --json 2>/dev/null)
+  b=$("$Q" estimate --model "$QW" --dtype bf16 --tp 1 --json 2>/dev/null)
+  [ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "--tp auto without GPUs: $a"
+fi
 out=$("$Q" estimate --model "$QW" --dtype int4 2>&1); rc=$?
 [ $rc = 2 ] && grep -qF '"int4" is not one of f32|bf16|f16|int8' <<<"$out" && ok || bad "bad dtype: exit $rc: $out"
 out=$("$Q" estimate --model "$T/nothing-here" 2>&1); rc=$?
