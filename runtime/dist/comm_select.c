@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "runtime/dist/comm.h"
 
 static bool fail_init; /* qr_comm_test_fail_init */
@@ -83,5 +84,7 @@ int qr_comm_create_for(qr_backend *const *bes, int n, qr_comm **out, qr_comm_kin
     if (rc)
         return qr_fail(rc, "communicator %s over ranks on %s: %s", qr_comm_kind_name(k), names, qr_last_error());
     (*out)->in_place = k != QR_COMM_HOST_STAGED;
+    if (n > 1)
+        QR_INFO("tensor parallelism over %d ranks on %s: communicator %s (%s)", n, names, qr_comm_kind_name(k), why);
     return QR_OK;
 }
