@@ -6,6 +6,9 @@
 # it. Structure fixtures (llama3, mistral, qwen2-tp with q/k/v biases and tied
 # embeddings; TP 4 replicates KV heads) and stories260K (GGUF), at f32; a split
 # the rule refuses (stories260K's FFN 172 over 8) is refused by both (exit 5).
+# Each rank's line also gives its KV cache for one sequence of --ctx positions:
+# equal (to the 3 digits printed) to estimate's per-GPU KV cache at --ctx 64,
+# --kv-dtype f32 (the CPU keeps f32 KV), batch 1.
 # At bf16/int8 the two differ today (estimate counts the token embedding at
 # f32, the runtime stores it at --dtype): not checked here.
 set -u
@@ -17,17 +20,23 @@ bad() { echo "FAIL: $*" >&2; fails=$((fails+1)); }
 
 check() { # check MODEL N
   local m=$1 n=$2
-  if ! "$Q" estimate --model "$m" --dtype f32 --tp "$n" --json > "$T/est.json" 2> "$T/err"; then
+  if ! "$Q" estimate --model "$m" --dtype f32 --tp "$n" --ctx 64 --kv-dtype f32 --json > "$T/est.json" 2> "$T/err"; then
     bad "$m tp $n: estimate: $(cat "$T/err")"; return
   fi
-  if ! "$Q" generate --model "$m" --device cpu --tp "$n" --dtype f32 --ids --prompt "1 2 3" --max-tokens 1 \
+  if ! "$Q" generate --model "$m" --device cpu --tp "$n" --dtype f32 --ctx 64 --ids --prompt "1 2 3" --max-tokens 1 \
        --temperature 0 --log-level info > /dev/null 2> "$T/gen"; then
     bad "$m tp $n: generate: $(tail -3 "$T/gen")"; return
   fi
   if python3 - "$T/est.json" "$T/gen" "$n" <<'PY'; then ok; else bad "$m tp $n"; fi
 import json, re, sys
-est = json.load(open(sys.argv[1]))["per_gpu"]["weights"]
+pg = json.load(open(sys.argv[1]))["per_gpu"]
+est = pg["weights"]
 n = int(sys.argv[3])
+log = open(sys.argv[2]).read()
+unit = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+kvs = [float(v) * unit[u] for v, u in re.findall(r"holds weights .*?, KV cache ([0-9.]+) (B|kB|MB|GB) \(one sequence", log)]
+if len(kvs) != n or any(abs(k - pg["kv_cache"]) > 0.005 * pg["kv_cache"] for k in kvs):
+    sys.exit(f"KV cache per rank {kvs}; estimate per GPU {pg['kv_cache']}")
 ranks = {int(r): int(b) for r, b in re.findall(r"tensor-parallel rank (\d+) of %d on the CPU holds weights [^(]*\((\d+) bytes\)" % n,
                                                open(sys.argv[2]).read())}
 if sorted(ranks) != list(range(n)):
