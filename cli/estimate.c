@@ -1,4 +1,4 @@
-/* quire estimate --model M --dtype D [--ctx T] [--batch B] [--gpus N] [--json]
+/* quire estimate --model M --dtype D [--ctx T] [--batch B] [--tp N|auto] [--json]
  *
  * Memory a model needs, from its config and tensor headers only (no weight
  * data is read: qr_wsrc maps the files and we look at shapes). When the model
@@ -28,9 +28,14 @@
  *   sharding   tensor parallel over N GPUs (Megatron style): 2-D weights split
  *              evenly N ways (attention heads, FFN columns, vocabulary rows);
  *              K/V projections and the KV cache split by KV head, replicated
- *              when N > kv_heads (each GPU then holds one KV head); 1-D norms
- *              and biases replicated. Needs heads % N == 0, ff % N == 0 and
- *              kv_heads % N == 0 or N % kv_heads == 0.
+ *              when N > kv_heads (each GPU then holds one KV head); q/k/v
+ *              biases split with their heads, 1-D norms and other biases
+ *              replicated; each rank's embedding slice has one zero row. The
+ *              per-GPU weights are what runtime/models/arch.c loads on the
+ *              largest rank (tests/unit/cli/tp_estimate.sh, at f32). Needs
+ *              heads % N == 0, ff % N == 0, kv_heads % N == 0 or
+ *              N % kv_heads == 0, and vocabulary rows for every rank (the
+ *              rule of qr_shard_plan).
  *   fits       per-GPU total <= S GiB x (1 - headroom/100) for S in
  *              16, 24, 40, 48, 80, 141. */
 #include <jansson.h>
@@ -41,6 +46,7 @@
 
 #include "cli/cli.h"
 #include "common/error.h"
+#include "runtime/backend.h"
 #include "runtime/models/config.h"
 #include "runtime/models/model.h"
 #include "runtime/weights/weights.h"
@@ -53,6 +59,8 @@ typedef struct {
     qr_dtype dt;             /* --dtype; for the per-tensor count of block types */
     uint64_t qbytes[K_COUNT];             /* bytes per kind, per tensor (q8_0, q4_k, as-stored) */
     uint64_t tbytes[QR_DTYPE_COUNT];      /* the same by type */
+    /* of K_VEC: a decoder's q and k/v biases, which tensor parallelism splits with their heads */
+    uint64_t q_bias, kv_bias;
 } param_sums;
 
 static bool per_tensor(qr_dtype dt) { return dt == QR_Q8_0 || dt == QR_Q4_K || dt == QR_AS_STORED; }
@@ -119,8 +127,11 @@ static void sums_from_config(const qr_model_config *c, param_sums *s)
         add(s, K_MAT, ff, d); /* gate */
         add(s, K_MAT, ff, d); /* up */
         add(s, K_MAT, d, ff); /* down */
-        if (c->qkv_bias)
+        if (c->qkv_bias) {
             add(s, K_VEC, 1, q + 2 * kv);
+            s->q_bias += (uint64_t)q;
+            s->kv_bias += 2 * (uint64_t)kv;
+        }
         add(s, K_VEC, 1, 2 * d); /* attention and FFN RMSNorm */
     }
     add(s, K_VEC, 1, d); /* final norm */
@@ -152,8 +163,15 @@ static void sums_from_headers(const qr_wsrc *w, param_sums *s)
         int64_t rows = t->n_dims ? t->shape[0] : 1, cols = 1;
         for (int k = 1; k < t->n_dims; k++)
             cols *= t->shape[k];
-        if (t->n_dims < 2 || rows == 1)
+        if (t->n_dims < 2 || rows == 1) {
+            static const char *const qb[] = {"q_proj.bias", "attn_q.bias", NULL};
+            static const char *const kvb[] = {"k_proj.bias", "v_proj.bias", "attn_k.bias", "attn_v.bias", NULL};
             add(s, K_VEC, 1, rows * cols);
+            if (name_has(t->name, qb))
+                s->q_bias += (uint64_t)(rows * cols);
+            else if (name_has(t->name, kvb))
+                s->kv_bias += (uint64_t)(rows * cols);
+        }
         else if (name_has(t->name, emb))
             add_t(s, name_has(t->name, f32emb) ? K_VEC : K_EMB, rows, cols, t->dtype);
         else if (name_has(t->name, kv))
@@ -190,16 +208,16 @@ static const int gpu_sizes[] = {16, 24, 40, 48, 80, 141};
 
 int cli_estimate(int argc, char **argv)
 {
-    static const int allowed[] = {QR_OPT_MODEL, QR_OPT_DTYPE, QR_OPT_KV_DTYPE, QR_OPT_CTX, QR_OPT_BATCH, QR_OPT_GPUS,
+    static const int allowed[] = {QR_OPT_MODEL, QR_OPT_DTYPE, QR_OPT_KV_DTYPE, QR_OPT_CTX, QR_OPT_BATCH, QR_OPT_TP,
                                   QR_OPT_HEADROOM, QR_OPT_JSON, QR_OPT_LOG_LEVEL, -1};
     qr_options *o = NULL;
     char *path = NULL;
     qr_wsrc *w = NULL;
     json_t *j = NULL;
     int rc;
-    int code = cli_load_options("estimate", "--model M --dtype D [--ctx T] [--batch B] [--gpus N] [--json]",
+    int code = cli_load_options("estimate", "--model M --dtype D [--ctx T] [--batch B] [--tp N|auto] [--json]",
                                 "Memory for weights, KV cache and workspace, in total and per GPU with tensor\n"
-                                "parallelism over N GPUs, and which GPU sizes (16, 24, 40, 48, 80, 141 GB) it fits.\n"
+                                "parallelism over N GPUs (--tp; auto: the GPUs visible), and which GPU sizes (16, 24, 40, 48, 80, 141 GB) it fits.\n"
                                 "Reads only config.json / GGUF metadata and tensor headers, never weight data.",
                                 argc, argv, allowed, &o);
     if (code >= 0)
@@ -245,7 +263,17 @@ int cli_estimate(int argc, char **argv)
         goto fail;
     }
 
-    uint64_t N = (uint64_t)qr_opt_int(o, QR_OPT_GPUS), ctx = (uint64_t)qr_opt_int(o, QR_OPT_CTX);
+    /* --tp N, or auto: every GPU visible to the job (1 without one) */
+    uint64_t N = 1;
+    if (strcmp(qr_opt_str(o, QR_OPT_TP), "auto") == 0) {
+        qr_gpu_info gi[64];
+        int ng = 0;
+        if (qr_cuda_devices(gi, 64, &ng) == 0 && ng > 1)
+            N = (uint64_t)ng;
+    } else {
+        N = (uint64_t)atoi(qr_opt_str(o, QR_OPT_TP)); /* checked by the option table: 1..64 */
+    }
+    uint64_t ctx = (uint64_t)qr_opt_int(o, QR_OPT_CTX);
     uint64_t B = (uint64_t)qr_opt_int(o, QR_OPT_BATCH);
     uint64_t H = (uint64_t)c.n_head, KV = (uint64_t)c.n_kv_head, hd = (uint64_t)c.head_dim;
     uint64_t d = (uint64_t)c.d_model, ff = (uint64_t)c.d_ff, V = (uint64_t)c.vocab_size, L = (uint64_t)c.n_layer;
@@ -256,11 +284,12 @@ int cli_estimate(int argc, char **argv)
         code = CLI_EXIT_ERROR;
         goto fail;
     }
-    if (N > 1 && (H % N || ff % N || (KV % N && N % KV))) {
+    if (N > 1 && (H % N || ff % N || (KV % N && N % KV) || (N - 1) * ceil_div(V, N) >= V)) {
         fprintf(stderr, "quire estimate: cannot shard %s over %llu GPUs with tensor parallelism: needs attention "
-                        "heads (%llu) and FFN size (%llu) divisible by %llu, and KV heads (%llu) divisible by it "
-                        "or dividing it (%s)\n", path, (unsigned long long)N, (unsigned long long)H,
-                (unsigned long long)ff, (unsigned long long)N, (unsigned long long)KV, qr_opt_origin(o, QR_OPT_GPUS));
+                        "heads (%llu) and FFN size (%llu) divisible by %llu, KV heads (%llu) divisible by it "
+                        "or dividing it, and vocabulary rows (%llu) for every GPU (%s)\n", path, (unsigned long long)N, (unsigned long long)H,
+                (unsigned long long)ff, (unsigned long long)N, (unsigned long long)KV, (unsigned long long)V,
+                qr_opt_origin(o, QR_OPT_TP));
         code = CLI_EXIT_UNSUPPORTED;
         goto fail;
     }
@@ -280,6 +309,13 @@ int cli_estimate(int argc, char **argv)
     }
     uint64_t weights = w_mat + w_kv + w_emb + w_vec;
     uint64_t weights_g = ceil_div(w_mat, N) + w_kv * kvl / KV + ceil_div(w_emb, N) + w_vec;
+    if (N > 1 && decoder) {
+        /* as runtime/models/arch.c loads a rank (tests/unit/cli/tp_estimate.sh compares the two): q/k/v
+         * biases go with their heads, and the rank's embedding rows end with one zero row (the row the
+         * ids of other ranks' vocabulary read) */
+        weights_g -= 4 * (s.q_bias - s.q_bias / N) + 4 * (s.kv_bias - s.kv_bias * kvl / KV);
+        weights_g += 4 * d;
+    }
     uint64_t kv_cache = decoder ? 2 * L * ctx * B * KV * hd * kvb : 0;
     uint64_t kv_cache_g = decoder ? 2 * L * ctx * B * kvl * hd * kvb : 0;
     uint64_t ntok = B * ctx;
@@ -298,7 +334,7 @@ int cli_estimate(int argc, char **argv)
     else
         snprintf(shard, sizeof shard, "tensor parallel over %llu GPUs: %llu attention heads -> %llu per GPU, "
                  "%llu KV heads -> %llu per GPU%s, FFN %llu -> %llu columns per GPU, vocabulary rows split %llu ways; "
-                 "norms and biases replicated", (unsigned long long)N, (unsigned long long)H,
+                 "q/k/v biases split with their heads, norms and other biases replicated", (unsigned long long)N, (unsigned long long)H,
                  (unsigned long long)(H / N), (unsigned long long)KV, (unsigned long long)kvl,
                  KV % N ? " (replicated)" : "", (unsigned long long)ff, (unsigned long long)(ff / N),
                  (unsigned long long)N);
@@ -314,7 +350,7 @@ int cli_estimate(int argc, char **argv)
                       " s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:f, s:o}",
                       "model", path, "arch", c.arch_name, "source", source, "dtype", qr_dtype_name(dt),
                       "kv_dtype", qr_dtype_name(kvdt), "ctx", (json_int_t)ctx, "batch", (json_int_t)B,
-                      "gpus", (json_int_t)N, "params", (json_int_t)params,
+                      "tp", (json_int_t)N, "params", (json_int_t)params,
                       "params_matmul", (json_int_t)(s.elems[K_MAT] + s.elems[K_KV]),
                       "params_embedding", (json_int_t)s.elems[K_EMB], "params_vector", (json_int_t)s.elems[K_VEC],
                       "sharding", shard,
@@ -330,6 +366,8 @@ int cli_estimate(int argc, char **argv)
                     json_object_set_new(bt, qr_dtype_name((qr_dtype)t), json_integer((json_int_t)s.tbytes[t]));
             json_object_set_new(j, "bytes_by_type", bt);
         }
+        if (j) /* the name before --tp, for scripts that read it */
+            json_object_set_new(j, "gpus", json_integer((json_int_t)N));
         char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
         if (!text) {
             fprintf(stderr, "quire estimate: out of memory\n");

@@ -234,11 +234,36 @@ static int load_tp(const char *cmd, const qr_options *o, const char *path, int c
     }
     qr_model_own_backends(*m_out);
     *be_out = NULL;
+    /* what each rank holds: its weights as loaded, the KV cache of its KV heads
+     * for one sequence of --ctx positions and the workspace of one forward
+     * pass over its heads / FFN columns / vocabulary rows (the estimate of a
+     * config cut as arch.c cuts it, as the single-device line does) */
+    const qr_model_config *c = qr_model_cfg(*m_out);
+    qr_model_config rc_ = *c;
+    rc_.n_head = c->n_head / n;
+    rc_.n_kv_head = c->n_kv_head % n == 0 ? c->n_kv_head / n : 1;
+    rc_.d_ff = c->d_ff / n;
+    rc_.vocab_size = (c->vocab_size + n - 1) / n;
+    int64_t ctx = qr_opt_int(o, QR_OPT_CTX);
+    if (ctx > c->max_pos || ctx <= 0)
+        ctx = c->max_pos;
+    qr_mem_estimate e;
+    bool have_e = qr_model_estimate(&rc_, QR_F32, ctx, 1, 512, &e) == 0;
     for (int r = 0; r < n && qr_log_get_level() >= QR_LOG_INFO; r++) {
-        char b1[32];
-        fprintf(stderr, "quire %s: tensor-parallel rank %d of %d on %s%s: weights %s\n", cmd, r, n,
-                cuda >= 0 ? "GPU " : "the CPU", cuda >= 0 ? g[r].name : "",
-                cli_bytes((double)qr_model_rank_weight_bytes(*m_out, r), b1, sizeof b1));
+        char b1[32], b2[32], b3[32];
+        double act = bes[r]->act_dtype == QR_F32 ? 1.0 : 0.5; /* the estimate counts activations and KV at 4 bytes */
+        double extra = cuda >= 0 ? 32.0 * 1024 * 1024 : 0; /* cuBLAS's workspace */
+        char on[96];
+        if (cuda >= 0)
+            snprintf(on, sizeof on, "GPU cuda:%d %s", g[r].index, g[r].name);
+        else
+            snprintf(on, sizeof on, "the CPU");
+        fprintf(stderr, "quire %s: tensor-parallel rank %d of %d on %s holds weights %s (%llu bytes), KV cache %s (one sequence "
+                "of --ctx positions), workspace %s\n", cmd, r, n, on,
+                cli_bytes((double)qr_model_rank_weight_bytes(*m_out, r), b1, sizeof b1),
+                (unsigned long long)qr_model_rank_weight_bytes(*m_out, r),
+                have_e ? cli_bytes((double)e.kv_cache * act, b2, sizeof b2) : "?",
+                have_e ? cli_bytes((double)e.workspace * act + extra, b3, sizeof b3) : "?");
     }
     return -1;
 fail:

@@ -83,12 +83,10 @@ static const qr_option_def table[QR_OPT_COUNT] = {
         "compute device: auto (the first usable GPU, else the CPU, saying why), cpu, cuda or cuda:N", 0, check_device},
     [QR_OPT_THREADS] = {"threads", QR_OPT_INT, "runtime", "0", 0, 1024, NULL,
         "CPU worker threads (0 = all online cores)", 0, NULL},
-    [QR_OPT_GPUS] = {"gpus", QR_OPT_INT, "runtime", "1", 1, 64, NULL,
-        "GPUs to shard the model over with tensor parallelism (estimate)", 0, NULL},
     [QR_OPT_TP] = {"tp", QR_OPT_STRING, "runtime", "1", 0, 0, NULL,
-        "tensor parallelism for the LLM of generate, ask and serve: N ranks (heads, FFN and vocabulary split "
-        "N ways), or auto (the most GPUs visible to the job that the model splits over; 1 on the CPU); --device cpu "
-        "runs N in-process ranks",
+        "tensor parallelism: N ranks (heads, FFN and vocabulary split N ways; one per GPU) for the LLM of "
+        "generate, ask and serve and the per-GPU figures of estimate, or auto (the most GPUs visible to the job "
+        "that the model splits over; 1 on the CPU); --device cpu runs N in-process ranks; formerly --gpus",
         0, check_tp},
     [QR_OPT_CTX] = {"ctx", QR_OPT_INT, "runtime", "4096", 1, 1048576, NULL,
         "context length in tokens: prompt + completion limit of generate, KV cache size of estimate", 0, NULL},
@@ -272,6 +270,14 @@ const qr_option_def *qr_option_def_at(int id)
 
 int qr_option_find(const char *name)
 {
+    /* deprecated names still accepted (flag, config key, QUIRE_ variable) */
+    if (!strcmp(name, "gpus")) {
+        static bool warned;
+        if (!warned)
+            QR_WARN("option \"gpus\" is deprecated: it is now \"tp\" (--tp, QUIRE_TP), same meaning");
+        warned = true;
+        return QR_OPT_TP;
+    }
     for (int i = 0; i < QR_OPT_COUNT; i++)
         if (!strcmp(table[i].name, name))
             return i;
@@ -598,6 +604,13 @@ int qr_options_load_env(qr_options *o)
             continue;
         snprintf(origin, sizeof origin, "environment %s", name);
         int rc = qr_options_set(o, i, v, QR_SRC_ENV, origin);
+        if (rc)
+            return rc;
+    }
+    /* the deprecated QUIRE_GPUS (now QUIRE_TP) */
+    const char *g = getenv("QUIRE_GPUS");
+    if (g && *g && !(getenv("QUIRE_TP") && *getenv("QUIRE_TP"))) {
+        int rc = qr_options_set(o, qr_option_find("gpus"), g, QR_SRC_ENV, "environment QUIRE_GPUS");
         if (rc)
             return rc;
     }

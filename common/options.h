@@ -52,7 +52,6 @@ typedef enum {
     /* [runtime] */
     QR_OPT_DEVICE,
     QR_OPT_THREADS,
-    QR_OPT_GPUS,
     QR_OPT_TP,
     QR_OPT_CTX,
     QR_OPT_BATCH,

@@ -266,7 +266,7 @@ int qr_slurm_gpu_report(const qr_slurm_env *e, const qr_gpu_info *used, int n_us
             add(buf, len, &pos, " (CUDA_VISIBLE_DEVICES shows only %d of them)", e->n_visible);
         add(buf, len, &pos,
             n_used == 0 ? ": use --device cuda (a CUDA build), or request no GPU (drop --gres=gpu / --gpus)"
-                        : ": use --gpus %d, or request only %d GPU%s",
+                        : ": use --tp %d (tensor parallelism over them), or request only %d GPU%s",
             alloc, n_used, n_used == 1 ? "" : "s");
         add(buf, len, &pos, "; sites may cancel jobs whose GPUs sit idle");
     }

@@ -617,3 +617,17 @@ extern "C" int qr_backend_cuda_create(int device, qr_backend **out)
 {
     return qr_backend_cuda_create_ex(device, QR_F32, out);
 }
+
+/* runtime/dist/comm.h: which GPU a tensor-parallel rank is on, and its stream
+ * (the NCCL communicator enqueues the rank's collectives there). */
+extern "C" int qr_backend_cuda_device(const qr_backend *be, void **stream)
+{
+    if (stream)
+        *stream = NULL;
+    if (!be || be->ops != &cuda_ops)
+        return -1;
+    const qr_cuda_backend *cb = (const qr_cuda_backend *)be;
+    if (stream)
+        *stream = (void *)cb->stream;
+    return cb->device;
+}

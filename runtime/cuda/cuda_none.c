@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "runtime/backend.h"
+#include "runtime/dist/comm.h"
 
 #define QR_CUDA_NONE_WHY "built without CUDA"
 
@@ -32,4 +33,13 @@ int qr_backend_cuda_create_ex(int device, qr_dtype act_dtype, qr_backend **out)
 {
     (void)act_dtype;
     return qr_backend_cuda_create(device, out);
+}
+
+/* runtime/dist/comm.h: no backend is a CUDA one here. */
+int qr_backend_cuda_device(const qr_backend *be, void **stream)
+{
+    (void)be;
+    if (stream)
+        *stream = NULL;
+    return -1;
 }

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "runtime/backend.h"
 #include "runtime/dtype.h"
 
 typedef struct qr_comm qr_comm;
@@ -51,6 +52,11 @@ typedef struct qr_comm_ops {
 struct qr_comm {
     const qr_comm_ops *ops;
     int n_ranks;
+    /* Collectives take the ranks' backend tensor memory as is (NCCL: device
+     * memory, ordered on each rank's stream; the host communicator over CPU
+     * ranks: host memory). False: the caller stages device -> host -> device
+     * around each collective (host communicator over CUDA backends). */
+    bool in_place;
     qr_comm_stats stats;
 };
 
@@ -62,6 +68,26 @@ int qr_comm_host_create(int n_ranks, qr_comm **out);
  * NCCL") unless built with the `nccl` feature. */
 bool qr_nccl_built(void);
 int qr_comm_nccl_create(const int *devs, void *const *streams, int n, qr_comm **out);
+
+/* ---- which communicator a tensor-parallel group uses (the one place) ----
+ * devs[r]: rank r's CUDA device ordinal, or -1 for a host-memory (CPU)
+ * backend. NCCL when the build has it and every rank is a CUDA backend on its
+ * own GPU; else the host communicator: in place over CPU ranks, staged
+ * through host memory over CUDA backends that share a GPU (the single-GPU
+ * test configuration), a mix of CPU and CUDA ranks, or a build without NCCL.
+ * *why (may be NULL): a phrase for the load line. */
+typedef enum { QR_COMM_HOST_INPLACE = 0, QR_COMM_HOST_STAGED, QR_COMM_NCCL } qr_comm_kind;
+qr_comm_kind qr_comm_choose(const int *devs, int n, bool nccl_built, const char **why);
+const char *qr_comm_kind_name(qr_comm_kind k);
+/* The CUDA device ordinal of be and its stream (*stream may be NULL); -1 for
+ * a backend that is not CUDA (cuda_backend.cu; cuda_none.c answers -1). */
+int qr_backend_cuda_device(const qr_backend *be, void **stream);
+/* The communicator for ranks on bes[0..n-1] (qr_comm_choose), *kind set.
+ * Errors name the ranks and devices (an NCCL init failure: every GPU). */
+int qr_comm_create_for(qr_backend *const *bes, int n, qr_comm **out, qr_comm_kind *kind);
+/* Fault injection for tests: while set, qr_comm_create_for fails as an
+ * NCCL initialisation error would (QR_EBACKEND naming the devices). */
+void qr_comm_test_fail_init(bool on);
 
 static inline int qr_comm_allreduce(qr_comm *c, int rank, void *buf, int64_t n, qr_dtype dt)
 { return c->ops->allreduce(c, rank, buf, n, dt); }

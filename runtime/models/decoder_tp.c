@@ -1,11 +1,13 @@
 /* A decoder step over a tensor-parallel group (qr_model_load_tp): every rank
  * holds its shard and its own decoder state (KV cache of its KV heads,
  * activations of its heads / FFN columns / vocabulary rows). A step runs on
- * all ranks at once, one thread per rank (rank 0 on the caller's thread);
- * the forward pass (arch.c) calls the all-reduce hook below after each
- * row-parallel product and after the embedding: download the (T, d) partial
- * sums to host memory, sum them over the ranks through the group's
- * communicator, upload the sum (any backend; the CPU's copies are memcpy).
+ * all ranks at once, on the model's parked rank threads (rank 0 on the
+ * caller's thread; runtime/dist/rank_pool.h); the forward pass (arch.c) calls
+ * the all-reduce hook below after each row-parallel product and after the
+ * embedding: the (T, d) partial sums are summed over the ranks through the
+ * group's communicator, in place (NCCL on device buffers, or the host
+ * communicator on CPU ranks' host memory) or staged (download, sum, upload:
+ * CUDA backends sharing one GPU, a build without NCCL).
  *
  * The logits stay split by vocabulary: for top-k (greedy is k = 1) each
  * rank selects its k best (value, id) pairs and the caller's thread merges
@@ -14,13 +16,13 @@
  * logits rows are asked for only by a sampler (temperature, top-p, min-p,
  * repetition penalty), and are then assembled from each rank's columns, so
  * sampling sees exactly the distribution one rank would. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
 #include "runtime/dist/comm.h"
+#include "runtime/dist/rank_pool.h"
 #include "runtime/models/decoder_internal.h"
 
 /* One rank's thread: its state, the all-reduce staging buffer and what the
@@ -45,17 +47,32 @@ typedef struct {
 
 struct qr_dec_tp {
     int n;
+    qr_rank_pool *pool;  // the model's parked rank threads
     rank_job *jobs;      // n
 };
 
 qr_decoder_state *qr_dec_tp_rank(qr_dec_tp *tp, int r) { return tp->jobs[r].st; }
 
-/* The all-reduce hook: t (rows, cols) of this rank's backend summed over the ranks. */
+/* The all-reduce hook: t (rows, cols) of this rank's backend summed over the
+ * ranks. A communicator that works in place (NCCL on device memory, the host
+ * one over CPU ranks' host memory) sums the tensor's own buffer, ordered on
+ * the rank's stream; otherwise it is staged: download, sum, upload. */
 static int allreduce(void *ctx, qr_tensor *t)
 {
     rank_job *j = ctx;
     qr_backend *be = j->st->m->be;
     int64_t n = t->rows * t->cols;
+    if (j->comm->in_place) {
+        size_t es = t->dtype == QR_F32 ? 4 : t->dtype == QR_BF16 ? 2 : 0;
+        if (!es || t->row_bytes != (size_t)t->cols * es)
+            return qr_fail(QR_EINTERNAL, "tensor parallel: in-place all-reduce of a %s tensor with row stride %zu "
+                           "(%lld columns)", qr_dtype_name(t->dtype), t->row_bytes, (long long)t->cols);
+        /* the host communicator reads the memory from this thread: the rank's
+         * queue must have run first (free on the CPU, whose ops are synchronous);
+         * NCCL orders itself on the rank's stream */
+        int rc = strcmp(j->comm->ops->name, "nccl") ? qr_be_sync(be) : QR_OK;
+        return rc ? rc : qr_comm_allreduce(j->comm, j->rank, t->data, n, t->dtype);
+    }
     if (n > j->cap) {
         float *b = realloc(j->buf, (size_t)n * sizeof(float));
         if (!b)
@@ -80,6 +97,7 @@ int qr_dec_tp_create(qr_decoder_state *st)
         return qr_fail(QR_ENOMEM, "tensor parallel: decoder state");
     }
     tp->n = m->tp;
+    tp->pool = m->pool;
     st->tp = tp;
     for (int r = 0; r < m->tp; r++) {
         rank_job *j = &tp->jobs[r];
@@ -168,7 +186,7 @@ static int rank_results(rank_job *j)
     return QR_OK;
 }
 
-static void *rank_main(void *arg)
+static void rank_main(void *arg)
 {
     rank_job *j = arg;
     j->rc = qr_dec_run(j->st, j->T, j->n_seq, j->head);
@@ -178,25 +196,16 @@ static void *rank_main(void *arg)
         snprintf(j->err, sizeof j->err, "%s", qr_last_error());
         qr_comm_abort(j->comm); /* the other ranks stop waiting for this one */
     }
-    return NULL;
 }
 
 /* Runs every rank's job; the first failing rank's error (a rank that only
  * saw the abort reports after the one that caused it). */
 static int run_ranks(qr_dec_tp *tp)
 {
-    pthread_t th[256];
-    int started = 1;
-    for (int r = 1; r < tp->n; r++, started++)
-        if (pthread_create(&th[r], NULL, rank_main, &tp->jobs[r])) {
-            tp->jobs[r].rc = qr_fail(QR_EINTERNAL, "tensor parallel: cannot start the thread of rank %d", r);
-            snprintf(tp->jobs[r].err, sizeof tp->jobs[r].err, "%s", qr_last_error());
-            qr_comm_abort(tp->jobs[0].comm);
-            break;
-        }
-    rank_main(&tp->jobs[0]);
-    for (int r = 1; r < started; r++)
-        pthread_join(th[r], NULL);
+    void *args[256];
+    for (int r = 0; r < tp->n; r++)
+        args[r] = &tp->jobs[r];
+    qr_rank_pool_run(tp->pool, rank_main, args);
     int bad = -1;
     for (int r = 0; r < tp->n; r++)
         if (tp->jobs[r].rc && (bad < 0 || (tp->jobs[bad].rc == QR_ECANCELED && tp->jobs[r].rc != QR_ECANCELED)))

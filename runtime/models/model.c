@@ -27,6 +27,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "runtime/dist/comm.h"
+#include "runtime/dist/rank_pool.h"
 
 /* Short names for the flags of model_internal.h in the tables below. */
 #define W_OPTIONAL QR_W_OPTIONAL
@@ -625,12 +626,18 @@ int qr_model_load_tp(const char *path, const qr_model_opts *opts, qr_backend *co
     /* every rank or none: a rank that fails frees the ranks loaded before it */
     for (int r = 0; r < n; r++)
         if ((rc = load_one(path, opts, bes[r], r, n, &g->ranks[r]))) {
-            rc = qr_fail(rc, "tensor-parallel rank %d of %d (backend %s): %s", r, n, bes[r]->ops->name,
+            int dev = qr_backend_cuda_device(bes[r], NULL);
+            char on[32] = "";
+            if (dev >= 0)
+                snprintf(on, sizeof on, " on GPU cuda:%d", dev);
+            rc = qr_fail(rc, "tensor-parallel rank %d of %d (backend %s%s): %s", r, n, bes[r]->ops->name, on,
                          qr_last_error());
             goto fail;
         }
-    if ((rc = qr_comm_host_create(n, &g->comm)))
+    if ((rc = qr_comm_create_for(bes, n, &g->comm, NULL)) || (rc = qr_rank_pool_create(n, &g->pool))) {
+        rc = qr_fail(rc, "%s: tensor parallelism over %d ranks: %s", path, n, qr_last_error());
         goto fail;
+    }
     qr_model *r0 = g->ranks[0];
     g->cfg = r0->cfg;
     g->be = r0->be;
@@ -657,6 +664,9 @@ void qr_model_free(qr_model *m)
 {
     if (!m)
         return;
+    qr_rank_pool_free(m->pool); /* before the ranks: the NCCL communicator uses their streams */
+    qr_comm_destroy(m->comm);
+    m->comm = NULL;
     for (int r = 0; m->ranks && r < m->tp; r++) {
         qr_backend *rb = m->ranks[r] ? m->ranks[r]->be : NULL;
         qr_model_free(m->ranks[r]);
@@ -664,7 +674,6 @@ void qr_model_free(qr_model *m)
             qr_backend_destroy(rb);
     }
     free(m->ranks);
-    qr_comm_destroy(m->comm);
     qr_backend *be = m->be;
     if (m->layers) {
         for (int l = 0; l < m->cfg.n_layer; l++) {

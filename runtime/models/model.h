@@ -44,8 +44,11 @@ uint64_t qr_model_weight_bytes(const qr_model *m);
  * they must outlive the model), Megatron-style (runtime/models/arch.c): each
  * rank reads from the file only its slice of the split tensors (heads, FFN
  * columns, vocabulary rows) and its decoder state caches only its KV heads.
- * The ranks communicate through an in-process host communicator
- * (runtime/dist), so any backend works. n = 1 is qr_model_load. Counts that
+ * The ranks communicate through the communicator qr_comm_choose picks from
+ * the backends (runtime/dist: NCCL on device buffers when each rank is its
+ * own GPU, else the in-process host one), so any backend works; each rank has
+ * a parked thread from load on. A rank or communicator that fails fails the
+ * whole load, naming it, with nothing left loaded. n = 1 is qr_model_load. Counts that
  * cannot be split n ways: QR_EUNSUPPORTED naming them (the rule of `quire
  * estimate`). The result is used like any model (qr_generate, decoder
  * states); a step drives every rank, one thread each. */

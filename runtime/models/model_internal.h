@@ -41,6 +41,7 @@ struct qr_model {
     int tp;
     qr_model **ranks;
     struct qr_comm *comm;       /* the group's communicator (owned) */
+    struct qr_rank_pool *pool;  /* the ranks' parked threads (owned; runtime/dist/rank_pool.h) */
     bool owns_backends;         /* free destroys ranks[r]->be (qr_model_own_backends) */
     qr_backend *be;             /* borrowed */
     qr_wsrc *src;               /* kept open: the CPU backend may alias mmap'd weights */

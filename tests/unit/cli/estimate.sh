@@ -23,7 +23,7 @@ got = json.load(open(sys.argv[1]))
 cfg = eval(sys.argv[2])          # dict of the model's sizes (read from config.json by the caller)
 args = dict(zip(sys.argv[3::2], sys.argv[4::2]))
 dtype = args.get("--dtype", "f32"); kvd = args.get("--kv-dtype", "f32")
-ctx = int(args.get("--ctx", 4096)); B = int(args.get("--batch", 1)); N = int(args.get("--gpus", 1))
+ctx = int(args.get("--ctx", 4096)); B = int(args.get("--batch", 1)); N = int(args.get("--tp", args.get("--gpus", 1)))  # --gpus: the deprecated name of --tp
 head = float(args.get("--headroom", 10))
 d, L, H, KV, ff, V = cfg["d"], cfg["L"], cfg["H"], cfg["KV"], cfg["ff"], cfg["V"]
 hd = d // H
@@ -52,6 +52,12 @@ w_emb = 4 * sum(r * c for r, c in emb); w_vec = 4 * sum(vec)
 kvl = KV // N if KV % N == 0 else 1
 weights = w_mat + w_kv + w_emb + w_vec
 weights_g = -(-w_mat // N) + w_kv * kvl // KV + -(-w_emb // N) + w_vec
+if N > 1 and not bert:
+    # as runtime/models/arch.c splits a decoder: q/k/v biases go with their heads (q 1/N, k/v like
+    # the KV heads), and each rank's embedding slice has one zero row (ids of other ranks read it)
+    if cfg["bias"]:
+        weights_g -= 4 * L * ((H * hd + 2 * KV * hd) - (H * hd // N + 2 * kvl * hd))
+    weights_g += 4 * d
 kvb = 4 if kvd == "f32" else 2
 kv = 0 if bert else 2 * L * ctx * B * KV * hd * kvb      # encoders keep no KV cache
 kv_g = 0 if bert else 2 * L * ctx * B * kvl * hd * kvb
@@ -69,7 +75,7 @@ for k in want:
     if got["bytes"][k] != want[k]: errs.append(f"{k} {got['bytes'][k]} != {want[k]}")
     if got["per_gpu"][k] != want_g[k]: errs.append(f"per-GPU {k} {got['per_gpu'][k]} != {want_g[k]}")
 if got["fits_gib"] != fits: errs.append(f"fits {got['fits_gib']} != {fits}")
-if got["dtype"] != dtype or got["gpus"] != N: errs.append("echoed settings")
+if got["dtype"] != dtype or got["tp"] != N or got["gpus"] != N: errs.append("echoed settings")
 print(f"{' '.join(sys.argv[3:])}: total {got['bytes']['total']/2**30:.3f} GiB, per GPU {got['per_gpu']['total']/2**30:.3f} GiB"
       + (" OK" if not errs else " MISMATCH: " + "; ".join(errs)))
 sys.exit(1 if errs else 0)
@@ -85,16 +91,16 @@ print(repr(dict(d=c['hidden_size'], L=c['num_hidden_layers'], H=c['num_attention
 check qwen-f32 "$QW" "$QCFG" -- --dtype f32
 check qwen-bf16 "$QW" "$QCFG" -- --dtype bf16 --ctx 32768
 check qwen-int8 "$QW" "$QCFG" -- --dtype int8 --ctx 8192 --batch 4
-check qwen-f16-tp2 "$QW" "$QCFG" -- --dtype f16 --gpus 2 --kv-dtype bf16
-check qwen-int8-tp2-b16 "$QW" "$QCFG" -- --dtype int8 --gpus 2 --ctx 32768 --batch 16 --headroom 5
+check qwen-f16-tp2 "$QW" "$QCFG" -- --dtype f16 --tp 2 --kv-dtype bf16
+check qwen-int8-tp2-b16 "$QW" "$QCFG" -- --dtype int8 --tp 2 --ctx 32768 --batch 16 --headroom 5
 check qwen-bf16-big "$QW" "$QCFG" -- --dtype bf16 --ctx 131072 --batch 64
 # stories260K: sizes from the GGUF tensor headers; the expected side uses the
 # published shape (models/README.md): dim 64, 5 layers, 8 heads / 4 KV heads,
 # FFN 172, vocab 512, separate output.weight, no biases
 SCFG="dict(d=64, L=5, H=8, KV=4, ff=172, V=512, tied=False, bias=False)"
 check stories-f32 "$F/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype f32 --ctx 256
-check stories-int8-tp4 "$F/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype int8 --ctx 256 --gpus 4
-check stories-bf16-tp2 "$F/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype bf16 --ctx 512 --gpus 2
+check stories-int8-tp4 "$F/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype int8 --ctx 256 --tp 4
+check stories-bf16-tp2 "$F/models/stories260K/stories260K.gguf" "$SCFG" -- --dtype bf16 --ctx 512 --gpus 2  # the deprecated name of --tp
 
 # BERT (all-MiniLM-L6-v2): config only (the tokenizer directory copied from ../shared), and
 # tensor headers of the random-weight fixture with the same structure
@@ -105,7 +111,7 @@ print(repr(dict(d=c['hidden_size'], L=c['num_hidden_layers'], H=c['num_attention
   TV=c['type_vocab_size'], tied=False, bias=True, bert=True)))"; }
 MINI=$F/models/all-MiniLM-L6-v2-tokenizer
 check minilm-f32 "$MINI" "$(bcfg "$MINI")" -- --dtype f32 --ctx 256 --batch 32
-check minilm-int8-tp2 "$MINI" "$(bcfg "$MINI")" -- --dtype int8 --ctx 128 --batch 8 --gpus 2
+check minilm-int8-tp2 "$MINI" "$(bcfg "$MINI")" -- --dtype int8 --ctx 128 --batch 8 --tp 2
 BF=$F/models/bert_minilm
 check bert-fixture-bf16 "$BF" "$(bcfg "$BF")" -- --dtype bf16 --ctx 64 --batch 4
 
@@ -148,8 +154,24 @@ for w in "weights" "kv cache" "workspace" "total" "config (no weight files found
   grep -qF "$w" <<<"$out" && ok || bad "text output lacks '$w': $out"
 done
 # 14 heads do not split over 4 GPUs
+out=$("$Q" estimate --model "$QW" --dtype bf16 --tp 4 2>&1); rc=$?
+[ $rc = 5 ] && grep -qF "heads (14)" <<<"$out" && grep -qF "flag --tp" <<<"$out" && ok || bad "tp 4: exit $rc: $out"
+# the deprecated name: same figures (check above, stories-bf16-tp2), a warning naming the new one;
+# also as QUIRE_GPUS and as a config key
 out=$("$Q" estimate --model "$QW" --dtype bf16 --gpus 4 2>&1); rc=$?
-[ $rc = 5 ] && grep -qF "heads (14)" <<<"$out" && ok || bad "gpus 4: exit $rc: $out"
+[ $rc = 5 ] && grep -qF "heads (14)" <<<"$out" && grep -qF '"gpus" is deprecated' <<<"$out" && ok ||
+  bad "gpus 4: exit $rc: $out"
+a=$("$Q" estimate --model "$QW" --dtype bf16 --tp 2 --json 2>/dev/null)
+b=$(QUIRE_GPUS=2 "$Q" estimate --model "$QW" --dtype bf16 --json 2>/dev/null)
+printf 'gpus = 2\n' > "$T/old.conf"
+c=$("$Q" estimate --config "$T/old.conf" --model "$QW" --dtype bf16 --json 2>/dev/null)
+[ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" = "$c" ] && grep -qF '"tp": 2' <<<"$a" && ok || bad "QUIRE_GPUS / gpus key: $b $c"
+# --tp auto: every visible GPU; none or one here (CI has none): the figures of --tp 1
+if [ "$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')" -le 1 ]; then
+  a=$("$Q" estimate --model "$QW" --dtype bf16 --tp auto --json 2>/dev/null)
+  b=$("$Q" estimate --model "$QW" --dtype bf16 --tp 1 --json 2>/dev/null)
+  [ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "--tp auto without GPUs: $a"
+fi
 out=$("$Q" estimate --model "$QW" --dtype int4 2>&1); rc=$?
 [ $rc = 2 ] && grep -qF '"int4" is not one of f32|bf16|f16|int8' <<<"$out" && ok || bad "bad dtype: exit $rc: $out"
 out=$("$Q" estimate --model "$T/nothing-here" 2>&1); rc=$?

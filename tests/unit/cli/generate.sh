@@ -66,7 +66,7 @@ out=$("$Q" generate --model "$T/bad.gguf" --prompt x 2>&1); rc=$?
 out=$("$Q" generate --help 2>&1); rc=$?
 [ $rc = 0 ] && grep -qF -- "--max-tokens N" <<<"$out" && grep -qF "default 256" <<<"$out" && ok || bad "help: $rc $out"
 out=$("$Q" estimate --help 2>&1); rc=$?
-[ $rc = 0 ] && grep -qF -- "--gpus N" <<<"$out" && ok || bad "estimate help: $rc $out"
+[ $rc = 0 ] && grep -qF -- "--tp N|auto" <<<"$out" && ok || bad "estimate help: $rc $out"
 
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]

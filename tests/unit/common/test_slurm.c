@@ -92,10 +92,12 @@ int main(void)
     idle = qr_slurm_gpu_report(&e, g, 1, line, sizeof line);
     CHECK_INT(idle, 1);
     CHECK_MSG(strstr(line, "quire uses 1: GPU 0 NVIDIA H100 (80.0 GiB, 79.0 GiB free)") &&
-                  strstr(line, "1 allocated GPU WILL STAY IDLE"),
+                  strstr(line, "1 allocated GPU WILL STAY IDLE") && strstr(line, "use --tp 2"),
               "%s", line);
+    /* tensor parallelism over both: every GPU in use is listed, none idle */
     CHECK_INT(qr_slurm_gpu_report(&e, g, 2, line, sizeof line), 0);
-    CHECK_MSG(!strstr(line, "IDLE"), "%s", line);
+    CHECK_MSG(!strstr(line, "IDLE") && strstr(line, "quire uses 2: GPU 0 NVIDIA H100") && strstr(line, ", GPU 1 NVIDIA H100"),
+              "%s", line);
 
     /* an srun step inside it: SLURM_STEP_GPUS wins over the job's list */
     setenv("SLURM_STEP_GPUS", "1", 1);

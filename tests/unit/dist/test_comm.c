@@ -4,7 +4,10 @@
  * partial sum is an integer below 2^24); of random floats within a few ulps
  * of a serial double sum and bit-identical on every rank; bf16 equal to the
  * f32 sum rounded once. All-gather and broadcast bytes exact. A rank that
- * aborts releases the others (QR_ECANCELED) and reset makes it usable again. */
+ * aborts releases the others (QR_ECANCELED) and reset makes it usable again.
+ * The communicator choice (qr_comm_choose) for every placement of ranks, and
+ * the parked rank threads (rank_pool.h): every rank runs once per run, on the
+ * same n - 1 threads for 1000 runs. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 
 #include "common/error.h"
 #include "runtime/dist/comm.h"
+#include "runtime/dist/rank_pool.h"
 #include "tests/unit/test.h"
 
 #define MAXN 8
@@ -109,8 +113,89 @@ static int run_all(qr_comm *c, int aborter, job *jobs)
     return bad;
 }
 
+static void check_choose(void)
+{
+    const char *why;
+    static const int cpu2[] = {-1, -1}, gpu01[] = {0, 1}, gpu00[] = {0, 0}, mix[] = {0, -1}, gpu3[] = {2, 0, 1},
+                     gpu010[] = {0, 1, 0};
+    CHECK_INT(qr_comm_choose(cpu2, 2, true, &why), QR_COMM_HOST_INPLACE);
+    CHECK_INT(qr_comm_choose(cpu2, 2, false, &why), QR_COMM_HOST_INPLACE);
+    CHECK_INT(qr_comm_choose(gpu01, 2, true, &why), QR_COMM_NCCL);
+    CHECK(strstr(why, "NCCL") != NULL);
+    CHECK_INT(qr_comm_choose(gpu3, 3, true, NULL), QR_COMM_NCCL);
+    CHECK_INT(qr_comm_choose(gpu01, 2, false, &why), QR_COMM_HOST_STAGED);
+    CHECK(strstr(why, "without NCCL") != NULL);
+    CHECK_INT(qr_comm_choose(gpu00, 2, true, &why), QR_COMM_HOST_STAGED);
+    CHECK(strstr(why, "one GPU") != NULL);
+    CHECK_INT(qr_comm_choose(gpu010, 3, true, NULL), QR_COMM_HOST_STAGED);
+    CHECK_INT(qr_comm_choose(mix, 2, true, &why), QR_COMM_HOST_STAGED);
+    CHECK(strstr(why, "mixed") != NULL);
+    /* CPU backends: host memory, in place; the injected NCCL-init fault names the ranks' devices */
+    qr_backend *b[2] = {0};
+    CHECK_OK(qr_backend_cpu_create(1, &b[0]));
+    CHECK_OK(qr_backend_cpu_create(1, &b[1]));
+    CHECK_INT(qr_backend_cuda_device(b[0], NULL), -1);
+    qr_comm *c = NULL;
+    qr_comm_kind k = QR_COMM_NCCL;
+    CHECK_OK(qr_comm_create_for(b, 2, &c, &k));
+    CHECK_INT(k, QR_COMM_HOST_INPLACE);
+    CHECK(c && c->in_place && c->n_ranks == 2 && !strcmp(c->ops->name, "host"));
+    qr_comm_destroy(c);
+    c = NULL;
+    qr_comm_test_fail_init(true);
+    CHECK_INT(qr_comm_create_for(b, 2, &c, NULL), QR_EBACKEND);
+    CHECK_MSG(strstr(qr_last_error(), "cpu, cpu") && strstr(qr_last_error(), "injected"), "%s", qr_last_error());
+    CHECK(c == NULL);
+    qr_comm_test_fail_init(false);
+    qr_backend_destroy(b[0]);
+    qr_backend_destroy(b[1]);
+}
+
+typedef struct {
+    int runs;
+    pthread_t last;
+} pool_arg;
+
+static void pool_fn(void *a)
+{
+    pool_arg *p = a;
+    p->runs++;
+    p->last = pthread_self();
+}
+
+static void check_pool(void)
+{
+    for (int n = 1; n <= 4; n++) {
+        qr_rank_pool *p = NULL;
+        CHECK_OK(qr_rank_pool_create(n, &p));
+        pool_arg args[4] = {0};
+        void *ptrs[4] = {&args[0], &args[1], &args[2], &args[3]};
+        pthread_t first[4];
+        for (int it = 0; it < 1000; it++) {
+            qr_rank_pool_run(p, pool_fn, ptrs);
+            for (int r = 0; r < n; r++) {
+                if (it == 0)
+                    first[r] = args[r].last;
+                else if (!pthread_equal(first[r], args[r].last))
+                    CHECK_MSG(false, "n=%d rank %d ran on another thread at run %d", n, r, it);
+            }
+        }
+        for (int r = 0; r < n; r++)
+            CHECK_INT(args[r].runs, 1000);
+        CHECK(pthread_equal(first[0], pthread_self()));
+        for (int r = 1; r < n; r++)
+            CHECK(!pthread_equal(first[r], pthread_self()));
+        CHECK_INT(qr_rank_pool_threads(p), n - 1);
+        qr_rank_pool_free(p);
+    }
+    qr_rank_pool *p = NULL;
+    CHECK_INT(qr_rank_pool_create(0, &p), QR_EINVAL);
+}
+
 int main(void)
 {
+    check_choose();
+    check_pool();
     static const int ns[] = {1, 2, 3, 4, 8};
     for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
         int N = ns[k];

@@ -9,7 +9,9 @@
  * - each rank's KV cache holds its KV heads only (1/N, or one replicated head);
  * - each rank's weight bytes equal its share computed from the config (split
  *   tensors 1/N; K/V 1/N or one replicated head; the embedding's zero row).
- * Also: a split that the rule refuses gives QR_EUNSUPPORTED with the numbers.
+ * Also: a split that the rule refuses gives QR_EUNSUPPORTED with the numbers;
+ * CPU ranks sum in place, and at TP=2 the staged path (as CUDA backends
+ * sharing a GPU use it) gives the same logits.
  * MODEL_FIXTURE "model:NAME" is a real model (SmolLM2's Q4_1 GGUF: column
  * slices of block-quantized o_proj / down_proj, GGUF Q/K un-permutation of
  * row slices, tied embeddings), loaded at f32 so the slices dequantize to
@@ -23,7 +25,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "runtime/models/model.h"
+#include "runtime/models/model_internal.h" /* the group's communicator: staged mode below */
 #include "tests/unit/test.h"
 
 #define N_PROMPT 16
@@ -180,6 +182,56 @@ static int failing_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w
     return bes[0]->ops->matmul(be, x, w, b, y);
 }
 
+/* Backend memory held: weight loads and allocations minus frees, on every rank. */
+static qr_backend_ops counting_ops;
+static const qr_backend_ops *real_ops;
+static int live;
+static int counting_weight_load(qr_backend *be, const void *src, qr_dtype sd, int64_t r, int64_t c, qr_dtype want,
+                                bool may_alias, qr_tensor *out)
+{
+    int rc = real_ops->weight_load(be, src, sd, r, c, want, may_alias, out);
+    live += rc == 0;
+    return rc;
+}
+static int counting_alloc(qr_backend *be, qr_dtype dt, int64_t r, int64_t c, qr_tensor *out)
+{
+    int rc = real_ops->tensor_alloc(be, dt, r, c, out);
+    live += rc == 0;
+    return rc;
+}
+static void counting_free(qr_backend *be, qr_tensor *t)
+{
+    live--;
+    real_ops->tensor_free(be, t);
+}
+
+/* The communicator fails to start (as an NCCL initialisation error would:
+ * runtime/dist fault injection) after every rank loaded: the load fails
+ * naming the ranks' devices, and every weight the ranks loaded is freed. */
+static void check_comm_init_failure(const char *path)
+{
+    real_ops = bes[0]->ops;
+    counting_ops = *real_ops;
+    counting_ops.weight_load = counting_weight_load;
+    counting_ops.tensor_alloc = counting_alloc;
+    counting_ops.tensor_free = counting_free;
+    bes[0]->ops = bes[1]->ops = &counting_ops;
+    live = 0;
+    qr_model *bad = NULL;
+    qr_model_opts o = {.dtype = QR_F32};
+    qr_comm_test_fail_init(true);
+    int rc = qr_model_load_tp(path, &o, bes, 2, &bad);
+    qr_comm_test_fail_init(false);
+    CHECK_INT(rc, QR_EBACKEND);
+    CHECK_MSG(strstr(qr_last_error(), "over 2 ranks") && strstr(qr_last_error(), "cpu, cpu") &&
+                  strstr(qr_last_error(), "injected"),
+              "load error: %s", qr_last_error());
+    CHECK(bad == NULL);
+    CHECK_MSG(live == 0, "%d backend tensors left after the failed load", live);
+    bes[0]->ops = bes[1]->ops = real_ops;
+    printf("TP=2: a communicator that fails to start fails the load naming the devices; nothing kept\n");
+}
+
 /* Rank 1 fails while loading: the load fails naming it, nothing is kept.
  * Rank 1 fails in the middle of a step: the step fails naming it (the other
  * rank is released from its all-reduce, not left waiting), the slot keeps its
@@ -274,15 +326,22 @@ int main(int argc, char **argv)
             printf("TP=%d refused: %s\n", -n, qr_last_error());
             continue;
         }
-        if (n == 2 && !cuda)
+        if (n == 2 && !cuda) {
             check_failing_rank(path, m1);
+            check_comm_init_failure(path);
+        }
         qr_model *mn = load(path, n);
         if (!mn)
             continue;
         CHECK_INT(qr_model_tp(mn), n);
         check_bytes(mn, n);
+        CHECK(mn->comm && mn->comm->in_place == !cuda); /* CPU ranks: in place; CUDA ranks on one GPU: staged */
         check_logits(m1, mn, n);
         check_generate(m1, mn, n);
+        if (n == 2 && !cuda) { /* the staged path (download, sum, upload) that CUDA backends sharing a GPU use */
+            mn->comm->in_place = false;
+            check_logits(m1, mn, n);
+        }
         qr_model_free(mn);
     }
     qr_model_free(m1);
