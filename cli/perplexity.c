@@ -73,7 +73,7 @@ static int chunk_logits(qr_decoder_state *st, const int32_t *tok, int n_ctx, int
         k = 0;
         for (int s = 0; s < PPL_SLOTS; s++) {
             int r = s * L + t;
-            if (t < L && r < m) {
+            if (r < m) {
                 row[k] = r;
                 ds[k++] = (qr_dec_seq){.slot = s, .ids = tok + first + r, .n = 1};
             }
