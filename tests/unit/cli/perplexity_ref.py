@@ -3,12 +3,12 @@
 transformers the way llama.cpp's perplexity tool (tools/perplexity/perplexity.cpp) does, for
 tests/unit/cli/perplexity.sh (run at test time with QUIRE_PYTHON).
 
-  perplexity_ref.py MODEL.gguf TEXT N_CTX OUT.json
+  perplexity_ref.py MODEL.gguf TEXT N_CTX OUT.json [MAX_CHUNKS]
 
 - tokens: the whole text through SmolLM2's tokenizer pipeline rebuilt from the GGUF
   (tools/reference/smollm_ref.py: pipeline_tokenizer), a BOS in front when the GGUF's
   tokenizer.ggml.add_bos_token says so (llama.cpp's common_tokenize with add_special);
-- n_chunk = n_tokens // N_CTX chunks; each chunk run alone (one forward pass, float32 weights
+- n_chunk = n_tokens // N_CTX chunks (at most MAX_CHUNKS, as quire's --chunks); each chunk run alone (one forward pass, float32 weights
   dequantized by transformers' GGUF loader), its first token replaced by BOS when add_bos;
 - first = N_CTX // 2: the logits at positions first .. N_CTX-2 score tokens first+1 .. N_CTX-1;
   NLL from log_softmax in float64;
@@ -41,7 +41,7 @@ hf_logging.set_verbosity_error()
 
 @torch.no_grad()
 def main():
-    if len(sys.argv) != 5:
+    if len(sys.argv) not in (5, 6):
         raise SystemExit(__doc__)
     path, text_path, n_ctx, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     torch.set_num_threads(1)  # a shared 2-core machine: torch's pool spins against the others
@@ -58,6 +58,8 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(d, gguf_file=name, dtype=torch.float32)
     model.eval()
     n_chunk = len(ids) // n_ctx
+    if len(sys.argv) == 6:
+        n_chunk = min(n_chunk, int(sys.argv[5]))
     first = n_ctx // 2
     nll = nll2 = 0.0
     n = top1 = 0
