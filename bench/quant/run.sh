@@ -11,7 +11,9 @@
 #        ROUNDS (3), THREADS (2), PROMPT (129), DECODE (64),
 #        QUIRE_DTYPES_F16 (f16), QUIRE_DTYPES_Q (int8, plus as-stored when the build knows it):
 #        the quire dtypes run on the F16 files and on the Q8_0 / Q4_K_M files,
-#        SHAPES ("smollm2-135m qwen0.5b"), TYPES ("F16 Q8_0 Q4_K_M").
+#        SHAPES ("smollm2-135m qwen0.5b"), TYPES ("F16 Q8_0 Q4_K_M"),
+#        LLAMA_BENCH_ARGS: more llama-bench arguments (e.g. "--repack 0": the llama.cpp snapshot
+#        first used here, 0c1e570, crashed in its CPU repack path on Q8_0 and Q4_K files).
 #
 # Files: bench/quant/make_gguf.py writes random-weight Llama-architecture files of the two
 # shapes of the issue (SmolLM2-135M; a Qwen2.5-0.5B-like 896 hidden, 24 layers, 14/2 heads,
@@ -61,7 +63,7 @@ res=$out/results.tsv
 : > "$res"
 llama_ver=$("$bin/llama-bench" --version 2>&1 | head -n 2 | tr '\n' ' ' || true)
 echo "# $(date -u +%FT%TZ) $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, quire $(git rev-parse --short HEAD), llama.cpp ${llama_ver}"
-echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $rounds rounds, $threads threads, prompt $prompt, decode $decode"
+echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $rounds rounds, $threads threads, prompt $prompt, decode $decode; llama-bench args: ${LLAMA_BENCH_ARGS:-none}"
 for r in $(seq 1 "$rounds"); do
     bw=$(./build/bench/membw --threads "$threads" --mib 1024 --passes 5)
     echo "$bw" | sed "s/^/# round $r: /"
@@ -81,7 +83,7 @@ for r in $(seq 1 "$rounds"); do
                     echo "# round $r: quire $s-$t $d failed" >&2
                 fi
             done
-            "$bin/llama-bench" -m "$f" -t "$threads" -p "$prompt" -n "$decode" -r 1 -o json 2>/dev/null > "$out/lb.json" || {
+            "$bin/llama-bench" -m "$f" -t "$threads" -p "$prompt" -n "$decode" -r 1 ${LLAMA_BENCH_ARGS:-} -o json 2>/dev/null > "$out/lb.json" || {
                 echo "# round $r: llama-bench $s-$t failed" >&2; continue; }
             "$py" - "$out/lb.json" "$r" "$s-$t" "$prompt" "$decode" >> "$res" <<'EOF'
 import json, sys
