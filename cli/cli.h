@@ -28,6 +28,8 @@ int cli_generate(int argc, char **argv);
 int cli_estimate(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_eval(int argc, char **argv);
+/* quire eval perplexity (cli/perplexity.c); argv[0] = "perplexity". */
+int cli_eval_perplexity(int argc, char **argv);
 int cli_search(int argc, char **argv);
 int cli_ask(int argc, char **argv);
 int cli_ingest(int argc, char **argv);

@@ -51,7 +51,8 @@ static void eval_usage(FILE *f)
 {
     fprintf(f, "usage: quire eval retrieval --beir DIR [--split test] [--lexical-saturation 0.9] [--lexical-length-norm 0.4] [--hits 1000] [--json]\n"
                "       quire eval retrieval --beir DIR [--store S] [--embedder M] [--reranker R] [search options]\n"
-               "       quire eval retrieval --beir DIR --embedder M --protocol mteb [--batch 32] [--dtype D]\n\n"
+               "       quire eval retrieval --beir DIR --embedder M --protocol mteb [--batch 32] [--dtype D]\n"
+               "       quire eval perplexity FILE --model M [--ctx 512] [--chunks N] [--dtype D] [--compare-dtype D2] [--json]\n\n"
                "Scores a retrieval run over the judged queries of DIR/queries.jsonl against DIR/qrels/SPLIT.tsv\n"
                "like trec_eval -c: nDCG@10, Recall@100, Recall@1000, MRR@10 (each query's own id dropped from its\n"
                "hits). Without --store and --embedder: BM25 over DIR/corpus.jsonl (title + \"\\n\" + text) in a\n"
@@ -449,8 +450,10 @@ int cli_eval(int argc, char **argv)
         eval_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
+    if (strcmp(argv[1], "perplexity") == 0)
+        return cli_eval_perplexity(argc - 1, argv + 1);
     if (strcmp(argv[1], "retrieval") != 0) {
-        fprintf(stderr, "quire eval: unknown evaluation '%s' (known: retrieval)\n", argv[1]);
+        fprintf(stderr, "quire eval: unknown evaluation '%s' (known: retrieval, perplexity)\n", argv[1]);
         return CLI_EXIT_USAGE;
     }
     qr_options *o = NULL;
