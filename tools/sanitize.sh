@@ -30,7 +30,7 @@ ninja -C build-asan
 if [ $# -gt 0 ]; then
   tests=("$@")
 else
-  mapfile -t tests < <(meson test -C build-asan --setup asan --list 2>/dev/null | sed 's/^.* \/ //' | grep -vxE "$SLOW")
+  mapfile -t tests < <(meson test -C build-asan --setup asan --no-rebuild --list 2>/dev/null | sed -n 's/^.* \/ //p' | grep -vxE "$SLOW")
 fi
 rc=0
 meson test -C build-asan --setup asan --print-errorlogs --num-processes "$(nproc)" "${tests[@]}" || rc=$?
