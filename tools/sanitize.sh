@@ -16,8 +16,9 @@ cd "$(dirname "$0")/.."
 #   smollm           SmolLM2-135M decoded at f32/bf16/int8 (~430 s CPU under ASan; the
 #                    decoder paths run in parity_* and models_* on tiny models)
 #   slurm_qa_hybrid  embeds ~3,400 passages with MiniLM (184 s wall in a plain CI run)
-#   embed_parity     MiniLM embeddings against sentence-transformers (mostly the python
-#   eval_mteb        reference's time; cli_embed and parity_bert_minilm run the same encoder)
+#   embed_parity     MiniLM against sentence-transformers, and MTEB's SciFact protocol: 184 s
+#   eval_mteb        CPU together under ASan, as much as all the other tests; cli_embed,
+#                    parity_bert_minilm and models_encoder run the same encoder code
 SLOW='smollm|slurm_qa_hybrid|embed_parity|eval_mteb'
 # GCC's -fsanitize=undefined leaves out float-cast-overflow (a double outside an integer
 # type's range converted to it): added, as every finding, not recoverable.
