@@ -775,8 +775,9 @@ int qr_store_open(const char *dir, const qr_store_open_opts *opts, qr_store **ou
                                 0644))) {
             mdb_env_close(s->env);
             s->env = NULL;
-            // A limit on address space (ulimit -v) refuses the large map: try smaller ones.
-            if (mrc == ENOMEM && s->mapsize > ((size_t)256 << 20)) {
+            // A limit on address space refuses the large map: try smaller ones. ulimit -v gives
+            // ENOMEM; valgrind's address space (under 32 GiB) gives EINVAL for the 64 GiB default.
+            if ((mrc == ENOMEM || mrc == EINVAL) && s->mapsize > ((size_t)256 << 20)) {
                 s->mapsize /= 2;
                 continue;
             }

@@ -254,9 +254,10 @@ int qs_get_int(const json_t *o, const char *key, long long lo, long long hi, lon
     long long x;
     if (json_is_integer(v)) {
         x = (long long)json_integer_value(v);
-    } else if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v) &&
-               json_real_value(v) >= -9e18 && json_real_value(v) <= 9e18) {
-        x = (long long)json_real_value(v); /* 5.0 is 5 */
+    } else if (json_is_real(v) && json_real_value(v) >= -9e18 && json_real_value(v) <= 9e18 &&
+               json_real_value(v) == (double)(long long)json_real_value(v)) {
+        /* 5.0 is 5; the range test comes first: converting 1e308 to long long is undefined */
+        x = (long long)json_real_value(v);
     } else {
         return qs_fail(e, 400, "type", key, "%s: must be an integer (got %s)", key, kind_name(v));
     }

@@ -20,6 +20,11 @@ if [ ! -d ../shared/data ]; then
 fi
 rc=0
 meson test -C build --print-errorlogs --num-processes "$(nproc)" || rc=$?
+# In CI (or with QUIRE_SANITIZE=1) the same unit and integration tests again, built with
+# ASan+UBSan (tools/sanitize.sh: build-asan, CPU only; a few slow model tests left out).
+if [ -n "${CI:-}" ] || [ -n "${QUIRE_SANITIZE:-}" ]; then
+  bash tools/sanitize.sh || rc=1
+fi
 # One closing line counted from meson's own log: "N passed, N failed[, N skipped]".
 log=build/meson-logs/testlog.json
 pass=$(grep -c '"result": "OK"' "$log" || true)
