@@ -35,7 +35,6 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -132,18 +131,6 @@ static int zip_entry(zip_t *z, const char *path, size_t limit, qr_read_result *r
 
 /* ---------------------------------------------------------------- XML */
 
-static void silent(void *ctx, const char *msg, ...)
-{
-    (void)ctx;
-    (void)msg;
-}
-
-static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
-static void xml_init(void)
-{
-    xmlInitParser();
-}
-
 /* Parses an XML part. NULL when it is not well formed: with fatal a corrupt
  * skip is recorded, else a warning; *rc is 0 or an allocation failure. */
 static xmlDocPtr parse_part(const char *part, const char *data, size_t len, bool fatal, qr_read_result *r, int *rc)
@@ -158,7 +145,7 @@ static xmlDocPtr parse_part(const char *part, const char *data, size_t len, bool
         *rc = qr_fail(QR_ENOMEM, "%s: out of memory", part);
         return NULL;
     }
-    xmlSetGenericErrorFunc(NULL, silent);
+    qr_xml_silence();
     xmlDocPtr doc = xmlCtxtReadMemory(ctxt, data, (int)len, part, NULL,
                                       XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     if (!doc || !ctxt->wellFormed) {
@@ -447,7 +434,7 @@ static void blocks(dctx *c, const xmlNode *n)
 
 int qr_read_docx(const char *name, const char *data, size_t len, const qr_reader_opts *o, qr_read_result *r)
 {
-    pthread_once(&xml_once, xml_init);
+    qr_xml_init();
     zip_error_t ze;
     zip_error_init(&ze);
     zip_source_t *src = zip_source_buffer_create(data, len, 0, &ze);

@@ -2,7 +2,6 @@
  * loading). Block structure: see reader.h. */
 #include <libxml/HTMLparser.h>
 #include <libxml/tree.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -298,22 +297,9 @@ static bool declares_other_charset(const char *d, size_t len)
     return false;
 }
 
-static void silent(void *ctx, const char *msg, ...)
-{
-    (void)ctx;
-    (void)msg;
-}
-
-/* libxml2 wants its global state initialised once before threads parse. */
-static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
-static void xml_init(void)
-{
-    xmlInitParser();
-}
-
 int qr_read_html(const char *name, const char *data, size_t len, const qr_reader_opts *o, qr_read_result *r)
 {
-    pthread_once(&xml_once, xml_init);
+    qr_xml_init();
     if (len > 0x7fffffff)
         return qr_result_skip(r, QR_SKIP_TOO_LARGE, "HTML of %zu bytes over the parser limit", len);
     char *clean = NULL;
@@ -324,7 +310,7 @@ int qr_read_html(const char *name, const char *data, size_t len, const qr_reader
         if ((rc = qr_utf8_lossy(data, len, &clean, &clen))) return rc;
         enc = "UTF-8";
     }
-    xmlSetGenericErrorFunc(NULL, silent);
+    qr_xml_silence();
     htmlDocPtr doc = htmlReadMemory(clean ? clean : data, (int)clen, NULL, enc,
                                     HTML_PARSE_RECOVER | HTML_PARSE_NONET | HTML_PARSE_NOERROR |
                                         HTML_PARSE_NOWARNING | HTML_PARSE_COMPACT);

@@ -83,6 +83,12 @@ typedef struct {
 /* Appends n bytes of s (nothing when n is 0). */
 void qr_tbuf_add(qr_tbuf *b, const char *s, size_t n);
 
+/* libxml2 (reader_xml.c): qr_xml_init initialises its global state, once per
+ * process, before threads parse; qr_xml_silence sends the calling thread's
+ * generic errors nowhere (the readers report parse errors themselves). */
+void qr_xml_init(void);
+void qr_xml_silence(void);
+
 /* Title fallback: base name of path (malloc'd). */
 char *qr_base_title(const char *name);
 /* d->title, when NULL, becomes qr_base_title(name). Returns 0, or QR_ENOMEM
