@@ -1314,22 +1314,8 @@ int qr_store_delete_path(qr_store_txn *t, const char *path)
 
 int qr_store_iter_docs(qr_store_txn *t, qr_store_doc_fn fn, void *user)
 {
-    MDB_cursor *c;
-    MDB_val k, v;
-    int rc = 0, mrc = mdb_cursor_open(t->txn, t->s->docs, &c);
-    if (mrc)
-        return lmdb_fail(t, mrc, "docs");
-    for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        qr_store_doc d;
-        uint64_t id;
-        memcpy(&id, k.mv_data, 8);
-        if ((rc = parse_doc(id, v, &d)) || (rc = fn(&d, user)))
-            break;
-    }
-    if (!rc && mrc != MDB_NOTFOUND)
-        rc = lmdb_fail(t, mrc, "docs");
-    mdb_cursor_close(c);
-    return rc;
+    /* ids are uint64 keys in integer order, so ">= 0" is every document */
+    return qr_store_iter_docs_from(t, 0, fn, user);
 }
 
 int qr_store_iter_docs_from(qr_store_txn *t, uint64_t first_id, qr_store_doc_fn fn, void *user)

@@ -449,6 +449,25 @@ void qr_read_result_free(qr_read_result *r)
     free(r);
 }
 
+void qr_tbuf_add(qr_tbuf *b, const char *s, size_t n)
+{
+    if (b->err || !n) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 256;
+        while (c < b->n + n + 1) c *= 2;
+        char *p = realloc(b->s, c);
+        if (!p) {
+            b->err = true;
+            return;
+        }
+        b->s = p;
+        b->cap = c;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
 char *qr_base_title(const char *name)
 {
     const char *b = strrchr(name, '/');
@@ -456,6 +475,22 @@ char *qr_base_title(const char *name)
     char *t;
     if (qr_utf8_lossy(b, strlen(b), &t, NULL)) return NULL;
     return t;
+}
+
+int qr_doc_default_title(qr_doc *d, const char *name)
+{
+    if (!d->title) d->title = qr_base_title(name);
+    if (!d->title) {
+        qr_doc_release(d);
+        return qr_fail(QR_ENOMEM, "%s: out of memory", name);
+    }
+    return 0;
+}
+
+void qr_result_warn_limits(qr_read_result *r, const qr_reader_opts *o, size_t n_broken, bool truncated)
+{
+    if (n_broken) qr_result_warn(r, "%zu lines longer than %zu bytes broken", n_broken, o->max_line_bytes);
+    if (truncated) qr_result_warn(r, "truncated at %zu blocks", o->max_blocks);
 }
 
 /* ---------------------------------------------------------------- detection */
@@ -1290,8 +1325,7 @@ static int read_buffer_utf8(const char *name, const char *data, size_t len, cons
         qr_doc_release(&d);
         return qr_fail(QR_ENOMEM, "%s: out of memory", name);
     }
-    if (nb) qr_result_warn(r, "%zu lines longer than %zu bytes broken", nb, o->max_line_bytes);
-    if (trunc) qr_result_warn(r, "truncated at %zu blocks", o->max_blocks);
+    qr_result_warn_limits(r, o, nb, trunc);
     if (!d.n_blocks) {
         qr_doc_release(&d);
         return qr_result_skip(r, QR_SKIP_EMPTY, "no text");

@@ -35,7 +35,6 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,31 +49,6 @@
 #define W_NS "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 #define W_NS_STRICT "http://purl.oclc.org/ooxml/wordprocessingml/main"
 #define MC_NS "http://schemas.openxmlformats.org/markup-compatibility/2006"
-
-typedef struct {
-    char *s;
-    size_t n, cap;
-    bool err;
-} dbuf;
-
-static void db_add(dbuf *b, const char *s, size_t n)
-{
-    if (b->err || !n) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 256;
-        while (c < b->n + n + 1) c *= 2;
-        char *p = realloc(b->s, c);
-        if (!p) {
-            b->err = true;
-            return;
-        }
-        b->s = p;
-        b->cap = c;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
 
 /* ---------------------------------------------------------------- zip */
 
@@ -157,18 +131,6 @@ static int zip_entry(zip_t *z, const char *path, size_t limit, qr_read_result *r
 
 /* ---------------------------------------------------------------- XML */
 
-static void silent(void *ctx, const char *msg, ...)
-{
-    (void)ctx;
-    (void)msg;
-}
-
-static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
-static void xml_init(void)
-{
-    xmlInitParser();
-}
-
 /* Parses an XML part. NULL when it is not well formed: with fatal a corrupt
  * skip is recorded, else a warning; *rc is 0 or an allocation failure. */
 static xmlDocPtr parse_part(const char *part, const char *data, size_t len, bool fatal, qr_read_result *r, int *rc)
@@ -183,7 +145,7 @@ static xmlDocPtr parse_part(const char *part, const char *data, size_t len, bool
         *rc = qr_fail(QR_ENOMEM, "%s: out of memory", part);
         return NULL;
     }
-    xmlSetGenericErrorFunc(NULL, silent);
+    qr_xml_silence();
     xmlDocPtr doc = xmlCtxtReadMemory(ctxt, data, (int)len, part, NULL,
                                       XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     if (!doc || !ctxt->wellFormed) {
@@ -368,7 +330,7 @@ typedef struct {
 
 /* Text of the runs below n (recursively, through hyperlinks, smart tags,
  * fields, insertions, content controls and text boxes). */
-static void gather(dbuf *t, const xmlNode *n)
+static void gather(qr_tbuf *t, const xmlNode *n)
 {
     for (const xmlNode *k = n; k; k = k->next) {
         if (k->type != XML_ELEMENT_NODE) continue;
@@ -377,20 +339,20 @@ static void gather(dbuf *t, const xmlNode *n)
             continue; // the same content as mc:Choice, for older readers
         if (is_w(k, "t")) {
             xmlChar *c = xmlNodeGetContent(k);
-            if (c) db_add(t, (const char *)c, strlen((const char *)c));
+            if (c) qr_tbuf_add(t, (const char *)c, strlen((const char *)c));
             else t->err = true;
             xmlFree(c);
             continue;
         }
-        if (is_w(k, "tab") || is_w(k, "ptab")) db_add(t, "\t", 1);
-        else if (is_w(k, "br") || is_w(k, "cr")) db_add(t, "\n", 1);
-        else if (is_w(k, "noBreakHyphen")) db_add(t, "-", 1);
+        if (is_w(k, "tab") || is_w(k, "ptab")) qr_tbuf_add(t, "\t", 1);
+        else if (is_w(k, "br") || is_w(k, "cr")) qr_tbuf_add(t, "\n", 1);
+        else if (is_w(k, "noBreakHyphen")) qr_tbuf_add(t, "-", 1);
         if (is_w(k, "del") || is_w(k, "moveFrom") || is_w(k, "delText") || is_w(k, "instrText") ||
             is_w(k, "pPr") || is_w(k, "rPr"))
             continue;
-        if (is_w(k, "p") && t->n && t->s[t->n - 1] != '\n') db_add(t, "\n", 1); // a text box's paragraph
+        if (is_w(k, "p") && t->n && t->s[t->n - 1] != '\n') qr_tbuf_add(t, "\n", 1); // a text box's paragraph
         gather(t, k->children);
-        if (is_w(k, "tbl") && t->n && t->s[t->n - 1] != '\n') db_add(t, "\n", 1);
+        if (is_w(k, "tbl") && t->n && t->s[t->n - 1] != '\n') qr_tbuf_add(t, "\n", 1);
     }
 }
 
@@ -405,7 +367,7 @@ static void paragraph(dctx *c, const xmlNode *p)
     if (ol) heading = ol;
     int num = numbering_of(ppr);
     if (num) list = num;
-    dbuf t = {0};
+    qr_tbuf t = {0};
     gather(&t, p->children);
     if (t.err) c->oom = true;
     if (t.s) {
@@ -427,19 +389,19 @@ static void rows(dctx *c, const xmlNode *n)
 {
     for (const xmlNode *k = n->children; k; k = k->next) {
         if (is_w(k, "tr")) {
-            dbuf row = {0};
+            qr_tbuf row = {0};
             int cells = 0;
             for (const xmlNode *tc = k->children; tc; tc = tc->next) {
                 const xmlNode *cell = tc;
                 if (is_w(tc, "sdt")) cell = w_child(w_child(tc, "sdtContent"), "tc");
                 if (!cell || !is_w(cell, "tc")) continue;
-                dbuf t = {0};
+                qr_tbuf t = {0};
                 gather(&t, cell->children);
                 if (t.s) {
                     size_t len = qr_collapse_ws(t.s, t.n);
                     if (len) {
-                        if (cells++) db_add(&row, " | ", 3);
-                        db_add(&row, t.s, len);
+                        if (cells++) qr_tbuf_add(&row, " | ", 3);
+                        qr_tbuf_add(&row, t.s, len);
                     }
                 }
                 if (t.err) c->oom = true;
@@ -472,7 +434,7 @@ static void blocks(dctx *c, const xmlNode *n)
 
 int qr_read_docx(const char *name, const char *data, size_t len, const qr_reader_opts *o, qr_read_result *r)
 {
-    pthread_once(&xml_once, xml_init);
+    qr_xml_init();
     zip_error_t ze;
     zip_error_init(&ze);
     zip_source_t *src = zip_source_buffer_create(data, len, 0, &ze);

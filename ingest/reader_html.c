@@ -2,7 +2,6 @@
  * loading). Block structure: see reader.h. */
 #include <libxml/HTMLparser.h>
 #include <libxml/tree.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,33 +12,8 @@
 #include "ingest/reader_internal.h"
 
 typedef struct {
-    char *s;
-    size_t n, cap;
-    bool err;
-} hbuf;
-
-static void hb_add(hbuf *b, const char *s, size_t n)
-{
-    if (b->err || !n) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 256;
-        while (c < b->n + n + 1) c *= 2;
-        char *p = realloc(b->s, c);
-        if (!p) {
-            b->err = true;
-            return;
-        }
-        b->s = p;
-        b->cap = c;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-
-typedef struct {
     qr_docb *b;
-    hbuf buf; /* inline text of the current block */
+    qr_tbuf buf; /* inline text of the current block */
     qr_block_kind kind;
     char *title;
     char *first_h1;
@@ -99,17 +73,17 @@ static bool block_level(const xmlNode *n)
 }
 
 /* Appends the text under n (dropped elements skipped, <br> as a space). */
-static void gather(hbuf *o, const xmlNode *n)
+static void gather(qr_tbuf *o, const xmlNode *n)
 {
     for (; n; n = n->next) {
         if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
-            if (n->content) hb_add(o, (const char *)n->content, strlen((const char *)n->content));
+            if (n->content) qr_tbuf_add(o, (const char *)n->content, strlen((const char *)n->content));
         } else if (n->type == XML_ELEMENT_NODE && !dropped(n)) {
-            if (is_tag(n, "br")) hb_add(o, "\n", 1);
+            if (is_tag(n, "br")) qr_tbuf_add(o, "\n", 1);
             else if (block_level(n) || is_tag(n, "td") || is_tag(n, "th")) {
-                hb_add(o, " ", 1);
+                qr_tbuf_add(o, " ", 1);
                 gather(o, n->children);
-                hb_add(o, " ", 1);
+                qr_tbuf_add(o, " ", 1);
             } else {
                 gather(o, n->children);
             }
@@ -208,7 +182,7 @@ static void element(hctx *c, const xmlNode *n)
         if (is_tag(n, "head"))
             for (const xmlNode *k = n->children; k; k = k->next)
                 if (is_tag(k, "title") && !c->title) {
-                    hbuf t = {0};
+                    qr_tbuf t = {0};
                     gather(&t, k->children);
                     if (t.s) {
                         qr_collapse_ws(t.s, t.n);
@@ -220,7 +194,7 @@ static void element(hctx *c, const xmlNode *n)
     const char *name = (const char *)n->name;
     if (is_tag(n, "title")) {
         if (!c->title) {
-            hbuf t = {0};
+            qr_tbuf t = {0};
             gather(&t, n->children);
             if (t.s) {
                 qr_collapse_ws(t.s, t.n);
@@ -231,7 +205,7 @@ static void element(hctx *c, const xmlNode *n)
     }
     if (is_heading(n)) {
         flush(c);
-        hbuf t = {0};
+        qr_tbuf t = {0};
         gather(&t, n->children);
         if (t.s) {
             size_t len = qr_collapse_ws(t.s, t.n);
@@ -248,17 +222,17 @@ static void element(hctx *c, const xmlNode *n)
     }
     if (is_tag(n, "tr")) {
         flush(c);
-        hbuf row = {0};
+        qr_tbuf row = {0};
         int cells = 0;
         for (const xmlNode *k = n->children; k; k = k->next) {
             if (!is_tag(k, "td") && !is_tag(k, "th")) continue;
-            hbuf t = {0};
+            qr_tbuf t = {0};
             gather(&t, k->children);
             if (t.s) {
                 size_t len = qr_collapse_ws(t.s, t.n);
                 if (len) {
-                    if (cells++) hb_add(&row, " | ", 3);
-                    hb_add(&row, t.s, len);
+                    if (cells++) qr_tbuf_add(&row, " | ", 3);
+                    qr_tbuf_add(&row, t.s, len);
                 }
             }
             free(t.s);
@@ -270,7 +244,7 @@ static void element(hctx *c, const xmlNode *n)
     }
     if (is_tag(n, "pre")) {
         flush(c);
-        hbuf t = {0};
+        qr_tbuf t = {0};
         gather(&t, n->children);
         if (t.s) qr_docb_block(c->b, QR_BLOCK_CODE, 0, t.s, t.n);
         c->text_blocks += t.n > 0;
@@ -278,7 +252,7 @@ static void element(hctx *c, const xmlNode *n)
         return;
     }
     if (is_tag(n, "br")) {
-        hb_add(&c->buf, " ", 1);
+        qr_tbuf_add(&c->buf, " ", 1);
         return;
     }
     if (block_level(n)) {
@@ -299,7 +273,7 @@ static void walk(hctx *c, const xmlNode *n)
 {
     for (; n; n = n->next) {
         if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
-            if (n->content) hb_add(&c->buf, (const char *)n->content, strlen((const char *)n->content));
+            if (n->content) qr_tbuf_add(&c->buf, (const char *)n->content, strlen((const char *)n->content));
         } else if (n->type == XML_ELEMENT_NODE) {
             element(c, n);
         }
@@ -323,22 +297,9 @@ static bool declares_other_charset(const char *d, size_t len)
     return false;
 }
 
-static void silent(void *ctx, const char *msg, ...)
-{
-    (void)ctx;
-    (void)msg;
-}
-
-/* libxml2 wants its global state initialised once before threads parse. */
-static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
-static void xml_init(void)
-{
-    xmlInitParser();
-}
-
 int qr_read_html(const char *name, const char *data, size_t len, const qr_reader_opts *o, qr_read_result *r)
 {
-    pthread_once(&xml_once, xml_init);
+    qr_xml_init();
     if (len > 0x7fffffff)
         return qr_result_skip(r, QR_SKIP_TOO_LARGE, "HTML of %zu bytes over the parser limit", len);
     char *clean = NULL;
@@ -349,7 +310,7 @@ int qr_read_html(const char *name, const char *data, size_t len, const qr_reader
         if ((rc = qr_utf8_lossy(data, len, &clean, &clen))) return rc;
         enc = "UTF-8";
     }
-    xmlSetGenericErrorFunc(NULL, silent);
+    qr_xml_silence();
     htmlDocPtr doc = htmlReadMemory(clean ? clean : data, (int)clen, NULL, enc,
                                     HTML_PARSE_RECOVER | HTML_PARSE_NONET | HTML_PARSE_NOERROR |
                                         HTML_PARSE_NOWARNING | HTML_PARSE_COMPACT);

@@ -71,7 +71,31 @@ void qr_md_blocks(qr_docb *b, const char *t, size_t len, char **title_out);
  * line after a blank line). */
 void qr_code_blocks(qr_docb *b, const char *t, size_t len);
 
+/* A growing NUL-terminated text buffer (the markup readers gather inline
+ * text into it). Errors are sticky: err after an allocation failure, and
+ * adds are then ignored. Zero-initialise; the owner frees s. */
+typedef struct {
+    char *s;
+    size_t n, cap;
+    bool err;
+} qr_tbuf;
+
+/* Appends n bytes of s (nothing when n is 0). */
+void qr_tbuf_add(qr_tbuf *b, const char *s, size_t n);
+
+/* libxml2 (reader_xml.c): qr_xml_init initialises its global state, once per
+ * process, before threads parse; qr_xml_silence sends the calling thread's
+ * generic errors nowhere (the readers report parse errors themselves). */
+void qr_xml_init(void);
+void qr_xml_silence(void);
+
 /* Title fallback: base name of path (malloc'd). */
 char *qr_base_title(const char *name);
+/* d->title, when NULL, becomes qr_base_title(name). Returns 0, or QR_ENOMEM
+ * naming name with d released. */
+int qr_doc_default_title(qr_doc *d, const char *name);
+/* The warnings a text-normalising reader ends with: n_broken lines broken at
+ * o->max_line_bytes, blocks truncated at o->max_blocks. */
+void qr_result_warn_limits(qr_read_result *r, const qr_reader_opts *o, size_t n_broken, bool truncated);
 
 #endif

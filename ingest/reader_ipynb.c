@@ -175,13 +175,8 @@ int qr_read_ipynb(const char *name, const char *data, size_t len, const qr_reade
         qr_doc_release(&d);
         return rc;
     }
-    if (!d.title) d.title = qr_base_title(name);
-    if (!d.title) {
-        qr_doc_release(&d);
-        return qr_fail(QR_ENOMEM, "%s: out of memory", name);
-    }
-    if (broken) qr_result_warn(r, "%zu lines longer than %zu bytes broken", broken, o->max_line_bytes);
-    if (trunc) qr_result_warn(r, "truncated at %zu blocks", o->max_blocks);
+    if ((rc = qr_doc_default_title(&d, name))) return rc;
+    qr_result_warn_limits(r, o, broken, trunc);
     if (!d.n_blocks) {
         qr_doc_release(&d);
         return qr_result_skip(r, QR_SKIP_EMPTY, "no text in %zu cells%s", n_cells,

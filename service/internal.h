@@ -143,6 +143,8 @@ int qs_get_str(const json_t *o, const char *key, bool required, size_t max, cons
                qs_err *e);
 int qs_get_int(const json_t *o, const char *key, long long lo, long long hi, long long *out, qs_err *e);
 int qs_get_num(const json_t *o, const char *key, double lo, double hi, double *out, qs_err *e);
+/* qs_get_num into a float (the sampling parameters) */
+int qs_get_float(const json_t *o, const char *key, double lo, double hi, float *out, qs_err *e);
 int qs_get_bool(const json_t *o, const char *key, bool *out, qs_err *e);
 
 /* Sampling fields common to /v1/ask, /v1/chat/completions and /v1/completions

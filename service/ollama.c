@@ -171,20 +171,11 @@ static int parse_options(qr_server *s, const json_t *body, qr_sample_params *p, 
     if (!json_is_object(o))
         return qs_fail(e, 400, "type", "options", "options: must be an object");
     int rc = 0;
-    double d;
     long long v;
-    d = p->temperature;
-    rc = rc || qs_get_num(o, "temperature", 0, 100, &d, e);
-    p->temperature = (float)d;
-    d = p->top_p;
-    rc = rc || qs_get_num(o, "top_p", 0, 1, &d, e);
-    p->top_p = (float)d;
-    d = p->min_p;
-    rc = rc || qs_get_num(o, "min_p", 0, 1, &d, e);
-    p->min_p = (float)d;
-    d = p->repeat_penalty;
-    rc = rc || qs_get_num(o, "repeat_penalty", 0.01, 100, &d, e);
-    p->repeat_penalty = (float)d;
+    rc = rc || qs_get_float(o, "temperature", 0, 100, &p->temperature, e);
+    rc = rc || qs_get_float(o, "top_p", 0, 1, &p->top_p, e);
+    rc = rc || qs_get_float(o, "min_p", 0, 1, &p->min_p, e);
+    rc = rc || qs_get_float(o, "repeat_penalty", 0.01, 100, &p->repeat_penalty, e);
     v = p->top_k;
     rc = rc || qs_get_int(o, "top_k", 0, 1000000, &v, e);
     p->top_k = (int)v;

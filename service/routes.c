@@ -216,22 +216,10 @@ int qs_parse_sampling(qr_server *s, const json_t *body, qr_sample_params *p, con
         qs_get_int(body, "max_completion_tokens", 1, s->o.lim.max_gen_tokens, &v, e))
         return -1;
     p->max_tokens = (int)v;
-    double d = p->temperature;
-    if (qs_get_num(body, "temperature", 0, 100, &d, e))
+    if (qs_get_float(body, "temperature", 0, 100, &p->temperature, e) ||
+        qs_get_float(body, "top_p", 0, 1, &p->top_p, e) || qs_get_float(body, "min_p", 0, 1, &p->min_p, e) ||
+        qs_get_float(body, "repeat_penalty", 0.01, 100, &p->repeat_penalty, e))
         return -1;
-    p->temperature = (float)d;
-    d = p->top_p;
-    if (qs_get_num(body, "top_p", 0, 1, &d, e))
-        return -1;
-    p->top_p = (float)d;
-    d = p->min_p;
-    if (qs_get_num(body, "min_p", 0, 1, &d, e))
-        return -1;
-    p->min_p = (float)d;
-    d = p->repeat_penalty;
-    if (qs_get_num(body, "repeat_penalty", 0.01, 100, &d, e))
-        return -1;
-    p->repeat_penalty = (float)d;
     v = p->top_k;
     if (qs_get_int(body, "top_k", 0, 1000000, &v, e))
         return -1;

@@ -281,6 +281,15 @@ int qs_get_num(const json_t *o, const char *key, double lo, double hi, double *o
     return 0;
 }
 
+int qs_get_float(const json_t *o, const char *key, double lo, double hi, float *out, qs_err *e)
+{
+    double d = *out;
+    int rc = qs_get_num(o, key, lo, hi, &d, e);
+    if (!rc)
+        *out = (float)d;
+    return rc;
+}
+
 int qs_get_bool(const json_t *o, const char *key, bool *out, qs_err *e)
 {
     const json_t *v = json_object_get(o, key);

@@ -26,6 +26,20 @@ def metric(text, name):
     return float(m.group(1)) if m else None
 
 
+def send_until_close(srv, request):
+    """Sends request (bytes) on a new connection; everything the server sends until it closes."""
+    s = socket.create_connection((srv.host, srv.port), timeout=30)
+    s.sendall(request)
+    got = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+    s.close()
+    return got
+
+
 def one_connection(t, srv, steps, label):
     """Sends steps (what, method, path, body, headers, status) on one http.client connection."""
     conn = http.client.HTTPConnection(srv.host, srv.port, timeout=60)
@@ -135,29 +149,13 @@ def main():
          f"{len(steps)} requests on one connection: quire_http_connections_total +2 (them and one scrape)")
 
     # exceptions that close: a Content-Length over the limit is refused unread ...
-    s = socket.create_connection((srv.host, srv.port), timeout=30)
-    s.sendall(f"POST /v1/search HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\n"
-              "Content-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n".encode())
-    got = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        got += b
-    s.close()
+    got = send_until_close(srv, f"POST /v1/search HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\n"
+                           "Content-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n".encode())
     head = got.split(b"\r\n\r\n", 1)[0].decode("latin-1")
     t.ok(head.startswith("HTTP/1.1 413") and re.search(r"(?im)^connection: close", head) is not None,
          "Content-Length over the limit: 413, Connection: close, and the server closes", head)
     # ... and HTTP/1.0 without Connection: keep-alive closes after the answer
-    s = socket.create_connection((srv.host, srv.port), timeout=30)
-    s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
-    got = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        got += b
-    s.close()
+    got = send_until_close(srv, b"GET /health HTTP/1.0\r\n\r\n")
     t.ok(got.startswith(b"HTTP/1.") and b" 200 " in got.split(b"\r\n", 1)[0],
          "HTTP/1.0 GET /health: 200, then the server closes", got[:200].decode("latin-1"))
 

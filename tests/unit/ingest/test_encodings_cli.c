@@ -18,32 +18,15 @@ static char out_path[512], err_path[512];
 
 static int quire(const char *args)
 {
-    const char *bin = getenv("QUIRE_BIN");
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin ? bin : "quire", args, out_path, err_path);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    static char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strdup(buf);
+    return ti_quire(args, out_path, err_path);
 }
 
 int main(void)
 {
     char tmpl[] = "/tmp/quire_enc_cli_XXXXXX";
-    char *base = mkdtemp(tmpl);
+    char *base = ti_cli_tmpdir(tmpl, out_path, err_path, sizeof out_path);
     CHECK(base != NULL);
     if (!base) return qr_test_done();
-    snprintf(out_path, sizeof out_path, "%s/out", base);
-    snprintf(err_path, sizeof err_path, "%s/err", base);
     char tree[512], store[512], args[2048];
     snprintf(tree, sizeof tree, "%s/docs", base);
     snprintf(store, sizeof store, "%s/store", base);
@@ -56,7 +39,7 @@ int main(void)
     }
     snprintf(args, sizeof args, "ingest '%s' --store '%s'", tree, store);
     CHECK_INT(quire(args), 0);
-    char *err = slurp(err_path), *out = slurp(out_path);
+    char *err = ti_slurp(err_path), *out = ti_slurp(out_path);
     CHECK_MSG(strstr(err, "cp1252.txt: not valid UTF-8: decoded as Windows-1252") != NULL, "stderr: %s", err);
     CHECK_MSG(strstr(err, "utf8_stray.txt: not valid UTF-8: 1 invalid byte sequences replaced by U+FFFD") != NULL,
               "stderr: %s", err);

@@ -22,18 +22,7 @@ static char out_path[512], err_path[512], base[256];
 
 static int quire(const char *args)
 {
-    const char *bin = getenv("QUIRE_BIN");
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin ? bin : "quire", args, out_path, err_path);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path)
-{
-    size_t n;
-    char *s = qr_test_slurp(path, &n);
-    return s ? s : strdup("");
+    return ti_quire(args, out_path, err_path);
 }
 
 static void mk(const char *rel)
@@ -56,7 +45,7 @@ static json_t *run_json(const char *flags, const char *store)
     char args[4096];
     snprintf(args, sizeof args, "ingest '%s/docs' --store '%s/%s' --json %s", base, base, store, flags);
     int rc = quire(args);
-    CHECK_MSG(rc == 0, "%s: exit %d: %s", args, rc, slurp(err_path));
+    CHECK_MSG(rc == 0, "%s: exit %d: %s", args, rc, ti_slurp(err_path));
     json_error_t e;
     json_t *j = json_load_file(out_path, 0, &e);
     CHECK_MSG(j != NULL, "%s: report is not JSON: %s", args, e.text);
@@ -95,13 +84,11 @@ static void expect(const char *flags, const char *store, const char *want_added,
 int main(void)
 {
     char tmpl[] = "/tmp/quire_formats_cli_XXXXXX";
-    if (!mkdtemp(tmpl)) {
+    if (!ti_cli_tmpdir(tmpl, out_path, err_path, sizeof out_path)) {
         CHECK(0);
         return qr_test_done();
     }
     snprintf(base, sizeof base, "%s", tmpl);
-    snprintf(out_path, sizeof out_path, "%s/out", base);
-    snprintf(err_path, sizeof err_path, "%s/err", base);
     char docs[512], args[6144];
     snprintf(docs, sizeof docs, "%s/docs", base);
     CHECK(mkdir(docs, 0755) == 0);
@@ -155,7 +142,7 @@ int main(void)
     // The human summary says how many were excluded.
     snprintf(args, sizeof args, "ingest '%s' --store '%s/s1'", docs, base);
     CHECK_INT(quire(args), 0);
-    char *out = slurp(out_path);
+    char *out = ti_slurp(out_path);
     CHECK_MSG(strstr(out, "ingest: 4 files and 3 directories excluded") != NULL, "stdout: %s", out);
     free(out);
 
@@ -179,7 +166,7 @@ int main(void)
     // A file named as a PATH is always read.
     snprintf(args, sizeof args, "ingest '%s/app.min.js' --store '%s/s8' --json", docs, base);
     CHECK_INT(quire(args), 0);
-    out = slurp(out_path);
+    out = ti_slurp(out_path);
     CHECK_MSG(strstr(out, "\"added\": 1") != NULL, "explicit file: %s", out);
     free(out);
 
@@ -187,7 +174,7 @@ int main(void)
     int n = snprintf(args, sizeof args, "ingest '%s' --store '%s/s9'", docs, base);
     for (int i = 0; i < 257; i++) n += snprintf(args + n, sizeof args - (size_t)n, " --include x");
     CHECK_INT(quire(args), 2);
-    char *err = slurp(err_path);
+    char *err = ti_slurp(err_path);
     CHECK_MSG(strstr(err, "--include: 257 patterns, over the limit of 256") != NULL, "stderr: %s", err);
     free(err);
     char longpat[1100];
@@ -195,19 +182,19 @@ int main(void)
     longpat[1025] = '\0';
     snprintf(args, sizeof args, "ingest '%s' --store '%s/s9' --exclude x --exclude %s", docs, base, longpat);
     CHECK_INT(quire(args), 2);
-    err = slurp(err_path);
+    err = ti_slurp(err_path);
     CHECK_MSG(strstr(err, "--exclude: pattern 2 is 1025 bytes, over the limit of 1024") != NULL, "stderr: %s", err);
     free(err);
 
     // quire search names the notebook's cell; --json carries it as the page.
     snprintf(args, sizeof args, "search 'high tide' --store '%s/s1' --k 1", base);
     CHECK_INT(quire(args), 0);
-    out = slurp(out_path);
+    out = ti_slurp(out_path);
     CHECK_MSG(strstr(out, "tides.ipynb  cell 4  \xC2\xA7 Analysis of tides > Results") != NULL, "search: %s", out);
     free(out);
     snprintf(args, sizeof args, "search 'Accuracy Recall' --store '%s/s1' --k 1 --json", base);
     CHECK_INT(quire(args), 0);
-    out = slurp(out_path);
+    out = ti_slurp(out_path);
     CHECK_MSG(strstr(out, "report.docx") && strstr(out, "Accuracy | 0.93"), "search: %s", out);
     free(out);
 

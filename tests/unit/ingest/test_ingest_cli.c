@@ -13,26 +13,9 @@
 
 static char base[256], out_path[512], err_path[512];
 
-/* Runs the binary with args (shell words), stdout/stderr to files; returns the exit code. */
 static int quire(const char *args)
 {
-    const char *bin = getenv("QUIRE_BIN");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin ? bin : "quire", args, out_path, err_path);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return strdup("");
-    static char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strdup(buf);
+    return ti_quire(args, out_path, err_path);
 }
 
 static json_t *json_out(void)
@@ -51,13 +34,11 @@ static long long count(json_t *j, const char *key)
 int main(void)
 {
     char tmpl[] = "/tmp/quire_ingest_cli_XXXXXX";
-    char *b = mkdtemp(tmpl);
+    char *b = ti_cli_tmpdir(tmpl, out_path, err_path, sizeof out_path);
     CHECK(b != NULL);
     if (!b)
         return qr_test_done();
     snprintf(base, sizeof base, "%s", b);
-    snprintf(out_path, sizeof out_path, "%s/out", base);
-    snprintf(err_path, sizeof err_path, "%s/err", base);
     char tree[512], args[2048];
     snprintf(tree, sizeof tree, "%s/tree", base);
     CHECK(mkdir(tree, 0755) == 0);
@@ -96,14 +77,14 @@ int main(void)
     CHECK(saw_bin);
     CHECK(json_object_get(json_object_get(j, "timings_s"), "total") != NULL);
     json_decref(j);
-    char *err = slurp(err_path);
+    char *err = ti_slurp(err_path);
     CHECK(strchr(err, '\r') == NULL); /* no progress bar off a terminal */
     free(err);
 
     /* second run: one summary line, all unchanged */
     snprintf(args, sizeof args, "ingest '%s' --store '%s/s'", tree, base);
     CHECK_INT(quire(args), 0);
-    char *out = slurp(out_path);
+    char *out = ti_slurp(out_path);
     CHECK_MSG(!strncmp(out, "ingest: 0 added, 0 updated, 2 unchanged, 0 removed, 1 skipped", 61), "%s", out);
     /* nothing written this time, and the line says the store still holds both (issue 13 item 5) */
     CHECK_MSG(strstr(out, "; 0 documents, 0 chunks written in ") != NULL, "%s", out);
@@ -114,7 +95,7 @@ int main(void)
     /* other chunking refused, exit 1 with the reason */
     snprintf(args, sizeof args, "ingest '%s' --store '%s/s' --chunk-tokens 128", tree, base);
     CHECK_INT(quire(args), 1);
-    err = slurp(err_path);
+    err = ti_slurp(err_path);
     CHECK_MSG(strstr(err, "chunked with 256") != NULL, "%s", err);
     free(err);
 
@@ -157,7 +138,7 @@ int main(void)
     json_decref(j);
     snprintf(args, sizeof args, "info --store '%s/s' --json", base);
     CHECK_INT(quire(args), 0);
-    out = slurp(out_path);
+    out = ti_slurp(out_path);
     CHECK(strstr(out, "\"documents\": 1") || strstr(out, "\"docs\": 1"));
     free(out);
 
@@ -191,7 +172,7 @@ int main(void)
     snprintf(args, sizeof args, "ingest '%s' --store '%s/h2' --chunk-tokens 64 --embedder '%s' --faiss-index NoSuchIndex", tree, base,
              mdl);
     CHECK(quire(args) != 0);
-    err = slurp(err_path);
+    err = ti_slurp(err_path);
     CHECK_MSG(strstr(err, "NoSuchIndex") != NULL, "%s", err);
     free(err);
 
@@ -214,7 +195,7 @@ int main(void)
     json_decref(j);
     snprintf(args, sizeof args, "ingest --store '%s/p' --prune", base);
     CHECK_INT(quire(args), 3); /* QR_ELIMIT */
-    err = slurp(err_path);
+    err = ti_slurp(err_path);
     CHECK_MSG(strstr(err, "quire ingest: ingest: --prune would remove 2 of the store's 3 documents (2 files") &&
                   strstr(err, "pass --force"),
               "%s", err);

@@ -36,23 +36,7 @@ static char base[256], out_path[512], err_path[512];
 
 static int quire(const char *args)
 {
-    const char *bin = getenv("QUIRE_BIN");
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin ? bin : "quire", args, out_path, err_path);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return strdup("");
-    static char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strdup(buf);
+    return ti_quire(args, out_path, err_path);
 }
 
 static int occurrences(const char *hay, const char *needle)
@@ -205,7 +189,7 @@ static void interrupt_and_resume(const char *corpus, int n, const char *extra, c
     CHECK_MSG(strstr(err, "quire ingest: interrupted by SIGINT: stopped at a commit point after ") != NULL, "%s", err);
     CHECK_MSG(strstr(err, "run the same command again to resume") != NULL, "%s", err);
     free(err);
-    char *out = slurp(out_path);
+    char *out = ti_slurp(out_path);
     long added1, unch;
     summary_counts(out, &added1, &unch);
     CHECK_MSG(added1 > 0 && added1 < n, "added %ld of %d", added1, n);
@@ -241,7 +225,7 @@ static void interrupt_and_resume(const char *corpus, int n, const char *extra, c
     // a complete run: the rest is added, the committed files are unchanged
     snprintf(args, sizeof args, "ingest '%s' --store '%s' %s", corpus, store, extra);
     CHECK_INT(quire(args), 0);
-    out = slurp(out_path);
+    out = ti_slurp(out_path);
     long added3;
     summary_counts(out, &added3, &unch);
     CHECK_INT(unch, added1 + added2);
@@ -314,13 +298,11 @@ static void json_bound(void)
 int main(int argc, char **argv)
 {
     char tmpl[] = "/tmp/quire_ingest_msg_XXXXXX";
-    char *b = mkdtemp(tmpl);
+    char *b = ti_cli_tmpdir(tmpl, out_path, err_path, sizeof out_path);
     CHECK(b != NULL);
     if (!b)
         return qr_test_done();
     snprintf(base, sizeof base, "%s", b);
-    snprintf(out_path, sizeof out_path, "%s/out", base);
-    snprintf(err_path, sizeof err_path, "%s/err", base);
     if (argc > 1 && !strcmp(argv[1], "embed")) {
         embed_mode();
         ti_rmrf(base);
@@ -359,7 +341,7 @@ int main(int argc, char **argv)
     }
     CHECK_INT(saw, 1);
     json_decref(j);
-    char *err = slurp(err_path);
+    char *err = ti_slurp(err_path);
     CHECK_MSG(strstr(err, "cp1252.txt: not valid UTF-8: decoded as Windows-1252 (fallback)") != NULL, "%s", err);
     CHECK_INT(occurrences(err, "quire: info: ingest: skipped 2 files (2 binary); --log-level debug lists them"), 1);
     CHECK_MSG(strstr(err, "elf.bin") == NULL && strstr(err, "png.dat") == NULL, "%s", err);
@@ -369,7 +351,7 @@ int main(int argc, char **argv)
     /* the text report lists it on stdout, after the summary line */
     snprintf(args, sizeof args, "ingest '%s' --store '%s/s2'", mixed, base);
     CHECK_INT(quire(args), 0);
-    char *out = slurp(out_path), want[1024];
+    char *out = ti_slurp(out_path), want[1024];
     snprintf(want, sizeof want, "\ningest: decoded as Windows-1252 (not valid UTF-8): %s/cp1252.txt\n", mixed);
     CHECK_MSG(strstr(out, want) != NULL, "%s", out);
     CHECK_INT(occurrences(out, "\n"), 2);
@@ -377,13 +359,13 @@ int main(int argc, char **argv)
 
     /* a re-run: the same one info line, no path; at debug level each skipped file */
     CHECK_INT(quire(args), 0);
-    err = slurp(err_path);
+    err = ti_slurp(err_path);
     CHECK_INT(occurrences(err, "skipped 2 files (2 binary)"), 1);
     CHECK_MSG(strstr(err, "elf.bin") == NULL, "%s", err);
     free(err);
     snprintf(args, sizeof args, "ingest '%s' --store '%s/s2' --log-level debug", mixed, base);
     CHECK_INT(quire(args), 0);
-    err = slurp(err_path);
+    err = ti_slurp(err_path);
     snprintf(want, sizeof want, "quire: debug: ingest: skipped %s/elf.bin: binary", mixed);
     CHECK_MSG(strstr(err, want) != NULL, "%s", err);
     snprintf(want, sizeof want, "quire: debug: ingest: skipped %s/png.dat: binary", mixed);
@@ -392,7 +374,7 @@ int main(int argc, char **argv)
     free(err);
     snprintf(args, sizeof args, "ingest '%s' --store '%s/s2' --log-level warn", mixed, base);
     CHECK_INT(quire(args), 0);
-    err = slurp(err_path);
+    err = ti_slurp(err_path);
     CHECK_MSG(strstr(err, "skipped") == NULL, "%s", err);
     free(err);
 
@@ -406,7 +388,7 @@ int main(int argc, char **argv)
     CHECK(ti_write(bins, "x.bin", "\x7f" "ELF\x02\x01\x01 binary") == 0);
     snprintf(args, sizeof args, "ingest '%s' '%s' --store '%s/s3'", empty, hidden, base);
     CHECK_INT(quire(args), 0);
-    err = slurp(err_path);
+    err = ti_slurp(err_path);
     snprintf(want, sizeof want, "quire: warning: ingest: %s: no files to ingest (an empty directory)", empty);
     CHECK_MSG(strstr(err, want) != NULL, "%s", err);
     snprintf(want, sizeof want,
@@ -416,12 +398,12 @@ int main(int argc, char **argv)
     free(err);
     snprintf(args, sizeof args, "ingest '%s' --store '%s/s3'", bins, base);
     CHECK_INT(quire(args), 0);
-    err = slurp(err_path);
+    err = ti_slurp(err_path);
     CHECK_MSG(strstr(err, "quire: warning: ingest: nothing to ingest: all 1 files were skipped") != NULL, "%s", err);
     free(err);
     snprintf(args, sizeof args, "ingest '%s' --store '%s/s3'", mixed, base); /* files found: no warning */
     CHECK_INT(quire(args), 0);
-    err = slurp(err_path);
+    err = ti_slurp(err_path);
     CHECK_MSG(strstr(err, "nothing to ingest") == NULL && strstr(err, "no files to ingest") == NULL, "%s", err);
     free(err);
 
@@ -436,7 +418,7 @@ int main(int argc, char **argv)
     setenv("QUIRE_PROGRESS_INTERVAL", "0", 1);
     CHECK_INT(quire(args), 0);
     unsetenv("QUIRE_PROGRESS_INTERVAL");
-    err = slurp(err_path);
+    err = ti_slurp(err_path);
     CHECK(strchr(err, '\r') == NULL);
     int lines = 0;
     long last = 0;

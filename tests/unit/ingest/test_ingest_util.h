@@ -1,4 +1,5 @@
-/* Helpers shared by the ingest pipeline tests: temp trees and store snapshots. */
+/* Helpers shared by the ingest pipeline tests: temp trees, store snapshots and
+ * running the quire binary. */
 #ifndef QR_TEST_INGEST_UTIL_H
 #define QR_TEST_INGEST_UTIL_H
 
@@ -7,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/error.h"
 #include "index/bm25.h"
 #include "index/store.h"
+#include "tests/unit/test.h"
 
 static inline int ti_write(const char *dir, const char *name, const char *text)
 {
@@ -50,6 +53,36 @@ static inline void ti_rmrf(const char *dir)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "warning: could not remove %s\n", dir);
+}
+
+/* Runs the quire binary ($QUIRE_BIN, else quire on PATH) with args (shell
+ * words), stdin /dev/null, stdout to the file out and stderr to err; returns
+ * its exit code (-1 when it did not exit). */
+static inline int ti_quire(const char *args, const char *out, const char *err)
+{
+    const char *bin = getenv("QUIRE_BIN");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin ? bin : "quire", args, out, err);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The content of path (malloc'd, NUL-terminated); "" when it cannot be read. */
+static inline char *ti_slurp(const char *path)
+{
+    char *s = qr_test_slurp(path, NULL);
+    return s ? s : strdup("");
+}
+
+/* mkdtemp(tmpl), and below it the paths (cap bytes each) a CLI test sends
+ * the binary's stdout and stderr to; returns the directory (tmpl) or NULL. */
+static inline char *ti_cli_tmpdir(char *tmpl, char *out, char *err, size_t cap)
+{
+    if (!mkdtemp(tmpl))
+        return NULL;
+    snprintf(out, cap, "%s/out", tmpl);
+    snprintf(err, cap, "%s/err", tmpl);
+    return tmpl;
 }
 
 /* A deterministic paragraph generator: sentence s of document d. */
