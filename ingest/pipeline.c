@@ -277,7 +277,7 @@ static int walk_dir(walker *w, const char *dir, const struct stat *dst, int dept
         n++;
     }
     closedir(d);
-    if (!rc)
+    if (!rc && n) /* an empty directory: names is NULL, which qsort may not take */
         qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n && !rc && !w->canceled; i++) {
         char p[PATH_MAX];
