@@ -39,7 +39,7 @@ case "${QUIRE_QUICKSTART_EMBEDDER:-minilm}" in
 esac
 if [ ${#embedder[@]} -gt 0 ]; then
   store=${QUIRE_QUICKSTART_STORE:-./quickstart-store}
-  echo "quickstart: ingesting with all-MiniLM-L6-v2 (hybrid search); a first run embeds ~3,400 passages" \
+  echo "quickstart: ingesting with all-MiniLM-L6-v2 (hybrid search); a first run embeds ~3,060 passages" \
        "(about 3 CPU-minutes, less on a GPU), later runs skip unchanged files" >&2
 else
   store=${QUIRE_QUICKSTART_STORE:-./quickstart-store-bm25}
