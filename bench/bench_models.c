@@ -22,7 +22,6 @@
  *   can beat the DRAM bound.
  * Figures go to bench/RESULTS.md. */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "membw.h"
 #include "common/error.h"
 #include "runtime/backend.h"
 #include "runtime/models/model.h"
@@ -44,81 +44,14 @@ static double now(void)
 
 /* ---------------------------------------------------------------- bandwidth */
 
-typedef struct {
-    const uint64_t *p;
-    size_t n;
-    uint64_t sum;
-    double t0, t1; /* taken by the worker itself: with as many workers as cores the main
-                    * thread may not run while they do, so it cannot time them */
-    pthread_barrier_t *bar;
-} bw_job;
-
-typedef uint64_t u64x4 __attribute__((vector_size(32)));
-
-/* Sums n words (n a multiple of 32) with 8 independent 256-bit accumulators, so the
- * loop is bound by loads, not by the add chain; compiled for AVX2 when the CPU has it. */
-#define BW_SUM_BODY                                                                 \
-    u64x4 s[8] = {{0}};                                                             \
-    const u64x4 *v = (const u64x4 *)p;                                              \
-    for (size_t i = 0; i + 32 <= n; i += 32, v += 8)                               \
-        for (int k = 0; k < 8; k++)                                                 \
-            s[k] += v[k];                                                           \
-    u64x4 t = s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];                \
-    return t[0] + t[1] + t[2] + t[3];
-
-__attribute__((target("avx2"))) static uint64_t bw_sum_avx2(const uint64_t *p, size_t n) { BW_SUM_BODY }
-static uint64_t bw_sum_base(const uint64_t *p, size_t n) { BW_SUM_BODY }
-
-static void *bw_worker(void *arg)
-{
-    bw_job *j = arg;
-    bool avx2 = __builtin_cpu_supports("avx2");
-    pthread_barrier_wait(j->bar);
-    j->t0 = now();
-    j->sum = avx2 ? bw_sum_avx2(j->p, j->n) : bw_sum_base(j->p, j->n);
-    j->t1 = now();
-    return NULL;
-}
-
-/* Returns the best read bandwidth in bytes/s over `passes` passes. */
+/* Returns the best read bandwidth in bytes/s over `passes` passes (0 when out of memory). */
 static double measure_bandwidth(size_t bytes, int threads, int passes)
 {
-    size_t n = bytes / 8;
-    uint64_t *buf = aligned_alloc(64, n * 8);
-    if (!buf)
+    double bw[64], best = 0;
+    if (passes > 64 || qb_membw_passes(bytes, threads, passes, bw))
         return 0;
-    for (size_t i = 0; i < n; i++)
-        buf[i] = i * 2654435761u;
-    double best = 0;
-    uint64_t check = 0;
-    for (int pass = 0; pass < passes; pass++) {
-        pthread_barrier_t bar;
-        pthread_barrier_init(&bar, NULL, (unsigned)threads);
-        pthread_t th[64];
-        bw_job jobs[64];
-        size_t per = (n / (size_t)threads) & ~(size_t)31;
-        for (int t = 0; t < threads; t++) {
-            jobs[t].p = buf + (size_t)t * per;
-            jobs[t].n = t == threads - 1 ? (n - (size_t)t * per) & ~(size_t)31 : per;
-            jobs[t].bar = &bar;
-            pthread_create(&th[t], NULL, bw_worker, &jobs[t]);
-        }
-        double t0 = 1e300, t1 = 0;
-        for (int t = 0; t < threads; t++) {
-            pthread_join(th[t], NULL);
-            check += jobs[t].sum;
-            t0 = jobs[t].t0 < t0 ? jobs[t].t0 : t0;
-            t1 = jobs[t].t1 > t1 ? jobs[t].t1 : t1;
-        }
-        double dt = t1 - t0;
-        pthread_barrier_destroy(&bar);
-        double bw = (double)((size_t)(threads - 1) * per + jobs[threads - 1].n) * 8.0 / dt;
-        if (bw > best)
-            best = bw;
-    }
-    free(buf);
-    if (check == 42) /* keep the sums alive */
-        fprintf(stderr, " ");
+    for (int p = 0; p < passes; p++)
+        best = bw[p] > best ? bw[p] : best;
     return best;
 }
 
