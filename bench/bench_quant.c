@@ -3,7 +3,7 @@
  * SmolLM2-135M and Qwen2.5-0.5B, against OpenBLAS sgemm on the weights
  * dequantized to f32 (the matmul quire's int8 prefill widens to today).
  *
- *   bench_quant [threads] [n_tok] [--quick] [--model] [--isa avx512vnni|avxvnni|avx2|scalar]
+ *   bench_quant [threads] [n_tok] [--quick] [--model] [--isa amx|avx512vnni|avxvnni|avx2|scalar]
  *
  * --model: instead, the layer matmuls of a whole prefill of SmolLM2-135M and
  * Qwen2.5-0.5B shapes (tokens/s of the matmuls alone).
@@ -153,7 +153,8 @@ int main(int argc, char **argv)
             model = true;
         else if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
             const char *n = argv[++i];
-            qr_qisa want = strcmp(n, "avx512vnni") == 0 ? QR_QISA_AVX512VNNI
+            qr_qisa want = strcmp(n, "amx") == 0          ? QR_QISA_AMX
+                           : strcmp(n, "avx512vnni") == 0 ? QR_QISA_AVX512VNNI
                            : strcmp(n, "avxvnni") == 0  ? QR_QISA_AVXVNNI
                            : strcmp(n, "avx2") == 0     ? QR_QISA_AVX2
                                                         : QR_QISA_SCALAR;

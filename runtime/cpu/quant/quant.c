@@ -35,6 +35,27 @@ bool qr_qmat_supports(qr_dtype wtype) { return qr_qtype(wtype) != NULL; }
 
 #if defined(__x86_64__)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+/* AMX-INT8 usable: the CPU has it, the OS enables the tile state in XCR0
+ * (bits 17, 18) and, on Linux, grants this process the tile data (a
+ * process-wide permission, asked once: without it the first tile
+ * instruction faults). */
+static bool amx_ok(uint64_t xcr0)
+{
+    unsigned a, b, c, d;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (!(d >> 24 & 1) || !(d >> 25 & 1) || (xcr0 & 0x60000) != 0x60000)
+        return false;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+#else
+    return false;
+#endif
+}
 
 static uint64_t xgetbv0(void)
 {
@@ -62,7 +83,7 @@ static qr_qisa detect(void)
     if (!avx2)
         return QR_QISA_SCALAR;
     if (avx512f && avx512bw && avx512vl && vnni512 && (xcr0 & 0xe6) == 0xe6) /* + opmask, zmm state */
-        return QR_QISA_AVX512VNNI;
+        return amx_ok(xcr0) ? QR_QISA_AMX : QR_QISA_AVX512VNNI;
     __cpuid_count(7, 1, a, b, c, d);
     if (a >> 4 & 1) /* AVX-VNNI */
         return QR_QISA_AVXVNNI;
@@ -89,6 +110,12 @@ qr_qisa qr_quant_isa(void)
     int i = atomic_load(&g_isa);
     if (i < 0) {
         i = (int)qr_quant_isa_best();
+        /* QUIRE_QUANT_ISA=avx2 (say) caps the level: A/B runs, or a CPU whose
+         * best path misbehaves */
+        const char *cap = getenv("QUIRE_QUANT_ISA");
+        for (int l = 0; cap && l < i; l++)
+            if (strcmp(cap, qr_quant_isa_name((qr_qisa)l)) == 0)
+                i = l;
         atomic_store(&g_isa, i);
     }
     return (qr_qisa)i;
@@ -106,6 +133,7 @@ qr_qisa qr_quant_set_isa(qr_qisa isa)
 const char *qr_quant_isa_name(qr_qisa isa)
 {
     switch (isa) {
+    case QR_QISA_AMX: return "amx";
     case QR_QISA_AVX512VNNI: return "avx512vnni";
     case QR_QISA_AVXVNNI: return "avxvnni";
     case QR_QISA_AVX2: return "avx2";
@@ -117,6 +145,7 @@ static const qr_qkernels *kernels(void)
 {
     switch (qr_quant_isa()) {
 #if defined(__x86_64__)
+    case QR_QISA_AMX: return &qr_qk_amx;
     case QR_QISA_AVX512VNNI: return &qr_qk_avx512vnni;
     case QR_QISA_AVXVNNI: return &qr_qk_avxvnni;
     case QR_QISA_AVX2: return &qr_qk_avx2;
@@ -251,7 +280,12 @@ int qr_q_rblock(int64_t K)
 size_t qr_q_scratch_bytes(int64_t K)
 {
     size_t k = (size_t)K, rb = (size_t)qr_q_rblock(K);
-    return rb * (ALIGN64(k) + ALIGN64(k / 16 * 4) * 2 + ALIGN64(k / 32 * 4)) + ALIGN64(32 * rb * sizeof(float));
+    size_t n = rb * (ALIGN64(k) + ALIGN64(k / 16 * 4) * 2 + ALIGN64(k / 32 * 4)) + ALIGN64(32 * rb * sizeof(float));
+#if defined(__x86_64__)
+    size_t amx = qr_q_amx_scratch_bytes(K);
+    n = amx > n ? amx : n;
+#endif
+    return n;
 }
 
 float *qr_q_rows_init(void *scratch, int64_t K, int G, qr_qrow rows[QR_QRB_MAX])

@@ -29,8 +29,9 @@
  * Every ISA path computes exactly these integers; only the float summation
  * order differs between paths (bound: tests/unit/cpu/test_quant.c).
  *
- * ISA: chosen once at first use (cpuid + xgetbv): AVX-512 VNNI (512-bit),
- * AVX-VNNI (256-bit), AVX2, or portable scalar C. Builds with plain -O2 on
+ * ISA: chosen once at first use (cpuid + xgetbv): AMX (the GEMM on int8
+ * tiles, the GEMV as AVX-512), AVX-512 VNNI (512-bit), AVX-VNNI (256-bit),
+ * AVX2, or portable scalar C. Builds with plain -O2 on
  * any x86-64 (per-function target attributes) and scalar-only elsewhere.
  *
  * Threading: the qr_threadpool splits output rows; the result of every y
@@ -74,14 +75,15 @@ typedef enum {
     QR_QISA_SCALAR = 0,
     QR_QISA_AVX2,      /* AVX2 + FMA + F16C */
     QR_QISA_AVXVNNI,   /* AVX2 + AVX-VNNI (256-bit dpbusd) */
-    QR_QISA_AVX512VNNI /* AVX-512 F/BW/VL + VNNI */
+    QR_QISA_AVX512VNNI, /* AVX-512 F/BW/VL + VNNI */
+    QR_QISA_AMX         /* AVX-512 VNNI + AMX-INT8 tiles for the GEMM (Linux grants the tile state) */
 } qr_qisa;
 
 /* True for the weight types above. A caller keeps a weight as stored only if
  * this says yes. */
 bool qr_qmat_supports(qr_dtype wtype);
 
-/* The ISA level in use ("avx512vnni", "avxvnni", "avx2", "scalar") and the
+/* The ISA level in use ("amx", "avx512vnni", "avxvnni", "avx2", "scalar") and the
  * best one this CPU supports. */
 const char *qr_quant_isa_name(qr_qisa isa);
 qr_qisa qr_quant_isa(void);

@@ -1,5 +1,6 @@
 /* AVX-512 VNNI kernels: the 256-bit GEMV of quant_x86_256.inc with the
- * AVX512VL dpbusd, and a 512-bit GEMM with tokens in lanes.
+ * AVX512VL dpbusd, and a 512-bit GEMM with tokens in lanes; and the AMX
+ * GEMM (below), which shares the GEMV.
  *
  * GEMM: activations in a->pk put 4 consecutive k of 16 tokens in one zmm
  * ([K/4][16][4] bytes, q + 128 as unsigned), so one vpdpbusd with 4 weight
@@ -140,6 +141,210 @@ QK_ATTR static void gemm_avx512(qr_dtype t, const uint8_t *w, size_t rb, int64_t
 }
 
 const qr_qkernels qr_qk_avx512vnni = {gemv_avx512, gemm_avx512, quant_row_avx512};
+
+/* ---- AMX (Sapphire Rapids and later): the GEMM on tiles ----
+ *
+ * Per 16 weight rows (unpacked as above into amx_rows) and 16 tokens (one
+ * group of a->pk, already the [K/4][16][4] layout AMX wants for its second
+ * operand), each scale group g of G values is one TDPBSUD: C[16 rows][16
+ * tokens] int32 = wq (signed, 16 x G bytes at row stride K) . (x + 128)
+ * (unsigned, G/4 x 64 bytes). The tile is stored and, per row, C - 128 * ws
+ * is scaled into a float accumulator exactly as tile512 does (the same
+ * integers, the same float operations in the same order: AMX and AVX-512
+ * VNNI give the same bits). One tile instruction does the 8 x 16 dpbusd of
+ * tile512 for a whole 16 x 16 block; the scaling is then what bounds it. */
+#define TAMX T512 ",amx-tile,amx-int8"
+#define AMX_ATTR __attribute__((target(TAMX)))
+
+/* 16 rows unpacked at a stride of K bytes (tile rows), their scales after. */
+typedef struct {
+    int8_t *wq;          /* [16][K] */
+    float *dw, *mw;      /* [16][K/G], [16][K/32] */
+    int32_t *ws;         /* [16][K/G], times -128 once unpacked */
+    int32_t *cbuf;       /* [4][16][16] tile stores */
+    float *obuf;         /* [16][16] rows x tokens of the output tile */
+} amx_scratch;
+
+#define ALIGN64(n) (((size_t)(n) + 63) & ~(size_t)63)
+
+size_t qr_q_amx_scratch_bytes(int64_t K)
+{
+    size_t k = (size_t)K;
+    return 16 * (ALIGN64(k) + 2 * ALIGN64(k / 16 * 4) + ALIGN64(k / 32 * 4)) + 5 * 1024 + 64;
+}
+
+static amx_scratch amx_carve(void *scratch, int64_t K)
+{
+    size_t k = (size_t)K;
+    uint8_t *p = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    amx_scratch s;
+    s.wq = (int8_t *)p, p += 16 * ALIGN64(k);
+    s.dw = (float *)p, p += 16 * ALIGN64(k / 16 * 4);
+    s.ws = (int32_t *)p, p += 16 * ALIGN64(k / 16 * 4);
+    s.mw = (float *)p, p += 16 * ALIGN64(k / 32 * 4);
+    s.cbuf = (int32_t *)p, p += 4096;
+    s.obuf = (float *)p;
+    return s;
+}
+
+/* The tile configuration (palette 1): tmm0-3 C 16 x 64 bytes (four groups
+ * in flight), tmm4/6 A 16 x G bytes, tmm5/7 B G/4 x 64 bytes (two sets). */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_cfg;
+
+AMX_ATTR static void amx_config(int G)
+{
+    amx_cfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 4; t++)
+        c.rows[t] = 16, c.colsb[t] = 64;
+    for (int t = 0; t < 2; t++) {
+        c.rows[4 + 2 * t] = 16, c.colsb[4 + 2 * t] = (uint16_t)G;
+        c.rows[5 + 2 * t] = (uint8_t)(G / 4), c.colsb[5 + 2 * t] = 64;
+    }
+    _tile_loadconfig(&c);
+}
+
+/* GCC's tile intrinsics are asm statements that tell the compiler nothing
+ * about the memory they read or write: a barrier before each tile sequence
+ * (the unpacked rows, written by ordinary stores, must be in memory) and
+ * after it (the stored tile must not be read early). */
+#define AMX_FENCE() __asm__ volatile("" ::: "memory")
+
+/* Group g (of G values) of the 16 rows against the token group at pk into
+ * C tile T with A and B tiles TA, TB (literal numbers: the intrinsics paste
+ * them into the instruction). AMX_STORE(T) then puts tile T in cbuf[T]. */
+#define AMX_DP(T, TA, TB, g)                                                                                    \
+    do {                                                                                                        \
+        AMX_FENCE();                                                                                            \
+        _tile_zero(T);                                                                                          \
+        _tile_loadd(TA, s->wq + (g) * G, K);                                                                    \
+        _tile_loadd(TB, pk + (size_t)((g) * (G / 4)) * 64, 64);                                                 \
+        _tile_dpbsud(T, TA, TB);                                                                                \
+    } while (0)
+#define AMX_STORE(T)                                                                                            \
+    do {                                                                                                        \
+        _tile_stored(T, s->cbuf + 256 * (T), 64);                                                               \
+        AMX_FENCE();                                                                                            \
+    } while (0)
+
+/* Group g in C tile g % 4, A/B tiles 4/5 or 6/7 by parity; its store. */
+#define AMX_START(g)                                                                                            \
+    do {                                                                                                        \
+        switch ((g) & 3) {                                                                                      \
+        case 0: AMX_DP(0, 4, 5, g); break;                                                                      \
+        case 1: AMX_DP(1, 6, 7, g); break;                                                                      \
+        case 2: AMX_DP(2, 4, 5, g); break;                                                                      \
+        default: AMX_DP(3, 6, 7, g); break;                                                                     \
+        }                                                                                                       \
+    } while (0)
+#define AMX_FINISH(g)                                                                                           \
+    do {                                                                                                        \
+        switch ((g) & 3) {                                                                                      \
+        case 0: AMX_STORE(0); break;                                                                            \
+        case 1: AMX_STORE(1); break;                                                                            \
+        case 2: AMX_STORE(2); break;                                                                            \
+        default: AMX_STORE(3); break;                                                                           \
+        }                                                                                                       \
+    } while (0)
+
+/* acc[r] (lane l = token l of the group) for the 16 rows of s and the token
+ * group at pk / pd / ps. A software pipeline over the groups: while the
+ * vector units scale group g (stored one step earlier), the tile unit has
+ * group g + 2 to multiply and group g + 1 to store. A tile stored right
+ * after its multiply, or read right after its store, stalls on the whole
+ * tile latency; done so, the kernel is no faster than AVX-512 VNNI. */
+AMX_ATTR static inline __attribute__((always_inline)) void amx_tile(const int G, bool has_min, const amx_scratch *s,
+                                                                    int64_t K, const uint8_t *pk, const float *pd,
+                                                                    const float *ps, __m512 acc[16])
+{
+    int64_t nb = K / 32, ng = K / G;
+    const int per = 32 / G; /* groups per 32-block */
+    for (int r = 0; r < 16; r++)
+        acc[r] = _mm512_setzero_ps();
+    AMX_START(0);
+    if (ng > 1)
+        AMX_START(1);
+    AMX_FINISH(0);
+    for (int64_t g = 0; g < ng; g++) {
+        if (g + 1 < ng)
+            AMX_FINISH(g + 1);
+        if (g + 2 < ng)
+            AMX_START(g + 2);
+        const int32_t *cb = s->cbuf + 256 * (g & 3);
+        __m512i c[16];
+        for (int r = 0; r < 16; r++)
+            c[r] = _mm512_load_si512(cb + 16 * r);
+        int64_t b = g / per;
+        __m512 dxv = _mm512_loadu_ps(pd + b * 16);
+        for (int r = 0; r < 16; r++) {
+            __m512i ci = _mm512_add_epi32(c[r], _mm512_set1_epi32(s->ws[r * ng + g]));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci), _mm512_mul_ps(_mm512_set1_ps(s->dw[r * ng + g]), dxv),
+                                     acc[r]);
+        }
+        if (has_min && g % per == per - 1) {
+            __m512 psv = _mm512_loadu_ps(ps + b * 16);
+            for (int r = 0; r < 16; r++)
+                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(s->mw[r * nb + b]), psv, acc[r]);
+        }
+    }
+}
+
+AMX_ATTR static void amx_gemm_g(const int G, qr_dtype t, const uint8_t *w, size_t rb, int64_t K, const qr_qact *a,
+                                int64_t n0, int64_t n1, float *y, size_t ys, void *scratch)
+{
+    const qr_qtype_info *ti = qr_qtype(t);
+    amx_scratch s = amx_carve(scratch, K);
+    int64_t nb = K / 32, ng = K / G, ntg = (a->n_tok + 15) / 16;
+    size_t pks = 16 * (size_t)K, pds = (size_t)nb * 16;
+    amx_config(G);
+    for (int64_t nblk = n0; nblk < n1; nblk += 16) {
+        int nr = n1 - nblk < 16 ? (int)(n1 - nblk) : 16;
+        for (int r = 0; r < 16; r++) {
+            qr_qrow row = {s.wq + (size_t)r * (size_t)K, s.dw + r * ng, s.ws + r * ng, s.mw + r * nb};
+            if (r < nr) {
+                unpack_avx512(t, w + (size_t)(nblk + r) * rb, K, &row);
+            } else { /* rows past n1: zero weights, zero scales */
+                memset(row.wq, 0, (size_t)K);
+                memset(row.dw, 0, sizeof(float) * (size_t)ng);
+                memset(row.ws, 0, sizeof(int32_t) * (size_t)ng);
+                memset(row.mw, 0, sizeof(float) * (size_t)nb);
+            }
+        }
+        for (int64_t i = 0; i < 16 * ng; i++) /* the x + 128 correction, ready to add */
+            s.ws[i] *= -128;
+        for (int64_t gi = 0; gi < ntg; gi++) {
+            __m512 acc[16];
+            amx_tile(G, ti->has_min, &s, K, a->pk + (size_t)gi * pks, a->pd + (size_t)gi * pds,
+                     a->ps + (size_t)gi * pds, acc);
+            for (int r = 0; r < 16; r++)
+                _mm512_store_ps(s.obuf + 16 * r, acc[r]);
+            /* out tile [rows][tokens] -> y[token][rows]: one gather per token */
+            __m512i col = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                             _mm512_set1_epi32(16));
+            __mmask16 m = (__mmask16)((1u << nr) - 1);
+            for (int l = 0; l < 16 && gi * 16 + l < a->n_tok; l++)
+                _mm512_mask_storeu_ps(y + (size_t)(gi * 16 + l) * ys + (size_t)nblk, m,
+                                      _mm512_i32gather_ps(col, s.obuf + l, 4));
+        }
+    }
+    _tile_release();
+}
+
+AMX_ATTR static void gemm_amx(qr_dtype t, const uint8_t *w, size_t rb, int64_t K, const qr_qact *a, int64_t n0,
+                              int64_t n1, float *y, size_t ys, void *scratch)
+{
+    if (qr_qtype(t)->G == 16)
+        amx_gemm_g(16, t, w, rb, K, a, n0, n1, y, ys, scratch);
+    else
+        amx_gemm_g(32, t, w, rb, K, a, n0, n1, y, ys, scratch);
+}
+
+const qr_qkernels qr_qk_amx = {gemv_avx512, gemm_amx, quant_row_avx512};
 #else
 typedef int qr_quant_avx512_empty; /* ISO C: no empty translation unit */
 #endif

@@ -63,7 +63,9 @@ float *qr_q_rows_init(void *scratch, int64_t K, int G, qr_qrow rows[QR_QRB_MAX])
 extern const qr_qkernels qr_qk_scalar;
 #if defined(__x86_64__)
 /* quant_avx2.c, quant_avxvnni.c, quant_avx512.c */
-extern const qr_qkernels qr_qk_avx2, qr_qk_avxvnni, qr_qk_avx512vnni;
+extern const qr_qkernels qr_qk_avx2, qr_qk_avxvnni, qr_qk_avx512vnni, qr_qk_amx;
+/* scratch of the AMX GEMM: 16 unpacked rows and two 16 x 16 tiles */
+size_t qr_q_amx_scratch_bytes(int64_t K);
 #endif
 
 #ifndef QR_QUNPACK_ATTR

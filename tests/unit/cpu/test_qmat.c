@@ -15,7 +15,8 @@
  *  - against the un-quantized activations: |y - ref_x| <= sum_k |W[n, k]| *
  *    0.5 d(k) * (1 + 1e-5) + the bound above (the only extra error is the
  *    activation rounding, at most half a step per value);
- *  - 1 and 2 threads bit-identical, qr_qmat_rows on a sub-range identical.
+ *  - 1 and 2 threads bit-identical, qr_qmat_rows on a sub-range identical;
+ *  - AMX (where the CPU and OS allow it) bit-identical to AVX-512 VNNI.
  * Shapes: n_tok 1, 2, 3, 17, 33, 129 (GEMV and GEMM, partial 16-token
  * groups), N not a multiple of the 4-row tile nor of the unpack block,
  * K = 256 m. */
@@ -163,6 +164,7 @@ static void run_case(qr_threadpool *tp2, qr_dtype t, int64_t N, int64_t K, int64
     qr_quant_set_isa(QR_QISA_SCALAR);
     CHECK_OK(qr_qmat_mul_q(NULL, t, w, N, K, &a, ys, (size_t)N));
     qr_qisa best = qr_quant_isa_best();
+    float *y512 = malloc(sizeof(float) * (size_t)(n_tok * N));
     for (int isa = QR_QISA_SCALAR; isa <= (int)best; isa++) {
         qr_quant_set_isa((qr_qisa)isa);
         const char *iname = qr_quant_isa_name((qr_qisa)isa);
@@ -187,6 +189,14 @@ static void run_case(qr_threadpool *tp2, qr_dtype t, int64_t N, int64_t K, int64
         CHECK_MSG(bad_x == 0, "%s %s n_tok %lld: %lld outputs off the f32-activation reference", qr_dtype_name(t),
                   iname, (long long)n_tok, (long long)bad_x);
 
+        /* AMX computes the integers and float operations of the AVX-512
+         * GEMM in the same order: the same bits */
+        if (isa == QR_QISA_AVX512VNNI)
+            memcpy(y512, yi, sizeof(float) * (size_t)(n_tok * N));
+        if (isa == QR_QISA_AMX)
+            CHECK_MSG(memcmp(y512, yi, sizeof(float) * (size_t)(n_tok * N)) == 0,
+                      "%s amx n_tok %lld: differs from avx512vnni", qr_dtype_name(t), (long long)n_tok);
+
         /* 2 threads (through the convenience entry, quantizing in parallel)
          * and a sub-range: bit-identical */
         float *y2 = malloc(sizeof(float) * (size_t)(n_tok * N));
@@ -205,6 +215,7 @@ static void run_case(qr_threadpool *tp2, qr_dtype t, int64_t N, int64_t K, int64
         free(y2);
     }
     qr_quant_set_isa(best);
+    free(y512);
     free(scr), free(abuf), free(w), free(x), free(wf), free(ys), free(yi), free(ref), free(refx), free(tight),
         free(loose);
 }
