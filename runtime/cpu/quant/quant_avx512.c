@@ -215,15 +215,17 @@ AMX_ATTR static void amx_config(int G)
  * after it (the stored tile must not be read early). */
 #define AMX_FENCE() __asm__ volatile("" ::: "memory")
 
-/* Group g (of G values) of the 16 rows against the token group at pk into
- * C tile T with A and B tiles TA, TB (literal numbers: the intrinsics paste
- * them into the instruction). AMX_STORE(T) then puts tile T in cbuf[T]. */
-#define AMX_DP(T, TA, TB, g)                                                                                    \
+/* Step i of the tile pipeline (token group i / ng, scale group g = i % ng)
+ * into C tile T with A and B tiles TA, TB (literal numbers: the intrinsics
+ * paste them into the instruction). AMX_STORE(T) then puts tile T in
+ * cbuf[T]. */
+#define AMX_DP(T, TA, TB, i)                                                                                    \
     do {                                                                                                        \
+        int64_t g_ = (i) % ng;                                                                                  \
         AMX_FENCE();                                                                                            \
         _tile_zero(T);                                                                                          \
-        _tile_loadd(TA, s->wq + (g) * G, K);                                                                    \
-        _tile_loadd(TB, pk + (size_t)((g) * (G / 4)) * 64, 64);                                                 \
+        _tile_loadd(TA, s->wq + g_ * G, K);                                                                     \
+        _tile_loadd(TB, a->pk + (size_t)((i) / ng) * pks + (size_t)(g_ * (G / 4)) * 64, 64);                    \
         _tile_dpbsud(T, TA, TB);                                                                                \
     } while (0)
 #define AMX_STORE(T)                                                                                            \
@@ -232,19 +234,19 @@ AMX_ATTR static void amx_config(int G)
         AMX_FENCE();                                                                                            \
     } while (0)
 
-/* Group g in C tile g % 4, A/B tiles 4/5 or 6/7 by parity; its store. */
-#define AMX_START(g)                                                                                            \
+/* Step i in C tile i % 4, A/B tiles 4/5 or 6/7 by parity; its store. */
+#define AMX_START(i)                                                                                            \
     do {                                                                                                        \
-        switch ((g) & 3) {                                                                                      \
-        case 0: AMX_DP(0, 4, 5, g); break;                                                                      \
-        case 1: AMX_DP(1, 6, 7, g); break;                                                                      \
-        case 2: AMX_DP(2, 4, 5, g); break;                                                                      \
-        default: AMX_DP(3, 6, 7, g); break;                                                                     \
+        switch ((i) & 3) {                                                                                      \
+        case 0: AMX_DP(0, 4, 5, i); break;                                                                      \
+        case 1: AMX_DP(1, 6, 7, i); break;                                                                      \
+        case 2: AMX_DP(2, 4, 5, i); break;                                                                      \
+        default: AMX_DP(3, 6, 7, i); break;                                                                     \
         }                                                                                                       \
     } while (0)
-#define AMX_FINISH(g)                                                                                           \
+#define AMX_FINISH(i)                                                                                           \
     do {                                                                                                        \
-        switch ((g) & 3) {                                                                                      \
+        switch ((i) & 3) {                                                                                      \
         case 0: AMX_STORE(0); break;                                                                            \
         case 1: AMX_STORE(1); break;                                                                            \
         case 2: AMX_STORE(2); break;                                                                            \
@@ -252,34 +254,38 @@ AMX_ATTR static void amx_config(int G)
         }                                                                                                       \
     } while (0)
 
-/* acc[r] (lane l = token l of the group) for the 16 rows of s and the token
- * group at pk / pd / ps. A software pipeline over the groups: while the
- * vector units scale group g (stored one step earlier), the tile unit has
- * group g + 2 to multiply and group g + 1 to store. A tile stored right
- * after its multiply, or read right after its store, stalls on the whole
- * tile latency; done so, the kernel is no faster than AVX-512 VNNI. */
-AMX_ATTR static inline __attribute__((always_inline)) void amx_tile(const int G, bool has_min, const amx_scratch *s,
-                                                                    int64_t K, const uint8_t *pk, const float *pd,
-                                                                    const float *ps, __m512 acc[16])
+/* y for the 16 rows of s (nr of them real, from row nblk) and every token.
+ * One software pipeline runs over all (token group, scale group) steps:
+ * while the vector units scale step i (stored one step earlier) into acc
+ * (lane l = token l of the group), the tile unit has step i + 2 to multiply
+ * and step i + 1 to store. A tile stored right after its multiply, or read
+ * right after its store, stalls on the whole tile latency; done so, the
+ * kernel is no faster than AVX-512 VNNI. */
+AMX_ATTR static inline __attribute__((always_inline)) void amx_rows(const int G, bool has_min, const amx_scratch *s,
+                                                                    int64_t K, const qr_qact *a, int64_t nblk,
+                                                                    int nr, float *y, size_t ys)
 {
-    int64_t nb = K / 32, ng = K / G;
+    int64_t nb = K / 32, ng = K / G, steps = (a->n_tok + 15) / 16 * ng;
+    size_t pks = 16 * (size_t)K, pds = (size_t)nb * 16;
     const int per = 32 / G; /* groups per 32-block */
+    __m512 acc[16];
     for (int r = 0; r < 16; r++)
         acc[r] = _mm512_setzero_ps();
     AMX_START(0);
-    if (ng > 1)
+    if (steps > 1)
         AMX_START(1);
     AMX_FINISH(0);
-    for (int64_t g = 0; g < ng; g++) {
-        if (g + 1 < ng)
-            AMX_FINISH(g + 1);
-        if (g + 2 < ng)
-            AMX_START(g + 2);
-        const int32_t *cb = s->cbuf + 256 * (g & 3);
+    for (int64_t i = 0; i < steps; i++) {
+        if (i + 1 < steps)
+            AMX_FINISH(i + 1);
+        if (i + 2 < steps)
+            AMX_START(i + 2);
+        const int32_t *cb = s->cbuf + 256 * (i & 3);
         __m512i c[16];
         for (int r = 0; r < 16; r++)
             c[r] = _mm512_load_si512(cb + 16 * r);
-        int64_t b = g / per;
+        int64_t gi = i / ng, g = i % ng, b = g / per;
+        const float *pd = a->pd + (size_t)gi * pds, *ps = a->ps + (size_t)gi * pds;
         __m512 dxv = _mm512_loadu_ps(pd + b * 16);
         for (int r = 0; r < 16; r++) {
             __m512i ci = _mm512_add_epi32(c[r], _mm512_set1_epi32(s->ws[r * ng + g]));
@@ -291,6 +297,18 @@ AMX_ATTR static inline __attribute__((always_inline)) void amx_tile(const int G,
             for (int r = 0; r < 16; r++)
                 acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(s->mw[r * nb + b]), psv, acc[r]);
         }
+        if (g == ng - 1) { /* token group done: out tile [rows][tokens] -> y[token][rows] */
+            for (int r = 0; r < 16; r++) {
+                _mm512_store_ps(s->obuf + 16 * r, acc[r]);
+                acc[r] = _mm512_setzero_ps();
+            }
+            __m512i col = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                             _mm512_set1_epi32(16));
+            __mmask16 m = (__mmask16)((1u << nr) - 1);
+            for (int l = 0; l < 16 && gi * 16 + l < a->n_tok; l++)
+                _mm512_mask_storeu_ps(y + (size_t)(gi * 16 + l) * ys + (size_t)nblk, m,
+                                      _mm512_i32gather_ps(col, s->obuf + l, 4));
+        }
     }
 }
 
@@ -299,8 +317,7 @@ AMX_ATTR static void amx_gemm_g(const int G, qr_dtype t, const uint8_t *w, size_
 {
     const qr_qtype_info *ti = qr_qtype(t);
     amx_scratch s = amx_carve(scratch, K);
-    int64_t nb = K / 32, ng = K / G, ntg = (a->n_tok + 15) / 16;
-    size_t pks = 16 * (size_t)K, pds = (size_t)nb * 16;
+    int64_t nb = K / 32, ng = K / G;
     amx_config(G);
     for (int64_t nblk = n0; nblk < n1; nblk += 16) {
         int nr = n1 - nblk < 16 ? (int)(n1 - nblk) : 16;
@@ -317,20 +334,7 @@ AMX_ATTR static void amx_gemm_g(const int G, qr_dtype t, const uint8_t *w, size_
         }
         for (int64_t i = 0; i < 16 * ng; i++) /* the x + 128 correction, ready to add */
             s.ws[i] *= -128;
-        for (int64_t gi = 0; gi < ntg; gi++) {
-            __m512 acc[16];
-            amx_tile(G, ti->has_min, &s, K, a->pk + (size_t)gi * pks, a->pd + (size_t)gi * pds,
-                     a->ps + (size_t)gi * pds, acc);
-            for (int r = 0; r < 16; r++)
-                _mm512_store_ps(s.obuf + 16 * r, acc[r]);
-            /* out tile [rows][tokens] -> y[token][rows]: one gather per token */
-            __m512i col = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                             _mm512_set1_epi32(16));
-            __mmask16 m = (__mmask16)((1u << nr) - 1);
-            for (int l = 0; l < 16 && gi * 16 + l < a->n_tok; l++)
-                _mm512_mask_storeu_ps(y + (size_t)(gi * 16 + l) * ys + (size_t)nblk, m,
-                                      _mm512_i32gather_ps(col, s.obuf + l, 4));
-        }
+        amx_rows(G, ti->has_min, &s, K, a, nblk, nr, y, ys);
     }
     _tile_release();
 }
