@@ -25,6 +25,138 @@
 #define QK_GEMM256 0
 #include "runtime/cpu/quant/quant_x86_256.inc"
 
+/* ---- 512-bit GEMV for the K-quants (Q4_K, Q5_K, Q6_K: the bulk of
+ * Q4_K_M / Q5_K_M files) ----
+ * 64 weights per vector: a Q4_K/Q5_K 32-byte run of nibbles is its two
+ * sub-blocks (low nibbles, then high), a Q6_K 64-byte run of ql with its 32
+ * bytes of qh two 32-value pieces. Values are dotted unsigned (0..31 or
+ * 0..63); Q6_K's offset 32 is taken off as 32 * (sum of x), a second
+ * dpbusd. Each lane's scale comes from the super-block's products
+ * cs = dw * dx (one multiply per super-block and token) through a permute.
+ * The float work per element is the 256-bit path's (one rounding of dw * dx,
+ * one fma per group into one of two accumulators); only the order of the
+ * accumulation differs, within test qmat's bound. */
+QK_INLINE void gemv512_k(const int NT, qr_dtype t, const uint8_t *b, const qr_qrow *r, int64_t K, const qr_qact *a,
+                         int64_t t0, int64_t n, float *y, size_t ys)
+{
+    int64_t nb = K / 32;
+    __m512 acc[4][2];
+    const int8_t *xq[4];
+    const float *dx[4];
+    for (int i = 0; i < NT; i++) {
+        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+        xq[i] = a->q + (size_t)(t0 + i) * (size_t)K;
+        dx[i] = a->d + (t0 + i) * nb;
+    }
+    const __m512i m4 = _mm512_set1_epi8(0xf);
+    if (t == QR_Q4_K || t == QR_Q5_K) {
+        int five = t == QR_Q5_K, bs = five ? 176 : 144;
+        for (int64_t i = 0; i < K / 256; i++, b += bs) {
+            _mm_prefetch((const char *)b + QK_PFD, _MM_HINT_T0);
+            _mm_prefetch((const char *)b + QK_PFD + 64, _MM_HINT_T0);
+            k4_scales_avx512(b, r->dw + 8 * i, r->mw + 8 * i);
+            __m256 dw8 = _mm256_loadu_ps(r->dw + 8 * i);
+            __m512 cs[4];
+            for (int j = 0; j < NT; j++)
+                cs[j] = _mm512_castps256_ps512(_mm256_mul_ps(dw8, _mm256_loadu_ps(dx[j] + 8 * i)));
+            const uint8_t *q = b + (five ? 48 : 16);
+            __m512i hb = five ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 16)))
+                              : _mm512_setzero_si512();
+            for (int k = 0; k < 4; k++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * k));
+                __m512i w = _mm512_and_si512(
+                    _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1), m4);
+                if (five) { /* bit 2k (low half) / 2k + 1 (high half) of each qh byte, as 0x10 */
+                    __m512i sh = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * k)),
+                                                    _mm256_set1_epi16((short)(2 * k + 1)), 1);
+                    __m512i hbit = _mm512_and_si512(_mm512_srlv_epi16(hb, sh), _mm512_set1_epi8(1));
+                    w = _mm512_or_si512(w, _mm512_slli_epi16(hbit, 4));
+                }
+                __m512i idx = _mm512_inserti64x4(_mm512_set1_epi32(2 * k), _mm256_set1_epi32(2 * k + 1), 1);
+                for (int j = 0; j < NT; j++) {
+                    __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w,
+                                                    _mm512_loadu_si512((const void *)(xq[j] + 256 * i + 64 * k)));
+                    acc[j][k & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, cs[j]),
+                                                    acc[j][k & 1]);
+                }
+            }
+        }
+    } else { /* Q6_K */
+        const __m512i m30 = _mm512_set1_epi8(0x30), c32 = _mm512_set1_epi8(32);
+        const __m512i sl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+        const __m512i sr = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+        const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+        for (int64_t i = 0; i < K / 256; i++, b += 210) {
+            _mm_prefetch((const char *)b + QK_PFD, _MM_HINT_T0);
+            _mm_prefetch((const char *)b + QK_PFD + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)b + QK_PFD + 128, _MM_HINT_T0);
+            __m512 dw16 = _mm512_mul_ps(_mm512_set1_ps(qr_q_f16(b + 208)),
+                                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192)))));
+            __m512 cs[4]; /* group g of the super-block: dw[g] * dx[g / 2] */
+            for (int j = 0; j < NT; j++)
+                cs[j] = _mm512_mul_ps(dw16, _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_loadu_ps(dx[j] + 8 * i))));
+            for (int h = 0; h < 2; h++) {
+                __m512i ql = _mm512_loadu_si512((const void *)(b + 64 * h)); /* [a | c] */
+                __m512i hq = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h)));
+                __m512i w[2];
+                w[0] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(hq, sl), m30));
+                w[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                       _mm512_and_si512(_mm512_srlv_epi16(hq, sr), m30));
+                for (int u = 0; u < 2; u++) {
+                    int g0 = 8 * h + 4 * u; /* first 16-group of these 64 values */
+                    __m512i idx = _mm512_set_epi32(g0 + 3, g0 + 3, g0 + 3, g0 + 3, g0 + 2, g0 + 2, g0 + 2, g0 + 2,
+                                                   g0 + 1, g0 + 1, g0 + 1, g0 + 1, g0, g0, g0, g0);
+                    for (int j = 0; j < NT; j++) {
+                        __m512i x = _mm512_loadu_si512((const void *)(xq[j] + 256 * i + 128 * h + 64 * u));
+                        __m512i d = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w[u], x),
+                                                     _mm512_dpbusd_epi32(_mm512_setzero_si512(), c32, x));
+                        acc[j][u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, cs[j]),
+                                                    acc[j][u]);
+                    }
+                }
+            }
+        }
+    }
+    bool has_min = t != QR_Q6_K;
+    for (int i = 0; i < NT; i++) {
+        float m = 0.0f;
+        if (has_min) {
+            const float *sx = a->s + (t0 + i) * nb;
+            __m256 macc = _mm256_setzero_ps();
+            int64_t bb = 0;
+            for (; bb + 8 <= nb; bb += 8)
+                macc = _mm256_fmadd_ps(_mm256_loadu_ps(r->mw + bb), _mm256_loadu_ps(sx + bb), macc);
+            m = hsum_avx512(macc);
+            for (; bb < nb; bb++)
+                m += r->mw[bb] * sx[bb];
+        }
+        y[(size_t)(t0 + i) * ys + (size_t)n] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][0], acc[i][1])) + m;
+    }
+}
+
+QK_ATTR static void gemv_all_avx512(qr_dtype t, const uint8_t *w, size_t rb, int64_t K, const qr_qact *a,
+                                    int64_t n0, int64_t n1, float *y, size_t ys, void *scratch)
+{
+    if (t != QR_Q4_K && t != QR_Q5_K && t != QR_Q6_K) {
+        gemv_avx512(t, w, rb, K, a, n0, n1, y, ys, scratch);
+        return;
+    }
+    qr_qrow rows[QR_QRB_MAX];
+    qr_q_rows_init(scratch, K, qr_qtype(t)->G, rows);
+    for (int64_t n = n0; n < n1; n++) {
+        const uint8_t *b = w + (size_t)n * rb;
+        int64_t t0 = 0;
+        for (; t0 + 4 <= a->n_tok; t0 += 4)
+            gemv512_k(4, t, b, &rows[0], K, a, t0, n, y, ys);
+        switch (a->n_tok - t0) {
+        case 3: gemv512_k(3, t, b, &rows[0], K, a, t0, n, y, ys); break;
+        case 2: gemv512_k(2, t, b, &rows[0], K, a, t0, n, y, ys); break;
+        case 1: gemv512_k(1, t, b, &rows[0], K, a, t0, n, y, ys); break;
+        default: break;
+        }
+    }
+}
+
 /* RT rows x TGN groups of 16 tokens; acc[r][j] lane l = token 16j + l. */
 QK_INLINE void tile512(const int RT, const int TGN, const int G, bool has_min, const qr_qrow *rows, int64_t K,
                        const uint8_t *pk, size_t pk_stride, const float *pd, const float *ps, size_t pd_stride,
@@ -140,7 +272,7 @@ QK_ATTR static void gemm_avx512(qr_dtype t, const uint8_t *w, size_t rb, int64_t
         gemm512_g(32, t, w, rb, K, a, n0, n1, y, ys, scratch);
 }
 
-const qr_qkernels qr_qk_avx512vnni = {gemv_avx512, gemm_avx512, quant_row_avx512};
+const qr_qkernels qr_qk_avx512vnni = {gemv_all_avx512, gemm_avx512, quant_row_avx512};
 
 /* ---- AMX (Sapphire Rapids and later): the GEMM on tiles ----
  *
@@ -348,7 +480,7 @@ AMX_ATTR static void gemm_amx(qr_dtype t, const uint8_t *w, size_t rb, int64_t K
         amx_gemm_g(32, t, w, rb, K, a, n0, n1, y, ys, scratch);
 }
 
-const qr_qkernels qr_qk_amx = {gemv_avx512, gemm_amx, quant_row_avx512};
+const qr_qkernels qr_qk_amx = {gemv_all_avx512, gemm_amx, quant_row_avx512};
 #else
 typedef int qr_quant_avx512_empty; /* ISO C: no empty translation unit */
 #endif
