@@ -17,7 +17,7 @@
  *    activation rounding, at most half a step per value);
  *  - 1 and 2 threads bit-identical, qr_qmat_rows on a sub-range identical;
  *  - AMX (where the CPU and OS allow it) bit-identical to AVX-512 VNNI.
- * Shapes: n_tok 1, 2, 3, 17, 33, 129 (GEMV and GEMM, partial 16-token
+ * Shapes: n_tok 1, 2, 3, 5, 17, 33, 129 (GEMV and GEMM, partial 16-token
  * groups), N not a multiple of the 4-row tile nor of the unpack block,
  * K = 256 m. */
 #include <float.h>
@@ -225,7 +225,7 @@ int main(void)
     qr_threadpool *tp2;
     CHECK_OK(qr_threadpool_create(2, &tp2));
     fprintf(stderr, "best ISA: %s\n", qr_quant_isa_name(qr_quant_isa_best()));
-    static const int64_t ntoks[] = {1, 2, 3, 17, 129};
+    static const int64_t ntoks[] = {1, 2, 3, 5, 17, 129};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (size_t i = 0; i < sizeof ntoks / sizeof ntoks[0]; i++) {
             run_case(tp2, types[ti], 37, 512, ntoks[i]);
