@@ -243,6 +243,12 @@ int qr_load_w(loader *L, const char *const *cands, int layer, int64_t rows, int6
         goto out;
     }
     add_bytes(L, out);
+    /* Converted or copied (not the mapping itself, which as-stored and
+     * same-type loads alias): the file's pages read to make it are dropped,
+     * so the process holds the weights once (tests/unit/cli/estimate_peak.sh
+     * measures the peak). */
+    if ((const char *)out->data < (const char *)t->data || (const char *)out->data >= (const char *)t->data + t->nbytes)
+        qr_wsrc_release(m->src, t);
 out:
     free(staged);
     free(perm);
