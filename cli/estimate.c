@@ -5,10 +5,11 @@
  * directory has a config.json but no weight files, the tensor list is derived
  * from the config. The accounting, stated in the output:
  *
- *   weights    matmul weights at --dtype: f32 4 B, bf16/f16 2 B, int8 1 B plus
- *              one f32 scale per output row; embeddings, norms, biases f32
- *              (the runtime's policy, runtime/models/model.h). BERT's pooler
- *              head is not counted (sentence embeddings do not use it).
+ *   weights    matmul weights and the token embedding table at --dtype: f32
+ *              4 B, bf16/f16 2 B, int8 1 B plus one f32 scale per row; norms,
+ *              biases and BERT's position / token-type embeddings f32 (the
+ *              runtime's policy, runtime/models/model.h pick_type). BERT's
+ *              pooler head is not counted (sentence embeddings do not use it).
  *              --dtype q8_0 / q4_k / as-stored count tensor by tensor as the
  *              loader places them on the CPU backend (runtime/models/model.c
  *              pick_type): GGUF block bytes (q8_0 34 B / 32 values, q4_k
@@ -20,11 +21,31 @@
  *              on a GPU the others are converted to q8_0 at load.)
  *   KV cache   2 (K and V) x layers x ctx x batch x kv_heads x head_dim x
  *              bytes(--kv-dtype); none for encoders.
- *   workspace  one layer's f32 activations for a prefill of batch x ctx tokens:
- *              hidden + residual (2 d), q + attention output (2 heads*hd),
- *              k + v (2 kv_heads*hd), FFN gate + up (2 ff), plus one row of
- *              f32 logits per sequence (decoders). Attention scores are not
- *              materialised (computed row by row).
+ *   workspace  decoders: the activation buffers of runtime/models/decoder.c
+ *              for the largest step, T = min(batch x ctx, QR_PREFILL_CHUNK
+ *              (512) + batch - 1) tokens (prompts are prefilled 512 tokens a
+ *              step, beside one decode token of each other sequence): hidden,
+ *              normed and projected rows (3 d), q + attention output
+ *              (2 heads*hd), k + v (2 kv_heads*hd), FFN gate + up (2 ff), plus
+ *              per sequence its last row (d) and one row of f32 logits.
+ *              Encoders: one pass of batch x ctx tokens: hidden + residual
+ *              (2 d), q + attention output, k + v, 2 ff. Attention scores are
+ *              not materialised (computed row by row).
+ *   process    the peak resident memory of a CPU process serving the model
+ *              (quire generate / serve --device cpu; tests/unit/cli/
+ *              estimate_peak.sh measures it): weights + KV cache + workspace
+ *              + the runtime's own memory: code, libraries, thread stacks and
+ *              buffers (QR_EST_PROCESS_BASE, the peak of quire generate with
+ *              the 260K-parameter stories model), the tokenizer and the
+ *              weight files' tensor index (loaded here and measured by the
+ *              allocator: mallinfo2), and a GGUF file's metadata pages (file
+ *              size - tensor bytes; read at load, mapped). A converted tensor's
+ *              file pages are dropped after conversion (qr_wsrc_release), so
+ *              the file is not counted beside the converted weights; an
+ *              as-stored tensor is the file's mapping itself. The load peak
+ *              (weights + one tensor being converted) stays below the running
+ *              peak unless a tensor's file bytes exceed KV cache + workspace;
+ *              the larger of the two is taken.
  *   sharding   tensor parallel over N GPUs (Megatron style): 2-D weights split
  *              evenly N ways (attention heads, FFN columns, vocabulary rows);
  *              K/V projections and the KV cache split by KV head, replicated
@@ -39,6 +60,9 @@
  *   fits       per-GPU total <= S GiB x (1 - headroom/100) for S in
  *              16, 24, 40, 48, 80, 141. */
 #include <jansson.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,15 +73,24 @@
 #include "runtime/backend.h"
 #include "runtime/models/config.h"
 #include "runtime/models/model.h"
+#include "runtime/tokenizer/tokenizer.h"
 #include "runtime/weights/weights.h"
 
 typedef enum { K_MAT = 0, K_KV, K_EMB, K_VEC, K_COUNT } mat_kind;
+
+/* Peak resident memory of quire generate --device cpu --threads 2 with
+ * tests/fixtures/models/stories260K (1 MB of weights, 512-token vocabulary,
+ * ctx 64): the code and libraries it touches, thread stacks, BLAS and
+ * allocator buffers; x86-64 Debian 12, this build (22,568 KiB measured,
+ * tests/unit/cli/estimate_peak.sh checks it within 10%). */
+#define QR_EST_PROCESS_BASE (22ull << 20)
 
 typedef struct {
     uint64_t elems[K_COUNT]; /* parameters per kind */
     uint64_t rows[K_COUNT];  /* output rows per kind (int8 scales) */
     qr_dtype dt;             /* --dtype; for the per-tensor count of block types */
     uint64_t qbytes[K_COUNT];             /* bytes per kind, per tensor (q8_0, q4_k, as-stored) */
+    uint64_t max_file;                    /* the largest tensor's file bytes (headers only) */
     uint64_t tbytes[QR_DTYPE_COUNT];      /* the same by type */
     /* of K_VEC: a decoder's q and k/v biases, which tensor parallelism splits with their heads */
     uint64_t q_bias, kv_bias;
@@ -103,8 +136,8 @@ static void sums_from_config(const qr_model_config *c, param_sums *s)
     s->dt = dt;
     if (c->arch == QR_ARCH_BERT) {
         add(s, K_EMB, V, d);
-        add(s, K_EMB, c->max_pos, d);
-        add(s, K_EMB, c->type_vocab_size, d);
+        add(s, K_VEC, 1, (int64_t)c->max_pos * d);         /* position and token-type tables: f32 always */
+        add(s, K_VEC, 1, (int64_t)c->type_vocab_size * d);
         add(s, K_VEC, 1, 2 * d); /* embedding LayerNorm */
         for (int l = 0; l < c->n_layer; l++) {
             add(s, K_MAT, q, d);
@@ -160,6 +193,8 @@ static void sums_from_headers(const qr_wsrc *w, param_sums *s)
         const qr_wtensor *t = qr_wsrc_at(w, i);
         if (!strncmp(t->name, "pooler.", 7))
             continue; /* BERT's pooler head: not used for sentence embeddings, not loaded */
+        if (t->nbytes > s->max_file)
+            s->max_file = t->nbytes;
         int64_t rows = t->n_dims ? t->shape[0] : 1, cols = 1;
         for (int k = 1; k < t->n_dims; k++)
             cols *= t->shape[k];
@@ -190,6 +225,18 @@ static uint64_t mat_bytes(uint64_t elems, uint64_t rows, qr_dtype dt)
     case QR_I8: return elems + 4 * rows;
     default: return 0;
     }
+}
+
+/* Bytes the allocator has handed out (glibc: mallinfo2); 0 elsewhere, so the
+ * tokenizer and tensor index then go uncounted. */
+static uint64_t heap_bytes(void)
+{
+#ifdef __GLIBC__
+    struct mallinfo2 mi = mallinfo2();
+    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+#else
+    return 0;
+#endif
 }
 
 static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
@@ -246,7 +293,9 @@ int cli_estimate(int argc, char **argv)
     }
     param_sums s = {.dt = dt};
     const char *source;
+    uint64_t src_heap = heap_bytes();
     rc = qr_wsrc_open(path, &w);
+    src_heap = rc == 0 && heap_bytes() > src_heap ? heap_bytes() - src_heap : 0;
     if (rc == 0 && qr_wsrc_count(w) > 0) {
         sums_from_headers(w, &s);
         source = "tensor headers";
@@ -298,7 +347,7 @@ int cli_estimate(int argc, char **argv)
     uint64_t kvb = kvdt == QR_F32 ? 4 : 2;
 
     uint64_t w_mat = mat_bytes(s.elems[K_MAT], s.rows[K_MAT], dt), w_kv = mat_bytes(s.elems[K_KV], s.rows[K_KV], dt);
-    uint64_t w_emb = 4 * s.elems[K_EMB], w_vec = 4 * s.elems[K_VEC];
+    uint64_t w_emb = mat_bytes(s.elems[K_EMB], s.rows[K_EMB], dt), w_vec = 4 * s.elems[K_VEC];
     char by_type[256] = "";
     if (per_tensor(dt)) {
         w_mat = s.qbytes[K_MAT];
@@ -314,14 +363,43 @@ int cli_estimate(int argc, char **argv)
          * biases go with their heads, and the rank's embedding rows end with one zero row (the row the
          * ids of other ranks' vocabulary read) */
         weights_g -= 4 * (s.q_bias - s.q_bias / N) + 4 * (s.kv_bias - s.kv_bias * kvl / KV);
-        weights_g += 4 * d;
+        weights_g += s.rows[K_EMB] ? w_emb / s.rows[K_EMB] : 0; /* one row of the table, at its type */
     }
     uint64_t kv_cache = decoder ? 2 * L * ctx * B * KV * hd * kvb : 0;
     uint64_t kv_cache_g = decoder ? 2 * L * ctx * B * kvl * hd * kvb : 0;
-    uint64_t ntok = B * ctx;
-    uint64_t ws = 4 * (ntok * (2 * d + 2 * H * hd + 2 * KV * hd + 2 * ff) + (decoder ? B * V : 0));
-    uint64_t ws_g = 4 * (ntok * (2 * d + 2 * H * hd / N + 2 * kvl * hd + 2 * ff / N) + (decoder ? B * ceil_div(V, N) : 0));
+    uint64_t ntok = B * ctx, ws, ws_g;
+    if (decoder) {
+        /* the decoder's step buffers (decoder.c ensure_acts) for the largest step */
+        uint64_t T = ntok < QR_PREFILL_CHUNK + B - 1 ? ntok : QR_PREFILL_CHUNK + B - 1;
+        ws = 4 * (T * (3 * d + 2 * H * hd + 2 * KV * hd + 2 * ff) + B * (d + V));
+        ws_g = 4 * (T * (3 * d + 2 * H * hd / N + 2 * kvl * hd + 2 * ff / N) + B * (d + ceil_div(V, N)));
+    } else {
+        ws = 4 * ntok * (2 * d + 2 * H * hd + 2 * KV * hd + 2 * ff);
+        ws_g = 4 * ntok * (2 * d + 2 * H * hd / N + 2 * kvl * hd + 2 * ff / N);
+    }
     uint64_t total = weights + kv_cache + ws, total_g = weights_g + kv_cache_g + ws_g;
+    /* the CPU process: the runtime's own memory beside the model's (see the top of this file) */
+    uint64_t meta = 0, tok_bytes = 0;
+    bool tok_loaded = false;
+    struct stat pst;
+    bool have_pst = stat(path, &pst) == 0;
+    if (w && qr_wsrc_gguf(w) && have_pst && S_ISREG(pst.st_mode) && (uint64_t)pst.st_size > qr_wsrc_bytes(w))
+        meta = (uint64_t)pst.st_size - qr_wsrc_bytes(w);
+    {
+        qr_tokenizer *tk = NULL;
+        const qr_gguf *g = w ? qr_wsrc_gguf(w) : NULL;
+        uint64_t h0 = heap_bytes();
+        if (g ? qr_gguf_has(g, "tokenizer.ggml.model") && qr_tokenizer_load_gguf(g, &tk) == 0
+              : have_pst && S_ISDIR(pst.st_mode) && qr_tokenizer_load(path, &tk) == 0) {
+            uint64_t h1 = heap_bytes();
+            tok_bytes = h1 > h0 ? h1 - h0 : 0;
+            tok_loaded = true;
+        }
+        qr_tokenizer_free(tk);
+    }
+    uint64_t runtime = QR_EST_PROCESS_BASE + src_heap + tok_bytes + meta;
+    uint64_t run_peak = weights + kv_cache + ws, load_peak = weights + s.max_file;
+    uint64_t process = runtime + (run_peak > load_peak ? run_peak : load_peak);
     double headroom = qr_opt_float(o, QR_OPT_HEADROOM);
     bool fits[N_SIZES];
     for (int i = 0; i < N_SIZES; i++)
@@ -366,6 +444,13 @@ int cli_estimate(int argc, char **argv)
                     json_object_set_new(bt, qr_dtype_name((qr_dtype)t), json_integer((json_int_t)s.tbytes[t]));
             json_object_set_new(j, "bytes_by_type", bt);
         }
+        if (j)
+            json_object_set_new(j, "process",
+                                json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "peak", (json_int_t)process,
+                                          "run_peak", (json_int_t)run_peak, "load_peak", (json_int_t)load_peak,
+                                          "runtime", (json_int_t)runtime, "base", (json_int_t)QR_EST_PROCESS_BASE,
+                                          "tokenizer", (json_int_t)tok_bytes, "tensor_index", (json_int_t)src_heap,
+                                          "file_metadata", (json_int_t)meta, "tokenizer_loaded", tok_loaded));
         if (j) /* the name before --tp, for scripts that read it */
             json_object_set_new(j, "gpus", json_integer((json_int_t)N));
         char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
@@ -379,9 +464,9 @@ int cli_estimate(int argc, char **argv)
     } else {
         char a[32], b[32];
         printf("model       %s (%s; sizes from %s)\n", path, c.arch_name, source);
-        printf("parameters  %llu: matmul %llu at %s, embeddings %llu%s and norms/biases %llu at f32\n",
-               (unsigned long long)params, (unsigned long long)(s.elems[K_MAT] + s.elems[K_KV]), qr_dtype_name(dt),
-               (unsigned long long)s.elems[K_EMB], per_tensor(dt) ? " likewise" : " at f32",
+        printf("parameters  %llu: matmul %llu and token embeddings %llu at %s, norms/biases%s %llu at f32\n",
+               (unsigned long long)params, (unsigned long long)(s.elems[K_MAT] + s.elems[K_KV]),
+               (unsigned long long)s.elems[K_EMB], qr_dtype_name(dt), decoder ? "" : "/position tables",
                (unsigned long long)s.elems[K_VEC]);
         printf("precision   weights %s (%s)%s; KV cache %s (%s); activations f32\n", qr_dtype_name(dt),
                qr_opt_origin(o, QR_OPT_DTYPE), dt == QR_I8 ? ", one f32 scale per output row" : "",
@@ -395,7 +480,14 @@ int cli_estimate(int argc, char **argv)
         printf("%-12s %14s %14s\n", "weights", gib((double)weights, a, sizeof a), gib((double)weights_g, b, sizeof b));
         printf("%-12s %14s %14s\n", "kv cache", gib((double)kv_cache, a, sizeof a), gib((double)kv_cache_g, b, sizeof b));
         printf("%-12s %14s %14s\n", "workspace", gib((double)ws, a, sizeof a), gib((double)ws_g, b, sizeof b));
-        printf("%-12s %14s %14s\n\n", "total", gib((double)total, a, sizeof a), gib((double)total_g, b, sizeof b));
+        printf("%-12s %14s %14s\n", "total", gib((double)total, a, sizeof a), gib((double)total_g, b, sizeof b));
+        char c1[32], c2[32], c3[32], c4[32], c5[32];
+        printf("process     %s peak resident on the CPU: %s %s + runtime %s (code and libraries %s, tokenizer %s%s, "
+               "tensor index %s, GGUF metadata %s)\n\n", gib((double)process, a, sizeof a),
+               run_peak >= load_peak ? "weights + KV cache + workspace" : "while loading: weights + largest tensor",
+               gib((double)(run_peak >= load_peak ? run_peak : load_peak), b, sizeof b), gib((double)runtime, c1, sizeof c1),
+               gib((double)QR_EST_PROCESS_BASE, c2, sizeof c2), gib((double)tok_bytes, c3, sizeof c3),
+               tok_loaded ? "" : " (none loaded)", gib((double)src_heap, c4, sizeof c4), gib((double)meta, c5, sizeof c5));
         printf("fits per GPU (%g%% of each GPU kept free; sizes in GiB):", headroom);
         for (int i = 0; i < N_SIZES; i++)
             printf(" %d GB %s%s", gpu_sizes[i], fits[i] ? "yes" : "no", i + 1 < N_SIZES ? "," : "\n");
