@@ -51,9 +51,11 @@
  *              K/V projections and the KV cache split by KV head, replicated
  *              when N > kv_heads (each GPU then holds one KV head); q/k/v
  *              biases split with their heads, 1-D norms and other biases
- *              replicated; each rank's embedding slice has one zero row. The
- *              per-GPU weights are what runtime/models/arch.c loads on the
- *              largest rank (tests/unit/cli/tp_estimate.sh, at f32). Needs
+ *              replicated; each rank's embedding slice has one zero row; int8
+ *              row scales of the column-split Wo and Wd are whole on every
+ *              rank. The per-GPU weights are what runtime/models/arch.c loads
+ *              on the largest rank (tests/unit/cli/tp_estimate.sh, at f32,
+ *              bf16 and int8). Needs
  *              heads % N == 0, ff % N == 0, kv_heads % N == 0 or
  *              N % kv_heads == 0, and vocabulary rows for every rank (the
  *              rule of qr_shard_plan).
@@ -357,7 +359,10 @@ int cli_estimate(int argc, char **argv)
         qr_model_type_bytes_str(s.tbytes, by_type, sizeof by_type);
     }
     uint64_t weights = w_mat + w_kv + w_emb + w_vec;
-    uint64_t weights_g = ceil_div(w_mat, N) + w_kv * kvl / KV + ceil_div(w_emb, N) + w_vec;
+    /* int8 keeps one scale per output row: a rank's column slice of Wo and Wd (d rows each, per
+     * layer) has all d rows, so those scales are whole on every rank, not split N ways */
+    uint64_t col_scales = N > 1 && decoder && dt == QR_I8 ? 4 * 2 * L * d : 0;
+    uint64_t weights_g = ceil_div(w_mat - col_scales, N) + col_scales + w_kv * kvl / KV + ceil_div(w_emb, N) + w_vec;
     if (N > 1 && decoder) {
         /* as runtime/models/arch.c loads a rank (tests/unit/cli/tp_estimate.sh compares the two): q/k/v
          * biases go with their heads, and the rank's embedding rows end with one zero row (the row the

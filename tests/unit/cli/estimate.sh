@@ -50,7 +50,9 @@ w_mat, w_kv, w_emb = wbytes(mat), wbytes(kvm), wbytes(emb)
 w_vec = 4 * sum(vec)
 kvl = KV // N if KV % N == 0 else 1
 weights = w_mat + w_kv + w_emb + w_vec
-weights_g = -(-w_mat // N) + w_kv * kvl // KV + -(-w_emb // N) + w_vec
+# int8 row scales of the column-split Wo and Wd (d rows each per layer): every rank holds all d rows
+cs = 4 * 2 * L * d if N > 1 and not bert and dtype == "int8" else 0
+weights_g = -(-(w_mat - cs) // N) + cs + w_kv * kvl // KV + -(-w_emb // N) + w_vec
 if N > 1 and not bert:
     # as runtime/models/arch.c splits a decoder: q/k/v biases go with their heads (q 1/N, k/v like
     # the KV heads), and each rank's embedding slice has one zero row (ids of other ranks read it)

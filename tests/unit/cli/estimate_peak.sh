@@ -64,8 +64,8 @@ else:
 print("| model | dtype | ctx | estimate MiB | measured peak MiB | estimate / peak |")
 print("|---|---|---|---|---|---|")
 ran = 0
-for name, dtypes in (("SmolLM2-135M-Instruct-Q4_1.gguf", ("as-stored", "int8", "bf16", "f32")),
-                     ("gemma-3-270m-Q4_K_M.gguf", ("as-stored", "int8", "bf16"))):
+for name, dtypes in (("SmolLM2-135M-Instruct-Q4_1.gguf", ("as-stored", "int8", "bf16", "f32", "q8_0", "q4_k")),
+                     ("gemma-3-270m-Q4_K_M.gguf", ("as-stored", "int8", "bf16", "q8_0"))):
     model = os.path.join(MD, name)
     if not os.path.isfile(model):
         print(f"SKIP (part): {name} absent: run tools/models.sh" + (" --gemma" if "gemma" in name else ""))
