@@ -34,18 +34,22 @@
  *   process    the peak resident memory of a CPU process serving the model
  *              (quire generate / serve --device cpu; tests/unit/cli/
  *              estimate_peak.sh measures it): weights + KV cache + workspace
- *              + the runtime's own memory: code, libraries, thread stacks and
- *              buffers (QR_EST_PROCESS_BASE, the peak of quire generate with
- *              the 260K-parameter stories model), the tokenizer and the
- *              weight files' tensor index (loaded here and measured by the
- *              allocator: mallinfo2), and a GGUF file's metadata pages (file
- *              size - tensor bytes; read at load, mapped). A converted tensor's
- *              file pages are dropped after conversion (qr_wsrc_release), so
- *              the file is not counted beside the converted weights; an
- *              as-stored tensor is the file's mapping itself. The load peak
- *              (weights + one tensor being converted) stays below the running
- *              peak unless a tensor's file bytes exceed KV cache + workspace;
- *              the larger of the two is taken.
+ *              + matmul scratch (--threads x 4 MiB where f16/bf16/int8
+ *              weights are widened to f32 for a step of >= 32 rows,
+ *              runtime/cpu/cpu.h) + the runtime's own memory: code,
+ *              libraries, thread stacks and buffers (QR_EST_PROCESS_BASE, the
+ *              peak of quire generate with the 260K-parameter stories model),
+ *              and the tokenizer and the weight files' index with the
+ *              metadata pages it reads (loaded here; the growth of this
+ *              process's resident memory, /proc/self/statm, as they load:
+ *              resident, not allocated, as in the serving process). A
+ *              converted tensor's file pages are dropped after conversion
+ *              (qr_wsrc_release), so the file is not counted beside the
+ *              converted weights; an as-stored tensor is the file's mapping
+ *              itself. Load peak: the model-level tensors load first, then
+ *              the layers, each holding its file pages (and, for the q/k rows
+ *              a GGUF Llama file stores permuted, a copy) while converted;
+ *              the larger of the load and running peaks is taken.
  *   sharding   tensor parallel over N GPUs (Megatron style): 2-D weights split
  *              evenly N ways (attention heads, FFN columns, vocabulary rows);
  *              K/V projections and the KV cache split by KV head, replicated
@@ -62,17 +66,16 @@
  *   fits       per-GPU total <= S GiB x (1 - headroom/100) for S in
  *              16, 24, 40, 48, 80, 141. */
 #include <jansson.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/error.h"
 #include "runtime/backend.h"
+#include "runtime/cpu/cpu.h"
 #include "runtime/models/config.h"
 #include "runtime/models/model.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -92,7 +95,10 @@ typedef struct {
     uint64_t rows[K_COUNT];  /* output rows per kind (int8 scales) */
     qr_dtype dt;             /* --dtype; for the per-tensor count of block types */
     uint64_t qbytes[K_COUNT];             /* bytes per kind, per tensor (q8_0, q4_k, as-stored) */
-    uint64_t max_file;                    /* the largest tensor's file bytes (headers only) */
+    /* the load peak (headers only): the model-level tensors (token table, output, final norm) load
+     * first, then the layers in order (runtime/models/arch.c); each tensor adds conv_bytes while it
+     * is converted. Held bytes of the model-level ones, and the largest transients of each group. */
+    uint64_t model_held, conv_model, conv_layer;
     uint64_t tbytes[QR_DTYPE_COUNT];      /* the same by type */
     /* of K_VEC: a decoder's q and k/v biases, which tensor parallelism splits with their heads */
     uint64_t q_bias, kv_bias;
@@ -114,19 +120,24 @@ static qr_dtype est_type(qr_dtype dt, qr_dtype file, int64_t cols, mat_kind k)
     return t;
 }
 
-static void add_t(param_sums *s, mat_kind k, int64_t rows, int64_t cols, qr_dtype file)
+static uint64_t mat_bytes(uint64_t elems, uint64_t rows, qr_dtype dt);
+
+/* Counts a tensor; returns the bytes the loader holds for it. */
+static uint64_t add_t(param_sums *s, mat_kind k, int64_t rows, int64_t cols, qr_dtype file)
 {
-    s->elems[k] += (uint64_t)rows * (uint64_t)cols;
+    uint64_t n = (uint64_t)rows * (uint64_t)cols;
+    s->elems[k] += n;
     s->rows[k] += (uint64_t)rows;
     if (!per_tensor(s->dt))
-        return;
+        return k == K_VEC ? 4 * n : mat_bytes(n, (uint64_t)rows, s->dt);
     qr_dtype t = est_type(s->dt, file, cols, k);
     uint64_t b = (uint64_t)rows * qr_dtype_row_bytes(t, cols) + (t == QR_I8 ? 4 * (uint64_t)rows : 0);
     s->qbytes[k] += b;
     s->tbytes[t] += b;
+    return b;
 }
 
-static void add(param_sums *s, mat_kind k, int64_t rows, int64_t cols) { add_t(s, k, rows, cols, QR_F32); }
+static void add(param_sums *s, mat_kind k, int64_t rows, int64_t cols) { (void)add_t(s, k, rows, cols, QR_F32); }
 
 /* Tensor list of a Llama/Qwen2 decoder or a BERT encoder from its config. */
 static void sums_from_config(const qr_model_config *c, param_sums *s)
@@ -183,7 +194,19 @@ static bool name_has(const char *name, const char *const *parts)
 }
 
 /* Tensor list from the weight headers (HF or GGUF names). */
-static void sums_from_headers(const qr_wsrc *w, param_sums *s)
+/* What loading tensor t (of kind k) holds beside the finished weights while it
+ * is converted: its file pages (dropped after, qr_wsrc_release) and, for the
+ * q/k rows a GGUF Llama file stores permuted, the unpermuted copy. 0 for a
+ * tensor kept as the mapping itself (as-stored or same type, not permuted). */
+static uint64_t conv_bytes(const param_sums *s, const qr_wtensor *t, mat_kind k, int64_t cols, bool perm_qk)
+{
+    static const char *const qk[] = {"attn_q.weight", "attn_k.weight", NULL};
+    bool perm = perm_qk && name_has(t->name, qk);
+    qr_dtype to = k == K_VEC ? QR_F32 : per_tensor(s->dt) ? est_type(s->dt, t->dtype, cols, k) : s->dt;
+    return perm ? 2 * (uint64_t)t->nbytes : to != t->dtype ? (uint64_t)t->nbytes : 0;
+}
+
+static void sums_from_headers(const qr_wsrc *w, bool perm_qk, param_sums *s)
 {
     static const char *const emb[] = {"embed_tokens", "token_embd", "embeddings.", "wte.", "wpe.", NULL};
     static const char *const kv[] = {"k_proj", "v_proj", "attn_k.", "attn_v.", "self.key", "self.value", NULL};
@@ -195,13 +218,15 @@ static void sums_from_headers(const qr_wsrc *w, param_sums *s)
         const qr_wtensor *t = qr_wsrc_at(w, i);
         if (!strncmp(t->name, "pooler.", 7))
             continue; /* BERT's pooler head: not used for sentence embeddings, not loaded */
-        if (t->nbytes > s->max_file)
-            s->max_file = t->nbytes;
         int64_t rows = t->n_dims ? t->shape[0] : 1, cols = 1;
         for (int k = 1; k < t->n_dims; k++)
             cols *= t->shape[k];
+        static const char *const layer[] = {"blk.", "layers.", "layer.", NULL};
+        bool in_layer = name_has(t->name, layer);
         if (t->n_dims < 2 || rows == 1) {
             static const char *const qb[] = {"q_proj.bias", "attn_q.bias", NULL};
+            if (!in_layer)
+                s->model_held += 4 * (uint64_t)(rows * cols);
             static const char *const kvb[] = {"k_proj.bias", "v_proj.bias", "attn_k.bias", "attn_v.bias", NULL};
             add(s, K_VEC, 1, rows * cols);
             if (name_has(t->name, qb))
@@ -209,12 +234,16 @@ static void sums_from_headers(const qr_wsrc *w, param_sums *s)
             else if (name_has(t->name, kvb))
                 s->kv_bias += (uint64_t)(rows * cols);
         }
-        else if (name_has(t->name, emb))
-            add_t(s, name_has(t->name, f32emb) ? K_VEC : K_EMB, rows, cols, t->dtype);
-        else if (name_has(t->name, kv))
-            add_t(s, K_KV, rows, cols, t->dtype);
-        else
-            add_t(s, K_MAT, rows, cols, t->dtype);
+        else {
+            mat_kind k = name_has(t->name, emb) ? (name_has(t->name, f32emb) ? K_VEC : K_EMB)
+                         : name_has(t->name, kv) ? K_KV : K_MAT;
+            uint64_t held = add_t(s, k, rows, cols, t->dtype), cb = conv_bytes(s, t, k, cols, perm_qk);
+            uint64_t *mx = in_layer ? &s->conv_layer : &s->conv_model;
+            if (!in_layer)
+                s->model_held += held;
+            if (cb > *mx)
+                *mx = cb;
+        }
     }
 }
 
@@ -229,16 +258,20 @@ static uint64_t mat_bytes(uint64_t elems, uint64_t rows, qr_dtype dt)
     }
 }
 
-/* Bytes the allocator has handed out (glibc: mallinfo2); 0 elsewhere, so the
- * tokenizer and tensor index then go uncounted. */
-static uint64_t heap_bytes(void)
+/* This process's resident bytes (Linux: /proc/self/statm, resident pages);
+ * 0 where it cannot be read, so the tokenizer and tensor index then go
+ * uncounted. Resident, not allocated: what was reserved and never written
+ * (calloc'd tables on fresh pages) costs nothing, as in the serving process. */
+static uint64_t resident_bytes(void)
 {
-#ifdef __GLIBC__
-    struct mallinfo2 mi = mallinfo2();
-    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
-#else
-    return 0;
-#endif
+    unsigned long long size = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    int n = fscanf(f, "%llu %llu", &size, &res);
+    fclose(f);
+    long pg = sysconf(_SC_PAGESIZE);
+    return n == 2 && pg > 0 ? (uint64_t)res * (uint64_t)pg : 0;
 }
 
 static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
@@ -258,7 +291,7 @@ static const int gpu_sizes[] = {16, 24, 40, 48, 80, 141};
 int cli_estimate(int argc, char **argv)
 {
     static const int allowed[] = {QR_OPT_MODEL, QR_OPT_DTYPE, QR_OPT_KV_DTYPE, QR_OPT_CTX, QR_OPT_BATCH, QR_OPT_TP,
-                                  QR_OPT_HEADROOM, QR_OPT_JSON, QR_OPT_LOG_LEVEL, -1};
+                                  QR_OPT_HEADROOM, QR_OPT_THREADS, QR_OPT_JSON, QR_OPT_LOG_LEVEL, -1};
     qr_options *o = NULL;
     char *path = NULL;
     qr_wsrc *w = NULL;
@@ -295,11 +328,11 @@ int cli_estimate(int argc, char **argv)
     }
     param_sums s = {.dt = dt};
     const char *source;
-    uint64_t src_heap = heap_bytes();
+    uint64_t src_heap = resident_bytes();
     rc = qr_wsrc_open(path, &w);
-    src_heap = rc == 0 && heap_bytes() > src_heap ? heap_bytes() - src_heap : 0;
+    src_heap = rc == 0 && resident_bytes() > src_heap ? resident_bytes() - src_heap : 0;
     if (rc == 0 && qr_wsrc_count(w) > 0) {
-        sums_from_headers(w, &s);
+        sums_from_headers(w, qr_wsrc_gguf(w) && c.arch == QR_ARCH_LLAMA, &s);
         source = "tensor headers";
     } else if (dt == QR_AS_STORED && (rc == 0 || rc == QR_ENOTFOUND)) {
         fprintf(stderr, "quire estimate: %s: --dtype as-stored needs the weight files (their tensor types); "
@@ -372,10 +405,11 @@ int cli_estimate(int argc, char **argv)
     }
     uint64_t kv_cache = decoder ? 2 * L * ctx * B * KV * hd * kvb : 0;
     uint64_t kv_cache_g = decoder ? 2 * L * ctx * B * kvl * hd * kvb : 0;
-    uint64_t ntok = B * ctx, ws, ws_g;
+    uint64_t ntok = B * ctx, ws, ws_g, step_rows = ntok;
     if (decoder) {
         /* the decoder's step buffers (decoder.c ensure_acts) for the largest step */
         uint64_t T = ntok < QR_PREFILL_CHUNK + B - 1 ? ntok : QR_PREFILL_CHUNK + B - 1;
+        step_rows = T;
         ws = 4 * (T * (3 * d + 2 * H * hd + 2 * KV * hd + 2 * ff) + B * (d + V));
         ws_g = 4 * (T * (3 * d + 2 * H * hd / N + 2 * kvl * hd + 2 * ff / N) + B * (d + ceil_div(V, N)));
     } else {
@@ -384,26 +418,35 @@ int cli_estimate(int argc, char **argv)
     }
     uint64_t total = weights + kv_cache + ws, total_g = weights_g + kv_cache_g + ws_g;
     /* the CPU process: the runtime's own memory beside the model's (see the top of this file) */
-    uint64_t meta = 0, tok_bytes = 0;
+    uint64_t tok_bytes = 0;
     bool tok_loaded = false;
     struct stat pst;
     bool have_pst = stat(path, &pst) == 0;
-    if (w && qr_wsrc_gguf(w) && have_pst && S_ISREG(pst.st_mode) && (uint64_t)pst.st_size > qr_wsrc_bytes(w))
-        meta = (uint64_t)pst.st_size - qr_wsrc_bytes(w);
     {
         qr_tokenizer *tk = NULL;
         const qr_gguf *g = w ? qr_wsrc_gguf(w) : NULL;
-        uint64_t h0 = heap_bytes();
+        uint64_t h0 = resident_bytes();
         if (g ? qr_gguf_has(g, "tokenizer.ggml.model") && qr_tokenizer_load_gguf(g, &tk) == 0
               : have_pst && S_ISDIR(pst.st_mode) && qr_tokenizer_load(path, &tk) == 0) {
-            uint64_t h1 = heap_bytes();
+            uint64_t h1 = resident_bytes();
             tok_bytes = h1 > h0 ? h1 - h0 : 0;
             tok_loaded = true;
         }
         qr_tokenizer_free(tk);
     }
-    uint64_t runtime = QR_EST_PROCESS_BASE + src_heap + tok_bytes + meta;
-    uint64_t run_peak = weights + kv_cache + ws, load_peak = weights + s.max_file;
+    /* f16/bf16/int8 matmuls of a step with many rows widen weight blocks to f32 in per-thread
+     * scratch (runtime/cpu/cpu.h); GGUF blocks do too without the integer kernels */
+    uint64_t threads = (uint64_t)qr_opt_int(o, QR_OPT_THREADS);
+    if (!threads) {
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = nc > 0 ? (uint64_t)nc : 1;
+    }
+    bool widen = dt == QR_F16 || dt == QR_BF16 || dt == QR_I8 || (per_tensor(dt) && !qr_backend_cpu_has_qkern());
+    uint64_t scratch = widen && step_rows >= QR_CPU_GEMM_MIN_ROWS_NARROW ? threads * QR_CPU_GEMM_SCRATCH_BYTES : 0;
+    uint64_t runtime = QR_EST_PROCESS_BASE + src_heap + tok_bytes;
+    uint64_t run_peak = weights + kv_cache + ws + scratch, load_peak = weights + s.conv_layer;
+    if (s.model_held + s.conv_model > load_peak)
+        load_peak = s.model_held + s.conv_model;
     uint64_t process = runtime + (run_peak > load_peak ? run_peak : load_peak);
     double headroom = qr_opt_float(o, QR_OPT_HEADROOM);
     bool fits[N_SIZES];
@@ -454,8 +497,8 @@ int cli_estimate(int argc, char **argv)
                                 json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "peak", (json_int_t)process,
                                           "run_peak", (json_int_t)run_peak, "load_peak", (json_int_t)load_peak,
                                           "runtime", (json_int_t)runtime, "base", (json_int_t)QR_EST_PROCESS_BASE,
-                                          "tokenizer", (json_int_t)tok_bytes, "tensor_index", (json_int_t)src_heap,
-                                          "file_metadata", (json_int_t)meta, "tokenizer_loaded", tok_loaded));
+                                          "tokenizer", (json_int_t)tok_bytes, "weights_index", (json_int_t)src_heap,
+                                          "cpu_scratch", (json_int_t)scratch, "tokenizer_loaded", tok_loaded));
         if (j) /* the name before --tp, for scripts that read it */
             json_object_set_new(j, "gpus", json_integer((json_int_t)N));
         char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
@@ -488,11 +531,15 @@ int cli_estimate(int argc, char **argv)
         printf("%-12s %14s %14s\n", "total", gib((double)total, a, sizeof a), gib((double)total_g, b, sizeof b));
         char c1[32], c2[32], c3[32], c4[32], c5[32];
         printf("process     %s peak resident on the CPU: %s %s + runtime %s (code and libraries %s, tokenizer %s%s, "
-               "tensor index %s, GGUF metadata %s)\n\n", gib((double)process, a, sizeof a),
-               run_peak >= load_peak ? "weights + KV cache + workspace" : "while loading: weights + largest tensor",
+               "weight files' index and metadata %s)\n", gib((double)process, a, sizeof a),
+               run_peak >= load_peak ? "weights + KV cache + workspace + matmul scratch"
+                                     : "while loading: weights + the largest tensor being converted",
                gib((double)(run_peak >= load_peak ? run_peak : load_peak), b, sizeof b), gib((double)runtime, c1, sizeof c1),
                gib((double)QR_EST_PROCESS_BASE, c2, sizeof c2), gib((double)tok_bytes, c3, sizeof c3),
-               tok_loaded ? "" : " (none loaded)", gib((double)src_heap, c4, sizeof c4), gib((double)meta, c5, sizeof c5));
+               tok_loaded ? "" : " (none loaded)", gib((double)src_heap, c4, sizeof c4));
+        printf("            (matmul scratch %s: %llu threads%s; --threads as generate and serve take it)\n\n",
+               gib((double)scratch, c5, sizeof c5), (unsigned long long)threads,
+               scratch ? " x 4 MiB of f32 weight blocks" : "");
         printf("fits per GPU (%g%% of each GPU kept free; sizes in GiB):", headroom);
         for (int i = 0; i < N_SIZES; i++)
             printf(" %d GB %s%s", gpu_sizes[i], fits[i] ? "yes" : "no", i + 1 < N_SIZES ? "," : "\n");

@@ -22,6 +22,9 @@ from gguf import GGUFReader
 Q, F, MD = sys.argv[1:4]
 PROMPT = open(os.path.join(F, "perplexity", "tides.txt"), encoding="utf-8").read()
 MAX_TOKENS = 4
+# without meson's MALLOC_PERTURB_: glibc would fill every allocation, touching pages a real run never
+# does (in generate, and in estimate, which measures the tokenizer's resident bytes as it loads it)
+ENV = {k: v for k, v in os.environ.items() if k != "MALLOC_PERTURB_"}
 fails = []
 
 def measure(args):
@@ -31,10 +34,8 @@ def measure(args):
             "sys.stdout.write('%d\\n' % p.returncode)\n"
             "sys.stdout.write('%d\\n' % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024))\n"
             "sys.stdout.write(p.stdout)\nsys.stderr.write(p.stderr)\n")
-    # without meson's MALLOC_PERTURB_: glibc would fill every allocation, touching pages a real run never does
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_PERTURB_"}
     p = subprocess.run([sys.executable, "-c", code, Q] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, env=env)
+                       text=True, env=ENV)
     rc, peak, out = p.stdout.split("\n", 2)
     return int(rc), int(peak), out, p.stderr
 
@@ -43,8 +44,8 @@ def gen_args(model, dtype, ctx):
             "--prompt", PROMPT, "--max-tokens", str(MAX_TOKENS), "--temperature", "0", "--json"]
 
 def estimate(model, dtype, ctx):
-    p = subprocess.run([Q, "estimate", "--model", model, "--dtype", dtype, "--ctx", str(ctx), "--tp", "1", "--json"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.run([Q, "estimate", "--model", model, "--dtype", dtype, "--ctx", str(ctx), "--tp", "1", "--threads", "2", "--json"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     return p.returncode, (json.loads(p.stdout) if p.returncode == 0 else None), p.stderr
 
 # the process base: stories260K, a 512-token prompt budget
