@@ -1,4 +1,4 @@
-/* quire estimate --model M --dtype D [--ctx T] [--batch B] [--tp N|auto] [--json]
+/* quire estimate --model M --dtype D [--ctx T] [--batch B] [--tp N|auto] [--threads N] [--json]
  *
  * Memory a model needs, from its config and tensor headers only (no weight
  * data is read: qr_wsrc maps the files and we look at shapes). When the model
@@ -297,7 +297,7 @@ int cli_estimate(int argc, char **argv)
     qr_wsrc *w = NULL;
     json_t *j = NULL;
     int rc;
-    int code = cli_load_options("estimate", "--model M --dtype D [--ctx T] [--batch B] [--tp N|auto] [--json]",
+    int code = cli_load_options("estimate", "--model M --dtype D [--ctx T] [--batch B] [--tp N|auto] [--threads N] [--json]",
                                 "Memory for weights, KV cache and workspace, in total and per GPU with tensor\n"
                                 "parallelism over N GPUs (--tp; auto: the GPUs visible), and which GPU sizes (16, 24, 40, 48, 80, 141 GB) it fits.\n"
                                 "Reads only config.json / GGUF metadata and tensor headers, never weight data.",
