@@ -132,7 +132,7 @@ void qr_sched_opts_default(qr_sched_opts *o)
     o->n_slots = 8;
     o->n_ctx = 0; /* resolved at create: min(model max positions, 4096) */
     o->max_queue = 64;
-    o->prefill_chunk = 512;
+    o->prefill_chunk = QR_PREFILL_CHUNK;
 }
 
 /* ---- requests ---- */

@@ -13,6 +13,12 @@ int qr_backend_cpu_create_ex(int n_threads, bool force_scalar, qr_backend **out)
 /* "avx2" or "scalar" for a CPU backend; NULL for any other backend. */
 const char *qr_backend_cpu_kernels(const qr_backend *be);
 
+/* sgemm from this many x rows on for f16/bf16/int8 weights (f32: 16), which
+ * are then widened to f32 into per-thread scratch of QR_CPU_GEMM_SCRATCH_BYTES
+ * (`quire estimate` counts it). */
+#define QR_CPU_GEMM_MIN_ROWS_NARROW 32
+#define QR_CPU_GEMM_SCRATCH_BYTES ((size_t)4 << 20)
+
 /* matmul uses sgemm from `rows` x rows on, streaming GEMV below; 0 restores
  * the default (16 for f32 weights, 32 for f16/bf16/int8). For benchmarks and
  * tuning. */

@@ -43,9 +43,6 @@
  * Measured on the 2-core dev VM with bench_cpu --only small. Overridable per
  * backend for benchmarks: qr_backend_cpu_set_gemm_min_rows. */
 #define QR_CPU_GEMM_MIN_ROWS_F32 16
-#define QR_CPU_GEMM_MIN_ROWS_NARROW 32
-/* Per-thread f32 scratch for widened weight blocks in the GEMM path. */
-#define QR_CPU_GEMM_SCRATCH_BYTES ((size_t)4 << 20)
 /* f32 tile of dequantized block-weight rows for a matmul of few x rows. */
 #define QR_CPU_BLOCK_TILE_SMALL ((size_t)128 << 10)
 /* Query rows per attention work item. */

@@ -16,8 +16,6 @@
 #include "common/log.h"
 #include "runtime/models/model_internal.h"
 
-#define PREFILL_CHUNK 512
-
 struct qr_genseq {
     const qr_model_config *c;
     qr_sampler *smp;
@@ -216,8 +214,8 @@ int qr_generate(qr_model *m, const int32_t *prompt, size_t n_prompt, const qr_sa
     int32_t best = 0;
 
     double t0 = now_s();
-    for (size_t i = 0; i < n_prompt; i += PREFILL_CHUNK) {
-        size_t n = n_prompt - i < PREFILL_CHUNK ? n_prompt - i : PREFILL_CHUNK;
+    for (size_t i = 0; i < n_prompt; i += QR_PREFILL_CHUNK) {
+        size_t n = n_prompt - i < QR_PREFILL_CHUNK ? n_prompt - i : QR_PREFILL_CHUNK;
         qr_dec_seq s = {.slot = 0, .ids = prompt + i, .n = (int32_t)n};
         bool lastc = i + n == n_prompt;
         if ((rc = lastc && dev_greedy ? qr_decoder_step_topk(st, &s, 1, 1, &best, NULL)

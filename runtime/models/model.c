@@ -243,6 +243,12 @@ int qr_load_w(loader *L, const char *const *cands, int layer, int64_t rows, int6
         goto out;
     }
     add_bytes(L, out);
+    /* Converted or copied (not the mapping itself, which as-stored and
+     * same-type loads alias): the file's pages read to make it are dropped,
+     * so the process holds the weights once (tests/unit/cli/estimate_peak.sh
+     * measures the peak). */
+    if ((const char *)out->data < (const char *)t->data || (const char *)out->data >= (const char *)t->data + t->nbytes)
+        qr_wsrc_release(m->src, t);
 out:
     free(staged);
     free(perm);
@@ -566,7 +572,7 @@ static int load_one(const char *path, const qr_model_opts *opts, qr_backend *be,
         const qr_model_config *c = &m->cfg;
         qr_mem_estimate e1, e;
         bool bert = c->arch == QR_ARCH_BERT;
-        int64_t ctx = c->max_pos, tok = bert ? 8192 : 512;
+        int64_t ctx = c->max_pos, tok = bert ? 8192 : QR_PREFILL_CHUNK;
         qr_model_estimate(c, m->dtype, 1, 1, 0, &e1);
         qr_model_estimate(c, m->dtype, ctx, 1, tok, &e);
         double mib = 1024.0 * 1024.0, load_peak = (double)m->weight_bytes + L.staging_peak,

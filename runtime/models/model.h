@@ -178,6 +178,11 @@ size_t qr_genseq_n_generated(const qr_genseq *g);
  * Free with qr_gen_result_free. */
 int qr_genseq_result(const qr_genseq *g, qr_gen_result *out);
 
+/* Prompt tokens a decoder step takes at most: qr_generate prefills in chunks
+ * of this many, the scheduler's default prefill_chunk; the activation
+ * buffers (and `quire estimate`'s workspace) are sized by it. */
+#define QR_PREFILL_CHUNK 512
+
 /* ---- memory estimate (reads only the config; used by load logging and `quire estimate`) ---- */
 typedef struct qr_mem_estimate {
     uint64_t weights;    /* all weights at dtype (int8: + one f32 scale per row); norms/biases/positions f32 */

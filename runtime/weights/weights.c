@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,6 +44,21 @@ void qr_wsrc_close(qr_wsrc *s)
 }
 
 const qr_gguf *qr_wsrc_gguf(const qr_wsrc *s) { return s->gguf; }
+
+void qr_wsrc_release(const qr_wsrc *s, const qr_wtensor *t)
+{
+    /* every qr_wsrc tensor lies in a read-only private file mapping
+     * (qr_gguf_open, qr_st_open): never anonymous memory, whose pages
+     * MADV_DONTNEED would zero */
+    long pg = sysconf(_SC_PAGESIZE);
+    if (!s || !t || !t->data || pg <= 0)
+        return;
+    uintptr_t a = (uintptr_t)t->data, e = a + t->nbytes, p = (uintptr_t)pg;
+    a = (a + p - 1) / p * p;
+    e = e / p * p;
+    if (e > a)
+        madvise((void *)a, e - a, MADV_DONTNEED); /* advice: a failure only leaves the pages resident */
+}
 size_t qr_wsrc_count(const qr_wsrc *s) { return s->n; }
 const qr_wtensor *qr_wsrc_at(const qr_wsrc *s, size_t i) { return i < s->n ? &s->t[i] : NULL; }
 uint64_t qr_wsrc_bytes(const qr_wsrc *s) { return s->bytes; }

@@ -46,6 +46,14 @@ const qr_wtensor *qr_wsrc_at(const qr_wsrc *s, size_t i);
 const qr_wtensor *qr_wsrc_find(const qr_wsrc *s, const char *name);
 /* Total bytes of tensor data. */
 uint64_t qr_wsrc_bytes(const qr_wsrc *s);
+/* Drops t's pages from the process's resident memory (madvise
+ * MADV_DONTNEED on the whole pages inside its data; the few bytes it shares
+ * with a neighbour's page stay). For a tensor the backend converted or
+ * copied: a model loaded as another type than the file's then holds its
+ * weights once, not the converted copy plus the file's pages that were read
+ * to make it. The mapping is read-only and private, so t->data stays valid:
+ * a later read faults the pages in again from the file (page cache). */
+void qr_wsrc_release(const qr_wsrc *s, const qr_wtensor *t);
 
 /* Dequantizes/converts n elements of storage type t at src into f32 dst
  * (n a multiple of the block size). */
