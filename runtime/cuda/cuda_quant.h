@@ -35,14 +35,23 @@
 #include <stdint.h>
 
 #include "runtime/cuda/cuda_host.h" /* QR_HOST_DEVICE */
+#ifdef __cplusplus
+extern "C" {
+#endif
 #include "runtime/dtype.h"
+#ifdef __cplusplus
+}
+#endif
 
 #ifdef __CUDACC__
 #include <cuda_fp16.h>
 #define QR_CQ_FN static __forceinline__ __host__ __device__
-#define QR_CQ_UNROLL _Pragma("unroll")
 #else
 #define QR_CQ_FN static inline
+#endif
+#ifdef __CUDA_ARCH__ /* the device pass only: the host compiler does not know the pragma */
+#define QR_CQ_UNROLL _Pragma("unroll")
+#else
 #define QR_CQ_UNROLL
 #endif
 
