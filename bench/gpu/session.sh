@@ -41,7 +41,7 @@ if [ "${1:-}" = pack ]; then
     build=${2:-build}
     bins=(tests/unit/cuda/test_cuda_host tests/unit/cuda/test_cuda_devices tests/unit/cuda/test_cuda_matmul
           tests/unit/cuda/test_cuda_quant tests/unit/cuda/test_cuda_attention tests/unit/cuda/test_cuda_sample
-          tests/unit/cuda/test_cuda_ops
+          tests/unit/cuda/test_cuda_ops tests/unit/cuda/test_cuda_as_stored
           bench/bench_gpu)
     for b in "${bins[@]}"; do
         [ -x "$build/$b" ] || { echo "pack: $build/$b missing: build with -Dcuda=enabled first" >&2; exit 1; }
@@ -218,6 +218,14 @@ if want models || want embed || want parity; then
     step 100 models python3 bench/gpu/make_models.py "$models" --only minilm-l6,bge-base,smollm2-135m,qwen2.5-0.5b
     rc=$?
     [ "$rc" = 0 ] && note "models: $(grab '^wrote' | wc -l) written"; fail models "$rc"
+fi
+# GGUF blocks on the GPU in a whole model (issue 12): the random SmolLM2-shaped model quantized at load to
+# q4_k (Q4_K where rows are whole 256-value blocks, Q8_0 elsewhere), GPU against CPU
+if want tests && [ -x "$q/bin/test_cuda_as_stored" ] && [ -d "$models/smollm2-135m" ]; then
+    step 120 "test as_stored" "$q/bin/test_cuda_as_stored" "$models/smollm2-135m" q4_k; rc=$?
+    cat "$st" >> "$out/tests.log"
+    if [ "$rc" = 0 ]; then note "test as_stored (smollm2-135m, q4_k): ok ($(grab 'passed, [0-9]+ failed' | tail -1))"
+    else fail "test as_stored (smollm2-135m, q4_k)" "$rc"; fi
 fi
 if want embed && [ -d "$models/minilm-l6" ]; then
     for m in minilm-l6 bge-base; do
