@@ -22,10 +22,10 @@
  * - n small (decode: <= 4 for f32/f16/bf16 weights, <= 8 for int8 and GGUF
  *   blocks): GEMV, one warp per output row streaming its weight row once
  *   (widening/dequantising in registers), all n x rows applied to it. Scalar
- *   and int8 rows are read with 16-byte loads; GGUF rows a chunk of 32 values
- *   per lane (lane l: chunks l, l+32, ...: a warp reads 32 consecutive blocks
- *   or K sub-blocks), with 16-byte loads for Q4_K/Q5_K and 2-byte aligned
- *   words for the types whose blocks are not 16-byte multiples. Weight bytes
+ *   and int8 rows are read with 16-byte loads; GGUF rows 32 chunks of 32
+ *   values at a time (32 blocks or 4 K super-blocks, contiguous), copied by
+ *   the warp into shared memory with the widest coalesced loads the row's
+ *   alignment allows, then one chunk decoded per lane. Weight bytes
  *   dominate, so this is bandwidth-bound by construction.
  * - otherwise cuBLASLt with f32 compute: f16/bf16 weights take x converted to
  *   the weight type (scratch) and write y in its own type with the bias fused
@@ -340,50 +340,105 @@ gemv_scalar(const uint8_t *__restrict__ W, size_t w_rb, int wk, const float *__r
     }
 }
 
-/* GGUF block weights (type DT, kept as stored): one warp per output row,
- * lane l decoding chunks l, l+32, ... (32 values each: a block of the
- * 32-value types, a sub-block of the K types) into registers with
- * qr_cq_deq32 and applying each to the n <= NR rows of x. a16: W rows
- * 16-byte aligned (Q4_K/Q5_K read with 16-byte loads); xvec: x rows
- * 16-byte aligned (x read 8 values per load). in % 32 == 0 (whole blocks). */
+/* Copies len bytes (even) from global src (2-byte aligned) into shared dst
+ * (16-byte aligned) with the whole warp, in the widest loads src's alignment
+ * allows (16, 8, 4 or 2 bytes; a shorter tail in 2-byte halves): every load
+ * instruction of the warp reads consecutive bytes. */
+__device__ __forceinline__ void warp_copy(uint8_t *dst, const uint8_t *__restrict__ src, int len, int lane)
+{
+    const unsigned a = (unsigned)((uintptr_t)src & 15u);
+    int done;
+    if (a == 0) {
+        int n = len >> 4;
+        for (int u = lane; u < n; u += 32)
+            ((uint4 *)dst)[u] = ((const uint4 *)src)[u];
+        done = n << 4;
+    } else if ((a & 7u) == 0) {
+        int n = len >> 3;
+        for (int u = lane; u < n; u += 32)
+            ((uint2 *)dst)[u] = ((const uint2 *)src)[u];
+        done = n << 3;
+    } else if ((a & 3u) == 0) {
+        int n = len >> 2;
+        for (int u = lane; u < n; u += 32)
+            ((uint32_t *)dst)[u] = ((const uint32_t *)src)[u];
+        done = n << 2;
+    } else {
+        done = 0;
+    }
+    for (int u = (done >> 1) + lane; u < (len >> 1); u += 32)
+        ((uint16_t *)dst)[u] = ((const uint16_t *)src)[u];
+}
+
+/* Bytes of 32 chunks (32 values each) of a GGUF type: 32 blocks of the
+ * 32-value types, 4 super-blocks of the K types. */
+#define GG_SPAN_MAX (32 * 34) /* Q8_0, the largest */
+template <int DT> __host__ __device__ constexpr int gg_span()
+{
+    return DT == QR_Q8_0 ? 32 * 34 : DT == QR_Q4_0 ? 32 * 18 : DT == QR_Q4_1 ? 32 * 20 : DT == QR_Q5_0 ? 32 * 22
+           : DT == QR_Q5_1 ? 32 * 24 : DT == QR_Q4_K ? 4 * 144 : DT == QR_Q5_K ? 4 * 176 : 4 * 210;
+}
+
+/* GGUF block weights (type DT, kept as stored): one warp per output row. The
+ * row is walked 32 chunks (32 values each: a block of the 32-value types, a
+ * sub-block of the K types) at a time: the warp copies those chunks' bytes,
+ * which are contiguous, into shared memory with coalesced loads (warp_copy:
+ * 16-byte loads where the row's alignment allows; blocks of 18, 22, 34 or
+ * 210 bytes leave a lane-per-block read scattered), then lane l decodes chunk
+ * l from there into registers (qr_cq_deq32, the CPU's values exactly) and
+ * applies it to the n <= NR rows of x, accumulating in f32. xvec: x rows
+ * 16-byte aligned (x read 8 values per load). in % 32 == 0 (whole blocks;
+ * the K types: whole super-blocks, so spans are whole super-blocks too). */
 template <int DT, int XK, int NR>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
-gemv_gguf(const uint8_t *__restrict__ W, size_t w_rb, bool a16, const uint8_t *__restrict__ X, size_t x_rb, bool xvec,
+gemv_gguf(const uint8_t *__restrict__ W, size_t w_rb, const uint8_t *__restrict__ X, size_t x_rb, bool xvec,
           int n, uint8_t *__restrict__ Y, size_t y_rb, int yk, const float *__restrict__ bias, int64_t out, int64_t in)
 {
-    const int lane = threadIdx.x & 31;
-    const int64_t row = (int64_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
-    if (row >= out)
+    constexpr int SPAN = gg_span<DT>();
+    constexpr int CPB = DT == QR_Q4_K || DT == QR_Q5_K || DT == QR_Q6_K ? 8 : 1; /* chunks per block */
+    constexpr int BB = SPAN * CPB / 32;                                             /* bytes per block */
+    __shared__ __align__(16) uint8_t stage[GEMV_WARPS][GG_SPAN_MAX];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t row = (int64_t)blockIdx.x * GEMV_WARPS + warp;
+    if (row >= out) /* the whole warp: no lane left behind at __syncwarp */
         return;
     const uint8_t *wr = W + (size_t)row * w_rb;
+    uint8_t *sp = stage[warp];
     float acc[NR];
 #pragma unroll
     for (int r = 0; r < NR; r++)
         acc[r] = 0.0f;
     const int64_t nch = in >> 5;
-    for (int64_t c = lane; c < nch; c += 32) {
-        float w[32];
-        qr_cq_deq32((qr_dtype)DT, wr, c, a16, w);
+    for (int64_t c0 = 0; c0 < nch; c0 += 32) {
+        const int nc = nch - c0 < 32 ? (int)(nch - c0) : 32; /* a multiple of CPB */
+        __syncwarp(); /* the previous span is no longer read */
+        warp_copy(sp, wr + (size_t)(c0 / CPB) * BB, nc / CPB * BB, lane);
+        __syncwarp();
+        if (lane < nc) {
+            const int64_t c = c0 + lane;
+            float w[32];
+            qr_cq_deq32((qr_dtype)DT, sp, lane, qr_cq_aligned16((qr_dtype)DT), w);
 #pragma unroll
-        for (int r = 0; r < NR; r++) {
-            if (r < n) {
-                const uint8_t *xr = X + (size_t)r * x_rb;
-                float d = 0.0f;
-                if (xvec) {
+            for (int r = 0; r < NR; r++) {
+                if (r < n) {
+                    const uint8_t *xr = X + (size_t)r * x_rb;
+                    float d = 0.0f;
+                    if (xvec) {
 #pragma unroll
-                    for (int q = 0; q < 4; q++) {
-                        float xv[8];
-                        ld_xvec<XK, 8>(xr, c * 32 + 8 * q, xv);
+                        for (int q = 0; q < 4; q++) {
+                            float xv[8];
+                            ld_xvec<XK, 8>(xr, c * 32 + 8 * q, xv);
 #pragma unroll
-                        for (int e = 0; e < 8; e++)
-                            d = fmaf(w[8 * q + e], xv[e], d);
+                            for (int e = 0; e < 8; e++)
+                                d = fmaf(w[8 * q + e], xv[e], d);
+                        }
+                    } else {
+#pragma unroll
+                        for (int e = 0; e < 32; e++)
+                            d = fmaf(w[e], ld_act(xr, XK, c * 32 + e), d);
                     }
-                } else {
-#pragma unroll
-                    for (int e = 0; e < 32; e++)
-                        d = fmaf(w[e], ld_act(xr, XK, c * 32 + e), d);
+                    acc[r] += d;
                 }
-                acc[r] += d;
             }
         }
     }
@@ -1183,15 +1238,14 @@ static void gemv_gguf_nr(dim3 g, cudaStream_t s, const qr_tensor *w, const uint8
 {
     dim3 b(GEMV_WARPS * 32);
     const uint8_t *W = (const uint8_t *)w->data;
-    bool a16 = gguf_a16(w);
     if (n <= 1)
-        gemv_gguf<DT, XK, 1><<<g, b, 0, s>>>(W, w->row_bytes, a16, X, x_rb, xvec, n, Y, y_rb, yk, bias, w->rows, w->cols);
+        gemv_gguf<DT, XK, 1><<<g, b, 0, s>>>(W, w->row_bytes, X, x_rb, xvec, n, Y, y_rb, yk, bias, w->rows, w->cols);
     else if (n <= 2)
-        gemv_gguf<DT, XK, 2><<<g, b, 0, s>>>(W, w->row_bytes, a16, X, x_rb, xvec, n, Y, y_rb, yk, bias, w->rows, w->cols);
+        gemv_gguf<DT, XK, 2><<<g, b, 0, s>>>(W, w->row_bytes, X, x_rb, xvec, n, Y, y_rb, yk, bias, w->rows, w->cols);
     else if (n <= 4)
-        gemv_gguf<DT, XK, 4><<<g, b, 0, s>>>(W, w->row_bytes, a16, X, x_rb, xvec, n, Y, y_rb, yk, bias, w->rows, w->cols);
+        gemv_gguf<DT, XK, 4><<<g, b, 0, s>>>(W, w->row_bytes, X, x_rb, xvec, n, Y, y_rb, yk, bias, w->rows, w->cols);
     else
-        gemv_gguf<DT, XK, 8><<<g, b, 0, s>>>(W, w->row_bytes, a16, X, x_rb, xvec, n, Y, y_rb, yk, bias, w->rows, w->cols);
+        gemv_gguf<DT, XK, 8><<<g, b, 0, s>>>(W, w->row_bytes, X, x_rb, xvec, n, Y, y_rb, yk, bias, w->rows, w->cols);
 }
 
 static int gemv(qr_cuda_backend *cb, const qr_tensor *x, const qr_tensor *w, const float *bias, qr_tensor *y)
