@@ -2,6 +2,8 @@
  * reference (runtime/cpu/cpu_backend.c): embed, add, layernorm, rmsnorm,
  * add_rmsnorm and add_layernorm (fused), rope, gelu, silu_mul, copy_rows,
  * pool, l2norm, and the f32 <-> storage conversions behind upload/download.
+ * embed and download read GGUF block weights kept as stored too, decoded by
+ * cuda_quant.h (the CPU's dequantized values, bit for bit).
  *
  * Activations are f32 or bf16 (one template per type); every value is widened
  * to f32 for arithmetic and rounded once when stored (round to nearest even).
@@ -80,7 +82,7 @@ template <typename T> __device__ __forceinline__ const T *row_ptr(const void *ba
 
 /* Element j of a weight/storage row of runtime dtype dt (uniform branch).
  * rsc: the row's scale (I8). GGUF blocks kept as stored (cuda_quant.h) go
- * through gguf_rows instead, a chunk of 32 values per thread. */
+ * through k_gguf_rows instead, a chunk of 32 values per thread. */
 __device__ __forceinline__ float load_any(int dt, const void *row, int64_t j, float rsc)
 {
     switch (dt) {
