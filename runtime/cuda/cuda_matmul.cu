@@ -69,6 +69,7 @@
 #include "runtime/cuda/cuda_quant.h"
 
 extern "C" {
+#include "common/threadpool.h"
 #include "runtime/weights/weights.h"
 }
 
@@ -832,24 +833,51 @@ static bool is_block_type(qr_dtype t)
            t == QR_Q5_1 || t == QR_Q2_K || t == QR_Q3_K || t == QR_Q5_K;
 }
 
+/* Quantizing rows at load (--dtype q8_0 / q4_k from another type) on the
+ * host's cores: rows of one chunk split over a thread pool made for the
+ * call, each worker with its own f32 row (scratch + tid * cols). */
+typedef struct {
+    const void *src;
+    qr_dtype src_dt, want;
+    size_t rb;
+    int64_t cols, r0;
+    uint8_t *pin;
+    float *scratch;
+    int *rc; /* per tid: the first failure (its detail stays on that thread) */
+} fb_ctx;
+
+static void fb_job(void *ctx, int64_t begin, int64_t end, int tid)
+{
+    fb_ctx *x = (fb_ctx *)ctx;
+    float *f = x->scratch + (size_t)tid * (size_t)x->cols;
+    for (int64_t r = begin; r < end && !x->rc[tid]; r++) {
+        int rc = qr_convert_rows_to_f32(x->src_dt, x->src, x->cols, x->r0 + r, 1, f);
+        if (!rc)
+            rc = qr_quantize_row(x->want, f, x->cols, x->pin + (size_t)r * x->rb);
+        x->rc[tid] = rc;
+    }
+}
+
 /* Fills pinned host rows with GGUF blocks of type want from rows r0..r0+nr-1
  * of src: the bytes as they are when src is already of that type, else
- * dequantised to f32 (f32row: cols floats) and quantised row by row. */
-static int fill_blocks(const void *src, qr_dtype src_dt, size_t src_rb, qr_dtype want, size_t rb, int64_t cols,
-                       int64_t r0, int64_t nr, float *f32row, uint8_t *pin)
+ * dequantised to f32 and quantised row by row (fb_job on pool; scratch: one
+ * row of cols floats per pool thread, rcs: one int per pool thread). */
+static int fill_blocks(qr_threadpool *pool, const void *src, qr_dtype src_dt, size_t src_rb, qr_dtype want, size_t rb,
+                       int64_t cols, int64_t r0, int64_t nr, float *scratch, int *rcs, uint8_t *pin)
 {
     if (src_dt == want) {
         memcpy(pin, (const uint8_t *)src + (size_t)r0 * src_rb, (size_t)nr * rb);
         return QR_OK;
     }
-    for (int64_t r = 0; r < nr; r++) {
-        int rc = qr_convert_rows_to_f32(src_dt, src, cols, r0 + r, 1, f32row);
-        if (!rc)
-            rc = qr_quantize_row(want, f32row, cols, pin + (size_t)r * rb);
-        if (rc)
-            return qr_fail(rc, "cuda: weight_load: quantizing %s rows to %s: %s", qr_dtype_name(src_dt),
-                           qr_dtype_name(want), qr_last_error());
-    }
+    int nt = qr_threadpool_size(pool);
+    for (int t = 0; t < nt; t++)
+        rcs[t] = QR_OK;
+    fb_ctx x = {src, src_dt, want, rb, cols, r0, pin, scratch, rcs};
+    qr_parallel_for(pool, nr, 16, fb_job, &x);
+    for (int t = 0; t < nt; t++)
+        if (rcs[t])
+            return qr_fail(rcs[t], "cuda: weight_load: quantizing %s rows to %s failed", qr_dtype_name(src_dt),
+                           qr_dtype_name(want));
     return QR_OK;
 }
 
@@ -897,7 +925,9 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
     memset(&t, 0, sizeof t);
     int rc = QR_OK;
     void *dstage = NULL;
-    float *f32row = NULL;
+    float *f32row = NULL; /* quantizing at load: one row of floats per pool thread */
+    int *rcs = NULL;
+    qr_threadpool *qpool = NULL;
     cudaEvent_t ev[2] = {NULL, NULL};
     if (blocks) {
         t.dtype = want;
@@ -911,9 +941,16 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
         size_t bytes = stage_rb * (size_t)(rows ? rows : 1);
         if ((rc = qr_cuda_check_alloc(cb, cudaMalloc(&t.data, bytes), "weight_load: gguf blocks", bytes)))
             goto fail;
-        if (want != src_dt && !(f32row = (float *)malloc((size_t)cols * sizeof(float)))) {
-            rc = qr_fail(QR_ENOMEM, "cuda: weight_load: a row of %lld floats", (long long)cols);
-            goto fail;
+        if (want != src_dt && rows > 0) {
+            if ((rc = qr_threadpool_create(0, &qpool)))
+                goto fail;
+            int nt = qr_threadpool_size(qpool);
+            f32row = (float *)malloc((size_t)nt * (size_t)cols * sizeof(float));
+            rcs = (int *)calloc((size_t)nt, sizeof(int));
+            if (!f32row || !rcs) {
+                rc = qr_fail(QR_ENOMEM, "cuda: weight_load: %d rows of %lld floats", nt, (long long)cols);
+                goto fail;
+            }
         }
     } else {
         if ((rc = qr_be_tensor_alloc(be, want, rows, cols, &t)))
@@ -924,7 +961,6 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
             goto fail;
     }
     if (rows == 0) {
-        free(f32row);
         *out = t;
         return QR_OK;
     }
@@ -952,7 +988,7 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
                 goto fail;
             uint8_t *pin = (uint8_t *)cb->pin[bi];
             if (blocks) {
-                if ((rc = fill_blocks(src, src_dt, src_rb, want, stage_rb, cols, r0, nr, f32row, pin)))
+                if ((rc = fill_blocks(qpool, src, src_dt, src_rb, want, stage_rb, cols, r0, nr, f32row, rcs, pin)))
                     goto fail;
             } else if (dev_src) {
                 memcpy(pin, s8 + (size_t)r0 * src_rb, (size_t)nr * src_rb);
@@ -987,6 +1023,8 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
     cudaEventDestroy(ev[0]);
     cudaEventDestroy(ev[1]);
     free(f32row);
+    free(rcs);
+    qr_threadpool_destroy(qpool);
     *out = t;
     return QR_OK;
 fail:
@@ -997,6 +1035,8 @@ fail:
         if (ev[i])
             cudaEventDestroy(ev[i]);
     free(f32row);
+    free(rcs);
+    qr_threadpool_destroy(qpool);
     if (t.data || t.scale)
         qr_be_tensor_free(be, &t);
     return rc;
