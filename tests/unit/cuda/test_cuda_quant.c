@@ -175,11 +175,13 @@ int main(void)
     for (int i = 0; i < GB_NTYPES; i++) {
         qr_dtype t = gb_types[i];
         int blk = qr_dtype_block(t);
-        /* (out, in): in of 1 and several blocks, with a 32-value type also an
-         * in that is not a multiple of 64 (the tensor-core tile's k step);
-         * out not a multiple of the GEMV's 8 rows nor the tile's 64 */
+        /* (out, in): in of 1 and several blocks; with a 32-value type ins
+         * that are not multiples of 64 (the tensor-core tile's k step); more
+         * than 32 chunks of 32 values, so the GEMV's warp takes several spans
+         * with a short last one (33 blocks; 9 super-blocks); out not a
+         * multiple of the GEMV's 8 rows nor the tile's 64 */
         type_case(t, 67, blk == 32 ? 96 : 256);
-        type_case(t, 130, blk == 32 ? 640 : 768);
+        type_case(t, 130, blk == 32 ? 1056 : 2304);
     }
     quantize_case(QR_Q8_0, 40, 96);
     quantize_case(QR_Q4_K, 40, 512);
