@@ -61,6 +61,7 @@
 #include <mma.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <type_traits>
@@ -939,7 +940,9 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
         t.row_bytes = stage_rb;
         t.owned = true;
         size_t bytes = stage_rb * (size_t)(rows ? rows : 1);
-        if ((rc = qr_cuda_check_alloc(cb, cudaMalloc(&t.data, bytes), "weight_load: gguf blocks", bytes)))
+        char what[64]; /* the message names the type: "... weight_load: q4_k blocks: N bytes ..." */
+        snprintf(what, sizeof what, "weight_load: %s blocks", qr_dtype_name(want));
+        if ((rc = qr_cuda_check_alloc(cb, cudaMalloc(&t.data, bytes), what, bytes)))
             goto fail;
         if (want != src_dt && rows > 0) {
             if ((rc = qr_threadpool_create(0, &qpool)))
