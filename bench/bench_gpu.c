@@ -6,8 +6,10 @@
  * included); default bf16, except logits/embeds with --dtype f32 (f32).
  *
  *   bench_gpu ops                         our matmul: bf16 GEMM rate at 4096^3 and
- *                                         8192x4096x4096; GEMV bandwidth (batch 1) for
- *                                         bf16 / int8 / q8_0 weights of 14336x4096
+ *                                         8192x4096x4096; GEMV bandwidth (batch 1..8) for
+ *                                         bf16 / int8 / q8_0 / q4_k weights of 14336x4096
+ *                                         (GGUF blocks kept as stored), and their
+ *                                         batched (64) and prefill (512) GEMM rates
  *   bench_gpu decode --shape S --dtype bf16|int8 [--batch B] [--prompt P] [--tokens T]
  *                    [--graphs 0|1] [--bw GBPS] [--gemm TFLOPS]
  *                                         synthetic random-weight model of a real shape
@@ -155,30 +157,36 @@ static int mode_ops(void)
         qr_be_tensor_free(be, &y);
     }
     /* GEMV: batch 1..8, weights read once per call. matmul takes the GEMV up
-     * to 4 rows of 16-bit weights and 8 of int8/Q8_0 (QR_CUDA_GEMV_MAX_FLOAT /
-     * _INT8 in runtime/cuda/cuda_matmul.cu); past that it is cuBLASLt (or the
-     * int8 tensor-core kernel), printed as such */
-    const qr_dtype wts[] = {QR_BF16, QR_I8, QR_Q8_0};
+     * to 4 rows of 16-bit weights and 8 of int8 / GGUF blocks
+     * (QR_CUDA_GEMV_MAX_FLOAT / _INT8 in runtime/cuda/cuda_matmul.cu); past
+     * that it is cuBLASLt, or for int8 / GGUF the tensor-core kernel up to 256
+     * rows and dequantised bf16 slabs + cuBLASLt beyond, printed as such.
+     * q8_0 / q4_k weights are quantized from f32 on the host at load. */
+    const qr_dtype wts[] = {QR_BF16, QR_I8, QR_Q8_0, QR_Q4_K};
+    const int ns[] = {1, 2, 4, 8, 64, 512};
     const int64_t out = 14336, in = 4096;
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < sizeof wts / sizeof wts[0]; k++) {
         qr_tensor w[4] = {{0}}, x = {0}, y = {0};
         int rc;
         /* four weight copies rotated so no call reads from L2 */
         for (int c = 0; c < 4; c++)
             if ((rc = be->ops->weight_load(be, host + (size_t)c * 1000, QR_F32, out, in, wts[k], false, &w[c])))
                 return die(rc, "gemv set-up");
-        for (int n = 1; n <= 8; n *= 2) {
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            int n = ns[ni];
             if ((rc = qr_be_tensor_alloc(be, at, n, in, &x)) || (rc = qr_be_tensor_alloc(be, at, n, out, &y)) ||
                 (rc = be->ops->upload(be, &x, 0, host, n)))
                 return die(rc, "gemv set-up");
             double t = 0;
             for (int c = 0; c < 4; c++)
                 t += time_matmul(be, &x, &w[c], &y, 50) / 4;
-            double bytes = (double)out * (double)w[0].row_bytes +
-                           (wts[k] == QR_I8 ? out * 4.0 : wts[k] == QR_Q8_0 ? out * (in / 32) * 4.0 : 0);
-            bool gemv = n <= (wts[k] == QR_BF16 ? 4 : 8);
-            printf("%s %s %lldx%lld n=%d: %.1f us, %.0f GB/s of weights\n", gemv ? "gemv" : "gemm-small",
-                   qr_dtype_name(wts[k]), (long long)out, (long long)in, n, t * 1e6, bytes / t / 1e9);
+            /* GGUF tensors hold the blocks' bytes only (scales inside); int8 adds its row scales */
+            double bytes = (double)out * (double)w[0].row_bytes + (wts[k] == QR_I8 ? out * 4.0 : 0);
+            bool w8 = wts[k] != QR_BF16;
+            bool gemv = n <= (w8 ? 8 : 4);
+            printf("%s %s %lldx%lld n=%d: %.1f us, %.0f GB/s of weights, %.1f TFLOP/s\n",
+                   gemv ? "gemv" : w8 && n <= 256 ? "gemm-tc" : "gemm", qr_dtype_name(wts[k]), (long long)out,
+                   (long long)in, n, t * 1e6, bytes / t / 1e9, 2.0 * n * out * in / t / 1e12);
             qr_be_tensor_free(be, &x);
             qr_be_tensor_free(be, &y);
         }
@@ -212,8 +220,7 @@ static int synth_w(qr_model *m, const float *host, int64_t rows, int64_t cols, q
 {
     int rc = m->be->ops->weight_load(m->be, host, QR_F32, rows, cols, dt, false, t);
     if (!rc)
-        m->weight_bytes += (uint64_t)t->rows * t->row_bytes + (dt == QR_I8 ? (uint64_t)rows * 4 : 0) +
-                           (dt == QR_Q8_0 ? (uint64_t)rows * (uint64_t)(cols / 32) * 4 : 0);
+        m->weight_bytes += (uint64_t)t->rows * t->row_bytes + (dt == QR_I8 ? (uint64_t)rows * 4 : 0);
     return rc;
 }
 
@@ -284,7 +291,7 @@ static int synth_model(qr_backend *be, const shape *s, qr_dtype dt, qr_model **o
     double es = dt == QR_F32 ? 4 : dt == QR_I8 || dt == QR_Q8_0 ? 1 : 2;
     double per_layer = (double)(dq * d + 2 * dkv * d + d * dq + 3 * (int64_t)s->ff * d) * es;
     double scales = dt == QR_I8 ? 4.0 * (dq + 2 * dkv + d + 2 * s->ff + d)
-                    : dt == QR_Q8_0 ? 4.0 / 32 * (double)(dq * d + 2 * dkv * d + d * dq + 3 * (int64_t)s->ff * d) : 0;
+                    : dt == QR_Q8_0 ? 2.0 / 32 * (double)(dq * d + 2 * dkv * d + d * dq + 3 * (int64_t)s->ff * d) : 0;
     *matrix_bytes = (uint64_t)(s->layers * (per_layer + scales) + (double)s->vocab * d * es);
     free(host);
     free(ones);

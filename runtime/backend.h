@@ -36,9 +36,10 @@ typedef struct qr_backend qr_backend;
  * per row in `scale`. QR_QL_GGUF: the row is cols/block GGUF blocks of the
  * tensor's dtype (Q8_0 ... Q6_K), each block_bytes long, exactly the bytes of
  * the file (scales and mins inside the blocks; runtime/weights/convert*.c
- * documents each layout); `scale` is unused. QR_QL_SPLIT: int8 values in
- * `data` (rows, cols), one f32 scale per block of `block` values in `scale`
- * (rows, cols/block) dense: the CUDA backend's Q8_0. */
+ * documents each layout); `scale` is unused. Both backends keep GGUF weights
+ * this way. QR_QL_SPLIT: int8 values in `data` (rows, cols), one f32 scale
+ * per block of `block` values in `scale` (rows, cols/block) dense (the CUDA
+ * backend's former Q8_0 layout; no backend makes it now). */
 typedef enum { QR_QL_NONE = 0, QR_QL_GGUF, QR_QL_SPLIT } qr_qlayout_kind;
 
 typedef struct qr_qlayout {
@@ -112,7 +113,8 @@ typedef struct qr_backend_ops {
     /* y(n, out) = x(n, in) . W(out, in)^T + bias(out) (bias may be NULL; 1 x out, f32).
      * W may be F32/F16/BF16/I8; accumulation is f32. Precision of x: a backend
      * may round x for tensor-core products (CUDA does past its GEMV rows: 4
-     * for 16-bit W, 8 for int8/Q8_0): bf16, int8, Q8_0 W: x to bf16, |dx| <=
+     * for 16-bit W, 8 for int8 and GGUF blocks): bf16, int8, GGUF W (whose
+     * dequantized values are rounded to bf16 too): x to bf16, |dx| <=
      * 2^-9 |x|; f16 W: x to f16 after a per-row power of two that rules out
      * overflow, |dx| <= 2^-11 |x| + 2^-39 max|x_row| (runtime/cuda/cuda_matmul.cu);
      * f32 W keeps x as given. */

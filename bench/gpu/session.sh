@@ -9,7 +9,7 @@
 #   decode    Llama-3-8B shape, batch 1: bf16 and int8 (prompt 128, 64 tokens)
 #   small     SmolLM2-135M and Qwen2.5-0.5B shapes, batch 1, CUDA graphs off / on
 #   prefill   8B bf16, 2048 tokens, as a share of the GEMM rate
-#   ops       bench_gpu ops: GEMM rates, GEMV bandwidth (batch 1..8)
+#   ops       bench_gpu ops: GEMM rates, GEMV bandwidth (batch 1..8), GGUF q8_0 / q4_k GEMV + GEMM
 #   models    random-weight models of real configs (make_models.py --only the small ones)
 #   embed     MiniLM-L6 / bge-base shapes 256 x 128: quire f16 vs sentence-transformers fp16
 #   parity    hf_parity.py: CUDA and CPU backends vs transformers on those models
@@ -40,7 +40,8 @@ bundle=$carry/quire-gpu.tar.xz
 if [ "${1:-}" = pack ]; then
     build=${2:-build}
     bins=(tests/unit/cuda/test_cuda_host tests/unit/cuda/test_cuda_devices tests/unit/cuda/test_cuda_matmul
-          tests/unit/cuda/test_cuda_attention tests/unit/cuda/test_cuda_sample tests/unit/cuda/test_cuda_ops
+          tests/unit/cuda/test_cuda_quant tests/unit/cuda/test_cuda_attention tests/unit/cuda/test_cuda_sample
+          tests/unit/cuda/test_cuda_ops tests/unit/cuda/test_cuda_as_stored
           bench/bench_gpu)
     for b in "${bins[@]}"; do
         [ -x "$build/$b" ] || { echo "pack: $build/$b missing: build with -Dcuda=enabled first" >&2; exit 1; }
@@ -149,7 +150,7 @@ mkdir -p "$work"
 # ---------------------------------------------------------------- tests
 if want tests; then
     failed="" fseed=""
-    for t in host devices matmul attention sample ops; do
+    for t in host devices matmul quant attention sample ops; do
         step 90 "test $t" "$q/bin/test_cuda_$t"; rc=$?
         cat "$st" >> "$out/tests.log"
         r=$(grep -E "passed, [0-9]+ failed" "$st" | tail -1)
@@ -207,7 +208,7 @@ if want prefill; then
     dec 75 "8B bf16 prefill 2048" --shape llama3-8b --dtype bf16 --prompt 2048 --tokens 4
 fi
 if want ops; then
-    step 75 ops "$bench" ops; fail ops $?
+    step 90 ops "$bench" ops; fail ops $?
     while read -r l; do note "ops: $l"; done < <(grab '^(gemm|gemv)')
 fi
 
@@ -217,6 +218,14 @@ if want models || want embed || want parity; then
     step 100 models python3 bench/gpu/make_models.py "$models" --only minilm-l6,bge-base,smollm2-135m,qwen2.5-0.5b
     rc=$?
     [ "$rc" = 0 ] && note "models: $(grab '^wrote' | wc -l) written"; fail models "$rc"
+fi
+# GGUF blocks on the GPU in a whole model (issue 12): the random SmolLM2-shaped model quantized at load to
+# q4_k (Q4_K where rows are whole 256-value blocks, Q8_0 elsewhere), GPU against CPU
+if want tests && [ -x "$q/bin/test_cuda_as_stored" ] && [ -d "$models/smollm2-135m" ]; then
+    step 120 "test as_stored" "$q/bin/test_cuda_as_stored" "$models/smollm2-135m" q4_k; rc=$?
+    cat "$st" >> "$out/tests.log"
+    if [ "$rc" = 0 ]; then note "test as_stored (smollm2-135m, q4_k): ok ($(grab 'passed, [0-9]+ failed' | tail -1))"
+    else fail "test as_stored (smollm2-135m, q4_k)" "$rc"; fi
 fi
 if want embed && [ -d "$models/minilm-l6" ]; then
     for m in minilm-l6 bge-base; do

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "runtime/cuda/cuda_internal.h"
+#include "runtime/cuda/cuda_quant.h"
 
 #define QR_CUDA_WORKSPACE_BYTES ((size_t)32 << 20) /* cuBLAS(Lt): 32 MiB is NVIDIA's advice for Hopper */
 #define QR_CUDA_STAGE_BYTES ((size_t)1 << 20)      /* first size of the staging ring */
@@ -67,7 +68,7 @@ extern "C" size_t qr_cuda_elem_size(qr_dtype dt)
     switch (dt) {
     case QR_F32: case QR_I32: return 4;
     case QR_F16: case QR_BF16: return 2;
-    case QR_I8: case QR_Q8_0: return 1; /* Q8_0 on the device: int8 values + f32 block scales */
+    case QR_I8: return 1;
     default: return 0;
     }
 }
@@ -76,6 +77,17 @@ extern "C" int qr_cuda_check_tensor(const qr_tensor *t, const char *op, const ch
 {
     if (!t)
         return qr_fail(QR_EINVAL, "cuda: %s: %s is NULL", op, name);
+    if (qr_cq_kept(t->dtype)) { /* GGUF blocks as stored (weights only: weight_load makes them) */
+        int blk = qr_cq_block_values(t->dtype);
+        size_t rb = qr_dtype_row_bytes(t->dtype, t->cols);
+        if (t->ql.kind != QR_QL_GGUF || t->ql.block != blk || t->rows < 0 || t->cols <= 0 || t->cols % blk || !rb ||
+            t->row_bytes < rb || t->row_bytes % 2)
+            return qr_fail(QR_EINVAL, "cuda: %s: %s: %s tensor (%lld, %lld) without its GGUF block layout", op, name,
+                           qr_dtype_name(t->dtype), (long long)t->rows, (long long)t->cols);
+        if (!t->data && t->rows > 0)
+            return qr_fail(QR_EINVAL, "cuda: %s: %s: no data", op, name);
+        return QR_OK;
+    }
     size_t es = qr_cuda_elem_size(t->dtype);
     if (!es)
         return qr_fail(QR_EINVAL, "cuda: %s: %s: dtype %s is not a tensor type", op, name, qr_dtype_name(t->dtype));
@@ -87,11 +99,8 @@ extern "C" int qr_cuda_check_tensor(const qr_tensor *t, const char *op, const ch
                        (long long)t->cols, qr_dtype_name(t->dtype));
     if (!t->data && t->rows > 0 && t->cols > 0)
         return qr_fail(QR_EINVAL, "cuda: %s: %s: no data", op, name);
-    if ((t->dtype == QR_I8 || t->dtype == QR_Q8_0) && !t->scale && t->rows > 0)
+    if (t->dtype == QR_I8 && !t->scale && t->rows > 0)
         return qr_fail(QR_EINVAL, "cuda: %s: %s: %s tensor without scales", op, name, qr_dtype_name(t->dtype));
-    if (t->dtype == QR_Q8_0 && t->cols % 32)
-        return qr_fail(QR_EINVAL, "cuda: %s: %s: q8_0 with %lld columns (not whole blocks of 32)", op, name,
-                       (long long)t->cols);
     return QR_OK;
 }
 
@@ -319,7 +328,7 @@ static int cuda_tensor_alloc(qr_backend *be, qr_dtype dt, int64_t rows, int64_t 
     qr_cuda_backend *cb = qr_cuda_of(be);
     size_t es = qr_cuda_elem_size(dt);
     int rc;
-    if (!es || dt == QR_Q8_0) /* Q8_0 tensors come from weight_load only */
+    if (!es) /* GGUF block tensors come from weight_load only */
         return qr_fail(QR_EINVAL, "cuda: tensor_alloc: dtype %s is not a tensor type", qr_dtype_name(dt));
     if (rows < 0 || cols < 0 || (cols > 0 && (uint64_t)rows > (UINT64_MAX / 2) / ((uint64_t)cols * es)))
         return qr_fail(QR_EINVAL, "cuda: tensor_alloc: bad shape (%lld, %lld)", (long long)rows, (long long)cols);
@@ -518,14 +527,16 @@ template <typename R, typename... A, R (*F)(qr_backend *, A...)> struct locked<R
 #define LK(f) locked<decltype(f), f>::call
 
 /* Weight types matmul and embed compute with: the scalar types, int8 with
- * row scales, and GGUF Q8_0 (repacked by weight_load into int8 values + f32
- * block scales, qr_tensor's QR_QL_SPLIT). The loader converts other GGUF
- * block types to one of these. No device state: no lock needed. */
+ * row scales, and the GGUF block types kept as stored (Q8_0, Q4_0, Q4_1,
+ * Q5_0, Q5_1, Q4_K, Q5_K, Q6_K: qr_cq_kept, cuda_quant.h; the file's bytes,
+ * qr_tensor's QR_QL_GGUF). The loader converts Q2_K / Q3_K to one of these.
+ * No device state: no lock needed. */
 static bool cuda_supports(qr_backend *be, qr_be_op op, qr_dtype wt)
 {
     (void)be;
-    (void)op;
-    return wt == QR_F32 || wt == QR_F16 || wt == QR_BF16 || wt == QR_I8 || wt == QR_Q8_0;
+    if (op != QR_BE_OP_MATMUL && op != QR_BE_OP_EMBED)
+        return false;
+    return wt == QR_F32 || wt == QR_F16 || wt == QR_BF16 || wt == QR_I8 || qr_cq_kept(wt);
 }
 
 /* The table, field by field (C++17 has no designated initialisers). */

@@ -8,7 +8,9 @@
  *                      f32 conversions behind upload/download
  *   cuda_matmul.cu     weight_load (conversion on the device) and matmul:
  *                      cuBLAS(Lt) bf16/f16 with f32 accumulation, int8
- *                      weight-only GEMV/GEMM with per-row scales
+ *                      weight-only GEMV/GEMM with per-row scales, GGUF
+ *                      block weights kept as stored (decoded by
+ *                      cuda_quant.h in registers / into bf16 tiles)
  *   cuda_attention.cu  prefill (flash style, varlen, causal or not) and
  *                      decode over the KV cache (split along the sequence)
  *   cuda_sample.cu     optional op topk (device-side greedy / top-k selection)
@@ -23,7 +25,8 @@
  * because the graph is replayed later with new values in those arrays.
  *
  * tensor_free releases data and scale (cudaFree) of owned tensors of any
- * dtype: weight_load also makes QR_Q8_0 tensors (see cuda_matmul.cu).
+ * dtype: weight_load also makes GGUF block tensors (Q8_0 ... Q6_K, the
+ * file's bytes, ql = QR_QL_GGUF, no scale array; see cuda_matmul.cu).
  *
  * Activations on this backend are QR_F32 or QR_BF16 (hdr.act_dtype). */
 #ifndef QR_RUNTIME_CUDA_INTERNAL_H
@@ -109,13 +112,14 @@ void qr_cuda_stage_synced(qr_cuda_backend *cb);
  * host address). */
 int qr_cuda_stage(qr_cuda_backend *cb, const void *host, size_t bytes, void **dev);
 
-/* Element size of a tensor dtype on this backend (F32 4, F16/BF16 2, I8 1, I32 4,
- * Q8_0 1: its device layout is int8 values + f32 block scales; 0 otherwise). */
+/* Element size of a tensor dtype on this backend (F32 4, F16/BF16 2, I8 1, I32 4;
+ * 0 otherwise, GGUF block types included: their rows are qr_dtype_row_bytes). */
 size_t qr_cuda_elem_size(qr_dtype dt);
 
 /* Argument checks shared by the ops (messages "cuda: OP: NAME: ...", QR_EINVAL):
- * check_tensor: a tensor dtype, sane shape and stride, data present, I8/Q8_0
- *   with scales (Q8_0: cols a multiple of 32);
+ * check_tensor: a tensor dtype, sane shape and stride, data present, I8
+ *   with scales; or a GGUF block type kept as stored (cuda_quant.h) with its
+ *   QR_QL_GGUF layout, whole blocks per row;
  * check_act: check_tensor + dtype is an activation type (F32 or BF16);
  * check_shape: exactly (rows, cols). */
 int qr_cuda_check_tensor(const qr_tensor *t, const char *op, const char *name);
@@ -129,7 +133,8 @@ int qr_cuda_use(qr_cuda_backend *cb);
 /* After kernel launches: cudaGetLastError as QR_EBACKEND ("cuda: WHAT: message (code)"). */
 int qr_cuda_launched(const char *what);
 /* Converts rows row0.. of a strided tensor of any tensor dtype (F32, F16, BF16,
- * I8 and Q8_0 with their scales, I32) into dense f32 at dst (device), on the stream. */
+ * I8 with its scales, I32, GGUF blocks: the CPU's dequantization bit for bit)
+ * into dense f32 at dst (device), on the stream. */
 int qr_cuda_to_f32(qr_cuda_backend *cb, const qr_tensor *t, int64_t row0, int64_t rows, float *dst);
 /* Converts dense f32 (rows, cols) at src (device) into rows row0.. of t
  * (F32, F16 or BF16), on the stream. */

@@ -2,6 +2,8 @@
  * reference (runtime/cpu/cpu_backend.c): embed, add, layernorm, rmsnorm,
  * add_rmsnorm and add_layernorm (fused), rope, gelu, silu_mul, copy_rows,
  * pool, l2norm, and the f32 <-> storage conversions behind upload/download.
+ * embed and download read GGUF block weights kept as stored too, decoded by
+ * cuda_quant.h (the CPU's dequantized values, bit for bit).
  *
  * Activations are f32 or bf16 (one template per type); every value is widened
  * to f32 for arithmetic and rounded once when stored (round to nearest even).
@@ -19,6 +21,7 @@
 #include <stdint.h>
 
 #include "runtime/cuda/cuda_internal.h"
+#include "runtime/cuda/cuda_quant.h"
 
 #define QR_CUDA_MAX_GRID 65535
 
@@ -78,27 +81,45 @@ template <typename T> __device__ __forceinline__ const T *row_ptr(const void *ba
 }
 
 /* Element j of a weight/storage row of runtime dtype dt (uniform branch).
- * rsc: the row's scale (I8); bsc: the row's block scales (Q8_0 device layout:
- * int8 values, one f32 scale per 32 columns). */
-__device__ __forceinline__ float load_any(int dt, const void *row, int64_t j, float rsc, const float *bsc)
+ * rsc: the row's scale (I8). GGUF blocks kept as stored (cuda_quant.h) go
+ * through k_gguf_rows instead, a chunk of 32 values per thread. */
+__device__ __forceinline__ float load_any(int dt, const void *row, int64_t j, float rsc)
 {
     switch (dt) {
     case QR_F32: return static_cast<const float *>(row)[j];
     case QR_F16: return __half2float(static_cast<const __half *>(row)[j]);
     case QR_BF16: return __bfloat162float(static_cast<const __nv_bfloat16 *>(row)[j]);
     case QR_I8: return (float)static_cast<const int8_t *>(row)[j] * rsc;
-    case QR_Q8_0: return (float)static_cast<const int8_t *>(row)[j] * bsc[j >> 5];
     case QR_I32: return (float)static_cast<const int32_t *>(row)[j];
     default: return 0.0f;
     }
 }
 
-/* The scales load_any needs for row r of a tensor (dt, scale, cols). */
-__device__ __forceinline__ void row_scales(int dt, const float *scale, int64_t r, int64_t cols, float *rsc,
-                                           const float **bsc)
+/* The scale load_any needs for row r of a tensor (dt, scale). */
+__device__ __forceinline__ float row_scale(int dt, const float *scale, int64_t r)
 {
-    *rsc = dt == QR_I8 ? scale[r] : 1.0f;
-    *bsc = dt == QR_Q8_0 ? scale + r * (cols / 32) : nullptr;
+    return dt == QR_I8 ? scale[r] : 1.0f;
+}
+
+/* out row i (dense f32 or T, orb bytes apart) = GGUF row ids[i] (ids NULL:
+ * row0 + i) of a table of kept type dt, decoded 32 values per thread
+ * (qr_cq_deq32: the CPU's values bit for bit, then narrowed to T). */
+template <typename T>
+__global__ void k_gguf_rows(int dt, const void *table, size_t trb, const int32_t *ids, int64_t row0, int64_t n,
+                            int64_t cols, void *out, size_t orb)
+{
+    const int64_t nch = cols >> 5;
+    for (int64_t i = blockIdx.y; i < n; i += gridDim.y) {
+        const uint8_t *s = row_ptr<uint8_t>(table, trb, ids ? (int64_t)ids[i] : row0 + i);
+        T *o = row_ptr<T>(out, orb, i);
+        for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < nch; c += (int64_t)gridDim.x * blockDim.x) {
+            float w[32];
+            qr_cq_deq32((qr_dtype)dt, s, c, false, w);
+#pragma unroll
+            for (int e = 0; e < 32; e++)
+                o[c * 32 + e] = from_f<T>(w[e]);
+        }
+    }
 }
 
 /* Sum of v over the block (blockDim.x a multiple of 32, at most 1024); every
@@ -159,11 +180,9 @@ __global__ void k_to_f32(int dt, const void *src, size_t rb, const float *scale,
 {
     for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
         const void *s = row_ptr<char>(src, rb, row0 + r);
-        float rsc;
-        const float *bsc;
-        row_scales(dt, scale, row0 + r, cols, &rsc, &bsc);
+        float rsc = row_scale(dt, scale, row0 + r);
         for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < cols; j += (int64_t)gridDim.x * blockDim.x)
-            dst[r * cols + j] = load_any(dt, s, j, rsc, bsc);
+            dst[r * cols + j] = load_any(dt, s, j, rsc);
     }
 }
 
@@ -186,6 +205,11 @@ extern "C" int qr_cuda_to_f32(qr_cuda_backend *cb, const qr_tensor *t, int64_t r
 {
     if (rows <= 0 || t->cols <= 0)
         return QR_OK;
+    if (qr_cq_kept(t->dtype)) {
+        k_gguf_rows<float><<<grid2(rows, t->cols / 32, 256), 256, 0, cb->stream>>>(
+            (int)t->dtype, t->data, t->row_bytes, nullptr, row0, rows, t->cols, dst, (size_t)t->cols * sizeof(float));
+        return qr_cuda_launched("to_f32");
+    }
     k_to_f32<<<grid2(rows, t->cols, 256), 256, 0, cb->stream>>>((int)t->dtype, t->data, t->row_bytes,
                                                                  t->scale, row0, rows,
                                                                  t->cols, dst);
@@ -218,12 +242,10 @@ __global__ void k_embed(int dt, const void *table, size_t trb, const float *scal
     for (int64_t i = blockIdx.y; i < n; i += gridDim.y) {
         int32_t id = ids[i];
         const void *s = row_ptr<char>(table, trb, id);
-        float rsc;
-        const float *bsc;
-        row_scales(dt, scale, id, cols, &rsc, &bsc);
+        float rsc = row_scale(dt, scale, id);
         T *o = row_ptr<T>(out, orb, i);
         for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < cols; j += (int64_t)gridDim.x * blockDim.x)
-            o[j] = from_f<T>(load_any(dt, s, j, rsc, bsc));
+            o[j] = from_f<T>(load_any(dt, s, j, rsc));
     }
 }
 
@@ -249,8 +271,20 @@ extern "C" int qr_cuda_embed(qr_backend *be, const qr_tensor *table, const int32
     void *d_ids = NULL;
     if ((rc = qr_cuda_use(cb)) || (rc = qr_cuda_stage(cb, ids, (size_t)n * sizeof(int32_t), &d_ids)))
         return rc;
+    if (qr_cq_kept(table->dtype)) { /* GGUF blocks as stored: a chunk of 32 values per thread */
+        dim3 g = grid2(n, table->cols / 32, 256);
+        if (out->dtype == QR_F32)
+            k_gguf_rows<float><<<g, 256, 0, cb->stream>>>((int)table->dtype, table->data, table->row_bytes,
+                                                           (const int32_t *)d_ids, 0, n, table->cols, out->data,
+                                                           out->row_bytes);
+        else
+            k_gguf_rows<__nv_bfloat16><<<g, 256, 0, cb->stream>>>((int)table->dtype, table->data, table->row_bytes,
+                                                                   (const int32_t *)d_ids, 0, n, table->cols,
+                                                                   out->data, out->row_bytes);
+        return qr_cuda_launched("embed");
+    }
     dim3 g = grid2(n, table->cols, 256);
-    const float *sc = table->scale; /* I8 / Q8_0 only */
+    const float *sc = table->scale; /* I8 only */
     if (out->dtype == QR_F32)
         k_embed<float><<<g, 256, 0, cb->stream>>>((int)table->dtype, table->data, table->row_bytes, sc,
                                                    (const int32_t *)d_ids, n, table->cols, out->data, out->row_bytes);
@@ -813,8 +847,9 @@ extern "C" int qr_cuda_copy_rows(qr_backend *be, const qr_tensor *src, const int
                        qr_dtype_name(dst->dtype));
     if (n < 0)
         return qr_fail(QR_EINVAL, "cuda: copy_rows: n = %lld", (long long)n);
-    if (src->dtype == QR_Q8_0)
-        return qr_fail(QR_EINVAL, "cuda: copy_rows: q8_0 weight rows are not copied (activations and KV only)");
+    if (qr_dtype_is_block(src->dtype))
+        return qr_fail(QR_EINVAL, "cuda: copy_rows: %s weight rows are not copied (activations and KV only)",
+                       qr_dtype_name(src->dtype));
     for (int64_t i = 0; i < n; i++) {
         int64_t si = src_idx ? src_idx[i] : i, di = dst_idx ? dst_idx[i] : i;
         if (si < 0 || si >= src->rows || di < 0 || di >= dst->rows)

@@ -4,21 +4,29 @@
  * block types are dequantized to f32 on the host first) travel in chunks
  * through two pinned buffers (the copy of one chunk overlaps the host-side
  * fill of the next) into device scratch, and a kernel converts them into the
- * weight tensor: f32/f16/bf16 (round to nearest even), int8 with one f32
+ * weight tensor: f32/f16/bf16 (round to nearest even) or int8 with one f32
  * scale per row (the CPU backend's rule, bit for bit: scale = max|w| / 127,
- * q = roundf(w / scale)), or Q8_0.
+ * q = roundf(w / scale)).
  *
- * Q8_0 on the device keeps GGUF's quantisation unchanged (the same int8
- * values, one scale per block of 32) but not its 34-byte interleaved block
- * layout, which rules out aligned 16-byte loads: `data` holds the int8 values
- * (rows, cols) with rows padded to 16 bytes and `scale` holds one f32 per
- * block, (rows, cols/32) dense (the f16 block scale widened, exactly).
+ * GGUF block weights (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K:
+ * qr_cq_kept, cuda_quant.h) are kept as stored: the file's bytes, unchanged,
+ * rows of qr_dtype_row_bytes (ql = QR_QL_GGUF), copied from the pinned
+ * buffers straight into the tensor, so the device holds exactly the file's
+ * tensor bytes. Asked for Q8_0 or Q4_K from another type (--dtype q8_0 /
+ * q4_k), the host quantizes the rows first (qr_quantize_row, as the CPU
+ * backend does). Every kernel reading them decodes 32 values at a time in
+ * registers with cuda_quant.h's qr_cq_deq32 (bit-identical to the CPU's
+ * dequantization).
  *
  * matmul y(n, out) = x(n, in) . W(out, in)^T + bias, f32 accumulation:
- * - n small (decode: <= 4 for f32/f16/bf16 weights, <= 8 for int8/Q8_0):
- *   GEMV, one warp per output row streaming its weight row once with 16-byte
- *   loads (widening/dequantising in registers), all n x rows applied to it.
- *   Weight bytes dominate, so this is bandwidth-bound by construction.
+ * - n small (decode: <= 4 for f32/f16/bf16 weights, <= 8 for int8 and GGUF
+ *   blocks): GEMV, one warp per output row streaming its weight row once
+ *   (widening/dequantising in registers), all n x rows applied to it. Scalar
+ *   and int8 rows are read with 16-byte loads; GGUF rows 32 chunks of 32
+ *   values at a time (32 blocks or 4 K super-blocks, contiguous), copied by
+ *   the warp into shared memory with the widest coalesced loads the row's
+ *   alignment allows, then one chunk decoded per lane. Weight bytes
+ *   dominate, so this is bandwidth-bound by construction.
  * - otherwise cuBLASLt with f32 compute: f16/bf16 weights take x converted to
  *   the weight type (scratch) and write y in its own type with the bias fused
  *   as an epilogue where cuBLASLt offers one (else a separate add); f32
@@ -31,13 +39,15 @@
  *   overflow past 65504) and scale the f32 product back, adding the bias
  *   then. tests/unit/cuda: test_cuda_matmul (rows of |x| up to 3e5 and down
  *   to 1e-6 against the CPU's f32 product), test_cuda_host (the scale).
- * - int8/Q8_0 weights with 9..QR_CUDA_W8_GEMM_MAX rows (batched decode): a
- *   tensor-core kernel that widens each weight tile to bf16 in shared memory
- *   (weights read once per 64 rows of x, not re-written);
+ * - int8 and GGUF block weights with 9..QR_CUDA_W8_GEMM_MAX rows (batched
+ *   decode): a tensor-core kernel that widens (int8) or decodes (GGUF) each
+ *   weight tile to bf16 in shared memory (weights read once per 64 rows of
+ *   x, not re-written);
  *   more rows (prefill): the weights are dequantised to bf16 a slab of rows
  *   at a time into scratch (bounded, QR_CUDA_DEQ_BYTES) and each slab is one
  *   cuBLASLt GEMM writing its columns of y (the dequantisation is small
- *   beside 2 x n flops per weight).
+ *   beside 2 x n flops per weight). int8 and every GGUF type share this path;
+ *   only the slab's decoding kernel differs.
  * cuBLASLt plans (descriptors, layouts, the heuristic's algorithm) are
  * cached process-wide by shape and type; the cache is only appended to
  * (bounded; past the bound a plan is built per call) and used under one
@@ -51,29 +61,34 @@
 #include <mma.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
+#include <type_traits>
+
 #include "runtime/cuda/cuda_internal.h"
+#include "runtime/cuda/cuda_quant.h"
 
 extern "C" {
+#include "common/threadpool.h"
 #include "runtime/weights/weights.h"
 }
 
 /* Host rows per weight_load chunk (bytes of source data). */
 #define QR_CUDA_LOAD_CHUNK ((size_t)32 << 20)
-/* Scratch for one slab of dequantised int8/Q8_0 rows in the GEMM path. */
+/* Scratch for one slab of dequantised int8 / GGUF rows in the GEMM path. */
 #define QR_CUDA_DEQ_BYTES ((size_t)64 << 20)
 /* GEMV up to this many x rows. */
 #define QR_CUDA_GEMV_MAX_FLOAT 4
 #define QR_CUDA_GEMV_MAX_INT8 8
-/* int8/Q8_0 weights: the tensor-core kernel up to this many x rows, then
+/* int8 / GGUF weights: the tensor-core kernel up to this many x rows, then
  * dequantise-to-bf16 slabs + cuBLASLt. */
 #define QR_CUDA_W8_GEMM_MAX 256
 /* cuBLASLt plans kept. */
 #define QR_CUDA_LT_CACHE 1024
 
-/* Kinds of weight rows the kernels read. */
-enum { WK_F32 = 0, WK_F16, WK_BF16, WK_I8, WK_Q8 };
+/* Kinds of weight rows the kernels read; GGUF blocks of type dt are WK_GG + dt. */
+enum { WK_F32 = 0, WK_F16, WK_BF16, WK_I8, WK_GG = 16 };
 /* Kinds of activation rows (x, y). */
 enum { XK_F32 = 0, XK_BF16, XK_F16 };
 
@@ -127,15 +142,14 @@ __device__ __forceinline__ void st_act(uint8_t *row, int yk, int64_t j, float v)
         ((__half *)row)[j] = __float2half_rn(v);
 }
 
-/* Element j of a weight row, scale applied (i8: per row; q8: per block). */
-__device__ __forceinline__ float ld_w(const uint8_t *row, int wk, int64_t j, float row_scale, const float *blk_scale)
+/* Element j of a scalar or int8 weight row, the int8 row scale applied. */
+__device__ __forceinline__ float ld_w(const uint8_t *row, int wk, int64_t j, float row_scale)
 {
     switch (wk) {
     case WK_F32: return ((const float *)row)[j];
     case WK_F16: return __half2float(((const __half *)row)[j]);
     case WK_BF16: return __bfloat162float(((const __nv_bfloat16 *)row)[j]);
-    case WK_I8: return (float)((const int8_t *)row)[j] * row_scale;
-    default: return (float)((const int8_t *)row)[j] * blk_scale[j >> 5];
+    default: return (float)((const int8_t *)row)[j] * row_scale;
     }
 }
 
@@ -193,7 +207,6 @@ template <> struct WVec<WK_I8> {
         }
     }
 };
-template <> struct WVec<WK_Q8> : WVec<WK_I8> {};
 
 /* E activations at column j0 of a row (row and j0 aligned so the loads are 16 bytes wide). */
 template <int XK, int E> __device__ __forceinline__ void ld_xvec(const uint8_t *row, int64_t j0, float *x)
@@ -255,7 +268,7 @@ __device__ __forceinline__ float warp_sum(float v)
  * step). Preconditions (host): in % E == 0; W, x rows 16-byte aligned. */
 template <int WK, int XK, int NR>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
-gemv_vec(const uint8_t *__restrict__ W, size_t w_rb, const float *__restrict__ wscale, int64_t nblk,
+gemv_vec(const uint8_t *__restrict__ W, size_t w_rb, const float *__restrict__ wscale,
          const uint8_t *__restrict__ X, size_t x_rb, int n, uint8_t *__restrict__ Y, size_t y_rb, int yk,
          const float *__restrict__ bias, int64_t out, int64_t in)
 {
@@ -265,7 +278,6 @@ gemv_vec(const uint8_t *__restrict__ W, size_t w_rb, const float *__restrict__ w
     if (row >= out)
         return;
     const uint8_t *wr = W + (size_t)row * w_rb;
-    const float *bs = WK == WK_Q8 ? wscale + (size_t)row * (size_t)nblk : nullptr;
     float acc[NR];
 #pragma unroll
     for (int r = 0; r < NR; r++)
@@ -275,12 +287,6 @@ gemv_vec(const uint8_t *__restrict__ W, size_t w_rb, const float *__restrict__ w
     for (int64_t c = lane; c < nch; c += 32) {
         float w[E];
         WVec<WK>::load(wr + (size_t)c * 16, w);
-        if (WK == WK_Q8) { /* a 16-element chunk lies inside one block of 32 */
-            float s = bs[(c * E) >> 5];
-#pragma unroll
-            for (int e = 0; e < E; e++)
-                w[e] *= s;
-        }
 #pragma unroll
         for (int r = 0; r < NR; r++) {
             if (r < n) {
@@ -306,7 +312,7 @@ gemv_vec(const uint8_t *__restrict__ W, size_t w_rb, const float *__restrict__ w
 
 /* Any alignment and width: one element per lane per step. n <= 8. */
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
-gemv_scalar(const uint8_t *__restrict__ W, size_t w_rb, int wk, const float *__restrict__ wscale, int64_t nblk,
+gemv_scalar(const uint8_t *__restrict__ W, size_t w_rb, int wk, const float *__restrict__ wscale,
             const uint8_t *__restrict__ X, size_t x_rb, int xk, int n, uint8_t *__restrict__ Y, size_t y_rb, int yk,
             const float *__restrict__ bias, int64_t out, int64_t in)
 {
@@ -316,13 +322,12 @@ gemv_scalar(const uint8_t *__restrict__ W, size_t w_rb, int wk, const float *__r
         return;
     const uint8_t *wr = W + (size_t)row * w_rb;
     const float rs = wk == WK_I8 ? wscale[row] : 1.0f;
-    const float *bs = wk == WK_Q8 ? wscale + (size_t)row * (size_t)nblk : nullptr;
     float acc[8];
 #pragma unroll
     for (int r = 0; r < 8; r++)
         acc[r] = 0.0f;
     for (int64_t j = lane; j < in; j += 32) {
-        float w = ld_w(wr, wk, j, rs, bs);
+        float w = ld_w(wr, wk, j, rs);
 #pragma unroll
         for (int r = 0; r < 8; r++)
             if (r < n)
@@ -337,22 +342,135 @@ gemv_scalar(const uint8_t *__restrict__ W, size_t w_rb, int wk, const float *__r
     }
 }
 
-/* ------------------------------------------------------------ int8 / Q8_0 GEMM (tensor cores) */
+/* Copies len bytes (even) from global src (2-byte aligned) into shared dst
+ * (16-byte aligned) with the whole warp, in the widest loads src's alignment
+ * allows (16, 8, 4 or 2 bytes; a shorter tail in 2-byte halves): every load
+ * instruction of the warp reads consecutive bytes. */
+__device__ __forceinline__ void warp_copy(uint8_t *dst, const uint8_t *__restrict__ src, int len, int lane)
+{
+    const unsigned a = (unsigned)((uintptr_t)src & 15u);
+    int done;
+    if (a == 0) {
+        int n = len >> 4;
+        for (int u = lane; u < n; u += 32)
+            ((uint4 *)dst)[u] = ((const uint4 *)src)[u];
+        done = n << 4;
+    } else if ((a & 7u) == 0) {
+        int n = len >> 3;
+        for (int u = lane; u < n; u += 32)
+            ((uint2 *)dst)[u] = ((const uint2 *)src)[u];
+        done = n << 3;
+    } else if ((a & 3u) == 0) {
+        int n = len >> 2;
+        for (int u = lane; u < n; u += 32)
+            ((uint32_t *)dst)[u] = ((const uint32_t *)src)[u];
+        done = n << 2;
+    } else {
+        done = 0;
+    }
+    for (int u = (done >> 1) + lane; u < (len >> 1); u += 32)
+        ((uint16_t *)dst)[u] = ((const uint16_t *)src)[u];
+}
 
-/* y(n, out) = x(n, in) . W(out, in)^T for int8 / Q8_0 weights and a middle
- * number of rows (batched decode: 9..QR_CUDA_W8_GEMM_MAX): each weight byte
- * is read once per 64 rows of x, widened to bf16 in shared memory and fed to
- * the tensor cores (WMMA bf16, f32 accumulate). int8 values are exact in
- * bf16 and their per-row scale is applied in the epilogue; a Q8_0 block
- * scale varies along k, so Q8_0 tiles hold value x scale rounded to bf16
- * (as the dequantise-then-GEMM path does). Block: 4 warps, tile 64 (rows of
- * x) x 64 (weight rows), k steps of 64; each warp 32 x 32 (2 x 2 fragments).
- * Preconditions (host): in % 16 == 0, W and x rows 16-byte aligned. */
+/* Bytes of 32 chunks (32 values each) of a GGUF type: 32 blocks of the
+ * 32-value types, 4 super-blocks of the K types. */
+#define GG_SPAN_MAX (32 * 34) /* Q8_0, the largest */
+template <int DT> __host__ __device__ constexpr int gg_span()
+{
+    return DT == QR_Q8_0 ? 32 * 34 : DT == QR_Q4_0 ? 32 * 18 : DT == QR_Q4_1 ? 32 * 20 : DT == QR_Q5_0 ? 32 * 22
+           : DT == QR_Q5_1 ? 32 * 24 : DT == QR_Q4_K ? 4 * 144 : DT == QR_Q5_K ? 4 * 176 : 4 * 210;
+}
+
+/* GGUF block weights (type DT, kept as stored): one warp per output row. The
+ * row is walked 32 chunks (32 values each: a block of the 32-value types, a
+ * sub-block of the K types) at a time: the warp copies those chunks' bytes,
+ * which are contiguous, into shared memory with coalesced loads (warp_copy:
+ * 16-byte loads where the row's alignment allows; blocks of 18, 22, 34 or
+ * 210 bytes leave a lane-per-block read scattered), then lane l decodes chunk
+ * l from there into registers (qr_cq_deq32, the CPU's values exactly) and
+ * applies it to the n <= NR rows of x, accumulating in f32. xvec: x rows
+ * 16-byte aligned (x read 8 values per load). in % 32 == 0 (whole blocks;
+ * the K types: whole super-blocks, so spans are whole super-blocks too). */
+template <int DT, int XK, int NR>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
+gemv_gguf(const uint8_t *__restrict__ W, size_t w_rb, const uint8_t *__restrict__ X, size_t x_rb, bool xvec,
+          int n, uint8_t *__restrict__ Y, size_t y_rb, int yk, const float *__restrict__ bias, int64_t out, int64_t in)
+{
+    constexpr int SPAN = gg_span<DT>();
+    constexpr int CPB = DT == QR_Q4_K || DT == QR_Q5_K || DT == QR_Q6_K ? 8 : 1; /* chunks per block */
+    constexpr int BB = SPAN * CPB / 32;                                             /* bytes per block */
+    __shared__ __align__(16) uint8_t stage[GEMV_WARPS][GG_SPAN_MAX];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t row = (int64_t)blockIdx.x * GEMV_WARPS + warp;
+    if (row >= out) /* the whole warp: no lane left behind at __syncwarp */
+        return;
+    const uint8_t *wr = W + (size_t)row * w_rb;
+    uint8_t *sp = stage[warp];
+    float acc[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+        acc[r] = 0.0f;
+    const int64_t nch = in >> 5;
+    for (int64_t c0 = 0; c0 < nch; c0 += 32) {
+        const int nc = nch - c0 < 32 ? (int)(nch - c0) : 32; /* a multiple of CPB */
+        __syncwarp(); /* the previous span is no longer read */
+        warp_copy(sp, wr + (size_t)(c0 / CPB) * BB, nc / CPB * BB, lane);
+        __syncwarp();
+        if (lane < nc) {
+            const int64_t c = c0 + lane;
+            float w[32];
+            qr_cq_deq32((qr_dtype)DT, sp, lane, qr_cq_aligned16((qr_dtype)DT), w);
+#pragma unroll
+            for (int r = 0; r < NR; r++) {
+                if (r < n) {
+                    const uint8_t *xr = X + (size_t)r * x_rb;
+                    float d = 0.0f;
+                    if (xvec) {
+#pragma unroll
+                        for (int q = 0; q < 4; q++) {
+                            float xv[8];
+                            ld_xvec<XK, 8>(xr, c * 32 + 8 * q, xv);
+#pragma unroll
+                            for (int e = 0; e < 8; e++)
+                                d = fmaf(w[8 * q + e], xv[e], d);
+                        }
+                    } else {
+#pragma unroll
+                        for (int e = 0; e < 32; e++)
+                            d = fmaf(w[e], ld_act(xr, XK, c * 32 + e), d);
+                    }
+                    acc[r] += d;
+                }
+            }
+        }
+    }
+    const float b = bias ? bias[row] : 0.0f;
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        float v = warp_sum(acc[r]);
+        if (lane == 0 && r < n)
+            st_act(Y + (size_t)r * y_rb, yk, row, v + b);
+    }
+}
+
+/* ------------------------------------------------------------ int8 / GGUF GEMM (tensor cores) */
+
+/* y(n, out) = x(n, in) . W(out, in)^T for int8 or GGUF block weights and a
+ * middle number of rows (batched decode: 9..QR_CUDA_W8_GEMM_MAX): each
+ * weight byte is read once per 64 rows of x, widened (int8) or decoded
+ * (GGUF: qr_cq_deq32, 32 values per thread) to bf16 in shared memory and fed
+ * to the tensor cores (WMMA bf16, f32 accumulate). int8 values are exact in
+ * bf16 and their per-row scale is applied in the epilogue; a GGUF tile holds
+ * the dequantised values rounded to bf16 (as the dequantise-then-GEMM path
+ * does). Block: 4 warps, tile 64 (rows of x) x 64 (weight rows), k steps of
+ * 64; each warp 32 x 32 (2 x 2 fragments). Preconditions (host): x rows
+ * 16-byte aligned; int8: in % 16 == 0 and W rows 16-byte aligned; GGUF: in
+ * % 32 == 0 (whole blocks), a16 says whether W rows are 16-byte aligned. */
 #define W8_T 64
 
 template <int WK, int XK>
 __global__ void __launch_bounds__(128)
-gemm_w8_tc(const uint8_t *__restrict__ W, size_t w_rb, const float *__restrict__ wscale, int64_t nblk,
+gemm_w8_tc(const uint8_t *__restrict__ W, size_t w_rb, const float *__restrict__ wscale, bool a16,
            const uint8_t *__restrict__ X, size_t x_rb, int64_t n, uint8_t *__restrict__ Y, size_t y_rb, int yk,
            const float *__restrict__ bias, int64_t out, int64_t in)
 {
@@ -373,27 +491,39 @@ gemm_w8_tc(const uint8_t *__restrict__ W, size_t w_rb, const float *__restrict__
             wmma::fill_fragment(acc[i][j], 0.0f);
     for (int64_t k0 = 0; k0 < in; k0 += W8_T) {
         __syncthreads(); /* the previous tiles are no longer read */
-        /* W tile: 64 rows x 64 bytes = 256 chunks of 16 bytes, 2 per thread */
-        for (int ch = threadIdx.x; ch < W8_T * 4; ch += blockDim.x) {
-            int r = ch >> 2, kc = (ch & 3) * 16;
-            int64_t row = c0 + r, col = k0 + kc;
-            float w[16];
-            if (row < out && col < in) { /* in % 16 == 0: whole chunks */
-                WVec<WK_I8>::load(W + (size_t)row * w_rb + (size_t)col, w);
-                if (WK == WK_Q8) {
-                    float sc = wscale[(size_t)row * (size_t)nblk + (size_t)(col >> 5)];
+        if constexpr (WK >= WK_GG) {
+            /* W tile: 64 rows x 64 values = 128 chunks of 32 (qr_cq_deq32), 1 per thread */
+            for (int ch = threadIdx.x; ch < W8_T * 2; ch += blockDim.x) {
+                int r = ch >> 1, kc = (ch & 1) * 32;
+                int64_t row = c0 + r, col = k0 + kc;
+                float w[32];
+                if (row < out && col < in) /* in % 32 == 0: whole chunks */
+                    qr_cq_deq32((qr_dtype)(WK - WK_GG), W + (size_t)row * w_rb, col >> 5, a16, w);
+                else
+#pragma unroll
+                    for (int e = 0; e < 32; e++)
+                        w[e] = 0.0f;
+#pragma unroll
+                for (int e = 0; e < 32; e++)
+                    Ws[r * LD + kc + e] = __float2bfloat16_rn(w[e]);
+            }
+        } else {
+            /* W tile: 64 rows x 64 bytes = 256 chunks of 16 bytes, 2 per thread */
+            for (int ch = threadIdx.x; ch < W8_T * 4; ch += blockDim.x) {
+                int r = ch >> 2, kc = (ch & 3) * 16;
+                int64_t row = c0 + r, col = k0 + kc;
+                float w[16];
+                if (row < out && col < in) { /* in % 16 == 0: whole chunks */
+                    WVec<WK_I8>::load(W + (size_t)row * w_rb + (size_t)col, w);
+                } else {
 #pragma unroll
                     for (int e = 0; e < 16; e++)
-                        w[e] *= sc;
+                        w[e] = 0.0f;
                 }
-            } else {
 #pragma unroll
                 for (int e = 0; e < 16; e++)
-                    w[e] = 0.0f;
+                    Ws[r * LD + kc + e] = __float2bfloat16_rn(w[e]);
             }
-#pragma unroll
-            for (int e = 0; e < 16; e++)
-                Ws[r * LD + kc + e] = __float2bfloat16_rn(w[e]);
         }
         /* x tile: 64 rows x 64 columns in chunks of 8 */
         for (int ch = threadIdx.x; ch < W8_T * 8; ch += blockDim.x) {
@@ -512,16 +642,39 @@ __global__ void unscale_rows(const float *src, size_t s_rb, uint8_t *dst, size_t
     }
 }
 
-/* Weight rows r0..r0+nr-1 (any weight kind, scales applied) into bf16 (nr, cols) dense. */
+/* Weight rows r0..r0+nr-1 (scalar or int8, scales applied) into bf16 (nr, cols) dense. */
 __global__ void dequant_rows_bf16(const uint8_t *__restrict__ W, size_t w_rb, int wk, const float *__restrict__ wscale,
-                                  int64_t nblk, int64_t r0, int64_t nr, int64_t cols, __nv_bfloat16 *__restrict__ dst)
+                                  int64_t r0, int64_t nr, int64_t cols, __nv_bfloat16 *__restrict__ dst)
 {
     const int64_t total = nr * cols;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t r = r0 + i / cols, c = i % cols;
         float rs = wk == WK_I8 ? wscale[r] : 1.0f;
-        const float *bs = wk == WK_Q8 ? wscale + (size_t)r * (size_t)nblk : nullptr;
-        dst[i] = __float2bfloat16_rn(ld_w(W + (size_t)r * w_rb, wk, c, rs, bs));
+        dst[i] = __float2bfloat16_rn(ld_w(W + (size_t)r * w_rb, wk, c, rs));
+    }
+}
+
+/* GGUF rows r0..r0+nr-1 of type DT into bf16 (nr, cols) dense: one chunk of
+ * 32 values per thread (qr_cq_deq32), stored as four 16-byte vectors (dst
+ * 16-byte aligned; cols % 32 == 0 keeps every chunk 64-byte aligned). */
+template <int DT>
+__global__ void dequant_gguf_bf16(const uint8_t *__restrict__ W, size_t w_rb, bool a16, int64_t r0, int64_t nr,
+                                  int64_t cols, __nv_bfloat16 *__restrict__ dst)
+{
+    const int64_t nch = cols >> 5, total = nr * nch;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / nch, c = i - r * nch;
+        float w[32];
+        qr_cq_deq32((qr_dtype)DT, W + (size_t)(r0 + r) * w_rb, c, a16, w);
+        uint4 *d = (uint4 *)(dst + (size_t)r * (size_t)cols + (size_t)c * 32);
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            __nv_bfloat162 h[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                h[e] = __floats2bfloat162_rn(w[8 * q + 2 * e], w[8 * q + 2 * e + 1]);
+            d[q] = *(const uint4 *)h;
+        }
     }
 }
 
@@ -591,40 +744,6 @@ __global__ void wl_int8(const uint8_t *__restrict__ src, size_t s_rb, int sk, in
         scale[row0 + r] = sc;
 }
 
-/* Staged rows -> Q8_0 device layout; one warp per block of 32. A Q8_0 source
- * is copied exactly; other sources are quantised as ggml does (d = max|x| /
- * 127 kept as f16, q = round(x / d)). */
-__global__ void wl_q8(const uint8_t *__restrict__ src, size_t s_rb, int sk, int8_t *__restrict__ dst, size_t d_rb,
-                      float *__restrict__ scale, int64_t row0, int64_t rows, int64_t nblk)
-{
-    const int lane = threadIdx.x & 31;
-    const int64_t wb = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; /* (row, block) index */
-    if (wb >= rows * nblk)
-        return;
-    const int64_t r = wb / nblk, b = wb - r * nblk;
-    const uint8_t *s = src + (size_t)r * s_rb;
-    int8_t *d = dst + (size_t)(row0 + r) * d_rb + (size_t)b * 32;
-    float *sc = scale + (size_t)(row0 + r) * (size_t)nblk + b;
-    if (sk == SK_Q8) {
-        const uint8_t *blk = s + (size_t)b * 34;
-        d[lane] = (int8_t)blk[2 + lane];
-        if (lane == 0)
-            *sc = __half2float(*(const __half *)blk);
-        return;
-    }
-    float x = ld_src(s, sk, b * 32 + lane);
-    float amax = fabsf(x);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1)
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    float dd = amax / 127.0f;
-    float id = dd > 0.0f ? 1.0f / dd : 0.0f;
-    float q = roundf(x * id);
-    d[lane] = (int8_t)(q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q);
-    if (lane == 0)
-        *sc = __half2float(__float2half_rn(dd));
-}
-
 /* ------------------------------------------------------------ host helpers */
 
 static int wkind(qr_dtype dt)
@@ -634,7 +753,6 @@ static int wkind(qr_dtype dt)
     case QR_F16: return WK_F16;
     case QR_BF16: return WK_BF16;
     case QR_I8: return WK_I8;
-    case QR_Q8_0: return WK_Q8;
     default: return -1;
     }
 }
@@ -673,6 +791,40 @@ static int launch_check(const char *what)
 
 static bool aligned16(const void *p, size_t rb) { return ((uintptr_t)p % 16) == 0 && rb % 16 == 0; }
 
+/* Calls f(std::integral_constant<int, DT>()) for a kept GGUF type dt (the
+ * kernels are templates over the type); false if dt is not one. */
+template <typename F> static bool gg_dispatch(qr_dtype dt, F f)
+{
+    switch (dt) {
+    case QR_Q8_0: f(std::integral_constant<int, QR_Q8_0>()); return true;
+    case QR_Q4_0: f(std::integral_constant<int, QR_Q4_0>()); return true;
+    case QR_Q4_1: f(std::integral_constant<int, QR_Q4_1>()); return true;
+    case QR_Q5_0: f(std::integral_constant<int, QR_Q5_0>()); return true;
+    case QR_Q5_1: f(std::integral_constant<int, QR_Q5_1>()); return true;
+    case QR_Q4_K: f(std::integral_constant<int, QR_Q4_K>()); return true;
+    case QR_Q5_K: f(std::integral_constant<int, QR_Q5_K>()); return true;
+    case QR_Q6_K: f(std::integral_constant<int, QR_Q6_K>()); return true;
+    default: return false;
+    }
+}
+
+/* A GGUF weight as this backend keeps it: the file's blocks (ql), whole
+ * blocks per row, rows 2-byte aligned (every block size is even). */
+static int check_gguf(const qr_tensor *w, const char *op)
+{
+    int blk = qr_cq_block_values(w->dtype);
+    size_t rb = qr_dtype_row_bytes(w->dtype, w->cols);
+    if (w->ql.kind != QR_QL_GGUF || w->ql.block != blk || w->cols <= 0 || w->cols % blk || !rb ||
+        w->row_bytes < rb || w->row_bytes % 2 || ((uintptr_t)w->data & 1))
+        return qr_fail(QR_EINVAL, "cuda: %s: %s w (%lld, %lld), row_bytes %zu: not GGUF blocks as stored (ql kind %d, "
+                       "block %d)", op, qr_dtype_name(w->dtype), (long long)w->rows, (long long)w->cols, w->row_bytes,
+                       (int)w->ql.kind, (int)w->ql.block);
+    return QR_OK;
+}
+
+/* Whether the kernels may read rows of GGUF w with 16-byte loads. */
+static bool gguf_a16(const qr_tensor *w) { return qr_cq_aligned16(w->dtype) && aligned16(w->data, w->row_bytes); }
+
 /* ------------------------------------------------------------ weight_load */
 
 
@@ -680,6 +832,54 @@ static bool is_block_type(qr_dtype t)
 {
     return t == QR_Q8_0 || t == QR_Q4_0 || t == QR_Q4_K || t == QR_Q6_K || t == QR_Q4_1 || t == QR_Q5_0 ||
            t == QR_Q5_1 || t == QR_Q2_K || t == QR_Q3_K || t == QR_Q5_K;
+}
+
+/* Quantizing rows at load (--dtype q8_0 / q4_k from another type) on the
+ * host's cores: rows of one chunk split over a thread pool made for the
+ * call, each worker with its own f32 row (scratch + tid * cols). */
+typedef struct {
+    const void *src;
+    qr_dtype src_dt, want;
+    size_t rb;
+    int64_t cols, r0;
+    uint8_t *pin;
+    float *scratch;
+    int *rc; /* per tid: the first failure (its detail stays on that thread) */
+} fb_ctx;
+
+static void fb_job(void *ctx, int64_t begin, int64_t end, int tid)
+{
+    fb_ctx *x = (fb_ctx *)ctx;
+    float *f = x->scratch + (size_t)tid * (size_t)x->cols;
+    for (int64_t r = begin; r < end && !x->rc[tid]; r++) {
+        int rc = qr_convert_rows_to_f32(x->src_dt, x->src, x->cols, x->r0 + r, 1, f);
+        if (!rc)
+            rc = qr_quantize_row(x->want, f, x->cols, x->pin + (size_t)r * x->rb);
+        x->rc[tid] = rc;
+    }
+}
+
+/* Fills pinned host rows with GGUF blocks of type want from rows r0..r0+nr-1
+ * of src: the bytes as they are when src is already of that type, else
+ * dequantised to f32 and quantised row by row (fb_job on pool; scratch: one
+ * row of cols floats per pool thread, rcs: one int per pool thread). */
+static int fill_blocks(qr_threadpool *pool, const void *src, qr_dtype src_dt, size_t src_rb, qr_dtype want, size_t rb,
+                       int64_t cols, int64_t r0, int64_t nr, float *scratch, int *rcs, uint8_t *pin)
+{
+    if (src_dt == want) {
+        memcpy(pin, (const uint8_t *)src + (size_t)r0 * src_rb, (size_t)nr * rb);
+        return QR_OK;
+    }
+    int nt = qr_threadpool_size(pool);
+    for (int t = 0; t < nt; t++)
+        rcs[t] = QR_OK;
+    fb_ctx x = {src, src_dt, want, rb, cols, r0, pin, scratch, rcs};
+    qr_parallel_for(pool, nr, 16, fb_job, &x);
+    for (int t = 0; t < nt; t++)
+        if (rcs[t])
+            return qr_fail(rcs[t], "cuda: weight_load: quantizing %s rows to %s failed", qr_dtype_name(src_dt),
+                           qr_dtype_name(want));
+    return QR_OK;
 }
 
 extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src_dt, int64_t rows, int64_t cols,
@@ -690,11 +890,18 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
     int urc = qr_cuda_use(cb);
     if (urc)
         return urc;
-    if (want != QR_F32 && want != QR_F16 && want != QR_BF16 && want != QR_I8 && want != QR_Q8_0)
-        return qr_fail(QR_EINVAL, "cuda: weight_load: cannot make %s weights (f32, f16, bf16, int8, q8_0)",
-                       qr_dtype_name(want));
+    const bool blocks = qr_cq_kept(want); /* GGUF blocks kept as stored (cuda_quant.h) */
+    if (want != QR_F32 && want != QR_F16 && want != QR_BF16 && want != QR_I8 && !blocks)
+        return qr_fail(QR_EINVAL, "cuda: weight_load: cannot make %s weights (f32, f16, bf16, int8, q8_0, q4_0, q4_1, "
+                       "q5_0, q5_1, q4_k, q5_k, q6_k)", qr_dtype_name(want));
+    if (blocks && want != src_dt && want != QR_Q8_0 && want != QR_Q4_K)
+        return qr_fail(QR_EINVAL, "cuda: weight_load: cannot quantize %s weights to %s (only to q8_0 or q4_k)",
+                       qr_dtype_name(src_dt), qr_dtype_name(want));
     if (rows < 0 || cols <= 0 || rows > INT32_MAX || cols > INT32_MAX)
         return qr_fail(QR_EINVAL, "cuda: weight_load: bad shape (%lld, %lld)", (long long)rows, (long long)cols);
+    if (blocks && cols % qr_dtype_block(want))
+        return qr_fail(QR_EINVAL, "cuda: weight_load: %lld columns is not a whole number of %s blocks of %d",
+                       (long long)cols, qr_dtype_name(want), qr_dtype_block(want));
     if (!src && rows > 0)
         return qr_fail(QR_EINVAL, "cuda: weight_load: src is NULL");
     if (src_dt != QR_F32 && src_dt != QR_F16 && src_dt != QR_BF16 && !is_block_type(src_dt))
@@ -703,15 +910,15 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
     if (!src_rb)
         return qr_fail(QR_EINVAL, "cuda: weight_load: %lld columns is not a whole number of %s blocks",
                        (long long)cols, qr_dtype_name(src_dt));
-    if (want == QR_Q8_0 && cols % 32)
-        return qr_fail(QR_EINVAL, "cuda: weight_load: q8_0 needs columns in blocks of 32, got %lld", (long long)cols);
 
     /* Source rows the device converts itself; other block types are
-     * dequantised to f32 on the host (bit-exact with ggml) on the way. */
+     * dequantised to f32 on the host (bit-exact with ggml) on the way. GGUF
+     * weights kept as stored need no conversion kernel: their bytes go from
+     * the pinned buffer straight into the tensor. */
     bool dev_src = src_dt == QR_F32 || src_dt == QR_F16 || src_dt == QR_BF16 || src_dt == QR_Q8_0;
     int sk = src_dt == QR_F32 ? SK_F32 : src_dt == QR_F16 ? SK_F16 : src_dt == QR_BF16 ? SK_BF16
              : src_dt == QR_Q8_0 ? SK_Q8 : SK_F32;
-    size_t stage_rb = dev_src ? src_rb : (size_t)cols * sizeof(float);
+    size_t stage_rb = blocks ? qr_dtype_row_bytes(want, cols) : dev_src ? src_rb : (size_t)cols * sizeof(float);
     if (stage_rb > QR_CUDA_LOAD_CHUNK)
         return qr_fail(QR_ELIMIT, "cuda: weight_load: a row of %zu bytes exceeds the load chunk", stage_rb);
 
@@ -719,24 +926,35 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
     memset(&t, 0, sizeof t);
     int rc = QR_OK;
     void *dstage = NULL;
+    float *f32row = NULL; /* quantizing at load: one row of floats per pool thread */
+    int *rcs = NULL;
+    qr_threadpool *qpool = NULL;
     cudaEvent_t ev[2] = {NULL, NULL};
-    if (want == QR_Q8_0) {
-        t.dtype = QR_Q8_0;
-        t.ql.kind = QR_QL_SPLIT; /* int8 values + f32 block scales (backend.h qr_qlayout) */
-        t.ql.block = 32;
+    if (blocks) {
+        t.dtype = want;
+        t.ql.kind = QR_QL_GGUF; /* the file's blocks (backend.h qr_qlayout) */
+        t.ql.block = qr_dtype_block(want);
+        t.ql.block_bytes = (int32_t)qr_dtype_block_bytes(want);
         t.rows = rows;
         t.cols = cols;
-        t.row_bytes = ((size_t)cols + 15) / 16 * 16;
+        t.row_bytes = stage_rb;
         t.owned = true;
-        size_t nblk = (size_t)cols / 32;
-        size_t vb = t.row_bytes * (size_t)(rows ? rows : 1), sb = nblk * sizeof(float) * (size_t)(rows ? rows : 1);
-        if ((rc = qr_cuda_check_alloc(cb, cudaMalloc(&t.data, vb), "weight_load: q8_0 values", vb)) ||
-            (rc = qr_cuda_check_alloc(cb, cudaMalloc((void **)&t.scale, sb), "weight_load: q8_0 scales", sb)))
+        size_t bytes = stage_rb * (size_t)(rows ? rows : 1);
+        char what[64]; /* the message names the type: "... weight_load: q4_k blocks: N bytes ..." */
+        snprintf(what, sizeof what, "weight_load: %s blocks", qr_dtype_name(want));
+        if ((rc = qr_cuda_check_alloc(cb, cudaMalloc(&t.data, bytes), what, bytes)))
             goto fail;
-        /* padding bytes are never read, but keep them defined */
-        if ((rc = qr_cuda_check(cudaMemsetAsync(t.data, 0, t.row_bytes * (size_t)(rows ? rows : 1), cb->stream),
-                                "cuda: weight_load: memset")))
-            goto fail;
+        if (want != src_dt && rows > 0) {
+            if ((rc = qr_threadpool_create(0, &qpool)))
+                goto fail;
+            int nt = qr_threadpool_size(qpool);
+            f32row = (float *)malloc((size_t)nt * (size_t)cols * sizeof(float));
+            rcs = (int *)calloc((size_t)nt, sizeof(int));
+            if (!f32row || !rcs) {
+                rc = qr_fail(QR_ENOMEM, "cuda: weight_load: %d rows of %lld floats", nt, (long long)cols);
+                goto fail;
+            }
+        }
     } else {
         if ((rc = qr_be_tensor_alloc(be, want, rows, cols, &t)))
             goto fail;
@@ -762,7 +980,7 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
         int64_t chunk_rows = (int64_t)(QR_CUDA_LOAD_CHUNK / stage_rb);
         if (chunk_rows > rows)
             chunk_rows = rows;
-        if ((rc = qr_cuda_scratch(cb, 2 * (size_t)chunk_rows * stage_rb, &dstage)))
+        if (!blocks && (rc = qr_cuda_scratch(cb, 2 * (size_t)chunk_rows * stage_rb, &dstage)))
             goto fail;
         const uint8_t *s8 = (const uint8_t *)src;
         int bi = 0;
@@ -772,24 +990,26 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
             if ((rc = qr_cuda_check(cudaEventSynchronize(ev[bi]), "cuda: weight_load: wait")))
                 goto fail;
             uint8_t *pin = (uint8_t *)cb->pin[bi];
-            if (dev_src) {
+            if (blocks) {
+                if ((rc = fill_blocks(qpool, src, src_dt, src_rb, want, stage_rb, cols, r0, nr, f32row, rcs, pin)))
+                    goto fail;
+            } else if (dev_src) {
                 memcpy(pin, s8 + (size_t)r0 * src_rb, (size_t)nr * src_rb);
             } else if ((rc = qr_convert_rows_to_f32(src_dt, src, cols, r0, nr, (float *)pin))) {
                 qr_fail(rc, "cuda: weight_load: dequantising %s rows: %s", qr_dtype_name(src_dt), qr_last_error());
                 goto fail;
             }
-            uint8_t *dst = (uint8_t *)dstage + (size_t)bi * (size_t)chunk_rows * stage_rb;
+            uint8_t *dst = blocks ? (uint8_t *)t.data + (size_t)r0 * stage_rb
+                                  : (uint8_t *)dstage + (size_t)bi * (size_t)chunk_rows * stage_rb;
             if ((rc = qr_cuda_check(cudaMemcpyAsync(dst, pin, (size_t)nr * stage_rb, cudaMemcpyHostToDevice,
                                                     cb->stream), "cuda: weight_load: copy")) ||
                 (rc = qr_cuda_check(cudaEventRecord(ev[bi], cb->stream), "cuda: weight_load: event")))
                 goto fail;
+            if (blocks)
+                continue;
             if (want == QR_I8) {
                 wl_int8<<<(unsigned)nr, 256, 0, cb->stream>>>(dst, stage_rb, sk, (int8_t *)t.data, t.row_bytes,
                                                                 t.scale, r0, cols);
-            } else if (want == QR_Q8_0) {
-                int64_t warps = nr * (cols / 32);
-                wl_q8<<<(unsigned)((warps + 7) / 8), 256, 0, cb->stream>>>(dst, stage_rb, sk, (int8_t *)t.data,
-                                                                           t.row_bytes, t.scale, r0, nr, cols / 32);
             } else {
                 wl_scalar<<<grid_for(nr * cols, 256), 256, 0, cb->stream>>>(
                     dst, stage_rb, sk, (uint8_t *)t.data + (size_t)r0 * t.row_bytes, t.row_bytes, xkind(want), nr,
@@ -805,24 +1025,23 @@ extern "C" int qr_cuda_weight_load(qr_backend *be, const void *src, qr_dtype src
     }
     cudaEventDestroy(ev[0]);
     cudaEventDestroy(ev[1]);
+    free(f32row);
+    free(rcs);
+    qr_threadpool_destroy(qpool);
     *out = t;
     return QR_OK;
 fail:
-    if (dstage) {
+    if (dstage)
         qr_cuda_scratch_free(cb, dstage);
-        cudaStreamSynchronize(cb->stream);
-    }
+    cudaStreamSynchronize(cb->stream); /* no copy may still read a pinned buffer or write t */
     for (int i = 0; i < 2; i++)
         if (ev[i])
             cudaEventDestroy(ev[i]);
-    if (t.data || t.scale) {
-        if (want == QR_Q8_0) {
-            cudaFree(t.data);
-            cudaFree(t.scale);
-        } else {
-            qr_be_tensor_free(be, &t);
-        }
-    }
+    free(f32row);
+    free(rcs);
+    qr_threadpool_destroy(qpool);
+    if (t.data || t.scale)
+        qr_be_tensor_free(be, &t);
     return rc;
 }
 
@@ -1029,30 +1248,47 @@ static int gemm(qr_cuda_backend *cb, qr_dtype wt, const void *w, int64_t ldw, co
 /* ------------------------------------------------------------ matmul */
 
 template <int WK, int XK>
-static void gemv_launch_nr(int nr, dim3 g, cudaStream_t s, const uint8_t *W, size_t w_rb, const float *ws, int64_t nblk,
+static void gemv_launch_nr(int nr, dim3 g, cudaStream_t s, const uint8_t *W, size_t w_rb, const float *ws,
                            const uint8_t *X, size_t x_rb, int n, uint8_t *Y, size_t y_rb, int yk, const float *bias,
                            int64_t out, int64_t in)
 {
     dim3 b(GEMV_WARPS * 32);
     if (nr <= 1)
-        gemv_vec<WK, XK, 1><<<g, b, 0, s>>>(W, w_rb, ws, nblk, X, x_rb, n, Y, y_rb, yk, bias, out, in);
+        gemv_vec<WK, XK, 1><<<g, b, 0, s>>>(W, w_rb, ws, X, x_rb, n, Y, y_rb, yk, bias, out, in);
     else if (nr <= 2)
-        gemv_vec<WK, XK, 2><<<g, b, 0, s>>>(W, w_rb, ws, nblk, X, x_rb, n, Y, y_rb, yk, bias, out, in);
+        gemv_vec<WK, XK, 2><<<g, b, 0, s>>>(W, w_rb, ws, X, x_rb, n, Y, y_rb, yk, bias, out, in);
     else if (nr <= 4)
-        gemv_vec<WK, XK, 4><<<g, b, 0, s>>>(W, w_rb, ws, nblk, X, x_rb, n, Y, y_rb, yk, bias, out, in);
+        gemv_vec<WK, XK, 4><<<g, b, 0, s>>>(W, w_rb, ws, X, x_rb, n, Y, y_rb, yk, bias, out, in);
     else
-        gemv_vec<WK, XK, 8><<<g, b, 0, s>>>(W, w_rb, ws, nblk, X, x_rb, n, Y, y_rb, yk, bias, out, in);
+        gemv_vec<WK, XK, 8><<<g, b, 0, s>>>(W, w_rb, ws, X, x_rb, n, Y, y_rb, yk, bias, out, in);
 }
 
 template <int WK>
 static void gemv_launch_x(int xk, int nr, dim3 g, cudaStream_t s, const uint8_t *W, size_t w_rb, const float *ws,
-                          int64_t nblk, const uint8_t *X, size_t x_rb, int n, uint8_t *Y, size_t y_rb, int yk,
+                          const uint8_t *X, size_t x_rb, int n, uint8_t *Y, size_t y_rb, int yk,
                           const float *bias, int64_t out, int64_t in)
 {
     if (xk == XK_F32)
-        gemv_launch_nr<WK, XK_F32>(nr, g, s, W, w_rb, ws, nblk, X, x_rb, n, Y, y_rb, yk, bias, out, in);
+        gemv_launch_nr<WK, XK_F32>(nr, g, s, W, w_rb, ws, X, x_rb, n, Y, y_rb, yk, bias, out, in);
     else
-        gemv_launch_nr<WK, XK_BF16>(nr, g, s, W, w_rb, ws, nblk, X, x_rb, n, Y, y_rb, yk, bias, out, in);
+        gemv_launch_nr<WK, XK_BF16>(nr, g, s, W, w_rb, ws, X, x_rb, n, Y, y_rb, yk, bias, out, in);
+}
+
+/* GEMV on GGUF weights: the kernel for w's type, x's kind and n rounded up to 1, 2, 4 or 8 rows. */
+template <int DT, int XK>
+static void gemv_gguf_nr(dim3 g, cudaStream_t s, const qr_tensor *w, const uint8_t *X, size_t x_rb, bool xvec, int n,
+                         uint8_t *Y, size_t y_rb, int yk, const float *bias)
+{
+    dim3 b(GEMV_WARPS * 32);
+    const uint8_t *W = (const uint8_t *)w->data;
+    if (n <= 1)
+        gemv_gguf<DT, XK, 1><<<g, b, 0, s>>>(W, w->row_bytes, X, x_rb, xvec, n, Y, y_rb, yk, bias, w->rows, w->cols);
+    else if (n <= 2)
+        gemv_gguf<DT, XK, 2><<<g, b, 0, s>>>(W, w->row_bytes, X, x_rb, xvec, n, Y, y_rb, yk, bias, w->rows, w->cols);
+    else if (n <= 4)
+        gemv_gguf<DT, XK, 4><<<g, b, 0, s>>>(W, w->row_bytes, X, x_rb, xvec, n, Y, y_rb, yk, bias, w->rows, w->cols);
+    else
+        gemv_gguf<DT, XK, 8><<<g, b, 0, s>>>(W, w->row_bytes, X, x_rb, xvec, n, Y, y_rb, yk, bias, w->rows, w->cols);
 }
 
 static int gemv(qr_cuda_backend *cb, const qr_tensor *x, const qr_tensor *w, const float *bias, qr_tensor *y)
@@ -1060,25 +1296,35 @@ static int gemv(qr_cuda_backend *cb, const qr_tensor *x, const qr_tensor *w, con
     int wk = wkind(w->dtype), xk = xkind(x->dtype), yk = xkind(y->dtype);
     int n = (int)x->rows;
     int64_t out = w->rows, in = w->cols;
-    int64_t nblk = w->dtype == QR_Q8_0 ? in / 32 : 0;
-    int64_t E = wk == WK_F32 ? 4 : (wk == WK_F16 || wk == WK_BF16) ? 8 : 16;
     int64_t blocks = (out + GEMV_WARPS - 1) / GEMV_WARPS;
     if (blocks > INT32_MAX)
         return qr_fail(QR_ELIMIT, "cuda: matmul: %lld output rows", (long long)out);
     dim3 g((unsigned)blocks);
-    const uint8_t *W = (const uint8_t *)w->data, *X = (const uint8_t *)x->data;
+    const uint8_t *X = (const uint8_t *)x->data;
     uint8_t *Y = (uint8_t *)y->data;
+    if (qr_cq_kept(w->dtype)) {
+        bool xvec = aligned16(X, x->row_bytes);
+        gg_dispatch(w->dtype, [&](auto tag) {
+            constexpr int DT = decltype(tag)::value;
+            if (xk == XK_F32)
+                gemv_gguf_nr<DT, XK_F32>(g, cb->stream, w, X, x->row_bytes, xvec, n, Y, y->row_bytes, yk, bias);
+            else
+                gemv_gguf_nr<DT, XK_BF16>(g, cb->stream, w, X, x->row_bytes, xvec, n, Y, y->row_bytes, yk, bias);
+        });
+        return launch_check("cuda: matmul: gguf gemv kernel");
+    }
+    int64_t E = wk == WK_F32 ? 4 : (wk == WK_F16 || wk == WK_BF16) ? 8 : 16;
+    const uint8_t *W = (const uint8_t *)w->data;
     bool vec = in % E == 0 && aligned16(W, w->row_bytes) && aligned16(X, x->row_bytes) && xk != XK_F16;
     if (vec) {
         switch (wk) {
-        case WK_F32: gemv_launch_x<WK_F32>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, nblk, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
-        case WK_F16: gemv_launch_x<WK_F16>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, nblk, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
-        case WK_BF16: gemv_launch_x<WK_BF16>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, nblk, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
-        case WK_I8: gemv_launch_x<WK_I8>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, nblk, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
-        default: gemv_launch_x<WK_Q8>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, nblk, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
+        case WK_F32: gemv_launch_x<WK_F32>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
+        case WK_F16: gemv_launch_x<WK_F16>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
+        case WK_BF16: gemv_launch_x<WK_BF16>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
+        default: gemv_launch_x<WK_I8>(xk, n, g, cb->stream, W, w->row_bytes, w->scale, X, x->row_bytes, n, Y, y->row_bytes, yk, bias, out, in); break;
         }
     } else {
-        gemv_scalar<<<g, GEMV_WARPS * 32, 0, cb->stream>>>(W, w->row_bytes, wk, w->scale, nblk, X, x->row_bytes, xk, n,
+        gemv_scalar<<<g, GEMV_WARPS * 32, 0, cb->stream>>>(W, w->row_bytes, wk, w->scale, X, x->row_bytes, xk, n,
                                                             Y, y->row_bytes, yk, bias, out, in);
     }
     return launch_check("cuda: matmul: gemv kernel");
@@ -1106,9 +1352,10 @@ extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tenso
     int rc;
     if ((rc = qr_cuda_use(cb)) || (rc = check_act(x, "x")) || (rc = check_act(y, "y")))
         return rc;
-    if (!w || wkind(w->dtype) < 0)
-        return qr_fail(QR_EINVAL, "cuda: matmul: w must be f32, f16, bf16, int8 or q8_0%s%s", w ? ", got " : "",
-                       w ? qr_dtype_name(w->dtype) : "");
+    if (!w || (wkind(w->dtype) < 0 && !qr_cq_kept(w->dtype)))
+        return qr_fail(QR_EINVAL, "cuda: matmul: w must be f32, f16, bf16, int8 or GGUF q8_0, q4_0, q4_1, q5_0, q5_1, "
+                       "q4_k, q5_k, q6_k%s%s", w ? ", got " : "", w ? qr_dtype_name(w->dtype) : "");
+    const bool gg = qr_cq_kept(w->dtype); /* GGUF blocks as stored */
     if (w->cols != x->cols)
         return qr_fail(QR_EINVAL, "cuda: matmul: x is (%lld, %lld) but w is (%lld, %lld): inner sizes differ",
                        (long long)x->rows, (long long)x->cols, (long long)w->rows, (long long)w->cols);
@@ -1117,10 +1364,10 @@ extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tenso
                        (long long)y->cols, (long long)x->rows, (long long)w->rows);
     if (!w->data && w->rows > 0)
         return qr_fail(QR_EINVAL, "cuda: matmul: w: no data");
-    if ((w->dtype == QR_I8 || w->dtype == QR_Q8_0) && !w->scale && w->rows > 0)
+    if (w->dtype == QR_I8 && !w->scale && w->rows > 0)
         return qr_fail(QR_EINVAL, "cuda: matmul: %s w without scales", qr_dtype_name(w->dtype));
-    if (w->dtype == QR_Q8_0 && w->cols % 32)
-        return qr_fail(QR_EINVAL, "cuda: matmul: q8_0 w with %lld columns", (long long)w->cols);
+    if (gg && (rc = check_gguf(w, "matmul")))
+        return rc;
     if (bias && (bias->dtype != QR_F32 || bias->rows != 1 || bias->cols != w->rows || !bias->data))
         return qr_fail(QR_EINVAL, "cuda: matmul: bias must be f32 (1, %lld)", (long long)w->rows);
     if (x->rows > INT32_MAX || w->rows > INT32_MAX || x->cols > INT32_MAX)
@@ -1135,31 +1382,36 @@ extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tenso
     if (n == 0 || out == 0)
         return QR_OK;
     const float *bp = bias ? (const float *)bias->data : NULL;
-    bool int8 = w->dtype == QR_I8 || w->dtype == QR_Q8_0;
+    bool int8 = w->dtype == QR_I8 || gg; /* int8 and GGUF weights share the GEMV-row limit and the GEMM paths */
     if (in == 0)
         return qr_fail(QR_EINVAL, "cuda: matmul: w (%lld, 0) has no columns", (long long)out);
     if (n <= (int8 ? QR_CUDA_GEMV_MAX_INT8 : QR_CUDA_GEMV_MAX_FLOAT))
         return gemv(cb, x, w, bp, y);
 
-    if (int8 && n <= QR_CUDA_W8_GEMM_MAX && in % 16 == 0 && aligned16(w->data, w->row_bytes) &&
-        aligned16(x->data, x->row_bytes)) { /* int8 / Q8_0, batched decode: tensor-core kernel on the raw weights */
+    if (int8 && n <= QR_CUDA_W8_GEMM_MAX && aligned16(x->data, x->row_bytes) &&
+        (gg || (in % 16 == 0 && aligned16(w->data, w->row_bytes)))) {
+        /* int8 / GGUF, batched decode: tensor-core kernel on the stored weights */
         int64_t gx = (out + W8_T - 1) / W8_T, gy = (n + W8_T - 1) / W8_T;
         if (gx > INT32_MAX || gy > 65535)
             return qr_fail(QR_ELIMIT, "cuda: matmul: grid %lld x %lld", (long long)gx, (long long)gy);
         dim3 g((unsigned)gx, (unsigned)gy);
-        int64_t nb = w->dtype == QR_Q8_0 ? in / 32 : 0;
         const uint8_t *W = (const uint8_t *)w->data, *X = (const uint8_t *)x->data;
         uint8_t *Y = (uint8_t *)y->data;
         int yk = xkind(y->dtype);
-        if (w->dtype == QR_I8 && x->dtype == QR_F32)
-            gemm_w8_tc<WK_I8, XK_F32><<<g, 128, 0, cb->stream>>>(W, w->row_bytes, w->scale, nb, X, x->row_bytes, n, Y, y->row_bytes, yk, bp, out, in);
-        else if (w->dtype == QR_I8)
-            gemm_w8_tc<WK_I8, XK_BF16><<<g, 128, 0, cb->stream>>>(W, w->row_bytes, w->scale, nb, X, x->row_bytes, n, Y, y->row_bytes, yk, bp, out, in);
+        bool a16 = gg && gguf_a16(w);
+        if (gg)
+            gg_dispatch(w->dtype, [&](auto tag) {
+                constexpr int WK = WK_GG + decltype(tag)::value;
+                if (x->dtype == QR_F32)
+                    gemm_w8_tc<WK, XK_F32><<<g, 128, 0, cb->stream>>>(W, w->row_bytes, w->scale, a16, X, x->row_bytes, n, Y, y->row_bytes, yk, bp, out, in);
+                else
+                    gemm_w8_tc<WK, XK_BF16><<<g, 128, 0, cb->stream>>>(W, w->row_bytes, w->scale, a16, X, x->row_bytes, n, Y, y->row_bytes, yk, bp, out, in);
+            });
         else if (x->dtype == QR_F32)
-            gemm_w8_tc<WK_Q8, XK_F32><<<g, 128, 0, cb->stream>>>(W, w->row_bytes, w->scale, nb, X, x->row_bytes, n, Y, y->row_bytes, yk, bp, out, in);
+            gemm_w8_tc<WK_I8, XK_F32><<<g, 128, 0, cb->stream>>>(W, w->row_bytes, w->scale, false, X, x->row_bytes, n, Y, y->row_bytes, yk, bp, out, in);
         else
-            gemm_w8_tc<WK_Q8, XK_BF16><<<g, 128, 0, cb->stream>>>(W, w->row_bytes, w->scale, nb, X, x->row_bytes, n, Y, y->row_bytes, yk, bp, out, in);
-        return launch_check("cuda: matmul: int8 tensor-core GEMM");
+            gemm_w8_tc<WK_I8, XK_BF16><<<g, 128, 0, cb->stream>>>(W, w->row_bytes, w->scale, false, X, x->row_bytes, n, Y, y->row_bytes, yk, bp, out, in);
+        return launch_check(gg ? "cuda: matmul: gguf tensor-core GEMM" : "cuda: matmul: int8 tensor-core GEMM");
     }
     /* GEMM: operand type of the multiply */
     qr_dtype ot = w->dtype == QR_F32 ? QR_F32 : w->dtype == QR_F16 ? QR_F16 : QR_BF16;
@@ -1224,7 +1476,7 @@ extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tenso
                   y->row_bytes, bp, n, out, in);
         goto out;
     }
-    {   /* int8 / Q8_0, many rows: slabs of rows dequantised to bf16, one cuBLASLt GEMM each */
+    {   /* int8 / GGUF, many rows: slabs of rows dequantised to bf16, one cuBLASLt GEMM each */
         /* whole multiples of 64 rows keep every slab's y and bias pointers 256-byte aligned */
         int64_t slab = (int64_t)(QR_CUDA_DEQ_BYTES / ((size_t)in * 2)) / 64 * 64;
         if (slab < 64)
@@ -1236,9 +1488,17 @@ extern "C" int qr_cuda_matmul(qr_backend *be, const qr_tensor *x, const qr_tenso
         size_t yes = act_es(y->dtype);
         for (int64_t r0 = 0; r0 < out; r0 += slab) {
             int64_t nr = out - r0 < slab ? out - r0 : slab;
-            dequant_rows_bf16<<<grid_for(nr * in, 256), 256, 0, cb->stream>>>(
-                (const uint8_t *)w->data, w->row_bytes, wkind(w->dtype), w->scale, w->dtype == QR_Q8_0 ? in / 32 : 0,
-                r0, nr, in, (__nv_bfloat16 *)wd);
+            if (gg) {
+                bool a16 = gguf_a16(w);
+                gg_dispatch(w->dtype, [&](auto tag) {
+                    dequant_gguf_bf16<decltype(tag)::value><<<grid_for(nr * (in / 32), 256), 256, 0, cb->stream>>>(
+                        (const uint8_t *)w->data, w->row_bytes, a16, r0, nr, in, (__nv_bfloat16 *)wd);
+                });
+            } else {
+                dequant_rows_bf16<<<grid_for(nr * in, 256), 256, 0, cb->stream>>>(
+                    (const uint8_t *)w->data, w->row_bytes, wkind(w->dtype), w->scale, r0, nr, in,
+                    (__nv_bfloat16 *)wd);
+            }
             if ((rc = launch_check("cuda: matmul: dequantise")) ||
                 (rc = gemm(cb, QR_BF16, wd, in, a, lda, y->dtype, (uint8_t *)y->data + (size_t)r0 * yes,
                            (int64_t)(y->row_bytes / yes), y->row_bytes, bp ? bp + r0 : NULL, n, nr, in)))

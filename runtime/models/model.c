@@ -79,7 +79,7 @@ static void add_bytes(loader *L, const qr_tensor *t)
  *   the backend computes with it and cols is whole blocks; else q8_0, else f32;
  * - as-stored: the file's type where the backend computes with it; Q2_K and
  *   Q3_K become Q4_K (no 2-3 bit kernels); a type the backend lacks becomes
- *   q8_0 (GGUF blocks: CUDA keeps Q8_0) or f32.
+ *   q8_0 (GGUF blocks) or f32.
  * Every departure from `want` (or from the file type for as-stored) is
  * counted in L->conv and named on the load line. */
 static qr_dtype pick_type(loader *L, qr_dtype st, int64_t cols, int flags)

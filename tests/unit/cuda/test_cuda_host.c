@@ -10,15 +10,26 @@
  *   wraps the ring), then 20000 random ops.
  * - f16 row scaling: rows of f32 from 1e-30 to 3e38 in magnitude scaled by
  *   qr_f16_row_scale, rounded to f16 with the project's converter, scaled
- *   back: no overflow and the documented error bound, element by element. */
+ *   back: no overflow and the documented error bound, element by element.
+ * - GGUF blocks kept as stored (runtime/cuda/cuda_quant.h): the chunk
+ *   decoder every weight-reading kernel uses, run here on the host, against
+ *   the CPU's dequantization (qr_convert_to_f32, bit-exact with ggml) bit for
+ *   bit, for all eight kept types on random block bytes (any finite f16
+ *   scales, subnormals included), at every chunk of multi-block rows; its f16
+ *   decoding against qr_f16_to_f32 for all 65536 halves; and the layout
+ *   table (block values / bytes) against runtime/dtype.c. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/error.h"
 #include "runtime/cuda/cuda_host.h"
+#include "runtime/cuda/cuda_quant.h"
 #include "runtime/dtype.h"
+#include "runtime/weights/weights.h"
+#include "tests/unit/cuda/gguf_blocks.h"
 #include "tests/unit/test.h"
 
 /* ------------------------------------------------------------ ring simulation */
@@ -253,9 +264,86 @@ static void f16_cases(void)
     }
 }
 
+/* ------------------------------------------------------------ GGUF chunk decoder */
+
+static uint64_t gb_state = 0x9E3779B97F4A7C15ull;
+static uint64_t gb_rng(void) /* xorshift64*, fixed seed: the same bytes every run */
+{
+    gb_state ^= gb_state >> 12;
+    gb_state ^= gb_state << 25;
+    gb_state ^= gb_state >> 27;
+    return gb_state * 0x2545F4914F6CDD1Dull;
+}
+
+static uint32_t fbits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static void gguf_cases(void)
+{
+    /* f16 decoding: every half */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float a = qr_cq_f16(h), b = qr_f16_to_f32((uint16_t)h);
+        if (isnan(b) ? !isnan(a) : fbits(a) != fbits(b))
+            bad++;
+    }
+    CHECK_MSG(bad == 0, "qr_cq_f16 differs from qr_f16_to_f32 on %d halves", bad);
+    /* layouts: the types kept, their block sizes as runtime/dtype.c has them */
+    for (int t = 0; t < QR_DTYPE_COUNT; t++) {
+        bool kept = false;
+        for (int i = 0; i < GB_NTYPES; i++)
+            kept |= gb_types[i] == (qr_dtype)t;
+        CHECK_MSG(qr_cq_kept((qr_dtype)t) == kept, "%s: kept %d", qr_dtype_name((qr_dtype)t), (int)kept);
+        if (kept) {
+            CHECK_INT(qr_cq_block_bytes((qr_dtype)t), qr_dtype_block_bytes((qr_dtype)t));
+            CHECK_INT(qr_cq_block_values((qr_dtype)t), qr_dtype_block((qr_dtype)t));
+            /* 16-byte loads only where whole rows stay 16-byte multiples */
+            CHECK_INT(qr_cq_aligned16((qr_dtype)t), qr_dtype_block_bytes((qr_dtype)t) % 16 == 0);
+        }
+    }
+    /* every chunk of random rows, bit for bit against the CPU reference */
+    for (int ti = 0; ti < GB_NTYPES; ti++) {
+        qr_dtype t = gb_types[ti];
+        const int64_t rows = 6, cols = 3 * 256;
+        for (int pass = 0; pass < 2; pass++) {
+            uint8_t *w = gb_make(t, rows, cols, pass ? 0.25f : 0.0f, gb_rng);
+            size_t rb = qr_dtype_row_bytes(t, cols);
+            float *ref = malloc((size_t)(rows * cols) * sizeof *ref);
+            CHECK_OK(qr_convert_rows_to_f32(t, w, cols, 0, rows, ref));
+            int diff = 0;
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t c = 0; c < cols / 32; c++) {
+                    float v[32];
+                    qr_cq_deq32(t, w + (size_t)r * rb, c, false, v);
+                    for (int i = 0; i < 32; i++) {
+                        float e = ref[r * cols + c * 32 + i];
+                        if (fbits(v[i]) != fbits(e) && !(isnan(v[i]) && isnan(e))) {
+                            if (diff++ < 3)
+                                fprintf(stderr, "%s row %lld value %lld: decoder %.9g, reference %.9g\n",
+                                        qr_dtype_name(t), (long long)r, (long long)(c * 32 + i), v[i], e);
+                        }
+                    }
+                    /* one value at a time (embed, download) */
+                    int64_t j = c * 32 + (int64_t)(gb_rng() % 32);
+                    float one = qr_cq_deq1(t, w + (size_t)r * rb, j), e = ref[r * cols + j];
+                    diff += fbits(one) != fbits(e) && !(isnan(one) && isnan(e));
+                }
+            CHECK_MSG(diff == 0, "%s (f16 fields %s): %d values differ from qr_convert_to_f32", qr_dtype_name(t),
+                      pass ? "moderate" : "any finite", diff);
+            free(ref);
+            free(w);
+        }
+    }
+}
+
 int main(void)
 {
     ring_cases();
     f16_cases();
+    gguf_cases();
     return qr_test_done();
 }

@@ -78,7 +78,7 @@ static void run_case(qr_dtype want, qr_dtype src_dt, qr_dtype act, int64_t n, in
     qr_dtype op = gemv || want == QR_F32 ? QR_F32 : want == QR_F16 ? QR_F16 : QR_BF16;
     double bound = ct_bound(op, act);
     if (want == QR_Q8_0 && src_dt != QR_Q8_0)
-        bound = 2e-2; /* quantised on the device vs the CPU's unquantised f32 */
+        bound = 2e-2; /* quantised at load vs the CPU's unquantised f32 */
     double e = ref && got ? ct_nerr(got, ref, (size_t)(n * out)) : INFINITY;
     CHECK_MSG(e <= bound, "matmul w %s (from %s) x/y %s n %lld out %lld in %lld bias %d: error %.3g > %.3g",
               qr_dtype_name(want), qr_dtype_name(src_dt), qr_dtype_name(act), (long long)n, (long long)out,
@@ -139,7 +139,7 @@ int main(void)
         for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
             run_case(QR_Q8_0, QR_Q8_0, acts[a], ns[i], 96, 64, i % 2 == 0);
             run_case(QR_Q8_0, QR_Q8_0, acts[a], ns[i], 257, 320, i % 2 == 1);
-            run_case(QR_Q8_0, QR_F32, acts[a], ns[i], 70, 96, true); /* quantised on the device */
+            run_case(QR_Q8_0, QR_F32, acts[a], ns[i], 70, 96, true); /* quantised at load (host, ggml's rule) */
             run_case(QR_BF16, QR_Q8_0, acts[a], ns[i], 65, 128, false);
             run_case(QR_I8, QR_Q8_0, acts[a], ns[i], 65, 128, true);
         }
