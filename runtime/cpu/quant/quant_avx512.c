@@ -25,18 +25,21 @@
 #define QK_GEMM256 0
 #include "runtime/cpu/quant/quant_x86_256.inc"
 
-/* ---- 512-bit GEMV for the K-quants (Q4_K, Q5_K, Q6_K: the bulk of
- * Q4_K_M / Q5_K_M files) ----
+/* ---- 512-bit GEMV for the 4-, 5- and 6-bit types (Q4_K, Q5_K, Q6_K and
+ * the Q4_0/Q4_1/Q5_0/Q5_1 that Q4_K_M files fall back to for rows that are
+ * not whole 256-value blocks: most of a 0.5B or SmolLM2 Q4_K_M file) ----
  * 64 weights per vector: a Q4_K/Q5_K 32-byte run of nibbles is its two
  * sub-blocks (low nibbles, then high), a Q6_K 64-byte run of ql with its 32
- * bytes of qh two 32-value pieces. Values are dotted unsigned (0..31 or
- * 0..63); Q6_K's offset 32 is taken off as 32 * (sum of x), a second
- * dpbusd. Each lane's scale comes from the super-block's products
- * cs = dw * dx (one multiply per super-block and token) through a permute.
+ * bytes of qh two 32-value pieces, two consecutive 32-blocks otherwise.
+ * Values are dotted unsigned (0..31 or 0..63); Q4_0/Q5_0's offset 8/16 is a
+ * min (-8 d, -16 d) as Q4_1's m is, Q6_K's offset 32 is taken off as
+ * 32 * (sum of x), a second dpbusd. Each lane's scale comes from products
+ * cs = dw * dx made 8 groups at a time (the 32-block types gather their 8 f16
+ * scales at once) through a permute.
  * The float work per element is the 256-bit path's (one rounding of dw * dx,
  * one fma per group into one of two accumulators); only the order of the
  * accumulation differs, within test qmat's bound. */
-QK_INLINE void gemv512_k(const int NT, qr_dtype t, const uint8_t *b, const qr_qrow *r, int64_t K, const qr_qact *a,
+QK_INLINE void gemv512(const int NT, qr_dtype t, const uint8_t *b, const qr_qrow *r, int64_t K, const qr_qact *a,
                          int64_t t0, int64_t n, float *y, size_t ys)
 {
     int64_t nb = K / 32;
@@ -81,6 +84,55 @@ QK_INLINE void gemv512_k(const int NT, qr_dtype t, const uint8_t *b, const qr_qr
                 }
             }
         }
+    } else if (t != QR_Q6_K) { /* Q4_0, Q4_1, Q5_0, Q5_1: two 32-blocks per vector */
+        const int bs = t == QR_Q4_0 ? 18 : t == QR_Q4_1 ? 20 : t == QR_Q5_0 ? 22 : 24;
+        const int qs = t == QR_Q4_0 ? 2 : t == QR_Q4_1 ? 4 : t == QR_Q5_0 ? 6 : 8, qh = t == QR_Q5_0 ? 2 : 4;
+        const bool five = t == QR_Q5_0 || t == QR_Q5_1, has_m = t == QR_Q4_1 || t == QR_Q5_1;
+        /* [qs_i, qs_i, qs_i+1, qs_i+1] shifted by 0 / 4 per 128-bit lane: the
+         * low nibbles then the high ones of each block, in value order */
+        const __m256i sh2 = _mm256_set_m128i(_mm_set1_epi16(4), _mm_set1_epi16(0));
+        const __m512i sh = _mm512_inserti64x4(_mm512_castsi256_si512(sh2), sh2, 1);
+        const __m512i idx0 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);
+        const __m256i gidx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(bs));
+        for (int64_t i8 = 0; i8 < nb; i8 += 8, b += 8 * bs) {
+            int nbk = nb - i8 < 8 ? (int)(nb - i8) : 8;
+            __mmask8 km = (__mmask8)((1u << nbk) - 1);
+            for (int l = 0; l < 8 * bs; l += 64)
+                _mm_prefetch((const char *)b + QK_PFD + l, _MM_HINT_T0);
+            /* each block's first dword: d (low half) and, for Q4_1/Q5_1, m */
+            __m256i dm = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), km, gidx, (const void *)b, 1);
+            __m256 d8 = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(dm));
+            __m256 m8 = has_m ? _mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_srli_epi32(dm, 16)))
+                              : _mm256_mul_ps(d8, _mm256_set1_ps(t == QR_Q4_0 ? -8.0f : -16.0f));
+            _mm256_mask_storeu_ps(r->dw + i8, km, d8);
+            _mm256_mask_storeu_ps(r->mw + i8, km, m8);
+            __m512 cs[4];
+            for (int j = 0; j < NT; j++)
+                cs[j] = _mm512_castps256_ps512(_mm256_mul_ps(d8, _mm256_maskz_loadu_ps(km, dx[j] + i8)));
+            for (int u = 0; u < nbk; u += 2) {
+                const uint8_t *p0 = b + u * bs, *p1 = p0 + bs;
+                bool two = u + 1 < nbk;
+                __m512i w = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p0 + qs)));
+                w = two ? _mm512_mask_broadcast_i32x4(w, 0xff00, _mm_loadu_si128((const __m128i *)(p1 + qs)))
+                        : _mm512_maskz_mov_epi32(0x00ff, w);
+                w = _mm512_and_si512(_mm512_srlv_epi16(w, sh), m4);
+                if (five) { /* bit j of qh is bit 4 of value j */
+                    uint32_t h0, h1 = 0;
+                    memcpy(&h0, p0 + qh, 4);
+                    if (two)
+                        memcpy(&h1, p1 + qh, 4);
+                    w = _mm512_or_si512(w, _mm512_maskz_mov_epi8((__mmask64)h0 | (__mmask64)h1 << 32,
+                                                                 _mm512_set1_epi8(0x10)));
+                }
+                __m512i idx = _mm512_add_epi32(idx0, _mm512_set1_epi32(u));
+                for (int j = 0; j < NT; j++) {
+                    const int8_t *xp = xq[j] + 32 * (i8 + u);
+                    __m512i x = two ? _mm512_loadu_si512((const void *)xp) : _mm512_maskz_loadu_epi8(0xffffffffu, xp);
+                    __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x);
+                    acc[j][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, cs[j]), acc[j][0]);
+                }
+            }
+        }
     } else { /* Q6_K */
         const __m512i m30 = _mm512_set1_epi8(0x30), c32 = _mm512_set1_epi8(32);
         const __m512i sl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
@@ -117,7 +169,7 @@ QK_INLINE void gemv512_k(const int NT, qr_dtype t, const uint8_t *b, const qr_qr
             }
         }
     }
-    bool has_min = t != QR_Q6_K;
+    bool has_min = t != QR_Q6_K; /* Q4_0/Q5_0: the offset as a min */
     for (int i = 0; i < NT; i++) {
         float m = 0.0f;
         if (has_min) {
@@ -137,7 +189,7 @@ QK_INLINE void gemv512_k(const int NT, qr_dtype t, const uint8_t *b, const qr_qr
 QK_ATTR static void gemv_all_avx512(qr_dtype t, const uint8_t *w, size_t rb, int64_t K, const qr_qact *a,
                                     int64_t n0, int64_t n1, float *y, size_t ys, void *scratch)
 {
-    if (t != QR_Q4_K && t != QR_Q5_K && t != QR_Q6_K) {
+    if (t == QR_Q8_0) { /* signed: the 256-bit path (already past the DRAM share of a core) */
         gemv_avx512(t, w, rb, K, a, n0, n1, y, ys, scratch);
         return;
     }
@@ -147,11 +199,11 @@ QK_ATTR static void gemv_all_avx512(qr_dtype t, const uint8_t *w, size_t rb, int
         const uint8_t *b = w + (size_t)n * rb;
         int64_t t0 = 0;
         for (; t0 + 4 <= a->n_tok; t0 += 4)
-            gemv512_k(4, t, b, &rows[0], K, a, t0, n, y, ys);
+            gemv512(4, t, b, &rows[0], K, a, t0, n, y, ys);
         switch (a->n_tok - t0) {
-        case 3: gemv512_k(3, t, b, &rows[0], K, a, t0, n, y, ys); break;
-        case 2: gemv512_k(2, t, b, &rows[0], K, a, t0, n, y, ys); break;
-        case 1: gemv512_k(1, t, b, &rows[0], K, a, t0, n, y, ys); break;
+        case 3: gemv512(3, t, b, &rows[0], K, a, t0, n, y, ys); break;
+        case 2: gemv512(2, t, b, &rows[0], K, a, t0, n, y, ys); break;
+        case 1: gemv512(1, t, b, &rows[0], K, a, t0, n, y, ys); break;
         default: break;
         }
     }
