@@ -280,10 +280,20 @@ int qr_q_rblock(int64_t K)
 size_t qr_q_scratch_bytes(int64_t K)
 {
     size_t k = (size_t)K, rb = (size_t)qr_q_rblock(K);
-    size_t n = rb * (ALIGN64(k) + ALIGN64(k / 16 * 4) * 2 + ALIGN64(k / 32 * 4)) + ALIGN64(32 * rb * sizeof(float));
+    return rb * (ALIGN64(k) + ALIGN64(k / 16 * 4) * 2 + ALIGN64(k / 32 * 4)) + ALIGN64(32 * rb * sizeof(float));
+}
+
+/* Scratch per thread for one matmul: the AMX GEMM's 16 unpacked rows only
+ * where it runs (a GEMV's allocation stays small enough for malloc's heap,
+ * not an mmap and its page faults on every call). */
+static size_t scratch_bytes(int64_t K, bool gemm)
+{
+    size_t n = qr_q_scratch_bytes(K);
 #if defined(__x86_64__)
-    size_t amx = qr_q_amx_scratch_bytes(K);
-    n = amx > n ? amx : n;
+    if (gemm && qr_quant_isa() == QR_QISA_AMX) {
+        size_t amx = qr_q_amx_scratch_bytes(K);
+        n = amx > n ? amx : n;
+    }
 #endif
     return n;
 }
@@ -370,12 +380,14 @@ int qr_qmat_rows(qr_dtype wtype, const void *w, int64_t K, const qr_qact *a, int
                        (long long)n1);
     if (n1 <= n0)
         return QR_OK;
-    void *scratch = aligned_alloc(64, qr_q_scratch_bytes(K));
+    bool gemm = a->n_tok >= QR_QGEMM_MIN_TOK && a->pk;
+    size_t sb = ALIGN64(scratch_bytes(K, gemm));
+    void *scratch = aligned_alloc(64, sb);
     if (!scratch)
-        return qr_fail(QR_ENOMEM, "quantized matmul: scratch of %zu bytes", qr_q_scratch_bytes(K));
+        return qr_fail(QR_ENOMEM, "quantized matmul: scratch of %zu bytes", sb);
     const qr_qkernels *k = kernels();
     size_t rb = qr_dtype_row_bytes(wtype, K);
-    if (a->n_tok >= QR_QGEMM_MIN_TOK && a->pk)
+    if (gemm)
         k->gemm(wtype, w, rb, K, a, n0, n1, y, ys, scratch);
     else
         k->gemv(wtype, w, rb, K, a, n0, n1, y, ys, scratch);
@@ -414,12 +426,12 @@ int qr_qmat_mul_q(qr_threadpool *tp, qr_dtype wtype, const void *w, int64_t N, i
     if (rc)
         return rc;
     int nt = tp ? qr_threadpool_size(tp) : 1;
-    size_t sb = ALIGN64(qr_q_scratch_bytes(K));
+    bool gemm = a->n_tok >= QR_QGEMM_MIN_TOK && a->pk;
+    size_t sb = ALIGN64(scratch_bytes(K, gemm));
     uint8_t *scratch = aligned_alloc(64, sb * (size_t)nt);
     if (!scratch)
         return qr_fail(QR_ENOMEM, "quantized matmul: scratch of %zu bytes", sb * (size_t)nt);
-    mul_job j = {kernels(), wtype, w, qr_dtype_row_bytes(wtype, K), K, a, y, ys, scratch, sb,
-                 a->n_tok >= QR_QGEMM_MIN_TOK && a->pk};
+    mul_job j = {kernels(), wtype, w, qr_dtype_row_bytes(wtype, K), K, a, y, ys, scratch, sb, gemm};
     /* grain: whole row tiles, and enough rows that a wake-up pays off */
     int64_t grain = QR_QROWS * (K >= 2048 ? 4 : 8);
     qr_parallel_for(tp, N, grain, mul_rows, &j);
@@ -438,7 +450,8 @@ int qr_qmat_mul(qr_threadpool *tp, qr_dtype wtype, const void *w, int64_t N, int
     if (!buf)
         return qr_fail(QR_ENOMEM, "quantized matmul: %zu bytes of quantized activations", bytes);
     qr_qact a;
-    int rc = qr_quantize_act(tp, x, xs, n_tok, K, buf, &a);
+    /* a few rows (decode) on this thread: a pool dispatch costs more */
+    int rc = qr_quantize_act(n_tok < QR_QGEMM_MIN_TOK ? NULL : tp, x, xs, n_tok, K, buf, &a);
     if (!rc)
         rc = qr_qmat_mul_q(tp, wtype, w, N, K, &a, y, ys);
     free(buf);

@@ -36,7 +36,8 @@ typedef struct {
 const qr_qtype_info *qr_qtype(qr_dtype t);
 
 /* One ISA's kernels. Both compute rows [n0, n1) of y (row t at y + t * ys)
- * serially; scratch is qr_q_scratch_bytes(K) bytes, 64-byte aligned. */
+ * serially; scratch is qr_q_scratch_bytes(K) bytes, 64-byte aligned (for the
+ * AMX GEMM at least qr_q_amx_scratch_bytes(K)). */
 typedef struct {
     void (*gemv)(qr_dtype t, const uint8_t *w, size_t rb, int64_t K, const qr_qact *a, int64_t n0, int64_t n1,
                  float *y, size_t ys, void *scratch);
