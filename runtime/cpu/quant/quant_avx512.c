@@ -447,9 +447,14 @@ AMX_ATTR static void amx_config(int G)
  * kernel is no faster than AVX-512 VNNI. */
 AMX_ATTR static inline __attribute__((always_inline)) void amx_rows(const int G, bool has_min, const amx_scratch *s,
                                                                     int64_t K, const qr_qact *a, int64_t nblk,
-                                                                    int nr, float *y, size_t ys)
+                                                                    int nr, float *y, size_t ys, const uint8_t *next,
+                                                                    size_t next_bytes)
 {
     int64_t nb = K / 32, ng = K / G, steps = (a->n_tok + 15) / 16 * ng;
+    /* the next row block's weights, into L2 a few lines per step while the
+     * tiles work: its unpack then does not wait on DRAM */
+    size_t pf_lines = next ? (next_bytes + 63) / 64 : 0, pf_step = (pf_lines + (size_t)steps - 1) / (size_t)steps;
+    size_t pf = 0;
     size_t pks = 16 * (size_t)K, pds = (size_t)nb * 16;
     const int per = 32 / G; /* groups per 32-block */
     __m512 acc[16];
@@ -464,6 +469,8 @@ AMX_ATTR static inline __attribute__((always_inline)) void amx_rows(const int G,
             AMX_FINISH(i + 1);
         if (i + 2 < steps)
             AMX_START(i + 2);
+        for (size_t l = 0; l < pf_step && pf < pf_lines; l++, pf++)
+            _mm_prefetch((const char *)next + 64 * pf, _MM_HINT_T1);
         const int32_t *cb = s->cbuf + 256 * (i & 3);
         __m512i c[16];
         for (int r = 0; r < 16; r++)
@@ -518,7 +525,9 @@ AMX_ATTR static void amx_gemm_g(const int G, qr_dtype t, const uint8_t *w, size_
         }
         for (int64_t i = 0; i < 16 * ng; i++) /* the x + 128 correction, ready to add */
             s.ws[i] *= -128;
-        amx_rows(G, ti->has_min, &s, K, a, nblk, nr, y, ys);
+        const uint8_t *next = nblk + 16 < n1 ? w + (size_t)(nblk + 16) * rb : NULL;
+        size_t next_rows = next ? (size_t)(n1 - nblk - 16 < 16 ? n1 - nblk - 16 : 16) : 0;
+        amx_rows(G, ti->has_min, &s, K, a, nblk, nr, y, ys, next, next_rows * rb);
     }
     _tile_release();
 }
