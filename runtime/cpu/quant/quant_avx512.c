@@ -36,20 +36,24 @@
  * 32 * (sum of x), a second dpbusd. Each lane's scale comes from products
  * cs = dw * dx made 8 groups at a time (the 32-block types gather their 8 f16
  * scales at once) through a permute.
- * The float work per element is the 256-bit path's (one rounding of dw * dx,
- * one fma per group into one of two accumulators); only the order of the
- * accumulation differs, within test qmat's bound. */
+ * The min terms mw * s go into their own accumulator 8 blocks at a time, and
+ * one reduction per row ends it all. The float work per element is the
+ * 256-bit path's (one rounding of dw * dx, one fma per group); only the
+ * order of the accumulation differs, within test qmat's bound. */
 QK_INLINE void gemv512(const int NT, qr_dtype t, const uint8_t *b, const qr_qrow *r, int64_t K, const qr_qact *a,
                          int64_t t0, int64_t n, float *y, size_t ys)
 {
     int64_t nb = K / 32;
     __m512 acc[4][2];
+    __m256 macc[4]; /* the min terms: mw * s, 8 blocks at a time */
     const int8_t *xq[4];
-    const float *dx[4];
+    const float *dx[4], *sx[4];
     for (int i = 0; i < NT; i++) {
         acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+        macc[i] = _mm256_setzero_ps();
         xq[i] = a->q + (size_t)(t0 + i) * (size_t)K;
         dx[i] = a->d + (t0 + i) * nb;
+        sx[i] = a->s + (t0 + i) * nb;
     }
     const __m512i m4 = _mm512_set1_epi8(0xf);
     if (t == QR_Q4_K || t == QR_Q5_K) {
@@ -58,10 +62,12 @@ QK_INLINE void gemv512(const int NT, qr_dtype t, const uint8_t *b, const qr_qrow
             _mm_prefetch((const char *)b + QK_PFD, _MM_HINT_T0);
             _mm_prefetch((const char *)b + QK_PFD + 64, _MM_HINT_T0);
             k4_scales_avx512(b, r->dw + 8 * i, r->mw + 8 * i);
-            __m256 dw8 = _mm256_loadu_ps(r->dw + 8 * i);
+            __m256 dw8 = _mm256_loadu_ps(r->dw + 8 * i), mw8 = _mm256_loadu_ps(r->mw + 8 * i);
             __m512 cs[4];
-            for (int j = 0; j < NT; j++)
+            for (int j = 0; j < NT; j++) {
                 cs[j] = _mm512_castps256_ps512(_mm256_mul_ps(dw8, _mm256_loadu_ps(dx[j] + 8 * i)));
+                macc[j] = _mm256_fmadd_ps(mw8, _mm256_loadu_ps(sx[j] + 8 * i), macc[j]);
+            }
             const uint8_t *q = b + (five ? 48 : 16);
             __m512i hb = five ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 16)))
                               : _mm512_setzero_si512();
@@ -104,11 +110,11 @@ QK_INLINE void gemv512(const int NT, qr_dtype t, const uint8_t *b, const qr_qrow
             __m256 d8 = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(dm));
             __m256 m8 = has_m ? _mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_srli_epi32(dm, 16)))
                               : _mm256_mul_ps(d8, _mm256_set1_ps(t == QR_Q4_0 ? -8.0f : -16.0f));
-            _mm256_mask_storeu_ps(r->dw + i8, km, d8);
-            _mm256_mask_storeu_ps(r->mw + i8, km, m8);
             __m512 cs[4];
-            for (int j = 0; j < NT; j++)
+            for (int j = 0; j < NT; j++) {
                 cs[j] = _mm512_castps256_ps512(_mm256_mul_ps(d8, _mm256_maskz_loadu_ps(km, dx[j] + i8)));
+                macc[j] = _mm256_fmadd_ps(m8, _mm256_maskz_loadu_ps(km, sx[j] + i8), macc[j]);
+            }
             for (int u = 0; u < nbk; u += 2) {
                 const uint8_t *p0 = b + u * bs, *p1 = p0 + bs;
                 bool two = u + 1 < nbk;
@@ -169,21 +175,10 @@ QK_INLINE void gemv512(const int NT, qr_dtype t, const uint8_t *b, const qr_qrow
             }
         }
     }
-    bool has_min = t != QR_Q6_K; /* Q4_0/Q5_0: the offset as a min */
-    for (int i = 0; i < NT; i++) {
-        float m = 0.0f;
-        if (has_min) {
-            const float *sx = a->s + (t0 + i) * nb;
-            __m256 macc = _mm256_setzero_ps();
-            int64_t bb = 0;
-            for (; bb + 8 <= nb; bb += 8)
-                macc = _mm256_fmadd_ps(_mm256_loadu_ps(r->mw + bb), _mm256_loadu_ps(sx + bb), macc);
-            m = hsum_avx512(macc);
-            for (; bb < nb; bb++)
-                m += r->mw[bb] * sx[bb];
-        }
-        y[(size_t)(t0 + i) * ys + (size_t)n] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][0], acc[i][1])) + m;
-    }
+    (void)r;
+    for (int i = 0; i < NT; i++) /* one reduction: the groups' sums and the mins (zero for Q6_K) */
+        y[(size_t)(t0 + i) * ys + (size_t)n] = _mm512_reduce_add_ps(
+            _mm512_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]), _mm512_zextps256_ps512(macc[i])));
 }
 
 QK_ATTR static void gemv_all_avx512(qr_dtype t, const uint8_t *w, size_t rb, int64_t K, const qr_qact *a,
