@@ -338,8 +338,10 @@ const qr_qkernels qr_qk_avx512vnni = {gemv_all_avx512, gemm_avx512, quant_row_av
 /* 16 rows unpacked at a stride of K bytes (tile rows), their scales after. */
 typedef struct {
     int8_t *wq;          /* [16][K] */
-    float *dw, *mw;      /* [16][K/G], [16][K/32] */
-    int32_t *ws;         /* [16][K/G], times -128 once unpacked */
+    float *dw, *mw;      /* [16][K/G], [16][K/32] as the unpack writes them */
+    int32_t *ws;         /* [16][K/G] */
+    float *dwt, *mwt;    /* the same transposed, [K/G][16], [K/32][16]: one */
+    int32_t *wst;        /* row's value at a constant offset; wst = -128 * ws */
     int32_t *cbuf;       /* [4][16][16] tile stores */
     float *obuf;         /* [16][16] rows x tokens of the output tile */
 } amx_scratch;
@@ -349,7 +351,7 @@ typedef struct {
 size_t qr_q_amx_scratch_bytes(int64_t K)
 {
     size_t k = (size_t)K;
-    return 16 * (ALIGN64(k) + 2 * ALIGN64(k / 16 * 4) + ALIGN64(k / 32 * 4)) + 5 * 1024 + 64;
+    return 16 * (ALIGN64(k) + 4 * ALIGN64(k / 16 * 4) + 2 * ALIGN64(k / 32 * 4)) + 5 * 1024 + 64;
 }
 
 static amx_scratch amx_carve(void *scratch, int64_t K)
@@ -361,6 +363,9 @@ static amx_scratch amx_carve(void *scratch, int64_t K)
     s.dw = (float *)p, p += 16 * ALIGN64(k / 16 * 4);
     s.ws = (int32_t *)p, p += 16 * ALIGN64(k / 16 * 4);
     s.mw = (float *)p, p += 16 * ALIGN64(k / 32 * 4);
+    s.dwt = (float *)p, p += 16 * ALIGN64(k / 16 * 4);
+    s.wst = (int32_t *)p, p += 16 * ALIGN64(k / 16 * 4);
+    s.mwt = (float *)p, p += 16 * ALIGN64(k / 32 * 4);
     s.cbuf = (int32_t *)p, p += 4096;
     s.obuf = (float *)p;
     return s;
@@ -394,17 +399,15 @@ AMX_ATTR static void amx_config(int G)
  * after it (the stored tile must not be read early). */
 #define AMX_FENCE() __asm__ volatile("" ::: "memory")
 
-/* Step i of the tile pipeline (token group i / ng, scale group g = i % ng)
- * into C tile T with A and B tiles TA, TB (literal numbers: the intrinsics
- * paste them into the instruction). AMX_STORE(T) then puts tile T in
- * cbuf[T]. */
-#define AMX_DP(T, TA, TB, i)                                                                                    \
+/* A pipeline step (token group gi, scale group g) into C tile T with A and
+ * B tiles TA, TB (literal numbers: the intrinsics paste them into the
+ * instruction). AMX_STORE(T) then puts tile T in cbuf[T]. */
+#define AMX_DP(T, TA, TB, gi, g)                                                                                \
     do {                                                                                                        \
-        int64_t g_ = (i) % ng;                                                                                  \
         AMX_FENCE();                                                                                            \
         _tile_zero(T);                                                                                          \
-        _tile_loadd(TA, s->wq + g_ * G, K);                                                                     \
-        _tile_loadd(TB, a->pk + (size_t)((i) / ng) * pks + (size_t)(g_ * (G / 4)) * 64, 64);                    \
+        _tile_loadd(TA, s->wq + (g) * G, K);                                                                    \
+        _tile_loadd(TB, a->pk + (size_t)(gi) * pks + (size_t)((g) * (G / 4)) * 64, 64);                         \
         _tile_dpbsud(T, TA, TB);                                                                                \
     } while (0)
 #define AMX_STORE(T)                                                                                            \
@@ -413,15 +416,20 @@ AMX_ATTR static void amx_config(int G)
         AMX_FENCE();                                                                                            \
     } while (0)
 
-/* Step i in C tile i % 4, A/B tiles 4/5 or 6/7 by parity; its store. */
+/* Step i (the next of the (sgi, sg) walk, advanced here) in C tile i % 4,
+ * A/B tiles 4/5 or 6/7 by parity; its store. The walk is kept as two
+ * counters: a division per step by the run-time ng costs as much as the
+ * scaling of a whole tile. */
 #define AMX_START(i)                                                                                            \
     do {                                                                                                        \
         switch ((i) & 3) {                                                                                      \
-        case 0: AMX_DP(0, 4, 5, i); break;                                                                      \
-        case 1: AMX_DP(1, 6, 7, i); break;                                                                      \
-        case 2: AMX_DP(2, 4, 5, i); break;                                                                      \
-        default: AMX_DP(3, 6, 7, i); break;                                                                     \
+        case 0: AMX_DP(0, 4, 5, sgi, sg); break;                                                                \
+        case 1: AMX_DP(1, 6, 7, sgi, sg); break;                                                                \
+        case 2: AMX_DP(2, 4, 5, sgi, sg); break;                                                                \
+        default: AMX_DP(3, 6, 7, sgi, sg); break;                                                               \
         }                                                                                                       \
+        if (++sg == ng)                                                                                         \
+            sg = 0, sgi++;                                                                                      \
     } while (0)
 #define AMX_FINISH(i)                                                                                           \
     do {                                                                                                        \
@@ -434,7 +442,7 @@ AMX_ATTR static void amx_config(int G)
     } while (0)
 
 /* y for the 16 rows of s (nr of them real, from row nblk) and every token.
- * One software pipeline runs over all (token group, scale group) steps:
+ * One software pipeline runs over all (token group gi, scale group g) steps:
  * while the vector units scale step i (stored one step earlier) into acc
  * (lane l = token l of the group), the tile unit has step i + 2 to multiply
  * and step i + 1 to store. A tile stored right after its multiply, or read
@@ -455,6 +463,8 @@ AMX_ATTR static inline __attribute__((always_inline)) void amx_rows(const int G,
     __m512 acc[16];
     for (int r = 0; r < 16; r++)
         acc[r] = _mm512_setzero_ps();
+    int64_t sgi = 0, sg = 0; /* the next step to start */
+    int64_t gi = 0, g = 0;   /* the step being scaled */
     AMX_START(0);
     if (steps > 1)
         AMX_START(1);
@@ -470,18 +480,20 @@ AMX_ATTR static inline __attribute__((always_inline)) void amx_rows(const int G,
         __m512i c[16];
         for (int r = 0; r < 16; r++)
             c[r] = _mm512_load_si512(cb + 16 * r);
-        int64_t gi = i / ng, g = i % ng, b = g / per;
+        int64_t b = g / per;
+        const float *dwg = s->dwt + 16 * g;
+        const int32_t *wsg = s->wst + 16 * g;
         const float *pd = a->pd + (size_t)gi * pds, *ps = a->ps + (size_t)gi * pds;
         __m512 dxv = _mm512_loadu_ps(pd + b * 16);
         for (int r = 0; r < 16; r++) {
-            __m512i ci = _mm512_add_epi32(c[r], _mm512_set1_epi32(s->ws[r * ng + g]));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci), _mm512_mul_ps(_mm512_set1_ps(s->dw[r * ng + g]), dxv),
+            __m512i ci = _mm512_add_epi32(c[r], _mm512_set1_epi32(wsg[r]));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci), _mm512_mul_ps(_mm512_set1_ps(dwg[r]), dxv),
                                      acc[r]);
         }
         if (has_min && g % per == per - 1) {
             __m512 psv = _mm512_loadu_ps(ps + b * 16);
             for (int r = 0; r < 16; r++)
-                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(s->mw[r * nb + b]), psv, acc[r]);
+                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(s->mwt[16 * b + r]), psv, acc[r]);
         }
         if (g == ng - 1) { /* token group done: out tile [rows][tokens] -> y[token][rows] */
             for (int r = 0; r < 16; r++) {
@@ -495,10 +507,12 @@ AMX_ATTR static inline __attribute__((always_inline)) void amx_rows(const int G,
                 _mm512_mask_storeu_ps(y + (size_t)(gi * 16 + l) * ys + (size_t)nblk, m,
                                       _mm512_i32gather_ps(col, s->obuf + l, 4));
         }
+        if (++g == ng)
+            g = 0, gi++;
     }
 }
 
-AMX_ATTR static void amx_gemm_g(const int G, qr_dtype t, const uint8_t *w, size_t rb, int64_t K, const qr_qact *a,
+AMX_ATTR static inline __attribute__((always_inline)) void amx_gemm_g(const int G, qr_dtype t, const uint8_t *w, size_t rb, int64_t K, const qr_qact *a,
                                 int64_t n0, int64_t n1, float *y, size_t ys, void *scratch)
 {
     const qr_qtype_info *ti = qr_qtype(t);
@@ -518,8 +532,14 @@ AMX_ATTR static void amx_gemm_g(const int G, qr_dtype t, const uint8_t *w, size_
                 memset(row.mw, 0, sizeof(float) * (size_t)nb);
             }
         }
-        for (int64_t i = 0; i < 16 * ng; i++) /* the x + 128 correction, ready to add */
-            s.ws[i] *= -128;
+        for (int r = 0; r < 16; r++) { /* transposed; the x + 128 correction ready to add */
+            for (int64_t g = 0; g < ng; g++) {
+                s.dwt[16 * g + r] = s.dw[r * ng + g];
+                s.wst[16 * g + r] = -128 * s.ws[r * ng + g];
+            }
+            for (int64_t b = 0; b < nb; b++)
+                s.mwt[16 * b + r] = s.mw[r * nb + b];
+        }
         const uint8_t *next = nblk + 16 < n1 ? w + (size_t)(nblk + 16) * rb : NULL;
         size_t next_rows = next ? (size_t)(n1 - nblk - 16 < 16 ? n1 - nblk - 16 : 16) : 0;
         amx_rows(G, ti->has_min, &s, K, a, nblk, nr, y, ys, next, next_rows * rb);
