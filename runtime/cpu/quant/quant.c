@@ -168,7 +168,8 @@ size_t qr_qact_bytes(int64_t n_tok, int64_t K)
     bytes += ALIGN64((size_t)n_tok * (size_t)K) + 2 * ALIGN64((size_t)n_tok * nb * sizeof(float));
     if (n_tok >= QR_QGEMM_MIN_TOK) {
         size_t g = (size_t)n_groups(n_tok);
-        bytes += ALIGN64(g * 16 * (size_t)K) + 2 * ALIGN64(g * nb * 16 * sizeof(float));
+        /* pk, pd, ps, and room for pks (written, so resident, only under AMX) */
+        bytes += 2 * ALIGN64(g * 16 * (size_t)K) + 2 * ALIGN64(g * nb * 16 * sizeof(float));
     }
     return bytes;
 }
@@ -181,6 +182,7 @@ typedef struct {
     float *d, *s;
     uint8_t *pk;
     float *pd, *ps;
+    int8_t *pks;
 } act_job;
 
 static void scalar_quant_row(const float *x, int64_t K, int8_t *q, float *dd, float *ss)
@@ -221,6 +223,8 @@ static void act_rows(void *ctx, int64_t t0, int64_t t1, int tid)
             for (int64_t k4 = 0; k4 < K / 4; k4++) {
                 uint32_t v;
                 memcpy(&v, q + 4 * k4, 4);
+                if (j->pks)
+                    memcpy(j->pks + (size_t)g * 16 * (size_t)K + (size_t)k4 * 64 + (size_t)lane * 4, &v, 4);
                 v ^= 0x80808080u;
                 memcpy(pk + (size_t)k4 * 64 + (size_t)lane * 4, &v, 4);
             }
@@ -240,7 +244,7 @@ int qr_quantize_act(qr_threadpool *tp, const float *x, size_t xs, int64_t n_tok,
                        (long long)n_tok, (long long)K);
     size_t nb = (size_t)(K / 32);
     uint8_t *p = (uint8_t *)(((uintptr_t)buf + 63) & ~(uintptr_t)63);
-    act_job j = {x, xs, n_tok, K, NULL, NULL, NULL, NULL, NULL, NULL};
+    act_job j = {x, xs, n_tok, K, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     j.q = (int8_t *)p, p += ALIGN64((size_t)n_tok * (size_t)K);
     j.d = (float *)p, p += ALIGN64((size_t)n_tok * nb * sizeof(float));
     j.s = (float *)p, p += ALIGN64((size_t)n_tok * nb * sizeof(float));
@@ -248,14 +252,20 @@ int qr_quantize_act(qr_threadpool *tp, const float *x, size_t xs, int64_t n_tok,
         size_t g = (size_t)n_groups(n_tok);
         j.pk = p, p += ALIGN64(g * 16 * (size_t)K);
         j.pd = (float *)p, p += ALIGN64(g * nb * 16 * sizeof(float));
-        j.ps = (float *)p;
+        j.ps = (float *)p, p += ALIGN64(g * nb * 16 * sizeof(float));
+        if (qr_quant_isa() == QR_QISA_AMX)
+            j.pks = (int8_t *)p;
         /* lanes past n_tok: zero activations (q ^ 0x80 = 0x80), zero scales */
         int64_t t_end = (int64_t)g * 16;
         if (t_end > n_tok) {
             for (int64_t t = n_tok; t < t_end; t++) {
                 uint8_t *pk = j.pk + (size_t)(t / 16) * 16 * (size_t)K;
-                for (int64_t k4 = 0; k4 < K / 4; k4++)
+                for (int64_t k4 = 0; k4 < K / 4; k4++) {
                     memset(pk + (size_t)k4 * 64 + (size_t)(t % 16) * 4, 0x80, 4);
+                    if (j.pks)
+                        memset(j.pks + (size_t)(t / 16) * 16 * (size_t)K + (size_t)k4 * 64 + (size_t)(t % 16) * 4, 0,
+                               4);
+                }
                 for (size_t b = 0; b < nb; b++) {
                     j.pd[((size_t)(t / 16) * nb + b) * 16 + (size_t)(t % 16)] = 0.0f;
                     j.ps[((size_t)(t / 16) * nb + b) * 16 + (size_t)(t % 16)] = 0.0f;
@@ -265,7 +275,7 @@ int qr_quantize_act(qr_threadpool *tp, const float *x, size_t xs, int64_t n_tok,
     }
     /* grain 16 keeps one 16-token group's lanes on one worker */
     qr_parallel_for(tp, n_tok, 16, act_rows, &j);
-    *out = (qr_qact){n_tok, K, j.q, j.d, j.s, j.pk, j.pd, j.ps};
+    *out = (qr_qact){n_tok, K, j.q, j.d, j.s, j.pk, j.pd, j.ps, j.pks};
     return QR_OK;
 }
 

@@ -104,6 +104,8 @@ typedef struct {
                         * [ceil(n_tok/16)][K/4][16 tokens][4] of q ^ 0x80
                         * (tokens past n_tok are zero rows) */
     const float *pd, *ps; /* [ceil(n_tok/16)][K/32][16]: d and s, same order */
+    const int8_t *pks;    /* pk's layout of q itself (signed, zero past n_tok) for the
+                           * AMX GEMM: made where the ISA in use is AMX, else NULL */
 } qr_qact;
 
 size_t qr_qact_bytes(int64_t n_tok, int64_t K);

@@ -407,8 +407,11 @@ AMX_ATTR static void amx_config(int G)
         AMX_FENCE();                                                                                            \
         _tile_zero(T);                                                                                          \
         _tile_loadd(TA, s->wq + (g) * G, K);                                                                    \
-        _tile_loadd(TB, a->pk + (size_t)(gi) * pks + (size_t)((g) * (G / 4)) * 64, 64);                         \
-        _tile_dpbsud(T, TA, TB);                                                                                \
+        _tile_loadd(TB, bsrc + (size_t)(gi) * pks + (size_t)((g) * (G / 4)) * 64, 64);                          \
+        if (SX)                                                                                                 \
+            _tile_dpbssd(T, TA, TB);                                                                            \
+        else                                                                                                    \
+            _tile_dpbsud(T, TA, TB);                                                                            \
     } while (0)
 #define AMX_STORE(T)                                                                                            \
     do {                                                                                                        \
@@ -448,7 +451,8 @@ AMX_ATTR static void amx_config(int G)
  * and step i + 1 to store. A tile stored right after its multiply, or read
  * right after its store, stalls on the whole tile latency; done so, the
  * kernel is no faster than AVX-512 VNNI. */
-AMX_ATTR static inline __attribute__((always_inline)) void amx_rows(const int G, bool has_min, const amx_scratch *s,
+AMX_ATTR static inline __attribute__((always_inline)) void amx_rows(const int G, const bool SX, bool has_min,
+                                                                    const amx_scratch *s,
                                                                     int64_t K, const qr_qact *a, int64_t nblk,
                                                                     int nr, float *y, size_t ys, const uint8_t *next,
                                                                     size_t next_bytes)
@@ -459,6 +463,9 @@ AMX_ATTR static inline __attribute__((always_inline)) void amx_rows(const int G,
     size_t pf_lines = next ? (next_bytes + 63) / 64 : 0, pf_step = (pf_lines + (size_t)steps - 1) / (size_t)steps;
     size_t pf = 0;
     size_t pks = 16 * (size_t)K, pds = (size_t)nb * 16;
+    /* signed activations (pks): TDPBSSD gives the exact I at once; else
+     * x + 128 (pk): TDPBSUD, and -128 * ws added back per row */
+    const uint8_t *bsrc = SX ? (const uint8_t *)a->pks : a->pk;
     const int per = 32 / G; /* groups per 32-block */
     __m512 acc[16];
     for (int r = 0; r < 16; r++)
@@ -486,7 +493,7 @@ AMX_ATTR static inline __attribute__((always_inline)) void amx_rows(const int G,
         const float *pd = a->pd + (size_t)gi * pds, *ps = a->ps + (size_t)gi * pds;
         __m512 dxv = _mm512_loadu_ps(pd + b * 16);
         for (int r = 0; r < 16; r++) {
-            __m512i ci = _mm512_add_epi32(c[r], _mm512_set1_epi32(wsg[r]));
+            __m512i ci = SX ? c[r] : _mm512_add_epi32(c[r], _mm512_set1_epi32(wsg[r]));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci), _mm512_mul_ps(_mm512_set1_ps(dwg[r]), dxv),
                                      acc[r]);
         }
@@ -542,7 +549,10 @@ AMX_ATTR static inline __attribute__((always_inline)) void amx_gemm_g(const int 
         }
         const uint8_t *next = nblk + 16 < n1 ? w + (size_t)(nblk + 16) * rb : NULL;
         size_t next_rows = next ? (size_t)(n1 - nblk - 16 < 16 ? n1 - nblk - 16 : 16) : 0;
-        amx_rows(G, ti->has_min, &s, K, a, nblk, nr, y, ys, next, next_rows * rb);
+        if (a->pks)
+            amx_rows(G, true, ti->has_min, &s, K, a, nblk, nr, y, ys, next, next_rows * rb);
+        else
+            amx_rows(G, false, ti->has_min, &s, K, a, nblk, nr, y, ys, next, next_rows * rb);
     }
     _tile_release();
 }

@@ -16,7 +16,8 @@
  *    0.5 d(k) * (1 + 1e-5) + the bound above (the only extra error is the
  *    activation rounding, at most half a step per value);
  *  - 1 and 2 threads bit-identical, qr_qmat_rows on a sub-range identical;
- *  - AMX (where the CPU and OS allow it) bit-identical to AVX-512 VNNI.
+ *  - AMX (where the CPU and OS allow it) bit-identical to AVX-512 VNNI,
+ *    with the signed activation layout and without it.
  * Shapes: n_tok 1, 2, 3, 5, 17, 33, 129 (GEMV and GEMM, partial 16-token
  * groups), N not a multiple of the 4-row tile nor of the unpack block,
  * K = 256 m. */
@@ -193,9 +194,19 @@ static void run_case(qr_threadpool *tp2, qr_dtype t, int64_t N, int64_t K, int64
          * GEMM in the same order: the same bits */
         if (isa == QR_QISA_AVX512VNNI)
             memcpy(y512, yi, sizeof(float) * (size_t)(n_tok * N));
-        if (isa == QR_QISA_AMX)
+        if (isa == QR_QISA_AMX) {
             CHECK_MSG(memcmp(y512, yi, sizeof(float) * (size_t)(n_tok * N)) == 0,
                       "%s amx n_tok %lld: differs from avx512vnni", qr_dtype_name(t), (long long)n_tok);
+            /* activations quantized under AMX carry the signed layout (pks);
+             * without it AMX takes x + 128 and corrects: the same bits too */
+            CHECK(a.n_tok < QR_QGEMM_MIN_TOK || a.pks);
+            qr_qact au = a;
+            au.pks = NULL;
+            CHECK_OK(qr_qmat_mul_q(NULL, t, w, N, K, &au, yi, (size_t)N));
+            CHECK_MSG(memcmp(y512, yi, sizeof(float) * (size_t)(n_tok * N)) == 0,
+                      "%s amx (unsigned activations) n_tok %lld: differs from avx512vnni", qr_dtype_name(t),
+                      (long long)n_tok);
+        }
 
         /* 2 threads (through the convenience entry, quantizing in parallel)
          * and a sub-range: bit-identical */
