@@ -115,29 +115,40 @@ QK_INLINE void gemv512(const int NT, qr_dtype t, const uint8_t *b, const qr_qrow
                 cs[j] = _mm512_castps256_ps512(_mm256_mul_ps(d8, _mm256_maskz_loadu_ps(km, dx[j] + i8)));
                 macc[j] = _mm256_fmadd_ps(m8, _mm256_maskz_loadu_ps(km, sx[j] + i8), macc[j]);
             }
-            for (int u = 0; u < nbk; u += 2) {
-                const uint8_t *p0 = b + u * bs, *p1 = p0 + bs;
-                bool two = u + 1 < nbk;
-                __m512i w = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p0 + qs)));
-                w = two ? _mm512_mask_broadcast_i32x4(w, 0xff00, _mm_loadu_si128((const __m128i *)(p1 + qs)))
-                        : _mm512_maskz_mov_epi32(0x00ff, w);
-                w = _mm512_and_si512(_mm512_srlv_epi16(w, sh), m4);
-                if (five) { /* bit j of qh is bit 4 of value j */
-                    uint32_t h0, h1 = 0;
-                    memcpy(&h0, p0 + qh, 4);
-                    if (two)
-                        memcpy(&h1, p1 + qh, 4);
-                    w = _mm512_or_si512(w, _mm512_maskz_mov_epi8((__mmask64)h0 | (__mmask64)h1 << 32,
-                                                                 _mm512_set1_epi8(0x10)));
-                }
-                __m512i idx = _mm512_add_epi32(idx0, _mm512_set1_epi32(u));
-                for (int j = 0; j < NT; j++) {
-                    const int8_t *xp = xq[j] + 32 * (i8 + u);
-                    __m512i x = two ? _mm512_loadu_si512((const void *)xp) : _mm512_maskz_loadu_epi8(0xffffffffu, xp);
-                    __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x);
-                    acc[j][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, cs[j]), acc[j][0]);
-                }
+            /* blocks u and u + 1 of the group (u + 1 only if two) into acc[.][S] */
+#define QK_PAIR(u, two, S)                                                                                      \
+    do {                                                                                                        \
+        const uint8_t *p0 = b + (u) * bs, *p1 = p0 + bs;                                                        \
+        __m512i w = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p0 + qs)));                        \
+        w = (two) ? _mm512_mask_broadcast_i32x4(w, 0xff00, _mm_loadu_si128((const __m128i *)(p1 + qs)))          \
+                  : _mm512_maskz_mov_epi32(0x00ff, w);                                                          \
+        w = _mm512_and_si512(_mm512_srlv_epi16(w, sh), m4);                                                     \
+        if (five) { /* bit j of qh is bit 4 of value j */                                                       \
+            uint32_t h0, h1 = 0;                                                                                \
+            memcpy(&h0, p0 + qh, 4);                                                                            \
+            if (two)                                                                                            \
+                memcpy(&h1, p1 + qh, 4);                                                                        \
+            w = _mm512_or_si512(w, _mm512_maskz_mov_epi8((__mmask64)h0 | (__mmask64)h1 << 32,                   \
+                                                         _mm512_set1_epi8(0x10)));                              \
+        }                                                                                                       \
+        __m512i idx = _mm512_add_epi32(idx0, _mm512_set1_epi32(u));                                             \
+        for (int j = 0; j < NT; j++) {                                                                          \
+            const int8_t *xp = xq[j] + 32 * (i8 + (u));                                                         \
+            __m512i x = (two) ? _mm512_loadu_si512((const void *)xp) : _mm512_maskz_loadu_epi8(0xffffffffu, xp);  \
+            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x);                                      \
+            acc[j][S] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, cs[j]), acc[j][S]);   \
+        }                                                                                                       \
+    } while (0)
+            if (nbk == 8) { /* whole groups: pairs alternate between the two FMA chains */
+                QK_PAIR(0, true, 0);
+                QK_PAIR(2, true, 1);
+                QK_PAIR(4, true, 0);
+                QK_PAIR(6, true, 1);
+            } else {
+                for (int u = 0; u < nbk; u += 2)
+                    QK_PAIR(u, u + 1 < nbk, 0);
             }
+#undef QK_PAIR
         }
     } else { /* Q6_K */
         const __m512i m30 = _mm512_set1_epi8(0x30), c32 = _mm512_set1_epi8(32);
