@@ -51,7 +51,9 @@
  * wtype_i, w_i, N_i, K, &a, y_i, ys_i) for each. Inside a job that is already
  * split over rows use qr_qmat_rows (serial). Nothing is cached between calls
  * and w is only read, so any number of threads may call these at once.
- * Scratch: qr_qact_bytes, plus about 64 KiB per pool thread malloc'd per call.
+ * Scratch: qr_qact_bytes (its room for the AMX layout, pks, is only written,
+ * so only resident, under AMX), plus about 32-64 KiB per pool thread malloc'd
+ * per call (the AMX GEMM: 16 unpacked rows, ~140 KiB at K = 4864).
  *
  * Errors: QR_EINVAL (from common/error.h) for an unsupported wtype, K not a
  * multiple of the block size, or a non-positive size; QR_ENOMEM when a
