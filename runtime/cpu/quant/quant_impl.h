@@ -65,7 +65,10 @@ extern const qr_qkernels qr_qk_scalar;
 #if defined(__x86_64__)
 /* quant_avx2.c, quant_avxvnni.c, quant_avx512.c */
 extern const qr_qkernels qr_qk_avx2, qr_qk_avxvnni, qr_qk_avx512vnni, qr_qk_amx;
-/* scratch of the AMX GEMM: 16 unpacked rows and two 16 x 16 tiles */
+/* quant_amx.c: the AMX GEMM (gemm's signature) and its scratch (16
+ * unpacked rows, their transposed scales and the tile buffers) */
+void qr_q_gemm_amx(qr_dtype t, const uint8_t *w, size_t rb, int64_t K, const qr_qact *a, int64_t n0, int64_t n1,
+                   float *y, size_t ys, void *scratch);
 size_t qr_q_amx_scratch_bytes(int64_t K);
 #endif
 
