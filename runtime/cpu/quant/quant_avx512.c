@@ -41,8 +41,8 @@
  * one reduction per row ends it all. The float work per element is the
  * 256-bit path's (one rounding of dw * dx, one fma per group); only the
  * order of the accumulation differs, within test qmat's bound. */
-QK_INLINE void gemv512(const int NT, qr_dtype t, const uint8_t *b, const qr_qrow *r, int64_t K, const qr_qact *a,
-                         int64_t t0, int64_t n, float *y, size_t ys)
+QK_INLINE void gemv512(const int NT, qr_dtype t, const uint8_t *b, int64_t K, const qr_qact *a, int64_t t0, int64_t n,
+                         float *y, size_t ys)
 {
     int64_t nb = K / 32;
     __m512 acc[4][2];
@@ -62,8 +62,9 @@ QK_INLINE void gemv512(const int NT, qr_dtype t, const uint8_t *b, const qr_qrow
         for (int64_t i = 0; i < K / 256; i++, b += bs) {
             _mm_prefetch((const char *)b + QK_PFD, _MM_HINT_T0);
             _mm_prefetch((const char *)b + QK_PFD + 64, _MM_HINT_T0);
-            k4_scales_avx512(b, r->dw + 8 * i, r->mw + 8 * i);
-            __m256 dw8 = _mm256_loadu_ps(r->dw + 8 * i), mw8 = _mm256_loadu_ps(r->mw + 8 * i);
+            float dws[8], mws[8];
+            k4_scales_avx512(b, dws, mws);
+            __m256 dw8 = _mm256_loadu_ps(dws), mw8 = _mm256_loadu_ps(mws);
             __m512 cs[4];
             for (int j = 0; j < NT; j++) {
                 cs[j] = _mm512_castps256_ps512(_mm256_mul_ps(dw8, _mm256_loadu_ps(dx[j] + 8 * i)));
@@ -187,7 +188,6 @@ QK_INLINE void gemv512(const int NT, qr_dtype t, const uint8_t *b, const qr_qrow
             }
         }
     }
-    (void)r;
     for (int i = 0; i < NT; i++) /* one reduction: the groups' sums and the mins (zero for Q6_K) */
         y[(size_t)(t0 + i) * ys + (size_t)n] = _mm512_reduce_add_ps(
             _mm512_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]), _mm512_zextps256_ps512(macc[i])));
@@ -200,17 +200,15 @@ QK_ATTR static void gemv_all_avx512(qr_dtype t, const uint8_t *w, size_t rb, int
         gemv_avx512(t, w, rb, K, a, n0, n1, y, ys, scratch);
         return;
     }
-    qr_qrow rows[QR_QRB_MAX];
-    qr_q_rows_init(scratch, K, qr_qtype(t)->G, rows);
-    for (int64_t n = n0; n < n1; n++) {
+    for (int64_t n = n0; n < n1; n++) { /* scales stay in registers: the scratch is not used */
         const uint8_t *b = w + (size_t)n * rb;
         int64_t t0 = 0;
         for (; t0 + 4 <= a->n_tok; t0 += 4)
-            gemv512(4, t, b, &rows[0], K, a, t0, n, y, ys);
+            gemv512(4, t, b, K, a, t0, n, y, ys);
         switch (a->n_tok - t0) {
-        case 3: gemv512(3, t, b, &rows[0], K, a, t0, n, y, ys); break;
-        case 2: gemv512(2, t, b, &rows[0], K, a, t0, n, y, ys); break;
-        case 1: gemv512(1, t, b, &rows[0], K, a, t0, n, y, ys); break;
+        case 3: gemv512(3, t, b, K, a, t0, n, y, ys); break;
+        case 2: gemv512(2, t, b, K, a, t0, n, y, ys); break;
+        case 1: gemv512(1, t, b, K, a, t0, n, y, ys); break;
         default: break;
         }
     }
