@@ -54,9 +54,7 @@ int main(void)
         snprintf(args, sizeof args, "search 'na\xC3\xAFve r\xC3\xA9sum\xC3\xA9' --store '%s' --json --dup-threshold 2",
                  store);
         CHECK_INT(quire(args), 0);
-        json_error_t e;
-        json_t *j = json_load_file(out_path, 0, &e);
-        CHECK_MSG(j != NULL, "search output is not JSON: %s", e.text);
+        json_t *j = ti_json(out_path, "search output");
         bool found = false;
         json_t *res = json_object_get(j, "results"), *it;
         size_t k;

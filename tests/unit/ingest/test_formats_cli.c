@@ -46,10 +46,7 @@ static json_t *run_json(const char *flags, const char *store)
     snprintf(args, sizeof args, "ingest '%s/docs' --store '%s/%s' --json %s", base, base, store, flags);
     int rc = quire(args);
     CHECK_MSG(rc == 0, "%s: exit %d: %s", args, rc, ti_slurp(err_path));
-    json_error_t e;
-    json_t *j = json_load_file(out_path, 0, &e);
-    CHECK_MSG(j != NULL, "%s: report is not JSON: %s", args, e.text);
-    return j;
+    return ti_json(out_path, args);
 }
 
 /* Paths (below docs/) of the files the report lists as added, in walk order, joined by ' '. */

@@ -18,13 +18,7 @@ static int quire(const char *args)
     return ti_quire(args, out_path, err_path);
 }
 
-static json_t *json_out(void)
-{
-    json_error_t e;
-    json_t *j = json_load_file(out_path, 0, &e);
-    CHECK_MSG(j != NULL, "stdout is not JSON: %s", e.text);
-    return j;
-}
+static json_t *json_out(void) { return ti_json(out_path, "stdout"); }
 
 static long long count(json_t *j, const char *key)
 {

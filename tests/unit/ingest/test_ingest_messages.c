@@ -47,13 +47,7 @@ static int occurrences(const char *hay, const char *needle)
     return n;
 }
 
-static json_t *json_out(void)
-{
-    json_error_t e;
-    json_t *j = json_load_file(out_path, 0, &e);
-    CHECK_MSG(j != NULL, "stdout is not JSON: %s", e.text);
-    return j;
-}
+static json_t *json_out(void) { return ti_json(out_path, "stdout"); }
 
 static long long jint(json_t *o, const char *key)
 {

@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "common/error.h"
 #include "index/bm25.h"
 #include "index/store.h"
@@ -68,6 +70,16 @@ static inline int ti_quire(const char *args, const char *out, const char *err)
 }
 
 /* The content of path (malloc'd, NUL-terminated); "" when it cannot be read. */
+/* The JSON document in the file at path (a --json report quire wrote), or
+ * NULL after a failed check naming what it was. */
+static inline json_t *ti_json(const char *path, const char *what)
+{
+    json_error_t e;
+    json_t *j = json_load_file(path, 0, &e);
+    CHECK_MSG(j != NULL, "%s is not JSON: %s", what, e.text);
+    return j;
+}
+
 static inline char *ti_slurp(const char *path)
 {
     char *s = qr_test_slurp(path, NULL);
