@@ -127,4 +127,14 @@ static inline const char *qr_test_model(const char *rel)
 }
 #define MODEL(rel) qr_test_model(rel)
 
+/* Index of the largest of x[0..n) (the first on ties): a greedy token. */
+static inline int qr_test_argmax(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b])
+            b = i;
+    return b;
+}
+
 #endif

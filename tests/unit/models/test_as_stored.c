@@ -42,11 +42,7 @@ static int greedy(qr_model *m, const int32_t *ids, int n, float *first, int32_t 
         goto done;
     memcpy(first, lg, sizeof(float) * (size_t)V);
     for (int k = 0; k < N_GREEDY; k++) {
-        int best = 0;
-        for (int j = 1; j < V; j++)
-            if (lg[j] > lg[best])
-                best = j;
-        out[k] = best;
+        out[k] = qr_test_argmax(lg, V);
         qr_dec_seq d = {0, &out[k], 1};
         if ((rc = qr_decoder_step(st, &d, 1, lg)))
             goto done;

@@ -310,15 +310,6 @@ static int convert(const char *dir, const char *out)
 
 /* ------------------------------------------------------------ checks -- */
 
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = i;
-    return b;
-}
-
 static double row_err(const float *got, const json_t *want, int n)
 {
     double e = 0, mx = 0;
@@ -349,7 +340,7 @@ static void check_decoder(qr_model *m, json_t *ex, const char *name, const char 
     for (int j = 0; j < ng; j++) {
         e = fmax(e, row_err(lg, json_array_get(dec, (size_t)j), V));
         int32_t want = (int32_t)json_integer_value(json_array_get(gj, (size_t)j));
-        agree += argmax(lg, V) == want;
+        agree += qr_test_argmax(lg, V) == want;
         qr_dec_seq s1 = {.slot = 0, .ids = &want, .n = 1};
         CHECK_OK(qr_decoder_step(st, &s1, 1, lg));
     }

@@ -55,15 +55,6 @@ static double row_err(const float *got, const json_t *want, int n)
     return e / (mx > 0 ? mx : 1);
 }
 
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = i;
-    return b;
-}
-
 typedef struct {
     char buf[8192];
     size_t len;
@@ -152,7 +143,7 @@ static void test_decoder(const char *name, qr_dtype dt)
     e_prefill = row_err(lg, json_array_get(all, (size_t)np - 1), V);
     for (int j = 0; j < ng; j++) {
         e_dec = fmax(e_dec, row_err(lg, json_array_get(dec, (size_t)j), V));
-        int t = argmax(lg, V);
+        int t = qr_test_argmax(lg, V);
         agree += t == greedy[j];
         int32_t feed = greedy[j]; /* teacher-forced, so later rows stay comparable */
         qr_dec_seq s1 = {.slot = 1, .ids = &feed, .n = 1};

@@ -48,15 +48,6 @@ static int read_ref(void)
     return n;
 }
 
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = i;
-    return b;
-}
-
 /* Greedy decode of n tokens from BOS with one-token steps; returns how many agree with ref. */
 static int greedy_agree(qr_model *m, int32_t *got)
 {
@@ -74,7 +65,7 @@ static int greedy_agree(qr_model *m, int32_t *got)
         CHECK_OK(rc);
         if (rc)
             break;
-        tok = argmax(lg, c->vocab_size);
+        tok = qr_test_argmax(lg, c->vocab_size);
         got[i] = tok;
         agree += tok == ref[i];
     }

@@ -60,15 +60,6 @@ static double rel_diff(const float *a, const float *b, int n)
     return d / fmax(max_abs(a, n), 1e-30);
 }
 
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = i;
-    return b;
-}
-
 /* Prefill + decode on both models, comparing every logits row. */
 static void check_logits(qr_model *m1, qr_model *mn, int n)
 {
@@ -89,14 +80,14 @@ static void check_logits(qr_model *m1, qr_model *mn, int n)
     CHECK_OK(qr_decoder_step(sn, &sq, 1, ln));
     worst = fmax(worst, rel_diff(l1, ln, V));
     for (int t = 0; t < N_DEC; t++) {
-        int32_t tok = argmax(l1, V);
+        int32_t tok = qr_test_argmax(l1, V);
         qr_dec_seq d = {.slot = 0, .ids = &tok, .n = 1};
         CHECK_OK(qr_decoder_step(s1, &d, 1, l1));
         CHECK_OK(qr_decoder_step(sn, &d, 1, ln));
         worst = fmax(worst, rel_diff(l1, ln, V));
     }
     /* a batched step: slot 1's prefill chunk beside slot 0's next token */
-    int32_t tok = argmax(l1, V);
+    int32_t tok = qr_test_argmax(l1, V);
     qr_dec_seq two[2] = {{.slot = 0, .ids = &tok, .n = 1}, {.slot = 1, .ids = prompt + 3, .n = 9}};
     CHECK_OK(qr_decoder_step(s1, two, 2, l1));
     CHECK_OK(qr_decoder_step(sn, two, 2, ln));
