@@ -394,6 +394,22 @@ static void test_dense(const char *dir)
 }
 
 
+/* Stores document path with the n chunks ch (text set; lengths, byte ends
+ * and ordinals filled here) and adds them to the BM25 postings, in txn t. */
+static void put_indexed(qr_store_txn *t, qr_bm25 *bm, const char *path, qr_store_chunk *ch, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ch[i].text_len = strlen(ch[i].text);
+        ch[i].byte_end = ch[i].text_len;
+        ch[i].ordinal = (uint32_t)i;
+    }
+    qr_store_doc doc = {.path = path, .hash = "h", .size = 1, .title = "T", .format = "md"};
+    uint64_t first = 0;
+    CHECK_OK(qr_store_put_doc(t, &doc, ch, n, NULL, NULL, &first));
+    for (size_t i = 0; i < n; i++)
+        CHECK_OK(qr_bm25_add(bm, qr_store_txn_mdb(t), first + i, ch[i].text, ch[i].text_len));
+}
+
 /* Per-document cap (opts.max_per_doc): one long page must not fill the list.
  * Doc 0 has four chunks about GPUs, docs 1 and 2 one each (weaker matches).
  * Without MMR the capped list must be exactly the uncapped ranking with each
@@ -422,19 +438,11 @@ static void test_max_per_doc(const char *dir)
         qr_store_chunk ch[4];
         size_t n = d == 0 ? 4 : 1;
         memset(ch, 0, sizeof ch);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++)
             ch[i].text = d == 0 ? long_doc[i] : short_docs[d - 1];
-            ch[i].text_len = strlen(ch[i].text);
-            ch[i].byte_end = ch[i].text_len;
-            ch[i].ordinal = (uint32_t)i;
-        }
         char path[32];
         snprintf(path, sizeof path, "doc%d.md", d);
-        qr_store_doc doc = {.path = path, .hash = "h", .size = 1, .title = "T", .format = "md"};
-        uint64_t first = 0;
-        CHECK_OK(qr_store_put_doc(t, &doc, ch, n, NULL, NULL, &first));
-        for (size_t i = 0; i < n; i++)
-            CHECK_OK(qr_bm25_add(bm, qr_store_txn_mdb(t), first + i, ch[i].text, ch[i].text_len));
+        put_indexed(t, bm, path, ch, n);
     }
     CHECK_OK(qr_bm25_flush(bm, qr_store_txn_mdb(t)));
     qr_bm25_close(bm);
@@ -652,17 +660,10 @@ static void test_mmr_reference(const char *dir)
             }
             snprintf(prev, sizeof prev, "%s", x);
             ch[i].text = x;
-            ch[i].text_len = strlen(x);
-            ch[i].byte_end = ch[i].text_len;
-            ch[i].ordinal = (uint32_t)i;
         }
         char path[32];
         snprintf(path, sizeof path, "mmr%d.md", d);
-        qr_store_doc doc = {.path = path, .hash = "h", .size = 1, .title = "T", .format = "md"};
-        uint64_t first = 0;
-        CHECK_OK(qr_store_put_doc(t, &doc, ch, n, NULL, NULL, &first));
-        for (size_t i = 0; i < n; i++)
-            CHECK_OK(qr_bm25_add(bm, qr_store_txn_mdb(t), first + i, ch[i].text, ch[i].text_len));
+        put_indexed(t, bm, path, ch, n);
     }
     CHECK_OK(qr_bm25_flush(bm, qr_store_txn_mdb(t)));
     qr_bm25_close(bm);
