@@ -247,6 +247,15 @@ int main(void)
      * in a 4-row tile and 1-row tails */
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         run_case(tp2, types[ti], 70, 1024, 33);
+    /* rows of the 32-value block types that are not whole groups of 8 blocks
+     * (the GEMVs gather scales 8 blocks at a time): 896 = 3 groups + 4, as the
+     * 0.5B shape's; 96 = a lone partial group */
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        if (qr_dtype_block(types[ti]) == 32)
+            for (size_t i = 0; i < 4; i++) {
+                run_case(tp2, types[ti], 9, 896, ntoks[i]);
+                run_case(tp2, types[ti], 5, 96, ntoks[i]);
+            }
     /* errors name the problem */
     float y[4];
     qr_qact a;
