@@ -251,8 +251,36 @@ check "merged store has the reference's chunk count" eval '[ -n "$merged_chunks"
 "$QUIRE" search "scheduler priority reservation" --store "$T/ref" --json -k 5 --dup-threshold 2 > "$T/s_ref.json" 2>/dev/null
 "$QUIRE" search "scheduler priority reservation" --store "$T/store" --json -k 5 --dup-threshold 2 > "$T/s_merged.json" 2>/dev/null
 strip() { sed 's/"chunk_id": *[0-9]*//g; s/"doc_id": *[0-9]*//g; s/"store": *"[^"]*"//g; s/"seconds": *[0-9.e-]*//g' "$1"; }
-check "search on the merged store equals search on the plain store (ids aside)" \
-    diff <(strip "$T/s_ref.json") <(strip "$T/s_merged.json")
+# Two search answers alike: ids, store and timings aside, every other field equal, raw scores
+# within 1e-6. An embedding's last bits depend on the batch it was computed in (OpenBLAS's sgemm
+# on AMD Zen 3 gives a row different bits for 7 or 16 rows than for 1), and the shards of the
+# merged store batch their chunks differently from the plain ingest.
+same_search() {
+    python3 - "$1" "$2" <<'PYEOF'
+import json, sys
+skip = {"chunk_id", "doc_id", "store", "seconds"}
+def same(a, b, at):
+    if isinstance(a, dict) and isinstance(b, dict):
+        ka, kb = set(a) - skip, set(b) - skip
+        if ka != kb:
+            sys.exit("%s: keys %s vs %s" % (at, sorted(ka), sorted(kb)))
+        for k in sorted(ka):
+            same(a[k], b[k], at + "." + k)
+    elif isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            sys.exit("%s: %d vs %d items" % (at, len(a), len(b)))
+        for i, (x, y) in enumerate(zip(a, b)):
+            same(x, y, "%s[%d]" % (at, i))
+    elif isinstance(a, float) or isinstance(b, float):
+        if not (isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= 1e-6):
+            sys.exit("%s: %r vs %r" % (at, a, b))
+    elif a != b:
+        sys.exit("%s: %r vs %r" % (at, a, b))
+same(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), "$")
+PYEOF
+}
+check "search on the merged store equals search on the plain store (ids aside, scores within 1e-6)" \
+    same_search "$T/s_ref.json" "$T/s_merged.json"
 
 # ---------------------------------------------------------------- a failed task re-run alone (sbatch --array=K)
 # What Slurm gives a task submitted alone, and that --shard auto refuses it without a shard count
@@ -308,7 +336,7 @@ check "... without a duplicate document (no 'is in ... keeping the latter')" eva
 "$QUIRE" info --store "$T/store" --json > "$T/info_re.json" 2>/dev/null
 check "the re-merged store has the reference's chunk count" [ "$(json_int "$T/info_re.json" chunks)" = "$ref_chunks" ]
 "$QUIRE" search "scheduler priority reservation" --store "$T/store" --json -k 5 --dup-threshold 2 > "$T/s_re.json" 2>/dev/null
-check "search on the re-merged store equals the plain store's" diff <(strip "$T/s_ref.json") <(strip "$T/s_re.json")
+check "search on the re-merged store equals the plain store's" same_search "$T/s_ref.json" "$T/s_re.json"
 
 # merge.sbatch (run as a plain script: no Slurm needed) merges exactly shard-0..TASKS-1
 "${clean_env[@]}" STORE="$T/m4" SHARDS="$T/store.shards" TASKS=4 QUIRE="$QUIRE" \
