@@ -50,12 +50,17 @@ static void put_f16(uint8_t *p, float v)
 }
 
 /* Random blocks of type t for n rows of K: random bytes, then valid scales. */
+/* Every quant bit set (Q8_0: every value -128) and every activation at
+ * +127: the largest integer sums each kernel can meet (the AVX2 pair sums
+ * of maddubs saturate at 32767). */
+static bool g_extreme;
+
 static void rand_weights(qr_dtype t, uint8_t *w, int64_t n, int64_t K)
 {
     const qr_qtype_info *ti = qr_qtype(t);
     size_t nblk = (size_t)(n * K / ti->block);
     for (size_t i = 0; i < nblk * (size_t)ti->bytes; i++)
-        w[i] = (uint8_t)rnd();
+        w[i] = g_extreme ? (t == QR_Q8_0 ? 0x80 : 0xff) : (uint8_t)rnd(); /* Q8_0: -128 */
     for (size_t i = 0; i < nblk; i++) {
         uint8_t *b = w + i * (size_t)ti->bytes;
         float s = (rnd() & 1) ? 1.0f : -1.0f;
@@ -116,7 +121,7 @@ static void run_case(qr_threadpool *tp2, qr_dtype t, int64_t N, int64_t K, int64
     double *tight = malloc(sizeof(double) * (size_t)(n_tok * N)), *loose = malloc(sizeof(double) * (size_t)(n_tok * N));
     rand_weights(t, w, N, K);
     for (int64_t i = 0; i < n_tok * K; i++)
-        x[i] = rndf(-1.0f, 1.0f) * ((rnd() % 61) == 0 ? 20.0f : 1.0f);
+        x[i] = g_extreme ? 1.0f : rndf(-1.0f, 1.0f) * ((rnd() % 61) == 0 ? 20.0f : 1.0f);
     CHECK_OK(qr_convert_to_f32(t, w, N * K, wf));
 
     qr_qact a;
@@ -256,6 +261,12 @@ int main(void)
                 run_case(tp2, types[ti], 9, 896, ntoks[i]);
                 run_case(tp2, types[ti], 5, 96, ntoks[i]);
             }
+    g_extreme = true;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        run_case(tp2, types[ti], 8, 512, 1);
+        run_case(tp2, types[ti], 8, 512, 17);
+    }
+    g_extreme = false;
     /* errors name the problem */
     float y[4];
     qr_qact a;
