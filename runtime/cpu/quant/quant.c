@@ -64,46 +64,62 @@ static uint64_t xgetbv0(void)
     return (uint64_t)hi << 32 | lo;
 }
 
-static qr_qisa detect(void)
+/* The levels this CPU runs, one bit each. Not a ladder: AVX-512 VNNI CPUs
+ * without AVX-VNNI (Skylake-SP to Ice Lake, AMD Zen 4) skip a level. */
+static unsigned detect(void)
 {
-    unsigned a, b, c, d;
+    unsigned a, b, c, d, ok = 1u << QR_QISA_SCALAR;
     if (!__get_cpuid(1, &a, &b, &c, &d))
-        return QR_QISA_SCALAR;
+        return ok;
     bool osxsave = c >> 27 & 1, fma = c >> 12 & 1, f16c = c >> 29 & 1, avx = c >> 28 & 1;
     if (!osxsave || !avx || !fma || !f16c)
-        return QR_QISA_SCALAR;
+        return ok;
     uint64_t xcr0 = xgetbv0();
     if ((xcr0 & 6) != 6) /* the OS saves xmm and ymm state */
-        return QR_QISA_SCALAR;
+        return ok;
     if (__get_cpuid_max(0, NULL) < 7)
-        return QR_QISA_SCALAR;
+        return ok;
     __cpuid_count(7, 0, a, b, c, d);
     bool avx2 = b >> 5 & 1, avx512f = b >> 16 & 1, avx512bw = b >> 30 & 1, avx512vl = b >> 31 & 1,
          vnni512 = c >> 11 & 1;
     if (!avx2)
-        return QR_QISA_SCALAR;
-    if (avx512f && avx512bw && avx512vl && vnni512 && (xcr0 & 0xe6) == 0xe6) /* + opmask, zmm state */
-        return amx_ok(xcr0) ? QR_QISA_AMX : QR_QISA_AVX512VNNI;
+        return ok;
+    ok |= 1u << QR_QISA_AVX2;
+    if (avx512f && avx512bw && avx512vl && vnni512 && (xcr0 & 0xe6) == 0xe6) { /* + opmask, zmm state */
+        ok |= 1u << QR_QISA_AVX512VNNI;
+        if (amx_ok(xcr0))
+            ok |= 1u << QR_QISA_AMX;
+    }
     __cpuid_count(7, 1, a, b, c, d);
     if (a >> 4 & 1) /* AVX-VNNI */
-        return QR_QISA_AVXVNNI;
-    return QR_QISA_AVX2;
+        ok |= 1u << QR_QISA_AVXVNNI;
+    return ok;
 }
 #else
-static qr_qisa detect(void) { return QR_QISA_SCALAR; }
+static unsigned detect(void) { return 1u << QR_QISA_SCALAR; }
 #endif
 
-static _Atomic int g_best = -1, g_isa = -1;
+static _Atomic int g_ok = -1, g_isa = -1;
 
-qr_qisa qr_quant_isa_best(void)
+bool qr_quant_isa_ok(qr_qisa isa)
 {
-    int b = atomic_load(&g_best);
-    if (b < 0) {
-        b = (int)detect();
-        atomic_store(&g_best, b);
+    int ok = atomic_load(&g_ok);
+    if (ok < 0) {
+        ok = (int)detect();
+        atomic_store(&g_ok, ok);
     }
-    return (qr_qisa)b;
+    return isa >= QR_QISA_SCALAR && isa <= QR_QISA_AMX && (ok >> isa & 1);
 }
+
+/* The highest level at or below isa that this CPU runs. */
+static qr_qisa isa_at_most(qr_qisa isa)
+{
+    while (isa > QR_QISA_SCALAR && !qr_quant_isa_ok(isa))
+        isa--;
+    return isa;
+}
+
+qr_qisa qr_quant_isa_best(void) { return isa_at_most(QR_QISA_AMX); }
 
 qr_qisa qr_quant_isa(void)
 {
@@ -115,7 +131,7 @@ qr_qisa qr_quant_isa(void)
         const char *cap = getenv("QUIRE_QUANT_ISA");
         for (int l = 0; cap && l < i; l++)
             if (strcmp(cap, qr_quant_isa_name((qr_qisa)l)) == 0)
-                i = l;
+                i = (int)isa_at_most((qr_qisa)l);
         atomic_store(&g_isa, i);
     }
     return (qr_qisa)i;
@@ -123,9 +139,7 @@ qr_qisa qr_quant_isa(void)
 
 qr_qisa qr_quant_set_isa(qr_qisa isa)
 {
-    qr_qisa best = qr_quant_isa_best();
-    if (isa > best)
-        isa = best;
+    isa = isa_at_most(isa > QR_QISA_AMX ? QR_QISA_AMX : isa);
     atomic_store(&g_isa, (int)isa);
     return isa;
 }

@@ -90,8 +90,12 @@ bool qr_qmat_supports(qr_dtype wtype);
 const char *qr_quant_isa_name(qr_qisa isa);
 qr_qisa qr_quant_isa(void);
 qr_qisa qr_quant_isa_best(void);
-/* Forces a level (tests, benches): clamped to the best supported; returns the
- * level now in use. Not to be called while a matmul runs. */
+/* Whether this CPU runs a level: the levels are not a ladder (AVX-512 VNNI
+ * CPUs without AVX-VNNI skip one). */
+bool qr_quant_isa_ok(qr_qisa isa);
+/* Forces a level (tests, benches): lowered to the highest level at or below it
+ * that this CPU runs; returns the level now in use. Not to be called while a
+ * matmul runs. */
 qr_qisa qr_quant_set_isa(qr_qisa isa);
 
 /* Quantized activations: n_tok rows of K (K % 32 == 0), in one caller-owned

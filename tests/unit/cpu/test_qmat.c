@@ -172,6 +172,8 @@ static void run_case(qr_threadpool *tp2, qr_dtype t, int64_t N, int64_t K, int64
     qr_qisa best = qr_quant_isa_best();
     float *y512 = malloc(sizeof(float) * (size_t)(n_tok * N));
     for (int isa = QR_QISA_SCALAR; isa <= (int)best; isa++) {
+        if (!qr_quant_isa_ok((qr_qisa)isa))
+            continue; /* a level this CPU skips (AVX-VNNI on Zen 4, Ice Lake) */
         qr_quant_set_isa((qr_qisa)isa);
         const char *iname = qr_quant_isa_name((qr_qisa)isa);
         CHECK_OK(qr_qmat_mul_q(NULL, t, w, N, K, &a, yi, (size_t)N));
@@ -236,11 +238,38 @@ static void run_case(qr_threadpool *tp2, qr_dtype t, int64_t N, int64_t K, int64
         free(loose);
 }
 
+/* Forcing a level lands on one this CPU runs: the levels are not a ladder
+ * (AVX-512 VNNI without AVX-VNNI on Zen 4 and Ice Lake once ran the AVX-VNNI
+ * kernels here: SIGILL). The CPU's own flags, read by gcc, are the reference. */
+static void check_isa_levels(void)
+{
+    qr_qisa best = qr_quant_isa_best();
+    CHECK(qr_quant_isa_ok(QR_QISA_SCALAR) && qr_quant_isa_ok(best));
+    for (int l = QR_QISA_SCALAR; l <= QR_QISA_AMX; l++) {
+        qr_qisa got = qr_quant_set_isa((qr_qisa)l);
+        CHECK_MSG((int)got <= l && qr_quant_isa_ok(got) && ((int)got == l) == qr_quant_isa_ok((qr_qisa)l),
+                  "set_isa(%s) gave %s", qr_quant_isa_name((qr_qisa)l), qr_quant_isa_name(got));
+        CHECK(qr_quant_isa() == got);
+    }
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    __builtin_cpu_init();
+    if (qr_quant_isa_ok(QR_QISA_AVX2))
+        CHECK_MSG(qr_quant_isa_ok(QR_QISA_AVXVNNI) == (__builtin_cpu_supports("avxvnni") != 0),
+                  "AVX-VNNI level %d, cpu flag %d", qr_quant_isa_ok(QR_QISA_AVXVNNI),
+                  __builtin_cpu_supports("avxvnni"));
+    CHECK(!qr_quant_isa_ok(QR_QISA_AVX512VNNI) || __builtin_cpu_supports("avx512vnni"));
+    CHECK(!qr_quant_isa_ok(QR_QISA_AMX) || __builtin_cpu_supports("amx-int8"));
+#endif
+    qr_quant_set_isa(best);
+}
+
 int main(void)
 {
+    check_isa_levels();
     qr_threadpool *tp2;
     CHECK_OK(qr_threadpool_create(2, &tp2));
-    fprintf(stderr, "best ISA: %s\n", qr_quant_isa_name(qr_quant_isa_best()));
+    fprintf(stderr, "best ISA: %s (avxvnni %s)\n", qr_quant_isa_name(qr_quant_isa_best()),
+            qr_quant_isa_ok(QR_QISA_AVXVNNI) ? "yes" : "no");
     static const int64_t ntoks[] = {1, 2, 3, 5, 17, 129};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (size_t i = 0; i < sizeof ntoks / sizeof ntoks[0]; i++) {
