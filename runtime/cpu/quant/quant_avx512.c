@@ -1,5 +1,6 @@
 /* AVX-512 VNNI kernels: the 256-bit GEMV of quant_x86_256.inc with the
- * AVX512VL dpbusd (Q8_0), a 512-bit GEMV for the 4/5/6-bit types and a
+ * AVX512VL dpbusd and qh as a byte mask (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), a
+ * 512-bit GEMV for the K-quant types and a
  * 512-bit GEMM with tokens in lanes; the AMX kernel table pairs this GEMV
  * with quant_amx.c's GEMM.
  *
@@ -24,23 +25,19 @@
 #define QK_DPB(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
 #define QK_NAME(x) x##_avx512
 #define QK_GEMM256 0
+#define QK_KMASK 1
 #include "runtime/cpu/quant/quant_x86_256.inc"
 
-/* ---- 512-bit GEMV for the 4-, 5- and 6-bit types (Q4_K, Q5_K, Q6_K and
- * the Q4_0/Q4_1/Q5_0/Q5_1 that Q4_K_M files fall back to for rows that are
- * not whole 256-value blocks: most of a 0.5B or SmolLM2 Q4_K_M file) ----
+/* ---- 512-bit GEMV for the K-quant types Q4_K, Q5_K and Q6_K ----
  * 64 weights per vector: a Q4_K/Q5_K 32-byte run of nibbles is its two
  * sub-blocks (low nibbles, then high), a Q6_K 64-byte run of ql with its 32
- * bytes of qh two 32-value pieces, two consecutive 32-blocks otherwise.
- * Values are dotted unsigned (0..31 or 0..63); Q4_0/Q5_0's offset 8/16 is a
- * min (-8 d, -16 d) as Q4_1's m is, Q6_K's offset 32 is taken off as
- * 32 * (sum of x), a second dpbusd. Each lane's scale comes from products
- * cs = dw * dx made 8 groups at a time (the 32-block types gather their 8 f16
- * scales at once) through a permute.
- * The min terms mw * s go into their own accumulator 8 blocks at a time, and
- * one reduction per row ends it all. The float work per element is the
- * 256-bit path's (one rounding of dw * dx, one fma per group); only the
- * order of the accumulation differs, within test qmat's bound. */
+ * bytes of qh two 32-value pieces. Values are dotted unsigned (0..31 or
+ * 0..63); Q6_K's offset 32 is taken off as 32 * (sum of x), a second dpbusd.
+ * Each lane's scale comes from products cs = dw * dx made 8 groups at a time
+ * through a permute. The min terms mw * s go into their own accumulator 8
+ * groups at a time, and one reduction per row ends it all. The float work per
+ * element is the 256-bit path's (one rounding of dw * dx, one fma per group);
+ * only the order of the accumulation differs, within test qmat's bound. */
 QK_INLINE void gemv512(const int NT, qr_dtype t, const uint8_t *b, int64_t K, const qr_qact *a, int64_t t0, int64_t n,
                          float *y, size_t ys)
 {
@@ -92,66 +89,6 @@ QK_INLINE void gemv512(const int NT, qr_dtype t, const uint8_t *b, int64_t K, co
                 }
             }
         }
-    } else if (t != QR_Q6_K) { /* Q4_0, Q4_1, Q5_0, Q5_1: two 32-blocks per vector */
-        const int bs = t == QR_Q4_0 ? 18 : t == QR_Q4_1 ? 20 : t == QR_Q5_0 ? 22 : 24;
-        const int qs = t == QR_Q4_0 ? 2 : t == QR_Q4_1 ? 4 : t == QR_Q5_0 ? 6 : 8, qh = t == QR_Q5_0 ? 2 : 4;
-        const bool five = t == QR_Q5_0 || t == QR_Q5_1, has_m = t == QR_Q4_1 || t == QR_Q5_1;
-        /* [qs_i, qs_i, qs_i+1, qs_i+1] shifted by 0 / 4 per 128-bit lane: the
-         * low nibbles then the high ones of each block, in value order */
-        const __m256i sh2 = _mm256_set_m128i(_mm_set1_epi16(4), _mm_set1_epi16(0));
-        const __m512i sh = _mm512_inserti64x4(_mm512_castsi256_si512(sh2), sh2, 1);
-        const __m512i idx0 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);
-        const __m256i gidx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(bs));
-        for (int64_t i8 = 0; i8 < nb; i8 += 8, b += 8 * bs) {
-            int nbk = nb - i8 < 8 ? (int)(nb - i8) : 8;
-            __mmask8 km = (__mmask8)((1u << nbk) - 1);
-            for (int l = 0; l < 8 * bs; l += 64)
-                _mm_prefetch((const char *)b + QK_PFD + l, _MM_HINT_T0);
-            /* each block's first dword: d (low half) and, for Q4_1/Q5_1, m */
-            __m256i dm = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), km, gidx, (const void *)b, 1);
-            __m256 d8 = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(dm));
-            __m256 m8 = has_m ? _mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_srli_epi32(dm, 16)))
-                              : _mm256_mul_ps(d8, _mm256_set1_ps(t == QR_Q4_0 ? -8.0f : -16.0f));
-            __m512 cs[4];
-            for (int j = 0; j < NT; j++) {
-                cs[j] = _mm512_castps256_ps512(_mm256_mul_ps(d8, _mm256_maskz_loadu_ps(km, dx[j] + i8)));
-                macc[j] = _mm256_fmadd_ps(m8, _mm256_maskz_loadu_ps(km, sx[j] + i8), macc[j]);
-            }
-            /* blocks u and u + 1 of the group (u + 1 only if two) into acc[.][S] */
-#define QK_PAIR(u, two, S)                                                                                      \
-    do {                                                                                                        \
-        const uint8_t *p0 = b + (u) * bs, *p1 = p0 + bs;                                                        \
-        __m512i w = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p0 + qs)));                        \
-        w = (two) ? _mm512_mask_broadcast_i32x4(w, 0xff00, _mm_loadu_si128((const __m128i *)(p1 + qs)))          \
-                  : _mm512_maskz_mov_epi32(0x00ff, w);                                                          \
-        w = _mm512_and_si512(_mm512_srlv_epi16(w, sh), m4);                                                     \
-        if (five) { /* bit j of qh is bit 4 of value j */                                                       \
-            uint32_t h0, h1 = 0;                                                                                \
-            memcpy(&h0, p0 + qh, 4);                                                                            \
-            if (two)                                                                                            \
-                memcpy(&h1, p1 + qh, 4);                                                                        \
-            w = _mm512_or_si512(w, _mm512_maskz_mov_epi8((__mmask64)h0 | (__mmask64)h1 << 32,                   \
-                                                         _mm512_set1_epi8(0x10)));                              \
-        }                                                                                                       \
-        __m512i idx = _mm512_add_epi32(idx0, _mm512_set1_epi32(u));                                             \
-        for (int j = 0; j < NT; j++) {                                                                          \
-            const int8_t *xp = xq[j] + 32 * (i8 + (u));                                                         \
-            __m512i x = (two) ? _mm512_loadu_si512((const void *)xp) : _mm512_maskz_loadu_epi8(0xffffffffu, xp);  \
-            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x);                                      \
-            acc[j][S] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, cs[j]), acc[j][S]);   \
-        }                                                                                                       \
-    } while (0)
-            if (nbk == 8) { /* whole groups: pairs alternate between the two FMA chains */
-                QK_PAIR(0, true, 0);
-                QK_PAIR(2, true, 1);
-                QK_PAIR(4, true, 0);
-                QK_PAIR(6, true, 1);
-            } else {
-                for (int u = 0; u < nbk; u += 2)
-                    QK_PAIR(u, u + 1 < nbk, 0);
-            }
-#undef QK_PAIR
-        }
     } else { /* Q6_K */
         const __m512i m30 = _mm512_set1_epi8(0x30), c32 = _mm512_set1_epi8(32);
         const __m512i sl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
@@ -196,7 +133,11 @@ QK_INLINE void gemv512(const int NT, qr_dtype t, const uint8_t *b, int64_t K, co
 QK_ATTR static void gemv_all_avx512(qr_dtype t, const uint8_t *w, size_t rb, int64_t K, const qr_qact *a,
                                     int64_t n0, int64_t n1, float *y, size_t ys, void *scratch)
 {
-    if (t == QR_Q8_0) { /* signed: the 256-bit path (already past the DRAM share of a core) */
+    if (t != QR_Q4_K && t != QR_Q5_K && t != QR_Q6_K) {
+        /* Q8_0 (signed, already past a core's DRAM share) and the 32-value
+         * types: the 256-bit path. Zen 4 runs 512-bit ops as two halves, and
+         * there the 32-value types' two-pass ymm GEMV (qh as a byte mask)
+         * streamed 1.7x what a two-block zmm loop did. */
         gemv_avx512(t, w, rb, K, a, n0, n1, y, ys, scratch);
         return;
     }
