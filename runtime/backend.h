@@ -191,7 +191,16 @@ typedef struct qr_backend_ops {
      * partial overlap. */
     int (*add_layernorm)(qr_backend *be, qr_tensor *x, const qr_tensor *y, const qr_tensor *gamma,
                          const qr_tensor *beta, float eps, qr_tensor *out);
+    /* Weights that share their input (a layer's q, k and v; gate and up):
+     * y[i] = x . W[i]^T + bias[i] for i < n (1 <= n <= QR_BE_MATMUL_N_MAX;
+     * bias[i] may be NULL), each the bits matmul gives, in one call so that
+     * the backend prepares x once and splits all rows in one dispatch. */
+    int (*matmul_n)(qr_backend *be, const qr_tensor *x, int n, const qr_tensor *const *w,
+                    const qr_tensor *const *bias, qr_tensor *const *y);
 } qr_backend_ops;
+
+/* Most weights in one matmul_n call. */
+#define QR_BE_MATMUL_N_MAX 4
 
 /* Largest k the optional topk op accepts. */
 #define QR_BE_TOPK_MAX 64

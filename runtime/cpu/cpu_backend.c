@@ -554,9 +554,9 @@ static int cpu_matmul_blocks(qr_cpu *c, mm_ctx *m, int64_t w_rows)
     return rc;
 }
 
-static int cpu_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w, const qr_tensor *bias, qr_tensor *y)
+/* The operands of matmul, as its contract states them. */
+static int matmul_check(const qr_tensor *x, const qr_tensor *w, const qr_tensor *bias, const qr_tensor *y)
 {
-    qr_cpu *c = cpu_of(be);
     int rc;
     if ((rc = check_f32(x, "matmul", "x")) || (rc = check_tensor(w, "matmul", "w")) ||
         (rc = check_f32(y, "matmul", "y")))
@@ -576,6 +576,15 @@ static int cpu_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w, co
         return qr_fail(QR_EINVAL, "cpu: matmul: y overlaps x (no in-place matmul)");
     if (x->rows > INT32_MAX || w->rows > INT32_MAX || x->cols > INT32_MAX)
         return qr_fail(QR_ELIMIT, "cpu: matmul: dimensions beyond 2^31");
+    return QR_OK;
+}
+
+static int cpu_matmul(qr_backend *be, const qr_tensor *x, const qr_tensor *w, const qr_tensor *bias, qr_tensor *y)
+{
+    qr_cpu *c = cpu_of(be);
+    int rc = matmul_check(x, w, bias, y);
+    if (rc)
+        return rc;
     if (x->rows == 0 || w->rows == 0)
         return QR_OK;
     mm_ctx m = {0};
@@ -1019,6 +1028,46 @@ static void cpu_destroy(qr_backend *be)
     free(c);
 }
 
+/* Weights sharing x: for a few x rows (decode) and block weights the
+ * integer kernels take, x quantized once and one dispatch over all rows
+ * (runtime/cpu/quant's qr_qmat_mul_parts: the bits of one matmul each);
+ * otherwise one matmul per weight. */
+static int cpu_matmul_n(qr_backend *be, const qr_tensor *x, int n, const qr_tensor *const *w,
+                        const qr_tensor *const *bias, qr_tensor *const *y)
+{
+    if (n < 1 || n > QR_BE_MATMUL_N_MAX || !w || !y)
+        return qr_fail(QR_EINVAL, "cpu: matmul_n: %d weights (1..%d)", n, QR_BE_MATMUL_N_MAX);
+    int rc;
+    for (int i = 0; i < n; i++)
+        if ((rc = matmul_check(x, w[i], bias ? bias[i] : NULL, y[i])))
+            return rc;
+#ifdef QR_HAVE_QKERN
+    qr_cpu *c = cpu_of(be);
+    bool fused = !c->block_tiles && x->rows > 0 && x->rows < QR_QGEMM_MIN_TOK && x->cols > 0;
+    qr_qmat_part parts[QR_BE_MATMUL_N_MAX];
+    for (int i = 0; fused && i < n; i++) {
+        fused = qr_dtype_is_block(w[i]->dtype) && qr_qmat_supports(w[i]->dtype) && w[i]->rows > 0 &&
+                w[i]->row_bytes == qr_dtype_row_bytes(w[i]->dtype, x->cols);
+        parts[i] = (qr_qmat_part){w[i]->dtype, w[i]->data, w[i]->rows, y[i]->data, y[i]->row_bytes / sizeof(float)};
+    }
+    if (fused) {
+        pthread_mutex_lock(&c->mu); /* one parallel_for on the pool at a time */
+        rc = qr_qmat_mul_parts(c->pool, parts, n, x->cols, x->data, x->row_bytes / sizeof(float), x->rows);
+        pthread_mutex_unlock(&c->mu);
+        for (int i = 0; !rc && i < n; i++)
+            if (bias && bias[i])
+                for (int64_t r = 0; r < x->rows; r++)
+                    for (int64_t j = 0; j < w[i]->rows; j++)
+                        ((float *)y[i]->data)[(size_t)r * parts[i].ys + (size_t)j] += ((const float *)bias[i]->data)[j];
+        return rc;
+    }
+#endif
+    for (int i = 0; i < n; i++)
+        if ((rc = cpu_matmul(be, x, w[i], bias ? bias[i] : NULL, y[i])))
+            return rc;
+    return QR_OK;
+}
+
 static const qr_backend_ops cpu_ops = {
     .name = "cpu",
     .tensor_alloc = cpu_tensor_alloc,
@@ -1041,6 +1090,7 @@ static const qr_backend_ops cpu_ops = {
     .pool = cpu_pool,
     .l2norm = cpu_l2norm,
     .destroy = cpu_destroy,
+    .matmul_n = cpu_matmul_n,
 };
 
 int qr_backend_cpu_create_ex(int n_threads, bool force_scalar, qr_backend **out)

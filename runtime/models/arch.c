@@ -229,6 +229,20 @@ static int add_norm(qr_backend *be, qr_tensor *x, const qr_tensor *o, const qr_t
 
 static const qr_tensor *opt(const qr_tensor *t) { return qr_tensor_present(t) ? t : NULL; }
 
+/* y[i] = x . W[i]^T + b[i] for weights that share x: one call where the
+ * backend has matmul_n (the CPU: x quantized once, one dispatch), else one
+ * matmul each. */
+static int matmul_shared(qr_backend *be, const qr_tensor *x, int n, const qr_tensor *const *w,
+                         const qr_tensor *const *b, qr_tensor *const *y)
+{
+    if (be->ops->matmul_n)
+        return be->ops->matmul_n(be, x, n, w, b, y);
+    int rc = QR_OK;
+    for (int i = 0; i < n && !rc; i++)
+        rc = be->ops->matmul(be, x, w[i], b[i], y[i]);
+    return rc;
+}
+
 /* Sums a partial (T, d) product over the ranks (nothing when unsharded). */
 static int reduce(qr_dec_acts *a, qr_tensor *t)
 {
@@ -245,10 +259,11 @@ static int layer(qr_model *m, const qr_shard *s, qr_dec_acts *a, int l, int n_se
     const qr_model_config *c = &m->cfg;
     const qr_layer *y = &m->layers[l];
     float scale = 1.0f / sqrtf((float)c->head_dim);
+    const qr_tensor *qkv_w[] = {&y->wq, &y->wk, &y->wv}, *qkv_b[] = {opt(&y->bq), opt(&y->bk), opt(&y->bv)};
+    const qr_tensor *gu_w[] = {&y->w_gate, &y->w_up}, *gu_b[] = {opt(&y->b_gate), opt(&y->b_up)};
+    qr_tensor *qkv[] = {&a->q, &a->k, &a->v}, *gu[] = {&a->gate, &a->up};
     int rc;
-    if ((rc = ops->matmul(be, &a->h, &y->wq, opt(&y->bq), &a->q)) ||
-        (rc = ops->matmul(be, &a->h, &y->wk, opt(&y->bk), &a->k)) ||
-        (rc = ops->matmul(be, &a->h, &y->wv, opt(&y->bv), &a->v)) ||
+    if ((rc = matmul_shared(be, &a->h, 3, qkv_w, qkv_b, qkv)) ||
         (rc = ops->rope(be, &a->q, s->n_head, c->head_dim, a->pos, m->inv_freq)) ||
         (rc = ops->rope(be, &a->k, s->n_kv_head, c->head_dim, a->pos, m->inv_freq)) ||
         (rc = ops->copy_rows(be, &a->k, NULL, &a->kc[l], a->dst_rows, a->k.rows)) ||
@@ -257,8 +272,7 @@ static int layer(qr_model *m, const qr_shard *s, qr_dec_acts *a, int l, int n_se
                              scale, true, &a->att)) ||
         (rc = ops->matmul(be, &a->att, &y->wo, opt(&y->bo), &a->o)) || (rc = reduce(a, &a->o)) ||
         (rc = add_norm(be, &a->x, &a->o, &y->ffn_norm_w, c->norm_eps, &a->h)) ||
-        (rc = ops->matmul(be, &a->h, &y->w_gate, opt(&y->b_gate), &a->gate)) ||
-        (rc = ops->matmul(be, &a->h, &y->w_up, opt(&y->b_up), &a->up)) ||
+        (rc = matmul_shared(be, &a->h, 2, gu_w, gu_b, gu)) ||
         (rc = ops->silu_mul(be, &a->gate, &a->up)) ||
         (rc = ops->matmul(be, &a->gate, &y->w_down, opt(&y->b_down), &a->o)) || (rc = reduce(a, &a->o)))
         return rc;

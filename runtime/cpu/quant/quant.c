@@ -481,3 +481,83 @@ int qr_qmat_mul(qr_threadpool *tp, qr_dtype wtype, const void *w, int64_t N, int
     free(buf);
     return rc;
 }
+
+/* ---- several weights on one x (qr_qmat_mul_parts) ---- */
+
+typedef struct {
+    const qr_qkernels *k;
+    const qr_qmat_part *parts;
+    int n_parts, n_shares;
+    size_t rb[QR_QMAT_PARTS_MAX], total; /* row bytes; bytes of all parts */
+    int64_t K;
+    const qr_qact *a;
+    uint8_t *scratch; /* per tid */
+    size_t sb;
+} parts_job;
+
+/* First row of part p at or past byte offset `at` of all parts' rows laid end
+ * to end (part p starting at byte off): shares [at_t, at_t+1) meet exactly. */
+static int64_t part_row(const parts_job *j, int p, size_t off, size_t at)
+{
+    if (at <= off)
+        return 0;
+    size_t r = (at - off + j->rb[p] - 1) / j->rb[p];
+    return r > (size_t)j->parts[p].N ? j->parts[p].N : (int64_t)r;
+}
+
+static void parts_rows(void *ctx, int64_t s0, int64_t s1, int tid)
+{
+    const parts_job *j = ctx;
+    void *scr = j->scratch + (size_t)tid * j->sb;
+    for (int64_t s = s0; s < s1; s++) { /* share s: bytes [s / n, (s + 1) / n) of the total */
+        size_t b0 = (size_t)((double)j->total * (double)s / j->n_shares),
+               b1 = (size_t)((double)j->total * (double)(s + 1) / j->n_shares);
+        if (s + 1 == j->n_shares)
+            b1 = j->total;
+        size_t off = 0;
+        for (int p = 0; p < j->n_parts; p++) {
+            const qr_qmat_part *q = &j->parts[p];
+            int64_t n0 = part_row(j, p, off, b0), n1 = part_row(j, p, off, b1);
+            if (n1 > n0)
+                j->k->gemv(q->wtype, q->w, j->rb[p], j->K, j->a, n0, n1, q->y, q->ys, scr);
+            off += j->rb[p] * (size_t)q->N;
+        }
+    }
+}
+
+int qr_qmat_mul_parts(qr_threadpool *tp, const qr_qmat_part *parts, int n_parts, int64_t K, const float *x,
+                      size_t xs, int64_t n_tok)
+{
+    if (n_parts < 1 || n_parts > QR_QMAT_PARTS_MAX)
+        return qr_fail(QR_EINVAL, "quantized matmul: %d weights in one call (1..%d)", n_parts, QR_QMAT_PARTS_MAX);
+    size_t bytes = qr_qact_bytes(n_tok, K);
+    if (!bytes)
+        return qr_fail(QR_EINVAL, "quantized matmul: n_tok %lld, K %lld: K must be a positive multiple of 32",
+                       (long long)n_tok, (long long)K);
+    void *buf = malloc(bytes);
+    if (!buf)
+        return qr_fail(QR_ENOMEM, "quantized matmul: %zu bytes of quantized activations", bytes);
+    qr_qact a;
+    bool gemv = n_tok < QR_QGEMM_MIN_TOK;
+    int rc = qr_quantize_act(gemv ? NULL : tp, x, xs, n_tok, K, buf, &a);
+    parts_job j = {kernels(), parts, n_parts, tp ? qr_threadpool_size(tp) : 1, {0}, 0, K, &a, NULL, 0};
+    for (int p = 0; !rc && p < n_parts; p++) {
+        rc = check(parts[p].wtype, parts[p].N, K, &a);
+        j.rb[p] = rc ? 0 : qr_dtype_row_bytes(parts[p].wtype, K);
+        j.total += j.rb[p] * (size_t)parts[p].N;
+    }
+    if (!rc && !gemv) { /* prefill: each GEMM is long enough for a dispatch of its own */
+        for (int p = 0; !rc && p < n_parts; p++)
+            rc = qr_qmat_mul_q(tp, parts[p].wtype, parts[p].w, parts[p].N, K, &a, parts[p].y, parts[p].ys);
+    } else if (!rc) {
+        j.sb = ALIGN64(scratch_bytes(K, false));
+        j.scratch = aligned_alloc(64, j.sb * (size_t)j.n_shares);
+        if (!j.scratch)
+            rc = qr_fail(QR_ENOMEM, "quantized matmul: scratch of %zu bytes", j.sb * (size_t)j.n_shares);
+        else
+            qr_parallel_for(tp, j.n_shares, 1, parts_rows, &j);
+        free(j.scratch);
+    }
+    free(buf);
+    return rc;
+}

@@ -133,6 +133,26 @@ int qr_qmat_mul_q(qr_threadpool *tp, qr_dtype wtype, const void *w, int64_t N, i
 int qr_qmat_rows(qr_dtype wtype, const void *w, int64_t K, const qr_qact *a, int64_t n0, int64_t n1, float *y,
                  size_t ys);
 
+/* One weight of a qr_qmat_mul_parts call: y (row t at y + t * ys floats,
+ * columns [0, N)) = x . W^T. */
+typedef struct {
+    qr_dtype wtype;
+    const void *w;
+    int64_t N;
+    float *y;
+    size_t ys;
+} qr_qmat_part;
+
+/* Most parts in one qr_qmat_mul_parts call. */
+#define QR_QMAT_PARTS_MAX 8
+
+/* Several weights of K columns on the same activations (a layer's q, k and v,
+ * or gate and up): x quantized once and, for decode (n_tok below
+ * QR_QGEMM_MIN_TOK), one pool dispatch for all parts, the threads' shares cut
+ * by weight bytes; the same bits as one qr_qmat_mul per part. */
+int qr_qmat_mul_parts(qr_threadpool *tp, const qr_qmat_part *parts, int n_parts, int64_t K, const float *x,
+                      size_t xs, int64_t n_tok);
+
 /* Convenience: quantizes x (row stride xs) into a scratch buffer (malloc'd
  * per call) and runs qr_qmat_mul_q. */
 int qr_qmat_mul(qr_threadpool *tp, qr_dtype wtype, const void *w, int64_t N, int64_t K, const float *x,

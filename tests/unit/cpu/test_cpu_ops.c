@@ -402,6 +402,77 @@ static void test_matmul(void)
         be->ops->tensor_free(be, ts[i]);
 }
 
+/* GGUF block rows of type t (random quants, scales 2^-7..2^-6 as f16). */
+static void *rand_blocks(qr_dtype t, int64_t rows, int64_t cols)
+{
+    size_t rb = qr_dtype_row_bytes(t, cols), nb = (size_t)rows * rb;
+    uint8_t *b = malloc(nb);
+    for (size_t i = 0; i < nb; i++)
+        b[i] = (uint8_t)(urand() * 128 + 128);
+    size_t bs = t == QR_Q5_0 ? 22 : t == QR_Q8_0 ? 34 : 210;
+    for (size_t off = 0; off < nb; off += bs) { /* the f16 d: first, or last in Q6_K */
+        uint16_t d = qr_f32_to_f16((float)(1.0 / 128 + urand() / 256));
+        memcpy(b + off + (t == QR_Q6_K ? 208 : 0), &d, 2);
+    }
+    return b;
+}
+
+/* matmul_n: weights sharing x (q/k/v, gate/up) give the bits of one matmul
+ * each, on the fused decode path (block weights, few rows) and off it. */
+static void test_matmul_n(void)
+{
+    const int64_t K = 256;
+    static const qr_dtype types[] = {QR_Q5_0, QR_Q8_0, QR_Q6_K};
+    static const int64_t outs[] = {96, 36, 52}, nrows[] = {1, 3, 9};
+    qr_tensor w[3], b[3];
+    for (int i = 0; i < 3; i++) {
+        void *src = rand_blocks(types[i], outs[i], K);
+        CHECK_OK(be->ops->weight_load(be, src, types[i], outs[i], K, types[i], false, &w[i]));
+        free(src);
+        float *bv = rand_vec((size_t)outs[i], 1.0);
+        b[i] = f32_tensor(1, outs[i], bv);
+        free(bv);
+    }
+    for (size_t r = 0; r < sizeof nrows / sizeof nrows[0]; r++) {
+        float *xv = rand_vec((size_t)(nrows[r] * K), 2.0);
+        qr_tensor x = f32_tensor(nrows[r], K, xv), y[3], y1[3];
+        for (int i = 0; i < 3; i++) {
+            y[i] = f32_tensor(nrows[r], outs[i], NULL);
+            y1[i] = f32_tensor(nrows[r], outs[i], NULL);
+            poison(&y[i]);
+            CHECK_OK(be->ops->matmul(be, &x, &w[i], i == 1 ? NULL : &b[i], &y1[i]));
+        }
+        const qr_tensor *ws[] = {&w[0], &w[1], &w[2]}, *bs[] = {&b[0], NULL, &b[2]};
+        qr_tensor *ys[] = {&y[0], &y[1], &y[2]};
+        CHECK_OK(be->ops->matmul_n(be, &x, 3, ws, bs, ys));
+        for (int i = 0; i < 3; i++)
+            CHECK_MSG(memcmp(y[i].data, y1[i].data, (size_t)(nrows[r] * outs[i]) * sizeof(float)) == 0,
+                      "matmul_n %s, %lld rows: differs from matmul", qr_dtype_name(types[i]), (long long)nrows[r]);
+        /* two of them, no biases: the same as one matmul each too */
+        CHECK_OK(be->ops->matmul(be, &x, &w[2], NULL, &y1[2]));
+        CHECK_OK(be->ops->matmul_n(be, &x, 2, ws + 1, (const qr_tensor *const[]){NULL, NULL}, ys + 1));
+        CHECK(memcmp(y[2].data, y1[2].data, (size_t)(nrows[r] * outs[2]) * sizeof(float)) == 0);
+        for (int i = 0; i < 3; i++) {
+            be->ops->tensor_free(be, &y[i]);
+            be->ops->tensor_free(be, &y1[i]);
+        }
+        /* errors: weight count, a weight whose columns differ */
+        CHECK_INT(be->ops->matmul_n(be, &x, 0, ws, bs, ys), QR_EINVAL);
+        CHECK_INT(be->ops->matmul_n(be, &x, QR_BE_MATMUL_N_MAX + 1, ws, bs, ys), QR_EINVAL);
+        be->ops->tensor_free(be, &x);
+        free(xv);
+    }
+    qr_tensor x = f32_tensor(1, K, NULL), wf = f32_tensor(4, K / 2, NULL), y0 = f32_tensor(1, 96, NULL),
+              yf = f32_tensor(1, 4, NULL);
+    const qr_tensor *ws[] = {&w[0], &wf};
+    qr_tensor *ys[] = {&y0, &yf};
+    CHECK_INT(be->ops->matmul_n(be, &x, 2, ws, NULL, ys), QR_EINVAL);
+    CHECK(strstr(qr_last_error(), "inner sizes differ") != NULL);
+    qr_tensor *ts[] = {&x, &wf, &y0, &yf, &w[0], &w[1], &w[2], &b[0], &b[1], &b[2]};
+    for (int i = 0; i < 10; i++)
+        be->ops->tensor_free(be, ts[i]);
+}
+
 /* ------------------------------------------------------------ element-wise */
 
 static void test_elementwise(void)
@@ -795,6 +866,7 @@ int main(void)
             test_weight_load();
             test_embed();
             test_matmul();
+            test_matmul_n();
             test_elementwise();
             test_activation_sweep();
             test_rope();

@@ -254,6 +254,7 @@ static void check_failing_rank(const char *path, qr_model *m1)
     qr_dec_seq sq = {.slot = 0, .ids = ids, .n = 4};
     failing_ops = *cpu;
     failing_ops.matmul = failing_matmul;
+    failing_ops.matmul_n = NULL; /* every product through the failing matmul */
     fail_after = 5; /* inside the first layer, after rank 0 reached an all-reduce */
     bes[1]->ops = &failing_ops;
     rc = s2 ? qr_decoder_step(s2, &sq, 1, l2) : -1;
