@@ -463,25 +463,6 @@ int qr_qmat_mul_q(qr_threadpool *tp, qr_dtype wtype, const void *w, int64_t N, i
     return QR_OK;
 }
 
-int qr_qmat_mul(qr_threadpool *tp, qr_dtype wtype, const void *w, int64_t N, int64_t K, const float *x,
-                size_t xs, int64_t n_tok, float *y, size_t ys)
-{
-    size_t bytes = qr_qact_bytes(n_tok, K);
-    if (!bytes)
-        return qr_fail(QR_EINVAL, "quantized matmul: n_tok %lld, K %lld: K must be a positive multiple of 32",
-                       (long long)n_tok, (long long)K);
-    void *buf = malloc(bytes);
-    if (!buf)
-        return qr_fail(QR_ENOMEM, "quantized matmul: %zu bytes of quantized activations", bytes);
-    qr_qact a;
-    /* a few rows (decode) on this thread: a pool dispatch costs more */
-    int rc = qr_quantize_act(n_tok < QR_QGEMM_MIN_TOK ? NULL : tp, x, xs, n_tok, K, buf, &a);
-    if (!rc)
-        rc = qr_qmat_mul_q(tp, wtype, w, N, K, &a, y, ys);
-    free(buf);
-    return rc;
-}
-
 /* ---- several weights on one x (qr_qmat_mul_parts) ---- */
 
 typedef struct {
@@ -494,6 +475,9 @@ typedef struct {
     uint8_t *scratch; /* per tid */
     size_t sb;
 } parts_job;
+
+/* Least weight bytes per thread's share of a decode GEMV. */
+#define QR_QSHARE_MIN_BYTES 16384
 
 /* First row of part p at or past byte offset `at` of all parts' rows laid end
  * to end (part p starting at byte off): shares [at_t, at_t+1) meet exactly. */
@@ -538,6 +522,7 @@ int qr_qmat_mul_parts(qr_threadpool *tp, const qr_qmat_part *parts, int n_parts,
     if (!buf)
         return qr_fail(QR_ENOMEM, "quantized matmul: %zu bytes of quantized activations", bytes);
     qr_qact a;
+    /* a few rows (decode) quantized on this thread: a pool dispatch costs more */
     bool gemv = n_tok < QR_QGEMM_MIN_TOK;
     int rc = qr_quantize_act(gemv ? NULL : tp, x, xs, n_tok, K, buf, &a);
     parts_job j = {kernels(), parts, n_parts, tp ? qr_threadpool_size(tp) : 1, {0}, 0, K, &a, NULL, 0};
@@ -546,6 +531,9 @@ int qr_qmat_mul_parts(qr_threadpool *tp, const qr_qmat_part *parts, int n_parts,
         j.rb[p] = rc ? 0 : qr_dtype_row_bytes(parts[p].wtype, K);
         j.total += j.rb[p] * (size_t)parts[p].N;
     }
+    /* a share small enough that waking a thread for it costs more than it: fewer shares */
+    if ((size_t)j.n_shares > j.total / QR_QSHARE_MIN_BYTES)
+        j.n_shares = j.total / QR_QSHARE_MIN_BYTES > 1 ? (int)(j.total / QR_QSHARE_MIN_BYTES) : 1;
     if (!rc && !gemv) { /* prefill: each GEMM is long enough for a dispatch of its own */
         for (int p = 0; !rc && p < n_parts; p++)
             rc = qr_qmat_mul_q(tp, parts[p].wtype, parts[p].w, parts[p].N, K, &a, parts[p].y, parts[p].ys);
@@ -560,4 +548,11 @@ int qr_qmat_mul_parts(qr_threadpool *tp, const qr_qmat_part *parts, int n_parts,
     }
     free(buf);
     return rc;
+}
+
+int qr_qmat_mul(qr_threadpool *tp, qr_dtype wtype, const void *w, int64_t N, int64_t K, const float *x,
+                size_t xs, int64_t n_tok, float *y, size_t ys)
+{
+    qr_qmat_part part = {wtype, w, N, y, ys};
+    return qr_qmat_mul_parts(tp, &part, 1, K, x, xs, n_tok);
 }
