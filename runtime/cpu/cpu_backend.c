@@ -1038,9 +1038,13 @@ static int cpu_matmul_n(qr_backend *be, const qr_tensor *x, int n, const qr_tens
     if (n < 1 || n > QR_BE_MATMUL_N_MAX || !w || !y)
         return qr_fail(QR_EINVAL, "cpu: matmul_n: %d weights (1..%d)", n, QR_BE_MATMUL_N_MAX);
     int rc;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if ((rc = matmul_check(x, w[i], bias ? bias[i] : NULL, y[i])))
             return rc;
+        for (int j = 0; j < i; j++)
+            if (overlaps(y[j], y[i]))
+                return qr_fail(QR_EINVAL, "cpu: matmul_n: outputs %d and %d overlap", j, i);
+    }
 #ifdef QR_HAVE_QKERN
     qr_cpu *c = cpu_of(be);
     bool fused = !c->block_tiles && x->rows > 0 && x->rows < QR_QGEMM_MIN_TOK && x->cols > 0;
@@ -1054,11 +1058,12 @@ static int cpu_matmul_n(qr_backend *be, const qr_tensor *x, int n, const qr_tens
         pthread_mutex_lock(&c->mu); /* one parallel_for on the pool at a time */
         rc = qr_qmat_mul_parts(c->pool, parts, n, x->cols, x->data, x->row_bytes / sizeof(float), x->rows);
         pthread_mutex_unlock(&c->mu);
-        for (int i = 0; !rc && i < n; i++)
-            if (bias && bias[i])
-                for (int64_t r = 0; r < x->rows; r++)
-                    for (int64_t j = 0; j < w[i]->rows; j++)
-                        ((float *)y[i]->data)[(size_t)r * parts[i].ys + (size_t)j] += ((const float *)bias[i]->data)[j];
+        for (int i = 0; !rc && i < n; i++) {
+            const float *b = bias && bias[i] ? bias[i]->data : NULL;
+            for (int64_t r = 0; b && r < x->rows; r++)
+                for (int64_t j = 0; j < w[i]->rows; j++)
+                    parts[i].y[(size_t)r * parts[i].ys + (size_t)j] += b[j];
+        }
         return rc;
     }
 #endif

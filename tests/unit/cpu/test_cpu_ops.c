@@ -468,6 +468,10 @@ static void test_matmul_n(void)
     qr_tensor *ys[] = {&y0, &yf};
     CHECK_INT(be->ops->matmul_n(be, &x, 2, ws, NULL, ys), QR_EINVAL);
     CHECK(strstr(qr_last_error(), "inner sizes differ") != NULL);
+    const qr_tensor *ws2[] = {&w[0], &w[0]};
+    qr_tensor *same[] = {&y0, &y0};
+    CHECK_INT(be->ops->matmul_n(be, &x, 2, ws2, NULL, same), QR_EINVAL); /* two outputs in one place */
+    CHECK(strstr(qr_last_error(), "overlap") != NULL);
     qr_tensor *ts[] = {&x, &wf, &y0, &yf, &w[0], &w[1], &w[2], &b[0], &b[1], &b[2]};
     for (int i = 0; i < 10; i++)
         be->ops->tensor_free(be, ts[i]);
