@@ -482,6 +482,14 @@ typedef struct {
     bool gemm;
 } mm_ctx;
 
+/* y[r][j] += bias[j] for rows r < n, columns [j0, j1) (bias may be NULL). */
+static void add_bias(float *y, size_t ys, int64_t n, const float *bias, int64_t j0, int64_t j1)
+{
+    for (int64_t r = 0; bias && r < n; r++)
+        for (int64_t j = j0; j < j1; j++)
+            y[(size_t)r * ys + (size_t)j] += bias[j];
+}
+
 static void mm_job(void *vctx, int64_t b, int64_t e, int tid)
 {
     mm_ctx *m = vctx;
@@ -502,12 +510,7 @@ static void mm_job(void *vctx, int64_t b, int64_t e, int tid)
                         (int)m->xs, wf, (int)m->in, 0.0f, m->y + j0, (int)m->ys);
         }
     }
-    if (m->bias)
-        for (int64_t r = 0; r < m->n; r++) {
-            float *yr = m->y + (size_t)r * m->ys;
-            for (int64_t j = b; j < e; j++)
-                yr[j] += m->bias[j];
-        }
+    add_bias(m->y, m->ys, m->n, m->bias, b, e);
 }
 
 /* matmul with W in GGUF blocks as stored (QR_QL_GGUF): the one dispatch
@@ -533,10 +536,7 @@ static int cpu_matmul_blocks(qr_cpu *c, mm_ctx *m, int64_t w_rows)
         pthread_mutex_unlock(&c->mu);
         if (qrc)
             return qrc;
-        if (m->bias)
-            for (int64_t r = 0; r < m->n; r++)
-                for (int64_t j = 0; j < w_rows; j++)
-                    m->y[(size_t)r * m->ys + (size_t)j] += m->bias[j];
+        add_bias(m->y, m->ys, m->n, m->bias, 0, w_rows);
         return QR_OK;
     }
 #endif
@@ -1058,12 +1058,8 @@ static int cpu_matmul_n(qr_backend *be, const qr_tensor *x, int n, const qr_tens
         pthread_mutex_lock(&c->mu); /* one parallel_for on the pool at a time */
         rc = qr_qmat_mul_parts(c->pool, parts, n, x->cols, x->data, x->row_bytes / sizeof(float), x->rows);
         pthread_mutex_unlock(&c->mu);
-        for (int i = 0; !rc && i < n; i++) {
-            const float *b = bias && bias[i] ? bias[i]->data : NULL;
-            for (int64_t r = 0; b && r < x->rows; r++)
-                for (int64_t j = 0; j < w[i]->rows; j++)
-                    parts[i].y[(size_t)r * parts[i].ys + (size_t)j] += b[j];
-        }
+        for (int i = 0; !rc && i < n; i++)
+            add_bias(parts[i].y, parts[i].ys, x->rows, bias && bias[i] ? bias[i]->data : NULL, 0, w[i]->rows);
         return rc;
     }
 #endif

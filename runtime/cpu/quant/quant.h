@@ -153,8 +153,8 @@ typedef struct {
 int qr_qmat_mul_parts(qr_threadpool *tp, const qr_qmat_part *parts, int n_parts, int64_t K, const float *x,
                       size_t xs, int64_t n_tok);
 
-/* Convenience: quantizes x (row stride xs) into a scratch buffer (malloc'd
- * per call) and runs qr_qmat_mul_q (qr_qmat_mul_parts with one part). */
+/* Convenience: qr_qmat_mul_parts with one part (x quantized into a buffer
+ * malloc'd per call; qr_qmat_mul_q's GEMM for n_tok >= QR_QGEMM_MIN_TOK). */
 int qr_qmat_mul(qr_threadpool *tp, qr_dtype wtype, const void *w, int64_t N, int64_t K, const float *x,
                 size_t xs, int64_t n_tok, float *y, size_t ys);
 

@@ -49,12 +49,12 @@ static void put_f16(uint8_t *p, float v)
     memcpy(p, &h, 2);
 }
 
-/* Random blocks of type t for n rows of K: random bytes, then valid scales. */
 /* Every quant bit set (Q8_0: every value -128) and every activation at
  * +127: the largest integer sums each kernel can meet (the AVX2 pair sums
  * of maddubs saturate at 32767). */
 static bool g_extreme;
 
+/* Random blocks of type t for n rows of K: random bytes, then valid scales. */
 static void rand_weights(qr_dtype t, uint8_t *w, int64_t n, int64_t K)
 {
     const qr_qtype_info *ti = qr_qtype(t);
