@@ -46,10 +46,12 @@
  *              converted tensor's file pages are dropped after conversion
  *              (qr_wsrc_release), so the file is not counted beside the
  *              converted weights; an as-stored tensor is the file's mapping
- *              itself. Load peak: the model-level tensors load first, then
- *              the layers, each holding its file pages (and, for the q/k rows
- *              a GGUF Llama file stores permuted, a copy) while converted;
- *              the larger of the load and running peaks is taken.
+ *              itself below 2 MiB (or without transparent huge pages), a
+ *              copy on huge pages from there (qr_cpu_copies_weights). Load
+ *              peak: the model-level tensors load first, then the layers,
+ *              each holding its file pages (and, for the q/k rows a GGUF
+ *              Llama file stores permuted, a copy) while converted or
+ *              copied; the larger of the load and running peaks is taken.
  *   sharding   tensor parallel over N GPUs (Megatron style): 2-D weights split
  *              evenly N ways (attention heads, FFN columns, vocabulary rows);
  *              K/V projections and the KV cache split by KV head, replicated
@@ -203,13 +205,15 @@ static bool name_has(const char *name, const char *const *parts)
 /* What loading tensor t (of kind k) holds beside the finished weights while it
  * is converted: its file pages (dropped after, qr_wsrc_release) and, for the
  * q/k rows a GGUF Llama file stores permuted, the unpermuted copy. 0 for a
- * tensor kept as the mapping itself (as-stored or same type, not permuted). */
+ * tensor kept as the mapping itself (as-stored or same type, not permuted, and
+ * too small for the CPU backend's huge-page copy: qr_cpu_copies_weights). */
 static uint64_t conv_bytes(const param_sums *s, const qr_wtensor *t, mat_kind k, int64_t cols, bool perm_qk)
 {
     static const char *const qk[] = {"attn_q.weight", "attn_k.weight", NULL};
     bool perm = perm_qk && name_has(t->name, qk);
     qr_dtype to = k == K_VEC ? QR_F32 : per_tensor(s->dt) ? est_type(s->dt, t->dtype, cols, k) : s->dt;
-    return perm ? 2 * (uint64_t)t->nbytes : to != t->dtype ? (uint64_t)t->nbytes : 0;
+    bool copied = to != t->dtype || qr_cpu_copies_weights(t->nbytes);
+    return perm ? 2 * (uint64_t)t->nbytes : copied ? (uint64_t)t->nbytes : 0;
 }
 
 static void sums_from_headers(const qr_wsrc *w, bool perm_qk, param_sums *s)

@@ -20,6 +20,7 @@
  * attn_row. */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -47,9 +48,6 @@
 #define QR_CPU_BLOCK_TILE_SMALL ((size_t)128 << 10)
 /* Query rows per attention work item. */
 #define QR_CPU_ATTN_QB 64
-/* Tensors of at least this many bytes are placed on 2 MiB boundaries and
- * advised onto transparent huge pages. */
-#define QR_CPU_HUGE_MIN ((size_t)2 << 20)
 /* Element-wise ops go parallel above this many elements. */
 #define QR_CPU_PAR_MIN 16384
 
@@ -381,6 +379,27 @@ static void wl_job(void *vctx, int64_t b, int64_t e, int tid)
     }
 }
 
+static bool thp_on; /* transparent huge pages not switched off: read once */
+static pthread_once_t thp_once = PTHREAD_ONCE_INIT;
+
+static void thp_probe(void)
+{
+    char buf[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (!fgets(buf, sizeof buf, f))
+            buf[0] = '\0';
+        fclose(f);
+    }
+    thp_on = buf[0] && !strstr(buf, "[never]");
+}
+
+bool qr_cpu_copies_weights(size_t bytes)
+{
+    pthread_once(&thp_once, thp_probe);
+    return thp_on && bytes >= QR_CPU_HUGE_MIN;
+}
+
 static int cpu_weight_load(qr_backend *be, const void *src, qr_dtype src_dt, int64_t rows, int64_t cols,
                            qr_dtype want, bool may_alias, qr_tensor *out)
 {
@@ -407,8 +426,10 @@ static int cpu_weight_load(qr_backend *be, const void *src, qr_dtype src_dt, int
         return qr_fail(QR_EINVAL, "cpu: weight_load: %lld columns is not a whole number of %s blocks",
                        (long long)cols, qr_dtype_name(src_dt));
     /* mmap'd and outlives the tensor: use in place, if naturally aligned
-     * (safetensors data may not be; the kernels read whole elements) */
-    if (want == src_dt && may_alias && (qr_dtype_is_block(want) || (uintptr_t)src % elem_size(want) == 0)) {
+     * (safetensors data may not be; the kernels read whole elements), unless
+     * it is big enough to be worth a copy on huge pages (qr_cpu_copies_weights) */
+    if (want == src_dt && may_alias && !qr_cpu_copies_weights(src_rb * (size_t)rows) &&
+        (qr_dtype_is_block(want) || (uintptr_t)src % elem_size(want) == 0)) {
         qr_tensor t = {0};
         t.data = (void *)src;
         t.dtype = want;

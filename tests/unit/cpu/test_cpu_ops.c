@@ -9,6 +9,7 @@
  * cancellation in a particular output. */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +140,29 @@ static void test_weight_load(void)
     CHECK_OK(be->ops->weight_load(be, w, QR_F32, rows, cols, QR_F32, true, &t));
     CHECK(t.data == (void *)w && !t.owned && t.row_bytes == (size_t)cols * 4);
     be->ops->tensor_free(be, &t); /* must not free w */
+    /* a big same-type weight: copied onto huge pages where the kernel has them,
+     * else aliased (qr_cpu_copies_weights, read from /sys here as there) */
+    CHECK(!qr_cpu_copies_weights(QR_CPU_HUGE_MIN - 1));
+    {
+        const int64_t br = 1024, bc = 1536; /* 3 MiB of f16 */
+        size_t bb = (size_t)(br * bc) * 2;
+        uint16_t *big = malloc(bb);
+        for (size_t i = 0; i < bb / 2; i++)
+            big[i] = (uint16_t)(i * 2654435761u >> 17);
+        FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+        char mode[128] = "";
+        if (f && !fgets(mode, sizeof mode, f))
+            mode[0] = '\0';
+        if (f)
+            fclose(f);
+        bool thp = mode[0] && !strstr(mode, "[never]");
+        CHECK(qr_cpu_copies_weights(bb) == thp);
+        CHECK_OK(be->ops->weight_load(be, big, QR_F16, br, bc, QR_F16, true, &t));
+        CHECK(t.owned == thp && (t.data == (void *)big) == !thp && memcmp(t.data, big, bb) == 0);
+        CHECK(!thp || (uintptr_t)t.data % QR_CPU_HUGE_MIN == 0);
+        be->ops->tensor_free(be, &t);
+        free(big);
+    }
     /* copy */
     CHECK_OK(be->ops->weight_load(be, w, QR_F32, rows, cols, QR_F32, false, &t));
     CHECK(t.data != (void *)w && t.owned && memcmp(t.data, w, (size_t)(rows * cols) * 4) == 0);
