@@ -99,7 +99,9 @@ typedef struct qr_backend_ops {
     /* Makes a weight tensor of type `want` (F32/F16/BF16/I8) from host data of
      * type `src_dt` (rows x cols, dense; any storage type incl. GGUF blocks).
      * The CPU backend may alias `src` without copying when want == src_dt and
-     * src outlives the tensor (mmap'd weights); flag `may_alias` says so. */
+     * src outlives the tensor (mmap'd weights); flag `may_alias` says so. It
+     * does for tensors under 2 MiB, or without transparent huge pages
+     * (qr_cpu_copies_weights in runtime/cpu/cpu.h). */
     int (*weight_load)(qr_backend *be, const void *src, qr_dtype src_dt, int64_t rows, int64_t cols,
                        qr_dtype want, bool may_alias, qr_tensor *out);
     /* Whether op computes with weights of type wt (in the layout this

@@ -243,7 +243,7 @@ int qr_load_w(loader *L, const char *const *cands, int layer, int64_t rows, int6
         goto out;
     }
     add_bytes(L, out);
-    /* Converted or copied (not the mapping itself, which as-stored and
+    /* Converted or copied (not the mapping itself, which small as-stored and
      * same-type loads alias): the file's pages read to make it are dropped,
      * so the process holds the weights once (tests/unit/cli/estimate_peak.sh
      * measures the peak). */
