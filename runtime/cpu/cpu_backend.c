@@ -882,6 +882,13 @@ typedef struct {
     bool causal;
 } attn_ctx;
 
+/* Whether item x is the next head after w over the same query row and K/V
+ * slice (items are ordered sequence, head, query block). */
+static bool same_slice(const attn_ctx *a, const attn_item *w, const attn_item *x)
+{
+    return x->seq == w->seq && x->q0 == w->q0 && x->q1 == w->q1 && x->head / a->group == w->head / a->group;
+}
+
 static void attn_job(void *vctx, int64_t b, int64_t e, int tid)
 {
     attn_ctx *a = vctx;
@@ -907,9 +914,15 @@ static void attn_job(void *vctx, int64_t b, int64_t e, int tid)
         }
         if (nq >= 4) { /* enough rows to amortise transposing each key block */
             a->c->k->attn_rows(qr, qs, nq, nvis, kb, ks, vb, vs, a->head_dim, a->scale, orow, os, sbuf);
+        } else if (nq == 1) { /* decode: the next items of this thread that read the same K/V slice too */
+            int g = 1;
+            while (g < QR_ATTN_GMAX && it + g < e && same_slice(a, w, &a->items[it + g]))
+                g++;
+            a->c->k->attn_row(qr, kb, ks, vb, vs, nvis[0], a->head_dim, g, a->scale, orow, sbuf);
+            it += g - 1;
         } else {
             for (int i = 0; i < nq; i++)
-                a->c->k->attn_row(qr + (size_t)i * qs, kb, ks, vb, vs, nvis[i], a->head_dim, a->scale,
+                a->c->k->attn_row(qr + (size_t)i * qs, kb, ks, vb, vs, nvis[i], a->head_dim, 1, a->scale,
                                   orow + (size_t)i * os, sbuf);
         }
     }

@@ -7,37 +7,53 @@
 #include <string.h>
 
 
-/* Shared body of attn_row for both kernel sets (DOT/AXPY/SCAL/EXPSUM are the
- * set's own helpers, inlined). */
-#define DEF_ATTN_ROW(NAME, ATTR, DOT, AXPY, SCAL, EXPSUM)                                             \
+/* Shared body of attn_row for both kernel sets (DOT/WSUM/SCAL/EXPSUM are the
+ * set's own helpers, inlined; PF(p, n) hints that n floats at p are read soon).
+ * The g heads share one K/V slice (GQA), so each key block is visited by all
+ * of them in turn while it is in L1/L2: a head's rows are a strided slice of
+ * the cache, which at long contexts does not stay in cache from one head's
+ * whole pass to the next. The first head prefetches the K row 8 keys ahead
+ * and the block's V rows. m/l: each head's running max and sum. */
+#define DEF_ATTN_ROW(NAME, ATTR, DOT, WSUM, SCAL, EXPSUM, PF)                                         \
     ATTR void NAME(const float *q, const float *k, size_t ks, const float *v, size_t vs, int64_t n_kv, \
-                   int hd, float scale, float *out, float *sbuf)                                     \
+                   int hd, int g, float scale, float *out, float *sbuf)                              \
     {                                                                                                \
-        float m = -INFINITY, l = 0.0f;                                                               \
-        for (int d = 0; d < hd; d++)                                                                 \
-            out[d] = 0.0f;                                                                           \
+        float m[QR_ATTN_GMAX], l[QR_ATTN_GMAX];                                                      \
+        for (int h = 0; h < g; h++) {                                                                \
+            m[h] = -INFINITY;                                                                        \
+            l[h] = 0.0f;                                                                             \
+            for (int d = 0; d < hd; d++)                                                             \
+                out[(size_t)h * (size_t)hd + (size_t)d] = 0.0f;                                      \
+        }                                                                                            \
         for (int64_t j0 = 0; j0 < n_kv; j0 += QR_ATTN_KB) {                                          \
             int64_t nb = n_kv - j0 < QR_ATTN_KB ? n_kv - j0 : QR_ATTN_KB;                            \
-            float bm = -INFINITY;                                                                    \
-            for (int64_t j = 0; j < nb; j++) {                                                       \
-                float s = DOT(q, k + (size_t)(j0 + j) * ks, hd) * scale;                             \
-                sbuf[j] = s;                                                                         \
-                bm = s > bm ? s : bm;                                                                \
-            }                                                                                        \
-            if (bm > m) { /* new running max: rescale what was accumulated */                       \
-                if (l > 0.0f) {                                                                      \
-                    float c = expf(m - bm);                                                          \
-                    SCAL(out, c, hd);                                                                \
-                    l *= c;                                                                          \
+            for (int h = 0; h < g; h++) {                                                            \
+                const float *qh = q + (size_t)h * (size_t)hd;                                        \
+                float *oh = out + (size_t)h * (size_t)hd, bm = -INFINITY;                            \
+                for (int64_t j = 0; j < nb; j++) {                                                   \
+                    if (h == 0 && j0 + j + 8 < n_kv)                                                 \
+                        PF(k + (size_t)(j0 + j + 8) * ks, hd);                                       \
+                    if (h == 0)                                                                      \
+                        PF(v + (size_t)(j0 + j) * vs, hd);                                           \
+                    float s = DOT(qh, k + (size_t)(j0 + j) * ks, hd) * scale;                        \
+                    sbuf[j] = s;                                                                     \
+                    bm = s > bm ? s : bm;                                                            \
                 }                                                                                    \
-                m = bm;                                                                              \
+                if (bm > m[h]) { /* new running max: rescale what was accumulated */                \
+                    if (l[h] > 0.0f) {                                                               \
+                        float c = expf(m[h] - bm);                                                   \
+                        SCAL(oh, c, hd);                                                             \
+                        l[h] *= c;                                                                   \
+                    }                                                                                \
+                    m[h] = bm;                                                                       \
+                }                                                                                    \
+                l[h] += EXPSUM(sbuf, m[h], nb);                                                      \
+                WSUM(oh, sbuf, v + (size_t)j0 * vs, vs, nb, hd);                                     \
             }                                                                                        \
-            l += EXPSUM(sbuf, m, nb);                                                                \
-            for (int64_t j = 0; j < nb; j++)                                                         \
-                AXPY(out, sbuf[j], v + (size_t)(j0 + j) * vs, hd);                                   \
         }                                                                                            \
-        if (l > 0.0f)                                                                                \
-            SCAL(out, 1.0f / l, hd);                                                                 \
+        for (int h = 0; h < g; h++)                                                                  \
+            if (l[h] > 0.0f)                                                                         \
+                SCAL(out + (size_t)h * (size_t)hd, 1.0f / l[h], hd);                                 \
     }
 
 /* ---------------------------------------------------------------- scalar */
@@ -88,10 +104,19 @@ static inline float dot_scalar(const float *a, const float *b, int64_t n)
     return s;
 }
 
-static inline void axpy_scalar(float *y, float a, const float *x, int64_t n)
+/* Hint that n floats at p are read soon: the scalar set issues none. */
+static inline void pf_none(const float *p, int n)
 {
-    for (int64_t k = 0; k < n; k++)
-        y[k] += a * x[k];
+    (void)p;
+    (void)n;
+}
+
+/* out[d] += sum_j p[j] * v[j*vs + d] for j < nb, d < hd. */
+static inline void wsum_scalar(float *out, const float *p, const float *v, size_t vs, int64_t nb, int hd)
+{
+    for (int64_t j = 0; j < nb; j++)
+        for (int d = 0; d < hd; d++)
+            out[d] += p[j] * v[(size_t)j * vs + (size_t)d];
 }
 
 static inline void scal_scalar(float *x, float a, int64_t n)
@@ -110,7 +135,7 @@ static inline float exp_sub_sum_scalar(float *x, float m, int64_t n)
     return s;
 }
 
-DEF_ATTN_ROW(attn_row_scalar, static, dot_scalar, axpy_scalar, scal_scalar, exp_sub_sum_scalar)
+DEF_ATTN_ROW(attn_row_scalar, static, dot_scalar, wsum_scalar, scal_scalar, exp_sub_sum_scalar, pf_none)
 
 /* x * Phi(x) with Phi through erfc, which stays accurate in relative terms
  * for negative x (1 + erf(x) cancels there). */
@@ -130,7 +155,7 @@ static void attn_rows_scalar(const float *q, size_t qs, int nq, const int64_t *n
                              const float *v, size_t vs, int hd, float scale, float *out, size_t os, float *scratch)
 {
     for (int r = 0; r < nq; r++)
-        attn_row_scalar(q + (size_t)r * qs, k, ks, v, vs, n_kv[r], hd, scale, out + (size_t)r * os, scratch);
+        attn_row_scalar(q + (size_t)r * qs, k, ks, v, vs, n_kv[r], hd, 1, scale, out + (size_t)r * os, scratch);
 }
 
 static const qr_cpu_kernels k_scalar = {"scalar",         gemv_scalar, row_to_f32_scalar, attn_row_scalar,
@@ -389,14 +414,46 @@ TGT_INLINE float dot_avx2(const float *a, const float *b, int64_t n)
     return s;
 }
 
-TGT_INLINE void axpy_avx2(float *y, float a, const float *x, int64_t n)
+TGT_INLINE void pf_avx2(const float *p, int n)
 {
-    __m256 av = _mm256_set1_ps(a);
-    int64_t k = 0;
-    for (; k + 8 <= n; k += 8)
-        _mm256_storeu_ps(y + k, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
-    for (; k < n; k++)
-        y[k] += a * x[k];
+    for (int i = 0; i < n; i += 16) /* one line per 16 floats */
+        _mm_prefetch((const char *)(p + i), _MM_HINT_T0);
+}
+
+/* out[d] += sum_j p[j] * v[j*vs + d] for j < nb, d < hd: 32 columns of out
+ * held in registers across all nb rows (an axpy per row would store and
+ * reload out for every key). */
+TGT_INLINE void wsum_avx2(float *out, const float *p, const float *v, size_t vs, int64_t nb, int hd)
+{
+    int d = 0;
+    for (; d + 32 <= hd; d += 32) {
+        __m256 a0 = _mm256_loadu_ps(out + d), a1 = _mm256_loadu_ps(out + d + 8);
+        __m256 a2 = _mm256_loadu_ps(out + d + 16), a3 = _mm256_loadu_ps(out + d + 24);
+        for (int64_t j = 0; j < nb; j++) {
+            const float *vr = v + (size_t)j * vs + d;
+            __m256 pj = _mm256_broadcast_ss(p + j);
+            a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr), a0);
+            a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8), a1);
+            a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 16), a2);
+            a3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 24), a3);
+        }
+        _mm256_storeu_ps(out + d, a0);
+        _mm256_storeu_ps(out + d + 8, a1);
+        _mm256_storeu_ps(out + d + 16, a2);
+        _mm256_storeu_ps(out + d + 24, a3);
+    }
+    for (; d + 8 <= hd; d += 8) {
+        __m256 a0 = _mm256_loadu_ps(out + d);
+        for (int64_t j = 0; j < nb; j++)
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), _mm256_loadu_ps(v + (size_t)j * vs + d), a0);
+        _mm256_storeu_ps(out + d, a0);
+    }
+    for (; d < hd; d++) {
+        float a = out[d];
+        for (int64_t j = 0; j < nb; j++)
+            a += p[j] * v[(size_t)j * vs + (size_t)d];
+        out[d] = a;
+    }
 }
 
 TGT_INLINE void scal_avx2(float *x, float a, int64_t n)
@@ -458,7 +515,7 @@ TGT_INLINE float exp_sub_sum_avx2(float *x, float m, int64_t n)
     return hsum8(s);
 }
 
-DEF_ATTN_ROW(attn_row_avx2, TGT static, dot_avx2, axpy_avx2, scal_avx2, exp_sub_sum_avx2)
+DEF_ATTN_ROW(attn_row_avx2, TGT static, dot_avx2, wsum_avx2, scal_avx2, exp_sub_sum_avx2, pf_avx2)
 
 /* erfc(z) for z >= 0 with fractional error below ~2e-7 everywhere: the
  * Chebyshev-fitted form t * exp(-z^2 + P(t)), t = 1 / (1 + z/2) (Numerical

@@ -21,6 +21,8 @@ typedef struct {
 } qr_cpu_wview;
 
 #define QR_ATTN_KB 64
+/* most query heads attn_row takes at once */
+#define QR_ATTN_GMAX 16
 /* floats of scratch attn_rows needs for head size hd */
 #define QR_ATTN_SCRATCH(hd) ((size_t)(hd) * QR_ATTN_KB + 2 * QR_ATTN_KB)
 
@@ -33,12 +35,15 @@ typedef struct qr_cpu_kernels {
                  float *y, size_t ys, float *scratch);
     /* dst[i] = scale * src[i] (scale used for QR_I8 only) for a row of dt. */
     void (*row_to_f32)(qr_dtype dt, const void *src, float scale, int64_t n, float *dst);
-    /* One query row of one head: out(hd) = softmax(scale * q.k_j) . v_j over
-     * keys j < n_kv (k row j at k + j*ks, v row j at v + j*vs), computed in
-     * blocks of QR_ATTN_KB keys with an online (running max) softmax.
-     * sbuf: QR_ATTN_KB floats of scratch. n_kv = 0 gives zeros. */
+    /* One query row of g <= QR_ATTN_GMAX heads sharing one K/V slice (GQA):
+     * for head h (q at q + h*hd, output at out + h*hd),
+     * out_h(hd) = softmax(scale * q_h.k_j) . v_j over keys j < n_kv (k row j
+     * at k + j*ks, v row j at v + j*vs), computed in blocks of QR_ATTN_KB
+     * keys with an online (running max) softmax, every head visiting a block
+     * before the next is read. sbuf: QR_ATTN_KB floats of scratch. n_kv = 0
+     * gives zeros. */
     void (*attn_row)(const float *q, const float *k, size_t ks, const float *v, size_t vs, int64_t n_kv, int hd,
-                     float scale, float *out, float *sbuf);
+                     int g, float scale, float *out, float *sbuf);
     /* attn_row for nq query rows at once (q row r at q + r*qs, output at
      * out + r*os, row r sees keys j < n_kv[r]; the n_kv are non-decreasing).
      * Each key block is transposed once and scored against every row, so K is
