@@ -17,7 +17,8 @@
  * spread over the pool; each query row is one pass over its keys with an
  * online softmax. Blocks of 4+ rows (prefill, encoder) share a transposed copy
  * of each key block (cpu_kernels.c attn_rows); single rows (decode) use
- * attn_row. */
+ * attn_row, one call for the consecutive heads of a thread's items that share
+ * a KV head (GQA), so their K/V slice is read once per key block. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
