@@ -640,36 +640,7 @@ TGT static void attn_rows_avx2(const float *q, size_t qs, int nq, const int64_t 
                 sum = _mm256_add_ps(sum, e);
             }
             l[r] += hsum8(sum);
-            const float *vb = v + (size_t)j0 * vs;
-            int d = 0;
-            for (; d + 32 <= hd; d += 32) {
-                __m256 a0 = _mm256_loadu_ps(o + d), a1 = _mm256_loadu_ps(o + d + 8);
-                __m256 a2 = _mm256_loadu_ps(o + d + 16), a3 = _mm256_loadu_ps(o + d + 24);
-                for (int j = 0; j < nvis; j++) {
-                    __m256 pj = _mm256_broadcast_ss(p + j);
-                    const float *vr = vb + (size_t)j * vs + d;
-                    a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr), a0);
-                    a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8), a1);
-                    a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 16), a2);
-                    a3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 24), a3);
-                }
-                _mm256_storeu_ps(o + d, a0);
-                _mm256_storeu_ps(o + d + 8, a1);
-                _mm256_storeu_ps(o + d + 16, a2);
-                _mm256_storeu_ps(o + d + 24, a3);
-            }
-            for (; d + 8 <= hd; d += 8) {
-                __m256 a0 = _mm256_loadu_ps(o + d);
-                for (int j = 0; j < nvis; j++)
-                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), _mm256_loadu_ps(vb + (size_t)j * vs + d), a0);
-                _mm256_storeu_ps(o + d, a0);
-            }
-            for (; d < hd; d++) {
-                float a = o[d];
-                for (int j = 0; j < nvis; j++)
-                    a += p[j] * vb[(size_t)j * vs + (size_t)d];
-                o[d] = a;
-            }
+            wsum_avx2(o, p, v + (size_t)j0 * vs, vs, nvis, hd);
         }
     }
     for (int r = 0; r < nq; r++)
