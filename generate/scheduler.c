@@ -315,6 +315,19 @@ static void leave_slot(qr_sched *s, qr_sched_req *r)
     s->n_running = k;
 }
 
+/* Adds a step's prompt and generated tokens counted so far to the stats (none
+ * when the step failed) and zeroes the counts; s->mu held. Called before a
+ * request ends too, so that its client never reads stats without its tokens. */
+static void account_tokens(qr_sched *s, int rc, int *n_prefill, int *n_gen)
+{
+    if (!rc) {
+        s->stats.prompt_tokens += (uint64_t)*n_prefill;
+        s->stats.gen_tokens += (uint64_t)*n_gen;
+    }
+    *n_prefill = 0;
+    *n_gen = 0;
+}
+
 static void *worker(void *arg)
 {
     qr_sched *s = arg;
@@ -418,6 +431,7 @@ static void *worker(void *arg)
             if (done) {
                 pthread_mutex_lock(&s->mu);
                 leave_slot(s, r);
+                account_tokens(s, rc, &n_prefill, &n_gen); /* before r's client can read the stats */
                 pthread_mutex_unlock(&s->mu);
                 if (rr)
                     QR_WARN("scheduler: request failed: %s: %s", qr_strerror(rr), msg);
@@ -428,10 +442,7 @@ static void *worker(void *arg)
         pthread_mutex_lock(&s->mu);
         s->stats.steps++;
         s->stats.batch_hist[n_seq <= 64 ? n_seq - 1 : 63]++;
-        if (!rc) {
-            s->stats.prompt_tokens += (uint64_t)n_prefill;
-            s->stats.gen_tokens += (uint64_t)n_gen;
-        }
+        account_tokens(s, rc, &n_prefill, &n_gen);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
